@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Installs a Docker engine with buildx where one is missing, starts the daemon and waits until it answers.
+# On a machine that already has a working engine with buildx it does nothing.
+# Debian bookworm's docker.io has no buildx plugin recent enough for bake matrices, so the engine, the
+# CLI and buildx come from trixie, pinned low so nothing else on the machine is upgraded from it.
+set -euo pipefail
+
+log() { printf 'setup-docker: %s\n' "$*" >&2; }
+
+engine_ready() { docker info >/dev/null 2>&1 && docker buildx version >/dev/null 2>&1; }
+
+if engine_ready; then
+  log "engine and buildx already work; nothing to do"
+  exit 0
+fi
+
+if [ "$(id -u)" != 0 ]; then
+  log "needs root to install and start the engine (run it with sudo)"
+  exit 1
+fi
+
+apt_get() { DEBIAN_FRONTEND=noninteractive apt-get -o Acquire::Check-Valid-Until=false "$@"; }
+
+if ! command -v dockerd >/dev/null 2>&1 || ! docker buildx version >/dev/null 2>&1; then
+  if [ ! -f /etc/apt/sources.list.d/epbuild-trixie.sources ]; then
+    log "adding Debian trixie (pin priority 100) for docker.io, docker-cli and docker-buildx"
+    cat >/etc/apt/sources.list.d/epbuild-trixie.sources <<'SRC'
+Types: deb
+URIs: http://deb.debian.org/debian
+Suites: trixie
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SRC
+    cat >/etc/apt/preferences.d/epbuild-trixie <<'PIN'
+Package: *
+Pin: release n=trixie
+Pin-Priority: 100
+PIN
+  fi
+  apt_get update -qq
+  apt_get install -y -qq docker.io/trixie docker-cli/trixie docker-buildx/trixie >/dev/null
+fi
+
+if ! docker info >/dev/null 2>&1; then
+  mkdir -p /var/log/epbuild
+  log "starting dockerd (log: /var/log/epbuild/dockerd.log)"
+  setsid dockerd >/var/log/epbuild/dockerd.log 2>&1 < /dev/null &
+  for _ in $(seq 1 60); do
+    docker info >/dev/null 2>&1 && break
+    sleep 1
+  done
+fi
+
+if ! engine_ready; then
+  log "the engine did not come up; last lines of its log:"
+  tail -n 20 /var/log/epbuild/dockerd.log >&2 || true
+  exit 1
+fi
+log "engine $(docker version --format '{{.Server.Version}}'), $(docker buildx version)"

@@ -1,0 +1,89 @@
+"""Runs external commands so that every one can be replayed by hand: each is logged as a shell line, saved
+to a replayable .sh with its output in a log, and `dry_run` prints them without running anything.
+
+Commands are argument lists, never shell strings: nothing from the matrix is ever parsed by a shell.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shlex
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+log = logging.getLogger(__name__)
+
+
+def shell_line(argv: Sequence[str], env: Mapping[str, str] | None = None, cwd: Path | None = None) -> str:
+    """The command as one line a person can paste into a shell."""
+    prefix = "".join(f"{k}={shlex.quote(v)} " for k, v in (env or {}).items())
+    line = prefix + shlex.join(argv)
+    return f"(cd {shlex.quote(str(cwd))} && {line})" if cwd else line
+
+
+class CommandFailed(Exception):
+    def __init__(self, argv: Sequence[str], returncode: int, output: str = "") -> None:
+        self.argv = list(argv)
+        self.returncode = returncode
+        self.output = output
+        super().__init__(f"command failed with exit code {returncode}: {shlex.join(argv)}")
+
+
+@dataclass
+class Runner:
+    """Runs commands, or with dry_run only prints them; with a replay file, appends each one to it."""
+
+    dry_run: bool = False
+    replay: Path | None = None
+    out: IO[str] = field(default_factory=lambda: sys.stdout)
+
+    def __post_init__(self) -> None:
+        if self.replay is not None and not self.dry_run:
+            self.replay.parent.mkdir(parents=True, exist_ok=True)
+            if not self.replay.exists():
+                self.replay.write_text("#!/usr/bin/env bash\n# Replays the commands of this epbuild run.\nset -euxo pipefail\n")
+                self.replay.chmod(0o755)
+
+    def _record(self, line: str) -> None:
+        if self.dry_run:
+            print(line, file=self.out)
+            return
+        log.info("$ %s", line)
+        if self.replay is not None:
+            with self.replay.open("a") as fh:
+                fh.write(line + "\n")
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+        capture: bool = False,
+        check: bool = True,
+        log_file: Path | None = None,
+        mutating: bool = True,
+    ) -> subprocess.CompletedProcess[str]:
+        """Runs argv. `mutating=False` marks a read-only query that also runs in a dry run (it changes nothing)."""
+        self._record(shell_line(argv, env, cwd))
+        if self.dry_run and mutating:
+            return subprocess.CompletedProcess(list(argv), 0, "", "")
+        full_env = {**os.environ, **(env or {})}
+        if log_file is not None:
+            log_file.parent.mkdir(parents=True, exist_ok=True)
+            with log_file.open("a") as fh:
+                fh.write(f"$ {shell_line(argv, env, cwd)}\n")
+                fh.flush()
+                proc = subprocess.run(list(argv), env=full_env, cwd=cwd, stdout=fh, stderr=subprocess.STDOUT,
+                                      text=True, check=False)
+        else:
+            proc = subprocess.run(list(argv), env=full_env, cwd=cwd, text=True, check=False,
+                                  capture_output=capture)
+        if check and proc.returncode != 0:
+            raise CommandFailed(argv, proc.returncode, (proc.stdout or "") + (proc.stderr or ""))
+        return proc

@@ -1,0 +1,99 @@
+"""The strict patterns every matrix value must match before it may reach a Dockerfile or a command line.
+
+Each pattern admits only characters that are inert in a POSIX shell word and in a Dockerfile instruction,
+so a value that passed one can be written into either without quoting tricks.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+from pydantic import AfterValidator
+
+KNOWN_NICS = ("cx7", "io", "thor2")
+"""The NIC names DeepEP's setup.py accepts for --nic."""
+
+EP_ARCHS = ("gfx942", "gfx950")
+"""The only GPU archs DeepEP's and MoRI's setup.py files keep (they drop any other)."""
+
+SOURCE_BUILT_PROVIDERS = ("mlx5", "ionic")
+"""Providers whose userspace comes from rdma-core built from source (vLLM guards that step by NIC)."""
+
+ARCH = re.compile(r"^gfx[0-9]{2,3}[0-9a-f]$")
+FAT_ARCH = re.compile(r"^gfx[0-9]{2,3}[0-9a-f](\+gfx[0-9]{2,3}[0-9a-f])*$")
+NIC = re.compile(r"^[a-z][a-z0-9]{1,15}$")
+COMMIT = re.compile(r"^[0-9a-f]{7,40}$")
+# A git ref name: a subset of git-check-ref-format that also excludes shell metacharacters.
+REF = re.compile(r"^(?![-./])(?!.*\.\.)(?!.*[./]$)[A-Za-z0-9._/+-]{1,100}$")
+GIT_URL = re.compile(
+    r"^("
+    r"(https|ssh|git)://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~+-]+)+/?"
+    r"|git@[A-Za-z0-9.-]+:[A-Za-z0-9._~+-]+(/[A-Za-z0-9._~+-]+)*"
+    r"|file://(/[A-Za-z0-9._~+-]+)+/?"
+    r"|\.{1,2}(/[A-Za-z0-9._~+-]+)+/?"
+    r")$"
+)
+# docker reference: [registry[:port]/]path[:tag][@sha256:digest], lower-case path components.
+IMAGE_REF = re.compile(
+    r"^(?:(?:[a-z0-9]([a-z0-9.-]*[a-z0-9])?(?::[0-9]{1,5})?)/)?"
+    r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
+    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[0-9a-f]{64})?$"
+)
+IMAGE_NAME = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$")
+REGISTRY = re.compile(r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?(/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$")
+TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+APT_PACKAGE = re.compile(r"^[a-z0-9][a-z0-9+.-]{1,100}$")
+ABS_PATH = re.compile(r"^(/[A-Za-z0-9._+-]+)+$|^/$")
+REL_PATH = re.compile(r"^(?!.*(^|/)\.\.(/|$))[A-Za-z0-9._+-]+(/[A-Za-z0-9._+-]+)*$")
+ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]{0,63}$")
+ENV_VALUE = re.compile(r"^[A-Za-z0-9_.:/,=+-]{0,200}$")
+POOL = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+PLAIN_TEXT = re.compile(r"^[A-Za-z0-9 _.,:()/+-]{0,200}$")
+
+
+def _checker(pattern: re.Pattern[str], what: str):  # type: ignore[no-untyped-def]
+    def check(value: str) -> str:
+        if not pattern.fullmatch(value):
+            raise ValueError(f"{value!r} is not {what}")
+        return value
+
+    return check
+
+
+Arch = Annotated[str, AfterValidator(_checker(ARCH, "a GPU arch: expected gfxNNN such as gfx942 or gfx950"))]
+ArchValue = Annotated[
+    str,
+    AfterValidator(_checker(FAT_ARCH, "an arch axis value: expected gfxNNN, or several joined by '+' (gfx942+gfx950)")),
+]
+NicName = Annotated[str, AfterValidator(_checker(NIC, f"a NIC name: expected one of {', '.join(KNOWN_NICS)}"))]
+Commit = Annotated[str, AfterValidator(_checker(COMMIT, "a commit: expected 7 to 40 lower-case hexadecimal digits"))]
+Ref = Annotated[str, AfterValidator(_checker(REF, "a git ref: expected letters, digits and . _ / + - (no '..')"))]
+GitUrl = Annotated[
+    str,
+    AfterValidator(
+        _checker(
+            GIT_URL,
+            "a repository URL: expected https://, ssh://, git://, git@host:path, file:///path "
+            "or a path relative to the matrix file (./ or ../), with letters, digits and . _ ~ + - only",
+        )
+    ),
+]
+ImageRef = Annotated[
+    str, AfterValidator(_checker(IMAGE_REF, "an image reference: expected [registry/]name[:tag][@sha256:digest]"))
+]
+ImageName = Annotated[str, AfterValidator(_checker(IMAGE_NAME, "an image name: expected lower-case path like rocm/vllm-ep"))]
+Registry = Annotated[str, AfterValidator(_checker(REGISTRY, "a registry: expected host[:port][/namespace]"))]
+Tag = Annotated[str, AfterValidator(_checker(TAG, "a docker tag: letters, digits, _ . - (at most 128)"))]
+AptPackage = Annotated[str, AfterValidator(_checker(APT_PACKAGE, "an apt package name"))]
+AbsPath = Annotated[str, AfterValidator(_checker(ABS_PATH, "an absolute path of letters, digits and . _ + -"))]
+RelPath = Annotated[str, AfterValidator(_checker(REL_PATH, "a relative path inside the repository (no '..')"))]
+EnvName = Annotated[str, AfterValidator(_checker(ENV_NAME, "an environment variable name (A-Z, 0-9, _)"))]
+EnvValue = Annotated[str, AfterValidator(_checker(ENV_VALUE, "an environment value of letters, digits and _ . : / , = + -"))]
+PoolName = Annotated[str, AfterValidator(_checker(POOL, "an agent pool name (a-z, 0-9, _ -)"))]
+PlainText = Annotated[str, AfterValidator(_checker(PLAIN_TEXT, "plain text (letters, digits, spaces and _ . , : ( ) / + -)"))]
+
+
+def split_arch(value: str) -> tuple[str, ...]:
+    """The archs an axis value targets: 'gfx942+gfx950' -> ('gfx942', 'gfx950')."""
+    return tuple(value.split("+"))

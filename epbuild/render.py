@@ -1,0 +1,147 @@
+"""Renders every cell of a matrix into images/<cell>/ (Dockerfile, manifest.json, versions.txt) plus the bake file.
+
+Rendering is pure: it returns the files as text, and writing or checking them is a separate step, so an
+invalid matrix or a failing template never leaves a half-written images/.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import jinja2
+
+from epbuild import bakefile, manifest
+from epbuild.cells import Cell, expand
+from epbuild.matrix import LoadedMatrix
+from epbuild.plan import CellPlan
+from epbuild.stages import stages_for
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+GENERATED_FILES = ("Dockerfile", "manifest.json", "versions.txt")
+
+
+@cache
+def _environment(templates: Path) -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(templates),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+
+
+@dataclass(frozen=True)
+class RenderedCell:
+    plan: CellPlan
+    stages: dict[str, str]
+    dockerfile: str
+    key: str
+
+    @property
+    def cell(self) -> Cell:
+        return self.plan.cell
+
+    def files(self) -> dict[str, str]:
+        return {
+            "Dockerfile": self.dockerfile,
+            "manifest.json": json.dumps(manifest.manifest(self.plan, self.key), indent=2, sort_keys=True) + "\n",
+            "versions.txt": manifest.versions_txt(self.plan, self.key),
+        }
+
+
+@dataclass(frozen=True)
+class Rendering:
+    matrix: LoadedMatrix
+    out_dir: Path
+    cells: list[RenderedCell]
+    bake: str
+
+    def files(self) -> dict[Path, str]:
+        """Every generated file by its path under out_dir."""
+        out = {Path(rc.cell.name) / name: text for rc in self.cells for name, text in rc.files().items()}
+        out[Path(bakefile.BAKE_FILE)] = self.bake
+        return out
+
+
+def output_dir(matrix: LoadedMatrix) -> Path:
+    """images/ beside the matrix file: images/ for ./matrix.yaml, examples/offline/images/ for the example."""
+    return matrix.directory / "images"
+
+
+def render_cell(plan: CellPlan, matrix_label: str, templates: Path = TEMPLATES) -> RenderedCell:
+    env = _environment(templates)
+    texts: dict[str, str] = {}
+    keyed = []
+    for stage in stages_for(plan):
+        texts[stage.name] = env.get_template(stage.template).render(**stage.context(plan)).rstrip("\n") + "\n"
+        if stage.keyed:
+            keyed.append(stage)
+    outer = env.get_template("Dockerfile.j2")
+
+    def assemble(stage_texts: dict[str, str]) -> str:
+        return outer.render(matrix_file=matrix_label, cell=plan.cell.name, stages=list(stage_texts.values()))
+
+    key = manifest.content_key(plan, assemble(texts))
+    for stage in keyed:
+        texts[stage.name] = env.get_template(stage.template).render(**stage.context(plan, key)).rstrip("\n") + "\n"
+    return RenderedCell(plan=plan, stages=texts, dockerfile=assemble(texts), key=key)
+
+
+def render_matrix(matrix: LoadedMatrix, root: Path, templates: Path = TEMPLATES) -> Rendering:
+    """Renders every cell; `root` is the folder builds run from (bake paths are relative to it)."""
+    label = _relative(matrix.path, root)
+    out_dir = output_dir(matrix)
+    cells = [render_cell(CellPlan(cell, matrix.model), label, templates) for cell in expand(matrix.model)]
+    bake = bakefile.bake_json(cells, context_root=_relative(out_dir, root))
+    return Rendering(matrix=matrix, out_dir=out_dir, cells=cells, bake=bake)
+
+
+def _relative(path: Path, root: Path) -> str:
+    return Path(os.path.relpath(path.resolve(), root.resolve())).as_posix()
+
+
+def write(rendering: Rendering) -> list[Path]:
+    """Replaces out_dir with the rendering in one rename, so readers never see a half-written images/."""
+    out_dir = rendering.out_dir
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".images-", dir=out_dir.parent))
+    try:
+        for rel, text in rendering.files().items():
+            (staging / rel).parent.mkdir(parents=True, exist_ok=True)
+            (staging / rel).write_text(text, encoding="utf-8")
+        old = None
+        if out_dir.exists():
+            old = out_dir.with_name(f".{out_dir.name}-old-{os.getpid()}")
+            out_dir.rename(old)
+        staging.rename(out_dir)
+        if old is not None:
+            shutil.rmtree(old)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
+    return sorted(out_dir / rel for rel in rendering.files())
+
+
+def drift(rendering: Rendering) -> list[str]:
+    """Files under out_dir that differ from the rendering: changed, missing, or no longer generated."""
+    expected = rendering.files()
+    problems: list[str] = []
+    for rel, text in sorted(expected.items()):
+        path = rendering.out_dir / rel
+        if not path.is_file():
+            problems.append(f"{path}: missing")
+        elif path.read_text(encoding="utf-8") != text:
+            problems.append(f"{path}: differs from the rendering")
+    if rendering.out_dir.is_dir():
+        for path in sorted(p for p in rendering.out_dir.rglob("*") if p.is_file()):
+            if path.relative_to(rendering.out_dir) not in expected:
+                problems.append(f"{path}: not generated by the matrix (a stale cell?)")
+    return problems

@@ -1,0 +1,309 @@
+"""Fetches each component's repository at its pinned commit and exports a clean tree for its named context.
+
+The cache is two-level: a bare mirror per repository URL (build/cache/git/) and an exported tree per
+component and pin (build/sources/<component>-<ref>/). Both are written under a temporary name and renamed
+into place, under a file lock, so an interrupted run never leaves an entry a later run would take as good,
+and two runs can share the cache. Once a tree is exported, builds need no network for it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+import tarfile
+import tempfile
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from filelock import FileLock
+
+from epbuild.bakefile import source_dir
+from epbuild.commands import CommandFailed, Runner
+from epbuild.errors import EpbuildError
+from epbuild.matrix import LoadedMatrix, RocshmemPin, SourcePin
+from epbuild.patterns import GIT_URL
+
+log = logging.getLogger(__name__)
+
+MARKER = ".epbuild-source.json"
+MIRROR_ENV_PREFIX = "EPBUILD_MIRROR_"
+TRANSIENT = re.compile(
+    r"Could not resolve host|Connection (timed out|refused|reset)|early EOF|RPC failed|remote end hung up|"
+    r"Operation timed out|TLS|unexpected disconnect|Temporary failure",
+    re.IGNORECASE,
+)
+# Fixed identity for the throwaway repositories git needs; nothing here is ever pushed.
+GIT_ENV = {"GIT_TERMINAL_PROMPT": "0", "GIT_CONFIG_NOSYSTEM": "1"}
+
+
+class SourceError(EpbuildError):
+    pass
+
+
+@dataclass(frozen=True)
+class SourceRequest:
+    component: str
+    pin: SourcePin
+    url: str
+    """The URL actually fetched: the matrix's, a mirror's, or a relative path resolved to an absolute one."""
+
+
+@dataclass(frozen=True)
+class ExportedSource:
+    component: str
+    commit: str
+    path: Path
+    cached: bool
+
+
+def mirror_overrides(cli: list[str], environ: Mapping[str, str] = os.environ) -> dict[str, str]:
+    """Per-component URL overrides: EPBUILD_MIRROR_<COMPONENT>=URL, then `--mirror component=URL` (wins)."""
+    out: dict[str, str] = {}
+    for key, value in environ.items():
+        if key.startswith(MIRROR_ENV_PREFIX) and value:
+            out[key[len(MIRROR_ENV_PREFIX):].lower().replace("_", "-")] = value
+    for item in cli:
+        name, sep, url = item.partition("=")
+        if not sep or not name:
+            raise SourceError(f"--mirror takes COMPONENT=URL, got {item!r}")
+        out[name] = url
+    for name, url in out.items():
+        if not GIT_URL.fullmatch(url):
+            raise SourceError(f"mirror for {name}: {url!r} is not an allowed repository URL "
+                              "(https://, ssh://, git://, git@host:path, file:///path, ./ or ../ path)")
+    return out
+
+
+def resolve_url(url: str, base: Path) -> str:
+    """Paths relative to the matrix file (./x, ../x) become absolute; real URLs pass through."""
+    if url.startswith(("./", "../")):
+        return str((base / url).resolve())
+    return url
+
+
+def requests_for(matrix: LoadedMatrix, components: list[str], mirrors: Mapping[str, str]) -> list[SourceRequest]:
+    pins = matrix.model.components.pins()
+    unknown = sorted(set(mirrors) - set(pins))
+    if unknown:
+        raise SourceError(f"mirror given for unknown component(s) {', '.join(unknown)}; "
+                          f"the matrix has {', '.join(pins)}")
+    return [
+        SourceRequest(name, pins[name], resolve_url(mirrors.get(name, pins[name].repo), matrix.directory))
+        for name in components
+    ]
+
+
+class SourceCache:
+    def __init__(self, root: Path, runner: Runner, *, retries: int = 4, backoff: float = 2.0) -> None:
+        self.root = root
+        self.git_dir = root / "build" / "cache" / "git"
+        self.runner = runner
+        self.retries = retries
+        self.backoff = backoff
+
+    # -- public -----------------------------------------------------------------------------------------
+    def export(self, request: SourceRequest) -> ExportedSource:
+        """The component's tree at its pin, fetched and exported if it is not cached yet."""
+        dest = self.root / source_dir(request.component, request.pin.ref)
+        if self.runner.dry_run:
+            return self._plan(request, dest)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(dest) + ".lock"):
+            cached = self._read_marker(dest)
+            if cached is not None:
+                return ExportedSource(request.component, cached, dest, cached=True)
+            commit = self._export_fresh(request, dest)
+        return ExportedSource(request.component, commit, dest, cached=False)
+
+    # -- steps ------------------------------------------------------------------------------------------
+    def _plan(self, request: SourceRequest, dest: Path) -> ExportedSource:
+        if self._read_marker(dest) is not None:
+            print(f"# {request.component}: cached at {dest}")
+        else:
+            mirror = self._mirror_path(request.url)
+            self.runner.run(["git", "-C", str(mirror), "fetch", "--tags", request.url, self._want(request.pin)])
+            self.runner.run(["git", "-C", str(mirror), "archive", request.pin.ref])
+        return ExportedSource(request.component, request.pin.ref, dest, cached=False)
+
+    def _export_fresh(self, request: SourceRequest, dest: Path) -> str:
+        mirror = self._ensure_mirror(request.url)
+        with FileLock(str(mirror) + ".lock"):
+            commit = self._fetch_commit(mirror, request)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+        try:
+            paths = [request.pin.path] if isinstance(request.pin, RocshmemPin) else []
+            self._archive(mirror, commit, tmp, paths)
+            self._submodules(mirror, commit, tmp, request, prefix="")
+            (tmp / MARKER).write_text(json.dumps(
+                {"component": request.component, "commit": commit, "url": request.url,
+                 "tag": request.pin.tag}, indent=2) + "\n")
+            if dest.exists():
+                shutil.rmtree(dest)  # an export without a marker is a leftover of an older layout
+            tmp.rename(dest)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp)
+        log.info("%s: exported %s at %s to %s", request.component, request.url, commit, dest)
+        return commit
+
+    def _mirror_path(self, url: str) -> Path:
+        digest = hashlib.sha256(url.encode()).hexdigest()[:16]
+        stem = re.sub(r"[^A-Za-z0-9._-]", "_", url.rstrip("/").rsplit("/", 1)[-1])[:40]
+        return self.git_dir / f"{stem}-{digest}.git"
+
+    def _ensure_mirror(self, url: str) -> Path:
+        path = self._mirror_path(url)
+        if (path / "HEAD").exists():
+            return path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(path) + ".lock"):
+            if (path / "HEAD").exists():
+                return path
+            tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+            try:
+                self._git(["init", "--bare", "--quiet", str(tmp)])
+                tmp.rename(path)
+            finally:
+                if tmp.exists():
+                    shutil.rmtree(tmp)
+        return path
+
+    @staticmethod
+    def _want(pin: SourcePin) -> str:
+        if pin.commit and len(pin.commit) == 40:
+            return pin.commit
+        if pin.tag:
+            return f"+refs/tags/{pin.tag}:refs/tags/{pin.tag}"
+        # A short commit cannot be asked for by name: take every branch and tag, then resolve it locally.
+        return "+refs/heads/*:refs/remotes/origin/*"
+
+    def _fetch_commit(self, mirror: Path, request: SourceRequest) -> str:
+        pin = request.pin
+        commit = self._resolve(mirror, pin)
+        if commit is None:
+            args = ["fetch", "--quiet", "--no-write-fetch-head"]
+            if isinstance(pin, RocshmemPin):
+                args.append("--filter=blob:none")  # sparse: only the blobs under pin.path are read later
+            wants = [self._want(pin)]
+            if pin.tag and pin.commit and len(pin.commit) == 40:
+                wants.append(f"+refs/tags/{pin.tag}:refs/tags/{pin.tag}")
+            if pin.commit and len(pin.commit) < 40:
+                wants.append("+refs/tags/*:refs/tags/*")
+            self._fetch_with_retries(mirror, args, request, wants)
+            commit = self._resolve(mirror, pin)
+        if commit is None:
+            raise SourceError(
+                f"{request.component}: {request.url} has no commit {pin.ref}"
+                + (f" (tag {pin.tag})" if pin.tag and pin.commit else "")
+                + "; check the pin in the matrix, or the mirror"
+            )
+        if pin.tag and pin.commit:
+            tagged = self._rev_parse(mirror, f"refs/tags/{pin.tag}^{{commit}}")
+            if tagged is None or not tagged.startswith(pin.commit):
+                raise SourceError(
+                    f"{request.component}: tag {pin.tag} of {request.url} is commit {tagged or '(missing)'}, "
+                    f"but the matrix pins {pin.commit}"
+                )
+        return commit
+
+    def _fetch_with_retries(self, mirror: Path, args: list[str], request: SourceRequest, wants: list[str]) -> None:
+        for attempt in range(1, self.retries + 1):
+            try:
+                self._git(["-C", str(mirror), *args, request.url, *wants], capture=True)
+                return
+            except CommandFailed as exc:
+                transient = bool(TRANSIENT.search(exc.output))
+                if not transient or attempt == self.retries:
+                    reason = exc.output.strip().splitlines()[-1] if exc.output.strip() else f"exit {exc.returncode}"
+                    if not transient and "not our ref" not in reason and "couldn't find remote ref" not in reason \
+                            and "does not appear to be a git repository" in exc.output:
+                        reason = "repository not found or unreachable"
+                    raise SourceError(
+                        f"{request.component}: cannot fetch {request.pin.ref} from {request.url}: {reason}"
+                        + (f" (after {attempt} attempts)" if transient else "")
+                    ) from None
+                delay = self.backoff * 2 ** (attempt - 1)
+                log.warning("%s: transient fetch error (%s); retrying in %.0fs", request.component,
+                            exc.output.strip().splitlines()[-1], delay)
+                time.sleep(delay)
+
+    def _resolve(self, mirror: Path, pin: SourcePin) -> str | None:
+        if pin.commit:
+            full = self._rev_parse(mirror, f"{pin.commit}^{{commit}}")
+            return full if full and full.startswith(pin.commit) else None
+        return self._rev_parse(mirror, f"refs/tags/{pin.tag}^{{commit}}")
+
+    def _rev_parse(self, mirror: Path, rev: str) -> str | None:
+        proc = self._git(["-C", str(mirror), "rev-parse", "--verify", "--quiet", rev], capture=True, check=False)
+        return proc.stdout.strip() if proc.returncode == 0 and proc.stdout.strip() else None
+
+    def _archive(self, mirror: Path, commit: str, dest: Path, paths: list[str]) -> None:
+        fd, tar_path = tempfile.mkstemp(suffix=".tar", dir=dest.parent)
+        os.close(fd)
+        try:
+            self._git(["-C", str(mirror), "archive", "--format=tar", f"--output={tar_path}", commit, *paths])
+            with tarfile.open(tar_path) as tar:
+                tar.extractall(dest, filter="tar")
+        finally:
+            os.unlink(tar_path)
+
+    def _submodules(self, mirror: Path, commit: str, tree: Path, request: SourceRequest, prefix: str) -> None:
+        """Exports every submodule at the commit the superproject records (as `git submodule update
+        --init --recursive` would), resolving relative URLs against the superproject's URL."""
+        if not (tree / ".gitmodules").is_file():
+            return
+        proc = self._git(["config", "--file", str(tree / ".gitmodules"), "--get-regexp", r"^submodule\..*\.path$"],
+                         capture=True, check=False)
+        for line in proc.stdout.splitlines():
+            key, _, sub_path = line.partition(" ")
+            name = key[len("submodule."):-len(".path")]
+            url = self._git(["config", "--file", str(tree / ".gitmodules"), f"submodule.{name}.url"],
+                            capture=True).stdout.strip()
+            if url.startswith(("./", "../")):
+                url = _join_url(request.url, url)
+            entry = self._git(["-C", str(mirror), "ls-tree", commit, sub_path], capture=True).stdout.split()
+            if len(entry) < 3 or entry[1] != "commit":
+                raise SourceError(f"{request.component}: submodule {sub_path} has no commit recorded at {commit}")
+            sub_commit = entry[2]
+            sub_request = SourceRequest(f"{request.component}/{prefix}{sub_path}",
+                                        SourcePin(repo=request.pin.repo, commit=sub_commit), url)
+            sub_mirror = self._ensure_mirror(url)
+            with FileLock(str(sub_mirror) + ".lock"):
+                self._fetch_commit(sub_mirror, sub_request)
+            target = tree / sub_path
+            if target.exists():
+                shutil.rmtree(target)
+            target.mkdir(parents=True)
+            self._archive(sub_mirror, sub_commit, target, [])
+            self._submodules(sub_mirror, sub_commit, target, sub_request, prefix=f"{prefix}{sub_path}/")
+
+    @staticmethod
+    def _read_marker(dest: Path) -> str | None:
+        try:
+            return str(json.loads((dest / MARKER).read_text())["commit"])
+        except (OSError, ValueError, KeyError):
+            return None
+
+    def _git(self, args: list[str], *, capture: bool = False, check: bool = True):  # type: ignore[no-untyped-def]
+        return self.runner.run(["git", *args], env=GIT_ENV, capture=capture, check=check)
+
+
+def _join_url(base: str, relative: str) -> str:
+    """git's rule for relative submodule URLs: resolve against the superproject URL as if it were a folder."""
+    parts = base.rstrip("/").split("/")
+    for piece in relative.split("/"):
+        if piece == "..":
+            parts.pop()
+        elif piece not in (".", ""):
+            parts.append(piece)
+    return "/".join(parts)
+
+
+def fetch_all(cache: SourceCache, requests: list[SourceRequest]) -> list[ExportedSource]:
+    return [cache.export(r) for r in requests]

@@ -1,0 +1,21 @@
+"""`rocshmem`: rocSHMEM's all_backends build for the cell's archs, on top of the cell's libibverbs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from epbuild.plan import CellPlan
+from epbuild.stages import Stage
+
+
+def context(plan: CellPlan) -> dict[str, Any]:
+    pin = plan.matrix.components.rocshmem
+    return {
+        "parent": "rdma-core" if plan.rdma_core_from_source else "base",
+        "path": pin.path,
+        "prefix": pin.install_prefix,
+        "gpu_targets": plan.cell.gpu_targets,
+    }
+
+
+STAGE = Stage("rocshmem", context, source="rocshmem")

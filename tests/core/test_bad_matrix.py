@@ -1,0 +1,108 @@
+"""One test per kind of bad input: each error names the file, the key (and line), the value and what is allowed,
+and nothing is written."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from epbuild.errors import MatrixError
+from epbuild.matrix import load_matrix
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def error_for(path: Path) -> str:
+    with pytest.raises(MatrixError) as info:
+        load_matrix(path)
+    return str(info.value)
+
+
+def set_path(data: dict[str, Any], dotted: list[Any], value: Any) -> None:
+    node = data
+    for key in dotted[:-1]:
+        node = node[key]
+    node[dotted[-1]] = value
+
+
+CASES: list[tuple[str, Callable[[dict[str, Any]], None], list[str]]] = [
+    ("unknown key", lambda d: d["components"]["deepep"].update(nic_override="x"),
+     ["components.deepep.nic_override", "unknown key", "allowed here", "explicit_ctx"]),
+    ("unknown top-level key", lambda d: d.update(colour="blue"), ["colour", "unknown key", "components"]),
+    ("unknown arch", lambda d: d["axes"].update(arch=["gfx942", "gfx951"]),
+     ["axes.arch[1]", "unknown arch 'gfx951'", "gfx942, gfx950"]),
+    ("malformed arch", lambda d: d["axes"].update(arch=["mi300x"]), ["axes.arch[0]", "'mi300x'", "gfxNNN"]),
+    ("unknown NIC", lambda d: d["axes"].update(nic=["cx7", "cx8"]), ["axes.nic[1]", "unknown NIC 'cx8'", "cx7"]),
+    ("unknown NIC in table", lambda d: d["nics"].update(cx8={"provider": "mlx5", "rdma_core": "source"}),
+     ["nics.cx8", "unknown NIC 'cx8'", "cx7, io, thor2"]),
+    ("DeepEP asked for another arch",
+     lambda d: (d["archs"].update(gfx90a={"gpus": ["MI250X"], "agent_pool": "mi250"}),
+                d["axes"].update(arch=["gfx942", "gfx90a"])),
+     ["axes.arch[1]", "deepep and mori build only for gfx942, gfx950", "'gfx90a'"]),
+    ("rdma-core asked for thor2", lambda d: d["nics"]["thor2"].update(rdma_core="source"),
+     ["nics.thor2.rdma_core", "not built for thor2", "distribution"]),
+    ("short commit", lambda d: d["components"]["deepep"].update(commit="a9ea9"),
+     ["components.deepep.commit", "'a9ea9'", "7 to 40"]),
+    ("non-hex commit", lambda d: d["components"]["vllm"].update(commit="main; rm -rf /"),
+     ["components.vllm.commit", "7 to 40 lower-case hexadecimal"]),
+    ("bad ref", lambda d: d["components"]["rdma-core"].update(tag="v62.0 && curl evil"),
+     ["components.rdma-core.tag", "not a git ref"]),
+    ("bad URL", lambda d: d["components"]["mori"].update(repo="https://github.com/ROCm/mori.git$(id)"),
+     ["components.mori.repo", "not a repository URL"]),
+    ("bad base image", lambda d: d["base"].update(image="Rocm/Base:latest;echo"),
+     ["base.image", "not an image reference"]),
+    ("bad image name", lambda d: d["image"].update(name="Rocm/VLLM"), ["image.name", "not an image name"]),
+    ("bad apt package", lambda d: d["base"]["build_packages"].append("cmake;reboot"),
+     ["base.build_packages[11]", "apt package"]),
+    ("bad env value", lambda d: d["runtime_env"].update(FOO="$(id)"), ["runtime_env.FOO", "environment value"]),
+    ("duplicate axis value", lambda d: d["axes"].update(nic=["cx7", "io", "cx7"]),
+     ["axes.nic[2]", "duplicate value 'cx7'"]),
+    ("excludes remove every cell", lambda d: d.update(exclude=[{"nic": n} for n in ("cx7", "io", "thor2")]),
+     ["exclude", "remove every cell"]),
+    ("missing component", lambda d: d["components"].pop("deepep"), ["components.deepep", "required key is missing"]),
+    ("unpinned component", lambda d: d["components"]["vllm"].pop("commit"), ["components.vllm", "needs a commit"]),
+    ("wrong provider", lambda d: d["nics"]["cx7"].update(provider="mlx4"), ["nics.cx7.provider", "'mlx4'", "mlx5"]),
+]
+
+
+@pytest.mark.parametrize("edit,expected", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_bad_matrix_names_file_key_value_and_allowed(write_matrix, edit, expected) -> None:  # type: ignore[no-untyped-def]
+    path = write_matrix(edit)
+    message = error_for(path)
+    assert str(path) in message
+    for fragment in expected:
+        assert fragment in message, f"{fragment!r} not in:\n{message}"
+
+
+def test_error_gives_the_line(write_matrix) -> None:  # type: ignore[no-untyped-def]
+    text = (ROOT / "matrix.yaml").read_text().replace("commit: a9ea9774", "commit: zz")
+    path = write_matrix(text=text)
+    line = next(i for i, l in enumerate(text.splitlines(), 1) if "commit: zz" in l)
+    assert f"{path}:{line}: components.deepep.commit" in error_for(path)
+
+
+def test_yaml_syntax_error(write_matrix) -> None:  # type: ignore[no-untyped-def]
+    path = write_matrix(text="axes:\n  arch: [gfx942\n  nic: cx7\n")
+    message = error_for(path)
+    assert "YAML syntax error" in message and f"{path}:" in message
+
+
+def test_duplicate_yaml_key(write_matrix) -> None:  # type: ignore[no-untyped-def]
+    text = (ROOT / "matrix.yaml").read_text().replace("  mori:\n", "  vllm:\n    repo: https://x.org/a/b\n  mori:\n", 1)
+    message = error_for(write_matrix(text=text))
+    assert "components.vllm" in message and "duplicate key" in message
+
+
+def test_cli_error_is_one_paragraph_without_traceback_and_writes_nothing(write_matrix, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = write_matrix(lambda d: d["components"]["deepep"].update(commit="nothex"))
+    proc = subprocess.run([sys.executable, "-m", "invoke", "render", "--matrix", str(path)], cwd=ROOT,
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert "components.deepep.commit" in proc.stderr and "'nothex'" in proc.stderr
+    assert not (tmp_path / "images").exists()

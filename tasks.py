@@ -75,3 +75,80 @@ def schema(c: Context, output: str = "matrix.schema.json") -> None:
     path = project.matrix_path(output)
     path.write_text(matrix_schema.json_schema())
     print(f"wrote {path}")
+
+
+def _cells(matrix: str, arch: list[str], nic: list[str], all: bool):  # type: ignore[no-untyped-def]
+    from epbuild import project
+    from epbuild.cells import select
+
+    r = project.rendering(matrix)
+    chosen = {c.name for c in select([rc.cell for rc in r.cells], arch, nic, everything=all)}
+    return r, [rc for rc in r.cells if rc.cell.name in chosen]
+
+
+@task(
+    iterable=["arch", "nic", "cache_from", "cache_to", "mirror"],
+    help={
+        **CELL_HELP,
+        "dry_run": "Print the commands a build would run (source fetches, bake) and build nothing.",
+        "builder": "A buildx builder to use (remote BuildKit, Kubernetes, ...); default: the engine's own.",
+        "cache_from": "A BuildKit cache source handed to bake, e.g. type=registry,ref=REG/cache:rocshmem.",
+        "cache_to": "A BuildKit cache destination handed to bake (needs a builder that can export caches).",
+        "keep_going": "Build the other cells when one fails (default on; --no-keep-going stops).",
+        "mirror": "COMPONENT=URL: fetch a component from a mirror (also EPBUILD_MIRROR_<COMPONENT>=URL).",
+        "quiet": "Do not echo BuildKit's progress (it is still saved under build/logs/).",
+    },
+)
+@user_errors
+def build(c: Context, matrix: str = "matrix.yaml", arch: list[str] | None = None, nic: list[str] | None = None,
+          all: bool = False, dry_run: bool = False, builder: str | None = None, cache_from: list[str] | None = None,
+          cache_to: list[str] | None = None, keep_going: bool = True, mirror: list[str] | None = None,
+          quiet: bool = False) -> None:
+    """Build the selected cells with BuildKit, in one bake so shared stages build once."""
+    from epbuild import build as builder_mod, project
+    from epbuild.commands import Runner
+
+    logging_setup()
+    r, cells = _cells(matrix, arch or [], nic or [], all)
+    options = builder_mod.BuildOptions(builder=builder, cache_from=tuple(cache_from or ()),
+                                       cache_to=tuple(cache_to or ()), keep_going=keep_going,
+                                       mirrors=tuple(mirror or ()), quiet=quiet)
+    report = builder_mod.build(r, cells, project.ROOT, options, Runner(dry_run=dry_run))
+    if dry_run:
+        return
+    print(report.table())
+    if not report.ok:
+        raise Exit(code=1)
+
+
+@task(iterable=["arch", "nic", "mirror"], help={**CELL_HELP, "mirror": "COMPONENT=URL: fetch from a mirror.",
+                                                "dry_run": "Print the fetch commands only."})
+@user_errors
+def sources(c: Context, matrix: str = "matrix.yaml", arch: list[str] | None = None, nic: list[str] | None = None,
+            all: bool = False, mirror: list[str] | None = None, dry_run: bool = False) -> None:
+    """Fetch and export the pinned sources of the selected cells into build/sources/."""
+    from epbuild import build as builder_mod, project
+    from epbuild.commands import Runner
+
+    logging_setup()
+    r, cells = _cells(matrix, arch or [], nic or [], all)
+    runner = Runner(dry_run=dry_run)
+    builder_mod.prepare(r, runner)
+    options = builder_mod.BuildOptions(mirrors=tuple(mirror or ()))
+    for exported in builder_mod.fetch_sources(r, cells, project.ROOT, options, runner):
+        print(f"{exported.component:<10} {exported.commit}  {exported.path}"
+              + ("  (cached)" if exported.cached else ""))
+
+
+@task
+def setup_docker(c: Context) -> None:
+    """Install and start a Docker engine with buildx where missing (does nothing when one works)."""
+    from epbuild import project
+
+    c.run(f"bash {project.ROOT / 'ci' / 'setup-docker.sh'}", pty=False)
+
+
+def logging_setup() -> None:
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)

@@ -43,13 +43,21 @@ class Runner:
     out: IO[str] = field(default_factory=lambda: sys.stdout)
 
     def __post_init__(self) -> None:
-        if self.replay is not None and not self.dry_run:
-            self.replay.parent.mkdir(parents=True, exist_ok=True)
-            if not self.replay.exists():
-                self.replay.write_text("#!/usr/bin/env bash\n# Replays the commands of this epbuild run.\nset -euxo pipefail\n")
-                self.replay.chmod(0o755)
+        if self.replay is not None:
+            self.start_replay(self.replay)
 
-    def _record(self, line: str) -> None:
+    def start_replay(self, path: Path) -> None:
+        """From now on, append every command to `path`, a script that replays them from the project root."""
+        self.replay = path
+        if self.dry_run:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.exists():
+            path.write_text("#!/usr/bin/env bash\n# Replays the commands of this epbuild run, from the project "
+                            f"root.\nset -euxo pipefail\ncd {shlex.quote(os.getcwd())}\n")
+            path.chmod(0o755)
+
+    def record(self, line: str) -> None:
         if self.dry_run:
             print(line, file=self.out)
             return
@@ -70,7 +78,7 @@ class Runner:
         mutating: bool = True,
     ) -> subprocess.CompletedProcess[str]:
         """Runs argv. `mutating=False` marks a read-only query that also runs in a dry run (it changes nothing)."""
-        self._record(shell_line(argv, env, cwd))
+        self.record(shell_line(argv, env, cwd))
         if self.dry_run and mutating:
             return subprocess.CompletedProcess(list(argv), 0, "", "")
         full_env = {**os.environ, **(env or {})}

@@ -182,6 +182,11 @@ class Matrix(Strict):
     archs: dict[Arch, ArchInfo]
     nics: dict[NicName, NicInfo]
     components: Components
+    prepare: Literal["offline-example"] | None = Field(
+        None,
+        description="A built-in recipe `invoke build` runs first: `offline-example` makes the example's local "
+        "base image and stand-in repositories when they are missing.",
+    )
     runtime_env: dict[EnvName, EnvValue] = Field(
         default_factory=lambda: dict(DEFAULT_RUNTIME_ENV), description="Environment of the final image."
     )

@@ -127,8 +127,11 @@ class SourceCache:
             print(f"# {request.component}: cached at {dest}")
         else:
             mirror = self._mirror_path(request.url)
-            self.runner.run(["git", "-C", str(mirror), "fetch", "--tags", request.url, self._want(request.pin)])
-            self.runner.run(["git", "-C", str(mirror), "archive", request.pin.ref])
+            if not (mirror / "HEAD").exists():
+                self._git(["init", "--bare", "--quiet", str(mirror)])
+            self._git(["-C", str(mirror), *self._fetch_args(request.pin), request.url, *self._wants(request.pin)])
+            paths = [request.pin.path] if isinstance(request.pin, RocshmemPin) else []
+            self._git(["-C", str(mirror), "archive", "--format=tar", f"--output={dest}.tar", request.pin.ref, *paths])
         return ExportedSource(request.component, request.pin.ref, dest, cached=False)
 
     def _export_fresh(self, request: SourceRequest, dest: Path) -> str:
@@ -175,27 +178,30 @@ class SourceCache:
         return path
 
     @staticmethod
-    def _want(pin: SourcePin) -> str:
+    def _fetch_args(pin: SourcePin) -> list[str]:
+        args = ["fetch", "--quiet", "--no-write-fetch-head"]
+        if isinstance(pin, RocshmemPin):
+            args.append("--filter=blob:none")  # sparse: only the blobs under pin.path are read, by archive
+        return args
+
+    @staticmethod
+    def _wants(pin: SourcePin) -> list[str]:
+        """What to ask the remote for: a full commit by name; a tag; a short commit needs every branch and tag
+        (a remote cannot be asked for an abbreviated name), and is then resolved locally."""
+        wants = []
         if pin.commit and len(pin.commit) == 40:
-            return pin.commit
-        if pin.tag:
-            return f"+refs/tags/{pin.tag}:refs/tags/{pin.tag}"
-        # A short commit cannot be asked for by name: take every branch and tag, then resolve it locally.
-        return "+refs/heads/*:refs/remotes/origin/*"
+            wants.append(pin.commit)
+        elif pin.commit:
+            wants += ["+refs/heads/*:refs/remotes/origin/*", "+refs/tags/*:refs/tags/*"]
+        if pin.tag and not (pin.commit and len(pin.commit) < 40):
+            wants.append(f"+refs/tags/{pin.tag}:refs/tags/{pin.tag}")
+        return wants
 
     def _fetch_commit(self, mirror: Path, request: SourceRequest) -> str:
         pin = request.pin
         commit = self._resolve(mirror, pin)
         if commit is None:
-            args = ["fetch", "--quiet", "--no-write-fetch-head"]
-            if isinstance(pin, RocshmemPin):
-                args.append("--filter=blob:none")  # sparse: only the blobs under pin.path are read later
-            wants = [self._want(pin)]
-            if pin.tag and pin.commit and len(pin.commit) == 40:
-                wants.append(f"+refs/tags/{pin.tag}:refs/tags/{pin.tag}")
-            if pin.commit and len(pin.commit) < 40:
-                wants.append("+refs/tags/*:refs/tags/*")
-            self._fetch_with_retries(mirror, args, request, wants)
+            self._fetch_with_retries(mirror, self._fetch_args(pin), request, self._wants(pin))
             commit = self._resolve(mirror, pin)
         if commit is None:
             raise SourceError(
@@ -221,8 +227,10 @@ class SourceCache:
                 transient = bool(TRANSIENT.search(exc.output))
                 if not transient or attempt == self.retries:
                     reason = exc.output.strip().splitlines()[-1] if exc.output.strip() else f"exit {exc.returncode}"
-                    if not transient and "not our ref" not in reason and "couldn't find remote ref" not in reason \
-                            and "does not appear to be a git repository" in exc.output:
+                    if "not our ref" in exc.output or "couldn't find remote ref" in exc.output:
+                        raise SourceError(f"{request.component}: {request.url} has no {request.pin.ref} "
+                                          f"({reason}); check the pin in the matrix, or the mirror") from None
+                    if "does not appear to be a git repository" in exc.output:
                         reason = "repository not found or unreachable"
                     raise SourceError(
                         f"{request.component}: cannot fetch {request.pin.ref} from {request.url}: {reason}"

@@ -1,0 +1,218 @@
+"""`invoke build`: fetches the selected cells' sources, then builds every selected cell in ONE bake solve so the
+stages cells share are built once; keeps going past a failing cell and reports each cell's result.
+
+Each run keeps build/logs/<run>/: replay.sh (every command, in order), bake.log (the whole BuildKit output),
+and per cell <cell>.log (its vertices) and <cell>.sh (the bake command for that cell alone).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from epbuild import render, sources
+from epbuild.bakefile import BAKE_FILE
+from epbuild.commands import Runner, shell_line
+from epbuild.errors import EpbuildError
+from epbuild.progress import Progress, Vertex
+from epbuild.render import RenderedCell, Rendering
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    builder: str | None = None
+    cache_from: tuple[str, ...] = ()
+    cache_to: tuple[str, ...] = ()
+    keep_going: bool = True
+    mirrors: tuple[str, ...] = ()
+    quiet: bool = False
+
+
+@dataclass
+class CellResult:
+    cell: str
+    tag: str
+    ok: bool = False
+    duration: float | None = None
+    image_id: str | None = None
+    failed_stage: str | None = None
+    error: str = ""
+
+
+@dataclass
+class BuildReport:
+    run_dir: Path | None
+    results: list[CellResult]
+    progress: Progress = field(default_factory=Progress)
+    wall: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return all(r.ok for r in self.results)
+
+    def table(self) -> str:
+        rows = [("CELL", "RESULT", "DURATION", "IMAGE ID", "TAG", "FAILED STAGE")]
+        for r in self.results:
+            rows.append((r.cell, "ok" if r.ok else "FAILED", f"{r.duration:.1f}s" if r.duration is not None else "-",
+                         (r.image_id or "-").removeprefix("sha256:")[:12], r.tag, r.failed_stage or "-"))
+        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+        lines = ["  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip() for row in rows]
+        for r in self.results:
+            if r.error:
+                lines.append(f"{r.cell}: {r.error}")
+        if self.run_dir is not None:
+            lines.append(f"logs and replayable commands: {self.run_dir}")
+        return "\n".join(lines)
+
+
+def new_run_dir(root: Path, kind: str) -> Path:
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return root / "build" / "logs" / f"{stamp}-{kind}-{os.getpid()}"
+
+
+def bake_command(rendering: Rendering, root: Path, targets: list[str], options: BuildOptions) -> list[str]:
+    bake_file = os.path.relpath(rendering.out_dir / BAKE_FILE, root)
+    argv = ["docker", "buildx", "bake", "--file", bake_file, "--progress", "plain"]
+    if options.builder:
+        argv += ["--builder", options.builder]
+    argv.append("--load")  # a remote or container builder must hand the image back to the local engine
+    for ref in options.cache_from:
+        argv += ["--set", f"*.cache-from={ref}"]
+    for ref in options.cache_to:
+        argv += ["--set", f"*.cache-to={ref}"]
+    return argv + targets
+
+
+def build(rendering: Rendering, cells: list[RenderedCell], root: Path, options: BuildOptions,
+          runner: Runner) -> BuildReport:
+    stale = render.drift(rendering)
+    if stale:
+        raise EpbuildError(
+            f"{rendering.out_dir} does not match {rendering.matrix.path}; run `invoke render` first:\n  "
+            + "\n  ".join(stale)
+        )
+    run_dir = None if runner.dry_run else new_run_dir(root, "build")
+    if run_dir is not None:
+        runner.start_replay(run_dir / "replay.sh")
+    prepare(rendering, runner)
+    fetch_sources(rendering, cells, root, options, runner)
+    names = [rc.cell.name for rc in cells]
+    results = {rc.cell.name: CellResult(rc.cell.name, rc.plan.local_tag) for rc in cells}
+    report = BuildReport(run_dir, list(results.values()))
+    if runner.dry_run:
+        runner.run(bake_command(rendering, root, names, options))
+        return report
+    assert run_dir is not None
+    for name in names:
+        (run_dir / f"{name}.sh").write_text(
+            "#!/usr/bin/env bash\n# Rebuilds this cell alone, from the project root.\nset -euxo pipefail\n"
+            f"cd {shlex.quote(str(root))}\n{shell_line(bake_command(rendering, root, [name], options))}\n"
+        )
+    remaining = list(names)
+    cell_lines: dict[str, list[str]] = {name: [] for name in names}
+    start = time.monotonic()
+    while remaining:
+        argv = bake_command(rendering, root, remaining, options)
+        code = _stream_bake(argv, root, run_dir, report.progress, runner, cell_lines, quiet=options.quiet)
+        now = time.monotonic()
+        if code == 0:
+            for name in remaining:
+                results[name].ok = True
+                results[name].duration = _finish_time(report.progress, name, start, now)
+            break
+        failed = _failed_targets(report.progress, remaining)
+        if not failed:
+            for name in remaining:
+                results[name].error = f"bake exited {code} without naming a failing stage (see {run_dir}/bake.log)"
+            break
+        for name, vertex in failed.items():
+            results[name].failed_stage = vertex.stage or "(internal)"
+            results[name].error = f"stage {vertex.stage}: {vertex.op[:100]}: {vertex.error[:300]}"
+            results[name].duration = now - start
+        remaining = [n for n in remaining if n not in failed]
+        if not options.keep_going:
+            for name in remaining:
+                results[name].error = "not built: an earlier cell failed and --no-keep-going was given"
+            break
+        if remaining:
+            log.warning("cells %s failed; building the others again (their finished stages are cached)",
+                        ", ".join(failed))
+    report.wall = time.monotonic() - start
+    for result in report.results:
+        if result.ok:
+            result.image_id = _image_id(result.tag)
+    for name, lines in cell_lines.items():
+        (run_dir / f"{name}.log").write_text("".join(lines))
+    (run_dir / "summary.txt").write_text(report.table() + "\n")
+    (run_dir / "summary.json").write_text(json.dumps([r.__dict__ for r in report.results], indent=2) + "\n")
+    return report
+
+
+def prepare(rendering: Rendering, runner: Runner) -> None:
+    """Makes what a matrix says it prepares locally (the offline example's base image and stand-in repos)."""
+    if rendering.matrix.model.prepare == "offline-example":
+        from epbuild import offline
+
+        offline.prepare(rendering.matrix, runner)
+
+
+def fetch_sources(rendering: Rendering, cells: list[RenderedCell], root: Path, options: BuildOptions,
+                  runner: Runner) -> list[sources.ExportedSource]:
+    from epbuild.stages import stages_for
+
+    wanted: list[str] = []
+    for rc in cells:
+        for stage in stages_for(rc.plan):
+            if stage.source and stage.source not in wanted:
+                wanted.append(stage.source)
+    mirrors = sources.mirror_overrides(list(options.mirrors))
+    requests = sources.requests_for(rendering.matrix, wanted, mirrors)
+    return sources.fetch_all(sources.SourceCache(root, runner), requests)
+
+
+def _stream_bake(argv: list[str], root: Path, run_dir: Path, progress: Progress, runner: Runner,
+                 cell_lines: dict[str, list[str]], *, quiet: bool) -> int:
+    """Runs bake, showing its progress as it goes, saving all of it, and sorting each vertex's lines by cell."""
+    runner.record(shell_line(argv))
+    progress.next_invocation()
+    with (run_dir / "bake.log").open("a") as full:
+        full.write(f"$ {shell_line(argv)}\n")
+        proc = subprocess.Popen(argv, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                bufsize=1)
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            full.write(line)
+            vertex = progress.feed(line)
+            if vertex is not None and vertex.target in cell_lines:
+                cell_lines[vertex.target].append(line)
+            if not quiet:
+                sys.stdout.write(line)
+        return proc.wait()
+
+
+def _failed_targets(progress: Progress, remaining: list[str]) -> dict[str, Vertex]:
+    out: dict[str, Vertex] = {}
+    for vertex in progress.failures():
+        if vertex.target in remaining and vertex.target not in out:
+            out[vertex.target] = vertex
+    return out
+
+
+def _finish_time(progress: Progress, target: str, start: float, fallback: float) -> float:
+    ends = [v.ended for v in progress.vertices.values() if v.target == target and v.ended is not None]
+    return (max(ends) if ends else fallback) - start
+
+
+def _image_id(tag: str) -> str | None:
+    proc = subprocess.run(["docker", "image", "inspect", "--format", "{{.Id}}", tag], capture_output=True, text=True)
+    return proc.stdout.strip() if proc.returncode == 0 else None

@@ -17,6 +17,7 @@ CELL_HELP = {
     "arch": "Arch of the cells to act on (repeatable; gfx942, gfx950, gfx942+gfx950).",
     "nic": "NIC of the cells to act on (repeatable; cx7, io, thor2).",
     "all": "Act on every cell of the matrix.",
+    "cell": "A cell by name, e.g. gfx950-cx7 (repeatable; combines with --arch/--nic selections).",
 }
 
 
@@ -77,17 +78,17 @@ def schema(c: Context, output: str = "matrix.schema.json") -> None:
     print(f"wrote {path}")
 
 
-def _cells(matrix: str, arch: list[str], nic: list[str], all: bool):  # type: ignore[no-untyped-def]
+def _cells(matrix: str, arch: list[str], nic: list[str], all: bool, cell: list[str] | None = None):  # type: ignore[no-untyped-def]
     from epbuild import project
     from epbuild.cells import select
 
     r = project.rendering(matrix)
-    chosen = {c.name for c in select([rc.cell for rc in r.cells], arch, nic, everything=all)}
+    chosen = {c.name for c in select([rc.cell for rc in r.cells], arch, nic, everything=all, names=cell or [])}
     return r, [rc for rc in r.cells if rc.cell.name in chosen]
 
 
 @task(
-    iterable=["arch", "nic", "cache_from", "cache_to", "mirror"],
+    iterable=["arch", "nic", "cell", "cache_from", "cache_to", "mirror"],
     help={
         **CELL_HELP,
         "dry_run": "Print the commands a build would run (source fetches, bake) and build nothing.",
@@ -101,7 +102,7 @@ def _cells(matrix: str, arch: list[str], nic: list[str], all: bool):  # type: ig
 )
 @user_errors
 def build(c: Context, matrix: str = "matrix.yaml", arch: list[str] | None = None, nic: list[str] | None = None,
-          all: bool = False, dry_run: bool = False, builder: str | None = None, cache_from: list[str] | None = None,
+          all: bool = False, cell: list[str] | None = None, dry_run: bool = False, builder: str | None = None, cache_from: list[str] | None = None,
           cache_to: list[str] | None = None, keep_going: bool = True, mirror: list[str] | None = None,
           quiet: bool = False) -> None:
     """Build the selected cells with BuildKit, in one bake so shared stages build once."""
@@ -109,7 +110,7 @@ def build(c: Context, matrix: str = "matrix.yaml", arch: list[str] | None = None
     from epbuild.commands import Runner
 
     logging_setup()
-    r, cells = _cells(matrix, arch or [], nic or [], all)
+    r, cells = _cells(matrix, arch or [], nic or [], all, cell)
     options = builder_mod.BuildOptions(builder=builder, cache_from=tuple(cache_from or ()),
                                        cache_to=tuple(cache_to or ()), keep_going=keep_going,
                                        mirrors=tuple(mirror or ()), quiet=quiet)
@@ -121,23 +122,49 @@ def build(c: Context, matrix: str = "matrix.yaml", arch: list[str] | None = None
         raise Exit(code=1)
 
 
-@task(iterable=["arch", "nic", "mirror"], help={**CELL_HELP, "mirror": "COMPONENT=URL: fetch from a mirror.",
-                                                "dry_run": "Print the fetch commands only."})
+@task(iterable=["arch", "nic", "cell", "mirror"],
+      help={**CELL_HELP, "mirror": "COMPONENT=URL: fetch from a mirror.", "dry_run": "Print the fetch commands only."})
 @user_errors
 def sources(c: Context, matrix: str = "matrix.yaml", arch: list[str] | None = None, nic: list[str] | None = None,
-            all: bool = False, mirror: list[str] | None = None, dry_run: bool = False) -> None:
+            all: bool = False, cell: list[str] | None = None, mirror: list[str] | None = None,
+            dry_run: bool = False) -> None:
     """Fetch and export the pinned sources of the selected cells into build/sources/."""
     from epbuild import build as builder_mod, project
     from epbuild.commands import Runner
 
     logging_setup()
-    r, cells = _cells(matrix, arch or [], nic or [], all)
+    r, cells = _cells(matrix, arch or [], nic or [], all, cell)
     runner = Runner(dry_run=dry_run)
     builder_mod.prepare(r, runner)
     options = builder_mod.BuildOptions(mirrors=tuple(mirror or ()))
     for exported in builder_mod.fetch_sources(r, cells, project.ROOT, options, runner):
         print(f"{exported.component:<10} {exported.commit}  {exported.path}"
               + ("  (cached)" if exported.cached else ""))
+
+
+@task(iterable=["arch", "nic", "cell"],
+      help={**CELL_HELP, "image": "Check this image reference as the selected cell (one cell only).",
+            "gpu": "Run the GPU tier (tests/gpu) instead of the static checks; needs AMD GPUs.",
+            "quiet": "Only the summary, not pytest's per-check lines."})
+@user_errors
+def test(c: Context, matrix: str = "matrix.yaml", arch: list[str] | None = None, nic: list[str] | None = None,
+         all: bool = False, cell: list[str] | None = None, image: str | None = None, gpu: bool = False,
+         quiet: bool = False) -> None:
+    """Check built images from the inside (testinfra); a JUnit report per cell goes to build/reports/."""
+    from epbuild import imagetest, project
+
+    r, cells = _cells(matrix, arch or [], nic or [], all, cell)
+    if image and len(cells) != 1:
+        raise EpbuildError(f"--image checks one cell, but the selection has {len(cells)}: "
+                           + ", ".join(rc.cell.name for rc in cells))
+    runs = [imagetest.run_checks(rc, image or rc.plan.local_tag, project.ROOT, gpu=gpu, quiet=quiet) for rc in cells]
+    print(imagetest.summary(runs))
+    if not all_ok(runs):
+        raise Exit(code=1)
+
+
+def all_ok(runs) -> bool:  # type: ignore[no-untyped-def]
+    return all(run.ok for run in runs)
 
 
 @task
@@ -152,3 +179,24 @@ def logging_setup() -> None:
     import logging
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+
+
+@task(help={**MATRIX_HELP, "check": "Render in memory and fail, naming the files, if the CI pipelines differ."})
+@user_errors
+def ci(c: Context, matrix: str = "matrix.yaml", check: bool = False) -> None:
+    """Render the CI pipelines (Buildkite ci/pipeline.yml, GitHub .github/workflows/epbuild.yml) from the matrix."""
+    from epbuild import pipelines, project
+
+    files = pipelines.render(project.rendering(matrix), project.ROOT)
+    if check:
+        problems = pipelines.drift(files)
+        if problems:
+            print(f"the CI pipelines are out of date with {matrix}; run `invoke ci"
+                  f"{'' if matrix == 'matrix.yaml' else ' --matrix ' + matrix}`:", file=sys.stderr)
+            for line in problems:
+                print(f"  {line}", file=sys.stderr)
+            raise Exit(code=1)
+        print(f"CI pipelines: up to date ({len(files)} files)")
+        return
+    for path in pipelines.write(files):
+        print(f"wrote {path}")

@@ -57,16 +57,24 @@ def expand(matrix: Matrix) -> list[Cell]:
     return cells
 
 
-def select(cells: list[Cell], archs: list[str], nics: list[str], *, everything: bool) -> list[Cell]:
-    """The cells a command line asks for: `--all`, or every cell matching one of the --arch and one of the --nic."""
+def select(cells: list[Cell], archs: list[str], nics: list[str], *, everything: bool,
+           names: list[str] | None = None) -> list[Cell]:
+    """The cells a command line asks for: `--all`; or every cell matching one of the --arch and one of the --nic,
+    plus each `--cell NAME`."""
     from epbuild.errors import EpbuildError
 
+    names = names or []
     if everything:
         return list(cells)
-    if not archs and not nics:
-        raise EpbuildError("name the cells: --arch ARCH --nic NIC (each repeatable), or --all")
+    if not archs and not nics and not names:
+        raise EpbuildError("name the cells: --arch ARCH --nic NIC (each repeatable), --cell NAME, or --all")
+    unknown = [n for n in names if n not in {c.name for c in cells}]
+    if unknown:
+        raise EpbuildError(f"no cell named {', '.join(unknown)}; the cells are: {', '.join(c.name for c in cells)}")
     wanted_archs = {split_arch(a.replace("_", "+")) for a in archs}
-    chosen = [c for c in cells if (not archs or c.archs in wanted_archs) and (not nics or c.nic in nics)]
+    by_axes = [c for c in cells if (archs or nics) and (not archs or c.archs in wanted_archs)
+               and (not nics or c.nic in nics)]
+    chosen = [c for c in cells if c in by_axes or c.name in names]
     if not chosen:
         known = ", ".join(c.name for c in cells)
         raise EpbuildError(

@@ -1,0 +1,259 @@
+"""The generated CI pipelines: valid for their tools, in step with the matrix, and shaped as promised.
+
+Steps and jobs are found by the commands they run, not by their generated keys, so these tests hold whatever
+the keys are called; Buildkite's ${VAR:-default} and GitHub's `inputs.X || vars.X || 'd'` are evaluated the way
+each tool would, to check what a pool override really does.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+BUILDKITE = Path("ci/pipeline.yml")
+GITHUB = Path(".github/workflows/epbuild.yml")
+FAT = "include: [{arch: gfx942+gfx950, nic: cx7}]"
+
+
+def copy_project(tmp_path: Path) -> Path:
+    dest = tmp_path / "project"
+    shutil.copytree(ROOT, dest, ignore=shutil.ignore_patterns("build", ".git", "__pycache__", ".hypothesis",
+                                                              ".pytest_cache"))
+    return dest
+
+
+def invoke(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "invoke", *args], cwd=project, capture_output=True, text=True,
+                          check=False)
+
+
+def edit_matrix(project: Path, old: str, new: str) -> None:
+    path = project / "matrix.yaml"
+    text = path.read_text()
+    assert text.count(old) == 1, f"{old!r} is not in the matrix exactly once"
+    path.write_text(text.replace(old, new))
+
+
+def variant(tmp_path: Path, *edits: tuple[str, str]) -> Path:
+    """A copy of the project with the matrix edited and the pipelines re-rendered by `invoke ci`."""
+    project = copy_project(tmp_path)
+    for old, new in edits:
+        edit_matrix(project, old, new)
+    proc = invoke(project, "ci")
+    assert proc.returncode == 0, proc.stderr
+    return project
+
+
+# Buildkite: steps by what they run, and the pool an agent query resolves to in a given environment.
+
+def bk_steps(project: Path) -> list[dict[str, Any]]:
+    steps: list[dict[str, Any]] = yaml.safe_load((project / BUILDKITE).read_text())["steps"]
+    return steps
+
+
+def bk_resolve(value: str, env: dict[str, str]) -> str:
+    return re.sub(r"\$\{(\w+):-([^}]*)\}", lambda m: env.get(m.group(1)) or m.group(2), value)
+
+
+def bk_find(steps: list[dict[str, Any]], command: str) -> list[dict[str, Any]]:
+    return [s for s in steps if re.search(rf"{re.escape(command)}( |$)", s["command"])]
+
+
+def bk_on_branch(steps: list[dict[str, Any]], branch: str) -> list[dict[str, Any]]:
+    """The steps a build of `branch` runs: Buildkite's `branches` is a space-separated list of glob patterns."""
+    def runs(step: dict[str, Any]) -> bool:
+        patterns = step.get("branches", "*")
+        patterns = patterns.split() if isinstance(patterns, str) else patterns
+        return any(fnmatch.fnmatchcase(branch, p) for p in patterns)
+
+    return [s for s in steps if runs(s)]
+
+
+def bk_gpu_pools(project: Path, arch: str, nic: str, env: dict[str, str] | None = None) -> list[str]:
+    gpu = bk_find(bk_steps(project), f"invoke test --gpu --arch {arch} --nic {nic}")
+    return sorted(bk_resolve(s["agents"]["pool"], env or {}) for s in gpu)
+
+
+# GitHub Actions: jobs by what they run, and the runner labels a runs-on expression resolves to.
+
+def gh_jobs(project: Path) -> dict[str, dict[str, Any]]:
+    jobs: dict[str, dict[str, Any]] = yaml.safe_load((project / GITHUB).read_text())["jobs"]
+    return jobs
+
+
+def gh_run(job: dict[str, Any]) -> str:
+    return " && ".join(step["run"] for step in job["steps"] if "run" in step)
+
+
+def gh_find(jobs: dict[str, dict[str, Any]], command: str) -> dict[str, dict[str, Any]]:
+    return {k: j for k, j in jobs.items() if re.search(rf"{re.escape(command)}( |$)", gh_run(j))}
+
+
+def gh_resolve(value: str, inputs: dict[str, str], variables: dict[str, str]) -> str:
+    def evaluate(m: re.Match[str]) -> str:
+        for term in (t.strip() for t in m.group(1).split("||")):
+            if term.startswith("'"):
+                return term.strip("'")
+            ctx, name = term.split(".")
+            found = {"inputs": inputs, "vars": variables}[ctx].get(name)
+            if found:
+                return found
+        raise AssertionError(f"no fallback in {value!r}")
+
+    return re.sub(r"\$\{\{(.*?)\}\}", evaluate, value)
+
+
+def gh_gpu_pools(project: Path, arch: str, nic: str, inputs: dict[str, str] | None = None,
+                 variables: dict[str, str] | None = None) -> list[str]:
+    gpu = gh_find(gh_jobs(project), f"invoke test --gpu --arch {arch} --nic {nic}")
+    out = []
+    for job in gpu.values():
+        labels = [gh_resolve(label, inputs or {}, variables or {}) for label in job["runs-on"]]
+        assert labels[0] == "self-hosted"
+        out.extend(labels[1:])
+    return sorted(out)
+
+
+CELLS = [(a, n) for a in ("gfx942", "gfx950") for n in ("cx7", "io", "thor2")]
+
+
+# (a) both files are valid for their tools, as committed and for a fat matrix with a moved pool.
+
+@pytest.mark.parametrize("which", ["committed", "fat-and-moved"])
+def test_pipelines_validate_against_their_tools_schemas(tmp_path: Path, which: str) -> None:
+    project = ROOT if which == "committed" else variant(
+        tmp_path, ("include: []", FAT), ("agent_pool: mi355_2", "agent_pool: mi325_2"))
+    for schema, path in (("vendor.buildkite", BUILDKITE), ("vendor.github-workflows", GITHUB)):
+        proc = subprocess.run([sys.executable, "-m", "check_jsonschema", "--builtin-schema", schema, str(path)],
+                              cwd=project, capture_output=True, text=True, check=False)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert (project / path).read_text().startswith("# generated by epbuild")
+
+
+# (b) drift: the committed files match the matrix, and an unrendered matrix edit fails the check.
+
+def test_committed_pipelines_match_the_matrix() -> None:
+    proc = invoke(ROOT, "ci", "--check")
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_ci_check_fails_naming_both_files_after_an_unrendered_matrix_edit(tmp_path: Path) -> None:
+    project = copy_project(tmp_path)
+    edit_matrix(project, "exclude: []", "exclude: [{nic: thor2}]")
+    proc = invoke(project, "ci", "--check")
+    assert proc.returncode == 1
+    assert f"{BUILDKITE}: differs" in proc.stderr and f"{GITHUB}: differs" in proc.stderr
+    assert invoke(project, "ci").returncode == 0
+    assert invoke(project, "ci", "--check").returncode == 0
+    assert not bk_find(bk_steps(project), "--nic thor2") and not gh_find(gh_jobs(project), "--nic thor2")
+
+
+def test_ci_check_fails_when_a_pipeline_is_missing(tmp_path: Path) -> None:
+    project = copy_project(tmp_path)
+    (project / GITHUB).unlink()
+    proc = invoke(project, "ci", "--check")
+    assert proc.returncode == 1 and f"{GITHUB}: missing" in proc.stderr
+
+
+# (c) moving gfx950's GPU tests to MI325 is one matrix line, and both pipelines follow it.
+
+def test_moving_a_pool_is_one_matrix_line_that_both_pipelines_follow(tmp_path: Path) -> None:
+    for arch, nic in CELLS:
+        expected = ["mi325_2"] if arch == "gfx942" else ["mi355_2"]
+        assert bk_gpu_pools(ROOT, arch, nic) == expected and gh_gpu_pools(ROOT, arch, nic) == expected
+    project = variant(tmp_path, ("agent_pool: mi355_2", "agent_pool: mi325_2"))
+    changed = [line for line in difflib.ndiff((ROOT / "matrix.yaml").read_text().splitlines(),
+                                              (project / "matrix.yaml").read_text().splitlines())
+               if line.startswith(("+ ", "- "))]
+    assert changed == ["-     agent_pool: mi355_2", "+     agent_pool: mi325_2"]
+    for arch, nic in CELLS:
+        assert bk_gpu_pools(project, arch, nic) == ["mi325_2"], (arch, nic)
+        assert gh_gpu_pools(project, arch, nic) == ["mi325_2"], (arch, nic)
+    for path in (BUILDKITE, GITHUB):
+        assert "mi355" not in (project / path).read_text().lower()
+
+
+def test_a_pool_can_be_moved_for_one_run_without_editing_anything() -> None:
+    moved = {"EPBUILD_POOL_MI355_2": "mi325_2"}
+    for nic in ("cx7", "io", "thor2"):
+        assert bk_gpu_pools(ROOT, "gfx950", nic, env=moved) == ["mi325_2"]
+        assert gh_gpu_pools(ROOT, "gfx950", nic, inputs=moved) == ["mi325_2"]
+        assert gh_gpu_pools(ROOT, "gfx950", nic, variables=moved) == ["mi325_2"]
+        assert gh_gpu_pools(ROOT, "gfx950", nic, inputs={"EPBUILD_POOL_MI355_2": "mi355_8"},
+                            variables=moved) == ["mi355_8"]  # a run's input beats the standing variable
+        assert bk_gpu_pools(ROOT, "gfx942", nic, env=moved) == ["mi325_2"]  # other pools stay
+    header = (ROOT / BUILDKITE).read_text().split("\nsteps:")[0]
+    assert "EPBUILD_POOL_MI355_2" in header and "EPBUILD_POOL_MI325_2" in header
+    workflow = yaml.safe_load((ROOT / GITHUB).read_text())
+    assert set(workflow["on"]["workflow_dispatch"]["inputs"]) == {"EPBUILD_POOL_MI325_2", "EPBUILD_POOL_MI355_2"}
+
+
+def test_gpu_steps_ask_for_the_pools_gpu_count() -> None:
+    for step in bk_find(bk_steps(ROOT), "invoke test --gpu"):
+        assert step["env"]["EPBUILD_NUM_GPUS"] == "2"
+    for job in gh_find(gh_jobs(ROOT), "invoke test --gpu").values():
+        assert job["env"]["EPBUILD_NUM_GPUS"] == "2"
+
+
+# (d) publish runs only on main, only after the drift check, the build's checks and every GPU test of its cell.
+
+def test_buildkite_publishes_only_on_main_after_all_checks() -> None:
+    steps = bk_steps(ROOT)
+    [check] = bk_find(steps, "invoke ci --check")
+    assert "invoke render --check" in check["command"] and "pytest" in check["command"]
+    feature = bk_on_branch(steps, "feature/x")
+    assert not bk_find(feature, "invoke publish")
+    assert len(feature) == len(steps) - len(CELLS)  # everything else runs on every branch
+    assert len(bk_find(bk_on_branch(steps, "main"), "invoke publish")) == len(CELLS)
+    for arch, nic in CELLS:
+        cell = f"--arch {arch} --nic {nic}"
+        [publish] = bk_find(steps, f"invoke publish {cell}")
+        [build] = bk_find(steps, f"invoke build {cell}")
+        gpu = bk_find(steps, f"invoke test --gpu {cell}")
+        assert publish["branches"] == "main"
+        assert f"invoke test {cell}" in build["command"] and build["agents"] == {"queue": "build"}
+        assert set(publish["depends_on"]) >= {check["key"], build["key"], *(g["key"] for g in gpu)}
+        assert all(g["depends_on"] == build["key"] for g in gpu)
+        assert "allow_dependency_failure" not in publish
+
+
+def test_github_publishes_only_on_main_after_all_checks() -> None:
+    jobs = gh_jobs(ROOT)
+    [check] = gh_find(jobs, "invoke ci --check")
+    gated = {k for k, j in jobs.items() if "if" in j}
+    assert gated == set(gh_find(jobs, "invoke publish"))
+    for arch, nic in CELLS:
+        cell = f"--arch {arch} --nic {nic}"
+        [job] = gh_find(jobs, f"invoke publish {cell}").values()
+        [build] = gh_find(jobs, f"invoke build {cell}")
+        gpu = gh_find(jobs, f"invoke test --gpu {cell}")
+        assert job["if"] == "github.ref == 'refs/heads/main'"  # no always()/failure(): needs must succeed
+        assert set(job["needs"]) >= {check, build, *gpu}
+        assert all(g["needs"] == build for g in gpu.values())
+
+
+# (e) a fat cell is tested on the hardware of each of its archs.
+
+def test_fat_cell_gets_a_gpu_test_on_each_archs_pool(tmp_path: Path) -> None:
+    project = variant(tmp_path, ("include: []", FAT))
+    assert bk_gpu_pools(project, "gfx942+gfx950", "cx7") == ["mi325_2", "mi355_2"]
+    assert gh_gpu_pools(project, "gfx942+gfx950", "cx7") == ["mi325_2", "mi355_2"]
+    steps = bk_steps(project)
+    [publish] = bk_find(steps, "invoke publish --arch gfx942+gfx950 --nic cx7")
+    assert {g["key"] for g in bk_find(steps, "invoke test --gpu --arch gfx942+gfx950")} <= set(publish["depends_on"])
+    jobs = gh_jobs(project)
+    [job] = gh_find(jobs, "invoke publish --arch gfx942+gfx950 --nic cx7").values()
+    assert set(gh_find(jobs, "invoke test --gpu --arch gfx942+gfx950")) <= set(job["needs"])
+    # Both archs on one pool: one test there, not the same test twice.
+    both = variant(tmp_path / "moved", ("include: []", FAT), ("agent_pool: mi355_2", "agent_pool: mi325_2"))
+    assert bk_gpu_pools(both, "gfx942+gfx950", "cx7") == ["mi325_2"]

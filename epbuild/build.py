@@ -60,6 +60,19 @@ class BuildReport:
     def ok(self) -> bool:
         return all(r.ok for r in self.results)
 
+    def summary(self) -> dict[str, object]:
+        """The machine-readable record of a run: per-cell results and every RUN step BuildKit executed."""
+        runs = self.progress.runs()
+        return {
+            "ok": self.ok,
+            "wall_seconds": round(self.wall, 2),
+            "cells": [r.__dict__ for r in self.results],
+            "run_steps": len(runs),
+            "executed_run_steps": [{"target": v.target, "stage": v.stage, "op": v.op[:200],
+                                    "seconds": round((v.ended or v.started) - v.started, 2)}
+                                   for v in self.progress.executed_runs()],
+        }
+
     def table(self) -> str:
         rows = [("CELL", "RESULT", "DURATION", "IMAGE ID", "TAG", "FAILED STAGE")]
         for r in self.results:
@@ -154,7 +167,7 @@ def build(rendering: Rendering, cells: list[RenderedCell], root: Path, options: 
     for name, lines in cell_lines.items():
         (run_dir / f"{name}.log").write_text("".join(lines))
     (run_dir / "summary.txt").write_text(report.table() + "\n")
-    (run_dir / "summary.json").write_text(json.dumps([r.__dict__ for r in report.results], indent=2) + "\n")
+    (run_dir / "summary.json").write_text(json.dumps(report.summary(), indent=2) + "\n")
     return report
 
 

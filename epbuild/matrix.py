@@ -116,7 +116,11 @@ class SourcePin(Strict):
 
 
 class RdmaCorePin(SourcePin):
-    pass
+    replaces_packages: list[AptPackage] = Field(
+        default_factory=lambda: ["ibverbs-providers", "ibverbs-utils", "libibverbs-dev", "libibverbs1",
+                                 "librdmacm-dev", "librdmacm1", "rdmacm-utils", "rdma-core"],
+        description="Distribution packages the source build replaces (purged where installed).",
+    )
 
 
 class RocshmemPin(SourcePin):

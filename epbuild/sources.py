@@ -81,9 +81,10 @@ def mirror_overrides(cli: list[str], environ: Mapping[str, str] = os.environ) ->
 
 
 def resolve_url(url: str, base: Path) -> str:
-    """Paths relative to the matrix file (./x, ../x) become absolute; real URLs pass through."""
+    """Paths relative to the matrix file (./x, ../x) become file:// URLs; real URLs pass through.
+    (A bare path would do for a plain fetch, but git cannot name a partial-clone promisor after one.)"""
     if url.startswith(("./", "../")):
-        return str((base / url).resolve())
+        return (base / url).resolve().as_uri()
     return url
 
 

@@ -7,7 +7,6 @@ from typing import Any
 from epbuild import manifest
 from epbuild.plan import CellPlan
 from epbuild.stages import Stage
-from epbuild.stages.rdma_core import STAGING_ROOT
 
 
 def context(plan: CellPlan, key: str = "") -> dict[str, Any]:
@@ -15,8 +14,7 @@ def context(plan: CellPlan, key: str = "") -> dict[str, Any]:
     from epbuild.stages import wheel_stages
 
     return {
-        "rdma_core_from_source": plan.rdma_core_from_source,
-        "rdma_core_root": STAGING_ROOT,
+        "parent": "rdma-core" if plan.rdma_core_from_source else "base",
         "rocshmem_prefix": plan.matrix.components.rocshmem.install_prefix,
         "wheel_stages": wheel_stages(plan),
         "vendor_packages": plan.nic.vendor_packages,

@@ -1,4 +1,5 @@
-"""`rdma-core`: built from source for NICs whose provider needs it (cx7, io); identical in all those cells."""
+"""`rdma-core`: built from source for NICs whose provider needs it (cx7, io); identical in all those cells.
+Its install is the starting point of `rocshmem` and `final` in those cells, so it is installed exactly once."""
 
 from __future__ import annotations
 
@@ -7,12 +8,9 @@ from typing import Any
 from epbuild.plan import CellPlan
 from epbuild.stages import Stage
 
-STAGING_ROOT = "/opt/epbuild/rdma-core"
-"""Where the stage installs a second copy (DESTDIR) that `final` copies, without the build tree."""
-
 
 def context(plan: CellPlan) -> dict[str, Any]:
-    return {"staging_root": STAGING_ROOT}
+    return {"replaces": plan.matrix.components.rdma_core.replaces_packages}
 
 
 STAGE = Stage("rdma-core", context, applies=lambda plan: plan.rdma_core_from_source, source="rdma-core")

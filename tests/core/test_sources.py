@@ -133,4 +133,4 @@ def test_mirrors_from_environment_and_command_line(tmp_path: Path) -> None:
     with pytest.raises(SourceError, match="unknown component"):
         requests_for(matrix, ["vllm"], {"vlm": "https://x.org/a"})
     (req,) = requests_for(matrix, ["vllm"], {"vllm": "../mirrors/vllm.git"})
-    assert req.url == str((matrix.directory / "../mirrors/vllm.git").resolve())
+    assert req.url == (matrix.directory / "../mirrors/vllm.git").resolve().as_uri()

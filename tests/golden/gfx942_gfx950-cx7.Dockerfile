@@ -23,14 +23,17 @@ RUN apt-get update \
 
 FROM base AS rdma-core
 # rdma-core's release build as vLLM's Dockerfile.rocm runs it; NO_MAN_PAGES drops pandoc, NO_PYVERBS the
-# Cython bindings. A second, staged install is what `final` copies, so no build tree reaches it.
+# Cython bindings. The distribution's verbs packages are retired first: ldconfig links the highest version of a
+# soname, so a newer distribution libibverbs would otherwise shadow the pinned build.
 RUN --mount=type=bind,from=src-rdma-core,target=/src/rdma-core,rw \
     --mount=type=cache,id=epbuild-ccache,target=/root/.cache/ccache \
-    cmake -S /src/rdma-core -B /src/rdma-core/build -GNinja \
+    for pkg in ibverbs-providers ibverbs-utils libibverbs-dev libibverbs1 librdmacm-dev librdmacm1 rdmacm-utils rdma-core; do \
+      if dpkg -s "$pkg" >/dev/null 2>&1; then dpkg --purge --force-depends "$pkg"; fi; \
+    done \
+ && cmake -S /src/rdma-core -B /src/rdma-core/build -GNinja \
       -DCMAKE_INSTALL_PREFIX=/usr -DNO_MAN_PAGES=1 -DNO_PYVERBS=1 -DCMAKE_C_COMPILER_LAUNCHER=ccache \
  && ninja -C /src/rdma-core/build \
  && ninja -C /src/rdma-core/build install \
- && DESTDIR=/opt/epbuild/rdma-core ninja -C /src/rdma-core/build install \
  && ldconfig
 
 FROM rdma-core AS rocshmem
@@ -76,8 +79,7 @@ RUN --mount=type=bind,from=src-vllm,target=/src/vllm,rw \
  && VLLM_TARGET_DEVICE=rocm PYTORCH_ROCM_ARCH="gfx942;gfx950" \
     python3 setup.py bdist_wheel --dist-dir /wheels/vllm
 
-FROM base AS final
-COPY --from=rdma-core /opt/epbuild/rdma-core/ /
+FROM rdma-core AS final
 COPY --from=rocshmem /opt/rocshmem /opt/rocshmem
 # Wheels come in through bind mounts, so no build tree, .git or compiler cache reaches this stage.
 RUN --mount=type=bind,from=deepep,source=/wheels/deepep,target=/install/deepep \
@@ -97,14 +99,14 @@ ENV HSA_NO_SCRATCH_RECLAIM=1 \
     VLLM_ROCM_USE_AITER=1
 LABEL org.opencontainers.image.title="rocm/vllm-ep gfx942_gfx950-cx7" \
       org.opencontainers.image.description="ROCm expert-parallel inference stack (rdma-core, rocSHMEM, DeepEP, MoRI, AITER, vLLM) built by epbuild" \
-      org.opencontainers.image.version="gfx942_gfx950-cx7-73ca7bce734c" \
+      org.opencontainers.image.version="gfx942_gfx950-cx7-8ed40bbc5511" \
       org.opencontainers.image.source="https://github.com/vllm-project/vllm.git" \
       org.opencontainers.image.revision="00305ee518727effd01deeffc47b46282ba29a4b" \
       org.opencontainers.image.base.name="docker.io/rocm/vllm-dev:base" \
       io.epbuild.cell="gfx942_gfx950-cx7" \
       io.epbuild.arch="gfx942+gfx950" \
       io.epbuild.nic="cx7" \
-      io.epbuild.content-key="73ca7bce734c5a716fc3cb1aeacbd1c77eadbc534f93774c787266aa824b61e3" \
+      io.epbuild.content-key="8ed40bbc55112052f2878dd2cda65fbdff80cb2f7ea13103946f2aa2525883ec" \
       io.epbuild.pin.rdma-core="31af04ec84378724cb6256814d4ffde359a7123b" \
       io.epbuild.pin.rocshmem="f0acb0c6" \
       io.epbuild.pin.deepep="a9ea9774" \

@@ -1,0 +1,93 @@
+"""`invoke test`: runs the in-image checks (tests/image, testinfra) against a cell's image, or the GPU tier
+(tests/gpu), writing a JUnit report per cell under build/reports/ and summarising what failed."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from epbuild import expectations
+from epbuild.errors import EpbuildError
+from epbuild.render import RenderedCell
+
+TESTS = Path(__file__).resolve().parent.parent / "tests"
+
+
+@dataclass
+class CheckRun:
+    cell: str
+    image: str
+    report: Path
+    passed: int = 0
+    failed: list[str] = field(default_factory=list)
+    skipped: int = 0
+    not_run: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and not self.not_run.startswith("error")
+
+
+def amd_gpus(sysfs: Path = Path("/sys")) -> list[str]:
+    """gfx targets of the AMD GPUs the KFD driver exposes (empty without /dev/kfd or a GPU node)."""
+    from epbuild.detect import kfd_gfx_targets
+
+    return kfd_gfx_targets(sysfs) if Path("/dev/kfd").exists() else []
+
+
+def image_exists(image: str) -> bool:
+    return subprocess.run(["docker", "image", "inspect", image], capture_output=True).returncode == 0
+
+
+def run_checks(rc: RenderedCell, image: str, root: Path, *, gpu: bool = False, quiet: bool = False) -> CheckRun:
+    kind = "gpu" if gpu else "static"
+    report = root / "build" / "reports" / f"{rc.cell.name}-{kind}.xml"
+    run = CheckRun(rc.cell.name, image, report)
+    if not image_exists(image):
+        raise EpbuildError(f"image {image} for cell {rc.cell.name} is not in the local engine: build it "
+                           f"(invoke build --arch {rc.cell.arch} --nic {rc.cell.nic}) or pull it (invoke pull ...)")
+    if gpu and not amd_gpus():
+        run.not_run = "not run: no AMD GPU (no /dev/kfd with a GPU node on this host)"
+        return run
+    expect = expectations.write(expectations.expectation(rc, image),
+                                root / "build" / "reports" / f"{rc.cell.name}.expected.json")
+    argv = [sys.executable, "-m", "pytest", str(TESTS / ("gpu" if gpu else "image")), "-p", "no:cacheprovider",
+            f"--junitxml={report}", "-o", "junit_family=xunit2", "--rootdir", str(TESTS / ("gpu" if gpu else "image")),
+            "-q" if quiet else "-v"]
+    env = {**os.environ, expectations.EXPECTED_ENV: str(expect)}
+    proc = subprocess.run(argv, cwd=root, env=env, check=False)
+    _read_report(run, proc.returncode)
+    return run
+
+
+def _read_report(run: CheckRun, code: int) -> None:
+    if not run.report.exists():
+        run.not_run = f"error: pytest exited {code} without a report"
+        return
+    for case in ET.parse(run.report).getroot().iter("testcase"):
+        name = f"{Path(case.get('file') or case.get('classname', '').replace('.', '/')).stem}::{case.get('name')}"
+        if case.find("failure") is not None or case.find("error") is not None:
+            run.failed.append(name)
+        elif case.find("skipped") is not None:
+            run.skipped += 1
+        else:
+            run.passed += 1
+    if code not in (0, 1) and not run.failed:
+        run.not_run = f"error: pytest exited {code} (see {run.report})"
+
+
+def summary(runs: list[CheckRun]) -> str:
+    lines = []
+    for run in runs:
+        if run.not_run:
+            lines.append(f"{run.cell}: {run.not_run}")
+            continue
+        status = "ok" if run.ok else "FAILED"
+        lines.append(f"{run.cell}: {status}: {run.passed} passed, {len(run.failed)} failed, {run.skipped} skipped "
+                     f"({run.image}); report {run.report}")
+        lines += [f"  failed: {name}" for name in run.failed]
+    return "\n".join(lines)

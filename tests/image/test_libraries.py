@@ -1,0 +1,36 @@
+"""Every shared library the stack ships resolves all its dependencies (ldd shows nothing 'not found')."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+LIST_LIBRARIES = """
+import importlib.metadata as md, json, sys
+paths = []
+for name in sys.argv[1:]:
+    try:
+        dist = md.distribution(name)
+    except md.PackageNotFoundError:
+        continue
+    paths += [str(dist.locate_file(f)) for f in (dist.files or []) if str(f).endswith(".so") or ".so." in str(f)]
+print(json.dumps(paths))
+"""
+
+
+def test_no_missing_shared_library_dependencies(host: Any, expected: dict[str, Any]) -> None:
+    dists = ["deep_ep", "mori", "amd-aiter", "aiter", "vllm"]
+    out = host.run("python3 -c %s " + " ".join(["%s"] * len(dists)), LIST_LIBRARIES, *dists)
+    assert out.rc == 0, out.stderr
+    libraries = json.loads(out.stdout)
+    native = host.run("find %s /usr/lib/x86_64-linux-gnu/libibverbs -name '*.so*' -type f",
+                      expected["rocshmem_prefix"]).stdout.split()
+    libraries += native
+    assert libraries, "found no shared library to check"
+    missing = {}
+    for lib in libraries:
+        result = host.run("ldd %s", lib)
+        lost = [line.strip() for line in result.stdout.splitlines() if "not found" in line]
+        if lost:
+            missing[lib] = lost
+    assert not missing, "unresolved dependencies: " + json.dumps(missing, indent=1)

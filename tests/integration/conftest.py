@@ -1,0 +1,25 @@
+"""Fixtures for tests against the real Docker engine and BuildKit. A missing engine FAILS these tests: CI must
+have one (.ci/run installs it), and a skipped build test would hide exactly that."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from harness import OFFLINE, InvokeResult, invoke
+
+
+@pytest.fixture(scope="session")
+def docker_engine() -> None:
+    proc = subprocess.run(["docker", "info"], capture_output=True, text=True)
+    assert proc.returncode == 0, f"no working Docker engine (run ci/setup-docker.sh): {proc.stderr[-500:]}"
+    proc = subprocess.run(["docker", "buildx", "version"], capture_output=True, text=True)
+    assert proc.returncode == 0, "docker buildx is missing (run ci/setup-docker.sh)"
+
+
+@pytest.fixture(scope="session")
+def offline_build(docker_engine: None) -> InvokeResult:
+    """One cold-or-warm build of two cells of the offline example, in one invocation."""
+    return invoke("build", "--matrix", OFFLINE, "--cell", "gfx950-cx7", "--cell", "gfx942-thor2", "--quiet",
+                  check=True)

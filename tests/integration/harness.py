@@ -1,0 +1,52 @@
+"""Helpers for the tests that drive the real CLI against the real Docker engine."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+OFFLINE = "examples/offline/matrix.yaml"
+
+
+@dataclass
+class InvokeResult:
+    code: int
+    out: str
+    err: str
+
+    @property
+    def run_dir(self) -> Path:
+        m = re.search(r"logs and replayable commands: (\S+)", self.out)
+        assert m, f"no run folder in the output:\n{self.out[-2000:]}\n{self.err[-2000:]}"
+        return Path(m.group(1))
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        return json.loads((self.run_dir / "summary.json").read_text())
+
+
+def invoke(*args: str, check: bool = False, timeout: int = 3600) -> InvokeResult:
+    proc = subprocess.run([sys.executable, "-m", "invoke", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout)
+    result = InvokeResult(proc.returncode, proc.stdout, proc.stderr)
+    if check:
+        assert proc.returncode == 0, f"invoke {' '.join(args)} exited {proc.returncode}:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return result
+
+
+def cells_json(matrix: str = OFFLINE) -> dict[str, dict[str, Any]]:
+    data = json.loads(invoke("matrix", "--matrix", matrix, "--json", check=True).out)
+    return {c["name"]: c for c in data["cells"]}
+
+
+def docker_run(image: str, *command: str) -> str:
+    proc = subprocess.run(["docker", "run", "--rm", "--network", "none", "--entrypoint", command[0], image,
+                           *command[1:]], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout

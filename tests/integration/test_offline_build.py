@@ -1,0 +1,99 @@
+"""Issue 3: the offline example builds for real with BuildKit, the images carry what the matrix says, a second
+build executes no RUN step, and a broken stand-in fails only its own cell."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import yaml
+
+from harness import OFFLINE, ROOT, InvokeResult, cells_json, docker_run, invoke
+from epbuild.offload import file_gpu_archs
+
+
+def test_both_cells_build_and_are_tagged_as_matrix_json_says(offline_build: InvokeResult) -> None:
+    cells = cells_json()
+    summary = offline_build.summary
+    assert summary["ok"]
+    results = {c["cell"]: c for c in summary["cells"]}
+    for name in ("gfx950-cx7", "gfx942-thor2"):
+        assert results[name]["ok"]
+        tag = cells[name]["image"]
+        image_id = subprocess.run(["docker", "image", "inspect", "--format", "{{.Id}}", tag], capture_output=True,
+                                  text=True, check=True).stdout.strip()
+        assert image_id == results[name]["image_id"]
+
+
+def test_rdma_core_from_debian_source_in_cx7_and_absent_in_thor2(offline_build: InvokeResult) -> None:
+    cells = cells_json()
+    matrix = yaml.safe_load((ROOT / OFFLINE).read_text())
+    version = matrix["components"]["rdma-core"]["tag"].removeprefix("v")
+    cx7 = cells["gfx950-cx7"]["image"]
+    target = docker_run(cx7, "readlink", "-f", "/usr/lib/x86_64-linux-gnu/libibverbs.so.1").strip()
+    assert target.endswith(f".{version}"), target
+    owned = subprocess.run(["docker", "run", "--rm", "--entrypoint", "dpkg", cx7, "-S", target], capture_output=True)
+    assert owned.returncode != 0, f"{target} should be the source build, not a Debian package's file"
+    thor2 = cells["gfx942-thor2"]["image"]
+    assert "rdma-core" not in docker_run(thor2, "ls", "/opt/epbuild")
+    target = docker_run(thor2, "readlink", "-f", "/usr/lib/x86_64-linux-gnu/libibverbs.so.1").strip()
+    assert subprocess.run(["docker", "run", "--rm", "--entrypoint", "dpkg", thor2, "-S", target],
+                          capture_output=True).returncode == 0
+
+
+def test_rocshmem_device_code_is_exactly_the_cell_arch(offline_build: InvokeResult, tmp_path: Path) -> None:
+    cells = cells_json()
+    for name, arch in (("gfx950-cx7", "gfx950"), ("gfx942-thor2", "gfx942")):
+        container = subprocess.run(["docker", "create", cells[name]["image"]], capture_output=True, text=True,
+                                   check=True).stdout.strip()
+        try:
+            dest = tmp_path / f"{name}.a"
+            subprocess.run(["docker", "cp", f"{container}:/opt/rocshmem/lib/librocshmem.a", str(dest)], check=True)
+        finally:
+            subprocess.run(["docker", "rm", container], capture_output=True)
+        assert file_gpu_archs(dest) == {arch}
+
+
+def test_manifest_in_the_image_matches_the_matrix(offline_build: InvokeResult) -> None:
+    cells = cells_json()
+    for name in ("gfx950-cx7", "gfx942-thor2"):
+        manifest = json.loads(docker_run(cells[name]["image"], "cat", "/opt/epbuild/manifest.json"))
+        assert manifest["content_key"] == cells[name]["content_key"]
+        assert {k: v.get("commit") for k, v in manifest["components"].items()} == {
+            k: v["commit"] for k, v in cells[name]["components"].items()}
+
+
+def test_the_image_runs(offline_build: InvokeResult) -> None:
+    image = cells_json()["gfx950-cx7"]["image"]
+    out = docker_run(image, "python3", "-c", "import deep_ep, mori.ops, aiter, vllm; print('ok')")
+    assert out.strip() == "ok"
+
+
+def test_second_build_executes_no_run_step(offline_build: InvokeResult) -> None:
+    again = invoke("build", "--matrix", OFFLINE, "--cell", "gfx950-cx7", "--cell", "gfx942-thor2", "--quiet",
+                   check=True)
+    summary = again.summary
+    assert summary["ok"] and summary["run_steps"] > 0
+    assert summary["executed_run_steps"] == []
+
+
+def test_a_broken_stand_in_fails_its_cell_and_the_other_completes(offline_build: InvokeResult,
+                                                                   tmp_path: Path) -> None:
+    repos = json.loads((ROOT / "build" / "offline" / "repos" / "commits.json").read_text())
+    data = yaml.safe_load((ROOT / OFFLINE).read_text())
+    data["image"]["name"] = "epbuild-offline/broken"
+    data["components"]["deepep"]["commit"] = repos["deepep"]["commits"]["broken"]
+    for pin in data["components"].values():
+        if pin["repo"].startswith("."):
+            pin["repo"] = "file://" + str((ROOT / "examples" / "offline" / pin["repo"]).resolve())
+    matrix = tmp_path / "matrix.yaml"
+    matrix.write_text(yaml.safe_dump(data, sort_keys=False))
+    invoke("render", "--matrix", str(matrix), check=True)
+    result = invoke("build", "--matrix", str(matrix), "--cell", "gfx950-cx7", "--cell", "gfx942-thor2", "--quiet")
+    assert result.code != 0
+    cells = {c["cell"]: c for c in result.summary["cells"]}
+    assert cells["gfx950-cx7"]["ok"], cells
+    assert not cells["gfx942-thor2"]["ok"] and cells["gfx942-thor2"]["failed_stage"] == "deepep"
+    table = result.out
+    assert "gfx942-thor2" in table and "FAILED" in table and "deepep" in table

@@ -32,11 +32,16 @@ class CheckRun:
         return not self.failed and not self.not_run.startswith("error")
 
 
-def amd_gpus(sysfs: Path = Path("/sys")) -> list[str]:
+SYSFS_ENV = "EPBUILD_SYSFS_ROOT"
+"""Where to read sysfs from (default /sys); tests point it at a tree they write."""
+
+
+def amd_gpus() -> list[str]:
     """gfx targets of the AMD GPUs the KFD driver exposes (empty without /dev/kfd or a GPU node)."""
     from epbuild.detect import kfd_gfx_targets
 
-    return kfd_gfx_targets(sysfs) if Path("/dev/kfd").exists() else []
+    sysfs = Path(os.environ.get(SYSFS_ENV, "/sys"))
+    return kfd_gfx_targets(sysfs) if Path("/dev/kfd").exists() or SYSFS_ENV in os.environ else []
 
 
 def image_exists(image: str) -> bool:

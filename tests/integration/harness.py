@@ -31,9 +31,11 @@ class InvokeResult:
         return json.loads((self.run_dir / "summary.json").read_text())
 
 
-def invoke(*args: str, check: bool = False, timeout: int = 3600) -> InvokeResult:
+def invoke(*args: str, check: bool = False, timeout: int = 3600, env: dict[str, str] | None = None) -> InvokeResult:
+    import os
+
     proc = subprocess.run([sys.executable, "-m", "invoke", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=timeout)
+                          timeout=timeout, env={**os.environ, **(env or {})})
     result = InvokeResult(proc.returncode, proc.stdout, proc.stderr)
     if check:
         assert proc.returncode == 0, f"invoke {' '.join(args)} exited {proc.returncode}:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"

@@ -167,6 +167,75 @@ def all_ok(runs) -> bool:  # type: ignore[no-untyped-def]
     return all(run.ok for run in runs)
 
 
+def _run_dir_runner(kind: str):  # type: ignore[no-untyped-def]
+    from epbuild import build as builder_mod, project
+    from epbuild.commands import Runner
+
+    run_dir = builder_mod.new_run_dir(project.ROOT, kind)
+    print(f"logs and replayable commands: {run_dir}")
+    return Runner(replay=run_dir / "replay.sh")
+
+
+@task(iterable=["arch", "nic", "cell"],
+      help={**CELL_HELP, "registry": "Publish to this registry instead of the matrix's image.registry.",
+            "dry_run": "Print the commands only."})
+@user_errors
+def publish(c: Context, matrix: str = "matrix.yaml", arch: list[str] | None = None, nic: list[str] | None = None,
+            all: bool = False, cell: list[str] | None = None, registry: str | None = None,
+            dry_run: bool = False) -> None:
+    """Push built cells: the immutable <cell>-<key12> tag first, then move <cell> once the registry holds it."""
+    from epbuild import publish as publisher
+    from epbuild.commands import Runner
+    from epbuild.tags import cell_tags
+
+    logging_setup()
+    r, cells = _cells(matrix, arch or [], nic or [], all, cell)
+    runner = Runner(dry_run=True) if dry_run else _run_dir_runner("publish")
+    publisher.login(cell_tags(cells[0], registry).repository.split("/", 1)[0], runner)
+    for rc in cells:
+        print(publisher.publish(rc, runner, registry).line())
+
+
+@task(iterable=["arch", "nic", "cell"],
+      help={**CELL_HELP, "registry": "Pull from this registry instead of the matrix's image.registry.",
+            "build": "Build the cell when the registry has no image for this checkout's key.",
+            "detect": "Pick the cell from this host's GPU (KFD topology) and RDMA NIC (PCI vendor).",
+            "sysfs_root": "Read the host from this sysfs tree instead of /sys (for tests).",
+            "dry_run": "Print the commands only."})
+@user_errors
+def pull(c: Context, matrix: str = "matrix.yaml", arch: list[str] | None = None, nic: list[str] | None = None,
+         all: bool = False, cell: list[str] | None = None, registry: str | None = None, build: bool = False,
+         detect: bool = False, sysfs_root: str = "/sys", dry_run: bool = False) -> None:
+    """Fetch prebuilt images for the current checkout's pins (by content key) and tag them locally."""
+    from pathlib import Path
+
+    from epbuild import build as builder_mod, detect as detector, project, pull as puller
+    from epbuild.commands import Runner
+
+    logging_setup()
+    if detect:
+        found = detector.detect(Path(sysfs_root))
+        print(f"detected {found.report}: cell {found.arch}-{found.nic}")
+        arch, nic = [found.arch], [found.nic]
+    r, cells = _cells(matrix, arch or [], nic or [], all, cell)
+    runner = Runner(dry_run=True) if dry_run else _run_dir_runner("pull")
+    missing = []
+    for rc in cells:
+        try:
+            digest = puller.pull(rc, runner, registry)
+            print(f"{rc.cell.name}: pulled {digest}, tagged {rc.plan.local_tag}")
+        except puller.NotPublished as exc:
+            if not build:
+                raise
+            print(f"{exc}\nbuilding it instead.")
+            missing.append(rc)
+    if missing:
+        report = builder_mod.build(r, missing, project.ROOT, builder_mod.BuildOptions(), Runner(dry_run=dry_run))
+        print(report.table())
+        if not report.ok:
+            raise Exit(code=1)
+
+
 @task
 def setup_docker(c: Context) -> None:
     """Install and start a Docker engine with buildx where missing (does nothing when one works)."""

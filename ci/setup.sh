@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
-# Everything a fresh machine needs before `invoke` and the tests run: Python packages, then a Docker engine
-# with buildx (started if it is not running). Safe to run again.
+# Everything a fresh machine needs before `invoke` and the tests run: Python packages, a Docker engine with
+# buildx (started if it is not running) and a registry server for the publish tests. Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -m pip install --quiet --disable-pip-version-check -r ci/requirements.txt
 bash ci/setup-docker.sh
+# The tests publish to Debian's docker-registry on 127.0.0.1.
+if ! command -v docker-registry >/dev/null 2>&1; then
+  DEBIAN_FRONTEND=noninteractive apt-get -o Acquire::Check-Valid-Until=false update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-registry >/dev/null
+fi

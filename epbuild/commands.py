@@ -76,8 +76,10 @@ class Runner:
         check: bool = True,
         log_file: Path | None = None,
         mutating: bool = True,
+        stdin: str | None = None,
     ) -> subprocess.CompletedProcess[str]:
-        """Runs argv. `mutating=False` marks a read-only query that also runs in a dry run (it changes nothing)."""
+        """Runs argv. `mutating=False` marks a read-only query that also runs in a dry run (it changes nothing).
+        `stdin` is fed to the command and never recorded (it carries secrets such as a registry password)."""
         self.record(shell_line(argv, env, cwd))
         if self.dry_run and mutating:
             return subprocess.CompletedProcess(list(argv), 0, "", "")
@@ -91,7 +93,7 @@ class Runner:
                                       text=True, check=False)
         else:
             proc = subprocess.run(list(argv), env=full_env, cwd=cwd, text=True, check=False,
-                                  capture_output=capture)
+                                  capture_output=capture, input=stdin)
         if check and proc.returncode != 0:
             raise CommandFailed(argv, proc.returncode, (proc.stdout or "") + (proc.stderr or ""))
         return proc

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from epbuild.render import Rendering
-from epbuild.stages import stages_for
+from epbuild.stages import built_pins
 
 
 def cells_data(rendering: Rendering) -> list[dict[str, Any]]:
@@ -23,8 +23,7 @@ def cells_data(rendering: Rendering) -> list[dict[str, Any]]:
             "stages": list(rc.stages),
             "components": {
                 name: {"repo": pin.repo, "commit": pin.commit, "tag": pin.tag, "pinned": pin.pinned}
-                for name, pin in plan.pins.items()
-                if any(s.source == name for s in stages_for(plan))
+                for name, pin in built_pins(plan).items()
             },
             "content_key": rc.key,
             "image": plan.local_tag,

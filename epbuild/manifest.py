@@ -19,8 +19,10 @@ CELL_LABEL = f"{LABEL_PREFIX}.cell"
 
 
 def pins_record(plan: CellPlan) -> dict[str, dict[str, str]]:
+    from epbuild.stages import built_pins
+
     out: dict[str, dict[str, str]] = {}
-    for name, pin in plan.pins.items():
+    for name, pin in built_pins(plan).items():
         entry = {"repo": pin.repo}
         if pin.commit:
             entry["commit"] = pin.commit
@@ -69,7 +71,9 @@ def labels(plan: CellPlan, key: str) -> dict[str, str]:
         f"{LABEL_PREFIX}.nic": plan.cell.nic,
         KEY_LABEL: key,
     }
-    for name, pin in plan.pins.items():
+    from epbuild.stages import built_pins
+
+    for name, pin in built_pins(plan).items():
         out[f"{LABEL_PREFIX}.pin.{name}"] = pin.ref
     return out
 
@@ -77,7 +81,9 @@ def labels(plan: CellPlan, key: str) -> dict[str, str]:
 def versions_txt(plan: CellPlan, key: str) -> str:
     """`KEY: value` lines, the format of the reference image's /app/versions.txt."""
     lines = [f"BASE_IMAGE: {plan.matrix.base.image}", f"EPBUILD_CELL: {plan.cell.name}", f"EPBUILD_KEY: {key}"]
-    for name, pin in plan.pins.items():
+    from epbuild.stages import built_pins
+
+    for name, pin in built_pins(plan).items():
         stem = name.upper().replace("-", "_")
         lines.append(f"{stem}_REPO: {pin.repo}")
         if pin.commit:

@@ -40,6 +40,12 @@ def stages_for(plan: CellPlan) -> list[Stage]:
     return [s for s in stages() if s.applies(plan)]
 
 
+def built_pins(plan: CellPlan) -> dict[str, Any]:
+    """The pins of the components this cell builds (thor2 cells do not build rdma-core), in build order."""
+    sources = {s.source for s in stages_for(plan) if s.source}
+    return {name: pin for name, pin in plan.pins.items() if name in sources}
+
+
 def wheel_stages(plan: CellPlan) -> list[str]:
     """Stages that leave a wheel in /wheels/<stage> for `final` to install."""
     return [s.name for s in stages_for(plan) if s.name in ("deepep", "mori", "aiter", "vllm")]

@@ -1,0 +1,76 @@
+"""`invoke publish`: pushes a built cell under its immutable tag, checks the registry holds exactly that digest,
+and only then points the moving tags at it. An interrupted push therefore never moves a tag, and a cell that is
+already published pushes nothing. Credentials come from `docker login` or EPBUILD_REGISTRY_USER/_PASSWORD and
+are handed to docker on standard input only: never to an image, a label, a build arg or a log."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from epbuild import registry
+from epbuild.commands import Runner
+from epbuild.errors import EpbuildError
+from epbuild.manifest import KEY_LABEL
+from epbuild.render import RenderedCell
+from epbuild.tags import cell_tags
+
+USER_ENV, PASSWORD_ENV = "EPBUILD_REGISTRY_USER", "EPBUILD_REGISTRY_PASSWORD"
+
+
+@dataclass
+class Published:
+    cell: str
+    immutable: str
+    digest: str = ""
+    pushed: bool = False
+    moved: list[str] = field(default_factory=list)
+
+    def line(self) -> str:
+        what = "pushed" if self.pushed else "already in the registry, nothing pushed"
+        moved = f"; moved {', '.join(self.moved)}" if self.moved else "; moving tags already there"
+        return f"{self.cell}: {self.immutable} {what} ({self.digest}){moved}"
+
+
+def login(registry_host: str, runner: Runner) -> None:
+    user, password = os.environ.get(USER_ENV), os.environ.get(PASSWORD_ENV)
+    if user and password:
+        runner.run(["docker", "login", registry_host, "--username", user, "--password-stdin"], stdin=password,
+                   capture=True)
+
+
+def publish(rc: RenderedCell, runner: Runner, registry_override: str | None = None) -> Published:
+    tags = cell_tags(rc, registry_override)
+    local = rc.plan.local_tag
+    labels = registry.local_labels(local)
+    if labels is None:
+        raise EpbuildError(f"{rc.cell.name}: no local image {local}; build it first (invoke build --cell {rc.cell.name})")
+    if labels.get(KEY_LABEL) != rc.key:
+        raise EpbuildError(
+            f"{rc.cell.name}: the local image {local} has content key {labels.get(KEY_LABEL, '(none)')[:12]}, but "
+            f"this checkout's matrix gives {rc.key[:12]}; rebuild it (invoke build --cell {rc.cell.name})")
+    result = Published(rc.cell.name, tags.immutable)
+    digest = registry.remote_digest(tags.immutable)
+    if digest is None:
+        runner.run(["docker", "tag", local, tags.immutable])
+        runner.run(["docker", "push", "--quiet", tags.immutable], capture=True)
+        pushed = registry.local_repo_digest(tags.immutable, tags.repository)
+        digest = registry.remote_digest(tags.immutable)
+        if runner.dry_run:
+            return result
+        if digest is None or digest != pushed:
+            raise EpbuildError(f"{rc.cell.name}: the registry holds {digest} for {tags.immutable}, not the pushed "
+                               f"{pushed}; the moving tags were left where they were")
+        result.pushed = True
+    result.digest = digest
+    for tag in (tags.moving, *tags.extra):
+        if registry.remote_digest(tag) == digest:
+            continue
+        # The same local image again: its layers are in the registry already, so only the manifest (the very
+        # bytes just verified, hence the same digest) is written under the moving name.
+        runner.run(["docker", "tag", local, tag])
+        runner.run(["docker", "push", "--quiet", tag], capture=True)
+        if not runner.dry_run and registry.remote_digest(tag) != digest:
+            raise EpbuildError(f"{rc.cell.name}: {tag} does not name {digest} after the push; check the registry")
+        result.moved.append(tag)
+    return result

@@ -1,0 +1,58 @@
+"""`invoke pull`: fetches a cell's prebuilt image by the content key of the current checkout, checks the image's
+labels carry that key, and tags it under the cell's local name. When the registry has no image for the key it
+says so, and how far the moving tag's pins are from this checkout's."""
+
+from __future__ import annotations
+
+from epbuild import registry
+from epbuild.commands import Runner
+from epbuild.errors import EpbuildError
+from epbuild.manifest import KEY_LABEL, LABEL_PREFIX
+from epbuild.render import RenderedCell
+from epbuild.tags import cell_tags
+
+
+class NotPublished(EpbuildError):
+    pass
+
+
+def pin_distance(rc: RenderedCell, labels: dict[str, str]) -> list[str]:
+    """The pins in which an image's labels differ from this checkout, as 'name: theirs -> ours'."""
+    from epbuild.stages import built_pins
+
+    out = []
+    for name, pin in built_pins(rc.plan).items():
+        theirs = labels.get(f"{LABEL_PREFIX}.pin.{name}")
+        if theirs != pin.ref:
+            out.append(f"{name}: {(theirs or '(none)')[:12]} -> {pin.ref[:12]}")
+    base = labels.get("org.opencontainers.image.base.name")
+    if base != rc.plan.matrix.base.image:
+        out.append(f"base image: {base} -> {rc.plan.matrix.base.image}")
+    return out
+
+
+def pull(rc: RenderedCell, runner: Runner, registry_override: str | None = None) -> str:
+    tags = cell_tags(rc, registry_override)
+    digest = registry.remote_digest(tags.immutable)
+    if digest is None:
+        message = [f"{rc.cell.name}: the registry has no image for this checkout's content key {rc.key[:12]} "
+                   f"({tags.immutable})."]
+        moving = registry.remote_labels(tags.moving)
+        if moving is None:
+            message.append(f"It has no {tags.moving} either: this cell was never published there.")
+        else:
+            distance = pin_distance(rc, moving)
+            message.append(f"The moving tag {tags.moving} exists (key {moving.get(KEY_LABEL, '?')[:12]}); "
+                           + (f"it differs from this checkout in {len(distance)} input(s): " + "; ".join(distance)
+                              if distance else "its pins equal this checkout's, so its templates differ."))
+        message.append("Build it with `invoke pull --build ...` or `invoke build ...`.")
+        raise NotPublished(" ".join(message))
+    runner.run(["docker", "pull", "--quiet", f"{tags.immutable}"])
+    if runner.dry_run:
+        return digest
+    labels = registry.local_labels(tags.immutable) or {}
+    if labels.get(KEY_LABEL) != rc.key:
+        raise EpbuildError(f"{rc.cell.name}: {tags.immutable} carries content key {labels.get(KEY_LABEL)}, not "
+                           f"{rc.key}; the registry's tag does not match its name, so it was not tagged locally")
+    runner.run(["docker", "tag", tags.immutable, rc.plan.local_tag])
+    return digest

@@ -145,11 +145,12 @@ def sources(c: Context, matrix: str = "matrix.yaml", arch: list[str] | None = No
 @task(iterable=["arch", "nic", "cell"],
       help={**CELL_HELP, "image": "Check this image reference as the selected cell (one cell only).",
             "gpu": "Run the GPU tier (tests/gpu) instead of the static checks; needs AMD GPUs.",
+            "require_gpu": "With --gpu: fail, instead of reporting 'not run', on a host without AMD GPUs (CI agents).",
             "quiet": "Only the summary, not pytest's per-check lines."})
 @user_errors
 def test(c: Context, matrix: str = "matrix.yaml", arch: list[str] | None = None, nic: list[str] | None = None,
          all: bool = False, cell: list[str] | None = None, image: str | None = None, gpu: bool = False,
-         quiet: bool = False) -> None:
+         require_gpu: bool = False, quiet: bool = False) -> None:
     """Check built images from the inside (testinfra); a JUnit report per cell goes to build/reports/."""
     from epbuild import imagetest, project
 
@@ -159,12 +160,8 @@ def test(c: Context, matrix: str = "matrix.yaml", arch: list[str] | None = None,
                            + ", ".join(rc.cell.name for rc in cells))
     runs = [imagetest.run_checks(rc, image or rc.plan.local_tag, project.ROOT, gpu=gpu, quiet=quiet) for rc in cells]
     print(imagetest.summary(runs))
-    if not all_ok(runs):
+    if not all(run.ok for run in runs) or (require_gpu and any(run.not_run for run in runs)):
         raise Exit(code=1)
-
-
-def all_ok(runs) -> bool:  # type: ignore[no-untyped-def]
-    return all(run.ok for run in runs)
 
 
 def _run_dir_runner(kind: str):  # type: ignore[no-untyped-def]

@@ -67,6 +67,8 @@ def _header(matrix_label: str, runs: list[GpuRun], how: list[str]) -> str:
         *how,
         "To move them for good, edit agent_pool in the matrix and run `invoke ci`.",
         "Pools and their override variables: " + ", ".join(f"{r.pool} ({r.env})" for r in runs) + ".",
+        f"Images travel between agents through the staging registry {CI_REGISTRY_ENV} (pushed by the build step",
+        "under their immutable content-key tags); only the publish step writes the matrix's registry.",
     ]
     return "".join(f"# {line}\n" for line in lines)
 
@@ -75,9 +77,15 @@ def _dump(header: str, doc: dict[str, Any]) -> str:
     return header + str(yaml.safe_dump(doc, sort_keys=False, width=120))
 
 
+CI_REGISTRY_ENV = "EPBUILD_CI_REGISTRY"
+"""The staging registry that carries a cell's checked image from its build agent to its GPU and publish agents;
+only the publish step (main, after every check) writes the matrix's registry."""
+
+
 class _Commands:
-    def __init__(self, matrix_label: str) -> None:
+    def __init__(self, matrix_label: str, ci_registry: str) -> None:
         self.matrix = "" if matrix_label == DEFAULT_MATRIX else f" --matrix {matrix_label}"
+        self.staging = f'--registry "{ci_registry}"'
 
     def __call__(self, task: str, *args: str) -> str:
         return " ".join(["invoke", task, *args]) + self.matrix
@@ -89,11 +97,20 @@ class _Commands:
         return self(task, *flags, "--arch", cell.arch, "--nic", cell.nic)
 
     def build(self, cell: Cell) -> str:
-        return f"{self.cell('build', cell)} && {self.cell('test', cell)}"
+        return (f"{self.cell('build', cell)} && {self.cell('test', cell)} && "
+                f"{self.cell('publish', cell, self.staging)}")
+
+    def gpu(self, cell: Cell) -> str:
+        gpu_test = self("test", "--gpu", "--arch", cell.arch, "--nic", cell.nic, "--require-gpu")
+        return f"{self.cell('pull', cell, self.staging)} && {gpu_test}"
+
+    def publish(self, cell: Cell) -> str:
+        return f"{self.cell('pull', cell, self.staging)} && {self.cell('publish', cell)}"
 
 
 def buildkite(rendering: Rendering, matrix_label: str) -> str:
-    run = _Commands(matrix_label)
+    # $$ defers the variable to the agent's shell: `pipeline upload` would otherwise interpolate it.
+    run = _Commands(matrix_label, f"$${CI_REGISTRY_ENV}")
     m = rendering.matrix.model
     setup = "./ci/setup.sh && "
     steps: list[dict[str, Any]] = [
@@ -113,10 +130,10 @@ def buildkite(rendering: Rendering, matrix_label: str) -> str:
             steps.append({"label": f":rocket: GPU {cell.name} on {gr.buildkite}", "key": gpu_keys[-1],
                           "depends_on": build, "agents": {"pool": gr.buildkite},
                           "env": {"EPBUILD_NUM_GPUS": str(gr.gpus)},
-                          "command": setup + run.cell("test", cell, "--gpu")})
+                          "command": setup + run.gpu(cell)})
         steps.append({"label": f":package: publish {cell.name}", "key": f"publish-{cell.name}",
                       "branches": "main", "depends_on": ["check", build, *gpu_keys], "agents": {"queue": "build"},
-                      "command": setup + run.cell("publish", cell)})
+                      "command": setup + run.publish(cell)})
     # No dollar sign in this comment: pipeline upload interpolates variables.
     how = ["  set it in the build's environment (New Build > Environment Variables); `buildkite-agent pipeline upload`",
            "  reads it there and falls back to the matrix's pool."]
@@ -124,7 +141,7 @@ def buildkite(rendering: Rendering, matrix_label: str) -> str:
 
 
 def github(rendering: Rendering, matrix_label: str) -> str:
-    run = _Commands(matrix_label)
+    run = _Commands(matrix_label, f"${{{{ vars.{CI_REGISTRY_ENV} }}}}")
     m = rendering.matrix.model
 
     def job(name: str, runs_on: Any, command: str, **extra: Any) -> dict[str, Any]:
@@ -145,10 +162,10 @@ def github(rendering: Rendering, matrix_label: str) -> str:
             all_runs[gr.pool] = gr
             gpu_jobs.append(f"gpu-{cell.name}-{gr.pool}")
             jobs[gpu_jobs[-1]] = job(f"GPU {cell.name} on {gr.github}", ["self-hosted", gr.github],
-                                     run.cell("test", cell, "--gpu"), needs=build,
+                                     run.gpu(cell), needs=build,
                                      env={"EPBUILD_NUM_GPUS": str(gr.gpus)})
         jobs[f"publish-{cell.name}"] = job(
-            f"publish {cell.name}", "ubuntu-latest", run.cell("publish", cell),
+            f"publish {cell.name}", "ubuntu-latest", run.publish(cell),
             needs=["check", build, *gpu_jobs], permissions={"contents": "read", "packages": "write"},
             **{"if": "github.ref == 'refs/heads/main'"})
     runs = list(all_runs.values())

@@ -212,9 +212,9 @@ def test_buildkite_publishes_only_on_main_after_all_checks() -> None:
     [check] = bk_find(steps, "invoke ci --check")
     assert "invoke render --check" in check["command"] and "pytest" in check["command"]
     feature = bk_on_branch(steps, "feature/x")
-    assert not bk_find(feature, "invoke publish")
+    assert not bk_find(feature, "invoke publish --arch")
     assert len(feature) == len(steps) - len(CELLS)  # everything else runs on every branch
-    assert len(bk_find(bk_on_branch(steps, "main"), "invoke publish")) == len(CELLS)
+    assert len(bk_find(bk_on_branch(steps, "main"), "invoke publish --arch")) == len(CELLS)
     for arch, nic in CELLS:
         cell = f"--arch {arch} --nic {nic}"
         [publish] = bk_find(steps, f"invoke publish {cell}")
@@ -231,7 +231,7 @@ def test_github_publishes_only_on_main_after_all_checks() -> None:
     jobs = gh_jobs(ROOT)
     [check] = gh_find(jobs, "invoke ci --check")
     gated = {k for k, j in jobs.items() if "if" in j}
-    assert gated == set(gh_find(jobs, "invoke publish"))
+    assert gated == set(gh_find(jobs, "invoke publish --arch"))
     for arch, nic in CELLS:
         cell = f"--arch {arch} --nic {nic}"
         [job] = gh_find(jobs, f"invoke publish {cell}").values()
@@ -257,3 +257,19 @@ def test_fat_cell_gets_a_gpu_test_on_each_archs_pool(tmp_path: Path) -> None:
     # Both archs on one pool: one test there, not the same test twice.
     both = variant(tmp_path / "moved", ("include: []", FAT), ("agent_pool: mi355_2", "agent_pool: mi325_2"))
     assert bk_gpu_pools(both, "gfx942+gfx950", "cx7") == ["mi325_2"]
+
+
+def test_images_travel_between_agents_through_the_staging_registry() -> None:
+    steps = bk_steps(ROOT)
+    for step in steps:
+        cmd = step.get("command", "")
+        if step.get("key", "").startswith("build-"):
+            assert cmd.endswith(f'invoke publish --registry "$$EPBUILD_CI_REGISTRY" --arch {cmd.split("--arch ")[1]}')
+        if step.get("key", "").startswith(("gpu-", "publish-")):
+            assert 'invoke pull --registry "$$EPBUILD_CI_REGISTRY"' in cmd.split("&&")[1]
+    for name, job in gh_jobs(ROOT).items():
+        run = job["steps"][-1]["run"]
+        if name.startswith(("gpu-", "publish-")):
+            assert 'invoke pull --registry "${{ vars.EPBUILD_CI_REGISTRY }}"' in run
+        if name.startswith("publish-"):
+            assert run.rstrip().split("&&")[-1].strip().startswith("invoke publish --arch")

@@ -7,6 +7,8 @@ import subprocess
 
 import pytest
 
+pytestmark = pytest.mark.docker
+
 from harness import OFFLINE, InvokeResult, cells_json, docker_run, invoke
 
 CELL = "gfx950-cx7"

@@ -7,10 +7,13 @@ import json
 import subprocess
 from pathlib import Path
 
+import pytest
 import yaml
 
 from harness import OFFLINE, ROOT, InvokeResult, cells_json, docker_run, invoke
 from epbuild.offload import file_gpu_archs
+
+pytestmark = pytest.mark.docker
 
 
 def test_both_cells_build_and_are_tagged_as_matrix_json_says(offline_build: InvokeResult) -> None:

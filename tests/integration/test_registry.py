@@ -13,6 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+pytestmark = pytest.mark.docker
 import yaml
 
 from epbuild.registry import remote_digest

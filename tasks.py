@@ -160,7 +160,8 @@ def test(c: Context, matrix: str = "matrix.yaml", arch: list[str] | None = None,
                            + ", ".join(rc.cell.name for rc in cells))
     runs = [imagetest.run_checks(rc, image or rc.plan.local_tag, project.ROOT, gpu=gpu, quiet=quiet) for rc in cells]
     print(imagetest.summary(runs))
-    if not all(run.ok for run in runs) or (require_gpu and any(run.not_run for run in runs)):
+    # (`all` is this task's --all flag here, not the builtin.)
+    if any(not run.ok for run in runs) or (require_gpu and any(run.not_run for run in runs)):
         raise Exit(code=1)
 
 

@@ -628,3 +628,27 @@ def prepare(matrix: Any, runner: Any) -> None:
         return
     ensure_base_image(image)
     ensure_fixture_repos(REPOS_DIR, fixtures_dir=FIXTURES_DIR)
+
+
+def matrix_variant(dest: Path, *, moved: Sequence[str] = (), broken: Sequence[str] = (),
+                   image_name: str | None = None) -> Path:
+    """Writes `dest/matrix.yaml`: the example's matrix with the named components pinned to their stand-ins'
+    `moved` (or `broken`) commit, its repository paths made absolute so the copy works from anywhere.
+    Benchmarks and tests move pins with it; the stand-in repositories must exist (prepare makes them)."""
+    import yaml
+
+    commits = json.loads((REPOS_DIR / "commits.json").read_text())
+    source = REPO_ROOT / "examples" / "offline" / "matrix.yaml"
+    data = yaml.safe_load(source.read_text())
+    for kind, names in (("moved", moved), ("broken", broken)):
+        for name in names:
+            data["components"][name]["commit"] = commits[name]["commits"][kind]
+    if image_name:
+        data["image"]["name"] = image_name
+    for pin in data["components"].values():
+        if pin["repo"].startswith("."):
+            pin["repo"] = (source.parent / pin["repo"]).resolve().as_uri()
+    dest.mkdir(parents=True, exist_ok=True)
+    path = dest / "matrix.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path

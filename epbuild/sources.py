@@ -281,7 +281,7 @@ class SourceCache:
                 raise SourceError(f"{request.component}: submodule {sub_path} has no commit recorded at {commit}")
             sub_commit = entry[2]
             sub_request = SourceRequest(f"{request.component}/{prefix}{sub_path}",
-                                        SourcePin(repo=request.pin.repo, commit=sub_commit), url)
+                                        SourcePin(repo=request.pin.repo, commit=sub_commit, tag=None), url)
             sub_mirror = self._ensure_mirror(url)
             with FileLock(str(sub_mirror) + ".lock"):
                 self._fetch_commit(sub_mirror, sub_request)

@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from harness import OFFLINE, ROOT, InvokeResult, cells_json, docker_run, invoke
+from epbuild.offline import matrix_variant
 from epbuild.offload import file_gpu_archs
 
 pytestmark = pytest.mark.docker
@@ -83,15 +84,7 @@ def test_second_build_executes_no_run_step(offline_build: InvokeResult) -> None:
 
 def test_a_broken_stand_in_fails_its_cell_and_the_other_completes(offline_build: InvokeResult,
                                                                    tmp_path: Path) -> None:
-    repos = json.loads((ROOT / "build" / "offline" / "repos" / "commits.json").read_text())
-    data = yaml.safe_load((ROOT / OFFLINE).read_text())
-    data["image"]["name"] = "epbuild-offline/broken"
-    data["components"]["deepep"]["commit"] = repos["deepep"]["commits"]["broken"]
-    for pin in data["components"].values():
-        if pin["repo"].startswith("."):
-            pin["repo"] = "file://" + str((ROOT / "examples" / "offline" / pin["repo"]).resolve())
-    matrix = tmp_path / "matrix.yaml"
-    matrix.write_text(yaml.safe_dump(data, sort_keys=False))
+    matrix = matrix_variant(tmp_path, broken=["deepep"], image_name="epbuild-offline/broken")
     invoke("render", "--matrix", str(matrix), check=True)
     result = invoke("build", "--matrix", str(matrix), "--cell", "gfx950-cx7", "--cell", "gfx942-thor2", "--quiet")
     assert result.code != 0

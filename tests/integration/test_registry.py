@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 pytestmark = pytest.mark.docker
-import yaml
 
+from epbuild.offline import matrix_variant
 from epbuild.registry import remote_digest
 from harness import OFFLINE, ROOT, InvokeResult, cells_json, invoke
 from registry import Registry
@@ -74,14 +74,7 @@ def test_republishing_an_unchanged_cell_pushes_nothing(registry: Registry, publi
 
 def moved_matrix(tmp_path: Path) -> Path:
     """The offline matrix with vLLM moved to the stand-in's other commit (same image name and registry)."""
-    repos = json.loads((ROOT / "build" / "offline" / "repos" / "commits.json").read_text())
-    data = yaml.safe_load((ROOT / OFFLINE).read_text())
-    data["components"]["vllm"]["commit"] = repos["vllm"]["commits"]["moved"]
-    for pin in data["components"].values():
-        if pin["repo"].startswith("."):
-            pin["repo"] = "file://" + str((ROOT / "examples" / "offline" / pin["repo"]).resolve())
-    path = tmp_path / "matrix.yaml"
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    path = matrix_variant(tmp_path, moved=["vllm"])
     invoke("render", "--matrix", str(path), check=True)
     return path
 

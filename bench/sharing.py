@@ -1,0 +1,68 @@
+"""Sharing: every cell of the offline example in ONE bake, cold, versus one `docker build --no-cache` per cell
+(the way one hand-written Dockerfile per image is built). Targets: RUN steps executed / distinct = 1.00; and
+the ratio of wall times, side by side."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+
+from bench.results import OFFLINE, ROOT, build_summary, invoke, record
+from bench.stages import distinct_run_steps
+from epbuild import project
+
+
+def prune_build_cache() -> None:
+    subprocess.run(["docker", "buildx", "prune", "--all", "--force"], check=True, capture_output=True)
+
+
+def one_cell_at_a_time(cells: list[str]) -> dict[str, float]:
+    bake = json.loads((ROOT / "examples" / "offline" / "images" / "docker-bake.json").read_text())
+    walls = {}
+    for name in cells:
+        target = bake["target"][name]
+        argv = ["docker", "buildx", "build", "--no-cache", "--progress", "quiet", "--target", "final",
+                "--file", f"{target['context']}/Dockerfile", "--tag", f"epbuild-bench/one-at-a-time:{name}"]
+        for key, path in target["contexts"].items():
+            argv += ["--build-context", f"{key}={path}"]
+        start = time.monotonic()
+        subprocess.run([*argv, target["context"]], cwd=ROOT, check=True, capture_output=True)
+        walls[name] = round(time.monotonic() - start, 1)
+    return walls
+
+
+def main() -> None:
+    invoke("sources", "--matrix", OFFLINE, "--all")  # sources and the local base image ready: time builds only
+    rendering = project.rendering(OFFLINE)
+    names = [rc.cell.name for rc in rendering.cells]
+    distinct = distinct_run_steps(rendering.cells)
+    distinct_runs = sum(n for _, n in distinct.values())
+
+    prune_build_cache()
+    summary = build_summary("--matrix", OFFLINE, "--all")
+    executed = summary["executed_run_steps"]
+    bake_wall = float(summary["wall_seconds"])  # type: ignore[arg-type]
+    by_stage: dict[str, int] = {}
+    for step in executed:  # type: ignore[union-attr]
+        by_stage[step["stage"]] = by_stage.get(step["stage"], 0) + 1
+
+    prune_build_cache()
+    walls = one_cell_at_a_time(names)
+    separate_wall = sum(walls.values())
+    ratio = len(executed) / distinct_runs  # type: ignore[arg-type]
+    record("Sharing", [
+        f"{len(names)} cells ({', '.join(names)}) in one bake, cold: {len(executed)} RUN steps executed for "
+        f"{distinct_runs} distinct RUN steps ({len(distinct)} distinct stages with a RUN): ratio {ratio:.2f} "
+        f"(target 1.00: {'met' if abs(ratio - 1) < 1e-9 else 'MISSED'}). Executed per stage: "
+        + ", ".join(f"{k} {v}" for k, v in sorted(by_stage.items())) + ".",
+        f"Wall time: one bake {bake_wall:.1f} s; one `docker build --no-cache` per cell {separate_wall:.1f} s "
+        f"({', '.join(f'{k} {v} s' for k, v in walls.items())}): the separate builds take "
+        f"{separate_wall / bake_wall:.2f}x as long.",
+    ], {"cells": len(names), "run_steps_executed": len(executed), "distinct_run_steps": distinct_runs,
+        "executed_over_distinct": round(ratio, 3), "executed_by_stage": by_stage, "bake_wall_seconds": bake_wall,
+        "separate_builds_wall_seconds": round(separate_wall, 1), "separate_over_bake": round(separate_wall / bake_wall, 2)})
+
+
+if __name__ == "__main__":
+    main()

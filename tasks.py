@@ -165,13 +165,22 @@ def test(c: Context, matrix: str = "matrix.yaml", arch: list[str] | None = None,
         raise Exit(code=1)
 
 
+def _login(rc, registry: str | None, runner) -> None:  # type: ignore[no-untyped-def]
+    from epbuild.registry import login
+    from epbuild.tags import cell_tags
+
+    login(cell_tags(rc, registry).repository.split("/", 1)[0], runner)
+
+
 def _run_dir_runner(kind: str):  # type: ignore[no-untyped-def]
     from epbuild import build as builder_mod, project
     from epbuild.commands import Runner
 
     run_dir = builder_mod.new_run_dir(project.ROOT, kind)
     print(f"logs and replayable commands: {run_dir}")
-    return Runner(replay=run_dir / "replay.sh")
+    runner = Runner()
+    runner.start_replay(run_dir / "replay.sh", project.ROOT)
+    return runner
 
 
 @task(iterable=["arch", "nic", "cell"],
@@ -184,12 +193,11 @@ def publish(c: Context, matrix: str = "matrix.yaml", arch: list[str] | None = No
     """Push built cells: the immutable <cell>-<key12> tag first, then move <cell> once the registry holds it."""
     from epbuild import publish as publisher
     from epbuild.commands import Runner
-    from epbuild.tags import cell_tags
 
     logging_setup()
     r, cells = _cells(matrix, arch or [], nic or [], all, cell)
     runner = Runner(dry_run=True) if dry_run else _run_dir_runner("publish")
-    publisher.login(cell_tags(cells[0], registry).repository.split("/", 1)[0], runner)
+    _login(cells[0], registry, runner)
     for rc in cells:
         print(publisher.publish(rc, runner, registry).line())
 
@@ -217,6 +225,7 @@ def pull(c: Context, matrix: str = "matrix.yaml", arch: list[str] | None = None,
         arch, nic = [found.arch], [found.nic]
     r, cells = _cells(matrix, arch or [], nic or [], all, cell)
     runner = Runner(dry_run=True) if dry_run else _run_dir_runner("pull")
+    _login(cells[0], registry, runner)
     missing = []
     for rc in cells:
         try:

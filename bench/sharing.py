@@ -9,7 +9,7 @@ import subprocess
 import time
 
 from bench.results import OFFLINE, ROOT, build_summary, invoke, record
-from bench.stages import distinct_run_steps
+from epbuild.stagegraph import distinct_run_steps
 from epbuild import project
 
 

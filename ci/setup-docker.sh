@@ -14,24 +14,30 @@ if engine_ready; then
   exit 0
 fi
 
+# Root, or a non-root CI runner with passwordless sudo (GitHub's hosted runners).
+SUDO=""
 if [ "$(id -u)" != 0 ]; then
-  log "needs root to install and start the engine (run it with sudo)"
-  exit 1
+  if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+    SUDO="sudo -n"
+  else
+    log "needs root to install and start the engine (run it with sudo)"
+    exit 1
+  fi
 fi
 
-apt_get() { DEBIAN_FRONTEND=noninteractive apt-get -o Acquire::Check-Valid-Until=false "$@"; }
+apt_get() { $SUDO env DEBIAN_FRONTEND=noninteractive apt-get -o Acquire::Check-Valid-Until=false "$@"; }
 
 if ! command -v dockerd >/dev/null 2>&1 || ! docker buildx version >/dev/null 2>&1; then
   if [ ! -f /etc/apt/sources.list.d/epbuild-trixie.sources ]; then
     log "adding Debian trixie (pin priority 100) for docker.io, docker-cli and docker-buildx"
-    cat >/etc/apt/sources.list.d/epbuild-trixie.sources <<'SRC'
+    $SUDO tee /etc/apt/sources.list.d/epbuild-trixie.sources >/dev/null <<'SRC'
 Types: deb
 URIs: http://deb.debian.org/debian
 Suites: trixie
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 SRC
-    cat >/etc/apt/preferences.d/epbuild-trixie <<'PIN'
+    $SUDO tee /etc/apt/preferences.d/epbuild-trixie >/dev/null <<'PIN'
 Package: *
 Pin: release n=trixie
 Pin-Priority: 100
@@ -42,9 +48,9 @@ PIN
 fi
 
 if ! docker info >/dev/null 2>&1; then
-  mkdir -p /var/log/epbuild
+  $SUDO mkdir -p /var/log/epbuild
   log "starting dockerd (log: /var/log/epbuild/dockerd.log)"
-  setsid dockerd >/var/log/epbuild/dockerd.log 2>&1 < /dev/null &
+  $SUDO sh -c 'setsid dockerd >/var/log/epbuild/dockerd.log 2>&1 </dev/null &'
   for _ in $(seq 1 60); do
     docker info >/dev/null 2>&1 && break
     sleep 1

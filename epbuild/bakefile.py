@@ -23,7 +23,7 @@ def bake_json(cells: list[RenderedCell], *, context_root: str) -> str:
 
     for rc in cells:
         contexts = {
-            f"src-{stage.source}": source_dir(stage.source, rc.plan.pins[stage.source].ref)
+            f"src-{stage.source}": source_dir(stage.source, rc.plan.pins[stage.source].commit)
             for stage in stages_for(rc.plan)
             if stage.source is not None
         }

@@ -24,6 +24,7 @@ from epbuild.commands import Runner, shell_line
 from epbuild.errors import EpbuildError
 from epbuild.progress import Progress, Vertex
 from epbuild.render import RenderedCell, Rendering
+from epbuild.stagegraph import stage_identities
 
 log = logging.getLogger(__name__)
 
@@ -116,14 +117,14 @@ def build(rendering: Rendering, cells: list[RenderedCell], root: Path, options: 
         )
     run_dir = None if runner.dry_run else new_run_dir(root, "build")
     if run_dir is not None:
-        runner.start_replay(run_dir / "replay.sh")
+        runner.start_replay(run_dir / "replay.sh", root)
     prepare(rendering, runner)
     fetch_sources(rendering, cells, root, options, runner)
     names = [rc.cell.name for rc in cells]
     results = {rc.cell.name: CellResult(rc.cell.name, rc.plan.local_tag) for rc in cells}
     report = BuildReport(run_dir, list(results.values()))
     if runner.dry_run:
-        runner.run(bake_command(rendering, root, names, options))
+        runner.run(bake_command(rendering, root, names, options), cwd=root)
         return report
     assert run_dir is not None
     for name in names:
@@ -143,14 +144,15 @@ def build(rendering: Rendering, cells: list[RenderedCell], root: Path, options: 
                 results[name].ok = True
                 results[name].duration = _finish_time(report.progress, name, start, now)
             break
-        failed = _failed_targets(report.progress, remaining)
+        failed = _failed_targets(report.progress, remaining, cells)
         if not failed:
             for name in remaining:
                 results[name].error = f"bake exited {code} without naming a failing stage (see {run_dir}/bake.log)"
             break
-        for name, vertex in failed.items():
+        for name, (vertex, shared_with) in failed.items():
             results[name].failed_stage = vertex.stage or "(internal)"
-            results[name].error = f"stage {vertex.stage}: {vertex.op[:100]}: {vertex.error[:300]}"
+            origin = "" if shared_with == name else f" (a stage shared with {shared_with}, where it failed)"
+            results[name].error = f"stage {vertex.stage}{origin}: {vertex.op[:100]}: {vertex.error[:300]}"
             results[name].duration = now - start
         remaining = [n for n in remaining if n not in failed]
         if not options.keep_going:
@@ -196,7 +198,7 @@ def fetch_sources(rendering: Rendering, cells: list[RenderedCell], root: Path, o
 def _stream_bake(argv: list[str], root: Path, run_dir: Path, progress: Progress, runner: Runner,
                  cell_lines: dict[str, list[str]], *, quiet: bool) -> int:
     """Runs bake, showing its progress as it goes, saving all of it, and sorting each vertex's lines by cell."""
-    runner.record(shell_line(argv))
+    runner.record(shell_line(argv, cwd=root))
     progress.next_invocation()
     with (run_dir / "bake.log").open("a") as full:
         full.write(f"$ {shell_line(argv)}\n")
@@ -213,11 +215,20 @@ def _stream_bake(argv: list[str], root: Path, run_dir: Path, progress: Progress,
         return proc.wait()
 
 
-def _failed_targets(progress: Progress, remaining: list[str]) -> dict[str, Vertex]:
-    out: dict[str, Vertex] = {}
+def _failed_targets(progress: Progress, remaining: list[str],
+                    cells: list[RenderedCell]) -> dict[str, tuple[Vertex, str]]:
+    """Each remaining cell that failed, with the failing vertex and the cell BuildKit named it under. A stage
+    shared by several cells is printed under one of them, but it fails every cell that contains it."""
+    identities = {rc.cell.name: stage_identities(rc) for rc in cells}
+    out: dict[str, tuple[Vertex, str]] = {}
     for vertex in progress.failures():
-        if vertex.target in remaining and vertex.target not in out:
-            out[vertex.target] = vertex
+        if vertex.target not in remaining:
+            continue
+        failed_identity = identities[vertex.target].get(vertex.stage or "")
+        for name in remaining:
+            shares = failed_identity is not None and failed_identity in identities[name].values()
+            if (name == vertex.target or shares) and name not in out:
+                out[name] = (vertex, vertex.target)
     return out
 
 

@@ -46,15 +46,16 @@ class Runner:
         if self.replay is not None:
             self.start_replay(self.replay)
 
-    def start_replay(self, path: Path) -> None:
-        """From now on, append every command to `path`, a script that replays them from the project root."""
+    def start_replay(self, path: Path, root: Path | None = None) -> None:
+        """From now on, append every command to `path`, a script that replays them from `root` (the project root
+        builds run from; default: the current folder)."""
         self.replay = path
         if self.dry_run:
             return
         path.parent.mkdir(parents=True, exist_ok=True)
         if not path.exists():
             path.write_text("#!/usr/bin/env bash\n# Replays the commands of this epbuild run, from the project "
-                            f"root.\nset -euxo pipefail\ncd {shlex.quote(os.getcwd())}\n")
+                            f"root.\nset -euxo pipefail\ncd {shlex.quote(str(root or Path.cwd()))}\n")
             path.chmod(0o755)
 
     def record(self, line: str) -> None:
@@ -77,10 +78,15 @@ class Runner:
         log_file: Path | None = None,
         mutating: bool = True,
         stdin: str | None = None,
+        record: bool = True,
     ) -> subprocess.CompletedProcess[str]:
         """Runs argv. `mutating=False` marks a read-only query that also runs in a dry run (it changes nothing).
+        `record=False` keeps a step out of the replay (a query, or a step recorded as an equivalent shell line).
         `stdin` is fed to the command and never recorded (it carries secrets such as a registry password)."""
-        self.record(shell_line(argv, env, cwd))
+        if record:
+            self.record(shell_line(argv, env, cwd))
+        elif not mutating or not self.dry_run:
+            log.debug("$ %s", shell_line(argv, env, cwd))
         if self.dry_run and mutating:
             return subprocess.CompletedProcess(list(argv), 0, "", "")
         full_env = {**os.environ, **(env or {})}

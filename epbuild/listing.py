@@ -22,7 +22,7 @@ def cells_data(rendering: Rendering) -> list[dict[str, Any]]:
             "rdma_core": plan.nic.rdma_core,
             "stages": list(rc.stages),
             "components": {
-                name: {"repo": pin.repo, "commit": pin.commit, "tag": pin.tag, "pinned": pin.pinned}
+                name: {"repo": pin.repo, "commit": pin.commit, "tag": pin.tag}
                 for name, pin in built_pins(plan).items()
             },
             "content_key": rc.key,
@@ -47,8 +47,6 @@ def as_table(rendering: Rendering) -> str:
     lines.append("")
     lines.append(f"{len(rendering.cells)} cells from {rendering.matrix.path}; pins:")
     for name, pin in pins.items():
-        what = pin.commit or f"tag {pin.tag} (NOT pinned to a commit)"
-        if pin.commit and pin.tag:
-            what += f" ({pin.tag})"
+        what = pin.commit + (f" ({pin.tag})" if pin.tag else "")
         lines.append(f"  {name:<10} {what}  {pin.repo}")
     return "\n".join(lines)

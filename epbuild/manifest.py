@@ -23,9 +23,7 @@ def pins_record(plan: CellPlan) -> dict[str, dict[str, str]]:
 
     out: dict[str, dict[str, str]] = {}
     for name, pin in built_pins(plan).items():
-        entry = {"repo": pin.repo}
-        if pin.commit:
-            entry["commit"] = pin.commit
+        entry = {"repo": pin.repo, "commit": pin.commit}
         if pin.tag:
             entry["tag"] = pin.tag
         out[name] = entry
@@ -64,7 +62,7 @@ def labels(plan: CellPlan, key: str) -> dict[str, str]:
         "(rdma-core, rocSHMEM, DeepEP, MoRI, AITER, vLLM) built by epbuild",
         "org.opencontainers.image.version": f"{plan.cell.name}-{key[:12]}",
         "org.opencontainers.image.source": vllm.repo,
-        "org.opencontainers.image.revision": vllm.ref,
+        "org.opencontainers.image.revision": vllm.commit,
         "org.opencontainers.image.base.name": plan.matrix.base.image,
         CELL_LABEL: plan.cell.name,
         f"{LABEL_PREFIX}.arch": plan.cell.arch,
@@ -74,7 +72,7 @@ def labels(plan: CellPlan, key: str) -> dict[str, str]:
     from epbuild.stages import built_pins
 
     for name, pin in built_pins(plan).items():
-        out[f"{LABEL_PREFIX}.pin.{name}"] = pin.ref
+        out[f"{LABEL_PREFIX}.pin.{name}"] = pin.commit
     return out
 
 
@@ -86,8 +84,7 @@ def versions_txt(plan: CellPlan, key: str) -> str:
     for name, pin in built_pins(plan).items():
         stem = name.upper().replace("-", "_")
         lines.append(f"{stem}_REPO: {pin.repo}")
-        if pin.commit:
-            lines.append(f"{stem}_COMMIT: {pin.commit}")
+        lines.append(f"{stem}_COMMIT: {pin.commit}")
         if pin.tag:
             lines.append(f"{stem}_TAG: {pin.tag}")
     return "\n".join(lines) + "\n"

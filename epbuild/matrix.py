@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from epbuild.errors import MatrixError, Problem
 from epbuild.patterns import (
@@ -56,7 +56,6 @@ class BaseSettings(Strict):
 
     image: ImageRef = Field(description="Base image reference; pin a digest (@sha256:...) for reproducibility.")
     rocm_path: AbsPath = Field("/opt/rocm", description="Where ROCm lives in the base image (Debian's HIP: /usr).")
-    python: Literal["python3"] = "python3"
     build_packages: list[AptPackage] = Field(
         default_factory=list, description="apt packages the `base` stage installs for every build stage."
     )
@@ -92,27 +91,11 @@ class CellSelector(Strict):
 
 class SourcePin(Strict):
     repo: GitUrl = Field(description="Git repository URL.")
-    commit: Commit | None = Field(
-        None, description="The pinned commit (7 to 40 hex digits; 40 lets a fetch be shallow)."
+    commit: Commit = Field(
+        description="The pinned commit: 7 to 40 hex digits (all 40 let the fetch ask for exactly that commit). "
+        "A tag alone is not a pin: a tag can move, and the image's content key would not."
     )
-    tag: Ref | None = Field(
-        None, description="The tag the commit carries; checked against the commit. A tag alone is not a pin."
-    )
-
-    @model_validator(mode="after")
-    def _pinned(self) -> SourcePin:
-        if self.commit is None and self.tag is None:
-            raise ValueError("a component needs a commit (and optionally the tag it carries)")
-        return self
-
-    @property
-    def ref(self) -> str:
-        """What identifies the tree: the commit, or for a tag-only (unpinned) entry the tag."""
-        return self.commit or str(self.tag)
-
-    @property
-    def pinned(self) -> bool:
-        return self.commit is not None
+    tag: Ref | None = Field(None, description="The tag the commit carries; checked against the commit.")
 
 
 class RdmaCorePin(SourcePin):

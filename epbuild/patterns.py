@@ -1,7 +1,9 @@
 """The strict patterns every matrix value must match before it may reach a Dockerfile or a command line.
 
-Each pattern admits only characters that are inert in a POSIX shell word and in a Dockerfile instruction,
-so a value that passed one can be written into either without quoting tricks.
+Each pattern that guards a value bound for a Dockerfile or a command line admits only characters that are inert
+in a POSIX shell word and in a Dockerfile instruction, so such a value can be written into either without
+quoting tricks. PLAIN_TEXT (GPU names, NIC descriptions) admits spaces and parentheses: those values only reach
+listings, never a Dockerfile or a command.
 """
 
 from __future__ import annotations

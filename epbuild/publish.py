@@ -5,7 +5,6 @@ are handed to docker on standard input only: never to an image, a label, a build
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 
 from epbuild import registry
@@ -14,8 +13,6 @@ from epbuild.errors import EpbuildError
 from epbuild.manifest import KEY_LABEL
 from epbuild.render import RenderedCell
 from epbuild.tags import cell_tags
-
-USER_ENV, PASSWORD_ENV = "EPBUILD_REGISTRY_USER", "EPBUILD_REGISTRY_PASSWORD"
 
 
 @dataclass
@@ -30,13 +27,6 @@ class Published:
         what = "pushed" if self.pushed else "already in the registry, nothing pushed"
         moved = f"; moved {', '.join(self.moved)}" if self.moved else "; moving tags already there"
         return f"{self.cell}: {self.immutable} {what} ({self.digest}){moved}"
-
-
-def login(registry_host: str, runner: Runner) -> None:
-    user, password = os.environ.get(USER_ENV), os.environ.get(PASSWORD_ENV)
-    if user and password:
-        runner.run(["docker", "login", registry_host, "--username", user, "--password-stdin"], stdin=password,
-                   capture=True)
 
 
 def publish(rc: RenderedCell, runner: Runner, registry_override: str | None = None) -> Published:
@@ -57,8 +47,8 @@ def publish(rc: RenderedCell, runner: Runner, registry_override: str | None = No
         pushed = registry.local_repo_digest(tags.immutable, tags.repository)
         digest = registry.remote_digest(tags.immutable)
         if runner.dry_run:
-            return result
-        if digest is None or digest != pushed:
+            digest = "(the pushed digest)"
+        elif digest is None or digest != pushed:
             raise EpbuildError(f"{rc.cell.name}: the registry holds {digest} for {tags.immutable}, not the pushed "
                                f"{pushed}; the moving tags were left where they were")
         result.pushed = True

@@ -23,8 +23,8 @@ def pin_distance(rc: RenderedCell, labels: dict[str, str]) -> list[str]:
     out = []
     for name, pin in built_pins(rc.plan).items():
         theirs = labels.get(f"{LABEL_PREFIX}.pin.{name}")
-        if theirs != pin.ref:
-            out.append(f"{name}: {(theirs or '(none)')[:12]} -> {pin.ref[:12]}")
+        if theirs != pin.commit:
+            out.append(f"{name}: {(theirs or '(none)')[:12]} -> {pin.commit[:12]}")
     base = labels.get("org.opencontainers.image.base.name")
     if base != rc.plan.matrix.base.image:
         out.append(f"base image: {base} -> {rc.plan.matrix.base.image}")

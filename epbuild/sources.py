@@ -13,7 +13,9 @@ import json
 import logging
 import os
 import re
+import shlex
 import shutil
+import subprocess
 import tarfile
 import tempfile
 import time
@@ -24,10 +26,10 @@ from pathlib import Path
 from filelock import FileLock
 
 from epbuild.bakefile import source_dir
-from epbuild.commands import CommandFailed, Runner
+from epbuild.commands import CommandFailed, Runner, shell_line
 from epbuild.errors import EpbuildError
 from epbuild.matrix import LoadedMatrix, RocshmemPin, SourcePin
-from epbuild.patterns import GIT_URL
+from epbuild.patterns import GIT_URL, REL_PATH
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +40,7 @@ TRANSIENT = re.compile(
     r"Operation timed out|TLS|unexpected disconnect|Temporary failure",
     re.IGNORECASE,
 )
-# Fixed identity for the throwaway repositories git needs; nothing here is ever pushed.
+# Never prompt for credentials (a missing repository must fail, not hang), and ignore the machine's system config.
 GIT_ENV = {"GIT_TERMINAL_PROMPT": "0", "GIT_CONFIG_NOSYSTEM": "1"}
 
 
@@ -111,29 +113,43 @@ class SourceCache:
     # -- public -----------------------------------------------------------------------------------------
     def export(self, request: SourceRequest) -> ExportedSource:
         """The component's tree at its pin, fetched and exported if it is not cached yet."""
-        dest = self.root / source_dir(request.component, request.pin.ref)
+        dest = self.root / source_dir(request.component, request.pin.commit)
         if self.runner.dry_run:
             return self._plan(request, dest)
         dest.parent.mkdir(parents=True, exist_ok=True)
         with FileLock(str(dest) + ".lock"):
-            cached = self._read_marker(dest)
-            if cached is not None:
-                return ExportedSource(request.component, cached, dest, cached=True)
+            marker = self._read_marker(dest)
+            # An export made for another tag (or none) was never checked against this one: verify it again.
+            if marker is not None and marker.get("tag") == request.pin.tag:
+                return ExportedSource(request.component, str(marker["commit"]), dest, cached=True)
             commit = self._export_fresh(request, dest)
         return ExportedSource(request.component, commit, dest, cached=False)
 
     # -- steps ------------------------------------------------------------------------------------------
     def _plan(self, request: SourceRequest, dest: Path) -> ExportedSource:
-        if self._read_marker(dest) is not None:
-            print(f"# {request.component}: cached at {dest}")
+        """Prints what a real export runs and records, in the same order."""
+        marker = self._read_marker(dest)
+        if marker is not None and marker.get("tag") == request.pin.tag:
+            print(f"# {request.component}: {dest} is exported already; nothing to fetch")
         else:
             mirror = self._mirror_path(request.url)
             if not (mirror / "HEAD").exists():
-                self._git(["init", "--bare", "--quiet", str(mirror)])
-            self._git(["-C", str(mirror), *self._fetch_args(request.pin), request.url, *self._wants(request.pin)])
-            paths = [request.pin.path] if isinstance(request.pin, RocshmemPin) else []
-            self._git(["-C", str(mirror), "archive", "--format=tar", f"--output={dest}.tar", request.pin.ref, *paths])
-        return ExportedSource(request.component, request.pin.ref, dest, cached=False)
+                self.runner.record(shell_line(["git", "init", "--bare", "--quiet", str(mirror)], GIT_ENV))
+            self.runner.record(shell_line(["git", "-C", str(mirror), *self._fetch_args(request.pin), request.url,
+                                           *self._wants(request.pin)], GIT_ENV))
+            self.runner.record(self._archive_line(mirror, request.pin.commit, dest, self._paths(request.pin)))
+            print(f"# {request.component}: then every submodule its .gitmodules lists, fetched and exported alike")
+        return ExportedSource(request.component, request.pin.commit, dest, cached=False)
+
+    @staticmethod
+    def _paths(pin: SourcePin) -> list[str]:
+        return [pin.path] if isinstance(pin, RocshmemPin) else []
+
+    @staticmethod
+    def _archive_line(mirror: Path, commit: str, dest: Path, paths: list[str]) -> str:
+        """The shell line an export amounts to (what replay.sh gets; Python extracts through a temp dir)."""
+        archive = shell_line(["git", "-C", str(mirror), "archive", "--format=tar", commit, *(["--", *paths] if paths else [])])
+        return f"mkdir -p {shlex.quote(str(dest))} && {archive} | tar -x -C {shlex.quote(str(dest))}"
 
     def _export_fresh(self, request: SourceRequest, dest: Path) -> str:
         mirror = self._ensure_mirror(request.url)
@@ -141,9 +157,10 @@ class SourceCache:
             commit = self._fetch_commit(mirror, request)
         tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
         try:
-            paths = [request.pin.path] if isinstance(request.pin, RocshmemPin) else []
+            paths = self._paths(request.pin)
+            self.runner.record(self._archive_line(mirror, commit, dest, paths))
             self._archive(mirror, commit, tmp, paths)
-            self._submodules(mirror, commit, tmp, request, prefix="")
+            self._submodules(mirror, commit, tmp, request, "", dest)
             (tmp / MARKER).write_text(json.dumps(
                 {"component": request.component, "commit": commit, "url": request.url,
                  "tag": request.pin.tag}, indent=2) + "\n")
@@ -170,8 +187,9 @@ class SourceCache:
             if (path / "HEAD").exists():
                 return path
             tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+            self.runner.record(shell_line(["git", "init", "--bare", "--quiet", str(path)], GIT_ENV))
             try:
-                self._git(["init", "--bare", "--quiet", str(tmp)])
+                self._git(["init", "--bare", "--quiet", str(tmp)], record=False)
                 tmp.rename(path)
             finally:
                 if tmp.exists():
@@ -189,28 +207,24 @@ class SourceCache:
     def _wants(pin: SourcePin) -> list[str]:
         """What to ask the remote for: a full commit by name; a tag; a short commit needs every branch and tag
         (a remote cannot be asked for an abbreviated name), and is then resolved locally."""
-        wants = []
-        if pin.commit and len(pin.commit) == 40:
-            wants.append(pin.commit)
-        elif pin.commit:
-            wants += ["+refs/heads/*:refs/remotes/origin/*", "+refs/tags/*:refs/tags/*"]
-        if pin.tag and not (pin.commit and len(pin.commit) < 40):
-            wants.append(f"+refs/tags/{pin.tag}:refs/tags/{pin.tag}")
-        return wants
+        if len(pin.commit) < 40:
+            return ["+refs/heads/*:refs/remotes/origin/*", "+refs/tags/*:refs/tags/*"]
+        return [pin.commit, *([f"+refs/tags/{pin.tag}:refs/tags/{pin.tag}"] if pin.tag else [])]
 
     def _fetch_commit(self, mirror: Path, request: SourceRequest) -> str:
         pin = request.pin
         commit = self._resolve(mirror, pin)
-        if commit is None:
+        tag_known = pin.tag is None or self._rev_parse(mirror, f"refs/tags/{pin.tag}^{{commit}}") is not None
+        if commit is None or not tag_known:
             self._fetch_with_retries(mirror, self._fetch_args(pin), request, self._wants(pin))
             commit = self._resolve(mirror, pin)
         if commit is None:
             raise SourceError(
-                f"{request.component}: {request.url} has no commit {pin.ref}"
-                + (f" (tag {pin.tag})" if pin.tag and pin.commit else "")
+                f"{request.component}: {request.url} has no commit {pin.commit}"
+                + (f" (tag {pin.tag})" if pin.tag else "")
                 + "; check the pin in the matrix, or the mirror"
             )
-        if pin.tag and pin.commit:
+        if pin.tag:
             tagged = self._rev_parse(mirror, f"refs/tags/{pin.tag}^{{commit}}")
             if tagged is None or not tagged.startswith(pin.commit):
                 raise SourceError(
@@ -229,12 +243,12 @@ class SourceCache:
                 if not transient or attempt == self.retries:
                     reason = exc.output.strip().splitlines()[-1] if exc.output.strip() else f"exit {exc.returncode}"
                     if "not our ref" in exc.output or "couldn't find remote ref" in exc.output:
-                        raise SourceError(f"{request.component}: {request.url} has no {request.pin.ref} "
+                        raise SourceError(f"{request.component}: {request.url} has no {request.pin.commit} "
                                           f"({reason}); check the pin in the matrix, or the mirror") from None
                     if "does not appear to be a git repository" in exc.output:
                         reason = "repository not found or unreachable"
                     raise SourceError(
-                        f"{request.component}: cannot fetch {request.pin.ref} from {request.url}: {reason}"
+                        f"{request.component}: cannot fetch {request.pin.commit} from {request.url}: {reason}"
                         + (f" (after {attempt} attempts)" if transient else "")
                     ) from None
                 delay = self.backoff * 2 ** (attempt - 1)
@@ -243,42 +257,50 @@ class SourceCache:
                 time.sleep(delay)
 
     def _resolve(self, mirror: Path, pin: SourcePin) -> str | None:
-        if pin.commit:
-            full = self._rev_parse(mirror, f"{pin.commit}^{{commit}}")
-            return full if full and full.startswith(pin.commit) else None
-        return self._rev_parse(mirror, f"refs/tags/{pin.tag}^{{commit}}")
+        full = self._rev_parse(mirror, f"{pin.commit}^{{commit}}")
+        return full if full and full.startswith(pin.commit) else None
 
     def _rev_parse(self, mirror: Path, rev: str) -> str | None:
-        proc = self._git(["-C", str(mirror), "rev-parse", "--verify", "--quiet", rev], capture=True, check=False)
+        proc = self._git(["-C", str(mirror), "rev-parse", "--verify", "--quiet", rev], capture=True, check=False,
+                         record=False)
         return proc.stdout.strip() if proc.returncode == 0 and proc.stdout.strip() else None
 
     def _archive(self, mirror: Path, commit: str, dest: Path, paths: list[str]) -> None:
         fd, tar_path = tempfile.mkstemp(suffix=".tar", dir=dest.parent)
         os.close(fd)
         try:
-            self._git(["-C", str(mirror), "archive", "--format=tar", f"--output={tar_path}", commit, *paths])
+            self._git(["-C", str(mirror), "archive", "--format=tar", f"--output={tar_path}", commit,
+                       *(["--", *paths] if paths else [])], record=False)
             with tarfile.open(tar_path) as tar:
                 tar.extractall(dest, filter="tar")
         finally:
             os.unlink(tar_path)
 
-    def _submodules(self, mirror: Path, commit: str, tree: Path, request: SourceRequest, prefix: str) -> None:
+    def _submodules(self, mirror: Path, commit: str, tree: Path, request: SourceRequest, prefix: str,
+                    final_tree: Path) -> None:
         """Exports every submodule at the commit the superproject records (as `git submodule update
-        --init --recursive` would), resolving relative URLs against the superproject's URL."""
+        --init --recursive` would), resolving relative URLs against the superproject's URL. Paths and URLs come
+        from upstream's .gitmodules, so they pass the matrix's own patterns before git sees them. `tree` is being
+        written in a temporary place that becomes `final_tree`; the replay names the final place."""
         if not (tree / ".gitmodules").is_file():
             return
-        proc = self._git(["config", "--file", str(tree / ".gitmodules"), "--get-regexp", r"^submodule\..*\.path$"],
-                         capture=True, check=False)
+        config = ["config", "--file", str(tree / ".gitmodules")]
+        proc = self._git([*config, "--get-regexp", r"^submodule\..*\.path$"], capture=True, check=False, record=False)
         for line in proc.stdout.splitlines():
             key, _, sub_path = line.partition(" ")
             name = key[len("submodule."):-len(".path")]
-            url = self._git(["config", "--file", str(tree / ".gitmodules"), f"submodule.{name}.url"],
-                            capture=True).stdout.strip()
+            url = self._git([*config, f"submodule.{name}.url"], capture=True, record=False).stdout.strip()
             if url.startswith(("./", "../")):
                 url = _join_url(request.url, url)
-            entry = self._git(["-C", str(mirror), "ls-tree", commit, sub_path], capture=True).stdout.split()
+            where = f"{request.component}: submodule {name!r} in .gitmodules at {commit[:12]}"
+            if not REL_PATH.fullmatch(sub_path):
+                raise SourceError(f"{where}: path {sub_path!r} is not a plain relative path")
+            if not GIT_URL.fullmatch(url):
+                raise SourceError(f"{where}: URL {url!r} is not an allowed repository URL")
+            entry = self._git(["-C", str(mirror), "ls-tree", commit, "--", sub_path], capture=True,
+                              record=False).stdout.split()
             if len(entry) < 3 or entry[1] != "commit":
-                raise SourceError(f"{request.component}: submodule {sub_path} has no commit recorded at {commit}")
+                raise SourceError(f"{where}: no commit recorded for {sub_path}")
             sub_commit = entry[2]
             sub_request = SourceRequest(f"{request.component}/{prefix}{sub_path}",
                                         SourcePin(repo=request.pin.repo, commit=sub_commit, tag=None), url)
@@ -289,18 +311,21 @@ class SourceCache:
             if target.exists():
                 shutil.rmtree(target)
             target.mkdir(parents=True)
+            self.runner.record(self._archive_line(sub_mirror, sub_commit, final_tree / sub_path, []))
             self._archive(sub_mirror, sub_commit, target, [])
-            self._submodules(sub_mirror, sub_commit, target, sub_request, prefix=f"{prefix}{sub_path}/")
+            self._submodules(sub_mirror, sub_commit, target, sub_request, f"{prefix}{sub_path}/", final_tree / sub_path)
 
     @staticmethod
-    def _read_marker(dest: Path) -> str | None:
+    def _read_marker(dest: Path) -> dict[str, object] | None:
         try:
-            return str(json.loads((dest / MARKER).read_text())["commit"])
-        except (OSError, ValueError, KeyError):
+            marker = json.loads((dest / MARKER).read_text())
+        except (OSError, ValueError):
             return None
+        return marker if isinstance(marker, dict) and "commit" in marker else None
 
-    def _git(self, args: list[str], *, capture: bool = False, check: bool = True):  # type: ignore[no-untyped-def]
-        return self.runner.run(["git", *args], env=GIT_ENV, capture=capture, check=check)
+    def _git(self, args: list[str], *, capture: bool = False, check: bool = True,
+             record: bool = True) -> subprocess.CompletedProcess[str]:
+        return self.runner.run(["git", *args], env=GIT_ENV, capture=capture, check=check, record=record)
 
 
 def _join_url(base: str, relative: str) -> str:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from epbuild.errors import EpbuildError
+from epbuild.patterns import REGISTRY
 from epbuild.render import RenderedCell
 
 KEY_CHARS = 12
@@ -18,8 +20,20 @@ class CellTags:
     extra: tuple[str, ...]
 
 
+def checked_registry(value: str | None) -> str | None:
+    """A --registry override: None keeps the matrix's registry; anything given must be a registry. An empty
+    value (an unset CI variable) is an error, never a silent fall-back to the production registry."""
+    if value is None:
+        return None
+    if not REGISTRY.fullmatch(value):
+        raise EpbuildError(f"--registry {value!r} is not a registry: expected host[:port][/namespace]"
+                           + (" (is the variable that should name it unset?)" if not value else ""))
+    return value
+
+
 def cell_tags(rc: RenderedCell, registry: str | None = None) -> CellTags:
     settings = rc.plan.matrix.image
+    registry = checked_registry(registry)
     repository = f"{registry or settings.registry}/{settings.name}"
     name = rc.cell.name
     return CellTags(

@@ -65,7 +65,8 @@ CASES: list[tuple[str, Callable[[dict[str, Any]], None], list[str]]] = [
     ("excludes remove every cell", lambda d: d.update(exclude=[{"nic": n} for n in ("cx7", "io", "thor2")]),
      ["exclude", "remove every cell"]),
     ("missing component", lambda d: d["components"].pop("deepep"), ["components.deepep", "required key is missing"]),
-    ("unpinned component", lambda d: d["components"]["vllm"].pop("commit"), ["components.vllm", "needs a commit"]),
+    ("tag without a commit", lambda d: d["components"]["vllm"].update(tag="v0.11.0") or d["components"]["vllm"].pop("commit"),
+     ["components.vllm.commit", "required key is missing"]),
     ("wrong provider", lambda d: d["nics"]["cx7"].update(provider="mlx4"), ["nics.cx7.provider", "'mlx4'", "mlx5"]),
 ]
 

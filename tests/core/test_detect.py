@@ -52,6 +52,9 @@ def test_several_candidates_stop_and_ask(tmp_path: Path) -> None:
 
 def test_pull_detect_reports_what_it_found(tmp_path: Path) -> None:
     root = sysfs(tmp_path, [90402, 90402], {"ionic_0": "0x1dd8"})
+    # Nothing listens on port 9: the pull after the detection must fail cleanly, naming the registry.
     proc = subprocess.run([sys.executable, "-m", "invoke", "pull", "--detect", "--sysfs-root", str(root),
-                           "--dry-run"], cwd=ROOT, capture_output=True, text=True)
+                           "--registry", "127.0.0.1:9/epbuild"], cwd=ROOT, capture_output=True, text=True)
     assert "detected GPUs: gfx942, gfx942; RDMA devices: ionic_0 (AMD Pensando): cell gfx942-io" in proc.stdout
+    assert proc.returncode == 2 and "cannot read 127.0.0.1:9/epbuild/rocm/vllm-ep:gfx942-io" in proc.stderr
+    assert "Traceback" not in proc.stderr

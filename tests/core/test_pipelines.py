@@ -264,9 +264,9 @@ def test_images_travel_between_agents_through_the_staging_registry() -> None:
     for step in steps:
         cmd = step.get("command", "")
         if step.get("key", "").startswith("build-"):
-            assert cmd.split("&&")[-1].strip().startswith('invoke publish --registry "$$EPBUILD_CI_REGISTRY" --arch')
+            assert cmd.split("&&")[-1].strip().startswith('invoke publish --registry "$${EPBUILD_CI_REGISTRY:?')
         if step.get("key", "").startswith(("gpu-", "publish-")):
-            assert 'invoke pull --registry "$$EPBUILD_CI_REGISTRY"' in cmd.split("&&")[1]
+            assert 'invoke pull --registry "$${EPBUILD_CI_REGISTRY:?' in cmd.split("&&")[1]
     for name, job in gh_jobs(ROOT).items():
         run = job["steps"][-1]["run"]
         if name.startswith(("gpu-", "publish-")):

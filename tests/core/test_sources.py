@@ -112,7 +112,7 @@ def test_sparse_folder_and_relative_submodules(tmp_path, cache) -> None:  # type
     commit = git(mori, "rev-parse", "HEAD")
     out = cache.export(SourceRequest("mori", SourcePin(repo=f"file://{mori}", commit=commit), f"file://{mori}"))
     assert (out.path / "3rdparty" / "tp" / "include" / "tp.h").read_text() == "// tp"
-    assert sub_commit
+    assert git(mori, "ls-tree", "HEAD", "3rdparty/tp").split()[2] == sub_commit
 
     systems = tmp_path / "repos" / "rocm-systems"
     commit = make_repo(systems, {"projects/rocshmem/CMakeLists.txt": "x", "projects/other/big.bin": "y"})
@@ -134,3 +134,50 @@ def test_mirrors_from_environment_and_command_line(tmp_path: Path) -> None:
         requests_for(matrix, ["vllm"], {"vlm": "https://x.org/a"})
     (req,) = requests_for(matrix, ["vllm"], {"vllm": "../mirrors/vllm.git"})
     assert req.url == (matrix.directory / "../mirrors/vllm.git").resolve().as_uri()
+
+
+def test_a_cached_export_is_checked_again_for_a_new_tag(tmp_path, cache) -> None:  # type: ignore[no-untyped-def]
+    repo = tmp_path / "rdma"
+    commit = make_repo(repo, {"CMakeLists.txt": "x"})
+    url = f"file://{repo}"
+    cache.export(SourceRequest("rdma-core", SourcePin(repo=url, commit=commit, tag=None), url))
+    with pytest.raises(SourceError, match="tag v99.9 .* is commit \\(missing\\)|has no"):
+        cache.export(SourceRequest("rdma-core", SourcePin(repo=url, commit=commit, tag="v99.9"), url))
+    git(repo, "tag", "v62.0")  # the mirror has the commit already, but not this tag: it must fetch the tag
+    out = cache.export(SourceRequest("rdma-core", SourcePin(repo=url, commit=commit, tag="v62.0"), url))
+    assert out.commit == commit and not out.cached
+
+
+def test_hostile_submodule_urls_never_reach_git(tmp_path, cache) -> None:  # type: ignore[no-untyped-def]
+    repo = tmp_path / "aiter"
+    commit = make_repo(repo, {".gitmodules": '[submodule "ck"]\n\tpath = 3rdparty/ck\n\turl = --upload-pack=touch /tmp/pwned\n'})
+    git(repo, "update-index", "--add", "--cacheinfo", f"160000,{commit},3rdparty/ck")
+    git(repo, "commit", "-qm", "gitlink")
+    head = git(repo, "rev-parse", "HEAD")
+    with pytest.raises(SourceError, match="submodule 'ck'.*not an allowed repository URL"):
+        cache.export(SourceRequest("aiter", AiterPin(repo=f"file://{repo}", commit=head), f"file://{repo}"))
+
+
+def test_replay_script_rebuilds_the_export_by_itself(tmp_path: Path) -> None:
+    repo = tmp_path / "vllm"
+    commit = make_repo(repo, {"setup.py": "v1", "csrc/ops.cpp": "// ops"})
+    replay = tmp_path / "replay.sh"
+    cache = SourceCache(tmp_path / "root", Runner(replay=replay))
+    out = cache.export(SourceRequest("vllm", SourcePin(repo=f"file://{repo}", commit=commit, tag=None), f"file://{repo}"))
+    expected = {p.relative_to(out.path): p.read_bytes() for p in out.path.rglob("*") if p.is_file() and p.name != ".epbuild-source.json"}
+    subprocess.run(["rm", "-rf", str(out.path), str(cache.git_dir)], check=True)
+    subprocess.run(["bash", str(replay)], check=True, capture_output=True)
+    replayed = {p.relative_to(out.path): p.read_bytes() for p in out.path.rglob("*") if p.is_file()}
+    assert replayed == expected
+
+
+def test_dry_run_prints_the_lines_a_real_run_records(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    repo = tmp_path / "deepep"
+    commit = make_repo(repo, {"setup.py": "x"})
+    request = SourceRequest("deepep", SourcePin(repo=f"file://{repo}", commit=commit, tag=None), f"file://{repo}")
+    SourceCache(tmp_path / "root", Runner(dry_run=True)).export(request)
+    printed = [l for l in capsys.readouterr().out.splitlines() if not l.startswith("#")]
+    replay = tmp_path / "replay.sh"
+    SourceCache(tmp_path / "root", Runner(replay=replay)).export(request)
+    recorded = [l for l in replay.read_text().splitlines()[4:]]
+    assert printed == recorded and len(recorded) == 3

@@ -31,6 +31,6 @@ def expected() -> dict[str, Any]:
 def vllm_examples(expected: dict[str, Any]) -> Path:
     """vLLM's examples/ from the exported source of the pinned commit (the wheel does not ship them)."""
     pin = expected["manifest"]["components"]["vllm"]
-    folder = ROOT / "build" / "sources" / f"vllm-{pin.get('commit') or pin['tag']}" / "examples"
+    folder = ROOT / "build" / "sources" / f"vllm-{pin['commit']}" / "examples"
     assert folder.is_dir(), f"{folder} missing: run `invoke sources --arch ... --nic ...` first"
     return folder

@@ -1,5 +1,6 @@
 """Nothing of the build reaches the final image: no source trees, .git folders, build folders or compiler caches.
-Anything the base image already carried is not ours to judge, so it is left out."""
+Anything the base image already carried is not ours to judge, so it is left out. (ccache itself is a build
+package of `base`, so only its caches count, not the tool.)"""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 FIND = (
     "find / -xdev \\( -path /proc -o -path /sys -o -path /dev \\) -prune -o "
     "\\( -name .git -o -name CMakeCache.txt -o -name CMakeFiles -o -name build.ninja -o -name .ninja_log "
-    "-o -name ccache -o -name .ccache -o -name __pycache__ -prune -false "
+    "-o -path '*/.cache/ccache' -o -name .ccache -o -name __pycache__ -prune -false "
     "-o -path /src -o -path /wheels -o -path /install -o -path '/tmp/*' \\) -print"
 )
 

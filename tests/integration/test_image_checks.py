@@ -72,3 +72,14 @@ def test_gpu_tier_says_clearly_that_nothing_ran_without_a_gpu(offline_build: Inv
     result = invoke("test", "--matrix", OFFLINE, "--cell", CELL, "--gpu", env={"EPBUILD_SYSFS_ROOT": str(tmp_path)})
     assert result.code == 0
     assert "not run: no AMD GPU" in result.out
+
+
+def test_gpu_tier_refuses_a_host_whose_gpus_cannot_run_the_cell(offline_build: InvokeResult, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    node = tmp_path / "class" / "kfd" / "kfd" / "topology" / "nodes" / "1"
+    node.mkdir(parents=True)
+    (node / "properties").write_text("gfx_target_version 90402\n")  # an MI325X: gfx942
+    env = {"EPBUILD_SYSFS_ROOT": str(tmp_path)}
+    result = invoke("test", "--matrix", OFFLINE, "--cell", CELL, "--gpu", env=env)
+    assert result.code == 0 and "this host's GPUs are gfx942" in result.out and "gfx950 only" in result.out
+    strict = invoke("test", "--matrix", OFFLINE, "--cell", CELL, "--gpu", "--require-gpu", env=env)
+    assert strict.code == 1

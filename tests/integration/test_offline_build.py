@@ -40,7 +40,7 @@ def test_rdma_core_from_debian_source_in_cx7_and_absent_in_thor2(offline_build: 
     owned = subprocess.run(["docker", "run", "--rm", "--entrypoint", "dpkg", cx7, "-S", target], capture_output=True)
     assert owned.returncode != 0, f"{target} should be the source build, not a Debian package's file"
     thor2 = cells["gfx942-thor2"]["image"]
-    assert "rdma-core" not in docker_run(thor2, "ls", "/opt/epbuild")
+    assert "rdma-core" not in json.loads(docker_run(thor2, "cat", "/opt/epbuild/manifest.json"))["components"]
     target = docker_run(thor2, "readlink", "-f", "/usr/lib/x86_64-linux-gnu/libibverbs.so.1").strip()
     assert subprocess.run(["docker", "run", "--rm", "--entrypoint", "dpkg", thor2, "-S", target],
                           capture_output=True).returncode == 0

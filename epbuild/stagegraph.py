@@ -1,4 +1,5 @@
-"""The stage graph as BuildKit will see it: which stages of a set of cells are the same work.
+"""The stage graph as BuildKit sees it: which stages of a set of cells are the same work (the build uses it
+to fail every cell that shares a failed stage; the sharing benchmark to count distinct stages).
 
 A stage's identity is its text plus the identities of everything it builds on (its FROM parent, the stages it
 mounts or copies from, the sources it mounts), so equal identities are exactly the stages one solve builds once.
@@ -11,7 +12,7 @@ import re
 
 from epbuild.render import RenderedCell
 
-REFERENCE = re.compile(r"^FROM (\S+) AS|--from=([A-Za-z0-9_-]+)", re.M)
+REFERENCE = re.compile(r"^FROM (\S+) AS|(?:--|,)from=([A-Za-z0-9_-]+)", re.M)
 
 
 def stage_identities(rc: RenderedCell) -> dict[str, str]:
@@ -24,7 +25,7 @@ def stage_identities(rc: RenderedCell) -> dict[str, str]:
             if ref in ids:
                 parts.append(ids[ref])
             elif ref.startswith("src-"):
-                parts.append(pins[ref[4:]].ref)
+                parts.append(pins[ref[4:]].commit)
             else:
                 parts.append(ref)  # an image reference
         if name == "final":

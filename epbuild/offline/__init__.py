@@ -1,0 +1,84 @@
+"""The offline example's inputs: a local base image and stand-in git repositories, and the `prepare:
+offline-example` recipe that makes them for a build.
+
+Nothing here needs GitHub or Docker Hub, only Debian's package mirror:
+
+* ``ensure_base_image()`` debootstraps a Debian bookworm minbase, imports it as
+  ``epbuild-offline/bookworm-minbase:latest`` and builds ``examples/offline/base/Dockerfile``
+  on it (Debian sid's HIP toolchain on LLVM 21, rdma-core's build deps, verbs, numa, python3).
+* ``ensure_fixture_repos()`` turns ``examples/offline/fixtures/<component>/`` into bare git repos
+  ``<dest>/<component>.git`` with deterministic commit hashes (fixed author, committer, dates and
+  modes, written with ``git fast-import``), so that a matrix can pin them:
+  ``pinned`` (A), ``moved`` (B: another revision string compiled into device code) and, for
+  deepep, ``broken`` (C: device code that fails to compile for gfx942 only). rdma-core is the real
+  upstream release tarball from Debian's source package, one commit tagged ``v<version>``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from epbuild.commands import Runner, shell_line
+from epbuild.offline.base_image import _image_exists, ensure_base_image
+from epbuild.offline.fixtures import ensure_fixture_repos
+from epbuild.offline.gitrepo import FixtureRepo
+from epbuild.offline.settings import (
+    FIXTURES_DIR,
+    OFFLINE_BASE_IMAGE,
+    REPO_ROOT,
+    OfflineError,
+)
+
+__all__ = ["OFFLINE_BASE_IMAGE", "FixtureRepo", "OfflineError", "ensure_base_image", "ensure_fixture_repos",
+           "matrix_variant", "prepare"]
+
+REPOS_DIR = REPO_ROOT / "build" / "offline" / "repos"
+
+
+def prepare(matrix: Any, runner: Runner) -> None:
+    """Makes what the offline example cannot pull or clone: its base image and its stand-in repositories.
+
+    Both steps do nothing when their result is already there. Each is one command of this package's own CLI,
+    which is what a dry run prints and what the run's replay.sh records.
+    """
+    image = matrix.model.base.image
+    if image != OFFLINE_BASE_IMAGE:
+        raise OfflineError(
+            f"{matrix.path}: base.image: the offline-example recipe makes {OFFLINE_BASE_IMAGE}, not {image!r}"
+        )
+    steps: list[tuple[list[str], Callable[[], object]]] = []
+    if not _image_exists(image):
+        steps.append((["python3", "-m", "epbuild.offline", "base"], lambda: ensure_base_image(image)))
+    steps.append((["python3", "-m", "epbuild.offline", "fixtures", str(REPOS_DIR)],
+                  lambda: ensure_fixture_repos(REPOS_DIR, fixtures_dir=FIXTURES_DIR)))
+    for argv, step in steps:
+        runner.record(shell_line(argv))
+        if not runner.dry_run:
+            step()
+
+
+def matrix_variant(dest: Path, *, moved: Sequence[str] = (), broken: Sequence[str] = (),
+                   image_name: str | None = None) -> Path:
+    """Writes `dest/matrix.yaml`: the example's matrix with the named components pinned to their stand-ins'
+    `moved` (or `broken`) commit, its repository paths made absolute so the copy works from anywhere.
+    Benchmarks and tests move pins with it; the stand-in repositories must exist (prepare makes them)."""
+    import yaml
+
+    commits = json.loads((REPOS_DIR / "commits.json").read_text())
+    source = REPO_ROOT / "examples" / "offline" / "matrix.yaml"
+    data = yaml.safe_load(source.read_text())
+    for kind, names in (("moved", moved), ("broken", broken)):
+        for name in names:
+            data["components"][name]["commit"] = commits[name]["commits"][kind]
+    if image_name:
+        data["image"]["name"] = image_name
+    for pin in data["components"].values():
+        if pin["repo"].startswith("."):
+            pin["repo"] = (source.parent / pin["repo"]).resolve().as_uri()
+    dest.mkdir(parents=True, exist_ok=True)
+    path = dest / "matrix.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path

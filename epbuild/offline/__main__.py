@@ -1,0 +1,44 @@
+"""`python -m epbuild.offline base|fixtures`: make the offline example's inputs by hand."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from epbuild.offline.base_image import ensure_base_image
+from epbuild.offline.fixtures import ensure_fixture_repos
+from epbuild.offline.settings import FIXTURES_DIR, OFFLINE_BASE_IMAGE
+
+log = logging.getLogger(__name__)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m epbuild.offline", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    base = sub.add_parser("base", help="build the offline base image")
+    base.add_argument("--image", default=OFFLINE_BASE_IMAGE)
+    base.add_argument("--rebuild", action="store_true")
+    fixtures = sub.add_parser("fixtures", help="make the fixture git repos")
+    fixtures.add_argument("dest", type=Path)
+    fixtures.add_argument("--fixtures-dir", type=Path, default=FIXTURES_DIR)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if args.cmd == "base":
+        ensure_base_image(args.image, rebuild=args.rebuild)
+    else:
+        repos = ensure_fixture_repos(args.dest, fixtures_dir=args.fixtures_dir)
+        json.dump(
+            {n: {"path": str(r.path), "commits": r.commits, "tag": r.tag} for n, r in repos.items()},
+            sys.stdout,
+            indent=2,
+        )
+        print()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,94 @@
+"""The offline example's base image, made without a registry: debootstrap a Debian minbase, docker import it,
+then build examples/offline/base/Dockerfile (Debian sid's HIP toolchain) on it."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from epbuild.offline.settings import (
+    BASE_DIR,
+    DEBIAN_MIRROR,
+    MINBASE_IMAGE,
+    MINBASE_SUITE,
+    OFFLINE_BASE_IMAGE,
+    OfflineError,
+    _run,
+)
+
+log = logging.getLogger(__name__)
+
+
+
+def _image_exists(image: str) -> bool:
+    result = subprocess.run(
+        ["docker", "image", "inspect", image], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False
+    )
+    return result.returncode == 0
+
+
+def _ensure_debootstrap() -> str:
+    found = shutil.which("debootstrap")
+    if found:
+        return found
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        raise OfflineError("debootstrap is missing: install it (apt-get install debootstrap) and run as root")
+    log.info("installing debootstrap with apt-get")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    _run(["apt-get", "-o", "Acquire::Check-Valid-Until=false", "-qq", "update"], env=env)
+    _run(["apt-get", "install", "-y", "-qq", "debootstrap"], env=env)
+    found = shutil.which("debootstrap")
+    if not found:
+        raise OfflineError("debootstrap still not found after apt-get install")
+    return found
+
+
+def _ensure_minbase(image: str = MINBASE_IMAGE, *, rebuild: bool = False) -> None:
+    """``debootstrap --variant=minbase bookworm`` + ``docker import``: no registry involved."""
+    if not rebuild and _image_exists(image):
+        return
+    debootstrap = _ensure_debootstrap()
+    with tempfile.TemporaryDirectory(prefix="epbuild-minbase-") as tmp:
+        rootfs = Path(tmp) / "rootfs"
+        log.info("debootstrap %s (minbase) into %s", MINBASE_SUITE, rootfs)
+        _run([debootstrap, "--variant=minbase", MINBASE_SUITE, rootfs, DEBIAN_MIRROR])
+        log.info("docker import -> %s", image)
+        tar = subprocess.Popen(["tar", "-C", str(rootfs), "--numeric-owner", "-c", "."], stdout=subprocess.PIPE)
+        assert tar.stdout is not None
+        try:
+            imp = subprocess.run(
+                ["docker", "import", "-", image], stdin=tar.stdout, stdout=subprocess.DEVNULL, check=False
+            )
+        finally:
+            tar.stdout.close()
+            tar_rc = tar.wait()
+        if tar_rc != 0 or imp.returncode != 0:
+            raise OfflineError(f"tar | docker import failed (tar {tar_rc}, docker {imp.returncode})")
+
+
+def ensure_base_image(image: str = OFFLINE_BASE_IMAGE, *, rebuild: bool = False) -> None:
+    """Build the offline base image unless ``docker image inspect`` finds it (or ``rebuild``)."""
+    if not rebuild and _image_exists(image):
+        log.info("base image %s present", image)
+        return
+    _ensure_minbase()
+    log.info("building %s from %s", image, BASE_DIR / "Dockerfile")
+    cmd = [
+        "docker",
+        "build",
+        "-t",
+        image,
+        "--build-arg",
+        f"MINBASE_IMAGE={MINBASE_IMAGE}",
+        "--build-arg",
+        f"DEBIAN_MIRROR={DEBIAN_MIRROR}",
+    ]
+    if rebuild:
+        cmd.append("--no-cache")
+    _run([*cmd, str(BASE_DIR)])
+
+

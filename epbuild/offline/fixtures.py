@@ -1,0 +1,116 @@
+"""The stand-in repositories: examples/offline/fixtures/<component>/ as bare repos with a `pinned`, a `moved`
+and (deepep) a `broken` commit, plus their submodule repos and rdma-core's."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from epbuild.offline.gitrepo import (
+    FixtureRepo,
+    _Commit,
+    _digest,
+    _Entry,
+    _install_repo,
+    _read_tree,
+    _submodule_repo_name,
+    _submodules,
+)
+from epbuild.offline.rdma_core_source import _rdma_core_repo
+from epbuild.offline.settings import (
+    BROKEN_COMPONENTS,
+    BROKEN_SNIPPET,
+    COMPONENTS,
+    REV_FILE,
+    OfflineError,
+    _locked,
+    _sha256,
+)
+
+log = logging.getLogger(__name__)
+
+
+
+def _tree_digest(tree: Sequence[_Entry]) -> list[tuple[str, str, str]]:
+    return [(e.path, e.mode, _sha256(e.data)) for e in tree]
+
+
+def _rev_file(name: str, tree: Sequence[_Entry]) -> _Entry:
+    found = [e for e in tree if e.path.rsplit("/", 1)[-1] == REV_FILE]
+    if len(found) != 1 or b'-fixture-rev-A"' not in found[0].data:
+        raise OfflineError(f"fixture {name}: expected exactly one {REV_FILE} with a '-fixture-rev-A\"' marker")
+    return found[0]
+
+
+def _component_commits(name: str, tree: list[_Entry], gitlinks: list[_Entry]) -> list[_Commit]:
+    rev = _rev_file(name, tree)
+    moved = _Entry(rev.path, rev.mode, rev.data.replace(b'-fixture-rev-A"', b'-fixture-rev-B"'))
+    commits = [
+        _Commit("pinned", f"{name}: stand-in fixture (pinned)\n", tuple(tree + gitlinks)),
+        _Commit("moved", f"{name}: move the revision string compiled into device code\n", (moved,)),
+    ]
+    if name in BROKEN_COMPONENTS:
+        broken = _Entry(rev.path, rev.mode, moved.data + BROKEN_SNIPPET.encode())
+        commits.append(_Commit("broken", f"{name}: break the gfx942 build on purpose\n", (broken,)))
+    return commits
+
+
+def _simple_repo(dest: Path, name: str, src: Path) -> FixtureRepo:
+    tree = _read_tree(src)
+    commits = [_Commit("pinned", f"{name}: stand-in fixture\n", tuple(tree))]
+    return _install_repo(
+        dest, name, _digest(name, _tree_digest(tree)), commits, {"refs/heads/fixture/pinned": "pinned"}
+    )
+
+
+def _component_repo(dest: Path, name: str, fixtures_dir: Path, done: dict[str, FixtureRepo]) -> FixtureRepo:
+    tree = _read_tree(fixtures_dir / name)
+    gitlinks: list[_Entry] = []
+    for sub_path, url in _submodules(tree):
+        sub_name = _submodule_repo_name(url)
+        if sub_name not in done:
+            done[sub_name] = _simple_repo(dest, sub_name, fixtures_dir / sub_name)
+        if any(e.path == sub_path or e.path.startswith(sub_path + "/") for e in tree):
+            raise OfflineError(f"fixture {name}: submodule path {sub_path} must not exist in the fixture")
+        gitlinks.append(_Entry(sub_path, "160000", done[sub_name].commits["pinned"].encode()))
+    commits = _component_commits(name, tree, gitlinks)
+    refs = {"refs/heads/main": "pinned", **{f"refs/heads/fixture/{c.key}": c.key for c in commits}}
+    digest = _digest(
+        name, _tree_digest(tree), [(g.path, g.data) for g in gitlinks], BROKEN_SNIPPET, name in BROKEN_COMPONENTS
+    )
+    return _install_repo(dest, name, digest, commits, refs)
+
+
+
+def ensure_fixture_repos(dest: Path, *, fixtures_dir: Path) -> dict[str, FixtureRepo]:
+    """Make ``<dest>/<name>.git`` for every fixture (idempotent) and write ``<dest>/commits.json``.
+
+    Returns the repos by name: the components, their submodule repos and rdma-core.
+    """
+    dest = Path(dest).resolve()
+    fixtures_dir = Path(fixtures_dir).resolve()
+    with _locked(dest):
+        for leftover in dest.glob(".*.git.tmp-*"):
+            shutil.rmtree(leftover, ignore_errors=True)
+        repos: dict[str, FixtureRepo] = {}
+        for name in COMPONENTS:
+            repos[name] = _component_repo(dest, name, fixtures_dir, repos)
+        repos["rdma-core"] = _rdma_core_repo(dest)
+        summary = {
+            name: {"repo": repo.path.name, "commits": repo.commits, "tag": repo.tag}
+            for name, repo in sorted(repos.items())
+        }
+        fd, tmp = tempfile.mkstemp(dir=dest, prefix=".commits.json.")
+        with os.fdopen(fd, "w") as fh:
+            json.dump(summary, fh, indent=2, sort_keys=True)
+            fh.write("\n")
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, dest / "commits.json")
+    return repos
+
+

@@ -1,0 +1,98 @@
+"""Where the offline example's inputs live and what they are made from; its error type; small shared helpers."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import logging
+import os
+import subprocess
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+
+from epbuild.errors import EpbuildError
+
+log = logging.getLogger(__name__)
+
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+BASE_DIR = REPO_ROOT / "examples" / "offline" / "base"
+FIXTURES_DIR = REPO_ROOT / "examples" / "offline" / "fixtures"
+
+OFFLINE_BASE_IMAGE = "epbuild-offline/base:sid-hip"
+MINBASE_IMAGE = "epbuild-offline/bookworm-minbase:latest"
+MINBASE_SUITE = "bookworm"
+DEBIAN_MIRROR = os.environ.get("EPBUILD_DEBIAN_MIRROR", "http://deb.debian.org/debian")
+
+# The stand-in components, in the order a build needs them.
+COMPONENTS: tuple[str, ...] = ("rocshmem", "deepep", "mori", "aiter", "vllm")
+# Components that also get commit C ("broken"), which fails to compile for gfx942 only.
+BROKEN_COMPONENTS: frozenset[str] = frozenset({"deepep"})
+REV_FILE = "fixture_rev.h"
+BROKEN_SNIPPET = (
+    '\n#if defined(__gfx942__)\n#error "epbuild fixture: this commit breaks the gfx942 build on purpose"\n#endif\n'
+)
+
+# rdma-core: Debian trixie's source package (stable, so the tarball and the commit never move).
+RDMA_CORE_SUITE = "trixie"
+RDMA_CORE_VERSION = "56.1"
+RDMA_CORE_ORIG = f"rdma-core_{RDMA_CORE_VERSION}.orig.tar.gz"
+RDMA_CORE_ORIG_SHA256 = "63ce7f2baa7242c2dbc76375dac957c420187dd27f8c5e148efc07971ee522a8"
+
+# Bump when the way repos are generated changes (invalidates every stamp).
+GENERATOR_VERSION = "2"
+STAMP_FILE = "epbuild-fixture.json"
+_IDENT = ("epbuild fixtures", "fixtures@epbuild.invalid")
+_EPOCH = 1735689600  # 2025-01-01T00:00:00Z; commit n is dated _EPOCH + n days
+_SKIP_DIRS = frozenset({".git", "__pycache__", "build", "dist"})
+_SKIP_SUFFIXES = (".pyc", ".pyo", ".egg-info")
+
+
+
+class OfflineError(EpbuildError):
+    """Making the offline example's base image or fixture repos failed."""
+
+
+
+def _run(
+    cmd: Sequence[str | Path],
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    stdin: bytes | None = None,
+    capture: bool = False,
+) -> subprocess.CompletedProcess[bytes]:
+    args = [str(c) for c in cmd]
+    log.debug("run: %s", args)
+    try:
+        return subprocess.run(
+            args,
+            env=dict(env) if env is not None else None,
+            cwd=cwd,
+            input=stdin,
+            stdout=subprocess.PIPE if capture else None,
+            stderr=subprocess.PIPE if capture else None,
+            check=True,
+        )
+    except subprocess.CalledProcessError as exc:
+        err = (exc.stderr or b"").decode(errors="replace").strip()
+        raise OfflineError(f"command failed ({exc.returncode}): {' '.join(args)}\n{err}") from exc
+
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@contextlib.contextmanager
+def _locked(dest: Path) -> Iterator[None]:
+    dest.mkdir(parents=True, exist_ok=True)
+    with open(dest / ".epbuild-fixtures.lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+

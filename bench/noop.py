@@ -1,5 +1,6 @@
 """No-op rebuild: rebuild every cell with nothing changed, against the cold build of the same run.
-Targets: at most 5% of the cold build's wall time, and zero RUN steps executed."""
+Targets: at most 5% of the cold build's wall time, and zero RUN steps executed. It empties the engine's BuildKit
+cache first, for the cold build (see bench/sharing.py)."""
 
 from __future__ import annotations
 

@@ -1,11 +1,12 @@
 """Sharing: every cell of the offline example in ONE bake, cold, versus one `docker build --no-cache` per cell
 (the way one hand-written Dockerfile per image is built). Targets: RUN steps executed / distinct = 1.00; and
-the ratio of wall times, side by side."""
+the ratio of wall times, side by side. It empties the engine's BuildKit cache first (see prune_build_cache)."""
 
 from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import time
 
 from bench.results import OFFLINE, ROOT, build_summary, invoke, record
@@ -14,6 +15,9 @@ from epbuild import project
 
 
 def prune_build_cache() -> None:
+    """A cold measurement needs an empty BuildKit cache. The offline example's base image is a local image, which
+    only the engine's own (docker-driver) builder can see, so it is that builder's cache that goes: all of it."""
+    print("bench: pruning the engine's whole BuildKit cache for a cold measurement", file=sys.stderr)
     subprocess.run(["docker", "buildx", "prune", "--all", "--force"], check=True, capture_output=True)
 
 

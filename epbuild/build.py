@@ -14,7 +14,7 @@ import shlex
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -22,6 +22,7 @@ from epbuild import render, sources
 from epbuild.bakefile import BAKE_FILE
 from epbuild.commands import Runner, shell_line
 from epbuild.errors import EpbuildError
+from epbuild.buildreport import BuildReport, CellResult
 from epbuild.progress import Progress, Vertex
 from epbuild.render import RenderedCell, Rendering
 from epbuild.stagegraph import stage_identities
@@ -37,56 +38,6 @@ class BuildOptions:
     keep_going: bool = True
     mirrors: tuple[str, ...] = ()
     quiet: bool = False
-
-
-@dataclass
-class CellResult:
-    cell: str
-    tag: str
-    ok: bool = False
-    duration: float | None = None
-    image_id: str | None = None
-    failed_stage: str | None = None
-    error: str = ""
-
-
-@dataclass
-class BuildReport:
-    run_dir: Path | None
-    results: list[CellResult]
-    progress: Progress = field(default_factory=Progress)
-    wall: float = 0.0
-
-    @property
-    def ok(self) -> bool:
-        return all(r.ok for r in self.results)
-
-    def summary(self) -> dict[str, object]:
-        """The machine-readable record of a run: per-cell results and every RUN step BuildKit executed."""
-        runs = self.progress.runs()
-        return {
-            "ok": self.ok,
-            "wall_seconds": round(self.wall, 2),
-            "cells": [r.__dict__ for r in self.results],
-            "run_steps": len(runs),
-            "executed_run_steps": [{"target": v.target, "stage": v.stage, "op": v.op[:200],
-                                    "seconds": round((v.ended or v.started) - v.started, 2)}
-                                   for v in self.progress.executed_runs()],
-        }
-
-    def table(self) -> str:
-        rows = [("CELL", "RESULT", "DURATION", "IMAGE ID", "TAG", "FAILED STAGE")]
-        for r in self.results:
-            rows.append((r.cell, "ok" if r.ok else "FAILED", f"{r.duration:.1f}s" if r.duration is not None else "-",
-                         (r.image_id or "-").removeprefix("sha256:")[:12], r.tag, r.failed_stage or "-"))
-        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-        lines = ["  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip() for row in rows]
-        for r in self.results:
-            if r.error:
-                lines.append(f"{r.cell}: {r.error}")
-        if self.run_dir is not None:
-            lines.append(f"logs and replayable commands: {self.run_dir}")
-        return "\n".join(lines)
 
 
 def new_run_dir(root: Path, kind: str) -> Path:
@@ -183,13 +134,9 @@ def prepare(rendering: Rendering, runner: Runner) -> None:
 
 def fetch_sources(rendering: Rendering, cells: list[RenderedCell], root: Path, options: BuildOptions,
                   runner: Runner) -> list[sources.ExportedSource]:
-    from epbuild.stages import stages_for
+    from epbuild.stages import built_pins
 
-    wanted: list[str] = []
-    for rc in cells:
-        for stage in stages_for(rc.plan):
-            if stage.source and stage.source not in wanted:
-                wanted.append(stage.source)
+    wanted = list(dict.fromkeys(name for rc in cells for name in built_pins(rc.plan)))
     mirrors = sources.mirror_overrides(list(options.mirrors))
     requests = sources.requests_for(rendering.matrix, wanted, mirrors)
     return sources.fetch_all(sources.SourceCache(root, runner), requests)

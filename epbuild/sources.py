@@ -118,9 +118,8 @@ class SourceCache:
             return self._plan(request, dest)
         dest.parent.mkdir(parents=True, exist_ok=True)
         with FileLock(str(dest) + ".lock"):
-            marker = self._read_marker(dest)
-            # An export made for another tag (or none) was never checked against this one: verify it again.
-            if marker is not None and marker.get("tag") == request.pin.tag:
+            marker = self._verified(dest, request.pin)
+            if marker is not None:
                 return ExportedSource(request.component, str(marker["commit"]), dest, cached=True)
             commit = self._export_fresh(request, dest)
         return ExportedSource(request.component, commit, dest, cached=False)
@@ -128,8 +127,7 @@ class SourceCache:
     # -- steps ------------------------------------------------------------------------------------------
     def _plan(self, request: SourceRequest, dest: Path) -> ExportedSource:
         """Prints what a real export runs and records, in the same order."""
-        marker = self._read_marker(dest)
-        if marker is not None and marker.get("tag") == request.pin.tag:
+        if self._verified(dest, request.pin) is not None:
             print(f"# {request.component}: {dest} is exported already; nothing to fetch")
         else:
             mirror = self._mirror_path(request.url)
@@ -148,7 +146,8 @@ class SourceCache:
     @staticmethod
     def _archive_line(mirror: Path, commit: str, dest: Path, paths: list[str]) -> str:
         """The shell line an export amounts to (what replay.sh gets; Python extracts through a temp dir)."""
-        archive = shell_line(["git", "-C", str(mirror), "archive", "--format=tar", commit, *(["--", *paths] if paths else [])])
+        archive = shell_line(["git", "-C", str(mirror), "archive", "--format=tar", commit,
+                              *(["--", *paths] if paths else [])])
         return f"mkdir -p {shlex.quote(str(dest))} && {archive} | tar -x -C {shlex.quote(str(dest))}"
 
     def _export_fresh(self, request: SourceRequest, dest: Path) -> str:
@@ -165,7 +164,7 @@ class SourceCache:
                 {"component": request.component, "commit": commit, "url": request.url,
                  "tag": request.pin.tag}, indent=2) + "\n")
             if dest.exists():
-                shutil.rmtree(dest)  # an export without a marker is a leftover of an older layout
+                shutil.rmtree(dest)  # unverified for this pin: no marker, or checked against another tag
             tmp.rename(dest)
         finally:
             if tmp.exists():
@@ -314,6 +313,13 @@ class SourceCache:
             self.runner.record(self._archive_line(sub_mirror, sub_commit, final_tree / sub_path, []))
             self._archive(sub_mirror, sub_commit, target, [])
             self._submodules(sub_mirror, sub_commit, target, sub_request, f"{prefix}{sub_path}/", final_tree / sub_path)
+
+    @classmethod
+    def _verified(cls, dest: Path, pin: SourcePin) -> dict[str, object] | None:
+        """The export's marker if the export was verified for exactly this pin. (The folder is named after the
+        commit; an export made for another tag, or none, was never checked against this one.)"""
+        marker = cls._read_marker(dest)
+        return marker if marker is not None and marker.get("tag") == pin.tag else None
 
     @staticmethod
     def _read_marker(dest: Path) -> dict[str, object] | None:

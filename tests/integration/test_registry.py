@@ -115,3 +115,11 @@ def test_a_push_killed_midway_leaves_the_moving_tag_on_the_old_image(registry: R
     assert pulled.returncode == 0, pulled.stderr
     # Put the default matrix's image back for whatever runs next.
     invoke("pull", "--matrix", OFFLINE, "--cell", CELL, "--registry", f"{registry.address}/epbuild", check=True)
+
+
+def test_pull_build_builds_what_the_registry_lacks(registry: Registry, offline_build: InvokeResult) -> None:
+    result = invoke("pull", "--matrix", OFFLINE, "--cell", "gfx942-thor2", "--registry",
+                    f"{registry.address}/nothing-here", "--build")
+    assert result.code == 0, result.out + result.err
+    assert "the registry has no image for this checkout's content key" in result.out
+    assert "building it instead" in result.out and "gfx942-thor2  ok" in result.out

@@ -75,7 +75,6 @@ class Runner:
         cwd: Path | None = None,
         capture: bool = False,
         check: bool = True,
-        log_file: Path | None = None,
         mutating: bool = True,
         stdin: str | None = None,
         record: bool = True,
@@ -90,16 +89,8 @@ class Runner:
         if self.dry_run and mutating:
             return subprocess.CompletedProcess(list(argv), 0, "", "")
         full_env = {**os.environ, **(env or {})}
-        if log_file is not None:
-            log_file.parent.mkdir(parents=True, exist_ok=True)
-            with log_file.open("a") as fh:
-                fh.write(f"$ {shell_line(argv, env, cwd)}\n")
-                fh.flush()
-                proc = subprocess.run(list(argv), env=full_env, cwd=cwd, stdout=fh, stderr=subprocess.STDOUT,
-                                      text=True, check=False)
-        else:
-            proc = subprocess.run(list(argv), env=full_env, cwd=cwd, text=True, check=False,
-                                  capture_output=capture, input=stdin)
+        proc = subprocess.run(list(argv), env=full_env, cwd=cwd, text=True, check=False,
+                              capture_output=capture, input=stdin)
         if check and proc.returncode != 0:
             raise CommandFailed(argv, proc.returncode, (proc.stdout or "") + (proc.stderr or ""))
         return proc

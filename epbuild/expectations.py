@@ -8,7 +8,7 @@ from typing import Any
 
 from epbuild import manifest
 from epbuild.render import RenderedCell
-from epbuild.stages import stages_for
+from epbuild.stages import built_pins
 
 EXPECTED_ENV = "EPBUILD_EXPECTED"
 """The image checks (tests/image) read the path of the expectation file from this variable."""
@@ -23,7 +23,7 @@ def rdma_core_version(tag: str | None) -> str | None:
 
 def expectation(rc: RenderedCell, image: str) -> dict[str, Any]:
     plan = rc.plan
-    components = [s.source for s in stages_for(plan) if s.source]
+    components = list(built_pins(plan))
     return {
         "image": image,
         "cell": rc.cell.name,

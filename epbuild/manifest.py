@@ -12,6 +12,7 @@ import json
 from typing import Any
 
 from epbuild.plan import CellPlan
+from epbuild.stages import built_pins
 
 LABEL_PREFIX = "io.epbuild"
 KEY_LABEL = f"{LABEL_PREFIX}.content-key"
@@ -19,8 +20,6 @@ CELL_LABEL = f"{LABEL_PREFIX}.cell"
 
 
 def pins_record(plan: CellPlan) -> dict[str, dict[str, str]]:
-    from epbuild.stages import built_pins
-
     out: dict[str, dict[str, str]] = {}
     for name, pin in built_pins(plan).items():
         entry = {"repo": pin.repo, "commit": pin.commit}
@@ -69,8 +68,6 @@ def labels(plan: CellPlan, key: str) -> dict[str, str]:
         f"{LABEL_PREFIX}.nic": plan.cell.nic,
         KEY_LABEL: key,
     }
-    from epbuild.stages import built_pins
-
     for name, pin in built_pins(plan).items():
         out[f"{LABEL_PREFIX}.pin.{name}"] = pin.commit
     return out
@@ -79,8 +76,6 @@ def labels(plan: CellPlan, key: str) -> dict[str, str]:
 def versions_txt(plan: CellPlan, key: str) -> str:
     """`KEY: value` lines, the format of the reference image's /app/versions.txt."""
     lines = [f"BASE_IMAGE: {plan.matrix.base.image}", f"EPBUILD_CELL: {plan.cell.name}", f"EPBUILD_KEY: {key}"]
-    from epbuild.stages import built_pins
-
     for name, pin in built_pins(plan).items():
         stem = name.upper().replace("-", "_")
         lines.append(f"{stem}_REPO: {pin.repo}")

@@ -47,7 +47,33 @@ PIN
   apt_get install -y -qq docker.io/trixie docker-cli/trixie docker-buildx/trixie >/dev/null
 fi
 
+# BuildKit registry caches (`invoke build --cache`) need an engine that can export them: Docker's default
+# builder can once the containerd image store is on. Set before the daemon starts; an existing daemon.json
+# that already names the feature is left alone.
+enable_containerd_store() {
+  local conf=/etc/docker/daemon.json
+  if [ -f "$conf" ] && grep -q '"containerd-snapshotter"' "$conf"; then return; fi
+  if [ -f "$conf" ] && [ -s "$conf" ]; then
+    $SUDO python3 - "$conf" <<'PY'
+import json, os, sys
+path = sys.argv[1]
+with open(path) as handle:
+    conf = json.load(handle)
+conf.setdefault("features", {})["containerd-snapshotter"] = True
+tmp = path + ".epbuild-tmp"
+with open(tmp, "w") as handle:
+    json.dump(conf, handle, indent=2)
+os.replace(tmp, path)
+PY
+  else
+    $SUDO mkdir -p /etc/docker
+    printf '{"features": {"containerd-snapshotter": true}}\n' | $SUDO tee "$conf" >/dev/null
+  fi
+  log "enabled the containerd image store in $conf (BuildKit cache export)"
+}
+
 if ! docker info >/dev/null 2>&1; then
+  enable_containerd_store
   $SUDO mkdir -p /var/log/epbuild
   log "starting dockerd (log: /var/log/epbuild/dockerd.log)"
   $SUDO sh -c 'setsid dockerd >/var/log/epbuild/dockerd.log 2>&1 </dev/null &'

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -16,7 +17,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from epbuild.errors import EpbuildError
+
 log = logging.getLogger(__name__)
+
+NOISE = re.compile(
+    # ssh's advice after every failure, which hides the reason printed before it; docker's usage hints; push and
+    # pull progress lines.
+    r"^(Please make sure you have the correct access rights|and the repository exists\.|See '.*--help'\.|"
+    r"Usage: |Run '.*' for more information|The push refers to repository|Using default tag|"
+    r"[0-9a-f]{12}: (Preparing|Waiting|Pushing|Pushed|Layer already exists|Pulling fs layer|Downloading|"
+    r"Verifying Checksum|Download complete|Extracting|Pull complete|Already exists))"
+)
 
 
 def shell_line(argv: Sequence[str], env: Mapping[str, str] | None = None, cwd: Path | None = None) -> str:
@@ -26,12 +38,62 @@ def shell_line(argv: Sequence[str], env: Mapping[str, str] | None = None, cwd: P
     return f"(cd {shlex.quote(str(cwd))} && {line})" if cwd else line
 
 
-class CommandFailed(Exception):
+def failure_reason(output: str, lines: int = 3, limit: int = 500) -> str:
+    """The part of a command's output that says why it failed: its last few lines that are not progress or
+    boilerplate, joined into one line."""
+    kept = [line.strip() for line in output.splitlines() if line.strip() and not NOISE.match(line.strip())]
+    reason = "; ".join(kept[-lines:])
+    return reason if len(reason) <= limit else "..." + reason[-limit:]
+
+
+def brief(argv: Sequence[str], limit: int = 160) -> str:
+    line = shlex.join(argv)
+    return line if len(line) <= limit else line[:limit] + " ..."
+
+
+class CommandFailed(EpbuildError):
+    """A command exited non-zero; the message carries the command's own reason."""
+
     def __init__(self, argv: Sequence[str], returncode: int, output: str = "") -> None:
         self.argv = list(argv)
         self.returncode = returncode
         self.output = output
-        super().__init__(f"command failed with exit code {returncode}: {shlex.join(argv)}")
+        self.reason = failure_reason(output)
+        super().__init__(f"`{brief(argv)}` failed (exit {returncode}): {self.reason or 'it printed no reason'}")
+
+
+class ToolMissing(CommandFailed):
+    """The program itself is not installed (not on PATH)."""
+
+    def __init__(self, argv: Sequence[str]) -> None:
+        super().__init__(argv, 127)
+        self.args = (f"`{argv[0]}` is not installed or not on PATH (needed to run `{brief(argv, 80)}`)",)
+
+
+class CommandTimedOut(CommandFailed):
+    """A command ran past its time limit and was stopped, so a stalled network never blocks forever."""
+
+    def __init__(self, argv: Sequence[str], timeout: float, output: str = "", setting: str = "") -> None:
+        super().__init__(argv, -9, output)
+        how = f" (raise it with {setting})" if setting else ""
+        said = f"; its last words: {self.reason}" if self.reason else ""
+        self.args = (f"`{brief(argv)}` did not finish within {timeout:g} s and was stopped{how}{said}",)
+
+
+def query(argv: Sequence[str], *, timeout: float | None = None, setting: str = "") -> subprocess.CompletedProcess[str]:
+    """Runs a read-only command that is not worth a replay line, capturing its output; a missing program or a
+    time-out is an error the user can act on, a non-zero exit is left to the caller."""
+    log.debug("$ %s", shell_line(argv))
+    try:
+        return subprocess.run(list(argv), capture_output=True, text=True, check=False, timeout=timeout)
+    except FileNotFoundError:
+        raise ToolMissing(argv) from None
+    except subprocess.TimeoutExpired as exc:
+        raise CommandTimedOut(argv, timeout or 0, _text(exc.stdout) + _text(exc.stderr), setting) from None
+
+
+def _text(data: str | bytes | None) -> str:
+    return data.decode(errors="replace") if isinstance(data, bytes) else (data or "")
 
 
 @dataclass
@@ -78,10 +140,14 @@ class Runner:
         mutating: bool = True,
         stdin: str | None = None,
         record: bool = True,
+        timeout: float | None = None,
+        timeout_setting: str = "",
     ) -> subprocess.CompletedProcess[str]:
         """Runs argv. `mutating=False` marks a read-only query that also runs in a dry run (it changes nothing).
         `record=False` keeps a step out of the replay (a query, or a step recorded as an equivalent shell line).
-        `stdin` is fed to the command and never recorded (it carries secrets such as a registry password)."""
+        `stdin` is fed to the command and never recorded (it carries secrets such as a registry password).
+        `timeout` stops the command after that many seconds (`timeout_setting` names how to change it).
+        Standard error is always read, so that a failure can say why; without `capture` it is shown as well."""
         if record:
             self.record(shell_line(argv, env, cwd))
         elif not mutating or not self.dry_run:
@@ -89,8 +155,19 @@ class Runner:
         if self.dry_run and mutating:
             return subprocess.CompletedProcess(list(argv), 0, "", "")
         full_env = {**os.environ, **(env or {})}
-        proc = subprocess.run(list(argv), env=full_env, cwd=cwd, text=True, check=False,
-                              capture_output=capture, input=stdin)
+        try:
+            proc = subprocess.run(list(argv), env=full_env, cwd=cwd, text=True, check=False, input=stdin,
+                                  stdout=subprocess.PIPE if capture else None, stderr=subprocess.PIPE,
+                                  timeout=timeout)
+        except FileNotFoundError as exc:
+            if cwd is not None and exc.filename == str(cwd):
+                raise
+            raise ToolMissing(argv) from None
+        except subprocess.TimeoutExpired as exc:
+            raise CommandTimedOut(argv, timeout or 0, _text(exc.stdout) + _text(exc.stderr),
+                                  timeout_setting) from None
+        if not capture and proc.stderr:
+            sys.stderr.write(proc.stderr)
         if check and proc.returncode != 0:
             raise CommandFailed(argv, proc.returncode, (proc.stdout or "") + (proc.stderr or ""))
         return proc

@@ -26,7 +26,8 @@ from pathlib import Path
 from filelock import FileLock
 
 from epbuild.bakefile import source_dir
-from epbuild.commands import CommandFailed, Runner, shell_line
+from epbuild import timeouts
+from epbuild.commands import CommandFailed, CommandTimedOut, Runner, failure_reason, shell_line
 from epbuild.errors import EpbuildError
 from epbuild.matrix import LoadedMatrix, RocshmemPin, SourcePin
 from epbuild.patterns import GIT_URL, REL_PATH
@@ -37,11 +38,30 @@ MARKER = ".epbuild-source.json"
 MIRROR_ENV_PREFIX = "EPBUILD_MIRROR_"
 TRANSIENT = re.compile(
     r"Could not resolve host|Connection (timed out|refused|reset)|early EOF|RPC failed|remote end hung up|"
-    r"Operation timed out|TLS|unexpected disconnect|Temporary failure",
+    r"Operation timed out|TLS|unexpected disconnect|Temporary failure|"
+    # git over https (curl's words): a server error or rate limit, a dropped or stalled transfer.
+    r"The requested URL returned error: (5\d\d|429)|Failed to connect|Couldn't connect|Empty reply from server|"
+    r"Operation too slow|transfer closed|Recv failure|Send failure|SSL|gnutls|HTTP/2 stream",
     re.IGNORECASE,
 )
 # Never prompt for credentials (a missing repository must fail, not hang), and ignore the machine's system config.
 GIT_ENV = {"GIT_TERMINAL_PROMPT": "0", "GIT_CONFIG_NOSYSTEM": "1"}
+LOW_SPEED_BYTES = 1024
+
+
+def network_env(environ: Mapping[str, str] = os.environ) -> dict[str, str]:
+    """What a fetch adds to GIT_ENV so that no remote makes it wait forever: ssh in batch mode (no password or
+    host-key question, which nobody would answer) with keep-alives, and curl's low-speed limit for https (a
+    server that accepts and then sends nothing is dropped). A GIT_SSH_COMMAND of the user's is kept, with ours
+    appended (ssh takes the first value given for an option, so theirs win)."""
+    ssh = environ.get("GIT_SSH_COMMAND") or "ssh"
+    return {
+        **GIT_ENV,
+        "GIT_SSH_COMMAND": f"{ssh} -o BatchMode=yes -o ConnectTimeout=30 -o ServerAliveInterval=15 "
+                           "-o ServerAliveCountMax=4",
+        "GIT_HTTP_LOW_SPEED_LIMIT": str(LOW_SPEED_BYTES),
+        "GIT_HTTP_LOW_SPEED_TIME": f"{timeouts.GIT_LOW_SPEED.seconds():.0f}",
+    }
 
 
 class SourceError(EpbuildError):
@@ -134,7 +154,7 @@ class SourceCache:
             if not (mirror / "HEAD").exists():
                 self.runner.record(shell_line(["git", "init", "--bare", "--quiet", str(mirror)], GIT_ENV))
             self.runner.record(shell_line(["git", "-C", str(mirror), *self._fetch_args(request.pin), request.url,
-                                           *self._wants(request.pin)], GIT_ENV))
+                                           *self._wants(request.pin)], network_env()))
             self.runner.record(self._archive_line(mirror, request.pin.commit, dest, self._paths(request.pin)))
             print(f"# {request.component}: then every submodule its .gitmodules lists, fetched and exported alike")
         return ExportedSource(request.component, request.pin.commit, dest, cached=False)
@@ -233,26 +253,32 @@ class SourceCache:
         return commit
 
     def _fetch_with_retries(self, mirror: Path, args: list[str], request: SourceRequest, wants: list[str]) -> None:
+        """Fetches, retrying what a network hiccup explains (git://, ssh:// and https:// alike) with backoff; the
+        error keeps every line of git's reason that is not boilerplate."""
         for attempt in range(1, self.retries + 1):
             try:
-                self._git(["-C", str(mirror), *args, request.url, *wants], capture=True)
+                self.runner.run(["git", "-C", str(mirror), *args, request.url, *wants], env=network_env(),
+                                capture=True, timeout=timeouts.GIT_FETCH.seconds(),
+                                timeout_setting=timeouts.GIT_FETCH.env)
                 return
+            except CommandTimedOut as exc:
+                raise SourceError(f"{request.component}: cannot fetch {request.pin.commit} from {request.url}: "
+                                  f"{exc}") from None
             except CommandFailed as exc:
                 transient = bool(TRANSIENT.search(exc.output))
+                reason = failure_reason(exc.output) or f"exit {exc.returncode}"
                 if not transient or attempt == self.retries:
-                    reason = exc.output.strip().splitlines()[-1] if exc.output.strip() else f"exit {exc.returncode}"
                     if "not our ref" in exc.output or "couldn't find remote ref" in exc.output:
                         raise SourceError(f"{request.component}: {request.url} has no {request.pin.commit} "
                                           f"({reason}); check the pin in the matrix, or the mirror") from None
                     if "does not appear to be a git repository" in exc.output:
-                        reason = "repository not found or unreachable"
+                        reason = f"repository not found or unreachable ({reason})"
                     raise SourceError(
                         f"{request.component}: cannot fetch {request.pin.commit} from {request.url}: {reason}"
                         + (f" (after {attempt} attempts)" if transient else "")
                     ) from None
                 delay = self.backoff * 2 ** (attempt - 1)
-                log.warning("%s: transient fetch error (%s); retrying in %.0fs", request.component,
-                            exc.output.strip().splitlines()[-1], delay)
+                log.warning("%s: transient fetch error (%s); retrying in %.0fs", request.component, reason, delay)
                 time.sleep(delay)
 
     def _resolve(self, mirror: Path, pin: SourcePin) -> str | None:

@@ -10,17 +10,21 @@ from __future__ import annotations
 import json
 import logging
 import os
+import queue
 import shlex
+import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import IO
 
-from epbuild import render, sources
+from epbuild import render, sources, timeouts
 from epbuild.bakefile import BAKE_FILE
-from epbuild.commands import Runner, shell_line
+from epbuild.commands import Runner, ToolMissing, query, shell_line
 from epbuild.errors import EpbuildError
 from epbuild.buildreport import BuildReport, CellResult
 from epbuild.progress import Progress, Vertex
@@ -88,7 +92,12 @@ def build(rendering: Rendering, cells: list[RenderedCell], root: Path, options: 
     start = time.monotonic()
     while remaining:
         argv = bake_command(rendering, root, remaining, options)
-        code = _stream_bake(argv, root, run_dir, report.progress, runner, cell_lines, quiet=options.quiet)
+        try:
+            code = _stream_bake(argv, root, run_dir, report.progress, runner, cell_lines, quiet=options.quiet)
+        except BakeStalled as exc:
+            for name in remaining:
+                results[name].error = str(exc)
+            break
         now = time.monotonic()
         if code == 0:
             for name in remaining:
@@ -142,24 +151,63 @@ def fetch_sources(rendering: Rendering, cells: list[RenderedCell], root: Path, o
     return sources.fetch_all(sources.SourceCache(root, runner), requests)
 
 
+class BakeStalled(EpbuildError):
+    """Bake printed nothing for longer than its silence limit, so it was stopped rather than waited on."""
+
+
 def _stream_bake(argv: list[str], root: Path, run_dir: Path, progress: Progress, runner: Runner,
-                 cell_lines: dict[str, list[str]], *, quiet: bool) -> int:
-    """Runs bake, showing its progress as it goes, saving all of it, and sorting each vertex's lines by cell."""
+                 cell_lines: dict[str, list[str]], *, quiet: bool, silence: float | None = None) -> int:
+    """Runs bake, showing its progress as it goes, saving all of it, and sorting each vertex's lines by cell.
+    BuildKit prints a line at least whenever a step starts, ends or writes output; a bake silent for `silence`
+    seconds (EPBUILD_BAKE_SILENCE_TIMEOUT) is hung on something, and is stopped and reported."""
+    silence = silence or timeouts.BAKE_SILENCE.seconds()
     runner.record(shell_line(argv, cwd=root))
     progress.next_invocation()
     with (run_dir / "bake.log").open("a") as full:
         full.write(f"$ {shell_line(argv)}\n")
-        proc = subprocess.Popen(argv, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                bufsize=1)
+        try:
+            proc = subprocess.Popen(argv, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                    bufsize=1)
+        except FileNotFoundError:
+            raise ToolMissing(argv) from None
         assert proc.stdout is not None
-        for line in proc.stdout:
+        lines: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=_pump, args=(proc.stdout, lines), daemon=True).start()
+        last = ""
+        while True:
+            try:
+                line = lines.get(timeout=silence)
+            except queue.Empty:
+                _stop(proc)
+                message = (f"bake printed nothing for {silence:g} s and was stopped (raise the limit with "
+                           f"{timeouts.BAKE_SILENCE.env}); its last line: {last.strip() or '(none)'}")
+                full.write(f"epbuild: {message}\n")
+                raise BakeStalled(message) from None
+            if line is None:
+                return proc.wait()
+            last = line
             full.write(line)
             vertex = progress.feed(line)
             if vertex is not None and vertex.target in cell_lines:
                 cell_lines[vertex.target].append(line)
             if not quiet:
                 sys.stdout.write(line)
-        return proc.wait()
+
+
+def _pump(stream: IO[str], lines: queue.Queue[str | None]) -> None:
+    for line in stream:
+        lines.put(line)
+    lines.put(None)
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    """Interrupts bake as Ctrl-C would (buildx then cancels the solve in BuildKit), and kills it if that hangs."""
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def _failed_targets(progress: Progress, remaining: list[str],
@@ -185,5 +233,5 @@ def _finish_time(progress: Progress, target: str, start: float, fallback: float)
 
 
 def _image_id(tag: str) -> str | None:
-    proc = subprocess.run(["docker", "image", "inspect", "--format", "{{.Id}}", tag], capture_output=True, text=True)
+    proc = query(["docker", "image", "inspect", "--format", "{{.Id}}", tag])
     return proc.stdout.strip() if proc.returncode == 0 else None

@@ -4,13 +4,15 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from epbuild import expectations
+from epbuild import expectations, timeouts
+from epbuild.commands import query
 from epbuild.errors import EpbuildError
 from epbuild.render import RenderedCell
 
@@ -32,6 +34,9 @@ class CheckRun:
         return not self.failed and not self.not_run.startswith("error")
 
 
+STOP_GRACE = 60.0
+"""Seconds an interrupted check run gets to remove its container before it is killed."""
+
 SYSFS_ENV = "EPBUILD_SYSFS_ROOT"
 """Where to read sysfs from (default /sys); tests point it at a tree they write."""
 
@@ -45,7 +50,7 @@ def amd_gpus() -> list[str]:
 
 
 def image_exists(image: str) -> bool:
-    return subprocess.run(["docker", "image", "inspect", image], capture_output=True).returncode == 0
+    return query(["docker", "image", "inspect", image]).returncode == 0
 
 
 def run_checks(rc: RenderedCell, image: str, root: Path, *, gpu: bool = False, quiet: bool = False) -> CheckRun:
@@ -71,9 +76,31 @@ def run_checks(rc: RenderedCell, image: str, root: Path, *, gpu: bool = False, q
             f"--junitxml={report}", "-o", "junit_family=xunit2", "--rootdir", str(TESTS / ("gpu" if gpu else "image")),
             "-q" if quiet else "-v"]
     env = {**os.environ, expectations.EXPECTED_ENV: str(expect)}
-    proc = subprocess.run(argv, cwd=root, env=env, check=False)
-    _read_report(run, proc.returncode)
+    limit = timeouts.IMAGE_TESTS
+    code = _run_with_deadline(argv, root, env, limit.seconds())
+    if code is None:
+        run.not_run = (f"error: the checks did not finish within {limit.seconds():g} s and were stopped (raise "
+                       f"the limit with {limit.env})")
+        return run
+    _read_report(run, code)
     return run
+
+
+def _run_with_deadline(argv: list[str], cwd: Path, env: dict[str, str], seconds: float) -> int | None:
+    """pytest's exit code, or None when it ran past `seconds`. It is interrupted like Ctrl-C first, so its
+    fixtures remove the container they started, and killed if that hangs too. (It stays in our process group,
+    so a Ctrl-C at the terminal still reaches it.)"""
+    proc = subprocess.Popen(argv, cwd=cwd, env=env)
+    try:
+        return proc.wait(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=STOP_GRACE)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        return None
 
 
 def _read_report(run: CheckRun, code: int) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from epbuild import registry
+from epbuild import registry, timeouts
 from epbuild.commands import Runner
 from epbuild.errors import EpbuildError
 from epbuild.manifest import KEY_LABEL
@@ -43,7 +43,8 @@ def publish(rc: RenderedCell, runner: Runner, registry_override: str | None = No
     digest = registry.remote_digest(tags.immutable)
     if digest is None:
         runner.run(["docker", "tag", local, tags.immutable])
-        runner.run(["docker", "push", "--quiet", tags.immutable], capture=True)
+        runner.run(["docker", "push", "--quiet", tags.immutable], capture=True, timeout=timeouts.PUSH.seconds(),
+                   timeout_setting=timeouts.PUSH.env)
         pushed = registry.local_repo_digest(tags.immutable, tags.repository)
         digest = registry.remote_digest(tags.immutable)
         if runner.dry_run:
@@ -59,7 +60,8 @@ def publish(rc: RenderedCell, runner: Runner, registry_override: str | None = No
         # The same local image again: its layers are in the registry already, so only the manifest (the very
         # bytes just verified, hence the same digest) is written under the moving name.
         runner.run(["docker", "tag", local, tag])
-        runner.run(["docker", "push", "--quiet", tag], capture=True)
+        runner.run(["docker", "push", "--quiet", tag], capture=True, timeout=timeouts.PUSH.seconds(),
+                   timeout_setting=timeouts.PUSH.env)
         if not runner.dry_run and registry.remote_digest(tag) != digest:
             raise EpbuildError(f"{rc.cell.name}: {tag} does not name {digest} after the push; check the registry")
         result.moved.append(tag)

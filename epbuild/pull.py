@@ -4,7 +4,7 @@ says so, and how far the moving tag's pins are from this checkout's."""
 
 from __future__ import annotations
 
-from epbuild import registry
+from epbuild import registry, timeouts
 from epbuild.commands import Runner
 from epbuild.errors import EpbuildError
 from epbuild.manifest import KEY_LABEL, LABEL_PREFIX
@@ -47,7 +47,8 @@ def pull(rc: RenderedCell, runner: Runner, registry_override: str | None = None)
                               if distance else "its pins equal this checkout's, so its templates differ."))
         message.append("Build it with `invoke pull --build ...` or `invoke build ...`.")
         raise NotPublished(" ".join(message))
-    runner.run(["docker", "pull", "--quiet", f"{tags.immutable}"])
+    runner.run(["docker", "pull", "--quiet", f"{tags.immutable}"], timeout=timeouts.PULL.seconds(),
+               timeout_setting=timeouts.PULL.env)
     if runner.dry_run:
         return digest
     labels = registry.local_labels(tags.immutable) or {}

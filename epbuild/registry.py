@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 
-from epbuild.commands import Runner
+from epbuild import timeouts
+from epbuild.commands import Runner, failure_reason, query
 from epbuild.errors import EpbuildError
 
 NOT_FOUND = ("not found", "manifest unknown", "name unknown", "404")
@@ -19,13 +19,13 @@ class RegistryError(EpbuildError):
 
 
 def _inspect(ref: str, template: str) -> str | None:
-    proc = subprocess.run(["docker", "buildx", "imagetools", "inspect", "--format", template, ref],
-                          capture_output=True, text=True)
+    proc = query(["docker", "buildx", "imagetools", "inspect", "--format", template, ref],
+                 timeout=timeouts.REGISTRY.seconds(), setting=timeouts.REGISTRY.env)
     if proc.returncode == 0:
         return proc.stdout
     if any(marker in proc.stderr.lower() for marker in NOT_FOUND):
         return None
-    reason = (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1]
+    reason = failure_reason(proc.stderr) or f"exit {proc.returncode}"
     raise RegistryError(f"cannot read {ref} from its registry: {reason}")
 
 
@@ -41,8 +41,7 @@ def remote_labels(ref: str) -> dict[str, str] | None:
 
 
 def local_labels(ref: str) -> dict[str, str] | None:
-    proc = subprocess.run(["docker", "image", "inspect", "--format", "{{json .Config.Labels}}", ref],
-                          capture_output=True, text=True)
+    proc = query(["docker", "image", "inspect", "--format", "{{json .Config.Labels}}", ref])
     return dict(json.loads(proc.stdout) or {}) if proc.returncode == 0 else None
 
 
@@ -56,8 +55,7 @@ def familiar(repository: str) -> str:
 
 def local_repo_digest(ref: str, repository: str) -> str | None:
     """The digest under which the local engine knows `ref` was pushed to `repository`."""
-    proc = subprocess.run(["docker", "image", "inspect", "--format", "{{json .RepoDigests}}", ref],
-                          capture_output=True, text=True)
+    proc = query(["docker", "image", "inspect", "--format", "{{json .RepoDigests}}", ref])
     if proc.returncode != 0:
         return None
     for entry in json.loads(proc.stdout) or []:
@@ -73,4 +71,4 @@ def login(registry_host: str, runner: Runner) -> None:
     user, password = os.environ.get(USER_ENV), os.environ.get(PASSWORD_ENV)
     if user and password:
         runner.run(["docker", "login", registry_host, "--username", user, "--password-stdin"], stdin=password,
-                   capture=True)
+                   capture=True, timeout=timeouts.REGISTRY.seconds(), timeout_setting=timeouts.REGISTRY.env)

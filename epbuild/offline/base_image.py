@@ -20,15 +20,14 @@ from epbuild.offline.settings import (
     _run,
 )
 
+from epbuild.commands import query
+
 log = logging.getLogger(__name__)
 
 
 
 def _image_exists(image: str) -> bool:
-    result = subprocess.run(
-        ["docker", "image", "inspect", image], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False
-    )
-    return result.returncode == 0
+    return query(["docker", "image", "inspect", image]).returncode == 0
 
 
 def _ensure_debootstrap() -> str:

@@ -78,6 +78,8 @@ def _run(
     except subprocess.CalledProcessError as exc:
         err = (exc.stderr or b"").decode(errors="replace").strip()
         raise OfflineError(f"command failed ({exc.returncode}): {' '.join(args)}\n{err}") from exc
+    except FileNotFoundError:
+        raise OfflineError(f"`{args[0]}` is not installed or not on PATH (needed to run `{' '.join(args[:3])}`)") from None
 
 
 

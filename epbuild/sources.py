@@ -41,7 +41,7 @@ TRANSIENT = re.compile(
     r"Operation timed out|TLS|unexpected disconnect|Temporary failure|"
     # git over https (curl's words): a server error or rate limit, a dropped or stalled transfer.
     r"The requested URL returned error: (5\d\d|429)|Failed to connect|Couldn't connect|Empty reply from server|"
-    r"Operation too slow|transfer closed|Recv failure|Send failure|SSL|gnutls|HTTP/2 stream",
+    r"Operation too slow|transfer closed|Recv failure|Send failure|SSL|gnutls|HTTP/2 stream|banner exchange",
     re.IGNORECASE,
 )
 # Never prompt for credentials (a missing repository must fail, not hang), and ignore the machine's system config.
@@ -57,8 +57,8 @@ def network_env(environ: Mapping[str, str] = os.environ) -> dict[str, str]:
     ssh = environ.get("GIT_SSH_COMMAND") or "ssh"
     return {
         **GIT_ENV,
-        "GIT_SSH_COMMAND": f"{ssh} -o BatchMode=yes -o ConnectTimeout=30 -o ServerAliveInterval=15 "
-                           "-o ServerAliveCountMax=4",
+        "GIT_SSH_COMMAND": f"{ssh} -o BatchMode=yes -o ConnectTimeout={timeouts.SSH_CONNECT.seconds():.0f} "
+                           "-o ServerAliveInterval=15 -o ServerAliveCountMax=4",
         "GIT_HTTP_LOW_SPEED_LIMIT": str(LOW_SPEED_BYTES),
         "GIT_HTTP_LOW_SPEED_TIME": f"{timeouts.GIT_LOW_SPEED.seconds():.0f}",
     }

@@ -38,3 +38,5 @@ BAKE_SILENCE = Limit("EPBUILD_BAKE_SILENCE_TIMEOUT", 2 * 3600,
 GIT_LOW_SPEED = Limit("EPBUILD_GIT_LOW_SPEED_TIME", 120,
                       "how long a git transfer may stay under 1 KiB/s before it is stopped")
 GIT_FETCH = Limit("EPBUILD_GIT_FETCH_TIMEOUT", 3 * 3600, "the time limit of one `git fetch`")
+SSH_CONNECT = Limit("EPBUILD_SSH_CONNECT_TIMEOUT", 30,
+                    "how long ssh may wait for a server to connect and greet it")

@@ -179,8 +179,13 @@ def _stream_bake(argv: list[str], root: Path, run_dir: Path, progress: Progress,
                 line = lines.get(timeout=silence)
             except queue.Empty:
                 _stop(proc)
+                running = [f"[{v.target}{' ' + v.stage if v.stage else ''}] {v.op[:120]}"
+                           for (invocation, _), v in progress.vertices.items()
+                           if invocation == progress.invocation and v.status == "RUNNING"]
                 message = (f"bake printed nothing for {silence:g} s and was stopped (raise the limit with "
-                           f"{timeouts.BAKE_SILENCE.env}); its last line: {last.strip() or '(none)'}")
+                           f"{timeouts.BAKE_SILENCE.env}); "
+                           + (f"still running: {'; '.join(running)}" if running else
+                              f"its last line: {last.strip() or '(none)'}"))
                 full.write(f"epbuild: {message}\n")
                 raise BakeStalled(message) from None
             if line is None:

@@ -1,0 +1,93 @@
+"""Issue 14, item 6: nothing waits forever. A registry that accepts connections and never answers, a push that
+crawls, image checks that hang and a bake that prints nothing are stopped after their limits (set small here
+through their environment variables) and reported, against real servers and the real engine."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.docker
+
+from epbuild.build import BakeStalled, _stream_bake
+from epbuild.commands import Runner
+from epbuild.progress import Progress
+from harness import OFFLINE, InvokeResult, invoke
+from netservers import SilentServer
+from registry import Registry
+
+CELL = "gfx950-cx7"
+
+
+def error_line(result: InvokeResult) -> str:
+    assert result.code == 2, f"exit {result.code}:\n{result.out[-2000:]}\n{result.err[-3000:]}"
+    assert "Traceback" not in result.err, result.err[-3000:]
+    errors = [line for line in result.err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, result.err[-3000:]
+    return errors[0]
+
+
+def test_a_registry_that_never_answers_is_given_up_on(tmp_path: Path, docker_engine: None) -> None:
+    server = SilentServer()
+    try:
+        start = time.monotonic()
+        result = invoke("pull", "--matrix", OFFLINE, "--cell", CELL, "--registry", f"127.0.0.1:{server.port}/epbuild",
+                        env={"EPBUILD_REGISTRY_TIMEOUT": "3", "DOCKER_CONFIG": str(tmp_path)}, timeout=120)
+        took = time.monotonic() - start
+    finally:
+        server.stop()
+    line = error_line(result)
+    assert "imagetools inspect" in line and "did not finish within 3 s" in line, line
+    assert "EPBUILD_REGISTRY_TIMEOUT" in line and took < 60
+
+
+@pytest.fixture
+def crawling_registry(tmp_path: Path, docker_engine: None) -> Iterator[Registry]:
+    """A real registry behind a relay that passes uploads at 512 bytes/s: requests get through, layers do not."""
+    reg = Registry(tmp_path)
+    reg.relay.rate = 512
+    reg.relay.throttle = True
+    try:
+        yield reg
+    finally:
+        reg.stop()
+
+
+def test_a_push_that_crawls_is_stopped(crawling_registry: Registry, offline_build: InvokeResult,
+                                       tmp_path: Path) -> None:
+    result = invoke("publish", "--matrix", OFFLINE, "--cell", CELL, "--registry",
+                    f"{crawling_registry.address}/epbuild",
+                    env={"EPBUILD_PUSH_TIMEOUT": "15", "DOCKER_CONFIG": str(tmp_path)}, timeout=600)
+    line = error_line(result)
+    assert "docker push" in line and "did not finish within 15 s" in line and "EPBUILD_PUSH_TIMEOUT" in line, line
+    assert crawling_registry.relay.layer_bytes > 0  # it was stopped mid-upload, not before
+
+
+def test_image_checks_that_run_too_long_are_stopped(offline_build: InvokeResult) -> None:
+    result = invoke("test", "--matrix", OFFLINE, "--cell", CELL, "--quiet",
+                    env={"EPBUILD_IMAGE_TEST_TIMEOUT": "3"}, timeout=300)
+    assert result.code == 1, result.out + result.err
+    assert f"{CELL}: error: the checks did not finish within 3 s" in result.out, result.out
+    assert "EPBUILD_IMAGE_TEST_TIMEOUT" in result.out
+
+
+def test_a_silent_bake_is_stopped_and_reported(tmp_path: Path, offline_build: InvokeResult) -> None:
+    # A step that prints nothing for 10 minutes; a fresh nonce keeps it from being a cache hit.
+    (tmp_path / "Dockerfile").write_text(
+        f"FROM epbuild-offline/base:sid-hip\nRUN echo {uuid.uuid4().hex} && sleep 600\n")
+    (tmp_path / "bake.json").write_text(json.dumps(
+        {"target": {"stall": {"context": str(tmp_path), "dockerfile": "Dockerfile"}}}))
+    argv = ["docker", "buildx", "bake", "--file", str(tmp_path / "bake.json"), "--progress", "plain", "stall"]
+    start = time.monotonic()
+    with pytest.raises(BakeStalled) as err:
+        _stream_bake(argv, tmp_path, tmp_path, Progress(), Runner(), {}, quiet=True, silence=15)
+    took = time.monotonic() - start
+    assert "printed nothing for 15 s and was stopped" in str(err.value)
+    assert "EPBUILD_BAKE_SILENCE_TIMEOUT" in str(err.value) and "sleep 600" in str(err.value)
+    assert took < 120
+    assert "epbuild: bake printed nothing" in (tmp_path / "bake.log").read_text()

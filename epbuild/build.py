@@ -22,9 +22,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO
 
-from epbuild import render, sources, timeouts
+from epbuild import render, reproducible, sources, timeouts
 from epbuild.bakefile import BAKE_FILE
-from epbuild.commands import Runner, ToolMissing, query, shell_line
+from epbuild.commands import CommandFailed, Runner, ToolMissing, query, shell_line
 from epbuild.errors import EpbuildError
 from epbuild.buildreport import BuildReport, CellResult
 from epbuild.progress import Progress, Vertex
@@ -42,6 +42,7 @@ class BuildOptions:
     keep_going: bool = True
     mirrors: tuple[str, ...] = ()
     quiet: bool = False
+    no_cache: bool = False
 
 
 def new_run_dir(root: Path, kind: str) -> Path:
@@ -49,12 +50,20 @@ def new_run_dir(root: Path, kind: str) -> Path:
     return root / "build" / "logs" / f"{stamp}-{kind}-{os.getpid()}"
 
 
-def bake_command(rendering: Rendering, root: Path, targets: list[str], options: BuildOptions) -> list[str]:
+def bake_command(rendering: Rendering, root: Path, targets: list[str], options: BuildOptions,
+                 override: Path | None = None) -> list[str]:
+    """The bake command; with `override` (reproducible.bake_override's file) each cell goes to an OCI archive
+    with rewritten timestamps, which `docker load` then hands to the engine, else straight to it (--load)."""
     bake_file = os.path.relpath(rendering.out_dir / BAKE_FILE, root)
     argv = ["docker", "buildx", "bake", "--file", bake_file, "--progress", "plain"]
+    if override is not None:
+        argv += ["--file", os.path.relpath(override, root)]
     if options.builder:
         argv += ["--builder", options.builder]
-    argv.append("--load")  # a remote or container builder must hand the image back to the local engine
+    if override is None:
+        argv.append("--load")  # a remote or container builder must hand the image back to the local engine
+    if options.no_cache:
+        argv.append("--no-cache")
     for ref in options.cache_from:
         argv += ["--set", f"*.cache-from={ref}"]
     for ref in options.cache_to:
@@ -74,7 +83,7 @@ def build(rendering: Rendering, cells: list[RenderedCell], root: Path, options: 
     if run_dir is not None:
         runner.start_replay(run_dir / "replay.sh", root)
     prepare(rendering, runner)
-    fetch_sources(rendering, cells, root, options, runner)
+    exported = fetch_sources(rendering, cells, root, options, runner)
     names = [rc.cell.name for rc in cells]
     results = {rc.cell.name: CellResult(rc.cell.name, rc.plan.local_tag) for rc in cells}
     report = BuildReport(run_dir, list(results.values()))
@@ -82,16 +91,19 @@ def build(rendering: Rendering, cells: list[RenderedCell], root: Path, options: 
         runner.run(bake_command(rendering, root, names, options), cwd=root)
         return report
     assert run_dir is not None
+    override = run_dir / reproducible.OVERRIDE_FILE
+    override.write_text(reproducible.bake_override(cells, {e.component: e.commit_time for e in exported}, run_dir))
     for name in names:
         (run_dir / f"{name}.sh").write_text(
             "#!/usr/bin/env bash\n# Rebuilds this cell alone, from the project root.\nset -euxo pipefail\n"
-            f"cd {shlex.quote(str(root))}\n{shell_line(bake_command(rendering, root, [name], options))}\n"
+            f"cd {shlex.quote(str(root))}\n{shell_line(bake_command(rendering, root, [name], options, override))}\n"
+            f"{shell_line(_load_command(run_dir, name))}\n"
         )
     remaining = list(names)
     cell_lines: dict[str, list[str]] = {name: [] for name in names}
     start = time.monotonic()
     while remaining:
-        argv = bake_command(rendering, root, remaining, options)
+        argv = bake_command(rendering, root, remaining, options, override)
         try:
             code = _stream_bake(argv, root, run_dir, report.progress, runner, cell_lines, quiet=options.quiet)
         except BakeStalled as exc:
@@ -122,6 +134,9 @@ def build(rendering: Rendering, cells: list[RenderedCell], root: Path, options: 
         if remaining:
             log.warning("cells %s failed; building the others again (their finished stages are cached)",
                         ", ".join(failed))
+    for result in report.results:
+        if result.ok:
+            _load(runner, run_dir, result)
     report.wall = time.monotonic() - start
     for result in report.results:
         if result.ok:
@@ -235,6 +250,22 @@ def _failed_targets(progress: Progress, remaining: list[str],
 def _finish_time(progress: Progress, target: str, start: float, fallback: float) -> float:
     ends = [v.ended for v in progress.vertices.values() if v.target == target and v.ended is not None]
     return (max(ends) if ends else fallback) - start
+
+
+def _load_command(run_dir: Path, cell: str) -> list[str]:
+    return ["docker", "load", "--quiet", "--input", str(reproducible.oci_archive(run_dir, cell))]
+
+
+def _load(runner: Runner, run_dir: Path, result: CellResult) -> None:
+    """Hands a cell's OCI archive to the engine (under the tag bake gave it), then drops the archive."""
+    archive = reproducible.oci_archive(run_dir, result.cell)
+    try:
+        runner.run(_load_command(run_dir, result.cell), capture=True)
+    except CommandFailed as exc:
+        result.ok = False
+        result.error = f"built, but not loaded into the engine: {exc}"
+    finally:
+        archive.unlink(missing_ok=True)
 
 
 def _image_id(tag: str) -> str | None:

@@ -8,6 +8,7 @@ and two runs can share the cache. Once a tree is exported, builds need no networ
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -82,6 +83,8 @@ class ExportedSource:
     commit: str
     path: Path
     cached: bool
+    commit_time: int = 0
+    """The commit's committer time (Unix seconds): the SOURCE_DATE_EPOCH of what is built from it."""
 
 
 def mirror_overrides(cli: list[str], environ: Mapping[str, str] = os.environ) -> dict[str, str]:
@@ -281,6 +284,19 @@ class SourceCache:
                 log.warning("%s: transient fetch error (%s); retrying in %.0fs", request.component, reason, delay)
                 time.sleep(delay)
 
+    def commit_time(self, request: SourceRequest, commit: str) -> int:
+        """The commit's committer time, read from the local mirror (no network); 0 in a dry run."""
+        if self.runner.dry_run:
+            return 0
+        mirror = self._mirror_path(request.url)
+        proc = self._git(["-C", str(mirror), "show", "--no-patch", "--format=%ct", commit], capture=True,
+                         check=False, record=False)
+        if proc.returncode != 0 or not proc.stdout.strip().isdigit():
+            raise SourceError(f"{request.component}: cannot read the time of commit {commit} from the mirror "
+                              f"{mirror} ({failure_reason(proc.stderr) or 'no output'}); remove "
+                              f"{self.root / source_dir(request.component, request.pin.commit)} to fetch it again")
+        return int(proc.stdout.strip())
+
     def _resolve(self, mirror: Path, pin: SourcePin) -> str | None:
         full = self._rev_parse(mirror, f"{pin.commit}^{{commit}}")
         return full if full and full.startswith(pin.commit) else None
@@ -372,4 +388,5 @@ def _join_url(base: str, relative: str) -> str:
 
 
 def fetch_all(cache: SourceCache, requests: list[SourceRequest]) -> list[ExportedSource]:
-    return [cache.export(r) for r in requests]
+    return [dataclasses.replace(exported, commit_time=cache.commit_time(request, exported.commit))
+            for request, exported in ((r, cache.export(r)) for r in requests)]

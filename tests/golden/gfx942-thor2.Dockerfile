@@ -19,7 +19,8 @@ RUN apt-get update \
       libpci-dev \
       libibverbs-dev \
       ibverbs-providers \
- && rm -rf /var/lib/apt/lists/*
+ && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/apt/*.log /var/log/dpkg.log \
+      /var/log/alternatives.log /var/cache/ldconfig/aux-cache
 
 FROM base AS rocshmem
 # all_backends finds the sources as `..` of the working directory and refuses in-source builds, so it runs
@@ -34,45 +35,57 @@ RUN --mount=type=bind,from=src-rocshmem,target=/src/rocshmem,rw \
       -DCMAKE_CXX_COMPILER_LAUNCHER=ccache
 
 FROM rocshmem AS deepep
+# SOURCE_DATE_EPOCH (the pin's commit time) stamps the wheel's zip entries, so its bytes repeat.
+ARG SOURCE_DATE_EPOCH_DEEPEP=315532800
 # hadolint ignore=DL3003
 RUN --mount=type=bind,from=src-deepep,target=/src/deepep,rw \
     cd /src/deepep \
- && ROCSHMEM_DIR=/opt/rocshmem ROCM_HOME="${ROCM_PATH}" PYTORCH_ROCM_ARCH="gfx942" \
+ && SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH_DEEPEP}" ROCSHMEM_DIR=/opt/rocshmem ROCM_HOME="${ROCM_PATH}" PYTORCH_ROCM_ARCH="gfx942" \
     python3 setup.py --variant rocm --rocm-explicit-ctx --nic thor2 bdist_wheel --dist-dir /wheels/deepep
 
 FROM base AS mori
 # The source context already holds MoRI's submodules (epbuild fetches them), so no git runs here.
+# SOURCE_DATE_EPOCH (the pin's commit time) stamps the wheel's zip entries, so its bytes repeat.
+ARG SOURCE_DATE_EPOCH_MORI=315532800
 # hadolint ignore=DL3003
 RUN --mount=type=bind,from=src-mori,target=/src/mori,rw \
     cd /src/mori \
- && MORI_GPU_ARCHS="gfx942" python3 setup.py bdist_wheel --dist-dir /wheels/mori
+ && SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH_MORI}" MORI_GPU_ARCHS="gfx942" python3 setup.py bdist_wheel --dist-dir /wheels/mori
 
 FROM base AS aiter
 # AITER reads GPU_ARCHS in its JIT code and defaults to "native" (rocminfo), which needs a GPU: always pass it.
+# SOURCE_DATE_EPOCH (the pin's commit time) stamps the wheel's zip entries, so its bytes repeat.
+ARG SOURCE_DATE_EPOCH_AITER=315532800
 # hadolint ignore=DL3003,DL3042
 RUN --mount=type=bind,from=src-aiter,target=/src/aiter,rw \
     --mount=type=cache,id=epbuild-pip,target=/root/.cache/pip \
     cd /src/aiter \
  && python3 -m pip install -r requirements.txt \
- && PREBUILD_KERNELS=1 GPU_ARCHS="gfx942" \
+ && SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH_AITER}" PREBUILD_KERNELS=1 GPU_ARCHS="gfx942" \
     python3 setup.py bdist_wheel --dist-dir /wheels/aiter
 
 FROM base AS vllm
+# SOURCE_DATE_EPOCH (the pin's commit time) stamps the wheel's zip entries, so its bytes repeat.
+ARG SOURCE_DATE_EPOCH_VLLM=315532800
 # hadolint ignore=DL3003
 RUN --mount=type=bind,from=src-vllm,target=/src/vllm,rw \
     cd /src/vllm \
- && VLLM_TARGET_DEVICE=rocm PYTORCH_ROCM_ARCH="gfx942" \
+ && SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH_VLLM}" VLLM_TARGET_DEVICE=rocm PYTORCH_ROCM_ARCH="gfx942" \
     python3 setup.py bdist_wheel --dist-dir /wheels/vllm
 
 FROM base AS final
 COPY --from=rocshmem /opt/rocshmem /opt/rocshmem
-# Wheels come in through bind mounts, so no build tree, .git or compiler cache reaches this stage.
+# Wheels come in through bind mounts, so no build tree, .git or compiler cache reaches this stage. With
+# SOURCE_DATE_EPOCH set, pip compiles hash-based .pyc files (py_compile's rule), not ones stamped with the
+# install time, and ldconfig's aux-cache (file times and inodes) is dropped: a rebuild gives the same layer.
+ARG SOURCE_DATE_EPOCH
 RUN --mount=type=bind,from=deepep,source=/wheels/deepep,target=/install/deepep \
     --mount=type=bind,from=mori,source=/wheels/mori,target=/install/mori \
     --mount=type=bind,from=aiter,source=/wheels/aiter,target=/install/aiter \
     --mount=type=bind,from=vllm,source=/wheels/vllm,target=/install/vllm \
     ldconfig \
- && python3 -m pip install --no-cache-dir /install/*/*.whl
+ && python3 -m pip install --no-cache-dir /install/*/*.whl \
+ && rm -f /var/cache/ldconfig/aux-cache
 COPY manifest.json /opt/epbuild/manifest.json
 COPY versions.txt /app/versions.txt
 # TOKENIZERS_PARALLELISM trips hadolint's secret-name heuristic (TOKEN); no credential is ever set here.
@@ -84,14 +97,14 @@ ENV HSA_NO_SCRATCH_RECLAIM=1 \
     VLLM_ROCM_USE_AITER=1
 LABEL org.opencontainers.image.title="rocm/vllm-ep gfx942-thor2" \
       org.opencontainers.image.description="ROCm expert-parallel inference stack (rdma-core, rocSHMEM, DeepEP, MoRI, AITER, vLLM) built by epbuild" \
-      org.opencontainers.image.version="gfx942-thor2-c3ac0293ac35" \
+      org.opencontainers.image.version="gfx942-thor2-ea9cd5e2a693" \
       org.opencontainers.image.source="https://github.com/vllm-project/vllm.git" \
       org.opencontainers.image.revision="00305ee518727effd01deeffc47b46282ba29a4b" \
       org.opencontainers.image.base.name="docker.io/rocm/vllm-dev:base" \
       io.epbuild.cell="gfx942-thor2" \
       io.epbuild.arch="gfx942" \
       io.epbuild.nic="thor2" \
-      io.epbuild.content-key="c3ac0293ac35dbabf060161f422b0c986d22f9c0491e687e63417ab329559a44" \
+      io.epbuild.content-key="ea9cd5e2a6932e834bdbaebe4d250da93721a44b37d7f5a38065ce3a19185d3d" \
       io.epbuild.pin.rocshmem="f0acb0c6" \
       io.epbuild.pin.deepep="a9ea9774" \
       io.epbuild.pin.mori="2d02c6a9" \

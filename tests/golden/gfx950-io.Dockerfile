@@ -19,12 +19,14 @@ RUN apt-get update \
       libpci-dev \
       libibverbs-dev \
       ibverbs-providers \
- && rm -rf /var/lib/apt/lists/*
+ && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/apt/*.log /var/log/dpkg.log \
+      /var/log/alternatives.log /var/cache/ldconfig/aux-cache
 
 FROM base AS rdma-core
 # rdma-core's release build as vLLM's Dockerfile.rocm runs it; NO_MAN_PAGES drops pandoc, NO_PYVERBS the
 # Cython bindings. The distribution's verbs packages are retired first: ldconfig links the highest version of a
-# soname, so a newer distribution libibverbs would otherwise shadow the pinned build.
+# soname, so a newer distribution libibverbs would otherwise shadow the pinned build. dpkg's log and ldconfig's
+# aux-cache (file times and inodes) would differ in every build, so they do not stay in the layer.
 RUN --mount=type=bind,from=src-rdma-core,target=/src/rdma-core,rw \
     --mount=type=cache,id=epbuild-ccache,target=/root/.cache/ccache \
     for pkg in ibverbs-providers ibverbs-utils libibverbs-dev libibverbs1 librdmacm-dev librdmacm1 rdmacm-utils rdma-core; do \
@@ -34,7 +36,8 @@ RUN --mount=type=bind,from=src-rdma-core,target=/src/rdma-core,rw \
       -DCMAKE_INSTALL_PREFIX=/usr -DNO_MAN_PAGES=1 -DNO_PYVERBS=1 -DCMAKE_C_COMPILER_LAUNCHER=ccache \
  && ninja -C /src/rdma-core/build \
  && ninja -C /src/rdma-core/build install \
- && ldconfig
+ && ldconfig \
+ && rm -f /var/log/dpkg.log /var/cache/ldconfig/aux-cache
 
 FROM rdma-core AS rocshmem
 # all_backends finds the sources as `..` of the working directory and refuses in-source builds, so it runs
@@ -49,45 +52,57 @@ RUN --mount=type=bind,from=src-rocshmem,target=/src/rocshmem,rw \
       -DCMAKE_CXX_COMPILER_LAUNCHER=ccache
 
 FROM rocshmem AS deepep
+# SOURCE_DATE_EPOCH (the pin's commit time) stamps the wheel's zip entries, so its bytes repeat.
+ARG SOURCE_DATE_EPOCH_DEEPEP=315532800
 # hadolint ignore=DL3003
 RUN --mount=type=bind,from=src-deepep,target=/src/deepep,rw \
     cd /src/deepep \
- && ROCSHMEM_DIR=/opt/rocshmem ROCM_HOME="${ROCM_PATH}" PYTORCH_ROCM_ARCH="gfx950" \
+ && SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH_DEEPEP}" ROCSHMEM_DIR=/opt/rocshmem ROCM_HOME="${ROCM_PATH}" PYTORCH_ROCM_ARCH="gfx950" \
     python3 setup.py --variant rocm --rocm-explicit-ctx --nic io bdist_wheel --dist-dir /wheels/deepep
 
 FROM base AS mori
 # The source context already holds MoRI's submodules (epbuild fetches them), so no git runs here.
+# SOURCE_DATE_EPOCH (the pin's commit time) stamps the wheel's zip entries, so its bytes repeat.
+ARG SOURCE_DATE_EPOCH_MORI=315532800
 # hadolint ignore=DL3003
 RUN --mount=type=bind,from=src-mori,target=/src/mori,rw \
     cd /src/mori \
- && MORI_GPU_ARCHS="gfx950" python3 setup.py bdist_wheel --dist-dir /wheels/mori
+ && SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH_MORI}" MORI_GPU_ARCHS="gfx950" python3 setup.py bdist_wheel --dist-dir /wheels/mori
 
 FROM base AS aiter
 # AITER reads GPU_ARCHS in its JIT code and defaults to "native" (rocminfo), which needs a GPU: always pass it.
+# SOURCE_DATE_EPOCH (the pin's commit time) stamps the wheel's zip entries, so its bytes repeat.
+ARG SOURCE_DATE_EPOCH_AITER=315532800
 # hadolint ignore=DL3003,DL3042
 RUN --mount=type=bind,from=src-aiter,target=/src/aiter,rw \
     --mount=type=cache,id=epbuild-pip,target=/root/.cache/pip \
     cd /src/aiter \
  && python3 -m pip install -r requirements.txt \
- && PREBUILD_KERNELS=1 GPU_ARCHS="gfx950" \
+ && SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH_AITER}" PREBUILD_KERNELS=1 GPU_ARCHS="gfx950" \
     python3 setup.py bdist_wheel --dist-dir /wheels/aiter
 
 FROM base AS vllm
+# SOURCE_DATE_EPOCH (the pin's commit time) stamps the wheel's zip entries, so its bytes repeat.
+ARG SOURCE_DATE_EPOCH_VLLM=315532800
 # hadolint ignore=DL3003
 RUN --mount=type=bind,from=src-vllm,target=/src/vllm,rw \
     cd /src/vllm \
- && VLLM_TARGET_DEVICE=rocm PYTORCH_ROCM_ARCH="gfx950" \
+ && SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH_VLLM}" VLLM_TARGET_DEVICE=rocm PYTORCH_ROCM_ARCH="gfx950" \
     python3 setup.py bdist_wheel --dist-dir /wheels/vllm
 
 FROM rdma-core AS final
 COPY --from=rocshmem /opt/rocshmem /opt/rocshmem
-# Wheels come in through bind mounts, so no build tree, .git or compiler cache reaches this stage.
+# Wheels come in through bind mounts, so no build tree, .git or compiler cache reaches this stage. With
+# SOURCE_DATE_EPOCH set, pip compiles hash-based .pyc files (py_compile's rule), not ones stamped with the
+# install time, and ldconfig's aux-cache (file times and inodes) is dropped: a rebuild gives the same layer.
+ARG SOURCE_DATE_EPOCH
 RUN --mount=type=bind,from=deepep,source=/wheels/deepep,target=/install/deepep \
     --mount=type=bind,from=mori,source=/wheels/mori,target=/install/mori \
     --mount=type=bind,from=aiter,source=/wheels/aiter,target=/install/aiter \
     --mount=type=bind,from=vllm,source=/wheels/vllm,target=/install/vllm \
     ldconfig \
- && python3 -m pip install --no-cache-dir /install/*/*.whl
+ && python3 -m pip install --no-cache-dir /install/*/*.whl \
+ && rm -f /var/cache/ldconfig/aux-cache
 COPY manifest.json /opt/epbuild/manifest.json
 COPY versions.txt /app/versions.txt
 # TOKENIZERS_PARALLELISM trips hadolint's secret-name heuristic (TOKEN); no credential is ever set here.
@@ -99,14 +114,14 @@ ENV HSA_NO_SCRATCH_RECLAIM=1 \
     VLLM_ROCM_USE_AITER=1
 LABEL org.opencontainers.image.title="rocm/vllm-ep gfx950-io" \
       org.opencontainers.image.description="ROCm expert-parallel inference stack (rdma-core, rocSHMEM, DeepEP, MoRI, AITER, vLLM) built by epbuild" \
-      org.opencontainers.image.version="gfx950-io-ba3de339945c" \
+      org.opencontainers.image.version="gfx950-io-acf2ddc55cae" \
       org.opencontainers.image.source="https://github.com/vllm-project/vllm.git" \
       org.opencontainers.image.revision="00305ee518727effd01deeffc47b46282ba29a4b" \
       org.opencontainers.image.base.name="docker.io/rocm/vllm-dev:base" \
       io.epbuild.cell="gfx950-io" \
       io.epbuild.arch="gfx950" \
       io.epbuild.nic="io" \
-      io.epbuild.content-key="ba3de339945c5edb7ad83f4049558ebe1883b251eb0eacfc2ce0b3fa016a7d8f" \
+      io.epbuild.content-key="acf2ddc55caea4dfe3709e7bc31757b19ce7351cf281e45f9fc4da5682a07ef2" \
       io.epbuild.pin.rdma-core="31af04ec84378724cb6256814d4ffde359a7123b" \
       io.epbuild.pin.rocshmem="f0acb0c6" \
       io.epbuild.pin.deepep="a9ea9774" \

@@ -139,7 +139,7 @@ def build(rendering: Rendering, cells: list[RenderedCell], root: Path, options: 
             _load(runner, run_dir, result)
     report.wall = time.monotonic() - start
     for result in report.results:
-        if result.ok:
+        if result.ok and result.image_id is None:
             result.image_id = _image_id(result.tag)
     for name, lines in cell_lines.items():
         (run_dir / f"{name}.log").write_text("".join(lines))
@@ -260,6 +260,7 @@ def _load(runner: Runner, run_dir: Path, result: CellResult) -> None:
     """Hands a cell's OCI archive to the engine (under the tag bake gave it), then drops the archive."""
     archive = reproducible.oci_archive(run_dir, result.cell)
     try:
+        result.image_id = reproducible.archive_image_id(archive)
         runner.run(_load_command(run_dir, result.cell), capture=True)
     except CommandFailed as exc:
         result.ok = False

@@ -15,6 +15,7 @@ direct_url.json, do not change from one build to the next.
 from __future__ import annotations
 
 import json
+import tarfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -48,3 +49,14 @@ def bake_override(cells: list[RenderedCell], epochs: Mapping[str, int], run_dir:
             "output": [f"type=oci,dest={oci_archive(run_dir, rc.cell.name)},rewrite-timestamp=true"],
         }
     return json.dumps({"target": targets}, indent=2) + "\n"
+
+
+def archive_image_id(archive: Path) -> str:
+    """The digest of the image manifest in an OCI archive: the ID the engine (containerd image store) gives the
+    image once loaded. Read from the archive, it names what this build made even if the tag moves meanwhile."""
+    with tarfile.open(archive) as tar:
+        member = tar.extractfile("index.json")
+        if member is None:
+            raise ValueError(f"{archive} has no index.json")
+        index = json.load(member)
+    return str(index["manifests"][0]["digest"])

@@ -54,30 +54,32 @@ def brief(argv: Sequence[str], limit: int = 160) -> str:
 class CommandFailed(EpbuildError):
     """A command exited non-zero; the message carries the command's own reason."""
 
-    def __init__(self, argv: Sequence[str], returncode: int, output: str = "") -> None:
+    def __init__(self, argv: Sequence[str], returncode: int, output: str = "", message: str | None = None) -> None:
         self.argv = list(argv)
         self.returncode = returncode
         self.output = output
         self.reason = failure_reason(output)
-        super().__init__(f"`{brief(argv)}` failed (exit {returncode}): {self.reason or 'it printed no reason'}")
+        super().__init__(message or
+                         f"`{brief(argv)}` failed (exit {returncode}): {self.reason or 'it printed no reason'}")
 
 
 class ToolMissing(CommandFailed):
     """The program itself is not installed (not on PATH)."""
 
     def __init__(self, argv: Sequence[str]) -> None:
-        super().__init__(argv, 127)
-        self.args = (f"`{argv[0]}` is not installed or not on PATH (needed to run `{brief(argv, 80)}`)",)
+        super().__init__(argv, 127, message=f"`{argv[0]}` is not installed or not on PATH (needed to run "
+                                            f"`{brief(argv, 80)}`)")
 
 
 class CommandTimedOut(CommandFailed):
     """A command ran past its time limit and was stopped, so a stalled network never blocks forever."""
 
     def __init__(self, argv: Sequence[str], timeout: float, output: str = "", setting: str = "") -> None:
-        super().__init__(argv, -9, output)
         how = f" (raise it with {setting})" if setting else ""
-        said = f"; its last words: {self.reason}" if self.reason else ""
-        self.args = (f"`{brief(argv)}` did not finish within {timeout:g} s and was stopped{how}{said}",)
+        reason = failure_reason(output)
+        said = f"; its last words: {reason}" if reason else ""
+        super().__init__(argv, -9, output,
+                         message=f"`{brief(argv)}` did not finish within {timeout:g} s and was stopped{how}{said}")
 
 
 def query(argv: Sequence[str], *, timeout: float | None = None, setting: str = "") -> subprocess.CompletedProcess[str]:

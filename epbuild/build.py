@@ -257,11 +257,15 @@ def _load_command(run_dir: Path, cell: str) -> list[str]:
 
 
 def _load(runner: Runner, run_dir: Path, result: CellResult) -> None:
-    """Hands a cell's OCI archive to the engine (under the tag bake gave it), then drops the archive."""
+    """Hands a cell's OCI archive to the engine under the tag bake gave it, then drops the archive. An image the
+    engine holds already (a rebuild of the same inputs gives the same digest) is only tagged, not loaded again."""
     archive = reproducible.oci_archive(run_dir, result.cell)
     try:
         result.image_id = reproducible.archive_image_id(archive)
-        runner.run(_load_command(run_dir, result.cell), capture=True)
+        if query(["docker", "image", "inspect", result.image_id]).returncode == 0:
+            runner.run(["docker", "tag", result.image_id, result.tag], capture=True)
+        else:
+            runner.run(_load_command(run_dir, result.cell), capture=True)
     except CommandFailed as exc:
         result.ok = False
         result.error = f"built, but not loaded into the engine: {exc}"

@@ -25,7 +25,7 @@ from epbuild.errors import EpbuildError
 from epbuild.buildreport import BuildReport, CellResult
 from epbuild.progress import Progress, Vertex
 from epbuild.render import RenderedCell, Rendering
-from epbuild.stagegraph import stage_identities
+from epbuild.stagegraph import built_pins, stage_identities
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ def build(rendering: Rendering, cells: list[RenderedCell], root: Path, options: 
     run_dir = None if runner.dry_run else new_run_dir(root, "build")
     if run_dir is not None:
         runner.start_replay(run_dir / "replay.sh", root)
-    prepare(rendering, runner)
+    prepare(rendering, cells, runner)
     fetch_sources(rendering, cells, root, options, runner)
     names = [rc.cell.name for rc in cells]
     results = {rc.cell.name: CellResult(rc.cell.name, rc.plan.local_tag) for rc in cells}
@@ -124,18 +124,17 @@ def build(rendering: Rendering, cells: list[RenderedCell], root: Path, options: 
     return report
 
 
-def prepare(rendering: Rendering, runner: Runner) -> None:
-    """Makes what a matrix says it prepares locally (the offline example's base image and stand-in repos)."""
+def prepare(rendering: Rendering, cells: list[RenderedCell], runner: Runner) -> None:
+    """Makes what a matrix says it prepares locally (the offline example's base images, only those the cells
+    start from, and its stand-in repos)."""
     if rendering.matrix.model.prepare == "offline-example":
         from epbuild import offline
 
-        offline.prepare(rendering.matrix, runner)
+        offline.prepare(rendering.matrix, [rc.plan for rc in cells], runner)
 
 
 def fetch_sources(rendering: Rendering, cells: list[RenderedCell], root: Path, options: BuildOptions,
                   runner: Runner) -> list[sources.ExportedSource]:
-    from epbuild.stages import built_pins
-
     wanted = list(dict.fromkeys(name for rc in cells for name in built_pins(rc.plan)))
     mirrors = sources.mirror_overrides(list(options.mirrors))
     requests = sources.requests_for(rendering.matrix, wanted, mirrors)

@@ -67,10 +67,18 @@ def run_checks(rc: RenderedCell, image: str, root: Path, *, gpu: bool = False, q
             return run
     expect = expectations.write(expectations.expectation(rc, image),
                                 root / "build" / "reports" / f"{rc.cell.name}.expected.json")
-    argv = [sys.executable, "-m", "pytest", str(TESTS / ("gpu" if gpu else "image")), "-p", "no:cacheprovider",
-            f"--junitxml={report}", "-o", "junit_family=xunit2", "--rootdir", str(TESTS / ("gpu" if gpu else "image")),
+    if gpu:
+        paths, plugin = [TESTS / "gpu"], []
+    else:
+        # Each component's checks sit in its folder; the plugin deselects those of components the cell lacks.
+        checks = [path for c in rc.plan.registry.components for path in c.checks()]
+        paths, plugin = [TESTS / "image", *checks], ["-p", "imagecheck"]
+    argv = [sys.executable, "-m", "pytest", *map(str, paths), *plugin, "-p", "no:cacheprovider",
+            f"--junitxml={report}", "-o", "junit_family=xunit2", "--rootdir", str(paths[0]),
             "-q" if quiet else "-v"]
-    env = {**os.environ, expectations.EXPECTED_ENV: str(expect)}
+    # tests/image holds the plugin and the helpers the component checks import.
+    pythonpath = os.pathsep.join(filter(None, [str(TESTS / "image"), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, expectations.EXPECTED_ENV: str(expect), "PYTHONPATH": pythonpath}
     proc = subprocess.run(argv, cwd=root, env=env, check=False)
     _read_report(run, proc.returncode)
     return run

@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 from epbuild.offline.settings import (
@@ -16,6 +17,8 @@ from epbuild.offline.settings import (
     MINBASE_IMAGE,
     MINBASE_SUITE,
     OFFLINE_BASE_IMAGE,
+    OFFLINE_BASE_REPOSITORY,
+    SUITE_LLVM,
     OfflineError,
     _run,
 )
@@ -70,25 +73,30 @@ def _ensure_minbase(image: str = MINBASE_IMAGE, *, rebuild: bool = False) -> Non
             raise OfflineError(f"tar | docker import failed (tar {tar_rc}, docker {imp.returncode})")
 
 
-def ensure_base_image(image: str = OFFLINE_BASE_IMAGE, *, rebuild: bool = False) -> None:
-    """Build the offline base image unless ``docker image inspect`` finds it (or ``rebuild``)."""
+def suite_of(image: str) -> str:
+    """The Debian suite an offline base image is made from: epbuild-offline/base:<suite>-hip."""
+    repository, _, tag = image.partition(":")
+    suite = tag.removesuffix("-hip")
+    if repository != OFFLINE_BASE_REPOSITORY or not tag.endswith("-hip") or suite not in SUITE_LLVM:
+        allowed = ", ".join(f"{OFFLINE_BASE_REPOSITORY}:{s}-hip" for s in SUITE_LLVM)
+        raise OfflineError(f"the offline-example recipe makes {allowed}, not {image!r}")
+    return suite
+
+
+def ensure_base_image(image: str = OFFLINE_BASE_IMAGE, *, archs: Sequence[str] = (), rebuild: bool = False) -> None:
+    """Build the offline base image unless ``docker image inspect`` finds it (or ``rebuild``); its toolchain's
+    self-check compiles device code for every arch of ``archs``."""
+    suite = suite_of(image)
     if not rebuild and _image_exists(image):
         log.info("base image %s present", image)
         return
     _ensure_minbase()
     log.info("building %s from %s", image, BASE_DIR / "Dockerfile")
-    cmd = [
-        "docker",
-        "build",
-        "-t",
-        image,
-        "--build-arg",
-        f"MINBASE_IMAGE={MINBASE_IMAGE}",
-        "--build-arg",
-        f"DEBIAN_MIRROR={DEBIAN_MIRROR}",
-    ]
+    cmd = ["docker", "build", "-t", image, "--build-arg", f"MINBASE_IMAGE={MINBASE_IMAGE}",
+           "--build-arg", f"DEBIAN_MIRROR={DEBIAN_MIRROR}", "--build-arg", f"DEBIAN_SUITE={suite}",
+           "--build-arg", f"LLVM_VERSION={SUITE_LLVM[suite]}"]
+    if archs:
+        cmd += ["--build-arg", f"OFFLOAD_ARCHS={' '.join(archs)}"]
     if rebuild:
         cmd.append("--no-cache")
     _run([*cmd, str(BASE_DIR)])
-
-

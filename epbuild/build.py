@@ -11,7 +11,6 @@ import json
 import logging
 import os
 import shlex
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ from pathlib import Path
 
 from epbuild import render, sources
 from epbuild.bakefile import BAKE_FILE
-from epbuild.commands import Runner, shell_line
+from epbuild.commands import Runner, query, shell_line
 from epbuild.errors import EpbuildError
 from epbuild.buildreport import BuildReport, CellResult
 from epbuild.progress import Progress, Vertex
@@ -144,21 +143,19 @@ def fetch_sources(rendering: Rendering, cells: list[RenderedCell], root: Path, o
 def _stream_bake(argv: list[str], root: Path, run_dir: Path, progress: Progress, runner: Runner,
                  cell_lines: dict[str, list[str]], *, quiet: bool) -> int:
     """Runs bake, showing its progress as it goes, saving all of it, and sorting each vertex's lines by cell."""
-    runner.record(shell_line(argv, cwd=root))
     progress.next_invocation()
     with (run_dir / "bake.log").open("a") as full:
         full.write(f"$ {shell_line(argv)}\n")
-        proc = subprocess.Popen(argv, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                bufsize=1)
-        assert proc.stdout is not None
-        for line in proc.stdout:
+
+        def on_line(line: str) -> None:
             full.write(line)
             vertex = progress.feed(line)
             if vertex is not None and vertex.target in cell_lines:
                 cell_lines[vertex.target].append(line)
             if not quiet:
                 sys.stdout.write(line)
-        return proc.wait()
+
+        return runner.stream(argv, cwd=root, on_line=on_line)
 
 
 def _failed_targets(progress: Progress, remaining: list[str],
@@ -184,5 +181,5 @@ def _finish_time(progress: Progress, target: str, start: float, fallback: float)
 
 
 def _image_id(tag: str) -> str | None:
-    proc = subprocess.run(["docker", "image", "inspect", "--format", "{{.Id}}", tag], capture_output=True, text=True)
+    proc = query(["docker", "image", "inspect", "--format", "{{.Id}}", tag])
     return proc.stdout.strip() if proc.returncode == 0 else None

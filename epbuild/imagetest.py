@@ -4,13 +4,13 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from epbuild import expectations
+from epbuild.commands import Runner, query
 from epbuild.errors import EpbuildError
 from epbuild.render import RenderedCell
 
@@ -45,7 +45,7 @@ def amd_gpus() -> list[str]:
 
 
 def image_exists(image: str) -> bool:
-    return subprocess.run(["docker", "image", "inspect", image], capture_output=True).returncode == 0
+    return query(["docker", "image", "inspect", image]).returncode == 0
 
 
 def run_checks(rc: RenderedCell, image: str, root: Path, *, gpu: bool = False, quiet: bool = False) -> CheckRun:
@@ -79,7 +79,7 @@ def run_checks(rc: RenderedCell, image: str, root: Path, *, gpu: bool = False, q
     # tests/image holds the plugin and the helpers the component checks import.
     pythonpath = os.pathsep.join(filter(None, [str(TESTS / "image"), os.environ.get("PYTHONPATH")]))
     env = {**os.environ, expectations.EXPECTED_ENV: str(expect), "PYTHONPATH": pythonpath}
-    proc = subprocess.run(argv, cwd=root, env=env, check=False)
+    proc = Runner().run(argv, cwd=root, env=env, check=False, record=False)
     _read_report(run, proc.returncode)
     return run
 

@@ -6,11 +6,12 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import subprocess
+import shlex
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from epbuild.commands import query
 from epbuild.offline.settings import (
     BASE_DIR,
     DEBIAN_MIRROR,
@@ -28,10 +29,7 @@ log = logging.getLogger(__name__)
 
 
 def _image_exists(image: str) -> bool:
-    result = subprocess.run(
-        ["docker", "image", "inspect", image], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False
-    )
-    return result.returncode == 0
+    return query(["docker", "image", "inspect", image]).returncode == 0
 
 
 def _ensure_debootstrap() -> str:
@@ -60,17 +58,8 @@ def _ensure_minbase(image: str = MINBASE_IMAGE, *, rebuild: bool = False) -> Non
         log.info("debootstrap %s (minbase) into %s", MINBASE_SUITE, rootfs)
         _run([debootstrap, "--variant=minbase", MINBASE_SUITE, rootfs, DEBIAN_MIRROR])
         log.info("docker import -> %s", image)
-        tar = subprocess.Popen(["tar", "-C", str(rootfs), "--numeric-owner", "-c", "."], stdout=subprocess.PIPE)
-        assert tar.stdout is not None
-        try:
-            imp = subprocess.run(
-                ["docker", "import", "-", image], stdin=tar.stdout, stdout=subprocess.DEVNULL, check=False
-            )
-        finally:
-            tar.stdout.close()
-            tar_rc = tar.wait()
-        if tar_rc != 0 or imp.returncode != 0:
-            raise OfflineError(f"tar | docker import failed (tar {tar_rc}, docker {imp.returncode})")
+        pipe = f"tar -C {shlex.quote(str(rootfs))} --numeric-owner -c . | docker import - {shlex.quote(image)}"
+        _run(["bash", "-o", "pipefail", "-c", pipe], capture=True)
 
 
 def suite_of(image: str) -> str:

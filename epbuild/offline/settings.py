@@ -7,10 +7,12 @@ import fcntl
 import hashlib
 import logging
 import os
+import shlex
 import subprocess
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
+from epbuild.commands import CommandFailed, Runner
 from epbuild.errors import EpbuildError
 
 log = logging.getLogger(__name__)
@@ -66,21 +68,12 @@ def _run(
     stdin: bytes | None = None,
     capture: bool = False,
 ) -> subprocess.CompletedProcess[bytes]:
-    args = [str(c) for c in cmd]
-    log.debug("run: %s", args)
+    """A step of making the offline inputs (their own replayable record is `python -m epbuild.offline ...`)."""
     try:
-        return subprocess.run(
-            args,
-            env=dict(env) if env is not None else None,
-            cwd=cwd,
-            input=stdin,
-            stdout=subprocess.PIPE if capture else None,
-            stderr=subprocess.PIPE if capture else None,
-            check=True,
-        )
-    except subprocess.CalledProcessError as exc:
-        err = (exc.stderr or b"").decode(errors="replace").strip()
-        raise OfflineError(f"command failed ({exc.returncode}): {' '.join(args)}\n{err}") from exc
+        return Runner().run([str(c) for c in cmd], env=env, whole_env=env is not None, cwd=cwd, stdin=stdin,
+                            capture=capture, binary=True, record=False)
+    except CommandFailed as exc:
+        raise OfflineError(f"command failed ({exc.returncode}): {shlex.join(exc.argv)}\n{exc.output.strip()}") from None
 
 
 

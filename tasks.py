@@ -49,15 +49,17 @@ def matrix(c: Context, matrix: str = "matrix.yaml", json: bool = False) -> None:
 @task(help={**MATRIX_HELP, "check": "Render in memory and fail, naming the files, if images/ differs."})
 @user_errors
 def render(c: Context, matrix: str = "matrix.yaml", check: bool = False) -> None:
-    """Render the matrix into images/<cell>/Dockerfile and images/docker-bake.json."""
-    from epbuild import project
+    """Render the matrix into images/<cell>/ and images/docker-bake.json, and README.md's stage diagram."""
+    from epbuild import diagram, project
     from epbuild import render as rendering
 
     r = project.rendering(matrix)
+    # The README documents the built-in components: a matrix with extra component folders leaves it alone.
+    readme = None if r.matrix.model.component_dirs else project.ROOT / "README.md"
     if check:
-        problems = rendering.drift(r)
+        problems = rendering.drift(r) + (diagram.drift(readme, r.matrix.model.registry) if readme else [])
         if problems:
-            print(f"{r.out_dir} is out of date with {r.matrix.path} and templates/; run `invoke render"
+            print(f"{r.out_dir} is out of date with {r.matrix.path} and the templates; run `invoke render"
                   f"{'' if matrix == 'matrix.yaml' else ' --matrix ' + matrix}`:", file=sys.stderr)
             for line in problems:
                 print(f"  {line}", file=sys.stderr)
@@ -66,6 +68,12 @@ def render(c: Context, matrix: str = "matrix.yaml", check: bool = False) -> None
         return
     written = rendering.write(r)
     print(f"wrote {len(written)} files for {len(r.cells)} cells to {r.out_dir}")
+    if readme is not None:
+        text = readme.read_text(encoding="utf-8")
+        updated = diagram.readme_with_diagram(text, r.matrix.model.registry)
+        if updated != text:
+            readme.write_text(updated, encoding="utf-8")
+            print(f"wrote the stage diagram in {readme}")
 
 
 @task(help={"output": "Write the schema to this file (default: matrix.schema.json)."})

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
@@ -16,6 +16,9 @@ from epbuild.pins import SourcePin
 class CellPlan:
     cell: Cell
     matrix: MatrixBase
+    memo: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    """What other modules derive from the plan once (the stage graph's stages for the cell): a 1,000-cell render
+    asks for them thousands of times."""
 
     @property
     def registry(self) -> Registry:
@@ -33,7 +36,7 @@ class CellPlan:
     def archs(self) -> dict[str, ArchInfo]:
         return {arch: self.matrix.archs[arch] for arch in self.cell.archs}
 
-    @property
+    @cached_property
     def pins(self) -> dict[str, SourcePin]:
         return self.matrix.components.pins()
 

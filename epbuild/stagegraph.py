@@ -66,6 +66,11 @@ def graph(registry: Registry) -> list[Stage]:
     return ordered
 
 
+@cache
+def _by_name(registry: Registry) -> dict[str, Stage]:
+    return {s.name: s for s in graph(registry)}
+
+
 def applies(stage: Stage, plan: CellPlan) -> bool:
     if stage.component is not None and stage.name not in plan.pins:
         return False
@@ -73,13 +78,15 @@ def applies(stage: Stage, plan: CellPlan) -> bool:
 
 
 def stages_for(plan: CellPlan) -> list[Stage]:
-    return [s for s in graph(plan.registry) if applies(s, plan)]
+    if "stages" not in plan.memo:
+        plan.memo["stages"] = [s for s in graph(plan.registry) if applies(s, plan)]
+    return list(plan.memo["stages"])
 
 
 def parent(stage: Stage, plan: CellPlan) -> str | None:
     """The stage it builds FROM in this cell: its parent, or, where that does not apply, the parent's own parent
     (None for base, which starts from the base image)."""
-    by_name = {s.name: s for s in graph(plan.registry)}
+    by_name = _by_name(plan.registry)
     candidates = list(stage.after)
     while candidates:
         name = candidates.pop(0)

@@ -68,7 +68,7 @@ def copy_project(tmp_path: Path) -> Path:
     return dest
 
 
-@pytest.mark.parametrize("edit", ["matrix", "template", "stale-file"])
+@pytest.mark.parametrize("edit", ["matrix", "template", "stale-file", "diagram"])
 def test_render_check_fails_on_any_unrendered_edit(tmp_path: Path, edit: str) -> None:
     project = copy_project(tmp_path)
     if edit == "matrix":
@@ -79,6 +79,10 @@ def test_render_check_fails_on_any_unrendered_edit(tmp_path: Path, edit: str) ->
         path = project / "epbuild" / "components" / "vllm" / "stage.Dockerfile.j2"
         path.write_text(path.read_text().replace("bdist_wheel", "bdist_wheel --verbose"))
         expected = "Dockerfile: differs"
+    elif edit == "diagram":
+        path = project / "README.md"
+        path.write_text(path.read_text().replace("    └── vllm ", "    └── vLLM ", 1))
+        expected = "README.md: the stage diagram differs from the graph"
     else:
         (project / "images" / "gfx950-cx8").mkdir()
         (project / "images" / "gfx950-cx8" / "Dockerfile").write_text("FROM scratch\n")

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from epbuild import render, sources
+from epbuild import preflight, render, sources
 from epbuild.bakefile import BAKE_FILE
 from epbuild.commands import Runner, query, shell_line
 from epbuild.errors import EpbuildError
@@ -65,6 +65,7 @@ def build(rendering: Rendering, cells: list[RenderedCell], root: Path, options: 
             f"{rendering.out_dir} does not match {rendering.matrix.path}; run `invoke render` first:\n  "
             + "\n  ".join(stale)
         )
+    preflight.check(rc.plan for rc in cells)
     run_dir = None if runner.dry_run else new_run_dir(root, "build")
     if run_dir is not None:
         runner.start_replay(run_dir / "replay.sh", root)

@@ -71,10 +71,13 @@ def run_checks(rc: RenderedCell, image: str, root: Path, *, gpu: bool = False, q
         paths, plugin = [TESTS / "gpu"], []
     else:
         # Each component's checks sit in its folder; the plugin deselects those of components the cell lacks.
+        # testinfra is used as a library: its own plugin (registered as "testinfra" or, by newer releases,
+        # "pytest11.testinfra") would replace the plugin's `host` fixture with a local one.
         checks = [path for c in rc.plan.registry.components for path in c.checks()]
-        paths, plugin = [TESTS / "image", *checks], ["-p", "imagecheck"]
+        paths, plugin = [TESTS / "image", *checks], ["-p", "imagecheck", "-p", "no:testinfra",
+                                                      "-p", "no:pytest11.testinfra"]
     argv = [sys.executable, "-m", "pytest", *map(str, paths), *plugin, "-p", "no:cacheprovider",
-            f"--junitxml={report}", "-o", "junit_family=xunit2", "--rootdir", str(paths[0]),
+            f"--junitxml={report}", "-o", "junit_family=xunit2", "--rootdir", str(TESTS.parent),
             "-q" if quiet else "-v"]
     # tests/image holds the plugin and the helpers the component checks import.
     pythonpath = os.pathsep.join(filter(None, [str(TESTS / "image"), os.environ.get("PYTHONPATH")]))

@@ -10,26 +10,21 @@ from __future__ import annotations
 import json
 import logging
 import os
-import queue
 import shlex
-import signal
-import subprocess
 import sys
-import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import IO
 
-from epbuild import render, reproducible, sources, timeouts
+from epbuild import preflight, render, reproducible, sources, timeouts
 from epbuild.bakefile import BAKE_FILE
-from epbuild.commands import CommandFailed, Runner, ToolMissing, query, shell_line
+from epbuild.commands import CommandFailed, CommandStalled, Runner, query, shell_line
 from epbuild.errors import EpbuildError
 from epbuild.buildreport import BuildReport, CellResult
 from epbuild.progress import Progress, Vertex
 from epbuild.render import RenderedCell, Rendering
-from epbuild.stagegraph import stage_identities
+from epbuild.stagegraph import built_pins, stage_identities
 
 log = logging.getLogger(__name__)
 
@@ -79,10 +74,11 @@ def build(rendering: Rendering, cells: list[RenderedCell], root: Path, options: 
             f"{rendering.out_dir} does not match {rendering.matrix.path}; run `invoke render` first:\n  "
             + "\n  ".join(stale)
         )
+    preflight.check(rc.plan for rc in cells)
     run_dir = None if runner.dry_run else new_run_dir(root, "build")
     if run_dir is not None:
         runner.start_replay(run_dir / "replay.sh", root)
-    prepare(rendering, runner)
+    prepare(rendering, cells, runner)
     exported = fetch_sources(rendering, cells, root, options, runner)
     names = [rc.cell.name for rc in cells]
     results = {rc.cell.name: CellResult(rc.cell.name, rc.plan.local_tag) for rc in cells}
@@ -148,18 +144,17 @@ def build(rendering: Rendering, cells: list[RenderedCell], root: Path, options: 
     return report
 
 
-def prepare(rendering: Rendering, runner: Runner) -> None:
-    """Makes what a matrix says it prepares locally (the offline example's base image and stand-in repos)."""
+def prepare(rendering: Rendering, cells: list[RenderedCell], runner: Runner) -> None:
+    """Makes what a matrix says it prepares locally (the offline example's base images, only those the cells
+    start from, and its stand-in repos)."""
     if rendering.matrix.model.prepare == "offline-example":
         from epbuild import offline
 
-        offline.prepare(rendering.matrix, runner)
+        offline.prepare(rendering.matrix, [rc.plan for rc in cells], runner)
 
 
 def fetch_sources(rendering: Rendering, cells: list[RenderedCell], root: Path, options: BuildOptions,
                   runner: Runner) -> list[sources.ExportedSource]:
-    from epbuild.stages import built_pins
-
     wanted = list(dict.fromkeys(name for rc in cells for name in built_pins(rc.plan)))
     mirrors = sources.mirror_overrides(list(options.mirrors))
     requests = sources.requests_for(rendering.matrix, wanted, mirrors)
@@ -175,37 +170,11 @@ def _stream_bake(argv: list[str], root: Path, run_dir: Path, progress: Progress,
     """Runs bake, showing its progress as it goes, saving all of it, and sorting each vertex's lines by cell.
     BuildKit prints a line at least whenever a step starts, ends or writes output; a bake silent for `silence`
     seconds (EPBUILD_BAKE_SILENCE_TIMEOUT) is hung on something, and is stopped and reported."""
-    silence = silence or timeouts.BAKE_SILENCE.seconds()
-    runner.record(shell_line(argv, cwd=root))
     progress.next_invocation()
     with (run_dir / "bake.log").open("a") as full:
         full.write(f"$ {shell_line(argv)}\n")
-        try:
-            proc = subprocess.Popen(argv, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                    bufsize=1)
-        except FileNotFoundError:
-            raise ToolMissing(argv) from None
-        assert proc.stdout is not None
-        lines: queue.Queue[str | None] = queue.Queue()
-        threading.Thread(target=_pump, args=(proc.stdout, lines), daemon=True).start()
-        last = ""
-        while True:
-            try:
-                line = lines.get(timeout=silence)
-            except queue.Empty:
-                _stop(proc)
-                running = [f"[{v.target}{' ' + v.stage if v.stage else ''}] {v.op[:120]}"
-                           for (invocation, _), v in progress.vertices.items()
-                           if invocation == progress.invocation and v.status == "RUNNING"]
-                message = (f"bake printed nothing for {silence:g} s and was stopped (raise the limit with "
-                           f"{timeouts.BAKE_SILENCE.env}); "
-                           + (f"still running: {'; '.join(running)}" if running else
-                              f"its last line: {last.strip() or '(none)'}"))
-                full.write(f"epbuild: {message}\n")
-                raise BakeStalled(message) from None
-            if line is None:
-                return proc.wait()
-            last = line
+
+        def on_line(line: str) -> None:
             full.write(line)
             vertex = progress.feed(line)
             if vertex is not None and vertex.target in cell_lines:
@@ -213,21 +182,18 @@ def _stream_bake(argv: list[str], root: Path, run_dir: Path, progress: Progress,
             if not quiet:
                 sys.stdout.write(line)
 
-
-def _pump(stream: IO[str], lines: queue.Queue[str | None]) -> None:
-    for line in stream:
-        lines.put(line)
-    lines.put(None)
-
-
-def _stop(proc: subprocess.Popen[str]) -> None:
-    """Interrupts bake as Ctrl-C would (buildx then cancels the solve in BuildKit), and kills it if that hangs."""
-    proc.send_signal(signal.SIGINT)
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+        try:
+            return runner.stream(argv, cwd=root, on_line=on_line, silence=silence or timeouts.BAKE_SILENCE.seconds(),
+                                 silence_setting=timeouts.BAKE_SILENCE.env)
+        except CommandStalled as exc:
+            running = [f"[{v.target}{' ' + v.stage if v.stage else ''}] {v.op[:120]}"
+                       for (invocation, _), v in progress.vertices.items()
+                       if invocation == progress.invocation and v.status == "RUNNING"]
+            message = (f"bake printed nothing for {exc.silence:g} s and was stopped (raise the limit with "
+                       f"{timeouts.BAKE_SILENCE.env}); " + (f"still running: {'; '.join(running)}" if running
+                                                             else f"its last line: {exc.reason or '(none)'}"))
+            full.write(f"epbuild: {message}\n")
+            raise BakeStalled(message) from None
 
 
 def _failed_targets(progress: Progress, remaining: list[str],

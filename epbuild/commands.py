@@ -9,13 +9,16 @@ from __future__ import annotations
 import logging
 import os
 import re
+import queue
 import shlex
+import signal
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from epbuild.errors import EpbuildError
 
@@ -82,16 +85,14 @@ class CommandTimedOut(CommandFailed):
                          message=f"`{brief(argv)}` did not finish within {timeout:g} s and was stopped{how}{said}")
 
 
-def query(argv: Sequence[str], *, timeout: float | None = None, setting: str = "") -> subprocess.CompletedProcess[str]:
-    """Runs a read-only command that is not worth a replay line, capturing its output; a missing program or a
-    time-out is an error the user can act on, a non-zero exit is left to the caller."""
-    log.debug("$ %s", shell_line(argv))
-    try:
-        return subprocess.run(list(argv), capture_output=True, text=True, check=False, timeout=timeout)
-    except FileNotFoundError:
-        raise ToolMissing(argv) from None
-    except subprocess.TimeoutExpired as exc:
-        raise CommandTimedOut(argv, timeout or 0, _text(exc.stdout) + _text(exc.stderr), setting) from None
+class CommandStalled(CommandFailed):
+    """A command printed nothing for longer than its silence limit and was stopped."""
+
+    def __init__(self, argv: Sequence[str], silence: float, setting: str, last_line: str) -> None:
+        self.silence = silence
+        how = f" (raise the limit with {setting})" if setting else ""
+        super().__init__(argv, -2, last_line, message=f"`{brief(argv)}` printed nothing for {silence:g} s and was "
+                                                      f"stopped{how}; its last line: {last_line.strip() or '(none)'}")
 
 
 def _text(data: str | bytes | None) -> str:
@@ -140,25 +141,30 @@ class Runner:
         capture: bool = False,
         check: bool = True,
         mutating: bool = True,
-        stdin: str | None = None,
+        stdin: str | bytes | None = None,
         record: bool = True,
+        binary: bool = False,
+        whole_env: bool = False,
         timeout: float | None = None,
         timeout_setting: str = "",
-    ) -> subprocess.CompletedProcess[str]:
+    ) -> subprocess.CompletedProcess[Any]:
         """Runs argv. `mutating=False` marks a read-only query that also runs in a dry run (it changes nothing).
         `record=False` keeps a step out of the replay (a query, or a step recorded as an equivalent shell line).
         `stdin` is fed to the command and never recorded (it carries secrets such as a registry password).
-        `timeout` stops the command after that many seconds (`timeout_setting` names how to change it).
-        Standard error is always read, so that a failure can say why; without `capture` it is shown as well."""
+        `binary`: stdin and captured output are bytes. `whole_env`: `env` is the command's entire environment
+        (else it is added to this process's). `timeout` stops the command after that many seconds
+        (`timeout_setting` names how to change it). Standard error is always read, so that a failure can say
+        why; without `capture` it is shown as well."""
+        argv = [str(a) for a in argv]
         if record:
-            self.record(shell_line(argv, env, cwd))
+            self.record(shell_line(argv, None if whole_env else env, cwd))
         elif not mutating or not self.dry_run:
-            log.debug("$ %s", shell_line(argv, env, cwd))
+            log.debug("$ %s", shell_line(argv, None if whole_env else env, cwd))
         if self.dry_run and mutating:
-            return subprocess.CompletedProcess(list(argv), 0, "", "")
-        full_env = {**os.environ, **(env or {})}
+            return subprocess.CompletedProcess(argv, 0, b"" if binary else "", b"" if binary else "")
+        full_env = dict(env or {}) if whole_env else {**os.environ, **(env or {})}
         try:
-            proc = subprocess.run(list(argv), env=full_env, cwd=cwd, text=True, check=False, input=stdin,
+            proc = subprocess.run(argv, env=full_env, cwd=cwd, text=not binary, check=False, input=stdin,
                                   stdout=subprocess.PIPE if capture else None, stderr=subprocess.PIPE,
                                   timeout=timeout)
         except FileNotFoundError as exc:
@@ -169,7 +175,61 @@ class Runner:
             raise CommandTimedOut(argv, timeout or 0, _text(exc.stdout) + _text(exc.stderr),
                                   timeout_setting) from None
         if not capture and proc.stderr:
-            sys.stderr.write(proc.stderr)
+            sys.stderr.write(_text(proc.stderr))
         if check and proc.returncode != 0:
-            raise CommandFailed(argv, proc.returncode, (proc.stdout or "") + (proc.stderr or ""))
+            out = (proc.stdout or b"") + (proc.stderr or b"") if binary else (proc.stdout or "") + (proc.stderr or "")
+            raise CommandFailed(argv, proc.returncode, out.decode(errors="replace") if binary else out)
         return proc
+
+    def stream(self, argv: Sequence[str], *, cwd: Path | None = None, on_line: Callable[[str], None],
+               silence: float | None = None, silence_setting: str = "") -> int:
+        """Runs argv, recorded, handing each line of its output (stdout and stderr together) to `on_line` as it
+        comes; returns the exit code. A command that prints nothing for `silence` seconds is interrupted (as
+        Ctrl-C would), then killed if it hangs on, and CommandStalled is raised."""
+        self.record(shell_line(argv, cwd=cwd))
+        if self.dry_run:
+            return 0
+        try:
+            proc = subprocess.Popen(list(argv), cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                    text=True, bufsize=1)
+        except FileNotFoundError:
+            raise ToolMissing(argv) from None
+        assert proc.stdout is not None
+        lines: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=_pump, args=(proc.stdout, lines), daemon=True).start()
+        last = ""
+        while True:
+            try:
+                line = lines.get(timeout=silence)
+            except queue.Empty:
+                _interrupt(proc)
+                raise CommandStalled(argv, silence or 0, silence_setting, last) from None
+            if line is None:
+                return proc.wait()
+            last = line
+            on_line(line)
+
+
+def _pump(stream: IO[str], lines: queue.Queue[str | None]) -> None:
+    for line in stream:
+        lines.put(line)
+    lines.put(None)
+
+
+def _interrupt(proc: subprocess.Popen[str], grace: float = 30.0) -> None:
+    """Interrupts a command as Ctrl-C would (buildx then cancels its solve in BuildKit); kills it if that hangs."""
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def query(argv: Sequence[str], *, env: Mapping[str, str] | None = None, whole_env: bool = False,
+          timeout: float | None = None, setting: str = "") -> subprocess.CompletedProcess[str]:
+    """A read-only command whose answer is its output and exit code (`docker image inspect`, ...): never recorded,
+    run in dry runs too; a non-zero exit is the caller's to read, but a missing program or a run past `timeout`
+    (`setting` names how to change it) is an error the user can act on."""
+    return Runner().run(argv, env=env, capture=True, check=False, mutating=False, record=False, whole_env=whole_env,
+                        timeout=timeout, timeout_setting=setting)

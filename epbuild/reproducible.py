@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from epbuild.render import RenderedCell
-from epbuild.stages import built_pins
+from epbuild.stagegraph import built_pins
 
 OVERRIDE_FILE = "bake-reproducible.json"
 

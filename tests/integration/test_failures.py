@@ -16,7 +16,7 @@ pytestmark = pytest.mark.docker
 from harness import OFFLINE, InvokeResult, cells_json, invoke
 from registry import Registry, put_image
 
-CELL = "gfx950-cx7"
+CELL = "gfx950-cx7-sid"
 
 
 @pytest.fixture

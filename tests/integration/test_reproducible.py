@@ -14,7 +14,7 @@ pytestmark = pytest.mark.docker
 
 from harness import OFFLINE, ROOT, InvokeResult, invoke
 
-CELL = "gfx950-cx7"
+CELL = "gfx950-cx7-sid"
 
 
 def cold_build() -> tuple[InvokeResult, str]:

@@ -21,7 +21,7 @@ from harness import OFFLINE, InvokeResult, invoke
 from netservers import SilentServer
 from registry import Registry
 
-CELL = "gfx950-cx7"
+CELL = "gfx950-cx7-sid"
 
 
 def error_line(result: InvokeResult) -> str:

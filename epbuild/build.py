@@ -84,7 +84,10 @@ def build(rendering: Rendering, cells: list[RenderedCell], root: Path, options: 
     results = {rc.cell.name: CellResult(rc.cell.name, rc.plan.local_tag) for rc in cells}
     report = BuildReport(run_dir, list(results.values()))
     if runner.dry_run:
-        runner.run(bake_command(rendering, root, names, options), cwd=root)
+        would_be = root / "build" / "logs" / "<run>"
+        runner.run(bake_command(rendering, root, names, options, would_be / reproducible.OVERRIDE_FILE), cwd=root)
+        for name in names:
+            runner.run(_load_command(would_be, name))
         return report
     assert run_dir is not None
     override = run_dir / reproducible.OVERRIDE_FILE

@@ -13,8 +13,18 @@ SOURCES_DIR = "build/sources"
 """Where `invoke sources` exports each component's tree, relative to the folder builds run from."""
 
 
+VENDOR_DIR = "build/vendor"
+VENDOR_CONTEXT = "vendor-debs"
+"""The named context of the `vendor` stage (templates/stages/vendor.Dockerfile.j2 mounts it)."""
+
+
 def source_dir(component: str, commit: str) -> str:
     return f"{SOURCES_DIR}/{component}-{commit}"
+
+
+def vendor_dir(nic: str, digest: str) -> str:
+    """Where epbuild/vendor_repo.py leaves a NIC's verified .debs, relative to the folder builds run from."""
+    return f"{VENDOR_DIR}/{nic}-{digest[:16]}"
 
 
 def bake_json(cells: list[RenderedCell], *, context_root: str) -> str:
@@ -27,6 +37,8 @@ def bake_json(cells: list[RenderedCell], *, context_root: str) -> str:
             for stage in stages_for(rc.plan)
             if stage.source is not None
         }
+        if rc.plan.vendor is not None:
+            contexts[VENDOR_CONTEXT] = vendor_dir(rc.cell.nic, rc.plan.vendor.digest())
         targets[rc.cell.name] = {
             "context": f"{context_root}/{rc.cell.name}",
             "dockerfile": "Dockerfile",

@@ -7,6 +7,7 @@ and per cell <cell>.log (its vertices) and <cell>.sh (the bake command for that 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -14,11 +15,12 @@ import shlex
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from epbuild import render, sources
+from epbuild import render, sources, vendor_repo
 from epbuild.bakefile import BAKE_FILE
 from epbuild.commands import Runner, shell_line
 from epbuild.errors import EpbuildError
@@ -69,8 +71,9 @@ def build(rendering: Rendering, cells: list[RenderedCell], root: Path, options: 
     run_dir = None if runner.dry_run else new_run_dir(root, "build")
     if run_dir is not None:
         runner.start_replay(run_dir / "replay.sh", root)
-    prepare(rendering, runner)
-    fetch_sources(rendering, cells, root, options, runner)
+    with prepared(rendering, runner):
+        fetch_sources(rendering, cells, root, options, runner)
+        fetch_vendor(rendering, cells, root, runner)
     names = [rc.cell.name for rc in cells]
     results = {rc.cell.name: CellResult(rc.cell.name, rc.plan.local_tag) for rc in cells}
     report = BuildReport(run_dir, list(results.values()))
@@ -124,12 +127,17 @@ def build(rendering: Rendering, cells: list[RenderedCell], root: Path, options: 
     return report
 
 
-def prepare(rendering: Rendering, runner: Runner) -> None:
-    """Makes what a matrix says it prepares locally (the offline example's base image and stand-in repos)."""
+@contextlib.contextmanager
+def prepared(rendering: Rendering, runner: Runner) -> Iterator[None]:
+    """Makes what a matrix says it prepares locally (the offline example's base image, stand-in repositories and
+    vendor apt repository), and keeps what must run while inputs are fetched (the example's repository server)."""
     if rendering.matrix.model.prepare == "offline-example":
         from epbuild import offline
 
-        offline.prepare(rendering.matrix, runner)
+        with offline.prepared(rendering.matrix, runner):
+            yield
+    else:
+        yield
 
 
 def fetch_sources(rendering: Rendering, cells: list[RenderedCell], root: Path, options: BuildOptions,
@@ -140,6 +148,14 @@ def fetch_sources(rendering: Rendering, cells: list[RenderedCell], root: Path, o
     mirrors = sources.mirror_overrides(list(options.mirrors))
     requests = sources.requests_for(rendering.matrix, wanted, mirrors)
     return sources.fetch_all(sources.SourceCache(root, runner), requests)
+
+
+def fetch_vendor(rendering: Rendering, cells: list[RenderedCell], root: Path,
+                 runner: Runner) -> list[vendor_repo.FetchedVendor]:
+    """Each selected NIC's vendor packages, verified before any stage runs (epbuild/vendor_repo.py)."""
+    requests = {rc.cell.nic: vendor_repo.VendorRequest(rc.cell.nic, rc.plan.vendor)
+                for rc in cells if rc.plan.vendor is not None}
+    return vendor_repo.fetch_all(root, runner, list(requests.values()))
 
 
 def _stream_bake(argv: list[str], root: Path, run_dir: Path, progress: Progress, runner: Runner,

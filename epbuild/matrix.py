@@ -35,6 +35,7 @@ from epbuild.patterns import (
     Tag,
     split_arch,
 )
+from epbuild.vendor import VendorUserspace
 from epbuild.yamlfile import KeyPath, format_key, load_yaml
 
 
@@ -72,10 +73,9 @@ class NicInfo(Strict):
     rdma_core: Literal["source", "distribution"] = Field(
         description="Build rdma-core from source (cx7, io) or use the distribution's libibverbs (thor2)."
     )
-    vendor_packages: list[AptPackage] = Field(
-        default_factory=list,
-        description="Vendor userspace apt packages installed in the final image; the base image must have the "
-        "vendor's apt repository configured.",
+    vendor: VendorUserspace | Literal["none"] = Field(
+        description="The NIC's vendor userspace (signed apt repository, key, pinned packages), or `none` for a "
+        "NIC whose userspace is rdma-core's alone."
     )
 
 
@@ -120,7 +120,12 @@ class DeepepPin(SourcePin):
 
 
 class MoriPin(SourcePin):
-    pass
+    nic_build_flags: dict[Literal["mlx5", "ionic", "bnxt_re"], EnvName] = Field(
+        default_factory=dict,
+        description="The environment flag MoRI's setup.py reads, at this pin, to compile a provider's vendor library "
+        "in (by provider). 2d02c6a9: {bnxt_re: USE_BNXT}; 6b5a1e53 adds ionic: USE_IONIC; ead84d86 and later load "
+        "vendor libraries at run time: {}. MoRI is built per NIC only for the providers listed.",
+    )
 
 
 class AiterPin(SourcePin):
@@ -264,6 +269,15 @@ def cross_check(m: Matrix) -> list[tuple[KeyPath, str]]:
                 (("nics", nic, "rdma_core"),
                  f"rdma-core from source is not built for {nic} (provider {info.provider}); it is built only for "
                  f"providers {', '.join(SOURCE_BUILT_PROVIDERS)} (cx7, io). Use rdma_core: distribution.")
+            )
+    mori = m.components.mori
+    for nic, info in m.nics.items():
+        if mori is not None and info.provider in mori.nic_build_flags and info.vendor == "none":
+            out.append(
+                (("nics", nic, "vendor"),
+                 f"MoRI at {mori.commit} compiles the {info.provider} vendor library in "
+                 f"(components.mori.nic_build_flags.{info.provider}), so {nic} needs its vendor userspace here, "
+                 "not `none`")
             )
     for axis, values in (("arch", m.axes.arch), ("nic", m.axes.nic)):
         seen: dict[frozenset[str], str] = {}

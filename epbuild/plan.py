@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from epbuild.cells import Cell
 from epbuild.matrix import Matrix, NicInfo, SourcePin
+from epbuild.vendor import VendorUserspace
 
 
 @dataclass(frozen=True)
@@ -20,6 +21,20 @@ class CellPlan:
     @property
     def rdma_core_from_source(self) -> bool:
         return self.nic.rdma_core == "source"
+
+    @property
+    def vendor(self) -> VendorUserspace | None:
+        """The NIC's vendor userspace, or None where the NIC says `vendor: none`."""
+        return None if self.nic.vendor == "none" else self.nic.vendor
+
+    @property
+    def mori_vendor_flag(self) -> str | None:
+        """The flag that compiles this NIC's vendor library into MoRI, where the pinned MoRI does that at build
+        time (MoRI is then built on the vendor userspace, per NIC); None where its build is NIC-independent."""
+        mori = self.matrix.components.mori
+        if mori is None or self.vendor is None:
+            return None
+        return mori.nic_build_flags.get(self.nic.provider)
 
     @property
     def pins(self) -> dict[str, SourcePin]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 
+from epbuild.bakefile import VENDOR_CONTEXT
 from epbuild.render import RenderedCell
 
 REFERENCE = re.compile(r"^FROM (\S+) AS|(?:--|,)from=([A-Za-z0-9_-]+)", re.M)
@@ -26,6 +27,8 @@ def stage_identities(rc: RenderedCell) -> dict[str, str]:
                 parts.append(ids[ref])
             elif ref.startswith("src-"):
                 parts.append(pins[ref[4:]].commit)
+            elif ref == VENDOR_CONTEXT and rc.plan.vendor is not None:
+                parts.append(rc.plan.vendor.digest())
             else:
                 parts.append(ref)  # an image reference
         if name == "final":

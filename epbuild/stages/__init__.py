@@ -30,9 +30,9 @@ class Stage:
 
 def stages() -> list[Stage]:
     """Every stage in build order; `final` last."""
-    from epbuild.stages import aiter, base, deepep, final, mori, rdma_core, rocshmem, vllm
+    from epbuild.stages import aiter, base, deepep, final, mori, rdma_core, rocshmem, vendor, vllm
 
-    return [base.STAGE, rdma_core.STAGE, rocshmem.STAGE, deepep.STAGE, mori.STAGE, aiter.STAGE, vllm.STAGE,
+    return [base.STAGE, rdma_core.STAGE, vendor.STAGE, rocshmem.STAGE, deepep.STAGE, mori.STAGE, aiter.STAGE, vllm.STAGE,
             final.STAGE]
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from epbuild import manifest
 from epbuild.plan import CellPlan
-from epbuild.stages import Stage
+from epbuild.stages import Stage, vendor
 
 
 def context(plan: CellPlan, key: str = "") -> dict[str, Any]:
@@ -14,10 +14,9 @@ def context(plan: CellPlan, key: str = "") -> dict[str, Any]:
     from epbuild.stages import wheel_stages
 
     return {
-        "parent": "rdma-core" if plan.rdma_core_from_source else "base",
+        "parent": vendor.parent(plan),
         "rocshmem_prefix": plan.matrix.components.rocshmem.install_prefix,
         "wheel_stages": wheel_stages(plan),
-        "vendor_packages": plan.nic.vendor_packages,
         "env": plan.matrix.runtime_env,
         "labels": manifest.labels(plan, key),
     }

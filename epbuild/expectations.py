@@ -8,7 +8,12 @@ from typing import Any
 
 from epbuild import manifest
 from epbuild.render import RenderedCell
+from epbuild.plan import CellPlan
 from epbuild.stages import built_pins
+from epbuild.vendor import PROVIDER_LIBRARY
+
+ROCSHMEM_GDA_BACKEND = {"mlx5": "GDA_MLX5", "ionic": "GDA_IONIC", "bnxt_re": "GDA_BNXT"}
+"""rocSHMEM's CMake option for each provider's GPU-direct-async backend (all_backends turns each on)."""
 
 EXPECTED_ENV = "EPBUILD_EXPECTED"
 """The image checks (tests/image) read the path of the expectation file from this variable."""
@@ -38,6 +43,20 @@ def expectation(rc: RenderedCell, image: str) -> dict[str, Any]:
         "manifest": manifest.manifest(plan, rc.key),
         "labels": manifest.labels(plan, rc.key),
         "runtime_env": dict(plan.matrix.runtime_env),
+        **nic_userspace(plan),
+    }
+
+
+def nic_userspace(plan: CellPlan) -> dict[str, Any]:
+    """What the NIC's userspace must look like in the image: the vendor's pinned packages and the library its
+    provider loads (rocSHMEM dlopens `<library>.so`), the rocSHMEM GDA backend for the provider, and the vendor
+    library MoRI links where the pinned MoRI compiles it in."""
+    library = PROVIDER_LIBRARY[plan.nic.provider]
+    vendor = plan.vendor
+    return {
+        "vendor": None if vendor is None else {"packages": dict(vendor.packages), "library": library},
+        "rocshmem_backend": ROCSHMEM_GDA_BACKEND[plan.nic.provider],
+        "mori_vendor_library": library if plan.mori_vendor_flag else None,
     }
 
 

@@ -7,9 +7,9 @@ JSON Schema for editors.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from epbuild.errors import MatrixError, Problem
 from epbuild.patterns import (
@@ -35,7 +35,7 @@ from epbuild.patterns import (
     Tag,
     split_arch,
 )
-from epbuild.vendor import VendorUserspace
+from epbuild.vendor import VendorUserspace, none_in_schema, none_or_vendor
 from epbuild.yamlfile import KeyPath, format_key, load_yaml
 
 
@@ -73,9 +73,10 @@ class NicInfo(Strict):
     rdma_core: Literal["source", "distribution"] = Field(
         description="Build rdma-core from source (cx7, io) or use the distribution's libibverbs (thor2)."
     )
-    vendor: VendorUserspace | Literal["none"] = Field(
+    vendor: Annotated[VendorUserspace | None, BeforeValidator(none_or_vendor)] = Field(
         description="The NIC's vendor userspace (signed apt repository, key, pinned packages), or `none` for a "
-        "NIC whose userspace is rdma-core's alone."
+        "NIC whose userspace is rdma-core's alone.",
+        json_schema_extra=none_in_schema,
     )
 
 
@@ -272,7 +273,7 @@ def cross_check(m: Matrix) -> list[tuple[KeyPath, str]]:
             )
     mori = m.components.mori
     for nic, info in m.nics.items():
-        if mori is not None and info.provider in mori.nic_build_flags and info.vendor == "none":
+        if mori is not None and info.provider in mori.nic_build_flags and info.vendor is None:
             out.append(
                 (("nics", nic, "vendor"),
                  f"MoRI at {mori.commit} compiles the {info.provider} vendor library in "

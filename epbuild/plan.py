@@ -25,7 +25,7 @@ class CellPlan:
     @property
     def vendor(self) -> VendorUserspace | None:
         """The NIC's vendor userspace, or None where the NIC says `vendor: none`."""
-        return None if self.nic.vendor == "none" else self.nic.vendor
+        return self.nic.vendor
 
     @property
     def mori_vendor_flag(self) -> str | None:

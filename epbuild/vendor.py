@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
@@ -19,16 +19,16 @@ from epbuild.patterns import AbsPath, AptPackage, _checker
 
 APT_URL = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~+-]+)*/?$")
 APT_WORD = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
-DEB_VERSION = re.compile(r"^([0-9]+:)?[0-9][A-Za-z0-9.+~-]{0,100}$")
-FINGERPRINT = re.compile(r"^[0-9A-F]{40}$")
+FINGERPRINT = re.compile(r"^([0-9A-F]{40}|unknown)$")
+PINNED_VERSION = re.compile(r"^(([0-9]+:)?[0-9][A-Za-z0-9.+~-]{0,100}|unknown)$")
 LIBRARY_GLOB = re.compile(r"^(/[A-Za-z0-9._+-]+)+\*?$")
 
 AptUrl = Annotated[str, AfterValidator(_checker(APT_URL, "an http(s) URL of letters, digits and . _ ~ + -"))]
 AptWord = Annotated[str, AfterValidator(_checker(APT_WORD, "an apt suite or component (a-z, 0-9, . _ -)"))]
-DebVersion = Annotated[str, AfterValidator(_checker(DEB_VERSION, "a Debian package version such as 235.2.86.0"))]
-Fingerprint = Annotated[
-    str, AfterValidator(_checker(FINGERPRINT, "an OpenPGP fingerprint: 40 upper-case hexadecimal digits"))
-]
+PinnedVersion = Annotated[str, AfterValidator(_checker(
+    PINNED_VERSION, "a Debian package version such as 235.2.86.0 (or `unknown`, to have the fetch list them)"))]
+Fingerprint = Annotated[str, AfterValidator(_checker(
+    FINGERPRINT, "an OpenPGP fingerprint: 40 upper-case hexadecimal digits (or `unknown`, to have the fetch print it)"))]
 LibraryGlob = Annotated[
     str, AfterValidator(_checker(LIBRARY_GLOB, "an absolute path whose last part may end in one '*'"))
 ]
@@ -46,7 +46,7 @@ class AptRepository(Strict):
 
 class SigningKey(Strict):
     url: AptUrl = Field(description="Where the vendor publishes the repository's signing key (armored or binary).")
-    fingerprint: Fingerprint | Literal["unknown"] = Field(
+    fingerprint: Fingerprint = Field(
         description="The key's full fingerprint, checked with gpg before the key is trusted. `unknown` makes the "
         "fetch stop and print the fingerprint the key actually has, for you to check with the vendor and write "
         "here: a key is never trusted on first use."
@@ -65,7 +65,7 @@ class CopyLibraries(Strict):
 class VendorUserspace(Strict):
     repo: AptRepository
     key: SigningKey
-    packages: dict[AptPackage, DebVersion | Literal["unknown"]] = Field(
+    packages: dict[AptPackage, PinnedVersion] = Field(
         min_length=1,
         description="Each package at its exact version, as the repository's Packages index lists it. `unknown` "
         "makes the fetch stop and list the versions the signed index offers, for you to pin one.",
@@ -75,6 +75,20 @@ class VendorUserspace(Strict):
     def digest(self) -> str:
         """Names the verified download: any change to the repository, key or pins is a new one."""
         return hashlib.sha256(json.dumps(self.model_dump(), sort_keys=True).encode()).hexdigest()
+
+
+def none_or_vendor(value: Any) -> Any:
+    """`vendor: none` says a NIC has no vendor userspace; anything else must be the vendor's mapping."""
+    if value == "none":
+        return None
+    if value is None or isinstance(value, str):
+        raise ValueError(f"{value!r} is not allowed: give the vendor's repo, key and packages, or `none`")
+    return value
+
+
+def none_in_schema(schema: dict[str, Any]) -> None:
+    """The JSON Schema says what the YAML says: `none`, not null."""
+    schema["anyOf"] = [{"const": "none"} if s == {"type": "null"} else s for s in schema.get("anyOf", [])]
 
 
 PROVIDER_LIBRARY = {"mlx5": "libmlx5", "ionic": "libionic", "bnxt_re": "libbnxt_re"}

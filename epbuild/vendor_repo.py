@@ -166,12 +166,12 @@ class VendorCache:
             raise VendorRepoError(
                 f"{request.key}.key.fingerprint: the key at {key.url} has fingerprint "
                 f"{', '.join(primaries) or '(none)'}, not {key.fingerprint}; nothing was fetched or cached")
+        # The file holds exactly the pinned primary key (checked above), so it is the whole keyring gpgv trusts.
         keyring = work / "vendor.gpg"
-        home = work / "gnupg"
-        home.mkdir(mode=0o700)
-        self._gpg(["--homedir", str(home), "--import", str(raw)], work, f"gpg cannot import {key.url}")
-        self._gpg(["--homedir", str(home), "--output", str(keyring), "--export", key.fingerprint], work,
-                  "gpg cannot export the verified key")
+        if raw.read_bytes().lstrip().startswith(b"-----BEGIN PGP"):
+            self._gpg(["--output", str(keyring), "--dearmor", str(raw)], work, f"gpg cannot read {key.url}")
+        else:
+            shutil.copyfile(raw, keyring)
         return keyring
 
     def _verified_release(self, request: VendorRequest, keyring: Path, work: Path) -> str:
@@ -233,14 +233,14 @@ class VendorCache:
         return name
 
     def _gpg(self, args: list[str], work: Path, failure: str) -> str:
-        argv = ["gpg", "--batch", "--no-tty", "--quiet", *args]
-        home = work / "gnupg-default"  # never the user's keyring: nothing is imported there
-        home.mkdir(mode=0o700, exist_ok=True)
-        try:
-            return self.runner.run(argv, capture=True, env={"GNUPGHOME": str(home)}).stdout
-        except CommandFailed as exc:
-            reason = exc.output.strip().splitlines()[-1] if exc.output.strip() else f"exit {exc.returncode}"
-            raise VendorRepoError(f"{failure} ({reason})") from None
+        argv = ["gpg", "--batch", "--no-tty", "--quiet", "--yes", *args]
+        # Never the user's keyring, and a short path: gpg's sockets under GNUPGHOME must fit a socket name.
+        with tempfile.TemporaryDirectory(prefix="epb-gpg-") as home:
+            try:
+                return self.runner.run(argv, capture=True, env={"GNUPGHOME": home}).stdout
+            except CommandFailed as exc:
+                reason = exc.output.strip().splitlines()[-1] if exc.output.strip() else f"exit {exc.returncode}"
+                raise VendorRepoError(f"{failure} ({reason})") from None
 
 
 def _check(data: bytes, sha256: str, size: int, url: str, source: str) -> None:

@@ -178,6 +178,8 @@ def _make(dest: Path) -> None:
                 (dists / rel).write_bytes(data)
             (dists / "Release").write_text(_release(suite, files))
             _sign(dists, Path(home))
+        # Signing started a gpg-agent for this throwaway home; it must not outlive it.
+        subprocess.run(["gpgconf", "--homedir", home, "--kill", "gpg-agent"], capture_output=True, check=False)
 
 
 def ensure_vendor_repo(dest: Path = REPO_DIR) -> Path:

@@ -19,6 +19,8 @@ def context(plan: CellPlan) -> dict[str, Any]:
         "suite": vendor.repo.suite,
         "component": vendor.repo.component,
         "fingerprint": vendor.key.fingerprint,
+        # Sorted by name, the order dpkg-query lists them in, so the two lists compare line by line.
+        "names": [shlex.quote(name) for name in sorted(vendor.packages)],
         "pins": [shlex.quote(f"{name}={version}") for name, version in sorted(vendor.packages.items())],
         # The glob must stay unquoted to expand; the matrix pattern admits only inert characters before it.
         "copies": [(shlex.quote(step.copy_files.rstrip("*")) + ("*" if step.copy_files.endswith("*") else ""),

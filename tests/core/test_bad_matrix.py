@@ -38,7 +38,8 @@ CASES: list[tuple[str, Callable[[dict[str, Any]], None], list[str]]] = [
      ["axes.arch[1]", "unknown arch 'gfx951'", "gfx942, gfx950"]),
     ("malformed arch", lambda d: d["axes"].update(arch=["mi300x"]), ["axes.arch[0]", "'mi300x'", "gfxNNN"]),
     ("unknown NIC", lambda d: d["axes"].update(nic=["cx7", "cx8"]), ["axes.nic[1]", "unknown NIC 'cx8'", "cx7"]),
-    ("unknown NIC in table", lambda d: d["nics"].update(cx8={"provider": "mlx5", "rdma_core": "source"}),
+    ("unknown NIC in table",
+     lambda d: d["nics"].update(cx8={"provider": "mlx5", "rdma_core": "source", "vendor": "none"}),
      ["nics.cx8", "unknown NIC 'cx8'", "cx7, io, thor2"]),
     ("DeepEP asked for another arch",
      lambda d: (d["archs"].update(gfx90a={"gpus": ["MI250X"], "agent_pool": "mi250"}),
@@ -68,6 +69,21 @@ CASES: list[tuple[str, Callable[[dict[str, Any]], None], list[str]]] = [
     ("tag without a commit", lambda d: d["components"]["vllm"].update(tag="v0.11.0") or d["components"]["vllm"].pop("commit"),
      ["components.vllm.commit", "required key is missing"]),
     ("wrong provider", lambda d: d["nics"]["cx7"].update(provider="mlx4"), ["nics.cx7.provider", "'mlx4'", "mlx5"]),
+    ("NIC without a vendor statement", lambda d: d["nics"]["cx7"].pop("vendor"),
+     ["nics.cx7.vendor", "required key is missing"]),
+    ("vendor key fingerprint not 40 hex", lambda d: d["nics"]["thor2"]["vendor"]["key"].update(fingerprint="9386B48A"),
+     ["nics.thor2.vendor.key.fingerprint", "40 upper-case hexadecimal"]),
+    ("vendor package version into a shell", lambda d: d["nics"]["thor2"]["vendor"]["packages"].update(
+        {"bnxt-rocelib": "235.2.86.0; curl evil"}), ["nics.thor2.vendor.packages.bnxt-rocelib", "Debian package version"]),
+    ("vendor repository URL", lambda d: d["nics"]["io"]["vendor"]["repo"].update(url="ftp://repo.radeon.com/x"),
+     ["nics.io.vendor.repo.url", "http(s) URL"]),
+    ("post-install copy outside the pattern",
+     lambda d: d["nics"]["thor2"]["vendor"]["post_install"][0].update(copy_files="/usr/local/lib/*/libbnxt_re*"),
+     ["nics.thor2.vendor.post_install[0].copy_files", "may end in one '*'"]),
+    ("MoRI compiles a vendor library the NIC lacks", lambda d: d["nics"]["thor2"].update(vendor="none"),
+     ["nics.thor2.vendor", "MoRI at 2d02c6a9 compiles the bnxt_re vendor library in", "not `none`"]),
+    ("MoRI flag for an unknown provider", lambda d: d["components"]["mori"].update(nic_build_flags={"cxi": "USE_CXI"}),
+     ["components.mori.nic_build_flags", "cxi"]),
 ]
 
 

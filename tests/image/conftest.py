@@ -20,6 +20,8 @@ from epbuild.expectations import EXPECTED_ENV
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "component(name): runs only in cells that build this component")
     config.addinivalue_line("markers", "rdma_core(mode): runs only in cells whose rdma-core is 'source' or 'distribution'")
+    config.addinivalue_line("markers", "vendor(present): runs only in cells whose NIC has (True) or lacks (False) "
+                                       "vendor userspace")
 
 
 def load_expected() -> dict[str, Any]:
@@ -34,7 +36,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     keep, drop = [], []
     for item in items:
         applies = all(m.args[0] in expected["components"] for m in item.iter_markers("component")) and all(
-            m.args[0] == expected["rdma_core"] for m in item.iter_markers("rdma_core"))
+            m.args[0] == expected["rdma_core"] for m in item.iter_markers("rdma_core")) and all(
+            m.args[0] == (expected["vendor"] is not None) for m in item.iter_markers("vendor"))
         (keep if applies else drop).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)

@@ -64,12 +64,14 @@ def prepared(matrix: Any, runner: Runner) -> Iterator[None]:
         runner.record(shell_line(argv))
         if not runner.dry_run:
             step()
-    runner.record(f"python3 -m epbuild.offline serve &  # 127.0.0.1:{vendor_apt_repo.PORT}, while inputs are fetched")
+    # Served only while inputs are fetched: the build itself reads the verified copies, never the server.
+    runner.record(f"python3 -m epbuild.offline serve --port {vendor_apt_repo.PORT} & EPBUILD_VENDOR_SERVER=$!")
     if runner.dry_run:
         yield
-        return
-    with vendor_apt_repo.serve():
-        yield
+    else:
+        with vendor_apt_repo.serve():
+            yield
+    runner.record('kill "$EPBUILD_VENDOR_SERVER"')
 
 
 def matrix_variant(dest: Path, *, moved: Sequence[str] = (), broken: Sequence[str] = (),

@@ -12,6 +12,10 @@ from epbuild.plan import CellPlan
 from epbuild.stages import built_pins
 from epbuild.vendor import PROVIDER_LIBRARY
 
+ROCSHMEM_DLOPEN = {"mlx5": ["libmlx5.so"], "ionic": ["libionic.so"],
+                   "bnxt_re": ["libbnxt_re.so", "/usr/local/lib/libbnxt_re.so"]}
+"""What rocSHMEM dlopens for each provider, in order (rocm-systems projects/rocshmem; see docs/upstream.md): for
+Thor2 the name, then Broadcom's copy in /usr/local/lib, which is why Broadcom's post-install step copies it there."""
 ROCSHMEM_GDA_BACKEND = {"mlx5": "GDA_MLX5", "ionic": "GDA_IONIC", "bnxt_re": "GDA_BNXT"}
 """rocSHMEM's CMake option for each provider's GPU-direct-async backend (all_backends turns each on)."""
 
@@ -54,7 +58,8 @@ def nic_userspace(plan: CellPlan) -> dict[str, Any]:
     library = PROVIDER_LIBRARY[plan.nic.provider]
     vendor = plan.vendor
     return {
-        "vendor": None if vendor is None else {"packages": dict(vendor.packages), "library": library},
+        "vendor": None if vendor is None else {"packages": dict(vendor.packages), "library": library,
+                                               "dlopen": ROCSHMEM_DLOPEN[plan.nic.provider]},
         "rocshmem_backend": ROCSHMEM_GDA_BACKEND[plan.nic.provider],
         "mori_vendor_library": library if plan.mori_vendor_flag else None,
     }

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from epbuild import render, sources, vendor_repo
+from epbuild import mori_preflight, render, sources, vendor_repo
 from epbuild.bakefile import BAKE_FILE
 from epbuild.commands import Runner, shell_line
 from epbuild.errors import EpbuildError
@@ -72,8 +72,13 @@ def build(rendering: Rendering, cells: list[RenderedCell], root: Path, options: 
     if run_dir is not None:
         runner.start_replay(run_dir / "replay.sh", root)
     with prepared(rendering, runner):
-        fetch_sources(rendering, cells, root, options, runner)
+        exported = fetch_sources(rendering, cells, root, options, runner)
         fetch_vendor(rendering, cells, root, runner)
+    mori = rendering.matrix.model.components.mori
+    if mori is not None and not runner.dry_run:
+        for source in exported:
+            if source.component == "mori":
+                mori_preflight.check(mori, source.path)
     names = [rc.cell.name for rc in cells]
     results = {rc.cell.name: CellResult(rc.cell.name, rc.plan.local_tag) for rc in cells}
     report = BuildReport(run_dir, list(results.values()))

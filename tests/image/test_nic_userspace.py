@@ -69,6 +69,8 @@ def test_pinned_vendor_packages_at_their_versions(host: Any, expected: dict[str,
         installed = host.run("dpkg-query -W -f='${Status} ${Version}' %s", package)
         assert installed.rc == 0, f"{package} is not installed"
         assert installed.stdout == f"install ok installed {version}", f"{package}: {installed.stdout}"
+        changed = host.check_output("dpkg --verify %s", package)
+        assert not changed, f"{package}'s files differ from what it installed (dpkg --verify):\n{changed}"
 
 
 @pytest.mark.vendor(True)

@@ -18,6 +18,7 @@ import logging
 import lzma
 import shutil
 import tempfile
+import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -61,16 +62,23 @@ class FetchedVendor:
     cached: bool
 
 
-def download(url: str, timeout: float = 60.0) -> bytes:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 (the URL passed APT_URL)
-            data: bytes = response.read()
-            return data
-    except urllib.error.HTTPError as exc:
-        raise VendorRepoError(f"cannot fetch {url}: HTTP {exc.code} {exc.reason}") from None
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise VendorRepoError(f"cannot fetch {url}: {reason}") from None
+def download(url: str, *, timeout: float = 60.0, attempts: int = 3, backoff: float = 2.0) -> bytes:
+    """The body at `url`; a connection failure is retried, an HTTP error answer is not."""
+    attempt = 1
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 (the URL passed APT_URL)
+                data: bytes = response.read()
+                return data
+        except urllib.error.HTTPError as exc:
+            raise VendorRepoError(f"cannot fetch {url}: HTTP {exc.code} {exc.reason}") from None
+        except (urllib.error.URLError, OSError) as exc:
+            if attempt == attempts:
+                reason = getattr(exc, "reason", exc)
+                raise VendorRepoError(f"cannot fetch {url}: {reason} (after {attempts} attempts)") from None
+            log.warning("fetching %s failed (%s); retrying", url, getattr(exc, "reason", exc))
+            time.sleep(backoff * 2 ** (attempt - 1))
+            attempt += 1
 
 
 class VendorCache:

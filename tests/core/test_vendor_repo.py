@@ -17,7 +17,7 @@ from epbuild.commands import Runner
 from epbuild.offline import throwaway_key
 from epbuild.offline.vendor_apt_repo import serve
 from epbuild.vendor import VendorUserspace
-from epbuild.vendor_repo import VendorCache, VendorRepoError, VendorRequest
+from epbuild.vendor_repo import VendorCache, VendorRepoError, VendorRequest, download
 
 DEBS = {("bnxt-rocelib", "235.2.86.0"): b"stand-in deb 235.2.86.0", ("bnxt-rocelib", "235.2.80.0"): b"older deb",
         ("bnxt-re-conf", "235.2.86.0"): b"conf deb"}
@@ -173,3 +173,10 @@ def test_throwaway_key_is_the_same_on_every_machine(tmp_path: Path) -> None:
     assert fprs == ["74F543507BAC305CE7E9673C56217FE1A35F57BE"]
     examples = (Path(__file__).resolve().parents[2] / "examples" / "offline" / "matrix.yaml").read_text()
     assert examples.count(f"fingerprint: {fprs[0]}") == 2
+
+
+def test_unreachable_repository_is_retried_then_named(tmp_path: Path) -> None:
+    with serve(tmp_path, port=0) as url:
+        pass  # the port is free again: nothing listens there
+    with pytest.raises(VendorRepoError, match=rf"cannot fetch {url}/key.asc: .*after 3 attempts"):
+        download(f"{url}/key.asc", backoff=0.01)

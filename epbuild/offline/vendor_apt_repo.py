@@ -19,6 +19,7 @@ import http.server
 import json
 import logging
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -37,7 +38,7 @@ REPO_DIR = REPO_ROOT / "build" / "offline" / "vendor-repo"
 PORT = 8931
 """The example's matrix names http://127.0.0.1:8931/... (examples/offline/matrix.yaml)."""
 STAMP = "epbuild-vendor-repo.json"
-GENERATOR_VERSION = "1"
+GENERATOR_VERSION = "2"
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,13 @@ def _digest() -> str:
                                      sort_keys=True).encode()).hexdigest()
 
 
+def _soname(name: str) -> str:
+    """libionic.so.1.1.117.3 -> libionic.so.1 (the name ldconfig links to the highest version it finds);
+    an unversioned name (libbnxt_re-rdmav34.so, like rdma-core's provider plugins) is its own soname."""
+    match = re.match(r"^(.*\.so\.[0-9]+)(\.|$)", name)
+    return match.group(1) if match else name
+
+
 def _build_script(pkgs: list[StandIn]) -> str:
     """Shell run in the example's base image: compile each library, lay out each package, dpkg-deb --build."""
     lines = ["set -eu", "cd /work"]
@@ -103,7 +111,7 @@ def _build_script(pkgs: list[StandIn]) -> str:
             if content.startswith("-> "):
                 lines.append(f"ln -s {content[3:]} {root}/{path}")
             elif path.endswith(".so") or ".so." in name:
-                lines.append(f"gcc -shared -fPIC -O2 -Wl,-soname,{name} -o {root}/{path} /work/src/{name}.c")
+                lines.append(f"gcc -shared -fPIC -O2 -Wl,-soname,{_soname(name)} -o {root}/{path} /work/src/{name}.c")
             else:
                 lines.append(f"cp /work/src/{name} {root}/{path}")
         lines.append(f"dpkg-deb --root-owner-group --build {root} /work/out/{pkg.name}_{pkg.version}_{pkg.arch}.deb")

@@ -72,13 +72,8 @@ def build(rendering: Rendering, cells: list[RenderedCell], root: Path, options: 
     if run_dir is not None:
         runner.start_replay(run_dir / "replay.sh", root)
     with prepared(rendering, runner):
-        exported = fetch_sources(rendering, cells, root, options, runner)
+        check_sources(rendering, fetch_sources(rendering, cells, root, options, runner), runner)
         fetch_vendor(rendering, cells, root, runner)
-    mori = rendering.matrix.model.components.mori
-    if mori is not None and not runner.dry_run:
-        for source in exported:
-            if source.component == "mori":
-                mori_preflight.check(mori, source.path)
     names = [rc.cell.name for rc in cells]
     results = {rc.cell.name: CellResult(rc.cell.name, rc.plan.local_tag) for rc in cells}
     report = BuildReport(run_dir, list(results.values()))
@@ -153,6 +148,16 @@ def fetch_sources(rendering: Rendering, cells: list[RenderedCell], root: Path, o
     mirrors = sources.mirror_overrides(list(options.mirrors))
     requests = sources.requests_for(rendering.matrix, wanted, mirrors)
     return sources.fetch_all(sources.SourceCache(root, runner), requests)
+
+
+def check_sources(rendering: Rendering, exported: list[sources.ExportedSource], runner: Runner) -> None:
+    """What the matrix says about a pinned source that only the source itself can confirm (MoRI's NIC flags)."""
+    mori = rendering.matrix.model.components.mori
+    if mori is None or runner.dry_run:
+        return
+    for source in exported:
+        if source.component == "mori":
+            mori_preflight.check(mori, source.path)
 
 
 def fetch_vendor(rendering: Rendering, cells: list[RenderedCell], root: Path,

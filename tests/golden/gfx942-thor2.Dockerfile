@@ -23,9 +23,9 @@ RUN apt-get update \
 
 FROM base AS vendor
 # The NIC's vendor userspace from https://packages.broadcom.com/artifactory/ethernet-nic-debian-public (jammy/main),
-# signed by unknown. epbuild fetched these .debs on the host, verified the signed Release and each
-# file's SHA256 from its Packages index, and hands them in as the named context vendor-debs: this step needs
-# neither network nor key.
+# signed by unknown.
+# epbuild fetched these .debs on the host, verified the signed Release and each file's SHA256 from its Packages
+# index, and hands them in as the named context vendor-debs: this step needs neither network nor key.
 RUN --mount=type=bind,from=vendor-debs,target=/vendor \
     dpkg -i /vendor/*.deb \
  && dpkg-query -W -f='${Package}=${Version}\n' bnxt-rocelib > /tmp/vendor-installed \
@@ -99,14 +99,14 @@ ENV HSA_NO_SCRATCH_RECLAIM=1 \
     VLLM_ROCM_USE_AITER=1
 LABEL org.opencontainers.image.title="rocm/vllm-ep gfx942-thor2" \
       org.opencontainers.image.description="ROCm expert-parallel inference stack (rdma-core, rocSHMEM, DeepEP, MoRI, AITER, vLLM) built by epbuild" \
-      org.opencontainers.image.version="gfx942-thor2-f833ce8690aa" \
+      org.opencontainers.image.version="gfx942-thor2-f4408a49c47e" \
       org.opencontainers.image.source="https://github.com/vllm-project/vllm.git" \
       org.opencontainers.image.revision="00305ee518727effd01deeffc47b46282ba29a4b" \
       org.opencontainers.image.base.name="docker.io/rocm/vllm-dev:base" \
       io.epbuild.cell="gfx942-thor2" \
       io.epbuild.arch="gfx942" \
       io.epbuild.nic="thor2" \
-      io.epbuild.content-key="f833ce8690aadaf3e7eb091350400fb76fc61931323ffc280e01d7b4072bdd4a" \
+      io.epbuild.content-key="f4408a49c47e28815e9fe5af78ffbf40251f119b1eb26016762ba2030be0975c" \
       io.epbuild.pin.rocshmem="f0acb0c6" \
       io.epbuild.pin.deepep="a9ea9774" \
       io.epbuild.pin.mori="2d02c6a9" \

@@ -38,9 +38,9 @@ RUN --mount=type=bind,from=src-rdma-core,target=/src/rdma-core,rw \
 
 FROM rdma-core AS vendor
 # The NIC's vendor userspace from https://repo.radeon.com/amdainic/pensando/ubuntu/1.117.3-hydra (jammy/main),
-# signed by CA8BB4727A47B4D09B4EE8969386B48A1A693C5C. epbuild fetched these .debs on the host, verified the signed Release and each
-# file's SHA256 from its Packages index, and hands them in as the named context vendor-debs: this step needs
-# neither network nor key.
+# signed by CA8BB4727A47B4D09B4EE8969386B48A1A693C5C.
+# epbuild fetched these .debs on the host, verified the signed Release and each file's SHA256 from its Packages
+# index, and hands them in as the named context vendor-debs: this step needs neither network nor key.
 RUN --mount=type=bind,from=vendor-debs,target=/vendor \
     dpkg -i /vendor/*.deb \
  && dpkg-query -W -f='${Package}=${Version}\n' ionic-common libionic-dev > /tmp/vendor-installed \
@@ -113,14 +113,14 @@ ENV HSA_NO_SCRATCH_RECLAIM=1 \
     VLLM_ROCM_USE_AITER=1
 LABEL org.opencontainers.image.title="rocm/vllm-ep gfx950-io" \
       org.opencontainers.image.description="ROCm expert-parallel inference stack (rdma-core, rocSHMEM, DeepEP, MoRI, AITER, vLLM) built by epbuild" \
-      org.opencontainers.image.version="gfx950-io-93bea3b0e080" \
+      org.opencontainers.image.version="gfx950-io-db7a21623bfb" \
       org.opencontainers.image.source="https://github.com/vllm-project/vllm.git" \
       org.opencontainers.image.revision="00305ee518727effd01deeffc47b46282ba29a4b" \
       org.opencontainers.image.base.name="docker.io/rocm/vllm-dev:base" \
       io.epbuild.cell="gfx950-io" \
       io.epbuild.arch="gfx950" \
       io.epbuild.nic="io" \
-      io.epbuild.content-key="93bea3b0e080238775ee948b6d9b327f93df9c3f054d1c11f5ec9715903e7ded" \
+      io.epbuild.content-key="db7a21623bfb2177236ce8a867293c897626d83b3b3b8516f18e93e577c9edfc" \
       io.epbuild.pin.rdma-core="31af04ec84378724cb6256814d4ffde359a7123b" \
       io.epbuild.pin.rocshmem="f0acb0c6" \
       io.epbuild.pin.deepep="a9ea9774" \

@@ -1,9 +1,10 @@
-"""Issue 5: publish -> remove -> pull -> test against a real registry on 127.0.0.1; republishing pushes nothing;
-pulling an unpublished key explains itself; a push killed midway leaves the moving tag on the old image."""
+"""Publish and pull against a real registry on 127.0.0.1: publish -> remove -> pull -> test; republishing pushes
+nothing; pulling an unpublished key explains itself; a publish killed between its two tag writes leaves the moving
+tag on the old image; a build that re-tags the cell during a publish, or a wrong image under the immutable tag,
+never puts a tag on an image with another content key."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -16,8 +17,9 @@ import pytest
 
 pytestmark = pytest.mark.docker
 
+from epbuild.manifest import KEY_LABEL
 from epbuild.offline import matrix_variant
-from epbuild.registry import remote_digest
+from epbuild.registry import local_image, remote_digest, remote_image
 from harness import OFFLINE, ROOT, InvokeResult, cells_json, invoke
 from registry import Registry
 
@@ -33,24 +35,47 @@ def registry(tmp_path_factory: pytest.TempPathFactory, docker_engine: None) -> I
         reg.stop()
 
 
+def names(reg: Registry, namespace: str, matrix: str = OFFLINE) -> dict[str, str]:
+    cell = cells_json(matrix)[CELL]
+    repository = f"{reg.address}/{namespace}/{cell['image'].split(':')[0]}"
+    return {"repository": repository, "path": repository.split("/", 1)[1], "key": cell["content_key"],
+            "immutable": f"{repository}:{CELL}-{cell['content_key'][:12]}", "moving": f"{repository}:{CELL}",
+            "local": cell["image"]}
+
+
 @pytest.fixture(scope="module")
 def published(registry: Registry, offline_build: InvokeResult) -> dict[str, str]:
     result = invoke("publish", "--matrix", OFFLINE, "--cell", CELL, "--registry", f"{registry.address}/epbuild",
                     check=True)
     assert " pushed (" in result.out
-    cell = cells_json()[CELL]
-    repository = f"{registry.address}/epbuild/{cell['image'].split(':')[0]}"
-    immutable = f"{repository}:{CELL}-{cell['content_key'][:12]}"
-    digest = remote_digest(immutable)
-    assert digest and remote_digest(f"{repository}:{CELL}") == digest
-    return {"repository": repository, "immutable": immutable, "moving": f"{repository}:{CELL}", "digest": digest,
-            "local": cell["image"]}
+    found = names(registry, "epbuild")
+    digest = remote_digest(found["immutable"])
+    assert digest and remote_digest(found["moving"]) == digest
+    return {**found, "digest": digest}
 
 
 def repo_digests(image: str) -> list[str]:
     out = subprocess.run(["docker", "image", "inspect", "--format", "{{json .RepoDigests}}", image],
                          capture_output=True, text=True, check=True).stdout
-    return json.loads(out)
+    import json
+
+    return list(json.loads(out))
+
+
+def start_publish(matrix: str, registry_address: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-m", "invoke", "publish", "--matrix", matrix, "--cell", CELL,
+                             "--registry", registry_address], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def wait_for_hold(registry: Registry, process: subprocess.Popen[bytes], what: str) -> None:
+    deadline = time.monotonic() + 1200
+    while not registry.relay.held.wait(0.2):
+        if process.poll() is not None:
+            registry.relay.release(forward=False)
+            raise AssertionError(f"the publish ended before writing {what}:\n"
+                                 + (process.stdout.read().decode() if process.stdout else ""))
+        assert time.monotonic() < deadline, f"the publish never wrote {what}"
 
 
 def test_publish_remove_pull_and_check(registry: Registry, published: dict[str, str]) -> None:
@@ -69,57 +94,117 @@ def test_republishing_an_unchanged_cell_pushes_nothing(registry: Registry, publi
     again = invoke("publish", "--matrix", OFFLINE, "--cell", CELL, "--registry", f"{registry.address}/epbuild",
                    check=True)
     assert "nothing pushed" in again.out and "moving tags already there" in again.out
-    assert "docker push" not in (again.run_dir / "replay.sh").read_text()
+    replay = (again.run_dir / "replay.sh").read_text()
+    assert "docker push" not in replay and "imagetools create" not in replay
 
 
-def moved_matrix(tmp_path: Path) -> Path:
+def moved_matrix(tmp_path: Path) -> str:
     """The offline matrix with vLLM moved to the stand-in's other commit (same image name and registry)."""
     path = matrix_variant(tmp_path, moved=["vllm"])
     invoke("render", "--matrix", str(path), check=True)
-    return path
+    return str(path)
 
 
 def test_pulling_a_key_the_registry_lacks_says_so(registry: Registry, published: dict[str, str],
                                                    tmp_path: Path) -> None:
     matrix = moved_matrix(tmp_path)
-    result = invoke("pull", "--matrix", str(matrix), "--cell", CELL, "--registry", f"{registry.address}/epbuild")
+    result = invoke("pull", "--matrix", matrix, "--cell", CELL, "--registry", f"{registry.address}/epbuild")
     assert result.code != 0
     assert "the registry has no image for this checkout's content key" in result.err
     assert f"The moving tag {published['moving']} exists" in result.err
     assert "differs from this checkout in 1 input(s): vllm:" in result.err
 
 
-def test_a_push_killed_midway_leaves_the_moving_tag_on_the_old_image(registry: Registry,
-                                                                       published: dict[str, str],
-                                                                       tmp_path: Path) -> None:
+def test_a_publish_killed_between_the_tag_writes_leaves_the_moving_tag_on_the_old_image(
+        registry: Registry, published: dict[str, str], tmp_path: Path) -> None:
     matrix = moved_matrix(tmp_path)
-    invoke("build", "--matrix", str(matrix), "--cell", CELL, "--quiet", check=True)
-    registry.relay.throttle = True
-    registry.relay.layer_bytes = 0
+    invoke("build", "--matrix", matrix, "--cell", CELL, "--quiet", check=True)
+    new = names(registry, "epbuild", matrix)
+    # Stop the publish as it writes the moving tag: by then the immutable tag must be complete in the registry.
+    # (A layer upload cannot tell the order: docker uploads every layer before either manifest.)
+    registry.relay.hold(f"/v2/{new['path']}/manifests/{CELL}")
+    publisher = start_publish(matrix, f"{registry.address}/epbuild")
     try:
-        publisher = subprocess.Popen(
-            [sys.executable, "-m", "invoke", "publish", "--matrix", str(matrix), "--cell", CELL, "--registry",
-             f"{registry.address}/epbuild"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            start_new_session=True)
-        deadline = time.monotonic() + 120
-        while registry.relay.layer_bytes < 8 * 1024:  # into a layer's body: the manifest goes only after all layers
-            assert publisher.poll() is None, "the publish ended before a layer upload was caught"
-            assert time.monotonic() < deadline, "no upload reached the registry"
-            time.sleep(0.05)
+        wait_for_hold(registry, publisher, new["moving"])
+        written = remote_image(new["immutable"])
+        assert written is not None, "the moving tag was written before the immutable one"
+        assert written.labels[KEY_LABEL] == new["key"]
+    finally:
         os.killpg(publisher.pid, signal.SIGKILL)
         publisher.wait()
-    finally:
-        registry.relay.throttle = False
+        registry.relay.release(forward=False)
     assert remote_digest(published["moving"]) == published["digest"]
     pulled = subprocess.run(["docker", "pull", "--quiet", published["moving"]], capture_output=True, text=True)
     assert pulled.returncode == 0, pulled.stderr
-    # Put the default matrix's image back for whatever runs next.
+    # The next publish finds the immutable tag and finishes the move, inside the registry.
+    again = invoke("publish", "--matrix", matrix, "--cell", CELL, "--registry", f"{registry.address}/epbuild",
+                   check=True)
+    assert "nothing pushed" in again.out and f"moved {new['moving']}" in again.out
+    assert remote_digest(new["moving"]) == written.digest
+    # Put the default matrix's image back (local tag and moving tag) for whatever runs next.
+    invoke("pull", "--matrix", OFFLINE, "--cell", CELL, "--registry", f"{registry.address}/epbuild", check=True)
+    invoke("publish", "--matrix", OFFLINE, "--cell", CELL, "--registry", f"{registry.address}/epbuild", check=True)
+    assert remote_digest(published["moving"]) == published["digest"]
+
+
+def keys_in_registry(registry: Registry, found: dict[str, str]) -> dict[str, str]:
+    """Every tag of the repository, with the content key of the image the registry holds for it."""
+    out = {}
+    for tag in registry.tags(found["path"]):
+        held = remote_image(f"{found['repository']}:{tag}")
+        assert held is not None
+        out[tag] = held.labels.get(KEY_LABEL, "(none)")
+    return out
+
+
+def test_a_build_that_retags_the_cell_during_publish_moves_no_tag_to_its_image(
+        registry: Registry, published: dict[str, str], tmp_path: Path) -> None:
+    moved = moved_matrix(tmp_path)
+    invoke("build", "--matrix", moved, "--cell", CELL, "--quiet", check=True)
+    invoke("build", "--matrix", OFFLINE, "--cell", CELL, "--quiet", check=True)
+    ours, theirs = names(registry, "race"), names(registry, "race", moved)
+    assert local_image(ours["local"]).labels[KEY_LABEL] == ours["key"]
+    # Hold the publish right after its first use of the image (the immutable tag's manifest) while another
+    # process builds the other matrix's cell, re-tagging the local image the publish started from.
+    registry.relay.hold(f"/v2/{ours['path']}/manifests/{CELL}-{ours['key'][:12]}")
+    publisher = start_publish(OFFLINE, f"{registry.address}/race")
+    try:
+        wait_for_hold(registry, publisher, ours["immutable"])
+        invoke("build", "--matrix", moved, "--cell", CELL, "--quiet", check=True)
+        assert local_image(ours["local"]).labels[KEY_LABEL] == theirs["key"], "the build did not re-tag the cell"
+    finally:
+        registry.relay.release(forward=True)
+    output = publisher.communicate(timeout=1200)[0].decode()
+    assert publisher.returncode == 0, output
+    assert keys_in_registry(registry, ours) == {f"{CELL}-{ours['key'][:12]}": ours["key"], CELL: ours["key"]}
     invoke("pull", "--matrix", OFFLINE, "--cell", CELL, "--registry", f"{registry.address}/epbuild", check=True)
 
 
+def test_a_wrong_image_under_the_immutable_tag_is_refused(registry: Registry, published: dict[str, str],
+                                                          tmp_path: Path) -> None:
+    moved = moved_matrix(tmp_path)
+    ours, theirs = names(registry, "wrong"), names(registry, "wrong", moved)
+    invoke("build", "--matrix", moved, "--cell", CELL, "--quiet", check=True)
+    other = local_image(theirs["local"])
+    assert other is not None and other.labels[KEY_LABEL] == theirs["key"]
+    subprocess.run(["docker", "tag", other.id, ours["immutable"]], check=True)
+    subprocess.run(["docker", "push", "--quiet", ours["immutable"]], check=True, capture_output=True)
+    invoke("pull", "--matrix", OFFLINE, "--cell", CELL, "--registry", f"{registry.address}/epbuild", check=True)
+    result = invoke("publish", "--matrix", OFFLINE, "--cell", CELL, "--registry", f"{registry.address}/wrong")
+    assert result.code == 2, result.out + result.err
+    assert f"carries content key {theirs['key'][:12]}, not {ours['key'][:12]}" in result.err
+    assert registry.tags(ours["path"]) == [f"{CELL}-{ours['key'][:12]}"]
+
+
 def test_pull_build_builds_what_the_registry_lacks(registry: Registry, offline_build: InvokeResult) -> None:
-    result = invoke("pull", "--matrix", OFFLINE, "--cell", "gfx942-thor2", "--registry",
-                    f"{registry.address}/nothing-here", "--build")
+    cell = "gfx942-thor2"
+    expected = cells_json()[cell]
+    # No image under the local tag, so only a real build can bring it back (BuildKit may reuse its cache).
+    subprocess.run(["docker", "rmi", "--force", expected["image"]], capture_output=True, check=True)
+    result = invoke("pull", "--matrix", OFFLINE, "--cell", cell, "--registry", f"{registry.address}/nothing-here",
+                    "--build")
     assert result.code == 0, result.out + result.err
     assert "the registry has no image for this checkout's content key" in result.out
-    assert "building it instead" in result.out and "gfx942-thor2  ok" in result.out
+    assert "building it instead" in result.out and f"{cell}  ok" in result.out
+    built = local_image(expected["image"])
+    assert built is not None and built.labels[KEY_LABEL] == expected["content_key"]

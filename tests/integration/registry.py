@@ -24,9 +24,9 @@ def free_port() -> int:
 
 
 class HoldingRelay:
-    """Forwards 127.0.0.1:port to the registry. `hold(path)` stops the first request that writes the manifest
-    `path` (`/v2/<repository>/manifests/<tag>`) before the registry sees it, until `release` forwards it (or, after
-    the client was killed, drops it)."""
+    """Forwards 127.0.0.1:port to the registry. `hold(path)` stops the requests that write the manifest `path`
+    (`/v2/<repository>/manifests/<tag>`) before the registry sees them, until `release` forwards them (or, after
+    the client was killed, drops them)."""
 
     def __init__(self, upstream_port: int) -> None:
         self.upstream_port = upstream_port
@@ -49,7 +49,8 @@ class HoldingRelay:
         self._release.set()
 
     def _held_here(self, chunk: bytes) -> bool:
-        if self._hold is None or not chunk.startswith(self._hold) or self.held.is_set():
+        """Every request for the held path waits (a client may retry on another connection)."""
+        if self._hold is None or not chunk.startswith(self._hold):
             return False
         self.held.set()
         self._release.wait()

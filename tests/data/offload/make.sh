@@ -31,10 +31,11 @@ bundle() { clang-offload-bundler --type=o --targets=host-x86_64-unknown-linux-gn
 bundle --output=plain.hipfb
 COMPRESSED_BUNDLE_FORMAT_VERSION=2 bundle --compress --output=zstd-v2.hipfb
 COMPRESSED_BUNDLE_FORMAT_VERSION=3 bundle --compress --output=zstd-v3.hipfb
+clang-offload-bundler --type=o --targets=host-x86_64-unknown-linux-gnu- --input=/dev/null --output=host-only.hipfb
 # The tool's own listing of every bundle in each file (a shared library's from its .hip_fatbin section).
 list() { clang-offload-bundler --list --type=o --input="$1" | sort -u | paste -sd, -; }
 {
-  for f in plain.hipfb zstd-v2.hipfb zstd-v3.hipfb rdc.o; do printf '%s\t%s\n' "$f" "$(list "$f")"; done
+  for f in plain.hipfb zstd-v2.hipfb zstd-v3.hipfb host-only.hipfb rdc.o; do printf '%s\t%s\n' "$f" "$(list "$f")"; done
   printf 'rdc.a\t%s\n' "$(llvm-ar x --output="$work" rdc.a rdc.o && list "$work/rdc.o")"
   for f in plain.so zstd-v3.so; do
     llvm-objcopy --dump-section=.hip_fatbin="$work/section" "$f"

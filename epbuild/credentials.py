@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from epbuild.commands import Runner
+from epbuild.errors import EpbuildError
 
 USER_ENV, PASSWORD_ENV = "EPBUILD_REGISTRY_USER", "EPBUILD_REGISTRY_PASSWORD"
 
@@ -46,8 +47,10 @@ def _throwaway_config(registry_host: str, into: Path) -> None:
 def login_line(registry_host: str) -> str:
     """The replay's equivalent of our login: its own throw-away DOCKER_CONFIG, removed when the replay ends, and
     the secrets read from the environment variables, never written into the script."""
+    # Only the variable's name may appear: replay.sh runs with `set -x`, which prints every expanded word.
+    secret = f'{{ printenv {PASSWORD_ENV} | grep . || {{ echo "set {PASSWORD_ENV}" >&2; exit 1; }}; }}'
     return (f'export DOCKER_CONFIG="$(mktemp -d)"; trap \'rm -rf "$DOCKER_CONFIG"\' EXIT; '
-            f'printenv {PASSWORD_ENV} | docker login {shlex.quote(registry_host)} '
+            f'{secret} | docker login {shlex.quote(registry_host)} '
             f'--username "${{{USER_ENV}:?set {USER_ENV}}}" --password-stdin')
 
 
@@ -56,6 +59,10 @@ def registry_login(registry_host: str, runner: Runner) -> Iterator[None]:
     """Within the block, docker uses a throw-away DOCKER_CONFIG logged in to `registry_host` when both variables
     are set (and is left alone otherwise: docker's own login is used). The folder goes when the block ends."""
     user, password = os.environ.get(USER_ENV), os.environ.get(PASSWORD_ENV)
+    if bool(user) != bool(password):
+        given, missing = (USER_ENV, PASSWORD_ENV) if user else (PASSWORD_ENV, USER_ENV)
+        raise EpbuildError(f"{given} is set but {missing} is not (or is empty): set both to log in to "
+                           f"{registry_host}, or neither to use docker's own login")
     if not (user and password):
         yield
         return

@@ -91,6 +91,7 @@ class Registry:
         binary = shutil.which("docker-registry")
         assert binary, "Debian's docker-registry is missing (ci/setup.sh installs it)"
         self.port = free_port()
+        self.storage = folder / "data"
         config = folder / "config.yml"
         auth = ""
         if login:
@@ -100,7 +101,7 @@ class Registry:
             auth = f"auth: {{htpasswd: {{realm: epbuild-test, path: {folder / 'htpasswd'}}}}}\n"
         config.write_text(
             "version: 0.1\nlog: {level: warn}\n"
-            f"storage: {{filesystem: {{rootdirectory: {folder / 'data'}}}, delete: {{enabled: true}}}}\n"
+            f"storage: {{filesystem: {{rootdirectory: {self.storage}}}, delete: {{enabled: true}}}}\n"
             f"http: {{addr: 127.0.0.1:{self.port}}}\n" + auth
         )
         self.process = subprocess.Popen([binary, "serve", str(config)], stdout=subprocess.DEVNULL,
@@ -126,6 +127,12 @@ class Registry:
         """The tags the registry itself lists for `repository` (its path, without the host)."""
         with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/v2/{repository}/tags/list", timeout=10) as r:
             return sorted(json.load(r)["tags"] or [])
+
+    def forget_blob(self, repository: str, digest: str) -> None:
+        """Breaks `repository`: it no longer serves the blob `digest` (other repositories still do)."""
+        algorithm, hexdigest = digest.split(":")
+        link = self.storage / "docker/registry/v2/repositories" / repository / "_layers" / algorithm / hexdigest
+        shutil.rmtree(link)
 
     def stop(self) -> None:
         self.relay.close()

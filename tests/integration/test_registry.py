@@ -5,6 +5,7 @@ never puts a tag on an image with another content key."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -57,8 +58,6 @@ def published(registry: Registry, offline_build: InvokeResult) -> dict[str, str]
 def repo_digests(image: str) -> list[str]:
     out = subprocess.run(["docker", "image", "inspect", "--format", "{{json .RepoDigests}}", image],
                          capture_output=True, text=True, check=True).stdout
-    import json
-
     return list(json.loads(out))
 
 
@@ -194,6 +193,25 @@ def test_a_wrong_image_under_the_immutable_tag_is_refused(registry: Registry, pu
     assert result.code == 2, result.out + result.err
     assert f"carries content key {theirs['key'][:12]}, not {ours['key'][:12]}" in result.err
     assert registry.tags(ours["path"]) == [f"{CELL}-{ours['key'][:12]}"]
+
+
+def test_a_broken_image_in_the_registry_is_not_an_absent_one(registry: Registry, published: dict[str, str]) -> None:
+    broken = names(registry, "broken")
+    subprocess.run(["docker", "buildx", "imagetools", "create", "--tag", broken["immutable"],
+                    f"{published['repository']}@{published['digest']}"], check=True, capture_output=True)
+    index = json.loads(raw_manifest(broken["immutable"]))
+    [image] = [m for m in index["manifests"] if m["platform"]["os"] == "linux"]
+    config = json.loads(raw_manifest(f"{broken['repository']}@{image['digest']}"))["config"]["digest"]
+    registry.forget_blob(broken["path"], config)
+    result = invoke("pull", "--matrix", OFFLINE, "--cell", CELL, "--registry", f"{registry.address}/broken", "--build")
+    assert result.code == 2, result.out + result.err
+    assert f"cannot read {broken['immutable']} from its registry" in result.err and config in result.err
+    assert "building it instead" not in result.out
+
+
+def raw_manifest(ref: str) -> str:
+    return subprocess.run(["docker", "buildx", "imagetools", "inspect", "--raw", ref], capture_output=True, text=True,
+                          check=True).stdout
 
 
 def test_pull_build_builds_what_the_registry_lacks(registry: Registry, offline_build: InvokeResult) -> None:

@@ -38,7 +38,8 @@ def _checked_local(rc: RenderedCell) -> registry.LocalImage:
     local = rc.plan.local_tag
     image = registry.local_image(local)
     if image is None:
-        raise EpbuildError(f"{rc.cell.name}: no local image {local}; build it first (invoke build --cell {rc.cell.name})")
+        raise EpbuildError(f"{rc.cell.name}: no local image {local}; build it first "
+                           f"(invoke build --cell {rc.cell.name})")
     if image.labels.get(KEY_LABEL) != rc.key:
         raise EpbuildError(
             f"{rc.cell.name}: the local image {local} has content key {image.labels.get(KEY_LABEL, '(none)')[:12]}, "
@@ -46,10 +47,8 @@ def _checked_local(rc: RenderedCell) -> registry.LocalImage:
     return image
 
 
-def _checked_remote(rc: RenderedCell, ref: str, held: registry.RemoteImage | None, what: str) -> str:
+def _checked_remote(rc: RenderedCell, ref: str, held: registry.RemoteImage) -> str:
     """The digest of `ref` once the registry's own copy shows this checkout's content key."""
-    if held is None:
-        raise EpbuildError(f"{rc.cell.name}: the registry has no {ref} {what}; the moving tags were left where they were")
     key = held.labels.get(KEY_LABEL, "(none)")
     if key != rc.key:
         raise EpbuildError(
@@ -64,7 +63,11 @@ def _push_immutable(rc: RenderedCell, image: registry.LocalImage, tags: CellTags
     runner.run(["docker", "push", "--quiet", tags.immutable], capture=True)
     if runner.dry_run:
         return image.id  # with the containerd image store, the ID is the digest the push writes
-    digest = _checked_remote(rc, tags.immutable, registry.remote_image(tags.immutable), "after the push")
+    held = registry.remote_image(tags.immutable)
+    if held is None:
+        raise EpbuildError(f"{rc.cell.name}: the registry has no {tags.immutable} after the push; the moving tags "
+                           "were left where they were")
+    digest = _checked_remote(rc, tags.immutable, held)
     pushed = registry.local_repo_digest(image.id, tags.repository)
     if digest != pushed:
         raise EpbuildError(f"{rc.cell.name}: the registry holds {digest} for {tags.immutable}, not the pushed "
@@ -81,7 +84,7 @@ def publish(rc: RenderedCell, runner: Runner, registry_override: str | None = No
         result.digest = _push_immutable(rc, image, tags, runner)
         result.pushed = True
     else:
-        result.digest = _checked_remote(rc, tags.immutable, held, "")
+        result.digest = _checked_remote(rc, tags.immutable, held)
     source = f"{tags.repository}@{result.digest}"
     for tag in (tags.moving, *tags.extra):
         if registry.remote_digest(tag) == result.digest:
@@ -90,6 +93,7 @@ def publish(rc: RenderedCell, runner: Runner, registry_override: str | None = No
         # digest, and no image of this machine's engine is involved.
         runner.run(["docker", "buildx", "imagetools", "create", "--tag", tag, source], capture=True)
         if not runner.dry_run and registry.remote_digest(tag) != result.digest:
-            raise EpbuildError(f"{rc.cell.name}: {tag} does not name {result.digest} after the copy; check the registry")
+            raise EpbuildError(f"{rc.cell.name}: {tag} does not name {result.digest} after the copy; check the "
+                               "registry")
         result.moved.append(tag)
     return result

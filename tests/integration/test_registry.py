@@ -52,6 +52,9 @@ def published(registry: Registry, offline_build: InvokeResult) -> dict[str, str]
     found = names(registry, "epbuild")
     digest = remote_digest(found["immutable"])
     assert digest and remote_digest(found["moving"]) == digest
+    # The containerd image store (which setup-docker turns on) names an image by its index digest: the very
+    # digest the registry now holds, so publishing by ID publishes that image and no other.
+    assert local_image(found["local"]).id == digest
     return {**found, "digest": digest}
 
 
@@ -193,6 +196,9 @@ def test_a_wrong_image_under_the_immutable_tag_is_refused(registry: Registry, pu
     assert result.code == 2, result.out + result.err
     assert f"carries content key {theirs['key'][:12]}, not {ours['key'][:12]}" in result.err
     assert registry.tags(ours["path"]) == [f"{CELL}-{ours['key'][:12]}"]
+    pulled = invoke("pull", "--matrix", OFFLINE, "--cell", CELL, "--registry", f"{registry.address}/wrong")
+    assert pulled.code == 2 and "nothing was pulled" in pulled.err, pulled.out + pulled.err
+    assert local_image(ours["local"]).labels[KEY_LABEL] == ours["key"]
 
 
 def test_a_broken_image_in_the_registry_is_not_an_absent_one(registry: Registry, published: dict[str, str]) -> None:

@@ -135,6 +135,12 @@ class Registry:
         shutil.rmtree(link)
 
     def stop(self) -> None:
+        """Stops the registry and removes the local tags that name it (the images stay under their other tags)."""
+        listed = subprocess.run(["docker", "image", "ls", "--format", "{{.Repository}}:{{.Tag}}"],
+                                capture_output=True, text=True).stdout.split()
+        ours = [ref for ref in listed if ref.startswith(f"{self.address}/")]
+        if ours:
+            subprocess.run(["docker", "image", "rm", *ours], capture_output=True)
         self.relay.close()
         self.process.terminate()
         self.process.wait(timeout=10)

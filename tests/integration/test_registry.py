@@ -12,7 +12,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -21,10 +20,27 @@ pytestmark = pytest.mark.docker
 from epbuild.manifest import KEY_LABEL
 from epbuild.offline import matrix_variant
 from epbuild.registry import local_image, remote_digest, remote_image
-from harness import OFFLINE, ROOT, InvokeResult, cells_json, invoke
+from harness import ROOT, InvokeResult, cells_json, invoke
 from registry import Registry
 
 CELL = "gfx950-cx7"
+IMAGE = "epbuild-registry-test/stack"
+
+
+@pytest.fixture(scope="module")
+def matrices(tmp_path_factory: pytest.TempPathFactory, docker_engine: None) -> dict[str, str]:
+    """The offline matrix, and the same with vLLM moved, under an image name of these tests' own: another checkout
+    building the example meanwhile never moves the local tags these tests use, nor these tests its tags."""
+    out = {}
+    for kind, moved in (("default", []), ("moved", ["vllm"])):
+        path = matrix_variant(tmp_path_factory.mktemp(kind), moved=moved, image_name=IMAGE)
+        invoke("render", "--matrix", str(path), check=True)
+        out[kind] = str(path)
+    return out
+
+
+def build(matrix: str, cell: str = CELL) -> None:
+    invoke("build", "--matrix", matrix, "--cell", cell, "--quiet", check=True)
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +52,7 @@ def registry(tmp_path_factory: pytest.TempPathFactory, docker_engine: None) -> I
         reg.stop()
 
 
-def names(reg: Registry, namespace: str, matrix: str = OFFLINE) -> dict[str, str]:
+def names(reg: Registry, namespace: str, matrix: str) -> dict[str, str]:
     cell = cells_json(matrix)[CELL]
     repository = f"{reg.address}/{namespace}/{cell['image'].split(':')[0]}"
     return {"repository": repository, "path": repository.split("/", 1)[1], "key": cell["content_key"],
@@ -45,17 +61,18 @@ def names(reg: Registry, namespace: str, matrix: str = OFFLINE) -> dict[str, str
 
 
 @pytest.fixture(scope="module")
-def published(registry: Registry, offline_build: InvokeResult) -> dict[str, str]:
-    result = invoke("publish", "--matrix", OFFLINE, "--cell", CELL, "--registry", f"{registry.address}/epbuild",
-                    check=True)
+def published(registry: Registry, matrices: dict[str, str], offline_build: InvokeResult) -> dict[str, str]:
+    build(matrices["default"])
+    result = invoke("publish", "--matrix", matrices["default"], "--cell", CELL, "--registry",
+                    f"{registry.address}/epbuild", check=True)
     assert " pushed (" in result.out
-    found = names(registry, "epbuild")
+    found = names(registry, "epbuild", matrices["default"])
     digest = remote_digest(found["immutable"])
     assert digest and remote_digest(found["moving"]) == digest
     # The containerd image store (which setup-docker turns on) names an image by its index digest: the very
     # digest the registry now holds, so publishing by ID publishes that image and no other.
     assert local_image(found["local"]).id == digest
-    return {**found, "digest": digest}
+    return {**found, "digest": digest, "matrix": matrices["default"], "moved": matrices["moved"]}
 
 
 def repo_digests(image: str) -> list[str]:
@@ -84,32 +101,24 @@ def test_publish_remove_pull_and_check(registry: Registry, published: dict[str, 
     subprocess.run(["docker", "rmi", "--force", published["local"], published["immutable"], published["moving"]],
                    capture_output=True, check=True)
     assert subprocess.run(["docker", "image", "inspect", published["local"]], capture_output=True).returncode != 0
-    pulled = invoke("pull", "--matrix", OFFLINE, "--cell", CELL, "--registry", f"{registry.address}/epbuild",
-                    check=True)
+    pulled = invoke("pull", "--matrix", published["matrix"], "--cell", CELL, "--registry",
+                    f"{registry.address}/epbuild", check=True)
     assert published["digest"] in pulled.out
     assert f"{published['repository']}@{published['digest']}" in repo_digests(published["local"])
-    checked = invoke("test", "--matrix", OFFLINE, "--cell", CELL, "--quiet")
+    checked = invoke("test", "--matrix", published["matrix"], "--cell", CELL, "--quiet")
     assert checked.code == 0, checked.out + checked.err
 
 
 def test_republishing_an_unchanged_cell_pushes_nothing(registry: Registry, published: dict[str, str]) -> None:
-    again = invoke("publish", "--matrix", OFFLINE, "--cell", CELL, "--registry", f"{registry.address}/epbuild",
-                   check=True)
+    again = invoke("publish", "--matrix", published["matrix"], "--cell", CELL, "--registry",
+                   f"{registry.address}/epbuild", check=True)
     assert "nothing pushed" in again.out and "moving tags already there" in again.out
     replay = (again.run_dir / "replay.sh").read_text()
     assert "docker push" not in replay and "imagetools create" not in replay
 
 
-def moved_matrix(tmp_path: Path) -> str:
-    """The offline matrix with vLLM moved to the stand-in's other commit (same image name and registry)."""
-    path = matrix_variant(tmp_path, moved=["vllm"])
-    invoke("render", "--matrix", str(path), check=True)
-    return str(path)
-
-
-def test_pulling_a_key_the_registry_lacks_says_so(registry: Registry, published: dict[str, str],
-                                                   tmp_path: Path) -> None:
-    matrix = moved_matrix(tmp_path)
+def test_pulling_a_key_the_registry_lacks_says_so(registry: Registry, published: dict[str, str]) -> None:
+    matrix = published["moved"]
     result = invoke("pull", "--matrix", matrix, "--cell", CELL, "--registry", f"{registry.address}/epbuild")
     assert result.code != 0
     assert "the registry has no image for this checkout's content key" in result.err
@@ -118,9 +127,9 @@ def test_pulling_a_key_the_registry_lacks_says_so(registry: Registry, published:
 
 
 def test_a_publish_killed_between_the_tag_writes_leaves_the_moving_tag_on_the_old_image(
-        registry: Registry, published: dict[str, str], tmp_path: Path) -> None:
-    matrix = moved_matrix(tmp_path)
-    invoke("build", "--matrix", matrix, "--cell", CELL, "--quiet", check=True)
+        registry: Registry, published: dict[str, str]) -> None:
+    matrix = published["moved"]
+    build(matrix)
     new = names(registry, "epbuild", matrix)
     # Stop the publish as it writes the moving tag: by then the immutable tag must be complete in the registry.
     # (A layer upload cannot tell the order: docker uploads every layer before either manifest.)
@@ -144,8 +153,10 @@ def test_a_publish_killed_between_the_tag_writes_leaves_the_moving_tag_on_the_ol
     assert "nothing pushed" in again.out and f"moved {new['moving']}" in again.out
     assert remote_digest(new["moving"]) == written.digest
     # Put the default matrix's image back (local tag and moving tag) for whatever runs next.
-    invoke("pull", "--matrix", OFFLINE, "--cell", CELL, "--registry", f"{registry.address}/epbuild", check=True)
-    invoke("publish", "--matrix", OFFLINE, "--cell", CELL, "--registry", f"{registry.address}/epbuild", check=True)
+    invoke("pull", "--matrix", published["matrix"], "--cell", CELL, "--registry", f"{registry.address}/epbuild",
+           check=True)
+    invoke("publish", "--matrix", published["matrix"], "--cell", CELL, "--registry", f"{registry.address}/epbuild",
+           check=True)
     assert remote_digest(published["moving"]) == published["digest"]
 
 
@@ -160,56 +171,59 @@ def keys_in_registry(registry: Registry, found: dict[str, str]) -> dict[str, str
 
 
 def test_a_build_that_retags_the_cell_during_publish_moves_no_tag_to_its_image(
-        registry: Registry, published: dict[str, str], tmp_path: Path) -> None:
-    moved = moved_matrix(tmp_path)
-    invoke("build", "--matrix", moved, "--cell", CELL, "--quiet", check=True)
-    invoke("build", "--matrix", OFFLINE, "--cell", CELL, "--quiet", check=True)
-    ours, theirs = names(registry, "race"), names(registry, "race", moved)
+        registry: Registry, published: dict[str, str]) -> None:
+    default, moved = published["matrix"], published["moved"]
+    build(moved)
+    build(default)
+    ours, theirs = names(registry, "race", default), names(registry, "race", moved)
     assert local_image(ours["local"]).labels[KEY_LABEL] == ours["key"]
     # Hold the publish right after its first use of the image (the immutable tag's manifest) while another
     # process builds the other matrix's cell, re-tagging the local image the publish started from.
     registry.relay.hold(f"/v2/{ours['path']}/manifests/{CELL}-{ours['key'][:12]}")
-    publisher = start_publish(OFFLINE, f"{registry.address}/race")
+    publisher = start_publish(default, f"{registry.address}/race")
     try:
         wait_for_hold(registry, publisher, ours["immutable"])
-        invoke("build", "--matrix", moved, "--cell", CELL, "--quiet", check=True)
+        build(moved)
         assert local_image(ours["local"]).labels[KEY_LABEL] == theirs["key"], "the build did not re-tag the cell"
     finally:
         registry.relay.release(forward=True)
     output = publisher.communicate(timeout=1200)[0].decode()
     assert publisher.returncode == 0, output
     assert keys_in_registry(registry, ours) == {f"{CELL}-{ours['key'][:12]}": ours["key"], CELL: ours["key"]}
-    invoke("pull", "--matrix", OFFLINE, "--cell", CELL, "--registry", f"{registry.address}/epbuild", check=True)
+    invoke("pull", "--matrix", published["matrix"], "--cell", CELL, "--registry", f"{registry.address}/epbuild",
+           check=True)
 
 
-def test_a_wrong_image_under_the_immutable_tag_is_refused(registry: Registry, published: dict[str, str],
-                                                          tmp_path: Path) -> None:
-    moved = moved_matrix(tmp_path)
-    ours, theirs = names(registry, "wrong"), names(registry, "wrong", moved)
-    invoke("build", "--matrix", moved, "--cell", CELL, "--quiet", check=True)
+def test_a_wrong_image_under_the_immutable_tag_is_refused(registry: Registry, published: dict[str, str]) -> None:
+    default, moved = published["matrix"], published["moved"]
+    ours, theirs = names(registry, "wrong", default), names(registry, "wrong", moved)
+    build(moved)
     other = local_image(theirs["local"])
     assert other is not None and other.labels[KEY_LABEL] == theirs["key"]
     subprocess.run(["docker", "tag", other.id, ours["immutable"]], check=True)
     subprocess.run(["docker", "push", "--quiet", ours["immutable"]], check=True, capture_output=True)
-    invoke("pull", "--matrix", OFFLINE, "--cell", CELL, "--registry", f"{registry.address}/epbuild", check=True)
-    result = invoke("publish", "--matrix", OFFLINE, "--cell", CELL, "--registry", f"{registry.address}/wrong")
+    invoke("pull", "--matrix", published["matrix"], "--cell", CELL, "--registry", f"{registry.address}/epbuild",
+           check=True)
+    result = invoke("publish", "--matrix", published["matrix"], "--cell", CELL, "--registry",
+                    f"{registry.address}/wrong")
     assert result.code == 2, result.out + result.err
     assert f"carries content key {theirs['key'][:12]}, not {ours['key'][:12]}" in result.err
     assert registry.tags(ours["path"]) == [f"{CELL}-{ours['key'][:12]}"]
-    pulled = invoke("pull", "--matrix", OFFLINE, "--cell", CELL, "--registry", f"{registry.address}/wrong")
+    pulled = invoke("pull", "--matrix", published["matrix"], "--cell", CELL, "--registry", f"{registry.address}/wrong")
     assert pulled.code == 2 and "nothing was pulled" in pulled.err, pulled.out + pulled.err
     assert local_image(ours["local"]).labels[KEY_LABEL] == ours["key"]
 
 
 def test_a_broken_image_in_the_registry_is_not_an_absent_one(registry: Registry, published: dict[str, str]) -> None:
-    broken = names(registry, "broken")
+    broken = names(registry, "broken", published["matrix"])
     subprocess.run(["docker", "buildx", "imagetools", "create", "--tag", broken["immutable"],
                     f"{published['repository']}@{published['digest']}"], check=True, capture_output=True)
     index = json.loads(raw_manifest(broken["immutable"]))
     [image] = [m for m in index["manifests"] if m["platform"]["os"] == "linux"]
     config = json.loads(raw_manifest(f"{broken['repository']}@{image['digest']}"))["config"]["digest"]
     registry.forget_blob(broken["path"], config)
-    result = invoke("pull", "--matrix", OFFLINE, "--cell", CELL, "--registry", f"{registry.address}/broken", "--build")
+    result = invoke("pull", "--matrix", published["matrix"], "--cell", CELL, "--registry",
+                    f"{registry.address}/broken", "--build")
     assert result.code == 2, result.out + result.err
     assert f"cannot read {broken['immutable']} from its registry" in result.err and config in result.err
     assert "building it instead" not in result.out
@@ -220,13 +234,14 @@ def raw_manifest(ref: str) -> str:
                           check=True).stdout
 
 
-def test_pull_build_builds_what_the_registry_lacks(registry: Registry, offline_build: InvokeResult) -> None:
+def test_pull_build_builds_what_the_registry_lacks(registry: Registry, published: dict[str, str]) -> None:
     cell = "gfx942-thor2"
-    expected = cells_json()[cell]
+    expected = cells_json(published["matrix"])[cell]
+    build(published["matrix"], cell)
     # No image under the local tag, so only a real build can bring it back (BuildKit may reuse its cache).
     subprocess.run(["docker", "rmi", "--force", expected["image"]], capture_output=True, check=True)
-    result = invoke("pull", "--matrix", OFFLINE, "--cell", cell, "--registry", f"{registry.address}/nothing-here",
-                    "--build")
+    result = invoke("pull", "--matrix", published["matrix"], "--cell", cell, "--registry",
+                    f"{registry.address}/nothing-here", "--build")
     assert result.code == 0, result.out + result.err
     assert "the registry has no image for this checkout's content key" in result.out
     assert "building it instead" in result.out and f"{cell}  ok" in result.out

@@ -14,11 +14,14 @@ import pytest
 
 pytestmark = pytest.mark.docker
 
-from harness import OFFLINE, InvokeResult, cells_json, invoke
+from epbuild.offline import matrix_variant
+from harness import InvokeResult, cells_json, invoke
 from registry import Registry
 
 CELL = "gfx942-thor2"
 USER, PASSWORD = "epbuild-ci", "Tr0ub4dor-3-horse-staple"
+# An image name of these tests' own, so that no other checkout's build moves the local tag they publish.
+IMAGE = "epbuild-registry-auth-test/stack"
 
 
 @pytest.fixture(scope="module")
@@ -41,11 +44,19 @@ def files_holding(folder: Path, secret: str) -> list[Path]:
 
 
 @pytest.fixture(scope="module")
-def published(locked_registry: Registry, offline_build: InvokeResult,
+def matrix(tmp_path_factory: pytest.TempPathFactory, offline_build: InvokeResult) -> str:
+    path = str(matrix_variant(tmp_path_factory.mktemp("matrix"), image_name=IMAGE))
+    invoke("render", "--matrix", path, check=True)
+    invoke("build", "--matrix", path, "--cell", CELL, "--quiet", check=True)
+    return path
+
+
+@pytest.fixture(scope="module")
+def published(locked_registry: Registry, matrix: str,
               tmp_path_factory: pytest.TempPathFactory) -> tuple[InvokeResult, Path]:
     home = tmp_path_factory.mktemp("user") / "docker"
     env = {**docker_config(home, {}), "EPBUILD_REGISTRY_USER": USER, "EPBUILD_REGISTRY_PASSWORD": PASSWORD}
-    result = invoke("publish", "--matrix", OFFLINE, "--cell", CELL, "--registry", f"{locked_registry.address}/ci",
+    result = invoke("publish", "--matrix", matrix, "--cell", CELL, "--registry", f"{locked_registry.address}/ci",
                     env=env, check=True)
     assert " pushed (" in result.out
     return result, home
@@ -77,38 +88,38 @@ def test_the_replayed_login_reads_the_password_from_the_environment(published: t
     assert not files_holding(tmp_path, PASSWORD)
 
 
-def pull_build(registry: Registry, env: dict[str, str]) -> InvokeResult:
-    return invoke("pull", "--matrix", OFFLINE, "--cell", CELL, "--registry", f"{registry.address}/ci", "--build",
+def pull_build(registry: Registry, matrix: str, env: dict[str, str]) -> InvokeResult:
+    return invoke("pull", "--matrix", matrix, "--cell", CELL, "--registry", f"{registry.address}/ci", "--build",
                   env=env)
 
 
-def test_a_registry_that_refuses_us_is_not_an_absent_image(locked_registry: Registry,
+def test_a_registry_that_refuses_us_is_not_an_absent_image(locked_registry: Registry, matrix: str,
                                                              published: tuple[InvokeResult, Path],
                                                              tmp_path: Path) -> None:
-    result = pull_build(locked_registry, docker_config(tmp_path / "docker", {}))
+    result = pull_build(locked_registry, matrix, docker_config(tmp_path / "docker", {}))
     assert result.code == 2, result.out + result.err
     assert "the registry refused access" in result.err and "building it instead" not in result.out
 
 
-def test_a_missing_credential_helper_is_not_an_absent_image(locked_registry: Registry,
+def test_a_missing_credential_helper_is_not_an_absent_image(locked_registry: Registry, matrix: str,
                                                             published: tuple[InvokeResult, Path],
                                                             tmp_path: Path) -> None:
     helpers = {"credHelpers": {locked_registry.address: "epbuild-no-such-helper"}}
-    result = pull_build(locked_registry, docker_config(tmp_path / "docker", helpers))
+    result = pull_build(locked_registry, matrix, docker_config(tmp_path / "docker", helpers))
     assert result.code == 2, result.out + result.err
     assert "docker could not get credentials" in result.err and "epbuild-no-such-helper" in result.err
     assert "building it instead" not in result.out
 
 
-def test_with_the_login_an_unpublished_key_still_reads_as_absent(locked_registry: Registry,
+def test_with_the_login_an_unpublished_key_still_reads_as_absent(locked_registry: Registry, matrix: str,
                                                                  published: tuple[InvokeResult, Path],
                                                                  tmp_path: Path) -> None:
     env = {**docker_config(tmp_path / "docker", {}), "EPBUILD_REGISTRY_USER": USER,
            "EPBUILD_REGISTRY_PASSWORD": PASSWORD}
-    result = invoke("pull", "--matrix", OFFLINE, "--cell", "gfx950-cx7", "--registry",
+    result = invoke("pull", "--matrix", matrix, "--cell", "gfx950-cx7", "--registry",
                     f"{locked_registry.address}/ci", env=env)
     assert result.code == 2, result.out + result.err
     assert "the registry has no image for this checkout's content key" in result.err
     assert "this cell was never published there" in result.err
-    key = cells_json()["gfx950-cx7"]["content_key"]
+    key = cells_json(matrix)["gfx950-cx7"]["content_key"]
     assert key[:12] in result.err

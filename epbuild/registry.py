@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 from dataclasses import dataclass
 
+from epbuild.commands import query
 from epbuild.errors import EpbuildError
 
 # What docker's resolver says when the registry refused the request or our credentials (HTTP 401/403, or the
@@ -54,8 +54,7 @@ def _reason(stderr: str, returncode: int) -> str:
 
 
 def _inspect(ref: str, template: str) -> str | None:
-    proc = subprocess.run(["docker", "buildx", "imagetools", "inspect", "--format", template, ref],
-                          capture_output=True, text=True)
+    proc = query(["docker", "buildx", "imagetools", "inspect", "--format", template, ref])
     if proc.returncode == 0:
         return proc.stdout
     reason = _reason(proc.stderr, proc.returncode)
@@ -93,8 +92,7 @@ def remote_labels(ref: str) -> dict[str, str] | None:
 
 def local_image(ref: str) -> LocalImage | None:
     """What `ref` names in the local engine now; later steps use the ID, since another build may move `ref`."""
-    proc = subprocess.run(["docker", "image", "inspect", "--format", "{{json .Id}} {{json .Config.Labels}}", ref],
-                          capture_output=True, text=True)
+    proc = query(["docker", "image", "inspect", "--format", "{{json .Id}} {{json .Config.Labels}}", ref])
     if proc.returncode != 0:
         return None
     image_id, _, labels = proc.stdout.strip().partition(" ")
@@ -116,8 +114,7 @@ def familiar(repository: str) -> str:
 
 def local_repo_digest(ref: str, repository: str) -> str | None:
     """The digest under which the local engine knows `ref` was pushed to `repository`."""
-    proc = subprocess.run(["docker", "image", "inspect", "--format", "{{json .RepoDigests}}", ref],
-                          capture_output=True, text=True)
+    proc = query(["docker", "image", "inspect", "--format", "{{json .RepoDigests}}", ref])
     if proc.returncode != 0:
         return None
     for entry in json.loads(proc.stdout) or []:

@@ -31,10 +31,10 @@ MESSAGES = {
 
 
 def failing_with(monkeypatch: pytest.MonkeyPatch, stderr: str) -> None:
-    def run(argv: list[str], **_: Any) -> subprocess.CompletedProcess[str]:
+    def query(argv: list[str], **_: Any) -> subprocess.CompletedProcess[str]:
         return subprocess.CompletedProcess(argv, 1, "", stderr + "\n")
 
-    monkeypatch.setattr(registry.subprocess, "run", run)
+    monkeypatch.setattr(registry, "query", query)
 
 
 def test_only_the_tags_own_404_is_absent(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -23,7 +23,7 @@ from epbuild.registry import local_image, remote_digest, remote_image
 from harness import ROOT, InvokeResult, cells_json, invoke
 from registry import Registry
 
-CELL = "gfx950-cx7"
+CELL = "gfx950-cx7-sid"
 IMAGE = "epbuild-registry-test/stack"
 
 
@@ -235,7 +235,7 @@ def raw_manifest(ref: str) -> str:
 
 
 def test_pull_build_builds_what_the_registry_lacks(registry: Registry, published: dict[str, str]) -> None:
-    cell = "gfx942-thor2"
+    cell = "gfx942-thor2-sid"
     expected = cells_json(published["matrix"])[cell]
     build(published["matrix"], cell)
     # No image under the local tag, so only a real build can bring it back (BuildKit may reuse its cache).

@@ -18,7 +18,7 @@ from epbuild.offline import matrix_variant
 from harness import InvokeResult, cells_json, invoke
 from registry import Registry
 
-CELL = "gfx942-thor2"
+CELL = "gfx942-thor2-sid"
 USER, PASSWORD = "epbuild-ci", "Tr0ub4dor-3-horse-staple"
 # An image name of these tests' own, so that no other checkout's build moves the local tag they publish.
 IMAGE = "epbuild-registry-auth-test/stack"
@@ -116,10 +116,10 @@ def test_with_the_login_an_unpublished_key_still_reads_as_absent(locked_registry
                                                                  tmp_path: Path) -> None:
     env = {**docker_config(tmp_path / "docker", {}), "EPBUILD_REGISTRY_USER": USER,
            "EPBUILD_REGISTRY_PASSWORD": PASSWORD}
-    result = invoke("pull", "--matrix", matrix, "--cell", "gfx950-cx7", "--registry",
+    result = invoke("pull", "--matrix", matrix, "--cell", "gfx950-cx7-sid", "--registry",
                     f"{locked_registry.address}/ci", env=env)
     assert result.code == 2, result.out + result.err
     assert "the registry has no image for this checkout's content key" in result.err
     assert "this cell was never published there" in result.err
-    key = cells_json(matrix)["gfx950-cx7"]["content_key"]
+    key = cells_json(matrix)["gfx950-cx7-sid"]["content_key"]
     assert key[:12] in result.err

@@ -1,12 +1,11 @@
-"""The buildx bake file: one target per cell, each fed its sources as named contexts `src-<component>`."""
+"""The buildx bake file: one target per cell, each fed its sources as named contexts `src-<component>` (and its
+NIC's verified vendor packages as `vendor-debs`)."""
 
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from epbuild.render import RenderedCell
+from epbuild import stagegraph
 
 BAKE_FILE = "docker-bake.json"
 SOURCES_DIR = "build/sources"
@@ -27,24 +26,21 @@ def vendor_dir(nic: str, digest: str) -> str:
     return f"{VENDOR_DIR}/{nic}-{digest[:16]}"
 
 
-def bake_json(cells: list[RenderedCell], *, context_root: str) -> str:
+def bake_json(cells: list[stagegraph.Rendered], *, context_root: str) -> str:
     targets = {}
-    from epbuild.stages import stages_for
-
     for rc in cells:
+        plan = rc.plan
         contexts = {
-            f"src-{stage.source}": source_dir(stage.source, rc.plan.pins[stage.source].commit)
-            for stage in stages_for(rc.plan)
-            if stage.source is not None
+            f"src-{name}": source_dir(name, pin.commit) for name, pin in stagegraph.built_pins(plan).items()
         }
-        if rc.plan.vendor is not None:
-            contexts[VENDOR_CONTEXT] = vendor_dir(rc.cell.nic, rc.plan.vendor.digest())
-        targets[rc.cell.name] = {
-            "context": f"{context_root}/{rc.cell.name}",
+        if plan.vendor is not None:
+            contexts[VENDOR_CONTEXT] = vendor_dir(plan.cell.nic, plan.vendor.digest())
+        targets[plan.cell.name] = {
+            "context": f"{context_root}/{plan.cell.name}",
             "dockerfile": "Dockerfile",
             "contexts": contexts,
             "target": "final",
-            "tags": [rc.plan.local_tag],
+            "tags": [plan.local_tag],
         }
     doc = {"group": {"default": {"targets": list(targets)}}, "target": targets}
     return json.dumps(doc, indent=2) + "\n"

@@ -12,7 +12,6 @@ import json
 import logging
 import os
 import shlex
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -20,14 +19,14 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from epbuild import mori_preflight, render, sources, vendor_repo
+from epbuild import preflight, render, sources, vendor_repo
 from epbuild.bakefile import BAKE_FILE
-from epbuild.commands import Runner, shell_line
+from epbuild.commands import Runner, query, shell_line
 from epbuild.errors import EpbuildError
 from epbuild.buildreport import BuildReport, CellResult
 from epbuild.progress import Progress, Vertex
 from epbuild.render import RenderedCell, Rendering
-from epbuild.stagegraph import stage_identities
+from epbuild.stagegraph import built_pins, stage_identities
 
 log = logging.getLogger(__name__)
 
@@ -68,10 +67,11 @@ def build(rendering: Rendering, cells: list[RenderedCell], root: Path, options: 
             f"{rendering.out_dir} does not match {rendering.matrix.path}; run `invoke render` first:\n  "
             + "\n  ".join(stale)
         )
+    preflight.check(rc.plan for rc in cells)
     run_dir = None if runner.dry_run else new_run_dir(root, "build")
     if run_dir is not None:
         runner.start_replay(run_dir / "replay.sh", root)
-    with prepared(rendering, runner):
+    with prepared(rendering, cells, runner):
         check_sources(rendering, fetch_sources(rendering, cells, root, options, runner), runner)
         fetch_vendor(rendering, cells, root, runner)
     names = [rc.cell.name for rc in cells]
@@ -128,13 +128,14 @@ def build(rendering: Rendering, cells: list[RenderedCell], root: Path, options: 
 
 
 @contextlib.contextmanager
-def prepared(rendering: Rendering, runner: Runner) -> Iterator[None]:
-    """Makes what a matrix says it prepares locally (the offline example's base image, stand-in repositories and
-    vendor apt repository), and keeps what must run while inputs are fetched (the example's repository server)."""
+def prepared(rendering: Rendering, cells: list[RenderedCell], runner: Runner) -> Iterator[None]:
+    """Makes what a matrix says it prepares locally (the offline example's base images, only those the cells
+    start from, its stand-in repos and vendor apt repository), and keeps what must run while inputs are fetched
+    (the example's repository server)."""
     if rendering.matrix.model.prepare == "offline-example":
         from epbuild import offline
 
-        with offline.prepared(rendering.matrix, runner):
+        with offline.prepared(rendering.matrix, [rc.plan for rc in cells], runner):
             yield
     else:
         yield
@@ -142,8 +143,6 @@ def prepared(rendering: Rendering, runner: Runner) -> Iterator[None]:
 
 def fetch_sources(rendering: Rendering, cells: list[RenderedCell], root: Path, options: BuildOptions,
                   runner: Runner) -> list[sources.ExportedSource]:
-    from epbuild.stages import built_pins
-
     wanted = list(dict.fromkeys(name for rc in cells for name in built_pins(rc.plan)))
     mirrors = sources.mirror_overrides(list(options.mirrors))
     requests = sources.requests_for(rendering.matrix, wanted, mirrors)
@@ -151,13 +150,17 @@ def fetch_sources(rendering: Rendering, cells: list[RenderedCell], root: Path, o
 
 
 def check_sources(rendering: Rendering, exported: list[sources.ExportedSource], runner: Runner) -> None:
-    """What the matrix says about a pinned source that only the source itself can confirm (MoRI's NIC flags)."""
-    mori = rendering.matrix.model.components.mori
-    if mori is None or runner.dry_run:
+    """Each component's checks of its exported source (its spec's `source_check`, e.g. MoRI's NIC flags): what
+    the matrix says about a pin that only the source itself can confirm, before any stage runs."""
+    if runner.dry_run:
         return
-    for source in exported:
-        if source.component == "mori":
-            mori_preflight.check(mori, source.path)
+    model = rendering.matrix.model
+    pins = model.components.pins()
+    found = [f"{source.component}: {problem}" for source in exported
+             for problem in model.registry[source.component].source_check(pins[source.component], source.path)]
+    if found:
+        raise preflight.PreflightError("the pinned sources disagree with the matrix; nothing was built:\n  "
+                                       + "\n  ".join(found))
 
 
 def fetch_vendor(rendering: Rendering, cells: list[RenderedCell], root: Path,
@@ -171,21 +174,19 @@ def fetch_vendor(rendering: Rendering, cells: list[RenderedCell], root: Path,
 def _stream_bake(argv: list[str], root: Path, run_dir: Path, progress: Progress, runner: Runner,
                  cell_lines: dict[str, list[str]], *, quiet: bool) -> int:
     """Runs bake, showing its progress as it goes, saving all of it, and sorting each vertex's lines by cell."""
-    runner.record(shell_line(argv, cwd=root))
     progress.next_invocation()
     with (run_dir / "bake.log").open("a") as full:
         full.write(f"$ {shell_line(argv)}\n")
-        proc = subprocess.Popen(argv, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                bufsize=1)
-        assert proc.stdout is not None
-        for line in proc.stdout:
+
+        def on_line(line: str) -> None:
             full.write(line)
             vertex = progress.feed(line)
             if vertex is not None and vertex.target in cell_lines:
                 cell_lines[vertex.target].append(line)
             if not quiet:
                 sys.stdout.write(line)
-        return proc.wait()
+
+        return runner.stream(argv, cwd=root, on_line=on_line)
 
 
 def _failed_targets(progress: Progress, remaining: list[str],
@@ -211,5 +212,5 @@ def _finish_time(progress: Progress, target: str, start: float, fallback: float)
 
 
 def _image_id(tag: str) -> str | None:
-    proc = subprocess.run(["docker", "image", "inspect", "--format", "{{.Id}}", tag], capture_output=True, text=True)
+    proc = query(["docker", "image", "inspect", "--format", "{{.Id}}", tag])
     return proc.stdout.strip() if proc.returncode == 0 else None

@@ -90,6 +90,3 @@ def none_in_schema(schema: dict[str, Any]) -> None:
     """The JSON Schema says what the YAML says: `none`, not null."""
     schema["anyOf"] = [{"const": "none"} if s == {"type": "null"} else s for s in schema.get("anyOf", [])]
 
-
-PROVIDER_LIBRARY = {"mlx5": "libmlx5", "ionic": "libionic", "bnxt_re": "libbnxt_re"}
-"""The library rocSHMEM and MoRI load for each provider: `dlopen("<lib>.so")` (rocSHMEM's GDA backends)."""

@@ -21,8 +21,9 @@ def test_nic_smoke_test_is_not_run_without_the_cells_nic(tmp_path: Path, devices
         (sysfs / "class" / "infiniband" / name / "device").mkdir(parents=True)
         (sysfs / "class" / "infiniband" / name / "device" / "vendor").write_text(vendor + "\n")
     expected = tmp_path / "expected.json"
-    expected.write_text(json.dumps({"image": "epbuild-offline/stack:gfx950-thor2", "cell": "gfx950-thor2",
-                                    "nic": "thor2", "provider": "bnxt_re", "components": []}))
+    expected.write_text(json.dumps({"image": "epbuild-offline/stack:gfx950-thor2-sid", "record": {
+        "cell": "gfx950-thor2-sid", "nic": "thor2", "provider": "bnxt_re", "provider_library": "libbnxt_re",
+        "components": {}}, "nic_userspace": {"pci_vendors": ["0x14e4"]}}))
     report = tmp_path / "report.xml"
     proc = subprocess.run([sys.executable, "-m", "pytest", str(ROOT / "tests" / "gpu" / "test_nic.py"),
                            "-p", "no:cacheprovider", f"--junitxml={report}", "-o", "junit_family=xunit2",

@@ -13,8 +13,7 @@ from typing import Any
 
 import pytest
 
-from epbuild.detect import NIC_BY_VENDOR, rdma_vendors
-from epbuild.vendor import PROVIDER_LIBRARY
+from epbuild.detect import rdma_vendors
 
 pytestmark = pytest.mark.gpu
 
@@ -47,7 +46,7 @@ print(json.dumps(opened))
 def host_devices(expected: dict[str, Any]) -> list[str]:
     """This host's RDMA devices of the cell's NIC kind; a host without one does not run the test."""
     sysfs = Path(os.environ.get("EPBUILD_SYSFS_ROOT", "/sys"))
-    devices = sorted(d for d, vendor in rdma_vendors(sysfs).items() if NIC_BY_VENDOR.get(vendor) == expected["nic"])
+    devices = sorted(d for d, vendor in rdma_vendors(sysfs).items() if vendor in expected["pci_vendors"])
     if not devices or not Path("/dev/infiniband").is_dir():
         pytest.skip(f"not run: this host has no {expected['nic']} RDMA device "
                     f"({', '.join(rdma_vendors(sysfs)) or 'no RDMA device at all'}; /dev/infiniband "
@@ -74,7 +73,7 @@ def test_ibv_devices_lists_the_hosts_devices_of_the_provider(expected: dict[str,
 
 def test_the_libraries_rocshmem_and_mori_load_open_every_device(expected: dict[str, Any],
                                                               host_devices: list[str]) -> None:
-    library = f"{PROVIDER_LIBRARY[expected['provider']]}.so"
+    library = f"{expected['provider_library']}.so"
     opened = json.loads(run_with_nic(expected["image"], "python3", "-c", OPEN_DEVICES, library))
     for device in host_devices:
         assert opened.get(device), f"{device}: not opened through libibverbs.so with {library} loaded: {opened}"

@@ -11,7 +11,7 @@ import pytest
 from harness import OFFLINE, InvokeResult, cells_json, invoke
 
 pytestmark = pytest.mark.docker
-CELL = "gfx950-thor2"
+CELL = "gfx950-thor2-sid"
 LIB = "/usr/local/lib/x86_64-linux-gnu/libbnxt_re-rdmav34.so"
 
 BROKEN = {

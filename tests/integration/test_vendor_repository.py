@@ -26,7 +26,7 @@ IMAGE = "epbuild-vendor-checks/stack"
 @pytest.fixture(scope="module")
 def sources_fetched(docker_engine: None) -> str:
     """`invoke sources` prepares the example (its vendor repository included) and fetches thor2's packages."""
-    return invoke("sources", "--matrix", OFFLINE, "--cell", "gfx950-thor2", "--cell", "gfx950-io", check=True).out
+    return invoke("sources", "--matrix", OFFLINE, "--cell", "gfx950-thor2-sid", "--cell", "gfx950-io-sid", check=True).out
 
 
 def test_sources_fetch_and_verify_each_nics_vendor_packages(sources_fetched: str) -> None:
@@ -54,14 +54,14 @@ def variant(tmp_path: Path, sources_fetched: str) -> Callable[[Callable[[dict[st
 
 
 def fails_before_any_stage(matrix: Path, *fragments: str) -> None:
-    result = invoke("build", "--matrix", str(matrix), "--cell", "gfx950-thor2", "--quiet")
+    result = invoke("build", "--matrix", str(matrix), "--cell", "gfx950-thor2-sid", "--quiet")
     assert result.code == 2, f"exit {result.code}:\n{result.out[-2000:]}\n{result.err[-2000:]}"
     error = [line for line in result.err.splitlines() if line.startswith("error: ")]
     assert len(error) == 1, result.err[-3000:]
     for fragment in fragments:
         assert fragment in error[0], error[0]
     assert "buildx bake" not in result.out + result.err, "a stage ran"
-    tag = subprocess.run(["docker", "image", "inspect", f"{IMAGE}:gfx950-thor2"], capture_output=True)
+    tag = subprocess.run(["docker", "image", "inspect", f"{IMAGE}:gfx950-thor2-sid"], capture_output=True)
     assert tag.returncode != 0, "an image was built"
     vendor = VendorUserspace.model_validate(yaml.safe_load(matrix.read_text())["nics"]["thor2"]["vendor"])
     folder = ROOT / vendor_dir("thor2", vendor.digest())

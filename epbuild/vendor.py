@@ -13,9 +13,10 @@ import json
 import re
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, Field
 
 from epbuild.patterns import AbsPath, AptPackage, _checker
+from epbuild.pins import Strict
 
 APT_URL = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~+-]+)*/?$")
 APT_WORD = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
@@ -32,10 +33,6 @@ Fingerprint = Annotated[str, AfterValidator(_checker(
 LibraryGlob = Annotated[
     str, AfterValidator(_checker(LIBRARY_GLOB, "an absolute path whose last part may end in one '*'"))
 ]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class AptRepository(Strict):

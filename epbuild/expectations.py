@@ -39,7 +39,7 @@ def nic_userspace(plan: CellPlan) -> dict[str, Any]:
             "packages": dict(vendor.packages), "library": library,
             "dlopen": [f"{library}.so", *ROCSHMEM_DLOPEN_FALLBACK.get(provider, [])]},
         "rocshmem_backend": ROCSHMEM_GDA_BACKEND.get(provider),
-        "mori_vendor_library": library if "mori" in plan.pins and plan.facts_for("mori")["nic.vendor_build"] else None,
+        "mori_vendor_library": library if plan.vendor_build("mori") else None,
     }
 
 

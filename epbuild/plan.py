@@ -72,11 +72,18 @@ class CellPlan:
         """The NIC's vendor userspace, or None where the NIC says `vendor: none`."""
         return self.nic.vendor
 
+    def vendor_build(self, component: str) -> str | None:
+        """What the component's build takes from the NIC's vendor userspace (its spec's `vendor_build`), or None
+        where the NIC has none or the build needs none."""
+        key = f"vendor_build:{component}"
+        if key not in self.memo:
+            found = None
+            if component in self.pins and self.vendor is not None:
+                found = self.registry[component].vendor_build(self.pins[component], self.facts)
+            self.memo[key] = found
+        return self.memo[key]  # type: ignore[no-any-return]
+
     def facts_for(self, component: str) -> dict[str, Any]:
         """The cell facts plus the component's own: `nic.flag` (nics.<nic>.flags.<component>) and
-        `nic.vendor_build` (what its build takes from the NIC's vendor userspace, from its spec's `vendor_build`;
-        None where the NIC has none or the build needs none)."""
-        vendor_build = None
-        if component in self.pins and self.vendor is not None:
-            vendor_build = self.registry[component].vendor_build(self.pins[component], self.facts)
-        return {**self.facts, "nic.flag": self.nic.flags.get(component), "nic.vendor_build": vendor_build}
+        `nic.vendor_build` (see vendor_build)."""
+        return {**self.facts, "nic.flag": self.nic.flags.get(component), "nic.vendor_build": self.vendor_build(component)}

@@ -96,7 +96,7 @@ def parent(stage: Stage, plan: CellPlan) -> str | None:
     """The stage it builds FROM in this cell: its parent, or, where that does not apply, the parent's own parent
     (None for base, which starts from the base image)."""
     by_name = _by_name(plan.registry)
-    if stage.component is not None and plan.facts_for(stage.name)["nic.vendor_build"] is not None:
+    if stage.component is not None and plan.vendor_build(stage.name) is not None:
         return VENDOR
     candidates = list(stage.after)
     while candidates:

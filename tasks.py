@@ -140,18 +140,22 @@ def build(c: Context, matrix: str = "matrix.yaml", arch: list[str] | None = None
 def sources(c: Context, matrix: str = "matrix.yaml", arch: list[str] | None = None, nic: list[str] | None = None,
             base: list[str] | None = None, all: bool = False, cell: list[str] | None = None, mirror: list[str] | None = None,
             dry_run: bool = False) -> None:
-    """Fetch and export the pinned sources of the selected cells into build/sources/."""
+    """Fetch and export the pinned sources of the selected cells into build/sources/, and their NICs' verified
+    vendor packages into build/vendor/."""
     from epbuild import build as builder_mod, project
     from epbuild.commands import Runner
 
     logging_setup()
     r, cells = _cells(matrix, arch or [], nic or [], all, cell, base)
     runner = Runner(dry_run=dry_run)
-    builder_mod.prepare(r, cells, runner)
     options = builder_mod.BuildOptions(mirrors=tuple(mirror or ()))
-    for exported in builder_mod.fetch_sources(r, cells, project.ROOT, options, runner):
-        print(f"{exported.component:<10} {exported.commit}  {exported.path}"
-              + ("  (cached)" if exported.cached else ""))
+    with builder_mod.prepared(r, cells, runner):
+        exported = builder_mod.fetch_sources(r, cells, project.ROOT, options, runner)
+        vendors = builder_mod.fetch_vendor(r, cells, project.ROOT, runner)
+    for source in exported:
+        print(f"{source.component:<10} {source.commit}  {source.path}" + ("  (cached)" if source.cached else ""))
+    for fetched in vendors:
+        print(f"{'vendor':<10} {fetched.nic:<40} {fetched.path}" + ("  (cached)" if fetched.cached else ""))
 
 
 @task(iterable=["arch", "nic", "base", "cell"],
@@ -177,11 +181,11 @@ def test(c: Context, matrix: str = "matrix.yaml", arch: list[str] | None = None,
         raise Exit(code=1)
 
 
-def _login(rc, registry: str | None, runner) -> None:  # type: ignore[no-untyped-def]
-    from epbuild.registry import login
+def _login(rc, registry: str | None, runner):  # type: ignore[no-untyped-def]
+    from epbuild.credentials import registry_login
     from epbuild.tags import cell_tags
 
-    login(cell_tags(rc, registry).repository.split("/", 1)[0], runner)
+    return registry_login(cell_tags(rc, registry).repository.split("/", 1)[0], runner)
 
 
 def _run_dir_runner(kind: str):  # type: ignore[no-untyped-def]
@@ -209,9 +213,9 @@ def publish(c: Context, matrix: str = "matrix.yaml", arch: list[str] | None = No
     logging_setup()
     r, cells = _cells(matrix, arch or [], nic or [], all, cell, base)
     runner = Runner(dry_run=True) if dry_run else _run_dir_runner("publish")
-    _login(cells[0], registry, runner)
-    for rc in cells:
-        print(publisher.publish(rc, runner, registry).line())
+    with _login(cells[0], registry, runner):
+        for rc in cells:
+            print(publisher.publish(rc, runner, registry).line())
 
 
 @task(iterable=["arch", "nic", "base", "cell"],
@@ -239,17 +243,17 @@ def pull(c: Context, matrix: str = "matrix.yaml", arch: list[str] | None = None,
         arch, nic, base = [found.arch], [found.nic], [found.base] if found.base else base
     r, cells = _cells(matrix, arch or [], nic or [], all, cell, base)
     runner = Runner(dry_run=True) if dry_run else _run_dir_runner("pull")
-    _login(cells[0], registry, runner)
     missing = []
-    for rc in cells:
-        try:
-            digest = puller.pull(rc, runner, registry)
-            print(f"{rc.cell.name}: pulled {digest}, tagged {rc.plan.local_tag}")
-        except puller.NotPublished as exc:
-            if not build:
-                raise
-            print(f"{exc}\nbuilding it instead.")
-            missing.append(rc)
+    with _login(cells[0], registry, runner):
+        for rc in cells:
+            try:
+                digest = puller.pull(rc, runner, registry)
+                print(f"{rc.cell.name}: pulled {digest}, tagged {rc.plan.local_tag}")
+            except puller.NotPublished as exc:
+                if not build:
+                    raise
+                print(f"{exc}\nbuilding it instead.")
+                missing.append(rc)
     if missing:
         report = builder_mod.build(r, missing, project.ROOT, builder_mod.BuildOptions(), Runner(dry_run=dry_run))
         print(report.table())

@@ -9,6 +9,7 @@ import socket
 import ssl
 import subprocess
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -130,3 +131,43 @@ def closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+class CrawlingRelay:
+    """Forwards 127.0.0.1:port to `upstream_port`, passing what clients send at `bytes_per_second`: requests get
+    through, uploads of any size crawl (a saturated or failing link)."""
+
+    def __init__(self, upstream_port: int, bytes_per_second: int) -> None:
+        self.upstream_port = upstream_port
+        self.rate = bytes_per_second
+        self.uploaded = 0
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self.sock.getsockname()[1])
+        self.connections: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.sock.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
+            self.connections += [client, upstream]
+            threading.Thread(target=self._pipe, args=(client, upstream, True), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(upstream, client, False), daemon=True).start()
+
+    def _pipe(self, src: socket.socket, dst: socket.socket, upload: bool) -> None:
+        try:
+            while chunk := src.recv(1024 if upload else 65536):
+                if upload:
+                    self.uploaded += len(chunk)
+                    time.sleep(len(chunk) / self.rate)
+                dst.sendall(chunk)
+        except OSError:
+            pass
+
+    def stop(self) -> None:
+        self.sock.close()
+        for conn in self.connections:
+            conn.close()

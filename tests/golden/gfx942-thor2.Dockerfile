@@ -22,6 +22,21 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/apt/*.log /var/log/dpkg.log \
       /var/log/alternatives.log /var/cache/ldconfig/aux-cache
 
+FROM base AS vendor
+# The NIC's vendor userspace from https://packages.broadcom.com/artifactory/ethernet-nic-debian-public (jammy/main),
+# signed by unknown.
+# epbuild fetched these .debs on the host, verified the signed Release and each file's SHA256 from its Packages
+# index, and hands them in as the named context vendor-debs: this step needs neither network nor key.
+RUN --mount=type=bind,from=vendor-debs,target=/vendor \
+    dpkg -i /vendor/*.deb \
+ && dpkg-query -W -f='${Package}=${Version}\n' bnxt-rocelib > /tmp/vendor-installed \
+ && printf '%s\n' bnxt-rocelib=235.2.86.0 > /tmp/vendor-pinned \
+ && diff -u /tmp/vendor-pinned /tmp/vendor-installed \
+ && rm /tmp/vendor-pinned /tmp/vendor-installed \
+ && cp -a /usr/local/lib/x86_64-linux-gnu/libbnxt_re* /usr/local/lib \
+ && ldconfig \
+ && apt-get check
+
 FROM base AS aiter
 # AITER reads GPU_ARCHS in its JIT code and defaults to "native" (rocminfo), which needs a GPU: always pass it.
 # SOURCE_DATE_EPOCH (the pin's commit time) stamps the wheel's zip entries, so its bytes repeat.
@@ -34,7 +49,7 @@ RUN --mount=type=bind,from=src-aiter,target=/src/aiter,rw \
  && SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH_AITER}" PREBUILD_KERNELS=1 GPU_ARCHS="gfx942" \
     python3 setup.py bdist_wheel --dist-dir /wheels/aiter
 
-FROM base AS rocshmem
+FROM vendor AS rocshmem
 # all_backends finds the sources as `..` of the working directory and refuses in-source builds, so it runs
 # from a build folder inside the (read-write, discarded) source mount.
 # hadolint ignore=DL3003
@@ -55,14 +70,14 @@ RUN --mount=type=bind,from=src-deepep,target=/src/deepep,rw \
  && SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH_DEEPEP}" ROCSHMEM_DIR=/opt/rocshmem ROCM_HOME="${ROCM_PATH}" \
     PYTORCH_ROCM_ARCH="gfx942" python3 setup.py --variant rocm --rocm-explicit-ctx --nic thor2 bdist_wheel --dist-dir /wheels/deepep
 
-FROM base AS mori
+FROM vendor AS mori
 # The source context already holds MoRI's submodules (epbuild fetches them), so no git runs here.
 # SOURCE_DATE_EPOCH (the pin's commit time) stamps the wheel's zip entries, so its bytes repeat.
 ARG SOURCE_DATE_EPOCH_MORI=315532800
 # hadolint ignore=DL3003
 RUN --mount=type=bind,from=src-mori,target=/src/mori,rw \
     cd /src/mori \
- && SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH_MORI}" MORI_GPU_ARCHS="gfx942" \
+ && SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH_MORI}" USE_BNXT=ON MORI_GPU_ARCHS="gfx942" \
     python3 setup.py bdist_wheel --dist-dir /wheels/mori
 
 FROM base AS vllm
@@ -74,7 +89,7 @@ RUN --mount=type=bind,from=src-vllm,target=/src/vllm,rw \
  && SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH_VLLM}" VLLM_TARGET_DEVICE=rocm PYTORCH_ROCM_ARCH="gfx942" \
     python3 setup.py bdist_wheel --dist-dir /wheels/vllm
 
-FROM base AS final
+FROM vendor AS final
 COPY --from=rocshmem /opt/rocshmem /opt/rocshmem
 # Wheels come in through bind mounts, so no build tree, .git or compiler cache reaches this stage. With
 # SOURCE_DATE_EPOCH set, pip compiles hash-based .pyc files (py_compile's rule), not ones stamped with the
@@ -98,7 +113,7 @@ ENV HSA_NO_SCRATCH_RECLAIM=1 \
     VLLM_ROCM_USE_AITER=1
 LABEL org.opencontainers.image.title="rocm/vllm-ep gfx942-thor2" \
       org.opencontainers.image.description="ROCm expert-parallel inference stack (aiter, rocshmem, deepep, mori, vllm) built by epbuild" \
-      org.opencontainers.image.version="gfx942-thor2-d3602624fa16" \
+      org.opencontainers.image.version="gfx942-thor2-87bb3a64a915" \
       org.opencontainers.image.source="https://github.com/vllm-project/vllm.git" \
       org.opencontainers.image.revision="00305ee518727effd01deeffc47b46282ba29a4b" \
       org.opencontainers.image.base.name="docker.io/rocm/vllm-dev:base" \
@@ -106,7 +121,7 @@ LABEL org.opencontainers.image.title="rocm/vllm-ep gfx942-thor2" \
       io.epbuild.arch="gfx942" \
       io.epbuild.nic="thor2" \
       io.epbuild.base="rocm72" \
-      io.epbuild.content-key="d3602624fa1690e368a5fef573ad8d202bb9ae89edf3294c3dee67e0ce43045f" \
+      io.epbuild.content-key="87bb3a64a91568bb0c2973ba7ecc111638d3674830f71df4065bf679fd699539" \
       io.epbuild.pin.aiter="0123456789abcdef0123456789abcdef01234567" \
       io.epbuild.pin.rocshmem="f0acb0c6" \
       io.epbuild.pin.deepep="a9ea9774" \

@@ -22,18 +22,6 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/apt/*.log /var/log/dpkg.log \
       /var/log/alternatives.log /var/cache/ldconfig/aux-cache
 
-FROM base AS aiter
-# AITER reads GPU_ARCHS in its JIT code and defaults to "native" (rocminfo), which needs a GPU: always pass it.
-# SOURCE_DATE_EPOCH (the pin's commit time) stamps the wheel's zip entries, so its bytes repeat.
-ARG SOURCE_DATE_EPOCH_AITER=315532800
-# hadolint ignore=DL3003,DL3042
-RUN --mount=type=bind,from=src-aiter,target=/src/aiter,rw \
-    --mount=type=cache,id=epbuild-pip,target=/root/.cache/pip \
-    cd /src/aiter \
- && python3 -m pip install -r requirements.txt \
- && SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH_AITER}" PREBUILD_KERNELS=1 GPU_ARCHS="gfx950" \
-    python3 setup.py bdist_wheel --dist-dir /wheels/aiter
-
 FROM base AS rdma-core
 # rdma-core's release build as vLLM's Dockerfile.rocm runs it; NO_MAN_PAGES drops pandoc, NO_PYVERBS the
 # Cython bindings. The distribution's verbs packages are retired first: ldconfig links the highest version of a
@@ -50,6 +38,18 @@ RUN --mount=type=bind,from=src-rdma-core,target=/src/rdma-core,rw \
  && ninja -C /src/rdma-core/build install \
  && ldconfig \
  && rm -f /var/log/dpkg.log /var/cache/ldconfig/aux-cache
+
+FROM base AS aiter
+# AITER reads GPU_ARCHS in its JIT code and defaults to "native" (rocminfo), which needs a GPU: always pass it.
+# SOURCE_DATE_EPOCH (the pin's commit time) stamps the wheel's zip entries, so its bytes repeat.
+ARG SOURCE_DATE_EPOCH_AITER=315532800
+# hadolint ignore=DL3003,DL3042
+RUN --mount=type=bind,from=src-aiter,target=/src/aiter,rw \
+    --mount=type=cache,id=epbuild-pip,target=/root/.cache/pip \
+    cd /src/aiter \
+ && python3 -m pip install -r requirements.txt \
+ && SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH_AITER}" PREBUILD_KERNELS=1 GPU_ARCHS="gfx950" \
+    python3 setup.py bdist_wheel --dist-dir /wheels/aiter
 
 FROM rdma-core AS rocshmem
 # all_backends finds the sources as `..` of the working directory and refuses in-source builds, so it runs
@@ -114,8 +114,8 @@ ENV HSA_NO_SCRATCH_RECLAIM=1 \
     SAFETENSORS_FAST_GPU=1 \
     VLLM_ROCM_USE_AITER=1
 LABEL org.opencontainers.image.title="rocm/vllm-ep gfx950-cx7" \
-      org.opencontainers.image.description="ROCm expert-parallel inference stack (aiter, rdma-core, rocshmem, deepep, mori, vllm) built by epbuild" \
-      org.opencontainers.image.version="gfx950-cx7-169afd306314" \
+      org.opencontainers.image.description="ROCm expert-parallel inference stack (rdma-core, aiter, rocshmem, deepep, mori, vllm) built by epbuild" \
+      org.opencontainers.image.version="gfx950-cx7-a75d7e8b3d58" \
       org.opencontainers.image.source="https://github.com/vllm-project/vllm.git" \
       org.opencontainers.image.revision="00305ee518727effd01deeffc47b46282ba29a4b" \
       org.opencontainers.image.base.name="docker.io/rocm/vllm-dev:base" \
@@ -123,9 +123,9 @@ LABEL org.opencontainers.image.title="rocm/vllm-ep gfx950-cx7" \
       io.epbuild.arch="gfx950" \
       io.epbuild.nic="cx7" \
       io.epbuild.base="rocm72" \
-      io.epbuild.content-key="169afd3063149de1f79eeaa79e802e53e4ee5006b08417e23053cbce87dbb8a3" \
-      io.epbuild.pin.aiter="0123456789abcdef0123456789abcdef01234567" \
+      io.epbuild.content-key="a75d7e8b3d58583f740d9f35e410f7b489ea7391864a39433a6c483e61c9d9be" \
       io.epbuild.pin.rdma-core="31af04ec84378724cb6256814d4ffde359a7123b" \
+      io.epbuild.pin.aiter="0123456789abcdef0123456789abcdef01234567" \
       io.epbuild.pin.rocshmem="f0acb0c6" \
       io.epbuild.pin.deepep="a9ea9774" \
       io.epbuild.pin.mori="2d02c6a9" \

@@ -22,18 +22,6 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/apt/*.log /var/log/dpkg.log \
       /var/log/alternatives.log /var/cache/ldconfig/aux-cache
 
-FROM base AS aiter
-# AITER reads GPU_ARCHS in its JIT code and defaults to "native" (rocminfo), which needs a GPU: always pass it.
-# SOURCE_DATE_EPOCH (the pin's commit time) stamps the wheel's zip entries, so its bytes repeat.
-ARG SOURCE_DATE_EPOCH_AITER=315532800
-# hadolint ignore=DL3003,DL3042
-RUN --mount=type=bind,from=src-aiter,target=/src/aiter,rw \
-    --mount=type=cache,id=epbuild-pip,target=/root/.cache/pip \
-    cd /src/aiter \
- && python3 -m pip install -r requirements.txt \
- && SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH_AITER}" PREBUILD_KERNELS=1 GPU_ARCHS="gfx950" \
-    python3 setup.py bdist_wheel --dist-dir /wheels/aiter
-
 FROM base AS rdma-core
 # rdma-core's release build as vLLM's Dockerfile.rocm runs it; NO_MAN_PAGES drops pandoc, NO_PYVERBS the
 # Cython bindings. The distribution's verbs packages are retired first: ldconfig links the highest version of a
@@ -51,7 +39,33 @@ RUN --mount=type=bind,from=src-rdma-core,target=/src/rdma-core,rw \
  && ldconfig \
  && rm -f /var/log/dpkg.log /var/cache/ldconfig/aux-cache
 
-FROM rdma-core AS rocshmem
+FROM rdma-core AS vendor
+# The NIC's vendor userspace from https://repo.radeon.com/amdainic/pensando/ubuntu/1.117.3-hydra (jammy/main),
+# signed by CA8BB4727A47B4D09B4EE8969386B48A1A693C5C.
+# epbuild fetched these .debs on the host, verified the signed Release and each file's SHA256 from its Packages
+# index, and hands them in as the named context vendor-debs: this step needs neither network nor key.
+RUN --mount=type=bind,from=vendor-debs,target=/vendor \
+    dpkg -i /vendor/*.deb \
+ && dpkg-query -W -f='${Package}=${Version}\n' ionic-common libionic-dev > /tmp/vendor-installed \
+ && printf '%s\n' ionic-common=unknown libionic-dev=unknown > /tmp/vendor-pinned \
+ && diff -u /tmp/vendor-pinned /tmp/vendor-installed \
+ && rm /tmp/vendor-pinned /tmp/vendor-installed \
+ && ldconfig \
+ && apt-get check
+
+FROM base AS aiter
+# AITER reads GPU_ARCHS in its JIT code and defaults to "native" (rocminfo), which needs a GPU: always pass it.
+# SOURCE_DATE_EPOCH (the pin's commit time) stamps the wheel's zip entries, so its bytes repeat.
+ARG SOURCE_DATE_EPOCH_AITER=315532800
+# hadolint ignore=DL3003,DL3042
+RUN --mount=type=bind,from=src-aiter,target=/src/aiter,rw \
+    --mount=type=cache,id=epbuild-pip,target=/root/.cache/pip \
+    cd /src/aiter \
+ && python3 -m pip install -r requirements.txt \
+ && SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH_AITER}" PREBUILD_KERNELS=1 GPU_ARCHS="gfx950" \
+    python3 setup.py bdist_wheel --dist-dir /wheels/aiter
+
+FROM vendor AS rocshmem
 # all_backends finds the sources as `..` of the working directory and refuses in-source builds, so it runs
 # from a build folder inside the (read-write, discarded) source mount.
 # hadolint ignore=DL3003
@@ -91,7 +105,7 @@ RUN --mount=type=bind,from=src-vllm,target=/src/vllm,rw \
  && SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH_VLLM}" VLLM_TARGET_DEVICE=rocm PYTORCH_ROCM_ARCH="gfx950" \
     python3 setup.py bdist_wheel --dist-dir /wheels/vllm
 
-FROM rdma-core AS final
+FROM vendor AS final
 COPY --from=rocshmem /opt/rocshmem /opt/rocshmem
 # Wheels come in through bind mounts, so no build tree, .git or compiler cache reaches this stage. With
 # SOURCE_DATE_EPOCH set, pip compiles hash-based .pyc files (py_compile's rule), not ones stamped with the
@@ -114,8 +128,8 @@ ENV HSA_NO_SCRATCH_RECLAIM=1 \
     SAFETENSORS_FAST_GPU=1 \
     VLLM_ROCM_USE_AITER=1
 LABEL org.opencontainers.image.title="rocm/vllm-ep gfx950-io" \
-      org.opencontainers.image.description="ROCm expert-parallel inference stack (aiter, rdma-core, rocshmem, deepep, mori, vllm) built by epbuild" \
-      org.opencontainers.image.version="gfx950-io-7bbe23ed9593" \
+      org.opencontainers.image.description="ROCm expert-parallel inference stack (rdma-core, aiter, rocshmem, deepep, mori, vllm) built by epbuild" \
+      org.opencontainers.image.version="gfx950-io-d43223caf4f3" \
       org.opencontainers.image.source="https://github.com/vllm-project/vllm.git" \
       org.opencontainers.image.revision="00305ee518727effd01deeffc47b46282ba29a4b" \
       org.opencontainers.image.base.name="docker.io/rocm/vllm-dev:base" \
@@ -123,9 +137,9 @@ LABEL org.opencontainers.image.title="rocm/vllm-ep gfx950-io" \
       io.epbuild.arch="gfx950" \
       io.epbuild.nic="io" \
       io.epbuild.base="rocm72" \
-      io.epbuild.content-key="7bbe23ed95932726d61146f764a8210f9dbad8addc1a0c2587fe9ef5aee0164f" \
-      io.epbuild.pin.aiter="0123456789abcdef0123456789abcdef01234567" \
+      io.epbuild.content-key="d43223caf4f392d9c8f6400011ee38d32b8798622631ceac47fe19563dfe5121" \
       io.epbuild.pin.rdma-core="31af04ec84378724cb6256814d4ffde359a7123b" \
+      io.epbuild.pin.aiter="0123456789abcdef0123456789abcdef01234567" \
       io.epbuild.pin.rocshmem="f0acb0c6" \
       io.epbuild.pin.deepep="a9ea9774" \
       io.epbuild.pin.mori="2d02c6a9" \

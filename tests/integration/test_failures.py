@@ -51,7 +51,7 @@ def private_docker_config(tmp_path: Path) -> dict[str, str]:
 
 
 def test_a_wrong_registry_password_says_unauthorized(make_registry, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    reg = make_registry(users={"builder": "the-right-password"})
+    reg = make_registry(login=("builder", "the-right-password"))
     result = invoke("publish", "--matrix", OFFLINE, "--cell", CELL, "--registry", f"{reg.address}/epbuild",
                     env={**private_docker_config(tmp_path), "EPBUILD_REGISTRY_USER": "builder",
                          "EPBUILD_REGISTRY_PASSWORD": "a-wrong-password"})

@@ -5,6 +5,7 @@ through their environment variables) and reported, against real servers and the 
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -18,7 +19,7 @@ from epbuild.build import BakeStalled, _stream_bake
 from epbuild.commands import Runner
 from epbuild.progress import Progress
 from harness import OFFLINE, InvokeResult, invoke
-from netservers import SilentServer
+from netservers import CrawlingRelay, SilentServer
 from registry import Registry
 
 CELL = "gfx950-cx7-sid"
@@ -47,25 +48,30 @@ def test_a_registry_that_never_answers_is_given_up_on(tmp_path: Path, docker_eng
 
 
 @pytest.fixture
-def crawling_registry(tmp_path: Path, docker_engine: None) -> Iterator[Registry]:
+def crawling_registry(tmp_path: Path, docker_engine: None) -> Iterator[tuple[Registry, CrawlingRelay]]:
     """A real registry behind a relay that passes uploads at 512 bytes/s: requests get through, layers do not."""
     reg = Registry(tmp_path)
-    reg.relay.rate = 512
-    reg.relay.throttle = True
+    relay = CrawlingRelay(reg.port, bytes_per_second=512)
     try:
-        yield reg
+        yield reg, relay
     finally:
+        relay.stop()
         reg.stop()
+        listed = subprocess.run(["docker", "image", "ls", "--format", "{{.Repository}}:{{.Tag}}"],
+                                capture_output=True, text=True).stdout.split()
+        ours = [ref for ref in listed if ref.startswith(f"127.0.0.1:{relay.port}/")]
+        if ours:  # the tags publish gave the image for this registry
+            subprocess.run(["docker", "image", "rm", *ours], capture_output=True)
 
 
-def test_a_push_that_crawls_is_stopped(crawling_registry: Registry, offline_build: InvokeResult,
-                                       tmp_path: Path) -> None:
-    result = invoke("publish", "--matrix", OFFLINE, "--cell", CELL, "--registry",
-                    f"{crawling_registry.address}/epbuild",
+def test_a_push_that_crawls_is_stopped(crawling_registry: tuple[Registry, CrawlingRelay],
+                                       offline_build: InvokeResult, tmp_path: Path) -> None:
+    _, relay = crawling_registry
+    result = invoke("publish", "--matrix", OFFLINE, "--cell", CELL, "--registry", f"127.0.0.1:{relay.port}/epbuild",
                     env={"EPBUILD_PUSH_TIMEOUT": "15", "DOCKER_CONFIG": str(tmp_path)}, timeout=600)
     line = error_line(result)
     assert "docker push" in line and "did not finish within 15 s" in line and "EPBUILD_PUSH_TIMEOUT" in line, line
-    assert crawling_registry.relay.uploaded > 0  # the push was under way when it was stopped
+    assert relay.uploaded > 0  # the push was under way when it was stopped
 
 
 def test_image_checks_that_run_too_long_are_stopped(offline_build: InvokeResult) -> None:

@@ -153,7 +153,7 @@ class Registry:
         self.process.wait(timeout=10)
 
 
-def put_image(address: str, name: str, tag: str, files: dict[str, bytes]) -> str:
+def put_image(address: str, name: str, tag: str, files: dict[str, bytes], labels: dict[str, str] | None = None) -> str:
     """Uploads a one-layer image straight through the registry's HTTP API (so the local engine never holds its
     layer), and returns the layer's digest."""
     import gzip
@@ -168,7 +168,7 @@ def put_image(address: str, name: str, tag: str, files: dict[str, bytes]) -> str
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
     layer = gzip.compress(raw.getvalue(), mtime=0)
-    config = json.dumps({"architecture": "amd64", "os": "linux", "config": {},
+    config = json.dumps({"architecture": "amd64", "os": "linux", "config": {"Labels": labels or {}},
                          "rootfs": {"type": "layers", "diff_ids": [_digest(raw.getvalue())]}}).encode()
     for blob in (layer, config):
         start = urllib.request.urlopen(urllib.request.Request(f"http://{address}/v2/{name}/blobs/uploads/",

@@ -24,8 +24,6 @@ from epbuild.offline.settings import (
     _run,
 )
 
-from epbuild.commands import query
-
 log = logging.getLogger(__name__)
 
 

@@ -95,6 +95,10 @@ def _cells(matrix: str, arch: list[str], nic: list[str], all: bool, cell: list[s
         "builder": "A buildx builder to use (remote BuildKit, Kubernetes, ...); default: the engine's own.",
         "cache_from": "A BuildKit cache source handed to bake, e.g. type=registry,ref=REG/cache:rocshmem.",
         "cache_to": "A BuildKit cache destination handed to bake (needs a builder that can export caches).",
+        "cache": "REGISTRY/REPO: the stage cache; import every stage's ref, export each built stage to its own ref.",
+        "cache_export": "With --cache: `all` stages built (default) or `own`: only those no other cell shares (CI).",
+        "stage": "With --cache: build only this stage of the selected cells into the cache (a CI stage step).",
+        "push": "REGISTRY: push each cell straight from the builder under its immutable tag instead of loading it.",
         "keep_going": "Build the other cells when one fails (default on; --no-keep-going stops).",
         "mirror": "COMPONENT=URL: fetch a component from a mirror (also EPBUILD_MIRROR_<COMPONENT>=URL).",
         "quiet": "Do not echo BuildKit's progress (it is still saved under build/logs/).",
@@ -104,22 +108,32 @@ def _cells(matrix: str, arch: list[str], nic: list[str], all: bool, cell: list[s
 def build(c: Context, matrix: str = "matrix.yaml", arch: list[str] | None = None, nic: list[str] | None = None,
           all: bool = False, cell: list[str] | None = None, dry_run: bool = False, builder: str | None = None, cache_from: list[str] | None = None,
           cache_to: list[str] | None = None, keep_going: bool = True, mirror: list[str] | None = None,
-          quiet: bool = False) -> None:
+          quiet: bool = False, cache: str | None = None, cache_export: str = "all", stage: str | None = None,
+          push: str | None = None) -> None:
     """Build the selected cells with BuildKit, in one bake so shared stages build once."""
     from epbuild import build as builder_mod, project
     from epbuild.commands import Runner
+    from epbuild.tags import checked_registry
 
     logging_setup()
     r, cells = _cells(matrix, arch or [], nic or [], all, cell)
     options = builder_mod.BuildOptions(builder=builder, cache_from=tuple(cache_from or ()),
                                        cache_to=tuple(cache_to or ()), keep_going=keep_going,
-                                       mirrors=tuple(mirror or ()), quiet=quiet)
+                                       mirrors=tuple(mirror or ()), quiet=quiet, cache=cache,
+                                       cache_export=_cache_export(cache_export), stage=stage,
+                                       push=checked_registry(push) if push is not None else None)
     report = builder_mod.build(r, cells, project.ROOT, options, Runner(dry_run=dry_run))
     if dry_run:
         return
     print(report.table())
     if not report.ok:
         raise Exit(code=1)
+
+
+def _cache_export(value: str):  # type: ignore[no-untyped-def]
+    if value not in ("all", "own"):
+        raise EpbuildError(f"--cache-export {value!r}: expected `all` or `own`")
+    return value
 
 
 @task(iterable=["arch", "nic", "cell", "mirror"],

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from epbuild.render import RenderedCell
@@ -17,22 +17,25 @@ def source_dir(component: str, commit: str) -> str:
     return f"{SOURCES_DIR}/{component}-{commit}"
 
 
-def bake_json(cells: list[RenderedCell], *, context_root: str) -> str:
-    targets = {}
+def cell_target(rc: RenderedCell, *, context_root: str) -> dict[str, Any]:
+    """The bake target that builds `rc`'s final stage: its folder, Dockerfile and source contexts."""
     from epbuild.stages import stages_for
 
-    for rc in cells:
-        contexts = {
-            f"src-{stage.source}": source_dir(stage.source, rc.plan.pins[stage.source].commit)
-            for stage in stages_for(rc.plan)
-            if stage.source is not None
-        }
-        targets[rc.cell.name] = {
-            "context": f"{context_root}/{rc.cell.name}",
-            "dockerfile": "Dockerfile",
-            "contexts": contexts,
-            "target": "final",
-            "tags": [rc.plan.local_tag],
-        }
+    contexts = {
+        f"src-{stage.source}": source_dir(stage.source, rc.plan.pins[stage.source].commit)
+        for stage in stages_for(rc.plan)
+        if stage.source is not None
+    }
+    return {
+        "context": f"{context_root}/{rc.cell.name}",
+        "dockerfile": "Dockerfile",
+        "contexts": contexts,
+        "target": "final",
+        "tags": [rc.plan.local_tag],
+    }
+
+
+def bake_json(cells: list[RenderedCell], *, context_root: str) -> str:
+    targets = {rc.cell.name: cell_target(rc, context_root=context_root) for rc in cells}
     doc = {"group": {"default": {"targets": list(targets)}}, "target": targets}
     return json.dumps(doc, indent=2) + "\n"

@@ -18,14 +18,17 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from epbuild import render, sources
+from epbuild import render, sources, stage_cache
 from epbuild.bakefile import BAKE_FILE
 from epbuild.commands import Runner, shell_line
 from epbuild.errors import EpbuildError
 from epbuild.buildreport import BuildReport, CellResult
 from epbuild.progress import Progress, Vertex
 from epbuild.render import RenderedCell, Rendering
+from epbuild.builder_caps import require_cache_export
+from epbuild.stage_cache import CachePlan, Export
 from epbuild.stagegraph import stage_identities
+from epbuild.tags import cell_tags
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +41,13 @@ class BuildOptions:
     keep_going: bool = True
     mirrors: tuple[str, ...] = ()
     quiet: bool = False
+    cache: str | None = None
+    """REGISTRY/REPO of the stage cache (epbuild/stage_cache.py): import every stage's ref, export each built one."""
+    cache_export: Export = "all"
+    stage: str | None = None
+    """Build only this stage of the selected cells into the stage cache (a CI stage step)."""
+    push: str | None = None
+    """Push each cell from the builder to this registry under its immutable tag instead of loading it."""
 
 
 def new_run_dir(root: Path, kind: str) -> Path:
@@ -45,12 +55,21 @@ def new_run_dir(root: Path, kind: str) -> Path:
     return root / "build" / "logs" / f"{stamp}-{kind}-{os.getpid()}"
 
 
-def bake_command(rendering: Rendering, root: Path, targets: list[str], options: BuildOptions) -> list[str]:
+def bake_command(rendering: Rendering, root: Path, targets: list[str], options: BuildOptions,
+                 overlay: Path | None = None) -> list[str]:
     bake_file = os.path.relpath(rendering.out_dir / BAKE_FILE, root)
     argv = ["docker", "buildx", "bake", "--file", bake_file, "--progress", "plain"]
+    if overlay is not None:  # the stage cache's targets; each target names its own output there
+        argv += ["--file", os.path.relpath(overlay, root)]
     if options.builder:
         argv += ["--builder", options.builder]
-    argv.append("--load")  # a remote or container builder must hand the image back to the local engine
+    if options.push and overlay is None:
+        # Straight from the builder to the registry: a remote builder's layers never visit the local engine.
+        for name in targets:
+            argv += ["--set", f"{name}.tags={_pushed_tag(rendering, name, options.push)}",
+                     "--set", f"{name}.output=type=registry"]
+    elif overlay is None:
+        argv.append("--load")  # a remote or container builder must hand the image back to the local engine
     for ref in options.cache_from:
         argv += ["--set", f"*.cache-from={ref}"]
     for ref in options.cache_to:
@@ -74,21 +93,28 @@ def build(rendering: Rendering, cells: list[RenderedCell], root: Path, options: 
     names = [rc.cell.name for rc in cells]
     results = {rc.cell.name: CellResult(rc.cell.name, rc.plan.local_tag) for rc in cells}
     report = BuildReport(run_dir, list(results.values()))
+    cache = _cache_plan(rendering, cells, root, options, run_dir, runner)
+    overlay = cache[1] if cache else None
+
+    def command(targets: list[str]) -> list[str]:
+        return bake_command(rendering, root, cache[0].targets(targets) if cache else targets, options, overlay)
+
     if runner.dry_run:
-        runner.run(bake_command(rendering, root, names, options), cwd=root)
+        runner.run(command(names), cwd=root)
         return report
     assert run_dir is not None
     for name in names:
         (run_dir / f"{name}.sh").write_text(
             "#!/usr/bin/env bash\n# Rebuilds this cell alone, from the project root.\nset -euxo pipefail\n"
-            f"cd {shlex.quote(str(root))}\n{shell_line(bake_command(rendering, root, [name], options))}\n"
+            f"cd {shlex.quote(str(root))}\n{shell_line(command([name]))}\n"
         )
     remaining = list(names)
     cell_lines: dict[str, list[str]] = {name: [] for name in names}
     start = time.monotonic()
     while remaining:
-        argv = bake_command(rendering, root, remaining, options)
-        code = _stream_bake(argv, root, run_dir, report.progress, runner, cell_lines, quiet=options.quiet)
+        argv = command(remaining)
+        code = _stream_bake(argv, root, run_dir, report.progress, runner, cell_lines, quiet=options.quiet,
+                            aliases=_stage_target_cells(cache[0] if cache else None))
         now = time.monotonic()
         if code == 0:
             for name in remaining:
@@ -115,7 +141,7 @@ def build(rendering: Rendering, cells: list[RenderedCell], root: Path, options: 
                         ", ".join(failed))
     report.wall = time.monotonic() - start
     for result in report.results:
-        if result.ok:
+        if result.ok and not options.push and not options.stage:
             result.image_id = _image_id(result.tag)
     for name, lines in cell_lines.items():
         (run_dir / f"{name}.log").write_text("".join(lines))
@@ -143,7 +169,7 @@ def fetch_sources(rendering: Rendering, cells: list[RenderedCell], root: Path, o
 
 
 def _stream_bake(argv: list[str], root: Path, run_dir: Path, progress: Progress, runner: Runner,
-                 cell_lines: dict[str, list[str]], *, quiet: bool) -> int:
+                 cell_lines: dict[str, list[str]], *, quiet: bool, aliases: dict[str, str]) -> int:
     """Runs bake, showing its progress as it goes, saving all of it, and sorting each vertex's lines by cell."""
     runner.record(shell_line(argv, cwd=root))
     progress.next_invocation()
@@ -155,11 +181,46 @@ def _stream_bake(argv: list[str], root: Path, run_dir: Path, progress: Progress,
         for line in proc.stdout:
             full.write(line)
             vertex = progress.feed(line)
+            if vertex is not None and vertex.target in aliases:  # a stage-cache target: its vertices are its cell's
+                vertex.target = aliases[vertex.target]
             if vertex is not None and vertex.target in cell_lines:
                 cell_lines[vertex.target].append(line)
             if not quiet:
                 sys.stdout.write(line)
         return proc.wait()
+
+
+def _cache_plan(rendering: Rendering, cells: list[RenderedCell], root: Path, options: BuildOptions,
+                run_dir: Path | None, runner: Runner) -> tuple[CachePlan, Path] | None:
+    """With --cache: check the builder can export caches, then write the stage-cache bake file (printed, in a
+    dry run) and return it with its plan."""
+    if options.stage and not options.cache:
+        raise EpbuildError("--stage builds a stage into the stage cache only; name the cache with --cache REGISTRY/REPO")
+    if not options.cache:
+        return None
+    plan = stage_cache.plan(options.cache, cells, rendering.cells, export=options.cache_export,
+                            only_stage=options.stage)
+    require_cache_export(options.builder)
+    outputs = {rc.cell.name: ({"tags": [_pushed_tag(rendering, rc.cell.name, options.push)], "output": ["type=registry"]}
+                              if options.push else {"output": ["type=docker"]}) for rc in cells}
+    text = plan.overlay(context_root=os.path.relpath(rendering.out_dir, root), cell_outputs=outputs)
+    path = (run_dir or root / "build") / "stage-cache.bake.json"
+    if runner.dry_run:
+        print(f"# {os.path.relpath(path, root)}:\n{text}", file=runner.out)
+    else:
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(text)
+        tmp.replace(path)
+    return plan, path
+
+
+def _stage_target_cells(plan: CachePlan | None) -> dict[str, str]:
+    return {} if plan is None else {target: s.cell.cell.name for target, s in plan.stage_targets.items()}
+
+
+def _pushed_tag(rendering: Rendering, cell: str, registry: str) -> str:
+    [rc] = [rc for rc in rendering.cells if rc.cell.name == cell]
+    return cell_tags(rc, registry).immutable
 
 
 def _failed_targets(progress: Progress, remaining: list[str],

@@ -158,6 +158,15 @@ DEFAULT_RUNTIME_ENV = {
 }
 
 
+class CiSettings(Strict):
+    build_pool: PoolName = Field(
+        "build",
+        description="CI agent pool that builds: the shared-stage, cell and publish steps (a Buildkite queue; the "
+        "label of GitHub self-hosted runners, since hosted runners cannot build this stack). Its agents need Docker "
+        "with a builder that exports caches (ci/setup.sh) and push access to the staging registry.",
+    )
+
+
 class Matrix(Strict):
     """matrix.yaml: the axes, the facts about each arch and NIC, and the pinned components."""
 
@@ -169,6 +178,7 @@ class Matrix(Strict):
     archs: dict[Arch, ArchInfo]
     nics: dict[NicName, NicInfo]
     components: Components
+    ci: CiSettings = Field(default_factory=CiSettings, description="Where the CI pipelines build.")
     prepare: Literal["offline-example"] | None = Field(
         None,
         description="A built-in recipe `invoke build` runs first: `offline-example` makes the example's local "

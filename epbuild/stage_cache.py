@@ -56,8 +56,8 @@ class CachedStage:
     identity: str
     cell: RenderedCell
     """The first selected cell that contains the stage: its Dockerfile and sources build it."""
-    ancestors: tuple[str, ...]
-    """Identities of every cached stage it builds on, nearest first."""
+    ancestors: tuple[tuple[str, str], ...]
+    """(name, identity) of every cached stage it builds on, nearest first."""
 
     @property
     def target(self) -> str:
@@ -83,11 +83,11 @@ def cached_stages(rc: RenderedCell) -> list[CachedStage]:
     ids = stage_identities(rc)
     parents = stage_parents(rc)
 
-    def ancestors(name: str) -> list[str]:
-        found: list[str] = []
+    def ancestors(name: str) -> list[tuple[str, str]]:
+        found: list[tuple[str, str]] = []
         for parent in parents[name]:
             if makes_layers(rc.stages[parent]):
-                found.append(ids[parent])
+                found.append((parent, ids[parent]))
             found.extend(ancestors(parent))
         return list(dict.fromkeys(found))
 
@@ -138,12 +138,12 @@ class CachePlan:
         push under its tags)."""
         targets: dict[str, Any] = {}
         for stage in self.exported:
-            imports = [stage.identity, *stage.ancestors]
+            imports = [(stage.name, stage.identity), *stage.ancestors]
             targets[stage.target] = {
                 **cell_target(stage.cell, context_root=context_root),
                 "target": stage.name,
                 "tags": [],
-                "cache-from": [f"type=registry,ref={ref(self.repo, stage.name, i)}" for i in imports],
+                "cache-from": [f"type=registry,ref={ref(self.repo, name, i)}" for name, i in imports],
                 "cache-to": [f"type=registry,ref={ref(self.repo, stage.name, stage.identity)},mode=max"],
                 "output": ["type=cacheonly"],
             }

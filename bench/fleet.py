@@ -156,6 +156,7 @@ def main() -> None:
     base = rendering.matrix.model.base.image
     invoke("sources", "--matrix", OFFLINE, "--all")  # prepares the offline example, then fetches its sources
     work = Path(tempfile.mkdtemp(prefix="fleet-", dir=ROOT / "build"))
+    (work / "registry").mkdir()
     registry = Registry(work / "registry")
     engines = [FreshEngine(work / f"engine{i}", i) for i in range(args.agents)]
     try:

@@ -88,12 +88,12 @@ def build(rendering: Rendering, cells: list[RenderedCell], root: Path, options: 
     run_dir = None if runner.dry_run else new_run_dir(root, "build")
     if run_dir is not None:
         runner.start_replay(run_dir / "replay.sh", root)
+    cache = _cache_plan(rendering, cells, root, options, run_dir, runner)  # a builder that cannot fails here
     prepare(rendering, runner)
     fetch_sources(rendering, cells, root, options, runner)
     names = [rc.cell.name for rc in cells]
     results = {rc.cell.name: CellResult(rc.cell.name, rc.plan.local_tag) for rc in cells}
     report = BuildReport(run_dir, list(results.values()))
-    cache = _cache_plan(rendering, cells, root, options, run_dir, runner)
     overlay = cache[1] if cache else None
 
     def command(targets: list[str]) -> list[str]:

@@ -122,7 +122,8 @@ class _Commands:
 
     def build(self, cell: Cell) -> str:
         # --cache-export own: the shared stages are imported; their stage steps are their refs' only writers.
-        return (f"{self.cell('build', cell, self.cache, '--cache-export', 'own')} && {self.cell('test', cell)} && "
+        build = f"{self.cell('build', cell)} {self.cache} --cache-export own"
+        return (f"{build} && {self.cell('test', cell)} && "
                 f"{self.cell('publish', cell, self.staging)}")
 
     def gpu(self, cell: Cell) -> str:

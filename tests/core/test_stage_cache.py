@@ -1,0 +1,112 @@
+"""The stage cache's plan, read from the bake file it lays over the rendered one: one ref per distinct stage, each
+written by one target only, refs that follow the pins, and CI's cell steps leaving shared stages to their steps.
+Expectations come from the rendered Dockerfiles and the stage graph the README draws, not from the planner."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from epbuild.errors import EpbuildError
+from epbuild.matrix import load_matrix
+from epbuild.render import Rendering, render_matrix
+from epbuild.stage_cache import plan
+
+ROOT = Path(__file__).resolve().parents[2]
+REPO = "registry.example.com/epbuild/cache"
+
+
+def rendering(path: Path = ROOT / "matrix.yaml") -> Rendering:
+    return render_matrix(load_matrix(path), ROOT)
+
+
+def overlay(r: Rendering, cells: list[str] | None = None, **options: Any) -> dict[str, Any]:
+    chosen = [rc for rc in r.cells if cells is None or rc.cell.name in cells]
+    outputs = {rc.cell.name: {"output": ["type=docker"]} for rc in chosen}
+    doc: dict[str, Any] = json.loads(plan(REPO, chosen, r.cells, **options).overlay(context_root="images",
+                                                                                   cell_outputs=outputs))
+    return doc["target"]
+
+
+def writes(targets: dict[str, Any]) -> list[str]:
+    return [entry.split(",")[1].removeprefix("ref=") for t in targets.values() for entry in t.get("cache-to", [])]
+
+
+def stage_texts(r: Rendering) -> Counter[str]:
+    """Distinct build stages of the matrix by their text and the chain of stage texts they start from, read from
+    the Dockerfiles (a stage is the same work in two cells only if all of that is equal)."""
+    seen: Counter[str] = Counter()
+    for rc in r.cells:
+        blocks = dict(re.findall(r"^FROM \S+ AS (\S+)\n(.*?)(?=^FROM |\Z)", rc.dockerfile, re.S | re.M))
+        for name in blocks:
+            if name == "final" or not re.search(r"^(RUN|COPY) ", blocks[name], re.M):
+                continue
+            chain, parts = name, []
+            while chain in blocks:
+                parts.append(blocks[chain])
+                found = re.search(rf"^FROM (\S+) AS {re.escape(chain)}$", rc.dockerfile, re.M)
+                chain = found.group(1) if found else ""
+            seen[name + "\0" + "\0".join(parts) + str(sorted(re.findall(r"from=(\S+?)[,\s]", blocks[name])))] += 1
+    return seen
+
+
+def test_every_distinct_stage_has_one_ref_written_by_one_target() -> None:
+    r = rendering()
+    refs = writes(overlay(r))
+    assert len(refs) == len(set(refs)), [ref for ref, n in Counter(refs).items() if n > 1]
+    finals = [ref for ref in refs if ref.split(":")[-1].startswith("final-")]
+    assert len(finals) == len(r.cells)
+    assert len(refs) - len(finals) == len(stage_texts(r))
+
+
+def test_a_cell_imports_a_ref_for_every_stage_it_builds() -> None:
+    r = rendering()
+    targets = overlay(r)
+    for rc in r.cells:
+        imported = {entry.split(":")[-1].rsplit("-", 1)[0] for entry in targets[rc.cell.name]["cache-from"]}
+        in_file = set(re.findall(r"^FROM \S+ AS (\S+)\n(?:(?!^FROM ).*\n)*?^(?:RUN|COPY) ", rc.dockerfile, re.M))
+        assert imported == in_file, rc.cell.name
+
+
+def test_a_moved_vllm_pin_gives_new_refs_to_vllm_and_final_only(write_matrix: Callable[..., Path]) -> None:
+    def move(data: dict[str, Any]) -> None:
+        data["components"]["vllm"]["commit"] = "0" * 40
+
+    before, after = set(writes(overlay(rendering()))), set(writes(overlay(rendering(write_matrix(move)))))
+    changed = {ref.split(":")[-1].rsplit("-", 1)[0] for ref in before ^ after}
+    assert changed == {"vllm", "final"}
+
+
+def test_cell_steps_export_only_what_no_other_cell_shares() -> None:
+    # README: rocshmem is shared by the cells of an arch whose NIC builds rdma-core; deepep is each cell's own.
+    targets = overlay(rendering(), ["gfx950-cx7"], export="own")
+    stages = sorted(ref.split(":")[-1].rsplit("-", 1)[0] for ref in writes(targets))
+    assert stages == ["deepep", "final"]
+
+
+def test_a_stage_step_builds_that_stage_only_into_the_cache() -> None:
+    targets = overlay(rendering(), ["gfx950-cx7"], only_stage="vllm")
+    [(name, target)] = targets.items()
+    assert target["target"] == "vllm" and target["output"] == ["type=cacheonly"]
+    assert [ref.split(":")[-1].rsplit("-", 1)[0] for ref in writes(targets)] == ["vllm"]
+    assert target["contexts"]["src-vllm"].endswith(rendering().cells[0].plan.pins["vllm"].commit)
+
+
+@pytest.mark.parametrize("bad", ["", "registry.example.com", "Registry.example.com/x", "host/x;rm -rf /"])
+def test_a_cache_that_is_not_registry_slash_repo_is_refused(bad: str) -> None:
+    r = rendering()
+    with pytest.raises(EpbuildError, match="expected REGISTRY/REPO"):
+        plan(bad, r.cells, r.cells)
+
+
+def test_a_stage_the_cells_lack_is_refused_naming_those_they_have() -> None:
+    r = rendering()
+    thor2 = [rc for rc in r.cells if rc.cell.nic == "thor2"]
+    with pytest.raises(EpbuildError, match="rdma-core.*they have: .*vllm"):
+        plan(REPO, thor2, r.cells, only_stage="rdma-core")

@@ -96,7 +96,8 @@ def _cells(matrix: str, arch: list[str], nic: list[str], all: bool, cell: list[s
         "cache_from": "A BuildKit cache source handed to bake, e.g. type=registry,ref=REG/cache:rocshmem.",
         "cache_to": "A BuildKit cache destination handed to bake (needs a builder that can export caches).",
         "cache": "REGISTRY/REPO: the stage cache; import every stage's ref, export each built stage to its own ref.",
-        "cache_export": "With --cache: `all` stages built (default) or `own`: only those no other cell shares (CI).",
+        "cache_export": "With --cache: export `all` stages built (default), `own`: those no other cell shares (CI's "
+                        "cell steps), or `none`: import only (read-only access).",
         "stage": "With --cache: build only this stage of the selected cells into the cache (a CI stage step).",
         "push": "REGISTRY: push each cell straight from the builder under its immutable tag instead of loading it.",
         "keep_going": "Build the other cells when one fails (default on; --no-keep-going stops).",
@@ -131,8 +132,8 @@ def build(c: Context, matrix: str = "matrix.yaml", arch: list[str] | None = None
 
 
 def _cache_export(value: str):  # type: ignore[no-untyped-def]
-    if value not in ("all", "own"):
-        raise EpbuildError(f"--cache-export {value!r}: expected `all` or `own`")
+    if value not in ("all", "own", "none"):
+        raise EpbuildError(f"--cache-export {value!r}: expected `all`, `own` or `none`")
     return value
 
 

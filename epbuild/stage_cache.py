@@ -26,9 +26,10 @@ from epbuild.stagegraph import REFERENCE, stage_identities
 ID_CHARS = 24
 """Identity characters in a ref's tag: plenty against collisions, short enough to read in a registry listing."""
 LAYERS = re.compile(r"^(RUN|COPY|ADD) ", re.M)
-Export = Literal["all", "own"]
-"""Which stages a build exports: every stage it builds, or only those no other cell of the matrix shares (CI's
-cell steps: the shared stages have steps of their own, which are the only writers of their refs)."""
+Export = Literal["all", "own", "none"]
+"""Which stages a build exports: every stage it builds; only those no other cell of the matrix shares (CI's cell
+steps: the shared stages have steps of their own, which are the only writers of their refs); or none (a reader
+without push rights: a laptop importing what CI built)."""
 
 
 class CacheError(EpbuildError):
@@ -121,6 +122,7 @@ class CachePlan:
     cells: list[RenderedCell]
     exported: list[CachedStage]
     only_stage: str | None = None
+    export_final: bool = True
 
     @property
     def stage_targets(self) -> dict[str, CachedStage]:
@@ -151,11 +153,12 @@ class CachePlan:
             for rc in self.cells:
                 ids = stage_identities(rc)
                 own = [(s.name, s.identity) for s in cached_stages(rc)] + [("final", ids["final"])]
+                # mode=min: final's ref holds final's own layers; every stage it builds on has a ref of its own,
+                # so mode=max here would write the shared stages' records into every cell's ref.
+                final = f"type=registry,ref={ref(self.repo, 'final', ids['final'])},mode=min"
                 targets[rc.cell.name] = {
                     "cache-from": [f"type=registry,ref={ref(self.repo, name, i)}" for name, i in own],
-                    # mode=min: final's ref holds final's own layers; every stage it builds on has a ref of its
-                    # own, so mode=max here would write the shared stages' records into every cell's ref.
-                    "cache-to": [f"type=registry,ref={ref(self.repo, 'final', ids['final'])},mode=min"],
+                    "cache-to": [final] if self.export_final else [],
                     **cell_outputs[rc.cell.name],
                 }
         return json.dumps({"target": targets}, indent=2) + "\n"
@@ -178,4 +181,6 @@ def plan(repo: str, cells: list[RenderedCell], all_cells: list[RenderedCell], *,
     elif export == "own":
         shared = shared_identities(all_cells)
         stages = [s for s in stages if s.identity not in shared]
-    return CachePlan(repo, cells, stages, only_stage)
+    elif export == "none":
+        stages = []
+    return CachePlan(repo, cells, stages, only_stage, export_final=export != "none")

@@ -110,3 +110,22 @@ def test_a_stage_the_cells_lack_is_refused_naming_those_they_have() -> None:
     thor2 = [rc for rc in r.cells if rc.cell.nic == "thor2"]
     with pytest.raises(EpbuildError, match="rdma-core.*they have: .*vllm"):
         plan(REPO, thor2, r.cells, only_stage="rdma-core")
+
+
+def test_a_reader_without_push_rights_imports_and_writes_nothing() -> None:
+    targets = overlay(rendering(), ["gfx950-cx7"], export="none")
+    assert writes(targets) == [] and list(targets) == ["gfx950-cx7"]
+    assert len(targets["gfx950-cx7"]["cache-from"]) == len(overlay(rendering(), ["gfx950-cx7"])["gfx950-cx7"]["cache-from"])
+
+
+def test_push_goes_from_the_builder_to_the_registry_under_the_immutable_tag() -> None:
+    from epbuild.build import BuildOptions, bake_command
+
+    r = rendering()
+    [rc] = [rc for rc in r.cells if rc.cell.name == "gfx950-cx7"]
+    argv = bake_command(r, ROOT, ["gfx950-cx7"], BuildOptions(push="reg.example.com/staging"))
+    assert "--load" not in argv
+    sets = [argv[i + 1] for i, word in enumerate(argv) if word == "--set"]
+    name = r.matrix.model.image.name
+    assert sets == [f"gfx950-cx7.tags=reg.example.com/staging/{name}:gfx950-cx7-{rc.key[:12]}",
+                    "gfx950-cx7.output=type=registry"]

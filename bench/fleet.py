@@ -15,6 +15,7 @@ import argparse
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -98,7 +99,7 @@ def run_fleet(steps: list[Step], engines: list[FreshEngine]) -> float:
                 lock.notify_all()
 
     start = time.monotonic()
-    threads = [threading.Thread(target=agent, args=(e,)) for e in engines]
+    threads = [threading.Thread(target=agent, args=(e,), daemon=True) for e in engines]
     for t in threads:
         t.start()
     for t in threads:
@@ -108,11 +109,17 @@ def run_fleet(steps: list[Step], engines: list[FreshEngine]) -> float:
     return time.monotonic() - start
 
 
+def stage_of(run: dict[str, Any]) -> str:
+    # A bake of one target prints no target name (`[vllm 1/1]`, read as target `vllm`, stage `1/1`).
+    stage = run["stage"]
+    return str(run["target"] if stage is None or re.fullmatch(r"\d+/\d+", stage) else stage)
+
+
 def executed_by_stage(steps: list[Step]) -> dict[str, int]:
     out: dict[str, int] = {}
     for step in steps:
         for run in step.executed:
-            out[run["stage"]] = out.get(run["stage"], 0) + 1
+            out[stage_of(run)] = out.get(stage_of(run), 0) + 1
     return out
 
 
@@ -135,7 +142,7 @@ def uncached_cells(cells: list[str], engines: list[FreshEngine], matrix: str, ke
             run_step(step, engines[i])
             busy[i] += step.seconds
 
-    threads = [threading.Thread(target=agent, args=(i,)) for i in range(len(engines))]
+    threads = [threading.Thread(target=agent, args=(i,), daemon=True) for i in range(len(engines))]
     for t in threads:
         t.start()
     for t in threads:
@@ -190,6 +197,7 @@ def main() -> None:
         for engine in engines:
             engine.stop()
         registry.stop()
+        shutil.rmtree(work, ignore_errors=True)
     ratio = round(executed / distinct, 2)
     vllm_target = {"vllm", "final"}
     lines = [

@@ -230,7 +230,8 @@ def _failed_targets(progress: Progress, remaining: list[str],
     identities = {rc.cell.name: stage_identities(rc) for rc in cells}
     out: dict[str, tuple[Vertex, str]] = {}
     for vertex in progress.failures():
-        if vertex.target not in remaining:
+        # A cache ref not in the registry yet is an ERROR vertex, but BuildKit builds on without it.
+        if vertex.target not in remaining or vertex.op.startswith("importing cache manifest"):
             continue
         failed_identity = identities[vertex.target].get(vertex.stage or "")
         for name in remaining:

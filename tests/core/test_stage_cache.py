@@ -129,3 +129,23 @@ def test_push_goes_from_the_builder_to_the_registry_under_the_immutable_tag() ->
     name = r.matrix.model.image.name
     assert sets == [f"gfx950-cx7.tags=reg.example.com/staging/{name}:gfx950-cx7-{rc.key[:12]}",
                     "gfx950-cx7.output=type=registry"]
+
+
+def test_a_cache_ref_not_yet_in_the_registry_fails_no_cell() -> None:
+    from epbuild.build import _failed_targets
+    from epbuild.progress import Progress
+
+    r = rendering()
+    cells = [rc for rc in r.cells if rc.cell.name in ("gfx950-cx7", "gfx950-thor2")]
+    progress = Progress()
+    progress.next_invocation()
+    # As BuildKit prints a cold --cache build whose thor2 deepep step then fails (lines from a real bake.log).
+    for line in [
+        "#33 [gfx950-cx7] importing cache manifest from 127.0.0.1:57841/fleet/cache:aiter-2cd8e460e9e7c81ef60d3e59",
+        "#33 ERROR: failed to configure registry cache importer: 127.0.0.1:57841/fleet/cache:aiter-2cd8: not found",
+        "#40 [gfx950-thor2 deepep 1/1] RUN --mount=type=bind,from=src-deepep,target=/src/deepep,rw cd /src/deepep",
+        "#40 ERROR: process \"/bin/sh -c cd /src/deepep\" did not complete successfully: exit code: 1",
+    ]:
+        progress.feed(line)
+    failed = _failed_targets(progress, ["gfx950-cx7", "gfx950-thor2"], cells)
+    assert list(failed) == ["gfx950-thor2"]

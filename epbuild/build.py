@@ -26,6 +26,7 @@ from epbuild.buildreport import BuildReport, CellResult
 from epbuild.progress import Progress, Vertex
 from epbuild.render import RenderedCell, Rendering
 from epbuild.builder_caps import require_cache_export
+from epbuild.registry import login
 from epbuild.stage_cache import CachePlan, Export
 from epbuild.stagegraph import stage_identities
 from epbuild.tags import cell_tags
@@ -201,6 +202,7 @@ def _cache_plan(rendering: Rendering, cells: list[RenderedCell], root: Path, opt
     plan = stage_cache.plan(options.cache, cells, rendering.cells, export=options.cache_export,
                             only_stage=options.stage)
     require_cache_export(options.builder)
+    login(plan.repo.split("/", 1)[0], runner)  # BuildKit pushes the cache with the docker CLI's credentials
     outputs = {rc.cell.name: ({"tags": [_pushed_tag(rendering, rc.cell.name, options.push)], "output": ["type=registry"]}
                               if options.push else {"output": ["type=docker"]}) for rc in cells}
     text = plan.overlay(context_root=os.path.relpath(rendering.out_dir, root), cell_outputs=outputs)

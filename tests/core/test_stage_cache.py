@@ -149,3 +149,16 @@ def test_a_cache_ref_not_yet_in_the_registry_fails_no_cell() -> None:
         progress.feed(line)
     failed = _failed_targets(progress, ["gfx950-cx7", "gfx950-thor2"], cells)
     assert list(failed) == ["gfx950-thor2"]
+
+
+def test_steps_fetched_from_an_imported_cache_do_not_count_as_executed() -> None:
+    """Vertices of a real bake.log (a cell step importing the stage cache on a fresh engine): rocshmem (#35) was
+    printed CACHED then fetched, deepep (#45) only fetched; final's pip install (#50) really ran."""
+    from epbuild.progress import Progress
+
+    progress = Progress()
+    progress.next_invocation()
+    for line in (Path(__file__).parent / "data" / "registry-cache-bake.log").read_text().splitlines():
+        progress.feed(line)
+    assert {v.id: v.status for v in progress.runs()} == {35: "DONE", 45: "DONE", 50: "DONE"}
+    assert [(v.id, v.stage) for v in progress.executed_runs()] == [(50, "final")]

@@ -69,13 +69,14 @@ class FreshEngine:
              "--exec-root", str(self.root / "exec"), "--pidfile", str(self.root / "docker.pid"),
              "--host", self.host],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
-        for _ in range(120):
+        deadline = time.monotonic() + 300  # a loaded machine (parallel builds) can take minutes
+        while time.monotonic() < deadline and self.process.poll() is None:
             if self.docker("info", check=False).returncode == 0:
                 return
-            if self.process.poll() is not None:
-                break
             time.sleep(0.5)
-        raise RuntimeError(f"dockerd {self.index} did not start; see {self.root / 'dockerd.log'}")
+        log_tail = (self.root / "dockerd.log").read_text(errors="replace")[-1500:]
+        self.stop()
+        raise RuntimeError(f"dockerd {self.index} did not start; the end of its log:\n{log_tail}")
 
     def load(self, image_tar: Path) -> None:
         with image_tar.open("rb") as tar:

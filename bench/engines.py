@@ -15,8 +15,9 @@ import os
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 SHARED_SOCKETS = ("/var/run/docker.sock", "/run/docker.sock")
@@ -29,10 +30,12 @@ class FreshEngine:
     containerd_store: bool = True
     """Keep images in containerd, so Docker's own builder can export registry caches."""
     process: subprocess.Popen[bytes] | None = None
+    run_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="epbf-")))
+    """Exec root and sockets: unix socket paths must stay under 104 characters, which a test's folder may not."""
 
     @property
     def socket(self) -> Path:
-        return self.root / "docker.sock"
+        return self.run_dir / "docker.sock"
 
     @property
     def host(self) -> str:
@@ -66,7 +69,7 @@ class FreshEngine:
         log = open(self.root / "dockerd.log", "wb")
         self.process = subprocess.Popen(
             ["dockerd", "--config-file", str(self.root / "daemon.json"), "--data-root", str(self.root / "data"),
-             "--exec-root", str(self.root / "exec"), "--pidfile", str(self.root / "docker.pid"),
+             "--exec-root", str(self.run_dir / "exec"), "--pidfile", str(self.root / "docker.pid"),
              "--host", self.host],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
         deadline = time.monotonic() + 300  # a loaded machine (parallel builds) can take minutes
@@ -100,10 +103,12 @@ class FreshEngine:
                 self.process.kill()
                 self.process.wait()
         subprocess.run(["ip", "link", "delete", self.bridge], capture_output=True, check=False)
-        # dockerd unmounts its layers on a clean stop; anything it left mounted keeps its folder.
-        subprocess.run(["umount", "--recursive", "--lazy", str(self.root / "exec")], capture_output=True,
-                       check=False)
+        # dockerd unmounts its layers on a clean stop, but leaves its exec root and (overlay2) its data root
+        # mounted on themselves.
+        for mounted in (self.run_dir / "exec", self.root / "data"):
+            subprocess.run(["umount", "--recursive", "--lazy", str(mounted)], capture_output=True, check=False)
         shutil.rmtree(self.root, ignore_errors=True)
+        shutil.rmtree(self.run_dir, ignore_errors=True)
 
 
 def save_image(image: str, dest: Path) -> Path:

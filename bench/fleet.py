@@ -160,22 +160,23 @@ def main() -> None:
     from registry import Registry  # the tests' docker-registry on 127.0.0.1
 
     rendering = project.rendering(OFFLINE)
-    base = rendering.matrix.model.base.image
+    bases = tuple(dict.fromkeys(rc.plan.base.image for rc in rendering.cells))
     invoke("sources", "--matrix", OFFLINE, "--all")  # prepares the offline example, then fetches its sources
     work = Path(tempfile.mkdtemp(prefix="fleet-", dir=ROOT / "build"))
     (work / "registry").mkdir()
     registry = Registry(work / "registry")
     engines = [FreshEngine(work / f"engine{i}", i) for i in range(args.agents)]
     try:
-        tar = save_image(base, work / "base.tar")
+        tars = [save_image(base, work / f"base{i}.tar") for i, base in enumerate(bases)]
         for engine in engines:
             engine.start()
-        loaders = [threading.Thread(target=e.load, args=(tar,)) for e in engines]
+        loaders = [threading.Thread(target=e.load, args=(tar,)) for e in engines for tar in tars]
         for t in loaders:
             t.start()
         for t in loaders:
             t.join()
-        tar.unlink()
+        for tar in tars:
+            tar.unlink()
         cache = f"127.0.0.1:{registry.port}"
 
         cold = pipeline_steps(OFFLINE, cache)
@@ -187,12 +188,12 @@ def main() -> None:
         label = os.path.relpath(moved, ROOT)
         invoke("render", "--matrix", label)
         for engine in engines:
-            engine.forget_builds((base,))
+            engine.forget_builds(bases)
         after_move = pipeline_steps(label, cache)
         moved_wall = run_fleet(after_move, engines)
         moved_stages = executed_by_stage(after_move)
 
-        uncached = uncached_cells([rc.cell.name for rc in rendering.cells], engines, OFFLINE, (base,))
+        uncached = uncached_cells([rc.cell.name for rc in rendering.cells], engines, OFFLINE, bases)
     finally:
         for engine in engines:
             engine.stop()

@@ -1,41 +1,48 @@
-"""The buildx bake file: one target per cell, each fed its sources as named contexts `src-<component>`."""
+"""The buildx bake file: one target per cell, each fed its sources as named contexts `src-<component>` (and its
+NIC's verified vendor packages as `vendor-debs`)."""
 
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from epbuild.render import RenderedCell
+from epbuild import stagegraph
 
 BAKE_FILE = "docker-bake.json"
 SOURCES_DIR = "build/sources"
 """Where `invoke sources` exports each component's tree, relative to the folder builds run from."""
 
 
+VENDOR_DIR = "build/vendor"
+VENDOR_CONTEXT = "vendor-debs"
+"""The named context of the `vendor` stage (templates/stages/vendor.Dockerfile.j2 mounts it)."""
+
+
 def source_dir(component: str, commit: str) -> str:
     return f"{SOURCES_DIR}/{component}-{commit}"
 
 
-def cell_target(rc: RenderedCell, *, context_root: str) -> dict[str, Any]:
-    """The bake target that builds `rc`'s final stage: its folder, Dockerfile and source contexts."""
-    from epbuild.stages import stages_for
+def vendor_dir(nic: str, digest: str) -> str:
+    """Where epbuild/vendor_repo.py leaves a NIC's verified .debs, relative to the folder builds run from."""
+    return f"{VENDOR_DIR}/{nic}-{digest[:16]}"
 
-    contexts = {
-        f"src-{stage.source}": source_dir(stage.source, rc.plan.pins[stage.source].commit)
-        for stage in stages_for(rc.plan)
-        if stage.source is not None
-    }
+
+def cell_target(rc: stagegraph.Rendered, *, context_root: str) -> dict[str, Any]:
+    """The bake target that builds `rc`'s final stage: its folder, Dockerfile and named contexts."""
+    plan = rc.plan
+    contexts = {f"src-{name}": source_dir(name, pin.commit) for name, pin in stagegraph.built_pins(plan).items()}
+    if plan.vendor is not None:
+        contexts[VENDOR_CONTEXT] = vendor_dir(plan.cell.nic, plan.vendor.digest())
     return {
-        "context": f"{context_root}/{rc.cell.name}",
+        "context": f"{context_root}/{plan.cell.name}",
         "dockerfile": "Dockerfile",
         "contexts": contexts,
         "target": "final",
-        "tags": [rc.plan.local_tag],
+        "tags": [plan.local_tag],
     }
 
 
-def bake_json(cells: list[RenderedCell], *, context_root: str) -> str:
-    targets = {rc.cell.name: cell_target(rc, context_root=context_root) for rc in cells}
+def bake_json(cells: list[stagegraph.Rendered], *, context_root: str) -> str:
+    targets = {rc.plan.cell.name: cell_target(rc, context_root=context_root) for rc in cells}
     doc = {"group": {"default": {"targets": list(targets)}}, "target": targets}
     return json.dumps(doc, indent=2) + "\n"

@@ -7,28 +7,28 @@ and per cell <cell>.log (its vertices) and <cell>.sh (the bake command for that 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import shlex
-import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from epbuild import render, sources, stage_cache
+from epbuild import preflight, render, sources, stage_cache, vendor_repo
 from epbuild.bakefile import BAKE_FILE
-from epbuild.commands import Runner, shell_line
+from epbuild.commands import Runner, query, shell_line
 from epbuild.errors import EpbuildError
 from epbuild.buildreport import BuildReport, CellResult
 from epbuild.progress import Progress, Vertex
 from epbuild.render import RenderedCell, Rendering
 from epbuild.builder_caps import require_cache_export
-from epbuild.registry import login
 from epbuild.stage_cache import CachePlan, Export
-from epbuild.stagegraph import stage_identities
+from epbuild.stagegraph import built_pins, stage_identities
 from epbuild.tags import cell_tags
 
 log = logging.getLogger(__name__)
@@ -86,12 +86,14 @@ def build(rendering: Rendering, cells: list[RenderedCell], root: Path, options: 
             f"{rendering.out_dir} does not match {rendering.matrix.path}; run `invoke render` first:\n  "
             + "\n  ".join(stale)
         )
+    preflight.check(rc.plan for rc in cells)
     run_dir = None if runner.dry_run else new_run_dir(root, "build")
     if run_dir is not None:
         runner.start_replay(run_dir / "replay.sh", root)
     cache = _cache_plan(rendering, cells, root, options, run_dir, runner)  # a builder that cannot fails here
-    prepare(rendering, runner)
-    fetch_sources(rendering, cells, root, options, runner)
+    with prepared(rendering, cells, runner):
+        check_sources(rendering, fetch_sources(rendering, cells, root, options, runner), runner)
+        fetch_vendor(rendering, cells, root, runner)
     names = [rc.cell.name for rc in cells]
     results = {rc.cell.name: CellResult(rc.cell.name, rc.plan.local_tag) for rc in cells}
     report = BuildReport(run_dir, list(results.values()))
@@ -151,35 +153,58 @@ def build(rendering: Rendering, cells: list[RenderedCell], root: Path, options: 
     return report
 
 
-def prepare(rendering: Rendering, runner: Runner) -> None:
-    """Makes what a matrix says it prepares locally (the offline example's base image and stand-in repos)."""
+@contextlib.contextmanager
+def prepared(rendering: Rendering, cells: list[RenderedCell], runner: Runner) -> Iterator[None]:
+    """Makes what a matrix says it prepares locally (the offline example's base images, only those the cells
+    start from, its stand-in repos and vendor apt repository), and keeps what must run while inputs are fetched
+    (the example's repository server)."""
     if rendering.matrix.model.prepare == "offline-example":
         from epbuild import offline
 
-        offline.prepare(rendering.matrix, runner)
+        with offline.prepared(rendering.matrix, [rc.plan for rc in cells], runner):
+            yield
+    else:
+        yield
 
 
 def fetch_sources(rendering: Rendering, cells: list[RenderedCell], root: Path, options: BuildOptions,
                   runner: Runner) -> list[sources.ExportedSource]:
-    from epbuild.stages import built_pins
-
     wanted = list(dict.fromkeys(name for rc in cells for name in built_pins(rc.plan)))
     mirrors = sources.mirror_overrides(list(options.mirrors))
     requests = sources.requests_for(rendering.matrix, wanted, mirrors)
     return sources.fetch_all(sources.SourceCache(root, runner), requests)
 
 
+def check_sources(rendering: Rendering, exported: list[sources.ExportedSource], runner: Runner) -> None:
+    """Each component's checks of its exported source (its spec's `source_check`, e.g. MoRI's NIC flags): what
+    the matrix says about a pin that only the source itself can confirm, before any stage runs."""
+    if runner.dry_run:
+        return
+    model = rendering.matrix.model
+    pins = model.components.pins()
+    found = [f"{source.component}: {problem}" for source in exported
+             for problem in model.registry[source.component].source_check(pins[source.component], source.path)]
+    if found:
+        raise preflight.PreflightError("the pinned sources disagree with the matrix; nothing was built:\n  "
+                                       + "\n  ".join(found))
+
+
+def fetch_vendor(rendering: Rendering, cells: list[RenderedCell], root: Path,
+                 runner: Runner) -> list[vendor_repo.FetchedVendor]:
+    """Each selected NIC's vendor packages, verified before any stage runs (epbuild/vendor_repo.py)."""
+    requests = {rc.cell.nic: vendor_repo.VendorRequest(rc.cell.nic, rc.plan.vendor)
+                for rc in cells if rc.plan.vendor is not None}
+    return vendor_repo.fetch_all(root, runner, list(requests.values()))
+
+
 def _stream_bake(argv: list[str], root: Path, run_dir: Path, progress: Progress, runner: Runner,
                  cell_lines: dict[str, list[str]], *, quiet: bool, aliases: dict[str, str]) -> int:
     """Runs bake, showing its progress as it goes, saving all of it, and sorting each vertex's lines by cell."""
-    runner.record(shell_line(argv, cwd=root))
     progress.next_invocation()
     with (run_dir / "bake.log").open("a") as full:
         full.write(f"$ {shell_line(argv)}\n")
-        proc = subprocess.Popen(argv, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                bufsize=1)
-        assert proc.stdout is not None
-        for line in proc.stdout:
+
+        def on_line(line: str) -> None:
             full.write(line)
             vertex = progress.feed(line)
             if vertex is not None and vertex.target in aliases:  # a stage-cache target: its vertices are its cell's
@@ -188,7 +213,8 @@ def _stream_bake(argv: list[str], root: Path, run_dir: Path, progress: Progress,
                 cell_lines[vertex.target].append(line)
             if not quiet:
                 sys.stdout.write(line)
-        return proc.wait()
+
+        return runner.stream(argv, cwd=root, on_line=on_line)
 
 
 def _cache_plan(rendering: Rendering, cells: list[RenderedCell], root: Path, options: BuildOptions,
@@ -202,7 +228,6 @@ def _cache_plan(rendering: Rendering, cells: list[RenderedCell], root: Path, opt
     plan = stage_cache.plan(options.cache, cells, rendering.cells, export=options.cache_export,
                             only_stage=options.stage)
     require_cache_export(options.builder)
-    login(plan.repo.split("/", 1)[0], runner)  # BuildKit pushes the cache with the docker CLI's credentials
     outputs = {rc.cell.name: ({"tags": [_pushed_tag(rendering, rc.cell.name, options.push)], "output": ["type=registry"]}
                               if options.push else {"output": ["type=docker"]}) for rc in cells}
     text = plan.overlay(context_root=os.path.relpath(rendering.out_dir, root), cell_outputs=outputs)
@@ -249,5 +274,5 @@ def _finish_time(progress: Progress, target: str, start: float, fallback: float)
 
 
 def _image_id(tag: str) -> str | None:
-    proc = subprocess.run(["docker", "image", "inspect", "--format", "{{.Id}}", tag], capture_output=True, text=True)
+    proc = query(["docker", "image", "inspect", "--format", "{{.Id}}", tag])
     return proc.stdout.strip() if proc.returncode == 0 else None

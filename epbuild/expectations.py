@@ -1,4 +1,5 @@
-"""What a cell's image must carry, derived from the matrix and the render: the input of the image checks."""
+"""What a cell's image must carry, for the image checks: the cell's record (the same one its manifest holds and
+`invoke matrix` lists), the labels, and the image under test."""
 
 from __future__ import annotations
 
@@ -7,41 +8,44 @@ from pathlib import Path
 from typing import Any
 
 from epbuild import manifest
+from epbuild.plan import CellPlan
 from epbuild.render import RenderedCell
-from epbuild.stages import built_pins
 
 EXPECTED_ENV = "EPBUILD_EXPECTED"
 """The image checks (tests/image) read the path of the expectation file from this variable."""
 
 
-def rdma_core_version(tag: str | None) -> str | None:
-    """rdma-core's libraries end in the release number of the tag: v62.0 installs libibverbs.so.1.X.62.0."""
-    if tag and tag.startswith("v") and tag[1:].replace(".", "").isdigit():
-        return tag[1:]
-    return None
+ROCSHMEM_DLOPEN_FALLBACK = {"bnxt_re": ["/usr/local/lib/libbnxt_re.so"]}
+"""Where rocSHMEM looks for a provider's library after dlopen by name fails (rocm-systems projects/rocshmem, see
+docs/upstream.md): Broadcom's copy in /usr/local/lib, which is why Broadcom's post-install step copies it there."""
+ROCSHMEM_GDA_BACKEND = {"mlx5": "GDA_MLX5", "ionic": "GDA_IONIC", "bnxt_re": "GDA_BNXT"}
+"""rocSHMEM's CMake option for each provider's GPU-direct-async backend (all_backends turns each on)."""
 
 
 def expectation(rc: RenderedCell, image: str) -> dict[str, Any]:
-    plan = rc.plan
-    components = list(built_pins(plan))
+    return {"image": image, "record": manifest.record(rc.plan, rc.key), "labels": manifest.labels(rc.plan, rc.key),
+            "nic_userspace": nic_userspace(rc.plan)}
+
+
+def nic_userspace(plan: CellPlan) -> dict[str, Any]:
+    """What the NIC's userspace must look like in the image: the vendor's pinned packages and the order in which
+    rocSHMEM dlopens the provider's library, the rocSHMEM GDA backend for the provider, and the vendor library
+    MoRI links where the pinned MoRI compiles it in."""
+    library, provider, vendor = plan.nic.provider_library, plan.nic.provider, plan.vendor
     return {
-        "image": image,
-        "cell": rc.cell.name,
-        "archs": list(rc.cell.archs),
-        "nic": rc.cell.nic,
-        "provider": plan.nic.provider,
-        "rdma_core": plan.nic.rdma_core,
-        "rdma_core_version": rdma_core_version(plan.matrix.components.rdma_core.tag),
-        "rocshmem_prefix": plan.matrix.components.rocshmem.install_prefix,
-        "components": components,
-        "base_image": plan.matrix.base.image,
-        "manifest": manifest.manifest(plan, rc.key),
-        "labels": manifest.labels(plan, rc.key),
-        "runtime_env": dict(plan.matrix.runtime_env),
+        "pci_vendors": list(plan.nic.pci_vendors),
+        "vendor_userspace": vendor is not None,
+        "vendor": None if vendor is None else {
+            "packages": dict(vendor.packages), "library": library,
+            "dlopen": [f"{library}.so", *ROCSHMEM_DLOPEN_FALLBACK.get(provider, [])]},
+        "rocshmem_backend": ROCSHMEM_GDA_BACKEND.get(provider),
+        "mori_vendor_library": library if plan.vendor_build("mori") else None,
     }
 
 
 def write(expect: dict[str, Any], path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(expect, indent=2, sort_keys=True) + "\n")
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(expect, indent=2, sort_keys=True) + "\n")
+    tmp.replace(path)
     return path

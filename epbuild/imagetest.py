@@ -4,13 +4,13 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from epbuild import expectations
+from epbuild.commands import Runner, query
 from epbuild.errors import EpbuildError
 from epbuild.render import RenderedCell
 
@@ -26,6 +26,8 @@ class CheckRun:
     failed: list[str] = field(default_factory=list)
     skipped: int = 0
     not_run: str = ""
+    checks_not_run: list[str] = field(default_factory=list)
+    """Checks that did not run on this host, with the reason (e.g. the GPU tier's NIC test without that NIC)."""
 
     @property
     def ok(self) -> bool:
@@ -45,7 +47,7 @@ def amd_gpus() -> list[str]:
 
 
 def image_exists(image: str) -> bool:
-    return subprocess.run(["docker", "image", "inspect", image], capture_output=True).returncode == 0
+    return query(["docker", "image", "inspect", image]).returncode == 0
 
 
 def run_checks(rc: RenderedCell, image: str, root: Path, *, gpu: bool = False, quiet: bool = False) -> CheckRun:
@@ -67,11 +69,22 @@ def run_checks(rc: RenderedCell, image: str, root: Path, *, gpu: bool = False, q
             return run
     expect = expectations.write(expectations.expectation(rc, image),
                                 root / "build" / "reports" / f"{rc.cell.name}.expected.json")
-    argv = [sys.executable, "-m", "pytest", str(TESTS / ("gpu" if gpu else "image")), "-p", "no:cacheprovider",
-            f"--junitxml={report}", "-o", "junit_family=xunit2", "--rootdir", str(TESTS / ("gpu" if gpu else "image")),
+    if gpu:
+        paths, plugin = [TESTS / "gpu"], []
+    else:
+        # Each component's checks sit in its folder; the plugin deselects those of components the cell lacks.
+        # testinfra is used as a library: its own plugin (registered as "testinfra" or, by newer releases,
+        # "pytest11.testinfra") would replace the plugin's `host` fixture with a local one.
+        checks = [path for c in rc.plan.registry.components for path in c.checks()]
+        paths, plugin = [TESTS / "image", *checks], ["-p", "imagecheck", "-p", "no:testinfra",
+                                                      "-p", "no:pytest11.testinfra"]
+    argv = [sys.executable, "-m", "pytest", *map(str, paths), *plugin, "-p", "no:cacheprovider",
+            f"--junitxml={report}", "-o", "junit_family=xunit2", "--rootdir", str(TESTS.parent),
             "-q" if quiet else "-v"]
-    env = {**os.environ, expectations.EXPECTED_ENV: str(expect)}
-    proc = subprocess.run(argv, cwd=root, env=env, check=False)
+    # tests/image holds the plugin and the helpers the component checks import.
+    pythonpath = os.pathsep.join(filter(None, [str(TESTS / "image"), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, expectations.EXPECTED_ENV: str(expect), "PYTHONPATH": pythonpath}
+    proc = Runner().run(argv, cwd=root, env=env, check=False, record=False)
     _read_report(run, proc.returncode)
     return run
 
@@ -84,8 +97,11 @@ def _read_report(run: CheckRun, code: int) -> None:
         name = f"{Path(case.get('file') or case.get('classname', '').replace('.', '/')).stem}::{case.get('name')}"
         if case.find("failure") is not None or case.find("error") is not None:
             run.failed.append(name)
-        elif case.find("skipped") is not None:
+        elif (skipped := case.find("skipped")) is not None:
             run.skipped += 1
+            reason = skipped.get("message", "")
+            if "not run:" in reason:
+                run.checks_not_run.append(f"{name}: {reason[reason.index('not run:'):]}")
         else:
             run.passed += 1
     if code not in (0, 1) and not run.failed:
@@ -102,4 +118,5 @@ def summary(runs: list[CheckRun]) -> str:
         lines.append(f"{run.cell}: {status}: {run.passed} passed, {len(run.failed)} failed, {run.skipped} skipped "
                      f"({run.image}); report {run.report}")
         lines += [f"  failed: {name}" for name in run.failed]
+        lines += [f"  {line}" for line in run.checks_not_run]
     return "\n".join(lines)

@@ -21,7 +21,8 @@ from epbuild.bakefile import cell_target
 from epbuild.errors import EpbuildError
 from epbuild.patterns import REGISTRY
 from epbuild.render import RenderedCell
-from epbuild.stagegraph import REFERENCE, stage_identities
+from epbuild import stagegraph
+from epbuild.stagegraph import stage_identities
 
 ID_CHARS = 24
 """Identity characters in a ref's tag: plenty against collisions, short enough to read in a registry listing."""
@@ -71,12 +72,10 @@ def makes_layers(text: str) -> bool:
 
 
 def stage_parents(rc: RenderedCell) -> dict[str, list[str]]:
-    """Each stage's parent stages in `rc`: its FROM and every stage it mounts or copies from."""
-    out: dict[str, list[str]] = {}
-    for name, text in rc.stages.items():
-        refs = [parent or other for parent, other in REFERENCE.findall(text)]
-        out[name] = list(dict.fromkeys(r for r in refs if r in rc.stages and r != name))
-    return out
+    """Each stage's parent stages in `rc`: the stage it builds FROM and every stage it mounts or copies from."""
+    plan = rc.plan
+    return {stage.name: [name for name in [stagegraph.parent(stage, plan), *stagegraph.inputs(stage, plan)] if name]
+            for stage in stagegraph.stages_for(plan)}
 
 
 def cached_stages(rc: RenderedCell) -> list[CachedStage]:

@@ -1,8 +1,9 @@
 """The generated CI pipelines: valid for their tools, in step with the matrix, and shaped as promised.
 
 Steps and jobs are found by the commands they run, not by their generated keys, so these tests hold whatever
-the keys are called; Buildkite's ${VAR:-default} and GitHub's `inputs.X || vars.X || 'd'` are evaluated the way
-each tool would, to check what a pool override really does.
+the keys are called. Buildkite steps are read as an agent gets them: `buildkite-agent pipeline upload` expands
+the whole file's parameters (POSIX parameter expansion, buildkite/interpolate; here by a real bash) before
+Buildkite parses it; GitHub's `inputs.X || vars.X || 'd'` is evaluated the way Actions would.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import difflib
 import shlex
 from collections import Counter
 import fnmatch
+import os
 import re
 import shutil
 import subprocess
@@ -20,6 +22,8 @@ from typing import Any
 
 import pytest
 import yaml
+
+from dockerfile_stages import shared, stage_chains
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILDKITE = Path("ci/pipeline.yml")
@@ -58,13 +62,22 @@ def variant(tmp_path: Path, *edits: tuple[str, str]) -> Path:
 
 # Buildkite: steps by what they run, and the pool an agent query resolves to in a given environment.
 
-def bk_steps(project: Path) -> list[dict[str, Any]]:
-    steps: list[dict[str, Any]] = yaml.safe_load((project / BUILDKITE).read_text())["steps"]
+def agent_upload(text: str, env: dict[str, str]) -> str:
+    """The pipeline text after `pipeline upload`'s expansion in `env`. bash's here-document does the same POSIX
+    parameter expansion; Buildkite's `$$` escape is bash's `\\$`, and backslashes and backquotes, which Buildkite
+    leaves alone, are escaped. An unset `${VAR:?}` fails the upload, as it fails bash."""
+    assert "$(" not in text and "EPBUILD_END_OF_PIPELINE" not in text
+    escaped = text.replace("\\", "\\\\").replace("`", "\\`").replace("$$", "\\$")
+    proc = subprocess.run(["bash", "-c", f"cat <<EPBUILD_END_OF_PIPELINE\n{escaped}EPBUILD_END_OF_PIPELINE\n"],
+                          env={"PATH": os.environ["PATH"], **env}, capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, f"pipeline upload would fail: {proc.stderr}"
+    return proc.stdout
+
+
+def bk_steps(project: Path, env: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """The steps Buildkite gets from an agent with `env` that uploads the committed file."""
+    steps: list[dict[str, Any]] = yaml.safe_load(agent_upload((project / BUILDKITE).read_text(), env or {}))["steps"]
     return steps
-
-
-def bk_resolve(value: str, env: dict[str, str]) -> str:
-    return re.sub(r"\$\{(\w+):-([^}]*)\}", lambda m: env.get(m.group(1)) or m.group(2), value)
 
 
 def bk_find(steps: list[dict[str, Any]], command: str) -> list[dict[str, Any]]:
@@ -82,8 +95,8 @@ def bk_on_branch(steps: list[dict[str, Any]], branch: str) -> list[dict[str, Any
 
 
 def bk_gpu_pools(project: Path, arch: str, nic: str, env: dict[str, str] | None = None) -> list[str]:
-    gpu = bk_find(bk_steps(project), f"invoke test --gpu --arch {arch} --nic {nic}")
-    return sorted(bk_resolve(s["agents"]["pool"], env or {}) for s in gpu)
+    gpu = bk_find(bk_steps(project, env), f"invoke test --gpu --arch {arch} --nic {nic}")
+    return sorted(s["agents"]["pool"] for s in gpu)
 
 
 # GitHub Actions: jobs by what they run, and the runner labels a runs-on expression resolves to.
@@ -225,7 +238,7 @@ def test_buildkite_publishes_only_on_main_after_all_checks() -> None:
         gpu = bk_find(steps, f"invoke test --gpu {cell}")
         assert publish["branches"] == "main"
         assert f"invoke test {cell}" in build["command"]
-        assert bk_resolve(build["agents"]["queue"], {}) == "build"
+        assert build["agents"]["queue"] == "build"
         assert set(publish["depends_on"]) >= {check["key"], build["key"], *(g["key"] for g in gpu)}
         assert all(g["depends_on"] == build["key"] for g in gpu)
         assert "allow_dependency_failure" not in publish
@@ -267,10 +280,11 @@ def test_images_travel_between_agents_through_the_staging_registry() -> None:
     steps = bk_steps(ROOT)
     for step in steps:
         cmd = step.get("command", "")
+        # The upload leaves the variable to the agent's shell, which stops the step when it is unset.
         if step.get("key", "").startswith("build-"):
-            assert cmd.split("&&")[-1].strip().startswith('invoke publish --registry "$${EPBUILD_CI_REGISTRY:?')
+            assert cmd.split("&&")[-1].strip().startswith('invoke publish --registry "${EPBUILD_CI_REGISTRY:?')
         if step.get("key", "").startswith(("gpu-", "publish-")):
-            assert 'invoke pull --registry "$${EPBUILD_CI_REGISTRY:?' in cmd.split("&&")[1]
+            assert 'invoke pull --registry "${EPBUILD_CI_REGISTRY:?' in cmd.split("&&")[1]
     for name, job in gh_jobs(ROOT).items():
         run = job["steps"][-1]["run"]
         if name.startswith(("gpu-", "publish-")):
@@ -296,27 +310,21 @@ def shared_stage_steps(steps: list[dict[str, Any]]) -> dict[str, tuple[str, str]
 
 
 def test_each_shared_stage_is_one_step_and_cells_wait_for_theirs() -> None:
+    dockerfiles = {d.name: (d / "Dockerfile").read_text() for d in (ROOT / "images").iterdir() if d.is_dir()}
+    holders = shared(dockerfiles)
+    expected = Counter(chain.split("\0")[0] for chain, cells in holders.items() if len(cells) > 1)
     steps = bk_steps(ROOT)
     stage_steps = shared_stage_steps(steps)
-    by_stage = Counter(stage for stage, _ in stage_steps.values())
-    # base: all six cells; rdma-core: the four cx7/io cells; rocshmem: cx7+io of an arch; vllm and mori: an arch.
-    assert by_stage == {"base": 1, "rdma-core": 1, "rocshmem": 2, "vllm": 2, "mori": 2}
-    keys = {v: k for k, v in stage_steps.items()}
-    for arch, nic in CELLS:
-        [build] = [s for s in steps if re.search(rf"invoke build .*--arch {arch} --nic {nic}( |$)", s["command"])]
-        needs = {stage_steps[k][0] for k in build["depends_on"] if k in stage_steps}
-        expected = {"base", "vllm", "mori"} | ({"rdma-core", "rocshmem"} if nic != "thor2" else set())
-        assert needs == expected, (arch, nic, needs)
+    assert Counter(stage for stage, _ in stage_steps.values()) == expected
+    for name, text in dockerfiles.items():
+        [build] = [s for s in steps if s["key"] == f"build-{name}"]
         assert "--cache-export own" in build["command"]
-        for key in build["depends_on"]:
-            if key in stage_steps:
-                stage, built_as = stage_steps[key]
-                if stage in ("vllm", "mori", "rocshmem"):
-                    assert built_as.split("-")[0] == arch  # an arch's stage, built for that arch
-    rocshmem = [k for k, (stage, _) in stage_steps.items() if stage == "rocshmem"]
-    for key in rocshmem:
-        [step] = [s for s in steps if s.get("key") == key]
-        assert keys[("rdma-core", "gfx942-cx7")] in step["depends_on"]  # built on the shared rdma-core
+        needs = [stage_steps[k] for k in build["depends_on"] if k in stage_steps]
+        chains = stage_chains(text)
+        mine = {stage for stage, chain in chains.items() if len(holders[chain]) > 1}
+        assert {stage for stage, _ in needs} == mine, name
+        for stage, built_as in needs:  # built as a cell that holds exactly this cell's stage
+            assert stage_chains(dockerfiles[built_as])[stage] == chains[stage]
 
 
 def test_github_builds_on_self_hosted_runners_named_by_the_matrix(tmp_path: Path) -> None:
@@ -329,8 +337,8 @@ def test_github_builds_on_self_hosted_runners_named_by_the_matrix(tmp_path: Path
     assert build_labels(ROOT, inputs={"EPBUILD_POOL_BUILD": "big-disk"}) == {("self-hosted", "big-disk")}
     project = variant(tmp_path, ("  build_pool: build", "  build_pool: epyc-96"))
     assert build_labels(project) == {("self-hosted", "epyc-96")}
-    assert {bk_resolve(s["agents"]["queue"], {}) for s in bk_steps(project) if "queue" in s["agents"]} == {"epyc-96"}
-    assert {bk_resolve(s["agents"]["queue"], {"EPBUILD_POOL_EPYC_96": "x"}) for s in bk_steps(project)
+    assert {s["agents"]["queue"] for s in bk_steps(project) if "queue" in s["agents"]} == {"epyc-96"}
+    assert {s["agents"]["queue"] for s in bk_steps(project, {"EPBUILD_POOL_EPYC_96": "x"})
             if "queue" in s["agents"]} == {"x"}
 
 
@@ -350,3 +358,32 @@ def test_an_odd_matrix_path_reaches_every_command_quoted(tmp_path: Path) -> None
         matrices = [words[i + 1] for i, word in enumerate(words) if word == "--matrix"]
         assert matrices and set(matrices) == {"odd dir/m;x.yaml"}, command
         assert subprocess.run(["bash", "-n", "-c", command.replace("$$", "$")]).returncode == 0
+
+
+# (f) the base axis: with a second base every cell's steps name their base, and each cell is its own build.
+
+def test_a_second_base_gives_each_cell_steps_of_its_own(tmp_path: Path) -> None:
+    project = variant(tmp_path, ("  base: [rocm72]", "  base: [rocm72, rocm70]"),
+                      ("bases:\n", "bases:\n  rocm70:\n    image: docker.io/rocm/vllm-dev:base-7.0\n"
+                                   "    rocm_version: \"7.0\"\n"))
+    steps = bk_steps(project)
+    for base in ("rocm72", "rocm70"):
+        [build] = bk_find(steps, f"invoke build --arch gfx950 --nic cx7 --base {base}")
+        assert f"invoke test --arch gfx950 --nic cx7 --base {base}" in build["command"]
+        assert f"build gfx950-cx7-{base}" in build["label"]
+        [publish] = bk_find(steps, f"invoke publish --arch gfx950 --nic cx7 --base {base}")
+        assert build["key"] in publish["depends_on"]
+        assert bk_find(steps, f"invoke test --gpu --arch gfx950 --nic cx7 --base {base}")
+    jobs = gh_jobs(project)
+    assert len(gh_find(jobs, "invoke build --arch")) == 12
+
+
+def test_the_gpu_count_follows_the_matrix(tmp_path: Path) -> None:
+    project = variant(tmp_path, ("    agent_pool: mi355_2\n    gpu_count: 2", "    agent_pool: mi355_2\n    gpu_count: 8"))
+    for step in bk_find(bk_steps(project), "invoke test --gpu --arch gfx950"):
+        assert step["env"]["EPBUILD_NUM_GPUS"] == "8"
+    for step in bk_find(bk_steps(project), "invoke test --gpu --arch gfx942"):
+        assert step["env"]["EPBUILD_NUM_GPUS"] == "2"
+    for arch, count in (("gfx950", "8"), ("gfx942", "2")):
+        jobs = gh_find(gh_jobs(project), f"invoke test --gpu --arch {arch}").values()
+        assert jobs and {j["env"]["EPBUILD_NUM_GPUS"] for j in jobs} == {count}, arch

@@ -23,7 +23,7 @@ from bench.engines import FreshEngine, save_image  # noqa: E402
 
 pytestmark = pytest.mark.docker
 BASE = "epbuild-offline/base:sid-hip"
-SHARING = ["gfx950-cx7", "gfx950-thor2"]  # share mori, aiter and vllm (same arch), not rocshmem or deepep
+SHARING = ["gfx950-cx7-sid", "gfx950-thor2-sid"]  # share mori, aiter and vllm (same arch), not rocshmem or deepep
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +105,7 @@ def test_a_builder_that_cannot_export_caches_fails_at_once(docker_engine: None, 
     classic = FreshEngine(tmp_path / "classic", 7, containerd_store=False)
     classic.start()
     try:
-        proc = invoke("build", "--matrix", OFFLINE, "--cell", "gfx950-thor2", "--cache", "127.0.0.1:1/x/cache",
+        proc = invoke("build", "--matrix", OFFLINE, "--cell", "gfx950-thor2-sid", "--cache", "127.0.0.1:1/x/cache",
                       env={"DOCKER_HOST": classic.host})
     finally:
         classic.stop()

@@ -214,6 +214,7 @@ def main() -> None:
         f"({moved_wall:.1f} s).",
         f"Wall time: the cold fleet {cold_wall:.1f} s; one cell per emptied engine without a cache (today's "
         f"pipeline) {uncached:.1f} s on the same {args.agents} engines: {uncached / cold_wall:.2f}x as long.",
+        "Other builds may share the machine's cores while this runs: wall times compare within one run only.",
     ]
     figures = {
         "agents": args.agents,

@@ -19,14 +19,17 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from epbuild import preflight, render, reproducible, sources, timeouts, vendor_repo
+from epbuild import preflight, render, reproducible, sources, stage_cache, timeouts, vendor_repo
 from epbuild.bakefile import BAKE_FILE
 from epbuild.commands import CommandFailed, CommandStalled, Runner, query, shell_line
 from epbuild.errors import EpbuildError
 from epbuild.buildreport import BuildReport, CellResult
 from epbuild.progress import Progress, Vertex
 from epbuild.render import RenderedCell, Rendering
+from epbuild.builder_caps import require_cache_export
+from epbuild.stage_cache import CachePlan, Export
 from epbuild.stagegraph import built_pins, stage_identities
+from epbuild.tags import cell_tags
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +43,13 @@ class BuildOptions:
     mirrors: tuple[str, ...] = ()
     quiet: bool = False
     no_cache: bool = False
+    cache: str | None = None
+    """REGISTRY/REPO of the stage cache (epbuild/stage_cache.py): import every stage's ref, export each built one."""
+    cache_export: Export = "all"
+    stage: str | None = None
+    """Build only this stage of the selected cells into the stage cache (a CI stage step)."""
+    push: str | None = None
+    """Push each cell from the builder to this registry under its immutable tag instead of loading it."""
 
 
 def new_run_dir(root: Path, kind: str) -> Path:
@@ -48,16 +58,24 @@ def new_run_dir(root: Path, kind: str) -> Path:
 
 
 def bake_command(rendering: Rendering, root: Path, targets: list[str], options: BuildOptions,
-                 override: Path | None = None) -> list[str]:
-    """The bake command; with `override` (reproducible.bake_override's file) each cell goes to an OCI archive
-    with rewritten timestamps, which `docker load` then hands to the engine, else straight to it (--load)."""
+                 overlay: Path | None = None, reproducible_file: Path | None = None) -> list[str]:
+    """The bake command. With `reproducible_file` (reproducible.bake_override's file) each cell goes to an OCI
+    archive with rewritten timestamps, which `docker load` then hands to the engine; else, without the stage
+    cache's `overlay` or --push, straight to the engine (--load)."""
     bake_file = os.path.relpath(rendering.out_dir / BAKE_FILE, root)
     argv = ["docker", "buildx", "bake", "--file", bake_file, "--progress", "plain"]
-    if override is not None:
-        argv += ["--file", os.path.relpath(override, root)]
+    if overlay is not None:  # the stage cache's targets; each target names its own output there
+        argv += ["--file", os.path.relpath(overlay, root)]
+    if reproducible_file is not None:
+        argv += ["--file", os.path.relpath(reproducible_file, root)]
     if options.builder:
         argv += ["--builder", options.builder]
-    if override is None:
+    if options.push and overlay is None:
+        # Straight from the builder to the registry: a remote builder's layers never visit the local engine.
+        for name in targets:
+            argv += ["--set", f"{name}.tags={_pushed_tag(rendering, name, options.push)}",
+                     "--set", f"{name}.output=type=registry"]
+    elif overlay is None and reproducible_file is None:
         argv.append("--load")  # a remote or container builder must hand the image back to the local engine
     if options.no_cache:
         argv.append("--no-cache")
@@ -80,6 +98,7 @@ def build(rendering: Rendering, cells: list[RenderedCell], root: Path, options: 
     run_dir = None if runner.dry_run else new_run_dir(root, "build")
     if run_dir is not None:
         runner.start_replay(run_dir / "replay.sh", root)
+    cache = _cache_plan(rendering, cells, root, options, run_dir, runner)  # a builder that cannot fails here
     with prepared(rendering, cells, runner):
         exported = fetch_sources(rendering, cells, root, options, runner)
         check_sources(rendering, exported, runner)
@@ -87,28 +106,40 @@ def build(rendering: Rendering, cells: list[RenderedCell], root: Path, options: 
     names = [rc.cell.name for rc in cells]
     results = {rc.cell.name: CellResult(rc.cell.name, rc.plan.local_tag) for rc in cells}
     report = BuildReport(run_dir, list(results.values()))
+    overlay = cache[1] if cache else None
+    # Images that come back to this engine come reproducibly, through OCI archives (epbuild/reproducible.py).
+    # The stage cache's targets and --push name their own outputs.
+    override = None if cache or options.push else \
+        (run_dir or root / "build" / "logs" / "<run>") / reproducible.OVERRIDE_FILE
+
+    def command(targets: list[str]) -> list[str]:
+        return bake_command(rendering, root, cache[0].targets(targets) if cache else targets, options, overlay,
+                            override)
+
     if runner.dry_run:
-        would_be = root / "build" / "logs" / "<run>"
-        runner.run(bake_command(rendering, root, names, options, would_be / reproducible.OVERRIDE_FILE), cwd=root)
-        for name in names:
-            runner.run(_load_command(would_be, name))
+        runner.run(command(names), cwd=root)
+        if override is not None:
+            for name in names:
+                runner.run(_load_command(override.parent, name))
         return report
     assert run_dir is not None
-    override = run_dir / reproducible.OVERRIDE_FILE
-    override.write_text(reproducible.bake_override(cells, {e.component: e.commit_time for e in exported}, run_dir))
+    if override is not None:
+        override.write_text(reproducible.bake_override(cells, {e.component: e.commit_time for e in exported},
+                                                       run_dir))
     for name in names:
         (run_dir / f"{name}.sh").write_text(
             "#!/usr/bin/env bash\n# Rebuilds this cell alone, from the project root.\nset -euxo pipefail\n"
-            f"cd {shlex.quote(str(root))}\n{shell_line(bake_command(rendering, root, [name], options, override))}\n"
-            f"{shell_line(_load_command(run_dir, name))}\n"
+            f"cd {shlex.quote(str(root))}\n{shell_line(command([name]))}\n"
+            + (f"{shell_line(_load_command(run_dir, name))}\n" if override is not None else "")
         )
     remaining = list(names)
     cell_lines: dict[str, list[str]] = {name: [] for name in names}
     start = time.monotonic()
     while remaining:
-        argv = bake_command(rendering, root, remaining, options, override)
+        argv = command(remaining)
         try:
-            code = _stream_bake(argv, root, run_dir, report.progress, runner, cell_lines, quiet=options.quiet)
+            code = _stream_bake(argv, root, run_dir, report.progress, runner, cell_lines, quiet=options.quiet,
+                                aliases=_stage_target_cells(cache[0] if cache else None))
         except BakeStalled as exc:
             for name in remaining:
                 results[name].error = str(exc)
@@ -138,11 +169,11 @@ def build(rendering: Rendering, cells: list[RenderedCell], root: Path, options: 
             log.warning("cells %s failed; building the others again (their finished stages are cached)",
                         ", ".join(failed))
     for result in report.results:
-        if result.ok:
+        if result.ok and override is not None:
             _load(runner, run_dir, result)
     report.wall = time.monotonic() - start
     for result in report.results:
-        if result.ok and result.image_id is None:
+        if result.ok and not options.push and not options.stage and result.image_id is None:
             result.image_id = _image_id(result.tag)
     for name, lines in cell_lines.items():
         (run_dir / f"{name}.log").write_text("".join(lines))
@@ -200,7 +231,8 @@ class BakeStalled(EpbuildError):
 
 
 def _stream_bake(argv: list[str], root: Path, run_dir: Path, progress: Progress, runner: Runner,
-                 cell_lines: dict[str, list[str]], *, quiet: bool, silence: float | None = None) -> int:
+                 cell_lines: dict[str, list[str]], *, quiet: bool, aliases: dict[str, str],
+                 silence: float | None = None) -> int:
     """Runs bake, showing its progress as it goes, saving all of it, and sorting each vertex's lines by cell.
     BuildKit prints a line at least whenever a step starts, ends or writes output; a bake silent for `silence`
     seconds (EPBUILD_BAKE_SILENCE_TIMEOUT) is hung on something, and is stopped and reported."""
@@ -211,6 +243,8 @@ def _stream_bake(argv: list[str], root: Path, run_dir: Path, progress: Progress,
         def on_line(line: str) -> None:
             full.write(line)
             vertex = progress.feed(line)
+            if vertex is not None and vertex.target in aliases:  # a stage-cache target: its vertices are its cell's
+                vertex.target = aliases[vertex.target]
             if vertex is not None and vertex.target in cell_lines:
                 cell_lines[vertex.target].append(line)
             if not quiet:
@@ -230,6 +264,39 @@ def _stream_bake(argv: list[str], root: Path, run_dir: Path, progress: Progress,
             raise BakeStalled(message) from None
 
 
+def _cache_plan(rendering: Rendering, cells: list[RenderedCell], root: Path, options: BuildOptions,
+                run_dir: Path | None, runner: Runner) -> tuple[CachePlan, Path] | None:
+    """With --cache: check the builder can export caches, then write the stage-cache bake file (printed, in a
+    dry run) and return it with its plan."""
+    if options.stage and not options.cache:
+        raise EpbuildError("--stage builds a stage into the stage cache only; name the cache with --cache REGISTRY/REPO")
+    if not options.cache:
+        return None
+    plan = stage_cache.plan(options.cache, cells, rendering.cells, export=options.cache_export,
+                            only_stage=options.stage)
+    require_cache_export(options.builder)
+    outputs = {rc.cell.name: ({"tags": [_pushed_tag(rendering, rc.cell.name, options.push)], "output": ["type=registry"]}
+                              if options.push else {"output": ["type=docker"]}) for rc in cells}
+    text = plan.overlay(context_root=os.path.relpath(rendering.out_dir, root), cell_outputs=outputs)
+    path = (run_dir or root / "build") / "stage-cache.bake.json"
+    if runner.dry_run:
+        print(f"# {os.path.relpath(path, root)}:\n{text}", file=runner.out)
+    else:
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(text)
+        tmp.replace(path)
+    return plan, path
+
+
+def _stage_target_cells(plan: CachePlan | None) -> dict[str, str]:
+    return {} if plan is None else {target: s.cell.cell.name for target, s in plan.stage_targets.items()}
+
+
+def _pushed_tag(rendering: Rendering, cell: str, registry: str) -> str:
+    [rc] = [rc for rc in rendering.cells if rc.cell.name == cell]
+    return cell_tags(rc, registry).immutable
+
+
 def _failed_targets(progress: Progress, remaining: list[str],
                     cells: list[RenderedCell]) -> dict[str, tuple[Vertex, str]]:
     """Each remaining cell that failed, with the failing vertex and the cell BuildKit named it under. A stage
@@ -237,7 +304,8 @@ def _failed_targets(progress: Progress, remaining: list[str],
     identities = {rc.cell.name: stage_identities(rc) for rc in cells}
     out: dict[str, tuple[Vertex, str]] = {}
     for vertex in progress.failures():
-        if vertex.target not in remaining:
+        # A cache ref not in the registry yet is an ERROR vertex, but BuildKit builds on without it.
+        if vertex.target not in remaining or vertex.op.startswith("importing cache manifest"):
             continue
         failed_identity = identities[vertex.target].get(vertex.stage or "")
         for name in remaining:

@@ -91,7 +91,7 @@ def test_a_silent_bake_is_stopped_and_reported(tmp_path: Path, offline_build: In
     argv = ["docker", "buildx", "bake", "--file", str(tmp_path / "bake.json"), "--progress", "plain", "stall"]
     start = time.monotonic()
     with pytest.raises(BakeStalled) as err:
-        _stream_bake(argv, tmp_path, tmp_path, Progress(), Runner(), {}, quiet=True, silence=15)
+        _stream_bake(argv, tmp_path, tmp_path, Progress(), Runner(), {}, quiet=True, aliases={}, silence=15)
     took = time.monotonic() - start
     assert "printed nothing for 15 s and was stopped" in str(err.value)
     assert "EPBUILD_BAKE_SILENCE_TIMEOUT" in str(err.value) and "sleep 600" in str(err.value)

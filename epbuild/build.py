@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from epbuild import render, sources
+from epbuild import render, sources, stageinputs
 from epbuild.bakefile import BAKE_FILE
 from epbuild.commands import Runner, shell_line
 from epbuild.errors import EpbuildError
@@ -71,6 +71,7 @@ def build(rendering: Rendering, cells: list[RenderedCell], root: Path, options: 
         runner.start_replay(run_dir / "replay.sh", root)
     prepare(rendering, runner)
     fetch_sources(rendering, cells, root, options, runner)
+    prepare_stage_inputs(rendering, cells, root, options, runner)
     names = [rc.cell.name for rc in cells]
     results = {rc.cell.name: CellResult(rc.cell.name, rc.plan.local_tag) for rc in cells}
     report = BuildReport(run_dir, list(results.values()))
@@ -140,6 +141,18 @@ def fetch_sources(rendering: Rendering, cells: list[RenderedCell], root: Path, o
     mirrors = sources.mirror_overrides(list(options.mirrors))
     requests = sources.requests_for(rendering.matrix, wanted, mirrors)
     return sources.fetch_all(sources.SourceCache(root, runner), requests)
+
+
+def prepare_stage_inputs(rendering: Rendering, cells: list[RenderedCell], root: Path, options: BuildOptions,
+                         runner: Runner) -> None:
+    """Preflight first (a mismatch fails in seconds, before any network or build), then versions and wheels."""
+    if runner.dry_run:
+        runner.record("# preflight: every flag, variable and file each stage passes, against its source at the pin")
+    else:
+        stageinputs.check(rendering, cells, root)
+    mirrors = sources.mirror_overrides(list(options.mirrors))
+    stageinputs.versions(rendering, cells, root, sources.SourceCache(root, runner), mirrors)
+    stageinputs.wheelhouses(cells, root, runner)
 
 
 def _stream_bake(argv: list[str], root: Path, run_dir: Path, progress: Progress, runner: Runner,

@@ -21,10 +21,9 @@ from pathlib import Path
 
 from packaging.version import InvalidVersion, Version
 
+from epbuild.bakefile import SCM_DIR
 from epbuild.errors import EpbuildError
 
-SCM_DIR = "build/scm"
-"""Where each component's computed version is written, one named context `scm-<component>` per pin."""
 VERSION_FILE = "version"
 # setuptools-scm's default tag_regex: an optional `name-` prefix, an optional v, then the version.
 TAG_REGEX = re.compile(r"^(?:[\w-]+-)?(?P<version>[vV]?\d+(?:\.\d+){0,2}[^\+]*)(?:\+.*)?$")

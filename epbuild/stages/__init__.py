@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from epbuild.plan import CellPlan
+from epbuild.preflight import Interface
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,14 @@ class Stage:
     """The component whose source this stage mounts as the named context `src-<source>`."""
     keyed: bool = False
     """The stage's context takes the content key (only `final`: the key must never feed a build stage)."""
+    interface: Callable[[CellPlan], Interface] | None = None
+    """What the stage passes to its component's source (flags, environment, files), for preflight."""
+    scm_distribution: str | None = None
+    """The distribution whose setuptools-scm version the host computes and hands over as `scm-<source>`."""
+    scm_fallback: str | None = None
+    """The component's own `fallback_version` (used by setuptools-scm only where no tag is reachable)."""
+    build_requirements: tuple[str, ...] = ()
+    """Requirement files (in the source) resolved on the host into the wheelhouse context `wheels-<source>`."""
 
     @property
     def template(self) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from epbuild.plan import CellPlan
+from epbuild.preflight import Interface, Use
 from epbuild.stages import Stage
 
 
@@ -13,4 +14,10 @@ def context(plan: CellPlan) -> dict[str, Any]:
     return {"replaces": plan.matrix.components.rdma_core.replaces_packages}
 
 
-STAGE = Stage("rdma-core", context, applies=lambda plan: plan.rdma_core_from_source, source="rdma-core")
+def interface(plan: CellPlan) -> Interface:
+    return Interface([Use("cmake", "NO_MAN_PAGES", "the rdma-core stage"),
+                      Use("cmake", "NO_PYVERBS", "the rdma-core stage")], readers=("CMakeLists.txt",))
+
+
+STAGE = Stage("rdma-core", context, applies=lambda plan: plan.rdma_core_from_source, source="rdma-core",
+              interface=interface)

@@ -5,7 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from epbuild.plan import CellPlan
+from epbuild.preflight import Interface, Use
 from epbuild.stages import Stage
+
+SCRIPT = "scripts/build_configs/all_backends"
 
 
 def context(plan: CellPlan) -> dict[str, Any]:
@@ -18,4 +21,12 @@ def context(plan: CellPlan) -> dict[str, Any]:
     }
 
 
-STAGE = Stage("rocshmem", context, source="rocshmem")
+def interface(plan: CellPlan) -> Interface:
+    return Interface([Use("file", SCRIPT, "the rocshmem stage"),
+                      Use("env", "INSTALL_PREFIX", "components.rocshmem.install_prefix"),
+                      Use("cmake", "GPU_TARGETS", f"axes.arch ({plan.cell.arch})"),
+                      Use("cmake", "USE_EXTERNAL_MPI", "the rocshmem stage (OFF, as the reference)")],
+                     readers=(SCRIPT, "CMakeLists.txt", "cmake/*.cmake", "cmake/**/*.cmake"))
+
+
+STAGE = Stage("rocshmem", context, source="rocshmem", interface=interface)

@@ -38,6 +38,8 @@ class BuildOptions:
     keep_going: bool = True
     mirrors: tuple[str, ...] = ()
     quiet: bool = False
+    max_jobs: int | None = None
+    """MAX_JOBS for compiled stages that take it (vLLM's native step); None: the builder's cores."""
 
 
 def new_run_dir(root: Path, kind: str) -> Path:
@@ -55,6 +57,10 @@ def bake_command(rendering: Rendering, root: Path, targets: list[str], options: 
         argv += ["--set", f"*.cache-from={ref}"]
     for ref in options.cache_to:
         argv += ["--set", f"*.cache-to={ref}"]
+    if options.max_jobs is not None:
+        if options.max_jobs < 1:
+            raise EpbuildError(f"--max-jobs must be a positive number of jobs, not {options.max_jobs}")
+        argv += ["--set", f"*.args.MAX_JOBS={options.max_jobs}"]
     return argv + targets
 
 

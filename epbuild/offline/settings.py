@@ -20,7 +20,8 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 BASE_DIR = REPO_ROOT / "examples" / "offline" / "base"
 FIXTURES_DIR = REPO_ROOT / "examples" / "offline" / "fixtures"
 
-OFFLINE_BASE_IMAGE = "epbuild-offline/base:sid-hip"
+OFFLINE_BASE_IMAGE = "epbuild-offline/base:sid-hip-refbase"
+"""Shared by every checkout on the engine: a new tag whenever examples/offline/base/Dockerfile changes."""
 MINBASE_IMAGE = "epbuild-offline/bookworm-minbase:latest"
 MINBASE_SUITE = "bookworm"
 DEBIAN_MIRROR = os.environ.get("EPBUILD_DEBIAN_MIRROR", "http://deb.debian.org/debian")
@@ -29,6 +30,9 @@ DEBIAN_MIRROR = os.environ.get("EPBUILD_DEBIAN_MIRROR", "http://deb.debian.org/d
 COMPONENTS: tuple[str, ...] = ("rocshmem", "deepep", "mori", "aiter", "vllm")
 # Components that also get commit C ("broken"), which fails to compile for gfx942 only.
 BROKEN_COMPONENTS: frozenset[str] = frozenset({"deepep"})
+# Tags on a stand-in's pinned commit: AITER's pin is a release tag, as in the default matrix (v0.1.10.post3 =
+# 6a0e7b26), so setuptools-scm gives it exactly that version.
+FIXTURE_TAGS: dict[str, str] = {"aiter": "v0.1.10.post3"}
 REV_FILE = "fixture_rev.h"
 BROKEN_SNIPPET = (
     '\n#if defined(__gfx942__)\n#error "epbuild fixture: this commit breaks the gfx942 build on purpose"\n#endif\n'
@@ -41,7 +45,7 @@ RDMA_CORE_ORIG = f"rdma-core_{RDMA_CORE_VERSION}.orig.tar.gz"
 RDMA_CORE_ORIG_SHA256 = "63ce7f2baa7242c2dbc76375dac957c420187dd27f8c5e148efc07971ee522a8"
 
 # Bump when the way repos are generated changes (invalidates every stamp).
-GENERATOR_VERSION = "2"
+GENERATOR_VERSION = "3"
 STAMP_FILE = "epbuild-fixture.json"
 _IDENT = ("epbuild fixtures", "fixtures@epbuild.invalid")
 _EPOCH = 1735689600  # 2025-01-01T00:00:00Z; commit n is dated _EPOCH + n days

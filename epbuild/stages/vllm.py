@@ -14,8 +14,9 @@ from epbuild.preflight import Interface, Use
 from epbuild.stages import Stage
 
 # What the reference's csrc-build stage copies: setup.py reads these (Dockerfile.rocm@00305ee5, csrc-build).
-NATIVE_INPUTS = ("setup.py", "CMakeLists.txt", "cmake", "csrc", "tools/build_rust.py", "vllm/envs.py",
-                 "vllm/__init__.py")
+# pyproject.toml too: the reference bind-mounts it into that step, so it is part of the step's inputs.
+NATIVE_INPUTS = ("setup.py", "CMakeLists.txt", "pyproject.toml", "cmake", "csrc", "tools/build_rust.py",
+                 "vllm/envs.py", "vllm/__init__.py")
 
 
 def context(plan: CellPlan) -> dict[str, Any]:

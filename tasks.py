@@ -159,7 +159,8 @@ def test(c: Context, matrix: str = "matrix.yaml", arch: list[str] | None = None,
     if image and len(cells) != 1:
         raise EpbuildError(f"--image checks one cell, but the selection has {len(cells)}: "
                            + ", ".join(rc.cell.name for rc in cells))
-    runs = [imagetest.run_checks(rc, image or rc.plan.local_tag, project.ROOT, gpu=gpu, quiet=quiet) for rc in cells]
+    runs = [imagetest.run_checks(rc, image or rc.plan.local_tag, project.ROOT, r.matrix.directory, gpu=gpu,
+                                 quiet=quiet) for rc in cells]
     print(imagetest.summary(runs))
     # (`all` is this task's --all flag here, not the builtin.)
     if any(not run.ok for run in runs) or (require_gpu and any(run.not_run for run in runs)):

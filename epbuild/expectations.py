@@ -7,7 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from epbuild import manifest
+from epbuild.commands import Runner
 from epbuild.render import RenderedCell
+from epbuild.sources import SourceCache, resolve_url
 from epbuild.stages import built_pins
 
 EXPECTED_ENV = "EPBUILD_EXPECTED"
@@ -21,10 +23,22 @@ def rdma_core_version(tag: str | None) -> str | None:
     return None
 
 
-def expectation(rc: RenderedCell, image: str) -> dict[str, Any]:
+def pin_sources(rc: RenderedCell, root: Path, matrix_dir: Path) -> dict[str, dict[str, str]]:
+    """Where each built component's history is on this host (the bare mirror the build fetched into) and the
+    commit pinned, so the checks can read the source at the pin themselves (not what epbuild wrote about it)."""
+    cache = SourceCache(root, Runner())
+    out = {}
+    for name, pin in built_pins(rc.plan).items():
+        url = resolve_url(pin.repo, matrix_dir)
+        out[name] = {"git_dir": str(cache.mirror_path(url)), "commit": pin.commit}
+    return out
+
+
+def expectation(rc: RenderedCell, image: str, root: Path, matrix_dir: Path) -> dict[str, Any]:
     plan = rc.plan
     components = list(built_pins(plan))
     return {
+        "sources": pin_sources(rc, root, matrix_dir),
         "image": image,
         "cell": rc.cell.name,
         "archs": list(rc.cell.archs),

@@ -183,6 +183,10 @@ class SourceCache:
         log.info("%s: exported %s at %s to %s", request.component, request.url, commit, dest)
         return commit
 
+    def mirror_path(self, url: str) -> Path:
+        """Where the bare mirror of `url` lives (it may not exist yet)."""
+        return self._mirror_path(url)
+
     def _mirror_path(self, url: str) -> Path:
         digest = hashlib.sha256(url.encode()).hexdigest()[:16]
         stem = re.sub(r"[^A-Za-z0-9._-]", "_", url.rstrip("/").rsplit("/", 1)[-1])[:40]

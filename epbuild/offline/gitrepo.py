@@ -20,6 +20,7 @@ from epbuild.offline.settings import (
     _EPOCH,
     _IDENT,
     _SKIP_DIRS,
+    _SKIP_TOP_DIRS,
     _SKIP_SUFFIXES,
     GENERATOR_VERSION,
     STAMP_FILE,
@@ -84,7 +85,8 @@ def _git(repo: Path, *args: str, stdin: bytes | None = None) -> str:
 
 
 def _is_skipped(rel: Path) -> bool:
-    return any(p in _SKIP_DIRS or p.endswith(_SKIP_SUFFIXES) for p in rel.parts)
+    # Build outputs only at the top (vLLM keeps real sources in requirements/build/).
+    return rel.parts[0] in _SKIP_TOP_DIRS or any(p in _SKIP_DIRS or p.endswith(_SKIP_SUFFIXES) for p in rel.parts)
 
 
 def _mode_for(data: bytes) -> str:

@@ -49,7 +49,8 @@ GENERATOR_VERSION = "3"
 STAMP_FILE = "epbuild-fixture.json"
 _IDENT = ("epbuild fixtures", "fixtures@epbuild.invalid")
 _EPOCH = 1735689600  # 2025-01-01T00:00:00Z; commit n is dated _EPOCH + n days
-_SKIP_DIRS = frozenset({".git", "__pycache__", "build", "dist"})
+_SKIP_DIRS = frozenset({".git", "__pycache__"})
+_SKIP_TOP_DIRS = frozenset({"build", "dist"})
 _SKIP_SUFFIXES = (".pyc", ".pyo", ".egg-info")
 
 

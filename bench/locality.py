@@ -1,8 +1,14 @@
 """Locality: move one pin to the stand-in's other commit and rebuild every cell; list the stages that ran.
-Targets: vLLM moved -> only `vllm` and `final`; rocSHMEM moved -> only `rocshmem`, `deepep` and `final`."""
+Targets: vLLM moved -> only `vllm` and `final`; rocSHMEM moved -> only `rocshmem`, `deepep` and `final`.
+
+`--vllm-native` measures the vLLM native step alone, on one cell: a pin move that changes only Python recompiles
+no HIP object (the step is cached), and a move that changes one native source recompiles at most 10% of the
+objects (ccache, whose statistics the step prints; CCACHE_BASEDIR keeps the paths the same across pins)."""
 
 from __future__ import annotations
 
+import argparse
+import re
 import tempfile
 from pathlib import Path
 
@@ -10,6 +16,9 @@ from bench.results import OFFLINE, ROOT, build_summary, invoke, record
 from epbuild.offline import matrix_variant
 
 EXPECTED = {"vllm": {"vllm", "final"}, "rocshmem": {"rocshmem", "deepep", "final"}}
+NATIVE_CELL = "gfx950-cx7"
+STAT = re.compile(r"^#(?P<vertex>\d+) [\d.]+ (?P<key>direct_cache_hit|preprocessed_cache_hit|cache_miss)\s+(?P<n>\d+)$")
+OBJECT = re.compile(r"^#(?P<vertex>\d+) [\d.]+ \[\d+/\d+\] Building CXX object ")
 
 
 def moved_matrix(folder: Path, component: str) -> Path:
@@ -25,7 +34,61 @@ def stages_run(summary: dict[str, object]) -> dict[str, int]:
     return out
 
 
+def native_step(run_dir: Path) -> dict[str, int | bool]:
+    """What the vLLM native step did in one build: whether it ran at all, the objects ninja built, and ccache's
+    hits and misses (a miss is a real compiler invocation)."""
+    lines = (run_dir / "bake.log").read_text().splitlines()
+    vertex = next((m.group(1) for line in lines if (m := re.match(r"^#(\d+) \[\S+ vllm-csrc \d+/\d+\] RUN ", line))),
+                  None)
+    ran = vertex is not None and any(line.startswith(f"#{vertex} DONE") for line in lines)
+    stats = {"direct_cache_hit": 0, "preprocessed_cache_hit": 0, "cache_miss": 0}
+    objects = 0
+    for line in lines:
+        if (m := STAT.match(line)) and m["vertex"] == vertex:
+            stats[m["key"]] = int(m["n"])
+        elif (m := OBJECT.match(line)) and m["vertex"] == vertex:
+            objects += 1
+    hits = stats["direct_cache_hit"] + stats["preprocessed_cache_hit"]
+    return {"step_ran": ran, "objects_built_by_ninja": objects, "ccache_hits": hits,
+            "hip_compiles": stats["cache_miss"] if ran else 0}
+
+
+def vllm_native() -> None:
+    """The native step's locality for a Python-only and a one-source vLLM pin move, on one cell."""
+    figures: dict[str, object] = {"cell": NATIVE_CELL}
+    with tempfile.TemporaryDirectory(dir=ROOT / "build") as tmp:
+        base = matrix_variant(Path(tmp) / "pinned", image_name="epbuild-offline/locality")
+        invoke("render", "--matrix", str(base))
+        warm = build_summary("--matrix", str(base), "--cell", NATIVE_CELL)
+        figures["start"] = native_step(Path(str(warm["run_dir"])))
+        for name, key in (("python_only_move", "python-only"), ("one_native_source_move", "moved")):
+            matrix = matrix_variant(Path(tmp) / key, at={"vllm": key}, image_name="epbuild-offline/locality")
+            invoke("render", "--matrix", str(matrix))
+            summary = build_summary("--matrix", str(matrix), "--cell", NATIVE_CELL)
+            figures[name] = native_step(Path(str(summary["run_dir"])))
+            # Back to the pins, so the next move starts from the same ccache and layer state.
+            build_summary("--matrix", str(base), "--cell", NATIVE_CELL)
+    python_only, one_source = figures["python_only_move"], figures["one_native_source_move"]
+    total = int(figures["start"]["objects_built_by_ninja"]) or 1  # type: ignore[index]
+    share = int(one_source["hip_compiles"]) / total  # type: ignore[index]
+    figures["targets"] = {"python_only_move_recompiles_nothing": python_only["hip_compiles"] == 0,  # type: ignore[index]
+                          "one_source_move_recompiles_at_most_10_percent": share <= 0.10}
+    lines = [f"vLLM native step on {NATIVE_CELL}: {total} native objects at the pin.",
+             f"Python-only pin move: native step {'ran' if python_only['step_ran'] else 'cached'}, "  # type: ignore[index]
+             f"{python_only['hip_compiles']} HIP compiles; target 0: "  # type: ignore[index]
+             f"{'met' if figures['targets']['python_only_move_recompiles_nothing'] else 'MISSED'}.",  # type: ignore[index]
+             f"One-native-source pin move: {one_source['hip_compiles']} of {total} objects recompiled "  # type: ignore[index]
+             f"({share:.0%}, {one_source['ccache_hits']} ccache hits); target <= 10%: "  # type: ignore[index]
+             f"{'met' if figures['targets']['one_source_move_recompiles_at_most_10_percent'] else 'MISSED'}."]  # type: ignore[index]
+    record("Locality: vLLM native step", lines, figures)
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser(prog="python3 -m bench.locality", description=__doc__.split("\n")[0])
+    parser.add_argument("--vllm-native", action="store_true", help="measure only the vLLM native step (one cell)")
+    if parser.parse_args().vllm_native:
+        vllm_native()
+        return
     warm = build_summary("--matrix", OFFLINE, "--all")  # the starting point: every cell built at the pins
     figures: dict[str, object] = {"warm_start_run_steps_executed": len(warm["executed_run_steps"])}  # type: ignore[arg-type]
     lines = []

@@ -93,3 +93,26 @@ def test_a_broken_stand_in_fails_its_cell_and_the_other_completes(offline_build:
     assert not cells["gfx942-thor2"]["ok"] and cells["gfx942-thor2"]["failed_stage"] == "deepep"
     table = result.out
     assert "gfx942-thor2" in table and "FAILED" in table and "deepep" in table
+
+
+def test_preflight_refuses_a_flag_the_pin_lacks_before_bake(tmp_path: Path) -> None:
+    """DeepEP's pinned stand-in (like a9ea9774) has no --rocm-gfx942-fp8-fnuz-max: `invoke build` stops after the
+    fetch, naming component, pin, flag and matrix key, and never starts bake (tests/core/test_preflight.py shows the
+    same setting passing at the stand-in's later commit that has the flag)."""
+    from epbuild.offline import REPOS_DIR, ensure_fixture_repos
+    from epbuild.offline.settings import FIXTURES_DIR
+
+    ensure_fixture_repos(REPOS_DIR, fixtures_dir=FIXTURES_DIR)
+    fnuz = {"deepep": {"gfx942_fp8_fnuz_max": 224}}
+    matrix = matrix_variant(tmp_path / "pinned", options=fnuz, image_name="epbuild-offline/preflight")
+    invoke("render", "--matrix", str(matrix), check=True)
+    logs = ROOT / "build" / "logs"
+    before = set(logs.iterdir()) if logs.exists() else set()
+    result = invoke("build", "--matrix", str(matrix), "--cell", "gfx950-cx7", "--quiet")
+    assert result.code == 2, result.out + result.err
+    commit = yaml.safe_load(matrix.read_text())["components"]["deepep"]["commit"]
+    for part in (f"deepep at {commit[:12]}", "--rocm-gfx942-fp8-fnuz-max", "components.deepep.gfx942_fp8_fnuz_max",
+                 "nothing was built"):
+        assert part in result.err, result.err
+    runs = [d for d in logs.iterdir() if d not in before]
+    assert runs and all("buildx bake" not in (d / "replay.sh").read_text() for d in runs)

@@ -47,11 +47,12 @@ RUN --mount=type=bind,from=src-deepep,target=/src/deepep,rw \
     python3 setup.py --variant rocm --rocm-explicit-ctx --nic thor2 bdist_wheel --dist-dir /wheels/deepep
 
 FROM base AS mori
-# Build requirements in their own layer: resolved and hash-pinned on the host (epbuild.wheelhouse), no index here.
+# Build requirements in their own layer: resolved and hash-pinned on the host (epbuild.wheelhouse), no index here;
+# --ignore-installed, since pip cannot uninstall the distribution's own copies (no RECORD file).
 RUN --mount=type=bind,from=wheels-mori,target=/wheelhouse \
     if grep -q . /wheelhouse/requirements.lock; then \
-      python3 -m pip install --no-cache-dir --no-index --find-links /wheelhouse --require-hashes \
-        -r /wheelhouse/requirements.lock; \
+      python3 -m pip install --no-cache-dir --no-index --ignore-installed --find-links /wheelhouse \
+        --require-hashes -r /wheelhouse/requirements.lock; \
     fi
 # The source context already holds MoRI's submodules (epbuild fetches them), so no git runs here. There is no .git
 # either, so setuptools-scm gets the version the host computed from the pin's history (setup.py@2d02c6a9 has no
@@ -67,11 +68,12 @@ RUN --mount=type=bind,from=src-mori,target=/src/mori,rw \
     python3 setup.py bdist_wheel --dist-dir /wheels/mori
 
 FROM base AS aiter
-# Build requirements in their own layer: resolved and hash-pinned on the host (epbuild.wheelhouse), no index here.
+# Build requirements in their own layer: resolved and hash-pinned on the host (epbuild.wheelhouse), no index here;
+# --ignore-installed, since pip cannot uninstall the distribution's own copies (no RECORD file).
 RUN --mount=type=bind,from=wheels-aiter,target=/wheelhouse \
     if grep -q . /wheelhouse/requirements.lock; then \
-      python3 -m pip install --no-cache-dir --no-index --find-links /wheelhouse --require-hashes \
-        -r /wheelhouse/requirements.lock; \
+      python3 -m pip install --no-cache-dir --no-index --ignore-installed --find-links /wheelhouse \
+        --require-hashes -r /wheelhouse/requirements.lock; \
     fi
 # AITER reads GPU_ARCHS in its JIT code and defaults to "native" (rocminfo), which needs a GPU: always pass it.
 # Without .git its setuptools-scm would fall back to 0.1.0 (pyproject.toml@6a0e7b26), so it gets the pin's version.
@@ -87,11 +89,12 @@ RUN --mount=type=bind,from=src-aiter,target=/src/aiter,rw \
 
 FROM base AS vllm-deps
 # Build requirements in their own layer (as docker/Dockerfile.rocm@00305ee5 installs them before any source):
-# resolved and hash-pinned on the host (epbuild.wheelhouse), no index here.
+# resolved and hash-pinned on the host (epbuild.wheelhouse), no index here; --ignore-installed, since pip cannot
+# uninstall the distribution's own copies (no RECORD file).
 RUN --mount=type=bind,from=wheels-vllm,target=/wheelhouse \
     if grep -q . /wheelhouse/requirements.lock; then \
-      python3 -m pip install --no-cache-dir --no-index --find-links /wheelhouse --require-hashes \
-        -r /wheelhouse/requirements.lock; \
+      python3 -m pip install --no-cache-dir --no-index --ignore-installed --find-links /wheelhouse \
+        --require-hashes -r /wheelhouse/requirements.lock; \
     fi
 
 FROM vllm-deps AS vllm-csrc
@@ -116,13 +119,15 @@ COPY --from=src-vllm vllm/envs.py vllm/envs.py
 # hadolint ignore=DL3022
 COPY --from=src-vllm vllm/__init__.py vllm/__init__.py
 ARG MAX_JOBS
+# The cache is shared with every other compiled stage, so this step's own statistics come from a stats log.
 RUN --mount=type=cache,id=epbuild-ccache,target=/root/.cache/ccache \
-    export CCACHE_BASEDIR=/build/vllm SETUPTOOLS_SCM_PRETEND_VERSION=0.0.0+rocm.csrc.build \
- && ccache --zero-stats >/dev/null \
+    export CCACHE_BASEDIR=/build/vllm CCACHE_STATSLOG=/tmp/epbuild-ccache.log \
+      SETUPTOOLS_SCM_PRETEND_VERSION=0.0.0+rocm.csrc.build \
  && VLLM_TARGET_DEVICE=rocm PYTORCH_ROCM_ARCH="gfx942" MAX_JOBS="${MAX_JOBS:-$(nproc)}" \
     python3 setup.py bdist_wheel --dist-dir /build/dist \
  && echo "epbuild: ccache statistics of the vLLM native step" \
- && ccache --print-stats
+ && ccache --show-log-stats --print-stats \
+ && rm /tmp/epbuild-ccache.log
 
 FROM vllm-deps AS vllm
 # The wheel, packaged around the extension the native step built (VLLM_USE_PRECOMPILED=1, as the reference), with
@@ -164,14 +169,14 @@ ENV HSA_NO_SCRATCH_RECLAIM=1 \
     VLLM_ROCM_USE_AITER=1
 LABEL org.opencontainers.image.title="rocm/vllm-ep gfx942-thor2" \
       org.opencontainers.image.description="ROCm expert-parallel inference stack (rdma-core, rocSHMEM, DeepEP, MoRI, AITER, vLLM) built by epbuild" \
-      org.opencontainers.image.version="gfx942-thor2-c45ac38e8797" \
+      org.opencontainers.image.version="gfx942-thor2-572c1caf9ebd" \
       org.opencontainers.image.source="https://github.com/vllm-project/vllm.git" \
       org.opencontainers.image.revision="00305ee518727effd01deeffc47b46282ba29a4b" \
       org.opencontainers.image.base.name="docker.io/rocm/vllm-dev:base" \
       io.epbuild.cell="gfx942-thor2" \
       io.epbuild.arch="gfx942" \
       io.epbuild.nic="thor2" \
-      io.epbuild.content-key="c45ac38e87976ffa23c51e3d543e5266c35d2bed9994c5e899689308b1aa208d" \
+      io.epbuild.content-key="572c1caf9ebd5a5ecb9a7fd0ffb7532dee0cc02afc50f68c45f629060fec6d55" \
       io.epbuild.pin.rocshmem="f0acb0c6" \
       io.epbuild.pin.deepep="a9ea9774" \
       io.epbuild.pin.mori="2d02c6a9" \

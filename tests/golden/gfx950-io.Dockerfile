@@ -23,31 +23,35 @@ RUN apt-get update \
 
 FROM base AS rdma-core
 # rdma-core's release build as vLLM's Dockerfile.rocm runs it; NO_MAN_PAGES drops pandoc, NO_PYVERBS the
-# Cython bindings. The distribution's verbs packages are retired first: ldconfig links the highest version of a
-# soname, so a newer distribution libibverbs would otherwise shadow the pinned build. Purging them alone would
-# leave every package that depends on them (openmpi in the reference base) with unmet dependencies, and every
-# later apt-get install failing; so a small package `epbuild-rdma-core` tells dpkg that the source build provides
-# them, at the version in rdma-core's own CMakeLists.txt (PACKAGE_VERSION).
+# Cython bindings. The distribution's verbs packages are retired first (with every installed package that
+# provides one of them, such as Debian's librdmacm1t64): ldconfig links the highest version of a soname, so a
+# newer distribution libibverbs would otherwise shadow the pinned build. Purging them alone would leave every
+# package that depends on them (openmpi in the reference base) with unmet dependencies, and every later apt-get
+# install failing; so a small package `epbuild-rdma-core` tells dpkg that the source build provides them, at the
+# version in rdma-core's own CMakeLists.txt (PACKAGE_VERSION).
+# $purge is a word list on purpose; a failing dpkg-query would show as dpkg -i's Conflicts error below.
+# hadolint ignore=SC2086,DL4006
 RUN --mount=type=bind,from=src-rdma-core,target=/src/rdma-core,rw \
     --mount=type=cache,id=epbuild-ccache,target=/root/.cache/ccache \
     export CCACHE_BASEDIR=/src/rdma-core \
  && version="$(sed -n 's/^set(PACKAGE_VERSION "\([0-9.]*\)")$/\1/p' /src/rdma-core/CMakeLists.txt)" \
  && test -n "$version" \
- && for pkg in ibverbs-providers ibverbs-utils libibverbs-dev libibverbs1 librdmacm-dev librdmacm1 rdmacm-utils rdma-core; do \
-      if dpkg -s "$pkg" >/dev/null 2>&1; then dpkg --purge --force-depends "$pkg"; fi; \
-    done \
+ && purge="$(dpkg-query -W -f '${db:Status-Abbrev} ${Package} ${Provides}\n' \
+      | awk -v want=' ibverbs-providers ibverbs-utils libibverbs-dev libibverbs1 librdmacm-dev librdmacm1 rdmacm-utils rdma-core ' '$1 ~ /^.i/ { for (i = 2; i <= NF; i++) { \
+          n = $i; sub(/[,(].*/, "", n); if (n != "" && index(want, " " n " ")) { print $2; next } } }')" \
+ && if [ -n "$purge" ]; then dpkg --purge --force-depends $purge; fi \
  && cmake -S /src/rdma-core -B /src/rdma-core/build -GNinja \
       -DCMAKE_INSTALL_PREFIX=/usr -DNO_MAN_PAGES=1 -DNO_PYVERBS=1 -DCMAKE_C_COMPILER_LAUNCHER=ccache \
  && ninja -C /src/rdma-core/build \
  && ninja -C /src/rdma-core/build install \
  && ldconfig \
+ && names="$(printf '%s\n' ibverbs-providers ibverbs-utils libibverbs-dev libibverbs1 librdmacm-dev librdmacm1 rdmacm-utils rdma-core $purge | sort -u)" \
+ && provides="" && for pkg in $names; do provides="${provides:+$provides, }$pkg (= $version)"; done \
+ && others="$(printf '%s, ' $names)" \
  && mkdir -p /tmp/epbuild-rdma-core/DEBIAN \
- && provides="" \
- && for pkg in ibverbs-providers ibverbs-utils libibverbs-dev libibverbs1 librdmacm-dev librdmacm1 rdmacm-utils rdma-core; do provides="${provides:+$provides, }$pkg (= $version)"; done \
  && printf '%s\n' "Package: epbuild-rdma-core" "Version: $version" "Architecture: all" \
-      "Maintainer: epbuild <epbuild@localhost>" "Provides: $provides" \
-      "Conflicts: ibverbs-providers, ibverbs-utils, libibverbs-dev, libibverbs1, librdmacm-dev, librdmacm1, rdmacm-utils, rdma-core" "Replaces: ibverbs-providers, ibverbs-utils, libibverbs-dev, libibverbs1, librdmacm-dev, librdmacm1, rdmacm-utils, rdma-core" \
-      "Description: rdma-core $version built from source into /usr by epbuild" \
+      "Maintainer: epbuild <epbuild@localhost>" "Provides: $provides" "Conflicts: ${others%, }" \
+      "Replaces: ${others%, }" "Description: rdma-core $version built from source into /usr by epbuild" \
       > /tmp/epbuild-rdma-core/DEBIAN/control \
  && dpkg-deb --build /tmp/epbuild-rdma-core /tmp/epbuild-rdma-core.deb >/dev/null \
  && dpkg -i /tmp/epbuild-rdma-core.deb \
@@ -80,11 +84,12 @@ RUN --mount=type=bind,from=src-deepep,target=/src/deepep,rw \
     python3 setup.py --variant rocm --rocm-explicit-ctx --nic io bdist_wheel --dist-dir /wheels/deepep
 
 FROM base AS mori
-# Build requirements in their own layer: resolved and hash-pinned on the host (epbuild.wheelhouse), no index here.
+# Build requirements in their own layer: resolved and hash-pinned on the host (epbuild.wheelhouse), no index here;
+# --ignore-installed, since pip cannot uninstall the distribution's own copies (no RECORD file).
 RUN --mount=type=bind,from=wheels-mori,target=/wheelhouse \
     if grep -q . /wheelhouse/requirements.lock; then \
-      python3 -m pip install --no-cache-dir --no-index --find-links /wheelhouse --require-hashes \
-        -r /wheelhouse/requirements.lock; \
+      python3 -m pip install --no-cache-dir --no-index --ignore-installed --find-links /wheelhouse \
+        --require-hashes -r /wheelhouse/requirements.lock; \
     fi
 # The source context already holds MoRI's submodules (epbuild fetches them), so no git runs here. There is no .git
 # either, so setuptools-scm gets the version the host computed from the pin's history (setup.py@2d02c6a9 has no
@@ -100,11 +105,12 @@ RUN --mount=type=bind,from=src-mori,target=/src/mori,rw \
     python3 setup.py bdist_wheel --dist-dir /wheels/mori
 
 FROM base AS aiter
-# Build requirements in their own layer: resolved and hash-pinned on the host (epbuild.wheelhouse), no index here.
+# Build requirements in their own layer: resolved and hash-pinned on the host (epbuild.wheelhouse), no index here;
+# --ignore-installed, since pip cannot uninstall the distribution's own copies (no RECORD file).
 RUN --mount=type=bind,from=wheels-aiter,target=/wheelhouse \
     if grep -q . /wheelhouse/requirements.lock; then \
-      python3 -m pip install --no-cache-dir --no-index --find-links /wheelhouse --require-hashes \
-        -r /wheelhouse/requirements.lock; \
+      python3 -m pip install --no-cache-dir --no-index --ignore-installed --find-links /wheelhouse \
+        --require-hashes -r /wheelhouse/requirements.lock; \
     fi
 # AITER reads GPU_ARCHS in its JIT code and defaults to "native" (rocminfo), which needs a GPU: always pass it.
 # Without .git its setuptools-scm would fall back to 0.1.0 (pyproject.toml@6a0e7b26), so it gets the pin's version.
@@ -120,11 +126,12 @@ RUN --mount=type=bind,from=src-aiter,target=/src/aiter,rw \
 
 FROM base AS vllm-deps
 # Build requirements in their own layer (as docker/Dockerfile.rocm@00305ee5 installs them before any source):
-# resolved and hash-pinned on the host (epbuild.wheelhouse), no index here.
+# resolved and hash-pinned on the host (epbuild.wheelhouse), no index here; --ignore-installed, since pip cannot
+# uninstall the distribution's own copies (no RECORD file).
 RUN --mount=type=bind,from=wheels-vllm,target=/wheelhouse \
     if grep -q . /wheelhouse/requirements.lock; then \
-      python3 -m pip install --no-cache-dir --no-index --find-links /wheelhouse --require-hashes \
-        -r /wheelhouse/requirements.lock; \
+      python3 -m pip install --no-cache-dir --no-index --ignore-installed --find-links /wheelhouse \
+        --require-hashes -r /wheelhouse/requirements.lock; \
     fi
 
 FROM vllm-deps AS vllm-csrc
@@ -149,13 +156,15 @@ COPY --from=src-vllm vllm/envs.py vllm/envs.py
 # hadolint ignore=DL3022
 COPY --from=src-vllm vllm/__init__.py vllm/__init__.py
 ARG MAX_JOBS
+# The cache is shared with every other compiled stage, so this step's own statistics come from a stats log.
 RUN --mount=type=cache,id=epbuild-ccache,target=/root/.cache/ccache \
-    export CCACHE_BASEDIR=/build/vllm SETUPTOOLS_SCM_PRETEND_VERSION=0.0.0+rocm.csrc.build \
- && ccache --zero-stats >/dev/null \
+    export CCACHE_BASEDIR=/build/vllm CCACHE_STATSLOG=/tmp/epbuild-ccache.log \
+      SETUPTOOLS_SCM_PRETEND_VERSION=0.0.0+rocm.csrc.build \
  && VLLM_TARGET_DEVICE=rocm PYTORCH_ROCM_ARCH="gfx950" MAX_JOBS="${MAX_JOBS:-$(nproc)}" \
     python3 setup.py bdist_wheel --dist-dir /build/dist \
  && echo "epbuild: ccache statistics of the vLLM native step" \
- && ccache --print-stats
+ && ccache --show-log-stats --print-stats \
+ && rm /tmp/epbuild-ccache.log
 
 FROM vllm-deps AS vllm
 # The wheel, packaged around the extension the native step built (VLLM_USE_PRECOMPILED=1, as the reference), with
@@ -197,14 +206,14 @@ ENV HSA_NO_SCRATCH_RECLAIM=1 \
     VLLM_ROCM_USE_AITER=1
 LABEL org.opencontainers.image.title="rocm/vllm-ep gfx950-io" \
       org.opencontainers.image.description="ROCm expert-parallel inference stack (rdma-core, rocSHMEM, DeepEP, MoRI, AITER, vLLM) built by epbuild" \
-      org.opencontainers.image.version="gfx950-io-5f8e4ff0ce06" \
+      org.opencontainers.image.version="gfx950-io-c4e6b36b78de" \
       org.opencontainers.image.source="https://github.com/vllm-project/vllm.git" \
       org.opencontainers.image.revision="00305ee518727effd01deeffc47b46282ba29a4b" \
       org.opencontainers.image.base.name="docker.io/rocm/vllm-dev:base" \
       io.epbuild.cell="gfx950-io" \
       io.epbuild.arch="gfx950" \
       io.epbuild.nic="io" \
-      io.epbuild.content-key="5f8e4ff0ce06d1ac20f672f242a97c9b6578da795227412c95240325db418bdb" \
+      io.epbuild.content-key="c4e6b36b78debe70fb64430e1c2fd8e27d5e116ac8fd073e31d443e381e351cc" \
       io.epbuild.pin.rdma-core="31af04ec84378724cb6256814d4ffde359a7123b" \
       io.epbuild.pin.rocshmem="f0acb0c6" \
       io.epbuild.pin.deepep="a9ea9774" \

@@ -156,14 +156,17 @@ COPY --from=src-vllm vllm/envs.py vllm/envs.py
 # hadolint ignore=DL3022
 COPY --from=src-vllm vllm/__init__.py vllm/__init__.py
 ARG MAX_JOBS
-# The cache is shared with every other compiled stage, so this step's own statistics come from a stats log.
+# The cache is shared with every other compiled stage, so this step's own results come from its stats log
+# (one line per result and compile; `ccache --print-stats` would count every stage's).
 RUN --mount=type=cache,id=epbuild-ccache,target=/root/.cache/ccache \
     export CCACHE_BASEDIR=/build/vllm CCACHE_STATSLOG=/tmp/epbuild-ccache.log \
       SETUPTOOLS_SCM_PRETEND_VERSION=0.0.0+rocm.csrc.build \
  && VLLM_TARGET_DEVICE=rocm PYTORCH_ROCM_ARCH="gfx950" MAX_JOBS="${MAX_JOBS:-$(nproc)}" \
     python3 setup.py bdist_wheel --dist-dir /build/dist \
- && echo "epbuild: ccache statistics of the vLLM native step" \
- && ccache --show-log-stats --print-stats \
+ && echo "epbuild: ccache results of the vLLM native step" \
+ && for key in cache_miss direct_cache_hit preprocessed_cache_hit; do \
+      printf '%s\t%s\n' "$key" "$(grep -cx "$key" /tmp/epbuild-ccache.log || true)"; \
+    done \
  && rm /tmp/epbuild-ccache.log
 
 FROM vllm-deps AS vllm
@@ -206,14 +209,14 @@ ENV HSA_NO_SCRATCH_RECLAIM=1 \
     VLLM_ROCM_USE_AITER=1
 LABEL org.opencontainers.image.title="rocm/vllm-ep gfx950-io" \
       org.opencontainers.image.description="ROCm expert-parallel inference stack (rdma-core, rocSHMEM, DeepEP, MoRI, AITER, vLLM) built by epbuild" \
-      org.opencontainers.image.version="gfx950-io-c4e6b36b78de" \
+      org.opencontainers.image.version="gfx950-io-d78feb62da81" \
       org.opencontainers.image.source="https://github.com/vllm-project/vllm.git" \
       org.opencontainers.image.revision="00305ee518727effd01deeffc47b46282ba29a4b" \
       org.opencontainers.image.base.name="docker.io/rocm/vllm-dev:base" \
       io.epbuild.cell="gfx950-io" \
       io.epbuild.arch="gfx950" \
       io.epbuild.nic="io" \
-      io.epbuild.content-key="c4e6b36b78debe70fb64430e1c2fd8e27d5e116ac8fd073e31d443e381e351cc" \
+      io.epbuild.content-key="d78feb62da81e8564e0c829bc6f40dfc8bc8a5e8af354ca419f6a47278fe28cd" \
       io.epbuild.pin.rdma-core="31af04ec84378724cb6256814d4ffde359a7123b" \
       io.epbuild.pin.rocshmem="f0acb0c6" \
       io.epbuild.pin.deepep="a9ea9774" \

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from epbuild.render import RenderedCell
+from epbuild import stagegraph
 
 BAKE_FILE = "docker-bake.json"
 SOURCES_DIR = "build/sources"
@@ -21,27 +19,24 @@ def source_dir(component: str, commit: str) -> str:
     return f"{SOURCES_DIR}/{component}-{commit}"
 
 
-def bake_json(cells: list[RenderedCell], *, context_root: str) -> str:
+def bake_json(cells: list[stagegraph.Rendered], *, context_root: str) -> str:
     targets = {}
-    from epbuild.stages import stages_for
-
     for rc in cells:
+        plan = rc.plan
         contexts = {}
-        for stage in stages_for(rc.plan):
-            if stage.source is None:
-                continue
-            commit = rc.plan.pins[stage.source].commit
-            contexts[f"src-{stage.source}"] = source_dir(stage.source, commit)
-            if stage.scm_distribution is not None:
-                contexts[f"scm-{stage.source}"] = f"{SCM_DIR}/{stage.source}-{commit}"
-            if stage.build_requirements:
-                contexts[f"wheels-{stage.source}"] = f"{WHEELHOUSE_DIR}/{stage.source}-{commit}"
-        targets[rc.cell.name] = {
-            "context": f"{context_root}/{rc.cell.name}",
+        for name, pin in stagegraph.built_pins(plan).items():
+            component = plan.registry[name]
+            contexts[f"src-{name}"] = source_dir(name, pin.commit)
+            if component.scm_distribution is not None:
+                contexts[f"scm-{name}"] = f"{SCM_DIR}/{name}-{pin.commit}"
+            if component.build_requirements:
+                contexts[f"wheels-{name}"] = f"{WHEELHOUSE_DIR}/{name}-{pin.commit}"
+        targets[plan.cell.name] = {
+            "context": f"{context_root}/{plan.cell.name}",
             "dockerfile": "Dockerfile",
             "contexts": contexts,
             "target": "final",
-            "tags": [rc.plan.local_tag],
+            "tags": [plan.local_tag],
         }
     doc = {"group": {"default": {"targets": list(targets)}}, "target": targets}
     return json.dumps(doc, indent=2) + "\n"

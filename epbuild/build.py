@@ -11,21 +11,20 @@ import json
 import logging
 import os
 import shlex
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from epbuild import render, sources, stageinputs
+from epbuild import preflight, render, sources, stageinputs
 from epbuild.bakefile import BAKE_FILE
-from epbuild.commands import Runner, shell_line
+from epbuild.commands import Runner, query, shell_line
 from epbuild.errors import EpbuildError
 from epbuild.buildreport import BuildReport, CellResult
 from epbuild.progress import Progress, Vertex
 from epbuild.render import RenderedCell, Rendering
-from epbuild.stagegraph import stage_identities
+from epbuild.stagegraph import built_pins, stage_identities
 
 log = logging.getLogger(__name__)
 
@@ -72,10 +71,11 @@ def build(rendering: Rendering, cells: list[RenderedCell], root: Path, options: 
             f"{rendering.out_dir} does not match {rendering.matrix.path}; run `invoke render` first:\n  "
             + "\n  ".join(stale)
         )
+    preflight.check(rc.plan for rc in cells)
     run_dir = None if runner.dry_run else new_run_dir(root, "build")
     if run_dir is not None:
         runner.start_replay(run_dir / "replay.sh", root)
-    prepare(rendering, runner)
+    prepare(rendering, cells, runner)
     fetch_sources(rendering, cells, root, options, runner)
     prepare_stage_inputs(rendering, cells, root, options, runner)
     names = [rc.cell.name for rc in cells]
@@ -131,18 +131,17 @@ def build(rendering: Rendering, cells: list[RenderedCell], root: Path, options: 
     return report
 
 
-def prepare(rendering: Rendering, runner: Runner) -> None:
-    """Makes what a matrix says it prepares locally (the offline example's base image and stand-in repos)."""
+def prepare(rendering: Rendering, cells: list[RenderedCell], runner: Runner) -> None:
+    """Makes what a matrix says it prepares locally (the offline example's base images, only those the cells
+    start from, and its stand-in repos)."""
     if rendering.matrix.model.prepare == "offline-example":
         from epbuild import offline
 
-        offline.prepare(rendering.matrix, runner)
+        offline.prepare(rendering.matrix, [rc.plan for rc in cells], runner)
 
 
 def fetch_sources(rendering: Rendering, cells: list[RenderedCell], root: Path, options: BuildOptions,
                   runner: Runner) -> list[sources.ExportedSource]:
-    from epbuild.stages import built_pins
-
     wanted = list(dict.fromkeys(name for rc in cells for name in built_pins(rc.plan)))
     mirrors = sources.mirror_overrides(list(options.mirrors))
     requests = sources.requests_for(rendering.matrix, wanted, mirrors)
@@ -164,21 +163,19 @@ def prepare_stage_inputs(rendering: Rendering, cells: list[RenderedCell], root: 
 def _stream_bake(argv: list[str], root: Path, run_dir: Path, progress: Progress, runner: Runner,
                  cell_lines: dict[str, list[str]], *, quiet: bool) -> int:
     """Runs bake, showing its progress as it goes, saving all of it, and sorting each vertex's lines by cell."""
-    runner.record(shell_line(argv, cwd=root))
     progress.next_invocation()
     with (run_dir / "bake.log").open("a") as full:
         full.write(f"$ {shell_line(argv)}\n")
-        proc = subprocess.Popen(argv, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                bufsize=1)
-        assert proc.stdout is not None
-        for line in proc.stdout:
+
+        def on_line(line: str) -> None:
             full.write(line)
             vertex = progress.feed(line)
             if vertex is not None and vertex.target in cell_lines:
                 cell_lines[vertex.target].append(line)
             if not quiet:
                 sys.stdout.write(line)
-        return proc.wait()
+
+        return runner.stream(argv, cwd=root, on_line=on_line)
 
 
 def _failed_targets(progress: Progress, remaining: list[str],
@@ -204,5 +201,5 @@ def _finish_time(progress: Progress, target: str, start: float, fallback: float)
 
 
 def _image_id(tag: str) -> str | None:
-    proc = subprocess.run(["docker", "image", "inspect", "--format", "{{.Id}}", tag], capture_output=True, text=True)
+    proc = query(["docker", "image", "inspect", "--format", "{{.Id}}", tag])
     return proc.stdout.strip() if proc.returncode == 0 else None

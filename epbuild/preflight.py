@@ -1,53 +1,45 @@
-"""Preflight: after the sources are fetched and before any build starts, every flag, environment variable, CMake
-option and file a stage will hand to a component is checked against that component's source at its pin.
+"""Preflight, in two passes, so a build that the components can already tell will fail never starts:
 
-Why: DeepEP's setup.py forwards the arguments its parser does not know to setuptools (`sys.argv = [sys.argv[0]] +
-unknown_args`, ROCm/DeepEP setup.py@a9ea9774), which stops with `error: option --X not recognized`, and the
-options differ between commits (`--rocm-explicit-ctx` is missing at 5d90af8b, `--rocm-gfx942-fp8-fnuz-max` at
-a9ea9774). Such a mismatch must fail in a second, naming the matrix key, not after an hour of rocSHMEM.
+1. Before the fetch, each component's own preflight hook (its spec's `preflight`) over every cell it is built in.
+2. After the fetch and before bake, every flag, environment variable, CMake option and file a stage will hand to a
+   component is checked against that component's source at its pin (the component's `interface`).
+
+Why the second: DeepEP's setup.py forwards the arguments its parser does not know to setuptools (`sys.argv =
+[sys.argv[0]] + unknown_args`, ROCm/DeepEP setup.py@a9ea9774), which stops with `error: option --X not
+recognized`, and the options differ between commits (`--rocm-explicit-ctx` is missing at 5d90af8b,
+`--rocm-gfx942-fp8-fnuz-max` at a9ea9774). Such a mismatch must fail in a second, naming the matrix key, not after
+an hour of rocSHMEM.
 """
 
 from __future__ import annotations
 
 import ast
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 from epbuild.errors import EpbuildError
-
-Kind = Literal["flag", "env", "cmake", "file"]
-
+from epbuild.interface import Interface
+from epbuild.plan import CellPlan
+from epbuild.stagegraph import built_pins
 
 class PreflightError(EpbuildError):
     pass
 
 
-@dataclass(frozen=True)
-class Use:
-    """One thing a stage passes to its component, and the matrix key (or axis) that asked for it."""
-
-    kind: Kind
-    name: str
-    key: str
-    value: str | None = None
-    """For a flag with `choices`: the value passed, which must be one of them."""
+def problems(plans: Iterable[CellPlan]) -> list[str]:
+    """Pass 1: the components' own hooks."""
+    out: list[str] = []
+    for plan in plans:
+        for name, pin in built_pins(plan).items():
+            out += [f"{plan.cell.name}: {name}: {p}" for p in plan.registry[name].preflight(pin, plan.facts_for(name))]
+    return list(dict.fromkeys(out))
 
 
-@dataclass(frozen=True)
-class Interface:
-    """What a stage relies on in its component's source (paths relative to the component's folder)."""
-
-    uses: list[Use]
-    parser: str | None = None
-    """The script whose argparse options the flags must be (DeepEP's setup.py)."""
-    readers: tuple[str, ...] = ()
-    """Files (globs) of which at least one must name each environment variable and CMake option."""
-    forwards_unknown: bool = True
-    """The script hands unknown flags on to setuptools, which rejects them (so an unknown flag is an error)."""
-    notes: dict[str, str] = field(default_factory=dict)
-
+def check(plans: Iterable[CellPlan]) -> None:
+    found = problems(plans)
+    if found:
+        raise PreflightError("preflight checks failed; nothing was built:\n  " + "\n  ".join(found))
 
 @dataclass(frozen=True)
 class ArgparseOption:
@@ -82,7 +74,7 @@ def _read_all(folder: Path, globs: Iterable[str]) -> str:
     return "\n".join(texts)
 
 
-def check(component: str, pin: str, folder: Path, interface: Interface) -> list[str]:
+def source_problems(component: str, pin: str, folder: Path, interface: Interface) -> list[str]:
     """Every mismatch between what the stage passes and what the source at the pin accepts, one line each."""
     where = f"{component} at {pin[:12]}"
     problems: list[str] = []
@@ -118,12 +110,12 @@ def check(component: str, pin: str, folder: Path, interface: Interface) -> list[
     return problems
 
 
-def run(checks: Iterable[tuple[str, str, Path, Interface]], matrix_path: Path) -> None:
-    """Checks every (component, pin, source folder, interface); raises one error listing every problem."""
+def check_sources(checks: Iterable[tuple[str, str, Path, Interface]], matrix_path: Path) -> None:
+    """Pass 2: every (component, pin, source folder, interface); raises one error listing every problem."""
     problems: list[str] = []
     seen: set[tuple[str, str, str]] = set()
     for component, pin, folder, interface in checks:
-        for problem in check(component, pin, folder, interface):
+        for problem in source_problems(component, pin, folder, interface):
             if (component, pin, problem) not in seen:
                 seen.add((component, pin, problem))
                 problems.append(problem)

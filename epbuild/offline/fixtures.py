@@ -11,6 +11,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from epbuild.component import Registry, discover
 from epbuild.offline.gitrepo import (
     FixtureRepo,
     _Commit,
@@ -25,7 +26,6 @@ from epbuild.offline.rdma_core_source import _rdma_core_repo
 from epbuild.offline.settings import (
     BROKEN_COMPONENTS,
     BROKEN_SNIPPET,
-    COMPONENTS,
     FIXTURE_TAGS,
     REV_FILE,
     OfflineError,
@@ -60,15 +60,15 @@ def _component_commits(name: str, tree: list[_Entry], gitlinks: list[_Entry],
         broken = _Entry(rev.path, rev.mode, moved.data + BROKEN_SNIPPET.encode())
         commits.append(_Commit("broken", f"{name}: break the gfx942 build on purpose\n", (broken,)))
     for key, files in overlays:
-        commits.append(_Commit(key, f"{name}: {key} (files from fixtures/{name}@{key}/)\n", tuple(files), "pinned"))
+        commits.append(_Commit(key, f"{name}: {key} (files from fixture@{key}/)\n", tuple(files), "pinned"))
     return commits
 
 
-def _overlays(name: str, fixtures_dir: Path) -> list[tuple[str, list[_Entry]]]:
-    """Extra commits off the pinned one: fixtures/<name>@<key>/ holds the files they change (its README.md only
-    explains the overlay)."""
+def _overlays(fixture: Path) -> list[tuple[str, list[_Entry]]]:
+    """Extra commits off the pinned one: the component folder's fixture@<key>/ holds the files they change (its
+    README.md only explains the overlay)."""
     out = []
-    for folder in sorted(fixtures_dir.glob(f"{name}@*")):
+    for folder in sorted(fixture.parent.glob(f"{fixture.name}@*")):
         files = [e for e in _read_tree(folder) if e.path != "README.md"]
         out.append((folder.name.split("@", 1)[1], files))
     return out
@@ -82,8 +82,9 @@ def _simple_repo(dest: Path, name: str, src: Path) -> FixtureRepo:
     )
 
 
-def _component_repo(dest: Path, name: str, fixtures_dir: Path, done: dict[str, FixtureRepo]) -> FixtureRepo:
-    tree = _read_tree(fixtures_dir / name)
+def _component_repo(dest: Path, name: str, fixture: Path, fixtures_dir: Path,
+                    done: dict[str, FixtureRepo]) -> FixtureRepo:
+    tree = _read_tree(fixture)
     gitlinks: list[_Entry] = []
     for sub_path, url in _submodules(tree):
         sub_name = _submodule_repo_name(url)
@@ -92,7 +93,7 @@ def _component_repo(dest: Path, name: str, fixtures_dir: Path, done: dict[str, F
         if any(e.path == sub_path or e.path.startswith(sub_path + "/") for e in tree):
             raise OfflineError(f"fixture {name}: submodule path {sub_path} must not exist in the fixture")
         gitlinks.append(_Entry(sub_path, "160000", done[sub_name].commits["pinned"].encode()))
-    overlays = _overlays(name, fixtures_dir)
+    overlays = _overlays(fixture)
     commits = _component_commits(name, tree, gitlinks, overlays)
     refs = {"refs/heads/main": "pinned", **{f"refs/heads/fixture/{c.key}": c.key for c in commits}}
     tag = FIXTURE_TAGS.get(name)
@@ -106,8 +107,9 @@ def _component_repo(dest: Path, name: str, fixtures_dir: Path, done: dict[str, F
 
 
 
-def ensure_fixture_repos(dest: Path, *, fixtures_dir: Path) -> dict[str, FixtureRepo]:
-    """Make ``<dest>/<name>.git`` for every fixture (idempotent) and write ``<dest>/commits.json``.
+def ensure_fixture_repos(dest: Path, *, fixtures_dir: Path, registry: Registry | None = None) -> dict[str, FixtureRepo]:
+    """Make ``<dest>/<name>.git`` for every component's stand-in (its folder's ``fixture/``; submodule stand-ins
+    come from ``fixtures_dir``), idempotent, and write ``<dest>/commits.json``.
 
     Returns the repos by name: the components, their submodule repos and rdma-core.
     """
@@ -117,8 +119,9 @@ def ensure_fixture_repos(dest: Path, *, fixtures_dir: Path) -> dict[str, Fixture
         for leftover in dest.glob(".*.git.tmp-*"):
             shutil.rmtree(leftover, ignore_errors=True)
         repos: dict[str, FixtureRepo] = {}
-        for name in COMPONENTS:
-            repos[name] = _component_repo(dest, name, fixtures_dir, repos)
+        for component in (registry or discover()).components:
+            if component.fixture.is_dir():
+                repos[component.name] = _component_repo(dest, component.name, component.fixture, fixtures_dir, repos)
         repos["rdma-core"] = _rdma_core_repo(dest)
         summary = {
             name: {"repo": repo.path.name, "commits": repo.commits, "tag": repo.tag}

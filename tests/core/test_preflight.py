@@ -12,17 +12,16 @@ from pathlib import Path
 import pytest
 
 from epbuild import preflight
-from epbuild.cells import Cell
 from epbuild.commands import Runner
-from epbuild.matrix import load_matrix
+from epbuild.component import CellFacts, StageInput
+from epbuild.components import deepep
+from epbuild.interface import Interface, Use
 from epbuild.offline.fixtures import _component_repo
 from epbuild.offline.settings import FIXTURES_DIR
-from epbuild.plan import CellPlan
-from epbuild.preflight import Interface, PreflightError, Use, argparse_options, check
+from epbuild.preflight import PreflightError, argparse_options, source_problems
 from epbuild.sources import SourceCache, SourceRequest
-from epbuild.stages import deepep
 
-ROOT = Path(__file__).resolve().parents[2]
+DEEPEP = Path(deepep.__file__).resolve().parent
 FLAGS = ["--rocm-explicit-ctx", "--aiter-moe", "--rocm-gfx942-fp8-fnuz-max 224", "--enable_timer", "--no-such-flag"]
 
 
@@ -39,14 +38,14 @@ def run_stand_in(setup_py: Path, flag: str, tmp_path: Path) -> subprocess.Comple
                            "--version"], cwd=setup_py.parent, env=env, capture_output=True, text=True)
 
 
-@pytest.mark.parametrize("tree", ["deepep", "deepep@fnuz-max"])
+@pytest.mark.parametrize("tree", ["fixture", "fixture@fnuz-max"])
 @pytest.mark.parametrize("flag", FLAGS)
 def test_preflight_agrees_with_setuptools_on_every_flag(tree: str, flag: str, tmp_path: Path) -> None:
     folder = tmp_path / "src"
     folder.mkdir()
-    (folder / "setup.py").write_bytes((FIXTURES_DIR / tree / "setup.py").read_bytes())
+    (folder / "setup.py").write_bytes((DEEPEP / tree / "setup.py").read_bytes())
     name, *value = flag.split()
-    problems = check("deepep", "0" * 40, folder, Interface([Use("flag", name, "test", value[0] if value else None)],
+    problems = source_problems("deepep", "0" * 40, folder, Interface([Use("flag", name, "test", value[0] if value else None)],
                                                            parser="setup.py"))
     ran = run_stand_in(folder / "setup.py", flag, tmp_path)
     rejected = ran.returncode != 0
@@ -56,37 +55,33 @@ def test_preflight_agrees_with_setuptools_on_every_flag(tree: str, flag: str, tm
 
 
 def test_argparse_options_reads_choices() -> None:
-    options = {n: o for o in argparse_options((FIXTURES_DIR / "deepep" / "setup.py").read_text()) for n in o.names}
+    options = {n: o for o in argparse_options((DEEPEP / "fixture" / "setup.py").read_text()) for n in o.names}
     assert options["--nic"].choices == ("cx7", "thor2", "io")
     assert "--rocm-gfx942-fp8-fnuz-max" not in options
 
 
-def deepep_plan(tmp_path: Path, key: str, fnuz_max: float | None) -> tuple[CellPlan, Path]:
-    """The offline example's gfx950-cx7 cell with DeepEP pinned to the stand-in's `key` commit."""
+def deepep_at(tmp_path: Path, key: str, fnuz_max: float | None) -> tuple[StageInput, Path]:
+    """The deepep stage's input for a gfx950 cx7 cell with DeepEP pinned to the stand-in's `key` commit, and the
+    folder that commit is exported to."""
     (tmp_path / "repos").mkdir(exist_ok=True)
-    repo = _component_repo(tmp_path / "repos", "deepep", FIXTURES_DIR, {})
-    loaded = load_matrix(ROOT / "examples" / "offline" / "matrix.yaml")
-    pin = loaded.model.components.deepep.model_copy(update={"repo": repo.path.as_uri(), "commit": repo.commits[key],
-                                                            "gfx942_fp8_fnuz_max": fnuz_max})
-    components = loaded.model.components.model_copy(update={"deepep": pin})
-    plan = CellPlan(Cell("gfx950", "cx7"), loaded.model.model_copy(update={"components": components}))
+    repo = _component_repo(tmp_path / "repos", "deepep", DEEPEP / "fixture", FIXTURES_DIR, {})
+    pin = deepep.DeepepPin(repo=repo.path.as_uri(), commit=repo.commits[key], gfx942_fp8_fnuz_max=fnuz_max)
     root = tmp_path / "root"
-    SourceCache(root, Runner()).export(SourceRequest("deepep", pin, pin.repo))
-    return plan, root
+    exported = SourceCache(root, Runner()).export(SourceRequest("deepep", pin, pin.repo))
+    facts = CellFacts({"gpu_targets": "gfx950", "nic.flag": "cx7"}, ("gpu_targets", "nic.flag"), "deepep")
+    return StageInput(pin, {"deepep": pin}, facts), exported.path
 
 
 def test_preflight_refuses_a_flag_the_pin_lacks_naming_component_pin_flag_and_key(tmp_path: Path) -> None:
-    plan, root = deepep_plan(tmp_path, "pinned", 224)
-    folder = root / "build" / "sources" / f"deepep-{plan.pins['deepep'].commit}"
+    stage, folder = deepep_at(tmp_path, "pinned", 224)
     with pytest.raises(PreflightError) as err:
-        preflight.run([("deepep", plan.pins["deepep"].commit, folder, deepep.interface(plan))], Path("matrix.yaml"))
+        preflight.check_sources([("deepep", stage.pin.commit, folder, deepep.interface(stage))], Path("matrix.yaml"))
     message = str(err.value)
-    for part in (f"deepep at {plan.pins['deepep'].commit[:12]}", "--rocm-gfx942-fp8-fnuz-max",
+    for part in (f"deepep at {stage.pin.commit[:12]}", "--rocm-gfx942-fp8-fnuz-max",
                  "components.deepep.gfx942_fp8_fnuz_max", "not recognized", "nothing was built"):
         assert part in message, message
 
 
 def test_the_same_flag_passes_at_the_commit_that_has_it(tmp_path: Path) -> None:
-    plan, root = deepep_plan(tmp_path, "fnuz-max", 224)
-    folder = root / "build" / "sources" / f"deepep-{plan.pins['deepep'].commit}"
-    assert check("deepep", plan.pins["deepep"].commit, folder, deepep.interface(plan)) == []
+    stage, folder = deepep_at(tmp_path, "fnuz-max", 224)
+    assert source_problems("deepep", stage.pin.commit, folder, deepep.interface(stage)) == []

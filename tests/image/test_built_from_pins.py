@@ -17,7 +17,7 @@ from pins import DISTRIBUTIONS, SCM_VERSIONED, fixture_revision, installed_versi
 
 def built_files(component: str, host: Any, expected: dict[str, Any]) -> list[str]:
     if component == "rocshmem":
-        return [f"{expected['rocshmem_prefix']}/lib/librocshmem.a"]
+        return [f"{expected['components']['rocshmem']['copies'][0]}/lib/librocshmem.a"]
     dist = distribution(host, DISTRIBUTIONS[component])
     assert dist is not None, f"{DISTRIBUTIONS[component]} is not installed"
     return shared_libraries(dist)

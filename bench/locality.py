@@ -53,7 +53,7 @@ def native_step(run_dir: Path) -> dict[str, int | bool]:
         elif (m := OBJECT.match(line)) and m["vertex"] == vertex:
             objects += 1
     hits = stats["direct_cache_hit"] + stats["preprocessed_cache_hit"]
-    return {"step_ran": ran, "objects_built_by_ninja": objects, "ccache_results_held_before": held,
+    return {"step_ran": ran, "objects_built_by_ninja": objects, "ccache_entries_held_before": held,
             "ccache_hits": hits, "hip_compiles": stats["cache_miss"] if ran else 0}
 
 
@@ -83,8 +83,8 @@ def vllm_native() -> None:
              f"{python_only['hip_compiles']} HIP compiles; target 0: "  # type: ignore[index]
              f"{'met' if figures['targets']['python_only_move_recompiles_nothing'] else 'MISSED'}.",  # type: ignore[index]
              f"One-native-source pin move: {one_source['hip_compiles']} of {total} objects recompiled "  # type: ignore[index]
-             f"({share:.0%}, {one_source['ccache_hits']} ccache hits, {one_source['ccache_results_held_before']} "  # type: ignore[index]
-             f"results in the cache before the step); target <= 10%: "
+             f"({share:.0%}, {one_source['ccache_hits']} ccache hits, {one_source['ccache_entries_held_before']} "  # type: ignore[index]
+             f"entries in the cache before the step); target <= 10%: "
              f"{'met' if figures['targets']['one_source_move_recompiles_at_most_10_percent'] else 'MISSED'}."]  # type: ignore[index]
     record("Locality: vLLM native step", lines, figures)
 

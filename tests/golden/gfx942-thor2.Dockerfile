@@ -120,13 +120,13 @@ COPY --from=src-vllm vllm/envs.py vllm/envs.py
 COPY --from=src-vllm vllm/__init__.py vllm/__init__.py
 ARG MAX_JOBS
 # The cache is shared with every other compiled stage, so this step's own results come from its stats log
-# (one line per result and compile; `ccache --print-stats` would count every stage's). The count of results the
+# (one line per result and compile; `ccache --print-stats` would count every stage's). The count of entries the
 # cache holds first shows whether BuildKit kept it since the last build (its GC may drop cache mounts).
 # hadolint ignore=DL4006
 RUN --mount=type=cache,id=epbuild-ccache,target=/root/.cache/ccache \
     export CCACHE_BASEDIR=/build/vllm CCACHE_STATSLOG=/tmp/epbuild-ccache.log \
       SETUPTOOLS_SCM_PRETEND_VERSION=0.0.0+rocm.csrc.build \
- && echo "epbuild: ccache holds $(find /root/.cache/ccache -type f -name '*R' | wc -l) results before the native step" \
+ && echo "epbuild: ccache holds $(find /root/.cache/ccache -type f ! -name stats ! -name CACHEDIR.TAG ! -path '*/tmp/*' | wc -l) entries before the native step" \
  && VLLM_TARGET_DEVICE=rocm PYTORCH_ROCM_ARCH="gfx942" MAX_JOBS="${MAX_JOBS:-$(nproc)}" \
     python3 setup.py bdist_wheel --dist-dir /build/dist \
  && echo "epbuild: ccache results of the vLLM native step" \
@@ -175,7 +175,7 @@ ENV HSA_NO_SCRATCH_RECLAIM=1 \
     VLLM_ROCM_USE_AITER=1
 LABEL org.opencontainers.image.title="rocm/vllm-ep gfx942-thor2" \
       org.opencontainers.image.description="ROCm expert-parallel inference stack (aiter, rocshmem, deepep, mori, vllm) built by epbuild" \
-      org.opencontainers.image.version="gfx942-thor2-c3e3e7c4f351" \
+      org.opencontainers.image.version="gfx942-thor2-5565158529c7" \
       org.opencontainers.image.source="https://github.com/vllm-project/vllm.git" \
       org.opencontainers.image.revision="00305ee518727effd01deeffc47b46282ba29a4b" \
       org.opencontainers.image.base.name="docker.io/rocm/vllm-dev:base" \
@@ -183,7 +183,7 @@ LABEL org.opencontainers.image.title="rocm/vllm-ep gfx942-thor2" \
       io.epbuild.arch="gfx942" \
       io.epbuild.nic="thor2" \
       io.epbuild.base="rocm72" \
-      io.epbuild.content-key="c3e3e7c4f3512394c9b93eb9174f04af60a0874e0c4040c8f10338680d0d503b" \
+      io.epbuild.content-key="5565158529c79e47e29538ccea0ad5c803180cd5d0b3d7e3ee63cf7df5b1567a" \
       io.epbuild.pin.aiter="0123456789abcdef0123456789abcdef01234567" \
       io.epbuild.pin.rocshmem="f0acb0c6" \
       io.epbuild.pin.deepep="a9ea9774" \

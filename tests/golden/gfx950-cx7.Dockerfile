@@ -157,13 +157,13 @@ COPY --from=src-vllm vllm/envs.py vllm/envs.py
 COPY --from=src-vllm vllm/__init__.py vllm/__init__.py
 ARG MAX_JOBS
 # The cache is shared with every other compiled stage, so this step's own results come from its stats log
-# (one line per result and compile; `ccache --print-stats` would count every stage's). The count of results the
+# (one line per result and compile; `ccache --print-stats` would count every stage's). The count of entries the
 # cache holds first shows whether BuildKit kept it since the last build (its GC may drop cache mounts).
 # hadolint ignore=DL4006
 RUN --mount=type=cache,id=epbuild-ccache,target=/root/.cache/ccache \
     export CCACHE_BASEDIR=/build/vllm CCACHE_STATSLOG=/tmp/epbuild-ccache.log \
       SETUPTOOLS_SCM_PRETEND_VERSION=0.0.0+rocm.csrc.build \
- && echo "epbuild: ccache holds $(find /root/.cache/ccache -type f -name '*R' | wc -l) results before the native step" \
+ && echo "epbuild: ccache holds $(find /root/.cache/ccache -type f ! -name stats ! -name CACHEDIR.TAG ! -path '*/tmp/*' | wc -l) entries before the native step" \
  && VLLM_TARGET_DEVICE=rocm PYTORCH_ROCM_ARCH="gfx950" MAX_JOBS="${MAX_JOBS:-$(nproc)}" \
     python3 setup.py bdist_wheel --dist-dir /build/dist \
  && echo "epbuild: ccache results of the vLLM native step" \
@@ -212,7 +212,7 @@ ENV HSA_NO_SCRATCH_RECLAIM=1 \
     VLLM_ROCM_USE_AITER=1
 LABEL org.opencontainers.image.title="rocm/vllm-ep gfx950-cx7" \
       org.opencontainers.image.description="ROCm expert-parallel inference stack (aiter, rdma-core, rocshmem, deepep, mori, vllm) built by epbuild" \
-      org.opencontainers.image.version="gfx950-cx7-c83d04488846" \
+      org.opencontainers.image.version="gfx950-cx7-bb56e30bc554" \
       org.opencontainers.image.source="https://github.com/vllm-project/vllm.git" \
       org.opencontainers.image.revision="00305ee518727effd01deeffc47b46282ba29a4b" \
       org.opencontainers.image.base.name="docker.io/rocm/vllm-dev:base" \
@@ -220,7 +220,7 @@ LABEL org.opencontainers.image.title="rocm/vllm-ep gfx950-cx7" \
       io.epbuild.arch="gfx950" \
       io.epbuild.nic="cx7" \
       io.epbuild.base="rocm72" \
-      io.epbuild.content-key="c83d04488846ad02bb190eab1bb0059c40cf134aab1b05897dce0f30e301f21e" \
+      io.epbuild.content-key="bb56e30bc554e6649fc44ab6e8f02278d825e0ef046dfa8c2e064be9bd746ea4" \
       io.epbuild.pin.aiter="0123456789abcdef0123456789abcdef01234567" \
       io.epbuild.pin.rdma-core="31af04ec84378724cb6256814d4ffde359a7123b" \
       io.epbuild.pin.rocshmem="f0acb0c6" \

@@ -17,7 +17,7 @@ from epbuild.offline import matrix_variant
 
 EXPECTED = {"vllm": {"vllm", "final"}, "rocshmem": {"rocshmem", "deepep", "final"}}
 NATIVE_CELL = "gfx950-cx7-sid"
-HELD = re.compile(r"^#(?P<vertex>\d+) [\d.]+ epbuild: ccache holds (?P<n>\d+) results before the native step$")
+HELD = re.compile(r"^#(?P<vertex>\d+) [\d.]+ epbuild: ccache holds (?P<n>\d+) entries before the native step$")
 STAT = re.compile(r"^#(?P<vertex>\d+) [\d.]+ (?P<key>direct_cache_hit|preprocessed_cache_hit|cache_miss)\s+(?P<n>\d+)$")
 OBJECT = re.compile(r"^#(?P<vertex>\d+) [\d.]+ \[\d+/\d+\] Building CXX object ")
 

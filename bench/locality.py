@@ -2,8 +2,9 @@
 Targets: vLLM moved -> only `vllm` and `final`; rocSHMEM moved -> only `rocshmem`, `deepep` and `final`.
 
 `--vllm-native` measures the vLLM native step alone, on one cell: a pin move that changes only Python recompiles
-no HIP object (the step is cached), and a move that changes one native source recompiles at most 10% of the
-objects (ccache, whose statistics the step prints; CCACHE_BASEDIR keeps the paths the same across pins)."""
+no HIP object (the step is cached), and a move to a fresh commit that changes one native source recompiles at
+most 10% of the objects (ccache, whose own results the step prints; CCACHE_BASEDIR keeps the paths the same
+across pins). The step also prints how many entries the compiler cache held: BuildKit's GC may empty it."""
 
 from __future__ import annotations
 
@@ -57,6 +58,29 @@ def native_step(run_dir: Path) -> dict[str, int | bool]:
             "ccache_hits": hits, "hip_compiles": stats["cache_miss"] if ran else 0}
 
 
+def fresh_native_change(folder: Path) -> tuple[str, str]:
+    """A vLLM commit never compiled before: the stand-in's pinned commit plus a new revision string in its one
+    native source that includes it (so ccache cannot already hold that object from an earlier run)."""
+    import json
+    import subprocess
+    import time
+
+    from epbuild.offline import REPOS_DIR
+
+    pinned = json.loads((REPOS_DIR / "commits.json").read_text())["vllm"]["commits"]["pinned"]
+    work = folder / "vllm-work"
+    env = {"GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@localhost", "GIT_COMMITTER_NAME": "bench",
+           "GIT_COMMITTER_EMAIL": "bench@localhost", "PATH": "/usr/bin:/bin"}
+    subprocess.run(["git", "clone", "-q", str(REPOS_DIR / "vllm.git"), str(work)], check=True, env=env)
+    subprocess.run(["git", "-C", str(work), "checkout", "-q", pinned], check=True, env=env)
+    rev = work / "csrc" / "fixture_rev.h"
+    rev.write_text(rev.read_text().replace('-fixture-rev-A"', f'-fixture-rev-T{time.time_ns()}"'))
+    subprocess.run(["git", "-C", str(work), "commit", "-qam", "bench: a native change"], check=True, env=env)
+    sha = subprocess.run(["git", "-C", str(work), "rev-parse", "HEAD"], check=True, env=env, capture_output=True,
+                         text=True).stdout.strip()
+    return work.as_uri(), sha
+
+
 def vllm_native() -> None:
     """The native step's locality for a Python-only and a one-source vLLM pin move, on one cell."""
     figures: dict[str, object] = {"cell": NATIVE_CELL}
@@ -66,8 +90,11 @@ def vllm_native() -> None:
         warm = build_summary("--matrix", str(base), "--cell", NATIVE_CELL)
         figures["start"] = native_step(Path(str(warm["run_dir"])))
         # The one-source move right after the start, so the compiler cache the start filled is still there.
-        for name, key in (("one_native_source_move", "moved"), ("python_only_move", "python-only")):
-            matrix = matrix_variant(Path(tmp) / key, at={"vllm": key}, image_name="epbuild-offline/locality")
+        repo, commit = fresh_native_change(Path(tmp))
+        moves = {"one_native_source_move": {"options": {"vllm": {"repo": repo, "commit": commit}}},
+                 "python_only_move": {"at": {"vllm": "python-only"}}}
+        for name, move in moves.items():
+            matrix = matrix_variant(Path(tmp) / name, image_name="epbuild-offline/locality", **move)  # type: ignore[arg-type]
             invoke("render", "--matrix", str(matrix))
             summary = build_summary("--matrix", str(matrix), "--cell", NATIVE_CELL)
             figures[name] = native_step(Path(str(summary["run_dir"])))

@@ -135,7 +135,7 @@ class SourceCache:
         mirror = self._ensure_mirror(request.url)
         with FileLock(str(mirror) + ".lock"):
             self._fetch_commit(mirror, request)
-            self._fetch_with_retries(mirror, self._fetch_args(request.pin), request, ["+refs/tags/*:refs/tags/*"])
+            self._fetch_with_retries(mirror, self._fetch_args(request), request, ["+refs/tags/*:refs/tags/*"])
             commit = self._resolve(mirror, request.pin)
         assert commit is not None  # _fetch_commit raised otherwise
         return mirror

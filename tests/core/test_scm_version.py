@@ -93,3 +93,19 @@ def test_write_is_atomic_and_readable(tmp_path: Path) -> None:
     path = scm_version.write(tmp_path, "mori", "a" * 40, "0.1.dev3+gabc")
     assert path.read_text() == "0.1.dev3+gabc\n"
     assert [p.name for p in path.parent.iterdir()] == ["version"]
+
+
+def test_the_source_cache_fetches_the_tags_the_version_needs(history: tuple[Path, dict[str, str]],
+                                                            tmp_path: Path) -> None:
+    """A fetch by commit brings no tags; history_with_tags does, so the mirror gives the tagged version."""
+    from epbuild.commands import Runner
+    from epbuild.pins import SourcePin
+    from epbuild.sources import SourceCache, SourceRequest
+
+    bare, shas = history
+    pin = SourcePin(repo=bare.as_uri(), commit=shas["after-v1.2.0"])
+    cache = SourceCache(tmp_path / "root", Runner())
+    cache.export(SourceRequest("mori", pin, pin.repo))
+    mirror = cache.history_with_tags(SourceRequest("mori", pin, pin.repo))
+    expected = real_setuptools_scm(tmp_path / "check", bare, shas["after-v1.2.0"])
+    assert scm_version.compute(mirror, shas["after-v1.2.0"]) == expected and expected.startswith("1.2.1.dev2+g")

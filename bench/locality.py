@@ -40,8 +40,9 @@ def native_step(run_dir: Path) -> dict[str, int | bool]:
     """What the vLLM native step did in one build: whether it ran at all, the objects ninja built, and ccache's
     hits and misses (a miss is a real compiler invocation)."""
     lines = (run_dir / "bake.log").read_text().splitlines()
-    vertex = next((m.group(1) for line in lines
-                   if (m := re.match(r"^#(\d+) \[(?:\S+ )?vllm-csrc +\d+/\d+\] RUN ", line))), None)
+    # The native step is the vertex that prints how many entries the compiler cache holds; a cached step prints
+    # nothing.
+    vertex = next((m["vertex"] for line in lines if (m := HELD.match(line))), None)
     ran = vertex is not None and any(line.startswith(f"#{vertex} DONE") for line in lines)
     stats = {"direct_cache_hit": 0, "preprocessed_cache_hit": 0, "cache_miss": 0}
     objects = 0
@@ -58,9 +59,10 @@ def native_step(run_dir: Path) -> dict[str, int | bool]:
             "ccache_hits": hits, "hip_compiles": stats["cache_miss"] if ran else 0}
 
 
-def fresh_native_change(folder: Path) -> tuple[str, str]:
-    """A vLLM commit never compiled before: the stand-in's pinned commit plus a new revision string in its one
-    native source that includes it (so ccache cannot already hold that object from an earlier run)."""
+def fresh_native_commits(folder: Path) -> tuple[str, list[str]]:
+    """Two vLLM commits no earlier run compiled: the stand-in's pinned commit, each with a new revision string in
+    the one native source that includes it. The first is the start (its native step surely runs, filling the
+    compiler cache), the second the one-source move."""
     import json
     import subprocess
     import time
@@ -71,34 +73,39 @@ def fresh_native_change(folder: Path) -> tuple[str, str]:
     work = folder / "vllm-work"
     env = {"GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@localhost", "GIT_COMMITTER_NAME": "bench",
            "GIT_COMMITTER_EMAIL": "bench@localhost", "PATH": "/usr/bin:/bin"}
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(work), *args], check=True, env=env, capture_output=True,
+                              text=True).stdout.strip()
+
     subprocess.run(["git", "clone", "-q", str(REPOS_DIR / "vllm.git"), str(work)], check=True, env=env)
-    subprocess.run(["git", "-C", str(work), "checkout", "-q", pinned], check=True, env=env)
-    rev = work / "csrc" / "fixture_rev.h"
-    rev.write_text(rev.read_text().replace('-fixture-rev-A"', f'-fixture-rev-T{time.time_ns()}"'))
-    subprocess.run(["git", "-C", str(work), "commit", "-qam", "bench: a native change"], check=True, env=env)
-    sha = subprocess.run(["git", "-C", str(work), "rev-parse", "HEAD"], check=True, env=env, capture_output=True,
-                         text=True).stdout.strip()
-    return work.as_uri(), sha
+    commits = []
+    for _ in range(2):
+        git("checkout", "-q", pinned)
+        rev = work / "csrc" / "fixture_rev.h"
+        rev.write_text(rev.read_text().replace('-fixture-rev-A"', f'-fixture-rev-T{time.time_ns()}"'))
+        git("commit", "-qam", "bench: a native change")
+        commits.append(git("rev-parse", "HEAD"))
+        git("tag", f"bench-{len(commits)}")  # keeps the commit reachable for the fetch
+    return work.as_uri(), commits
 
 
 def vllm_native() -> None:
     """The native step's locality for a Python-only and a one-source vLLM pin move, on one cell."""
     figures: dict[str, object] = {"cell": NATIVE_CELL}
     with tempfile.TemporaryDirectory(dir=ROOT / "build") as tmp:
-        base = matrix_variant(Path(tmp) / "pinned", image_name="epbuild-offline/locality")
-        invoke("render", "--matrix", str(base))
-        warm = build_summary("--matrix", str(base), "--cell", NATIVE_CELL)
-        figures["start"] = native_step(Path(str(warm["run_dir"])))
-        # The one-source move right after the start, so the compiler cache the start filled is still there.
-        repo, commit = fresh_native_change(Path(tmp))
-        moves = {"one_native_source_move": {"options": {"vllm": {"repo": repo, "commit": commit}}},
-                 "python_only_move": {"at": {"vllm": "python-only"}}}
-        for name, move in moves.items():
+        repo, (start, moved) = fresh_native_commits(Path(tmp))
+        builds = {"start": {"options": {"vllm": {"repo": repo, "commit": start}}},
+                  "one_native_source_move": {"options": {"vllm": {"repo": repo, "commit": moved}}},
+                  "python_only_move": {"at": {"vllm": "python-only"}}}
+        for name, move in builds.items():
             matrix = matrix_variant(Path(tmp) / name, image_name="epbuild-offline/locality", **move)  # type: ignore[arg-type]
             invoke("render", "--matrix", str(matrix))
             summary = build_summary("--matrix", str(matrix), "--cell", NATIVE_CELL)
             figures[name] = native_step(Path(str(summary["run_dir"])))
-        build_summary("--matrix", str(base), "--cell", NATIVE_CELL)  # leave the tags at the pins
+        base = matrix_variant(Path(tmp) / "pinned", image_name="epbuild-offline/locality")
+        invoke("render", "--matrix", str(base))
+        build_summary("--matrix", str(base), "--cell", NATIVE_CELL)  # leave the tag at the pins
     python_only, one_source = figures["python_only_move"], figures["one_native_source_move"]
     # A native step that runs builds every object in a fresh build folder; ccache decides which really compile.
     total = int(one_source["objects_built_by_ninja"]) or 1  # type: ignore[index]

@@ -1,8 +1,10 @@
-"""The buildx bake file: one target per cell, each fed its sources as named contexts `src-<component>`."""
+"""The buildx bake file: one target per cell, each fed its sources as named contexts `src-<component>` (and its
+NIC's verified vendor packages as `vendor-debs`)."""
 
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from epbuild import stagegraph
 
@@ -15,28 +17,43 @@ WHEELHOUSE_DIR = "build/wheelhouse"
 """Where each component's build requirements are downloaded (epbuild.wheelhouse)."""
 
 
+VENDOR_DIR = "build/vendor"
+VENDOR_CONTEXT = "vendor-debs"
+"""The named context of the `vendor` stage (templates/stages/vendor.Dockerfile.j2 mounts it)."""
+
+
 def source_dir(component: str, commit: str) -> str:
     return f"{SOURCES_DIR}/{component}-{commit}"
 
 
+def vendor_dir(nic: str, digest: str) -> str:
+    """Where epbuild/vendor_repo.py leaves a NIC's verified .debs, relative to the folder builds run from."""
+    return f"{VENDOR_DIR}/{nic}-{digest[:16]}"
+
+
+def cell_target(rc: stagegraph.Rendered, *, context_root: str) -> dict[str, Any]:
+    """The bake target that builds `rc`'s final stage: its folder, Dockerfile and named contexts."""
+    plan = rc.plan
+    contexts = {}
+    for name, pin in stagegraph.built_pins(plan).items():
+        component = plan.registry[name]
+        contexts[f"src-{name}"] = source_dir(name, pin.commit)
+        if component.scm_distribution is not None:
+            contexts[f"scm-{name}"] = f"{SCM_DIR}/{name}-{pin.commit}"
+        if component.build_requirements:
+            contexts[f"wheels-{name}"] = f"{WHEELHOUSE_DIR}/{name}-{pin.commit}"
+    if plan.vendor is not None:
+        contexts[VENDOR_CONTEXT] = vendor_dir(plan.cell.nic, plan.vendor.digest())
+    return {
+        "context": f"{context_root}/{plan.cell.name}",
+        "dockerfile": "Dockerfile",
+        "contexts": contexts,
+        "target": "final",
+        "tags": [plan.local_tag],
+    }
+
+
 def bake_json(cells: list[stagegraph.Rendered], *, context_root: str) -> str:
-    targets = {}
-    for rc in cells:
-        plan = rc.plan
-        contexts = {}
-        for name, pin in stagegraph.built_pins(plan).items():
-            component = plan.registry[name]
-            contexts[f"src-{name}"] = source_dir(name, pin.commit)
-            if component.scm_distribution is not None:
-                contexts[f"scm-{name}"] = f"{SCM_DIR}/{name}-{pin.commit}"
-            if component.build_requirements:
-                contexts[f"wheels-{name}"] = f"{WHEELHOUSE_DIR}/{name}-{pin.commit}"
-        targets[plan.cell.name] = {
-            "context": f"{context_root}/{plan.cell.name}",
-            "dockerfile": "Dockerfile",
-            "contexts": contexts,
-            "target": "final",
-            "tags": [plan.local_tag],
-        }
+    targets = {rc.plan.cell.name: cell_target(rc, context_root=context_root) for rc in cells}
     doc = {"group": {"default": {"targets": list(targets)}}, "target": targets}
     return json.dumps(doc, indent=2) + "\n"

@@ -7,24 +7,29 @@ and per cell <cell>.log (its vertices) and <cell>.sh (the bake command for that 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import shlex
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from epbuild import preflight, render, sources, stageinputs
+from epbuild import preflight, render, sources, stage_cache, stageinputs, vendor_repo
 from epbuild.bakefile import BAKE_FILE
 from epbuild.commands import Runner, query, shell_line
 from epbuild.errors import EpbuildError
 from epbuild.buildreport import BuildReport, CellResult
 from epbuild.progress import Progress, Vertex
 from epbuild.render import RenderedCell, Rendering
+from epbuild.builder_caps import require_cache_export
+from epbuild.stage_cache import CachePlan, Export
 from epbuild.stagegraph import built_pins, stage_identities
+from epbuild.tags import cell_tags
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +42,13 @@ class BuildOptions:
     keep_going: bool = True
     mirrors: tuple[str, ...] = ()
     quiet: bool = False
+    cache: str | None = None
+    """REGISTRY/REPO of the stage cache (epbuild/stage_cache.py): import every stage's ref, export each built one."""
+    cache_export: Export = "all"
+    stage: str | None = None
+    """Build only this stage of the selected cells into the stage cache (a CI stage step)."""
+    push: str | None = None
+    """Push each cell from the builder to this registry under its immutable tag instead of loading it."""
     max_jobs: int | None = None
     """MAX_JOBS for compiled stages that take it (vLLM's native step); None: the builder's cores."""
 
@@ -46,12 +58,21 @@ def new_run_dir(root: Path, kind: str) -> Path:
     return root / "build" / "logs" / f"{stamp}-{kind}-{os.getpid()}"
 
 
-def bake_command(rendering: Rendering, root: Path, targets: list[str], options: BuildOptions) -> list[str]:
+def bake_command(rendering: Rendering, root: Path, targets: list[str], options: BuildOptions,
+                 overlay: Path | None = None) -> list[str]:
     bake_file = os.path.relpath(rendering.out_dir / BAKE_FILE, root)
     argv = ["docker", "buildx", "bake", "--file", bake_file, "--progress", "plain"]
+    if overlay is not None:  # the stage cache's targets; each target names its own output there
+        argv += ["--file", os.path.relpath(overlay, root)]
     if options.builder:
         argv += ["--builder", options.builder]
-    argv.append("--load")  # a remote or container builder must hand the image back to the local engine
+    if options.push and overlay is None:
+        # Straight from the builder to the registry: a remote builder's layers never visit the local engine.
+        for name in targets:
+            argv += ["--set", f"{name}.tags={_pushed_tag(rendering, name, options.push)}",
+                     "--set", f"{name}.output=type=registry"]
+    elif overlay is None:
+        argv.append("--load")  # a remote or container builder must hand the image back to the local engine
     for ref in options.cache_from:
         argv += ["--set", f"*.cache-from={ref}"]
     for ref in options.cache_to:
@@ -75,27 +96,35 @@ def build(rendering: Rendering, cells: list[RenderedCell], root: Path, options: 
     run_dir = None if runner.dry_run else new_run_dir(root, "build")
     if run_dir is not None:
         runner.start_replay(run_dir / "replay.sh", root)
-    prepare(rendering, cells, runner)
-    fetch_sources(rendering, cells, root, options, runner)
-    prepare_stage_inputs(rendering, cells, root, options, runner)
+    cache = _cache_plan(rendering, cells, root, options, run_dir, runner)  # a builder that cannot fails here
+    with prepared(rendering, cells, runner):
+        check_sources(rendering, fetch_sources(rendering, cells, root, options, runner), runner)
+        prepare_stage_inputs(rendering, cells, root, options, runner)
+        fetch_vendor(rendering, cells, root, runner)
     names = [rc.cell.name for rc in cells]
     results = {rc.cell.name: CellResult(rc.cell.name, rc.plan.local_tag) for rc in cells}
     report = BuildReport(run_dir, list(results.values()))
+    overlay = cache[1] if cache else None
+
+    def command(targets: list[str]) -> list[str]:
+        return bake_command(rendering, root, cache[0].targets(targets) if cache else targets, options, overlay)
+
     if runner.dry_run:
-        runner.run(bake_command(rendering, root, names, options), cwd=root)
+        runner.run(command(names), cwd=root)
         return report
     assert run_dir is not None
     for name in names:
         (run_dir / f"{name}.sh").write_text(
             "#!/usr/bin/env bash\n# Rebuilds this cell alone, from the project root.\nset -euxo pipefail\n"
-            f"cd {shlex.quote(str(root))}\n{shell_line(bake_command(rendering, root, [name], options))}\n"
+            f"cd {shlex.quote(str(root))}\n{shell_line(command([name]))}\n"
         )
     remaining = list(names)
     cell_lines: dict[str, list[str]] = {name: [] for name in names}
     start = time.monotonic()
     while remaining:
-        argv = bake_command(rendering, root, remaining, options)
-        code = _stream_bake(argv, root, run_dir, report.progress, runner, cell_lines, quiet=options.quiet)
+        argv = command(remaining)
+        code = _stream_bake(argv, root, run_dir, report.progress, runner, cell_lines, quiet=options.quiet,
+                            aliases=_stage_target_cells(cache[0] if cache else None))
         now = time.monotonic()
         if code == 0:
             for name in remaining:
@@ -122,7 +151,7 @@ def build(rendering: Rendering, cells: list[RenderedCell], root: Path, options: 
                         ", ".join(failed))
     report.wall = time.monotonic() - start
     for result in report.results:
-        if result.ok:
+        if result.ok and not options.push and not options.stage:
             result.image_id = _image_id(result.tag)
     for name, lines in cell_lines.items():
         (run_dir / f"{name}.log").write_text("".join(lines))
@@ -131,13 +160,18 @@ def build(rendering: Rendering, cells: list[RenderedCell], root: Path, options: 
     return report
 
 
-def prepare(rendering: Rendering, cells: list[RenderedCell], runner: Runner) -> None:
+@contextlib.contextmanager
+def prepared(rendering: Rendering, cells: list[RenderedCell], runner: Runner) -> Iterator[None]:
     """Makes what a matrix says it prepares locally (the offline example's base images, only those the cells
-    start from, and its stand-in repos)."""
+    start from, its stand-in repos and vendor apt repository), and keeps what must run while inputs are fetched
+    (the example's repository server)."""
     if rendering.matrix.model.prepare == "offline-example":
         from epbuild import offline
 
-        offline.prepare(rendering.matrix, [rc.plan for rc in cells], runner)
+        with offline.prepared(rendering.matrix, [rc.plan for rc in cells], runner):
+            yield
+    else:
+        yield
 
 
 def fetch_sources(rendering: Rendering, cells: list[RenderedCell], root: Path, options: BuildOptions,
@@ -148,20 +182,15 @@ def fetch_sources(rendering: Rendering, cells: list[RenderedCell], root: Path, o
     return sources.fetch_all(sources.SourceCache(root, runner), requests)
 
 
-def prepare_stage_inputs(rendering: Rendering, cells: list[RenderedCell], root: Path, options: BuildOptions,
-                         runner: Runner) -> None:
-    """Preflight first (a mismatch fails in seconds, before any network or build), then versions and wheels."""
-    if runner.dry_run:
-        runner.record("# preflight: every flag, variable and file each stage passes, against its source at the pin")
-    else:
-        stageinputs.check(rendering, cells, root)
-    mirrors = sources.mirror_overrides(list(options.mirrors))
-    stageinputs.versions(rendering, cells, root, sources.SourceCache(root, runner), mirrors)
-    stageinputs.wheelhouses(cells, root, runner)
+    cache = _cache_plan(rendering, cells, root, options, run_dir, runner)  # a builder that cannot fails here
+    with prepared(rendering, cells, runner):
+        check_sources(rendering, fetch_sources(rendering, cells, root, options, runner), runner)
+        prepare_stage_inputs(rendering, cells, root, options, runner)
+        fetch_vendor(rendering, cells, root, runner)
 
 
 def _stream_bake(argv: list[str], root: Path, run_dir: Path, progress: Progress, runner: Runner,
-                 cell_lines: dict[str, list[str]], *, quiet: bool) -> int:
+                 cell_lines: dict[str, list[str]], *, quiet: bool, aliases: dict[str, str]) -> int:
     """Runs bake, showing its progress as it goes, saving all of it, and sorting each vertex's lines by cell."""
     progress.next_invocation()
     with (run_dir / "bake.log").open("a") as full:
@@ -170,12 +199,47 @@ def _stream_bake(argv: list[str], root: Path, run_dir: Path, progress: Progress,
         def on_line(line: str) -> None:
             full.write(line)
             vertex = progress.feed(line)
+            if vertex is not None and vertex.target in aliases:  # a stage-cache target: its vertices are its cell's
+                vertex.target = aliases[vertex.target]
             if vertex is not None and vertex.target in cell_lines:
                 cell_lines[vertex.target].append(line)
             if not quiet:
                 sys.stdout.write(line)
 
         return runner.stream(argv, cwd=root, on_line=on_line)
+
+
+def _cache_plan(rendering: Rendering, cells: list[RenderedCell], root: Path, options: BuildOptions,
+                run_dir: Path | None, runner: Runner) -> tuple[CachePlan, Path] | None:
+    """With --cache: check the builder can export caches, then write the stage-cache bake file (printed, in a
+    dry run) and return it with its plan."""
+    if options.stage and not options.cache:
+        raise EpbuildError("--stage builds a stage into the stage cache only; name the cache with --cache REGISTRY/REPO")
+    if not options.cache:
+        return None
+    plan = stage_cache.plan(options.cache, cells, rendering.cells, export=options.cache_export,
+                            only_stage=options.stage)
+    require_cache_export(options.builder)
+    outputs = {rc.cell.name: ({"tags": [_pushed_tag(rendering, rc.cell.name, options.push)], "output": ["type=registry"]}
+                              if options.push else {"output": ["type=docker"]}) for rc in cells}
+    text = plan.overlay(context_root=os.path.relpath(rendering.out_dir, root), cell_outputs=outputs)
+    path = (run_dir or root / "build") / "stage-cache.bake.json"
+    if runner.dry_run:
+        print(f"# {os.path.relpath(path, root)}:\n{text}", file=runner.out)
+    else:
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(text)
+        tmp.replace(path)
+    return plan, path
+
+
+def _stage_target_cells(plan: CachePlan | None) -> dict[str, str]:
+    return {} if plan is None else {target: s.cell.cell.name for target, s in plan.stage_targets.items()}
+
+
+def _pushed_tag(rendering: Rendering, cell: str, registry: str) -> str:
+    [rc] = [rc for rc in rendering.cells if rc.cell.name == cell]
+    return cell_tags(rc, registry).immutable
 
 
 def _failed_targets(progress: Progress, remaining: list[str],
@@ -185,7 +249,8 @@ def _failed_targets(progress: Progress, remaining: list[str],
     identities = {rc.cell.name: stage_identities(rc) for rc in cells}
     out: dict[str, tuple[Vertex, str]] = {}
     for vertex in progress.failures():
-        if vertex.target not in remaining:
+        # A cache ref not in the registry yet is an ERROR vertex, but BuildKit builds on without it.
+        if vertex.target not in remaining or vertex.op.startswith("importing cache manifest"):
             continue
         failed_identity = identities[vertex.target].get(vertex.stage or "")
         for name in remaining:

@@ -9,12 +9,20 @@ from typing import Any
 
 from epbuild import manifest
 from epbuild.commands import Runner
+from epbuild.plan import CellPlan
 from epbuild.render import RenderedCell
 from epbuild.sources import SourceCache, resolve_url
 from epbuild.stagegraph import built_pins
 
 EXPECTED_ENV = "EPBUILD_EXPECTED"
 """The image checks (tests/image) read the path of the expectation file from this variable."""
+
+
+ROCSHMEM_DLOPEN_FALLBACK = {"bnxt_re": ["/usr/local/lib/libbnxt_re.so"]}
+"""Where rocSHMEM looks for a provider's library after dlopen by name fails (rocm-systems projects/rocshmem, see
+docs/upstream.md): Broadcom's copy in /usr/local/lib, which is why Broadcom's post-install step copies it there."""
+ROCSHMEM_GDA_BACKEND = {"mlx5": "GDA_MLX5", "ionic": "GDA_IONIC", "bnxt_re": "GDA_BNXT"}
+"""rocSHMEM's CMake option for each provider's GPU-direct-async backend (all_backends turns each on)."""
 
 
 def pin_sources(rc: RenderedCell, root: Path, matrix_dir: Path) -> dict[str, dict[str, str]]:
@@ -29,7 +37,23 @@ def pin_sources(rc: RenderedCell, root: Path, matrix_dir: Path) -> dict[str, dic
 
 def expectation(rc: RenderedCell, image: str, root: Path, matrix_dir: Path) -> dict[str, Any]:
     return {"image": image, "record": manifest.record(rc.plan, rc.key), "labels": manifest.labels(rc.plan, rc.key),
-            "sources": pin_sources(rc, root, matrix_dir)}
+            "nic_userspace": nic_userspace(rc.plan), "sources": pin_sources(rc, root, matrix_dir)}
+
+
+def nic_userspace(plan: CellPlan) -> dict[str, Any]:
+    """What the NIC's userspace must look like in the image: the vendor's pinned packages and the order in which
+    rocSHMEM dlopens the provider's library, the rocSHMEM GDA backend for the provider, and the vendor library
+    MoRI links where the pinned MoRI compiles it in."""
+    library, provider, vendor = plan.nic.provider_library, plan.nic.provider, plan.vendor
+    return {
+        "pci_vendors": list(plan.nic.pci_vendors),
+        "vendor_userspace": vendor is not None,
+        "vendor": None if vendor is None else {
+            "packages": dict(vendor.packages), "library": library,
+            "dlopen": [f"{library}.so", *ROCSHMEM_DLOPEN_FALLBACK.get(provider, [])]},
+        "rocshmem_backend": ROCSHMEM_GDA_BACKEND.get(provider),
+        "mori_vendor_library": library if plan.vendor_build("mori") else None,
+    }
 
 
 def write(expect: dict[str, Any], path: Path) -> Path:

@@ -21,6 +21,21 @@ RUN apt-get update \
       ibverbs-providers \
  && rm -rf /var/lib/apt/lists/*
 
+FROM base AS vendor
+# The NIC's vendor userspace from https://packages.broadcom.com/artifactory/ethernet-nic-debian-public (jammy/main),
+# signed by unknown.
+# epbuild fetched these .debs on the host, verified the signed Release and each file's SHA256 from its Packages
+# index, and hands them in as the named context vendor-debs: this step needs neither network nor key.
+RUN --mount=type=bind,from=vendor-debs,target=/vendor \
+    dpkg -i /vendor/*.deb \
+ && dpkg-query -W -f='${Package}=${Version}\n' bnxt-rocelib > /tmp/vendor-installed \
+ && printf '%s\n' bnxt-rocelib=235.2.86.0 > /tmp/vendor-pinned \
+ && diff -u /tmp/vendor-pinned /tmp/vendor-installed \
+ && rm /tmp/vendor-pinned /tmp/vendor-installed \
+ && cp -a /usr/local/lib/x86_64-linux-gnu/libbnxt_re* /usr/local/lib \
+ && ldconfig \
+ && apt-get check
+
 FROM base AS aiter
 # Build requirements in their own layer: resolved and hash-pinned on the host (epbuild.wheelhouse), no index here;
 # --ignore-installed, since pip cannot uninstall the distribution's own copies (no RECORD file).
@@ -41,7 +56,7 @@ RUN --mount=type=bind,from=src-aiter,target=/src/aiter,rw \
     PREBUILD_KERNELS=1 GPU_ARCHS="gfx942" \
     python3 setup.py bdist_wheel --dist-dir /wheels/aiter
 
-FROM base AS rocshmem
+FROM vendor AS rocshmem
 # all_backends finds the sources from its own location and refuses in-source builds, so it runs from a build
 # folder inside the (read-write, discarded) source mount; it builds its tests and examples with 8 jobs itself.
 # Its CMake makes hipcc the compiler, so ccache reaches the compiles only as the launcher.
@@ -66,7 +81,7 @@ RUN --mount=type=bind,from=src-deepep,target=/src/deepep,rw \
  && ROCSHMEM_DIR=/opt/rocshmem ROCM_HOME="${ROCM_PATH}" PYTORCH_ROCM_ARCH="gfx942" \
     python3 setup.py --variant rocm --rocm-explicit-ctx --nic thor2 bdist_wheel --dist-dir /wheels/deepep
 
-FROM base AS mori
+FROM vendor AS mori
 # Build requirements in their own layer: resolved and hash-pinned on the host (epbuild.wheelhouse), no index here;
 # --ignore-installed, since pip cannot uninstall the distribution's own copies (no RECORD file).
 RUN --mount=type=bind,from=wheels-mori,target=/wheelhouse \
@@ -84,23 +99,24 @@ RUN --mount=type=bind,from=src-mori,target=/src/mori,rw \
     cd /src/mori \
  && export CCACHE_BASEDIR=/src/mori CMAKE_C_COMPILER_LAUNCHER=ccache CMAKE_CXX_COMPILER_LAUNCHER=ccache \
       CMAKE_HIP_COMPILER_LAUNCHER=ccache \
- && SETUPTOOLS_SCM_PRETEND_VERSION_FOR_MORI="$(cat /epbuild/scm/version)" MORI_GPU_ARCHS="gfx942" \
+ && USE_BNXT=ON SETUPTOOLS_SCM_PRETEND_VERSION_FOR_MORI="$(cat /epbuild/scm/version)" \
+    MORI_GPU_ARCHS="gfx942" \
     python3 setup.py bdist_wheel --dist-dir /wheels/mori
 
-FROM base AS vllm-deps
-# Build requirements in their own layer (as docker/Dockerfile.rocm@00305ee5 installs them before any source):
-# resolved and hash-pinned on the host (epbuild.wheelhouse), no index here; --ignore-installed, since pip cannot
-# uninstall the distribution's own copies (no RECORD file).
+FROM base AS vllm
+# Built as docker/Dockerfile.rocm@00305ee5 builds vLLM, in three steps of this one stage:
+# 1. Build requirements in their own layer (installed there before any source): resolved and hash-pinned on the
+#    host (epbuild.wheelhouse), no index here; --ignore-installed, since pip cannot uninstall the distribution's
+#    own copies (no RECORD file).
 RUN --mount=type=bind,from=wheels-vllm,target=/wheelhouse \
     if grep -q . /wheelhouse/requirements.lock; then \
       python3 -m pip install --no-cache-dir --no-index --ignore-installed --find-links /wheelhouse \
         --require-hashes -r /wheelhouse/requirements.lock; \
     fi
-
-FROM vllm-deps AS vllm-csrc
-# The native extension, from only the files it is compiled from (the reference's csrc-build copies the same), so
-# a pin move that touches only Python reuses this step; ccache (CCACHE_BASEDIR: paths are the same for every pin)
-# makes a move that touches one source recompile that one. MAX_JOBS: `invoke build --max-jobs N`, else the cores.
+# 2. The native extension, from only the files it is compiled from (the reference's csrc-build copies the same),
+#    so a pin move that touches only Python reuses this step; ccache (CCACHE_BASEDIR: paths are the same for every
+#    pin) makes a move that touches one source recompile that one. MAX_JOBS: `invoke build --max-jobs N`, else the
+#    cores. Nothing of /build reaches `final`, which takes only the wheel.
 WORKDIR /build/vllm
 # hadolint ignore=DL3022
 COPY --from=src-vllm setup.py setup.py
@@ -134,20 +150,18 @@ RUN --mount=type=cache,id=epbuild-ccache,target=/root/.cache/ccache \
       printf '%s\t%s\n' "$key" "$(grep -cx "$key" /tmp/epbuild-ccache.log || true)"; \
     done \
  && rm /tmp/epbuild-ccache.log
-
-FROM vllm-deps AS vllm
-# The wheel, packaged around the extension the native step built (VLLM_USE_PRECOMPILED=1, as the reference), with
-# the version setuptools-scm gives the pin (computed on the host: the exported tree has no .git).
+WORKDIR /
+# 3. The wheel, packaged around the extension step 2 built (VLLM_USE_PRECOMPILED=1, as the reference), with the
+#    version setuptools-scm gives the pin (computed on the host: the exported tree has no .git).
 # hadolint ignore=DL3003
 RUN --mount=type=bind,from=src-vllm,target=/src/vllm,rw \
-    --mount=type=bind,from=vllm-csrc,source=/build/dist,target=/precompiled \
     --mount=type=bind,from=scm-vllm,target=/epbuild/scm \
     cd /src/vllm \
- && VLLM_TARGET_DEVICE=rocm VLLM_USE_PRECOMPILED=1 VLLM_PRECOMPILED_WHEEL_LOCATION="$(ls /precompiled/*.whl)" \
+ && VLLM_TARGET_DEVICE=rocm VLLM_USE_PRECOMPILED=1 VLLM_PRECOMPILED_WHEEL_LOCATION="$(ls /build/dist/*.whl)" \
     SETUPTOOLS_SCM_PRETEND_VERSION_FOR_VLLM="$(cat /epbuild/scm/version)" PYTORCH_ROCM_ARCH="gfx942" \
     python3 setup.py bdist_wheel --dist-dir /wheels/vllm
 
-FROM base AS final
+FROM vendor AS final
 COPY --from=rocshmem /opt/rocshmem /opt/rocshmem
 # Wheels come in through bind mounts, so no build tree, .git or compiler cache reaches this stage.
 # --force-reinstall: the base image may carry its own build of a component at the same version (the reference
@@ -175,7 +189,7 @@ ENV HSA_NO_SCRATCH_RECLAIM=1 \
     VLLM_ROCM_USE_AITER=1
 LABEL org.opencontainers.image.title="rocm/vllm-ep gfx942-thor2" \
       org.opencontainers.image.description="ROCm expert-parallel inference stack (aiter, rocshmem, deepep, mori, vllm) built by epbuild" \
-      org.opencontainers.image.version="gfx942-thor2-5565158529c7" \
+      org.opencontainers.image.version="gfx942-thor2-64a78238c91d" \
       org.opencontainers.image.source="https://github.com/vllm-project/vllm.git" \
       org.opencontainers.image.revision="00305ee518727effd01deeffc47b46282ba29a4b" \
       org.opencontainers.image.base.name="docker.io/rocm/vllm-dev:base" \
@@ -183,7 +197,7 @@ LABEL org.opencontainers.image.title="rocm/vllm-ep gfx942-thor2" \
       io.epbuild.arch="gfx942" \
       io.epbuild.nic="thor2" \
       io.epbuild.base="rocm72" \
-      io.epbuild.content-key="5565158529c79e47e29538ccea0ad5c803180cd5d0b3d7e3ee63cf7df5b1567a" \
+      io.epbuild.content-key="64a78238c91d4164fe4839b1d5b933ba29df5d62f0ead26e63797668458c4402" \
       io.epbuild.pin.aiter="0123456789abcdef0123456789abcdef01234567" \
       io.epbuild.pin.rocshmem="f0acb0c6" \
       io.epbuild.pin.deepep="a9ea9774" \

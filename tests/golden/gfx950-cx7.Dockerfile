@@ -21,26 +21,6 @@ RUN apt-get update \
       ibverbs-providers \
  && rm -rf /var/lib/apt/lists/*
 
-FROM base AS aiter
-# Build requirements in their own layer: resolved and hash-pinned on the host (epbuild.wheelhouse), no index here;
-# --ignore-installed, since pip cannot uninstall the distribution's own copies (no RECORD file).
-RUN --mount=type=bind,from=wheels-aiter,target=/wheelhouse \
-    if grep -q . /wheelhouse/requirements.lock; then \
-      python3 -m pip install --no-cache-dir --no-index --ignore-installed --find-links /wheelhouse \
-        --require-hashes -r /wheelhouse/requirements.lock; \
-    fi
-# AITER reads GPU_ARCHS in its JIT code and defaults to "native" (rocminfo), which needs a GPU: always pass it.
-# Without .git its setuptools-scm would fall back to 0.1.0 (pyproject.toml@6a0e7b26), so it gets the pin's version.
-# hadolint ignore=DL3003
-RUN --mount=type=bind,from=src-aiter,target=/src/aiter,rw \
-    --mount=type=bind,from=scm-aiter,target=/epbuild/scm \
-    --mount=type=cache,id=epbuild-ccache,target=/root/.cache/ccache \
-    cd /src/aiter \
- && export CCACHE_BASEDIR=/src/aiter \
- && SETUPTOOLS_SCM_PRETEND_VERSION_FOR_AMD_AITER="$(cat /epbuild/scm/version)" \
-    PREBUILD_KERNELS=1 GPU_ARCHS="gfx950" \
-    python3 setup.py bdist_wheel --dist-dir /wheels/aiter
-
 FROM base AS rdma-core
 # rdma-core's release build as vLLM's Dockerfile.rocm runs it; NO_MAN_PAGES drops pandoc, NO_PYVERBS the
 # Cython bindings. The distribution's verbs packages are retired first (with every installed package that
@@ -77,6 +57,26 @@ RUN --mount=type=bind,from=src-rdma-core,target=/src/rdma-core,rw \
  && dpkg -i /tmp/epbuild-rdma-core.deb \
  && rm -rf /tmp/epbuild-rdma-core /tmp/epbuild-rdma-core.deb \
  && apt-get check
+
+FROM base AS aiter
+# Build requirements in their own layer: resolved and hash-pinned on the host (epbuild.wheelhouse), no index here;
+# --ignore-installed, since pip cannot uninstall the distribution's own copies (no RECORD file).
+RUN --mount=type=bind,from=wheels-aiter,target=/wheelhouse \
+    if grep -q . /wheelhouse/requirements.lock; then \
+      python3 -m pip install --no-cache-dir --no-index --ignore-installed --find-links /wheelhouse \
+        --require-hashes -r /wheelhouse/requirements.lock; \
+    fi
+# AITER reads GPU_ARCHS in its JIT code and defaults to "native" (rocminfo), which needs a GPU: always pass it.
+# Without .git its setuptools-scm would fall back to 0.1.0 (pyproject.toml@6a0e7b26), so it gets the pin's version.
+# hadolint ignore=DL3003
+RUN --mount=type=bind,from=src-aiter,target=/src/aiter,rw \
+    --mount=type=bind,from=scm-aiter,target=/epbuild/scm \
+    --mount=type=cache,id=epbuild-ccache,target=/root/.cache/ccache \
+    cd /src/aiter \
+ && export CCACHE_BASEDIR=/src/aiter \
+ && SETUPTOOLS_SCM_PRETEND_VERSION_FOR_AMD_AITER="$(cat /epbuild/scm/version)" \
+    PREBUILD_KERNELS=1 GPU_ARCHS="gfx950" \
+    python3 setup.py bdist_wheel --dist-dir /wheels/aiter
 
 FROM rdma-core AS rocshmem
 # all_backends finds the sources from its own location and refuses in-source builds, so it runs from a build
@@ -121,23 +121,24 @@ RUN --mount=type=bind,from=src-mori,target=/src/mori,rw \
     cd /src/mori \
  && export CCACHE_BASEDIR=/src/mori CMAKE_C_COMPILER_LAUNCHER=ccache CMAKE_CXX_COMPILER_LAUNCHER=ccache \
       CMAKE_HIP_COMPILER_LAUNCHER=ccache \
- && SETUPTOOLS_SCM_PRETEND_VERSION_FOR_MORI="$(cat /epbuild/scm/version)" MORI_GPU_ARCHS="gfx950" \
+ && SETUPTOOLS_SCM_PRETEND_VERSION_FOR_MORI="$(cat /epbuild/scm/version)" \
+    MORI_GPU_ARCHS="gfx950" \
     python3 setup.py bdist_wheel --dist-dir /wheels/mori
 
-FROM base AS vllm-deps
-# Build requirements in their own layer (as docker/Dockerfile.rocm@00305ee5 installs them before any source):
-# resolved and hash-pinned on the host (epbuild.wheelhouse), no index here; --ignore-installed, since pip cannot
-# uninstall the distribution's own copies (no RECORD file).
+FROM base AS vllm
+# Built as docker/Dockerfile.rocm@00305ee5 builds vLLM, in three steps of this one stage:
+# 1. Build requirements in their own layer (installed there before any source): resolved and hash-pinned on the
+#    host (epbuild.wheelhouse), no index here; --ignore-installed, since pip cannot uninstall the distribution's
+#    own copies (no RECORD file).
 RUN --mount=type=bind,from=wheels-vllm,target=/wheelhouse \
     if grep -q . /wheelhouse/requirements.lock; then \
       python3 -m pip install --no-cache-dir --no-index --ignore-installed --find-links /wheelhouse \
         --require-hashes -r /wheelhouse/requirements.lock; \
     fi
-
-FROM vllm-deps AS vllm-csrc
-# The native extension, from only the files it is compiled from (the reference's csrc-build copies the same), so
-# a pin move that touches only Python reuses this step; ccache (CCACHE_BASEDIR: paths are the same for every pin)
-# makes a move that touches one source recompile that one. MAX_JOBS: `invoke build --max-jobs N`, else the cores.
+# 2. The native extension, from only the files it is compiled from (the reference's csrc-build copies the same),
+#    so a pin move that touches only Python reuses this step; ccache (CCACHE_BASEDIR: paths are the same for every
+#    pin) makes a move that touches one source recompile that one. MAX_JOBS: `invoke build --max-jobs N`, else the
+#    cores. Nothing of /build reaches `final`, which takes only the wheel.
 WORKDIR /build/vllm
 # hadolint ignore=DL3022
 COPY --from=src-vllm setup.py setup.py
@@ -171,16 +172,14 @@ RUN --mount=type=cache,id=epbuild-ccache,target=/root/.cache/ccache \
       printf '%s\t%s\n' "$key" "$(grep -cx "$key" /tmp/epbuild-ccache.log || true)"; \
     done \
  && rm /tmp/epbuild-ccache.log
-
-FROM vllm-deps AS vllm
-# The wheel, packaged around the extension the native step built (VLLM_USE_PRECOMPILED=1, as the reference), with
-# the version setuptools-scm gives the pin (computed on the host: the exported tree has no .git).
+WORKDIR /
+# 3. The wheel, packaged around the extension step 2 built (VLLM_USE_PRECOMPILED=1, as the reference), with the
+#    version setuptools-scm gives the pin (computed on the host: the exported tree has no .git).
 # hadolint ignore=DL3003
 RUN --mount=type=bind,from=src-vllm,target=/src/vllm,rw \
-    --mount=type=bind,from=vllm-csrc,source=/build/dist,target=/precompiled \
     --mount=type=bind,from=scm-vllm,target=/epbuild/scm \
     cd /src/vllm \
- && VLLM_TARGET_DEVICE=rocm VLLM_USE_PRECOMPILED=1 VLLM_PRECOMPILED_WHEEL_LOCATION="$(ls /precompiled/*.whl)" \
+ && VLLM_TARGET_DEVICE=rocm VLLM_USE_PRECOMPILED=1 VLLM_PRECOMPILED_WHEEL_LOCATION="$(ls /build/dist/*.whl)" \
     SETUPTOOLS_SCM_PRETEND_VERSION_FOR_VLLM="$(cat /epbuild/scm/version)" PYTORCH_ROCM_ARCH="gfx950" \
     python3 setup.py bdist_wheel --dist-dir /wheels/vllm
 
@@ -211,8 +210,8 @@ ENV HSA_NO_SCRATCH_RECLAIM=1 \
     SAFETENSORS_FAST_GPU=1 \
     VLLM_ROCM_USE_AITER=1
 LABEL org.opencontainers.image.title="rocm/vllm-ep gfx950-cx7" \
-      org.opencontainers.image.description="ROCm expert-parallel inference stack (aiter, rdma-core, rocshmem, deepep, mori, vllm) built by epbuild" \
-      org.opencontainers.image.version="gfx950-cx7-bb56e30bc554" \
+      org.opencontainers.image.description="ROCm expert-parallel inference stack (rdma-core, aiter, rocshmem, deepep, mori, vllm) built by epbuild" \
+      org.opencontainers.image.version="gfx950-cx7-5df50246693e" \
       org.opencontainers.image.source="https://github.com/vllm-project/vllm.git" \
       org.opencontainers.image.revision="00305ee518727effd01deeffc47b46282ba29a4b" \
       org.opencontainers.image.base.name="docker.io/rocm/vllm-dev:base" \
@@ -220,9 +219,9 @@ LABEL org.opencontainers.image.title="rocm/vllm-ep gfx950-cx7" \
       io.epbuild.arch="gfx950" \
       io.epbuild.nic="cx7" \
       io.epbuild.base="rocm72" \
-      io.epbuild.content-key="bb56e30bc554e6649fc44ab6e8f02278d825e0ef046dfa8c2e064be9bd746ea4" \
-      io.epbuild.pin.aiter="0123456789abcdef0123456789abcdef01234567" \
+      io.epbuild.content-key="5df50246693e027ef7ac8a5187984a65f7d2d93b3fea3c392ddb8bd83a835d5d" \
       io.epbuild.pin.rdma-core="31af04ec84378724cb6256814d4ffde359a7123b" \
+      io.epbuild.pin.aiter="0123456789abcdef0123456789abcdef01234567" \
       io.epbuild.pin.rocshmem="f0acb0c6" \
       io.epbuild.pin.deepep="a9ea9774" \
       io.epbuild.pin.mori="2d02c6a9" \

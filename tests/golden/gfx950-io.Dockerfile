@@ -21,26 +21,6 @@ RUN apt-get update \
       ibverbs-providers \
  && rm -rf /var/lib/apt/lists/*
 
-FROM base AS aiter
-# Build requirements in their own layer: resolved and hash-pinned on the host (epbuild.wheelhouse), no index here;
-# --ignore-installed, since pip cannot uninstall the distribution's own copies (no RECORD file).
-RUN --mount=type=bind,from=wheels-aiter,target=/wheelhouse \
-    if grep -q . /wheelhouse/requirements.lock; then \
-      python3 -m pip install --no-cache-dir --no-index --ignore-installed --find-links /wheelhouse \
-        --require-hashes -r /wheelhouse/requirements.lock; \
-    fi
-# AITER reads GPU_ARCHS in its JIT code and defaults to "native" (rocminfo), which needs a GPU: always pass it.
-# Without .git its setuptools-scm would fall back to 0.1.0 (pyproject.toml@6a0e7b26), so it gets the pin's version.
-# hadolint ignore=DL3003
-RUN --mount=type=bind,from=src-aiter,target=/src/aiter,rw \
-    --mount=type=bind,from=scm-aiter,target=/epbuild/scm \
-    --mount=type=cache,id=epbuild-ccache,target=/root/.cache/ccache \
-    cd /src/aiter \
- && export CCACHE_BASEDIR=/src/aiter \
- && SETUPTOOLS_SCM_PRETEND_VERSION_FOR_AMD_AITER="$(cat /epbuild/scm/version)" \
-    PREBUILD_KERNELS=1 GPU_ARCHS="gfx950" \
-    python3 setup.py bdist_wheel --dist-dir /wheels/aiter
-
 FROM base AS rdma-core
 # rdma-core's release build as vLLM's Dockerfile.rocm runs it; NO_MAN_PAGES drops pandoc, NO_PYVERBS the
 # Cython bindings. The distribution's verbs packages are retired first (with every installed package that
@@ -78,7 +58,41 @@ RUN --mount=type=bind,from=src-rdma-core,target=/src/rdma-core,rw \
  && rm -rf /tmp/epbuild-rdma-core /tmp/epbuild-rdma-core.deb \
  && apt-get check
 
-FROM rdma-core AS rocshmem
+FROM rdma-core AS vendor
+# The NIC's vendor userspace from https://repo.radeon.com/amdainic/pensando/ubuntu/1.117.3-hydra (jammy/main),
+# signed by CA8BB4727A47B4D09B4EE8969386B48A1A693C5C.
+# epbuild fetched these .debs on the host, verified the signed Release and each file's SHA256 from its Packages
+# index, and hands them in as the named context vendor-debs: this step needs neither network nor key.
+RUN --mount=type=bind,from=vendor-debs,target=/vendor \
+    dpkg -i /vendor/*.deb \
+ && dpkg-query -W -f='${Package}=${Version}\n' ionic-common libionic-dev > /tmp/vendor-installed \
+ && printf '%s\n' ionic-common=unknown libionic-dev=unknown > /tmp/vendor-pinned \
+ && diff -u /tmp/vendor-pinned /tmp/vendor-installed \
+ && rm /tmp/vendor-pinned /tmp/vendor-installed \
+ && ldconfig \
+ && apt-get check
+
+FROM base AS aiter
+# Build requirements in their own layer: resolved and hash-pinned on the host (epbuild.wheelhouse), no index here;
+# --ignore-installed, since pip cannot uninstall the distribution's own copies (no RECORD file).
+RUN --mount=type=bind,from=wheels-aiter,target=/wheelhouse \
+    if grep -q . /wheelhouse/requirements.lock; then \
+      python3 -m pip install --no-cache-dir --no-index --ignore-installed --find-links /wheelhouse \
+        --require-hashes -r /wheelhouse/requirements.lock; \
+    fi
+# AITER reads GPU_ARCHS in its JIT code and defaults to "native" (rocminfo), which needs a GPU: always pass it.
+# Without .git its setuptools-scm would fall back to 0.1.0 (pyproject.toml@6a0e7b26), so it gets the pin's version.
+# hadolint ignore=DL3003
+RUN --mount=type=bind,from=src-aiter,target=/src/aiter,rw \
+    --mount=type=bind,from=scm-aiter,target=/epbuild/scm \
+    --mount=type=cache,id=epbuild-ccache,target=/root/.cache/ccache \
+    cd /src/aiter \
+ && export CCACHE_BASEDIR=/src/aiter \
+ && SETUPTOOLS_SCM_PRETEND_VERSION_FOR_AMD_AITER="$(cat /epbuild/scm/version)" \
+    PREBUILD_KERNELS=1 GPU_ARCHS="gfx950" \
+    python3 setup.py bdist_wheel --dist-dir /wheels/aiter
+
+FROM vendor AS rocshmem
 # all_backends finds the sources from its own location and refuses in-source builds, so it runs from a build
 # folder inside the (read-write, discarded) source mount; it builds its tests and examples with 8 jobs itself.
 # Its CMake makes hipcc the compiler, so ccache reaches the compiles only as the launcher.
@@ -121,23 +135,24 @@ RUN --mount=type=bind,from=src-mori,target=/src/mori,rw \
     cd /src/mori \
  && export CCACHE_BASEDIR=/src/mori CMAKE_C_COMPILER_LAUNCHER=ccache CMAKE_CXX_COMPILER_LAUNCHER=ccache \
       CMAKE_HIP_COMPILER_LAUNCHER=ccache \
- && SETUPTOOLS_SCM_PRETEND_VERSION_FOR_MORI="$(cat /epbuild/scm/version)" MORI_GPU_ARCHS="gfx950" \
+ && SETUPTOOLS_SCM_PRETEND_VERSION_FOR_MORI="$(cat /epbuild/scm/version)" \
+    MORI_GPU_ARCHS="gfx950" \
     python3 setup.py bdist_wheel --dist-dir /wheels/mori
 
-FROM base AS vllm-deps
-# Build requirements in their own layer (as docker/Dockerfile.rocm@00305ee5 installs them before any source):
-# resolved and hash-pinned on the host (epbuild.wheelhouse), no index here; --ignore-installed, since pip cannot
-# uninstall the distribution's own copies (no RECORD file).
+FROM base AS vllm
+# Built as docker/Dockerfile.rocm@00305ee5 builds vLLM, in three steps of this one stage:
+# 1. Build requirements in their own layer (installed there before any source): resolved and hash-pinned on the
+#    host (epbuild.wheelhouse), no index here; --ignore-installed, since pip cannot uninstall the distribution's
+#    own copies (no RECORD file).
 RUN --mount=type=bind,from=wheels-vllm,target=/wheelhouse \
     if grep -q . /wheelhouse/requirements.lock; then \
       python3 -m pip install --no-cache-dir --no-index --ignore-installed --find-links /wheelhouse \
         --require-hashes -r /wheelhouse/requirements.lock; \
     fi
-
-FROM vllm-deps AS vllm-csrc
-# The native extension, from only the files it is compiled from (the reference's csrc-build copies the same), so
-# a pin move that touches only Python reuses this step; ccache (CCACHE_BASEDIR: paths are the same for every pin)
-# makes a move that touches one source recompile that one. MAX_JOBS: `invoke build --max-jobs N`, else the cores.
+# 2. The native extension, from only the files it is compiled from (the reference's csrc-build copies the same),
+#    so a pin move that touches only Python reuses this step; ccache (CCACHE_BASEDIR: paths are the same for every
+#    pin) makes a move that touches one source recompile that one. MAX_JOBS: `invoke build --max-jobs N`, else the
+#    cores. Nothing of /build reaches `final`, which takes only the wheel.
 WORKDIR /build/vllm
 # hadolint ignore=DL3022
 COPY --from=src-vllm setup.py setup.py
@@ -171,20 +186,18 @@ RUN --mount=type=cache,id=epbuild-ccache,target=/root/.cache/ccache \
       printf '%s\t%s\n' "$key" "$(grep -cx "$key" /tmp/epbuild-ccache.log || true)"; \
     done \
  && rm /tmp/epbuild-ccache.log
-
-FROM vllm-deps AS vllm
-# The wheel, packaged around the extension the native step built (VLLM_USE_PRECOMPILED=1, as the reference), with
-# the version setuptools-scm gives the pin (computed on the host: the exported tree has no .git).
+WORKDIR /
+# 3. The wheel, packaged around the extension step 2 built (VLLM_USE_PRECOMPILED=1, as the reference), with the
+#    version setuptools-scm gives the pin (computed on the host: the exported tree has no .git).
 # hadolint ignore=DL3003
 RUN --mount=type=bind,from=src-vllm,target=/src/vllm,rw \
-    --mount=type=bind,from=vllm-csrc,source=/build/dist,target=/precompiled \
     --mount=type=bind,from=scm-vllm,target=/epbuild/scm \
     cd /src/vllm \
- && VLLM_TARGET_DEVICE=rocm VLLM_USE_PRECOMPILED=1 VLLM_PRECOMPILED_WHEEL_LOCATION="$(ls /precompiled/*.whl)" \
+ && VLLM_TARGET_DEVICE=rocm VLLM_USE_PRECOMPILED=1 VLLM_PRECOMPILED_WHEEL_LOCATION="$(ls /build/dist/*.whl)" \
     SETUPTOOLS_SCM_PRETEND_VERSION_FOR_VLLM="$(cat /epbuild/scm/version)" PYTORCH_ROCM_ARCH="gfx950" \
     python3 setup.py bdist_wheel --dist-dir /wheels/vllm
 
-FROM rdma-core AS final
+FROM vendor AS final
 COPY --from=rocshmem /opt/rocshmem /opt/rocshmem
 # Wheels come in through bind mounts, so no build tree, .git or compiler cache reaches this stage.
 # --force-reinstall: the base image may carry its own build of a component at the same version (the reference
@@ -211,8 +224,8 @@ ENV HSA_NO_SCRATCH_RECLAIM=1 \
     SAFETENSORS_FAST_GPU=1 \
     VLLM_ROCM_USE_AITER=1
 LABEL org.opencontainers.image.title="rocm/vllm-ep gfx950-io" \
-      org.opencontainers.image.description="ROCm expert-parallel inference stack (aiter, rdma-core, rocshmem, deepep, mori, vllm) built by epbuild" \
-      org.opencontainers.image.version="gfx950-io-2b54e7c0c05b" \
+      org.opencontainers.image.description="ROCm expert-parallel inference stack (rdma-core, aiter, rocshmem, deepep, mori, vllm) built by epbuild" \
+      org.opencontainers.image.version="gfx950-io-744a7993aedb" \
       org.opencontainers.image.source="https://github.com/vllm-project/vllm.git" \
       org.opencontainers.image.revision="00305ee518727effd01deeffc47b46282ba29a4b" \
       org.opencontainers.image.base.name="docker.io/rocm/vllm-dev:base" \
@@ -220,9 +233,9 @@ LABEL org.opencontainers.image.title="rocm/vllm-ep gfx950-io" \
       io.epbuild.arch="gfx950" \
       io.epbuild.nic="io" \
       io.epbuild.base="rocm72" \
-      io.epbuild.content-key="2b54e7c0c05bbc679306d723709c635a36f3bb5c736f0e97bb2599c7ce4b16ce" \
-      io.epbuild.pin.aiter="0123456789abcdef0123456789abcdef01234567" \
+      io.epbuild.content-key="744a7993aedb37cf7ad0e8e0ff466cda6d20c1b4cbd5a75c1fbcf5457b99ac41" \
       io.epbuild.pin.rdma-core="31af04ec84378724cb6256814d4ffde359a7123b" \
+      io.epbuild.pin.aiter="0123456789abcdef0123456789abcdef01234567" \
       io.epbuild.pin.rocshmem="f0acb0c6" \
       io.epbuild.pin.deepep="a9ea9774" \
       io.epbuild.pin.mori="2d02c6a9" \

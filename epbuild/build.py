@@ -182,11 +182,39 @@ def fetch_sources(rendering: Rendering, cells: list[RenderedCell], root: Path, o
     return sources.fetch_all(sources.SourceCache(root, runner), requests)
 
 
-    cache = _cache_plan(rendering, cells, root, options, run_dir, runner)  # a builder that cannot fails here
-    with prepared(rendering, cells, runner):
-        check_sources(rendering, fetch_sources(rendering, cells, root, options, runner), runner)
-        prepare_stage_inputs(rendering, cells, root, options, runner)
-        fetch_vendor(rendering, cells, root, runner)
+def prepare_stage_inputs(rendering: Rendering, cells: list[RenderedCell], root: Path, options: BuildOptions,
+                         runner: Runner) -> None:
+    """Preflight's second pass first (a mismatch fails in seconds, before any download or build), then versions
+    and wheels."""
+    if runner.dry_run:
+        runner.record("# preflight: every flag, variable and file each stage passes, against its source at the pin")
+    else:
+        stageinputs.check(rendering, cells, root)
+    mirrors = sources.mirror_overrides(list(options.mirrors))
+    stageinputs.versions(rendering, cells, root, sources.SourceCache(root, runner), mirrors)
+    stageinputs.wheelhouses(cells, root, runner)
+
+
+def check_sources(rendering: Rendering, exported: list[sources.ExportedSource], runner: Runner) -> None:
+    """Each component's checks of its exported source (its spec's `source_check`, e.g. MoRI's NIC flags): what
+    the matrix says about a pin that only the source itself can confirm, before any stage runs."""
+    if runner.dry_run:
+        return
+    model = rendering.matrix.model
+    pins = model.components.pins()
+    found = [f"{source.component}: {problem}" for source in exported
+             for problem in model.registry[source.component].source_check(pins[source.component], source.path)]
+    if found:
+        raise preflight.PreflightError("the pinned sources disagree with the matrix; nothing was built:\n  "
+                                       + "\n  ".join(found))
+
+
+def fetch_vendor(rendering: Rendering, cells: list[RenderedCell], root: Path,
+                 runner: Runner) -> list[vendor_repo.FetchedVendor]:
+    """Each selected NIC's vendor packages, verified before any stage runs (epbuild/vendor_repo.py)."""
+    requests = {rc.cell.nic: vendor_repo.VendorRequest(rc.cell.nic, rc.plan.vendor)
+                for rc in cells if rc.plan.vendor is not None}
+    return vendor_repo.fetch_all(root, runner, list(requests.values()))
 
 
 def _stream_bake(argv: list[str], root: Path, run_dir: Path, progress: Progress, runner: Runner,

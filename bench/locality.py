@@ -84,7 +84,11 @@ def fresh_native_commits(folder: Path) -> tuple[str, list[str]]:
         git("checkout", "-q", pinned)
         rev = work / "csrc" / "fixture_rev.h"
         rev.write_text(rev.read_text().replace('-fixture-rev-A"', f'-fixture-rev-T{time.time_ns()}"'))
-        git("commit", "-qam", "bench: a native change")
+        # Distinct commit times: the export carries them as mtimes, and BuildKit's sync of a local context skips
+        # a file whose size and mtime did not change.
+        stamp = f"{int(time.time()) + 10 * len(commits)} +0000"
+        subprocess.run(["git", "-C", str(work), "commit", "-qam", "bench: a native change"], check=True,
+                       env={**env, "GIT_AUTHOR_DATE": stamp, "GIT_COMMITTER_DATE": stamp})
         commits.append(git("rev-parse", "HEAD"))
         git("tag", f"bench-{len(commits)}")  # keeps the commit reachable for the fetch
     return work.as_uri(), commits

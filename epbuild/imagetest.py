@@ -55,7 +55,8 @@ def image_exists(image: str) -> bool:
     return query(["docker", "image", "inspect", image]).returncode == 0
 
 
-def run_checks(rc: RenderedCell, image: str, root: Path, *, gpu: bool = False, quiet: bool = False) -> CheckRun:
+def run_checks(rc: RenderedCell, image: str, root: Path, matrix_dir: Path, *, gpu: bool = False,
+               quiet: bool = False) -> CheckRun:
     kind = "gpu" if gpu else "static"
     report = root / "build" / "reports" / f"{rc.cell.name}-{kind}.xml"
     run = CheckRun(rc.cell.name, image, report)
@@ -72,7 +73,7 @@ def run_checks(rc: RenderedCell, image: str, root: Path, *, gpu: bool = False, q
             run.not_run = (f"not run: this host's GPUs are {', '.join(sorted(set(host)))}, and {rc.cell.name} "
                            f"carries device code for {', '.join(rc.cell.archs)} only")
             return run
-    expect = expectations.write(expectations.expectation(rc, image),
+    expect = expectations.write(expectations.expectation(rc, image, root, matrix_dir),
                                 root / "build" / "reports" / f"{rc.cell.name}.expected.json")
     if gpu:
         paths, plugin = [TESTS / "gpu"], []

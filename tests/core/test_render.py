@@ -116,12 +116,18 @@ def test_gfx950_cx7_carries_the_real_build_interfaces() -> None:
     assert "bash ../scripts/build_configs/all_backends" in text
     assert '-DGPU_TARGETS="gfx950"' in text and "-DUSE_EXTERNAL_MPI=OFF" in text
     assert "--variant rocm --rocm-explicit-ctx --nic cx7" in text
-    for stage in ("base", "rdma-core", "rocshmem", "deepep", "mori", "vllm", "final"):
+    for stage in ("base", "rdma-core", "rocshmem", "deepep", "mori", "aiter", "vllm", "final"):
         assert f" AS {stage}\n" in text
-    assert " AS aiter\n" not in text and "/install/aiter" not in text  # not in matrix.yaml: no commit known
+    assert "--mount=type=bind,from=wheels-vllm" in text and "SETUPTOOLS_SCM_PRETEND_VERSION_FOR_MORI" in text
+    assert "COPY --from=src-vllm csrc csrc" in text and "VLLM_USE_PRECOMPILED=1" in text
+    # Besides the commit times that make builds reproducible (epbuild passes the pins' own), the only build
+    # argument has a default (the builder's cores): no pin arrives as one, nothing a caller may forget to pass.
+    args = [line for line in text.splitlines() if line.startswith("ARG ")]
+    epochs = [line for line in args if line.startswith("ARG SOURCE_DATE_EPOCH")]
+    assert "ARG SOURCE_DATE_EPOCH_VLLM=315532800" in epochs and "ARG SOURCE_DATE_EPOCH" in epochs
+    assert [line for line in args if line not in epochs] == ["ARG MAX_JOBS"]
+    assert 'MAX_JOBS="${MAX_JOBS:-$(nproc)}"' in text
     assert "git clone" not in text
-    # The only build arguments are the commit times that make builds reproducible; no pin arrives as one.
-    assert all(line.startswith("ARG SOURCE_DATE_EPOCH") for line in text.splitlines() if line.startswith("ARG "))
 
 
 def test_no_thor2_dockerfile_builds_rdma_core() -> None:

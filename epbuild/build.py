@@ -61,8 +61,8 @@ def new_run_dir(root: Path, kind: str) -> Path:
 
 def bake_command(rendering: Rendering, root: Path, targets: list[str], options: BuildOptions,
                  overlay: Path | None = None, reproducible_file: Path | None = None) -> list[str]:
-    """The bake command. With `reproducible_file` (reproducible.bake_override's file) each cell goes to an OCI
-    archive with rewritten timestamps, which `docker load` then hands to the engine; else, without the stage
+    """The bake command. With `reproducible_file` (reproducible.bake_override's file) each cell goes to its OCI
+    layout with rewritten timestamps, which `docker load` then hands to the engine; else, without the stage
     cache's `overlay` or --push, straight to the engine (--load)."""
     bake_file = os.path.relpath(rendering.out_dir / BAKE_FILE, root)
     argv = ["docker", "buildx", "bake", "--file", bake_file, "--progress", "plain"]
@@ -114,7 +114,7 @@ def build(rendering: Rendering, cells: list[RenderedCell], root: Path, options: 
     results = {rc.cell.name: CellResult(rc.cell.name, rc.plan.local_tag) for rc in cells}
     report = BuildReport(run_dir, list(results.values()))
     overlay = cache[1] if cache else None
-    # Images that come back to this engine come reproducibly, through OCI archives (epbuild/reproducible.py).
+    # Images that come back to this engine come reproducibly, through OCI layouts (epbuild/reproducible.py).
     # The stage cache's targets and --push name their own outputs.
     override = None if cache or options.push else \
         (run_dir or root / "build" / "logs" / "<run>") / reproducible.OVERRIDE_FILE
@@ -127,17 +127,19 @@ def build(rendering: Rendering, cells: list[RenderedCell], root: Path, options: 
         runner.run(command(names), cwd=root)
         if override is not None:
             for name in names:
-                runner.run(_load_command(override.parent, name))
+                for argv in _load_commands(root, override.parent, name):
+                    runner.run(argv)
         return report
     assert run_dir is not None
     if override is not None:
         override.write_text(reproducible.bake_override(cells, {e.component: e.commit_time for e in exported},
-                                                       run_dir))
+                                                       root))
     for name in names:
         (run_dir / f"{name}.sh").write_text(
             "#!/usr/bin/env bash\n# Rebuilds this cell alone, from the project root.\nset -euxo pipefail\n"
             f"cd {shlex.quote(str(root))}\n{shell_line(command([name]))}\n"
-            + (f"{shell_line(_load_command(run_dir, name))}\n" if override is not None else "")
+            + "".join(f"{shell_line(argv)}\n" for argv in (_load_commands(root, run_dir, name) if override else
+                                                            []))
         )
     remaining = list(names)
     cell_lines: dict[str, list[str]] = {name: [] for name in names}
@@ -177,7 +179,7 @@ def build(rendering: Rendering, cells: list[RenderedCell], root: Path, options: 
                         ", ".join(failed))
     for result in report.results:
         if result.ok and override is not None:
-            _load(runner, run_dir, result)
+            _load(runner, root, run_dir, result)
     report.wall = time.monotonic() - start
     for result in report.results:
         if result.ok and not options.push and not options.stage and result.image_id is None:
@@ -340,21 +342,29 @@ def _finish_time(progress: Progress, target: str, start: float, fallback: float)
     return (max(ends) if ends else fallback) - start
 
 
-def _load_command(run_dir: Path, cell: str) -> list[str]:
-    return ["docker", "load", "--quiet", "--input", str(reproducible.oci_archive(run_dir, cell))]
+def _load_commands(root: Path, run_dir: Path, cell: str) -> list[list[str]]:
+    """Packs the cell's OCI layout (its pruned blobs, see reproducible.prune_layout) and loads it into the engine."""
+    layout, archive = reproducible.oci_layout(root, cell), reproducible.load_archive(run_dir, cell)
+    return [["tar", "-C", str(layout), "-cf", str(archive), "oci-layout", "index.json", "blobs"],
+            ["docker", "load", "--quiet", "--input", str(archive)]]
 
 
-def _load(runner: Runner, run_dir: Path, result: CellResult) -> None:
-    """Hands a cell's OCI archive to the engine under the tag bake gave it, then drops the archive. An image the
-    engine holds already (a rebuild of the same inputs gives the same digest) is only tagged, not loaded again."""
-    archive = reproducible.oci_archive(run_dir, result.cell)
+def _load(runner: Runner, root: Path, run_dir: Path, result: CellResult) -> None:
+    """Hands a cell's image to the engine under the tag bake gave it. An image the engine holds already (a
+    rebuild of the same inputs gives the same digest) is only tagged: nothing is packed or loaded, so a no-op
+    rebuild costs the export of unchanged blobs (none are written) and one `docker tag`."""
+    layout = reproducible.oci_layout(root, result.cell)
+    archive = reproducible.load_archive(run_dir, result.cell)
     try:
-        result.image_id = reproducible.archive_image_id(archive)
-        if query(["docker", "image", "inspect", result.image_id]).returncode == 0:
-            runner.run(["docker", "tag", result.image_id, result.tag], capture=True)
-        else:
-            runner.run(_load_command(run_dir, result.cell), capture=True)
-    except CommandFailed as exc:
+        result.image_id = reproducible.layout_image_id(layout)
+        reproducible.prune_layout(layout)
+        if query(["docker", "image", "inspect", result.image_id]).returncode != 0:
+            for argv in _load_commands(root, run_dir, result.cell):
+                runner.run(argv, capture=True)
+        # The layout's index names the image by bake's tag alone (no registry part), which the engine may read
+        # otherwise: the tag is set from the ID either way.
+        runner.run(["docker", "tag", result.image_id, result.tag], capture=True)
+    except (CommandFailed, ValueError) as exc:
         result.ok = False
         result.error = f"built, but not loaded into the engine: {exc}"
     finally:

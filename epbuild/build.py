@@ -21,7 +21,7 @@ from pathlib import Path
 
 from epbuild import preflight, render, reproducible, sources, stage_cache, stageinputs, timeouts, vendor_repo
 from epbuild.bakefile import BAKE_FILE
-from epbuild.commands import CommandFailed, CommandStalled, Runner, query, shell_line
+from epbuild.commands import CommandStalled, Runner, query, shell_line
 from epbuild.errors import EpbuildError
 from epbuild.buildreport import BuildReport, CellResult
 from epbuild.progress import Progress, Vertex
@@ -127,7 +127,7 @@ def build(rendering: Rendering, cells: list[RenderedCell], root: Path, options: 
         runner.run(command(names), cwd=root)
         if override is not None:
             for name in names:
-                for argv in _load_commands(root, override.parent, name):
+                for argv in reproducible.load_commands(root, override.parent, name):
                     runner.run(argv)
         return report
     assert run_dir is not None
@@ -138,48 +138,50 @@ def build(rendering: Rendering, cells: list[RenderedCell], root: Path, options: 
         (run_dir / f"{name}.sh").write_text(
             "#!/usr/bin/env bash\n# Rebuilds this cell alone, from the project root.\nset -euxo pipefail\n"
             f"cd {shlex.quote(str(root))}\n{shell_line(command([name]))}\n"
-            + "".join(f"{shell_line(argv)}\n" for argv in (_load_commands(root, run_dir, name) if override else
-                                                            []))
+            + "".join(f"{shell_line(argv)}\n"
+                      for argv in (reproducible.load_commands(root, run_dir, name) if override else []))
         )
-    remaining = list(names)
-    cell_lines: dict[str, list[str]] = {name: [] for name in names}
-    start = time.monotonic()
-    while remaining:
-        argv = command(remaining)
-        try:
-            code = _stream_bake(argv, root, run_dir, report.progress, runner, cell_lines, quiet=options.quiet,
-                                aliases=_stage_target_cells(cache[0] if cache else None))
-        except BakeStalled as exc:
-            for name in remaining:
-                results[name].error = str(exc)
-            break
-        now = time.monotonic()
-        if code == 0:
-            for name in remaining:
-                results[name].ok = True
-                results[name].duration = _finish_time(report.progress, name, start, now)
-            break
-        failed = _failed_targets(report.progress, remaining, cells)
-        if not failed:
-            for name in remaining:
-                results[name].error = f"bake exited {code} without naming a failing stage (see {run_dir}/bake.log)"
-            break
-        for name, (vertex, shared_with) in failed.items():
-            results[name].failed_stage = vertex.stage or "(internal)"
-            origin = "" if shared_with == name else f" (a stage shared with {shared_with}, where it failed)"
-            results[name].error = f"stage {vertex.stage}{origin}: {vertex.op[:100]}: {vertex.error[:300]}"
-            results[name].duration = now - start
-        remaining = [n for n in remaining if n not in failed]
-        if not options.keep_going:
-            for name in remaining:
-                results[name].error = "not built: an earlier cell failed and --no-keep-going was given"
-            break
-        if remaining:
-            log.warning("cells %s failed; building the others again (their finished stages are cached)",
-                        ", ".join(failed))
-    for result in report.results:
-        if result.ok and override is not None:
-            _load(runner, root, run_dir, result)
+    held = reproducible.layouts_held(root, names) if override is not None else contextlib.nullcontext()
+    with held:
+        remaining = list(names)
+        cell_lines: dict[str, list[str]] = {name: [] for name in names}
+        start = time.monotonic()
+        while remaining:
+            argv = command(remaining)
+            try:
+                code = _stream_bake(argv, root, run_dir, report.progress, runner, cell_lines, quiet=options.quiet,
+                                    aliases=_stage_target_cells(cache[0] if cache else None))
+            except BakeStalled as exc:
+                for name in remaining:
+                    results[name].error = str(exc)
+                break
+            now = time.monotonic()
+            if code == 0:
+                for name in remaining:
+                    results[name].ok = True
+                    results[name].duration = _finish_time(report.progress, name, start, now)
+                break
+            failed = _failed_targets(report.progress, remaining, cells)
+            if not failed:
+                for name in remaining:
+                    results[name].error = f"bake exited {code} without naming a failing stage (see {run_dir}/bake.log)"
+                break
+            for name, (vertex, shared_with) in failed.items():
+                results[name].failed_stage = vertex.stage or "(internal)"
+                origin = "" if shared_with == name else f" (a stage shared with {shared_with}, where it failed)"
+                results[name].error = f"stage {vertex.stage}{origin}: {vertex.op[:100]}: {vertex.error[:300]}"
+                results[name].duration = now - start
+            remaining = [n for n in remaining if n not in failed]
+            if not options.keep_going:
+                for name in remaining:
+                    results[name].error = "not built: an earlier cell failed and --no-keep-going was given"
+                break
+            if remaining:
+                log.warning("cells %s failed; building the others again (their finished stages are cached)",
+                            ", ".join(failed))
+        for result in report.results:
+            if result.ok and override is not None:
+                reproducible.hand_over(runner, root, run_dir, result)
     report.wall = time.monotonic() - start
     for result in report.results:
         if result.ok and not options.push and not options.stage and result.image_id is None:
@@ -340,35 +342,6 @@ def _failed_targets(progress: Progress, remaining: list[str],
 def _finish_time(progress: Progress, target: str, start: float, fallback: float) -> float:
     ends = [v.ended for v in progress.vertices.values() if v.target == target and v.ended is not None]
     return (max(ends) if ends else fallback) - start
-
-
-def _load_commands(root: Path, run_dir: Path, cell: str) -> list[list[str]]:
-    """Packs the cell's OCI layout (its pruned blobs, see reproducible.prune_layout) and loads it into the engine."""
-    layout, archive = reproducible.oci_layout(root, cell), reproducible.load_archive(run_dir, cell)
-    return [["tar", "-C", str(layout), "-cf", str(archive), "oci-layout", "index.json", "blobs"],
-            ["docker", "load", "--quiet", "--input", str(archive)]]
-
-
-def _load(runner: Runner, root: Path, run_dir: Path, result: CellResult) -> None:
-    """Hands a cell's image to the engine under the tag bake gave it. An image the engine holds already (a
-    rebuild of the same inputs gives the same digest) is only tagged: nothing is packed or loaded, so a no-op
-    rebuild costs the export of unchanged blobs (none are written) and one `docker tag`."""
-    layout = reproducible.oci_layout(root, result.cell)
-    archive = reproducible.load_archive(run_dir, result.cell)
-    try:
-        result.image_id = reproducible.layout_image_id(layout)
-        reproducible.prune_layout(layout)
-        if query(["docker", "image", "inspect", result.image_id]).returncode != 0:
-            for argv in _load_commands(root, run_dir, result.cell):
-                runner.run(argv, capture=True)
-        # The layout's index names the image by bake's tag alone (no registry part), which the engine may read
-        # otherwise: the tag is set from the ID either way.
-        runner.run(["docker", "tag", result.image_id, result.tag], capture=True)
-    except (CommandFailed, ValueError) as exc:
-        result.ok = False
-        result.error = f"built, but not loaded into the engine: {exc}"
-    finally:
-        archive.unlink(missing_ok=True)
 
 
 def _image_id(tag: str) -> str | None:

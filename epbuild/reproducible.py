@@ -10,7 +10,8 @@ engine with `docker load` only when the engine does not hold that digest yet.
 The layout is a DIRECTORY kept per cell under build/oci/ (tar=false), not an archive per run: BuildKit writes into
 it only the blobs it lacks, so exporting an unchanged image again takes about half a second, where writing a
 fresh archive of the same image took 17.6 s and made every no-op rebuild slow. Blobs the newest export no longer
-references are removed after each build, so the folder holds one image per cell.
+references are removed after each build, so the folder holds one image per cell. A build holds its cells'
+layouts (a lock file beside each) from the export until the engine has the image.
 
 Each wheel stage also gets the commit time of its own pin (SOURCE_DATE_EPOCH_<COMPONENT>, set as
 SOURCE_DATE_EPOCH for its bdist_wheel, which then stamps every zip entry with it): a stage shared by several
@@ -20,12 +21,20 @@ direct_url.json, do not change from one build to the next.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+import logging
+import shutil
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
+from epbuild.buildreport import CellResult
+from epbuild.commands import CommandFailed, Runner, query
 from epbuild.render import RenderedCell
 from epbuild.stagegraph import built_pins
+
+log = logging.getLogger(__name__)
 
 OVERRIDE_FILE = "bake-reproducible.json"
 
@@ -111,3 +120,56 @@ def prune_layout(layout: Path) -> int:
             path.unlink()
             removed += 1
     return removed
+
+
+@contextlib.contextmanager
+def layouts_held(root: Path, cells: list[str]) -> Iterator[None]:
+    """Holds the cells' layouts for one build, from the export to the load: a second build of the same cell from
+    this checkout waits here rather than have its blobs pruned mid-export. A layout a killed build left without
+    a readable index is removed first (it is only a cache; BuildKit could not add to it)."""
+    with contextlib.ExitStack() as stack:
+        for cell in sorted(cells):
+            layout = oci_layout(root, cell)
+            layout.parent.mkdir(parents=True, exist_ok=True)
+            lock = stack.enter_context(open(layout.parent / f".{cell}.lock", "w"))
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                log.warning("another build of %s from this checkout is exporting; waiting for it", cell)
+                fcntl.flock(lock, fcntl.LOCK_EX)
+            if layout.exists():
+                try:
+                    _index(layout)
+                except ValueError as exc:
+                    log.warning("%s; starting it again", exc)
+                    shutil.rmtree(layout)
+        yield
+
+
+def load_commands(root: Path, run_dir: Path, cell: str) -> list[list[str]]:
+    """Packs the cell's OCI layout (its pruned blobs, see prune_layout) and loads it into the engine."""
+    layout, archive = oci_layout(root, cell), load_archive(run_dir, cell)
+    return [["tar", "-C", str(layout), "-cf", str(archive), "oci-layout", "index.json", "blobs"],
+            ["docker", "load", "--quiet", "--input", str(archive)]]
+
+
+def hand_over(runner: Runner, root: Path, run_dir: Path, result: CellResult) -> None:
+    """Hands a cell's image to the engine under the tag bake gave it. An image the engine holds already (a
+    rebuild of the same inputs gives the same digest) is only tagged: nothing is packed or loaded, so a no-op
+    rebuild costs the export of unchanged blobs (none are written) and one `docker tag`."""
+    layout = oci_layout(root, result.cell)
+    archive = load_archive(run_dir, result.cell)
+    try:
+        result.image_id = layout_image_id(layout)
+        prune_layout(layout)
+        if query(["docker", "image", "inspect", result.image_id]).returncode != 0:
+            for argv in load_commands(root, run_dir, result.cell):
+                runner.run(argv, capture=True)
+        # The layout's index names the image by bake's tag alone (no registry part), which the engine may read
+        # otherwise: the tag is set from the ID either way.
+        runner.run(["docker", "tag", result.image_id, result.tag], capture=True)
+    except (CommandFailed, ValueError) as exc:
+        result.ok = False
+        result.error = f"built, but not loaded into the engine: {exc}"
+    finally:
+        archive.unlink(missing_ok=True)

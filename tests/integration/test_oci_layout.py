@@ -13,6 +13,7 @@ import pytest
 pytestmark = pytest.mark.docker
 
 from epbuild import reproducible
+from harness import OFFLINE, ROOT, InvokeResult, invoke
 
 
 def export(context: Path, layout: Path, tag: str, content: str) -> None:
@@ -24,6 +25,11 @@ def export(context: Path, layout: Path, tag: str, content: str) -> None:
 
 def blobs(layout: Path) -> set[str]:
     return {f"sha256:{path.name}" for path in (layout / "blobs" / "sha256").iterdir()}
+
+
+def blob_files(layout: Path) -> dict[str, tuple[int, int]]:
+    return {path.name: (path.stat().st_ino, path.stat().st_mtime_ns)
+            for path in (layout / "blobs" / "sha256").iterdir()}
 
 
 def test_a_re_export_prunes_to_one_image_that_loads_under_its_layout_id(tmp_path: Path, docker_engine: None) -> None:
@@ -56,3 +62,17 @@ def test_a_re_export_prunes_to_one_image_that_loads_under_its_layout_id(tmp_path
         assert b"second\n" in copied
     finally:
         subprocess.run(["docker", "image", "rm", "--force", second_id], capture_output=True)
+
+
+def test_a_no_op_rebuild_writes_nothing_and_loads_nothing(offline_build: InvokeResult) -> None:
+    """The cell's layout survives the build; building it again with nothing changed writes no blob into it (every
+    blob keeps its inode and time) and hands nothing to the engine but a tag of the same image."""
+    (cell,) = [c for c in offline_build.summary["cells"] if c["cell"] == "gfx950-cx7-sid"]
+    layout = reproducible.oci_layout(ROOT, "gfx950-cx7-sid")
+    before = blob_files(layout)
+    assert cell["image_id"].removeprefix("sha256:") in before  # the image the build reported is the layout's
+    again = invoke("build", "--matrix", OFFLINE, "--cell", "gfx950-cx7-sid", "--quiet", check=True)
+    after = blob_files(layout)
+    assert again.summary["cells"][0]["image_id"] == cell["image_id"] and after == before
+    replay = (again.run_dir / "replay.sh").read_text()
+    assert f"docker tag {cell['image_id']}" in replay and "docker load" not in replay and "tar -C" not in replay

@@ -39,9 +39,6 @@ def test_two_cold_builds_give_the_same_image(docker_engine: None) -> None:
     created = json.loads(subprocess.run(["docker", "image", "inspect", "--format", "{{json .Created}}", second_id],
                                         capture_output=True, text=True, check=True).stdout)
     assert first_id.startswith("sha256:") and first_id == second_id, (first_id, second_id)
-    # The engine held that digest after the first build, so the second only tagged it: nothing packed or loaded.
-    replay = (second.run_dir / "replay.sh").read_text()
-    assert f"docker tag {second_id}" in replay and "docker load" not in replay
     # The cell's pins are the commits in the offline example's matrix; git gives their commit times.
     pins = json.loads((ROOT / "examples" / "offline" / "images" / CELL / "manifest.json").read_text())["components"]
     newest = max(int(subprocess.run(["git", "-C", str(ROOT / "build" / "offline" / "repos" / f"{name}.git"), "show",

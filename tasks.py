@@ -7,9 +7,10 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from invoke import Context, Exit, task
+from invoke import Context, Exit
 
 from epbuild.errors import EpbuildError
+from epbuild.taskflags import task
 
 MATRIX_HELP = {"matrix": "The build matrix file (default: matrix.yaml)."}
 CELL_HELP = {
@@ -80,10 +81,11 @@ def schema(c: Context, output: str = "matrix.schema.json") -> None:
 
 def _cells(matrix: str, arch: list[str], nic: list[str], all: bool, cell: list[str] | None = None):  # type: ignore[no-untyped-def]
     from epbuild import project
-    from epbuild.cells import select
+    from epbuild.cells import excluded, select
 
     r = project.rendering(matrix)
-    chosen = {c.name for c in select([rc.cell for rc in r.cells], arch, nic, everything=all, names=cell or [])}
+    chosen = {c.name for c in select([rc.cell for rc in r.cells], arch, nic, everything=all, names=cell or [],
+                                     excluded=excluded(r.matrix.model))}
     return r, [rc for rc in r.cells if rc.cell.name in chosen]
 
 
@@ -196,7 +198,12 @@ def publish(c: Context, matrix: str = "matrix.yaml", arch: list[str] | None = No
 
     logging_setup()
     r, cells = _cells(matrix, arch or [], nic or [], all, cell)
-    runner = Runner(dry_run=True) if dry_run else _run_dir_runner("publish")
+    if dry_run:
+        from epbuild.dryrun import publish_lines
+
+        print("\n".join(line for rc in cells for line in publish_lines(rc, registry)))
+        return
+    runner = _run_dir_runner("publish")
     _login(cells[0], registry, runner)
     for rc in cells:
         print(publisher.publish(rc, runner, registry).line())
@@ -219,12 +226,22 @@ def pull(c: Context, matrix: str = "matrix.yaml", arch: list[str] | None = None,
     from epbuild.commands import Runner
 
     logging_setup()
+    if detect and (arch or nic or cell or all):
+        raise EpbuildError("--detect picks the cell from this host; it cannot be combined with --arch, --nic, "
+                           "--cell or --all")
     if detect:
         found = detector.detect(Path(sysfs_root))
         print(f"detected {found.report}: cell {found.arch}-{found.nic}")
         arch, nic = [found.arch], [found.nic]
     r, cells = _cells(matrix, arch or [], nic or [], all, cell)
-    runner = Runner(dry_run=True) if dry_run else _run_dir_runner("pull")
+    if dry_run:
+        from epbuild.dryrun import pull_lines
+
+        print("\n".join(line for rc in cells for line in pull_lines(rc, registry)))
+        if build:
+            print("# then each cell the registry has no image for is built, as `invoke build --dry-run` prints")
+        return
+    runner = _run_dir_runner("pull")
     _login(cells[0], registry, runner)
     missing = []
     for rc in cells:
@@ -246,9 +263,11 @@ def pull(c: Context, matrix: str = "matrix.yaml", arch: list[str] | None = None,
 @task
 def setup_docker(c: Context) -> None:
     """Install and start a Docker engine with buildx where missing (does nothing when one works)."""
-    from epbuild import project
+    import shlex
 
-    c.run(f"bash {project.ROOT / 'ci' / 'setup-docker.sh'}", pty=False)
+    from epbuild.resources import resource
+
+    c.run(f"bash {shlex.quote(str(resource('ci/setup-docker.sh')))}", pty=False)
 
 
 def logging_setup() -> None:

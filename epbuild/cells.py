@@ -39,28 +39,42 @@ class Cell:
         return ";".join(self.archs)
 
 
+def canonical_arch(value: str) -> str:
+    """One spelling per fat arch: 'gfx950+gfx942' and 'gfx942+gfx950' build the same image, so they are one cell."""
+    return "+".join(sorted(set(split_arch(value))))
+
+
 def _matches(selector: CellSelector, cell: Cell) -> bool:
-    return (selector.arch is None or split_arch(selector.arch) == cell.archs) and (
+    return (selector.arch is None or canonical_arch(selector.arch) == cell.arch) and (
         selector.nic is None or selector.nic == cell.nic
     )
 
 
 def expand(matrix: Matrix) -> list[Cell]:
     """GitHub-Actions-like: the axes' product, without cells an exclude matches, then each include added once."""
-    cells = [Cell(a, n) for a, n in product(matrix.axes.arch, matrix.axes.nic)]
-    cells = [c for c in cells if not any(_matches(sel, c) for sel in matrix.exclude)]
+    cells = [c for c in _product(matrix) if not any(_matches(sel, c) for sel in matrix.exclude)]
     for sel in matrix.include:
         assert sel.arch is not None and sel.nic is not None  # cross_check guarantees it
-        extra = Cell(sel.arch, sel.nic)
+        extra = Cell(canonical_arch(sel.arch), sel.nic)
         if not any(c.name == extra.name for c in cells):
             cells.append(extra)
     return cells
 
 
+def _product(matrix: Matrix) -> list[Cell]:
+    return [Cell(canonical_arch(a), n) for a, n in product(matrix.axes.arch, matrix.axes.nic)]
+
+
+def excluded(matrix: Matrix) -> list[Cell]:
+    """The cells of the axes' product that `exclude` removes and no `include` adds back."""
+    kept = {c.name for c in expand(matrix)}
+    return [c for c in _product(matrix) if c.name not in kept]
+
+
 def select(cells: list[Cell], archs: list[str], nics: list[str], *, everything: bool,
-           names: list[str] | None = None) -> list[Cell]:
+           names: list[str] | None = None, excluded: list[Cell] | None = None) -> list[Cell]:
     """The cells a command line asks for: `--all`; or every cell matching one of the --arch and one of the --nic,
-    plus each `--cell NAME`."""
+    plus each `--cell NAME`. `excluded` (the matrix's excluded cells) lets an error name a cell as excluded."""
     from epbuild.errors import EpbuildError
 
     names = names or []
@@ -68,15 +82,24 @@ def select(cells: list[Cell], archs: list[str], nics: list[str], *, everything: 
         return list(cells)
     if not archs and not nics and not names:
         raise EpbuildError("name the cells: --arch ARCH --nic NIC (each repeatable), --cell NAME, or --all")
+    excluded = excluded or []
+    known = ", ".join(c.name for c in cells)
     unknown = [n for n in names if n not in {c.name for c in cells}]
     if unknown:
-        raise EpbuildError(f"no cell named {', '.join(unknown)}; the cells are: {', '.join(c.name for c in cells)}")
-    wanted_archs = {split_arch(a.replace("_", "+")) for a in archs}
-    by_axes = [c for c in cells if (archs or nics) and (not archs or c.archs in wanted_archs)
-               and (not nics or c.nic in nics)]
-    chosen = [c for c in cells if c in by_axes or c.name in names]
+        dropped = [n for n in unknown if n in {c.name for c in excluded}]
+        if dropped:
+            raise EpbuildError(f"cell {', '.join(dropped)} is excluded by the matrix's `exclude`; the cells are: {known}")
+        raise EpbuildError(f"no cell named {', '.join(unknown)}; the cells are: {known}")
+    wanted_archs = {canonical_arch(a.replace("_", "+")) for a in archs}
+
+    def by_axes(c: Cell) -> bool:
+        return bool(archs or nics) and (not archs or c.arch in wanted_archs) and (not nics or c.nic in nics)
+
+    chosen = [c for c in cells if by_axes(c) or c.name in names]
+    dropped = [c.name for c in excluded if by_axes(c)]
+    if not chosen and dropped:
+        raise EpbuildError(f"cell {', '.join(dropped)} is excluded by the matrix's `exclude`; the cells are: {known}")
     if not chosen:
-        known = ", ".join(c.name for c in cells)
         raise EpbuildError(
             f"no cell of the matrix matches --arch {' '.join(archs) or '(any)'} --nic {' '.join(nics) or '(any)'}; "
             f"the cells are: {known}"

@@ -13,8 +13,9 @@ from pathlib import Path
 from epbuild import expectations
 from epbuild.errors import EpbuildError
 from epbuild.render import RenderedCell
+from epbuild.resources import resource
 
-TESTS = Path(__file__).resolve().parent.parent / "tests"
+TESTS = resource("tests")
 
 
 @dataclass

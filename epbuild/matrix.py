@@ -218,6 +218,10 @@ def _problem(err: Any, line_of: Any) -> Problem:
         message = "required key is missing"
     elif kind == "literal_error":
         message = f"{value!r} is not allowed; expected {err['ctx']['expected']}"
+    elif loc and loc[-1] in ("commit", "digest") and isinstance(value, (int, float)) and not isinstance(value, bool):
+        # YAML reads an all-digit commit (or one like 1e100) as a number, and a leading 0 is lost on the way.
+        message = (f"YAML read this {loc[-1]} as the number {value!r}; quote it, e.g. {loc[-1]}: \"<the hex "
+                   "digits exactly as git prints them>\"")
     elif kind == "value_error":
         message = str(err["ctx"]["error"])
     else:

@@ -20,9 +20,10 @@ from epbuild import bakefile, manifest
 from epbuild.cells import Cell, expand
 from epbuild.matrix import LoadedMatrix
 from epbuild.plan import CellPlan
+from epbuild.resources import resource
 from epbuild.stages import stages_for
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+TEMPLATES = resource("templates")
 GENERATED_FILES = ("Dockerfile", "manifest.json", "versions.txt")
 
 

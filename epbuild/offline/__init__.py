@@ -25,6 +25,7 @@ from epbuild.commands import Runner, shell_line
 from epbuild.offline.base_image import _image_exists, ensure_base_image
 from epbuild.offline.fixtures import ensure_fixture_repos
 from epbuild.offline.gitrepo import FixtureRepo
+from epbuild.resources import resource
 from epbuild.offline.settings import (
     FIXTURES_DIR,
     OFFLINE_BASE_IMAGE,
@@ -50,7 +51,10 @@ def prepare(matrix: Any, runner: Runner) -> None:
             f"{matrix.path}: base.image: the offline-example recipe makes {OFFLINE_BASE_IMAGE}, not {image!r}"
         )
     steps: list[tuple[list[str], Callable[[], object]]] = []
-    if not _image_exists(image):
+    if runner.dry_run:
+        # A dry run never asks the engine, so it cannot tell whether the base image exists yet.
+        print(f"# when the engine has no {image}:")
+    if runner.dry_run or not _image_exists(image):
         steps.append((["python3", "-m", "epbuild.offline", "base"], lambda: ensure_base_image(image)))
     steps.append((["python3", "-m", "epbuild.offline", "fixtures", str(REPOS_DIR)],
                   lambda: ensure_fixture_repos(REPOS_DIR, fixtures_dir=FIXTURES_DIR)))
@@ -68,7 +72,7 @@ def matrix_variant(dest: Path, *, moved: Sequence[str] = (), broken: Sequence[st
     import yaml
 
     commits = json.loads((REPOS_DIR / "commits.json").read_text())
-    source = REPO_ROOT / "examples" / "offline" / "matrix.yaml"
+    source = resource("examples/offline/matrix.yaml")
     data = yaml.safe_load(source.read_text())
     for kind, names in (("moved", moved), ("broken", broken)):
         for name in names:

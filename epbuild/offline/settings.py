@@ -12,13 +12,14 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 from epbuild.errors import EpbuildError
+from epbuild.resources import project_root, resource
 
 log = logging.getLogger(__name__)
 
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-BASE_DIR = REPO_ROOT / "examples" / "offline" / "base"
-FIXTURES_DIR = REPO_ROOT / "examples" / "offline" / "fixtures"
+REPO_ROOT = project_root()
+BASE_DIR = resource("examples/offline/base")
+FIXTURES_DIR = resource("examples/offline/fixtures")
 
 OFFLINE_BASE_IMAGE = "epbuild-offline/base:sid-hip"
 MINBASE_IMAGE = "epbuild-offline/bookworm-minbase:latest"

@@ -43,7 +43,7 @@ def matrix(c: Context, matrix: str = "matrix.yaml", json: bool = False) -> None:
     from epbuild import listing, project
 
     r = project.rendering(matrix)
-    print(listing.as_json(r) if json else listing.as_table(r))
+    print(listing.as_json(r, project.ROOT) if json else listing.as_table(r, project.ROOT))
 
 
 @task(help={**MATRIX_HELP, "check": "Render in memory and fail, naming the files, if images/ differs."})
@@ -160,7 +160,11 @@ def test(c: Context, matrix: str = "matrix.yaml", arch: list[str] | None = None,
     if image and len(cells) != 1:
         raise EpbuildError(f"--image checks one cell, but the selection has {len(cells)}: "
                            + ", ".join(rc.cell.name for rc in cells))
-    runs = [imagetest.run_checks(rc, image or rc.plan.local_tag, project.ROOT, gpu=gpu, quiet=quiet) for rc in cells]
+    from epbuild.content_key import checkout_inputs
+
+    resolved = checkout_inputs(r, cells, project.ROOT)
+    runs = [imagetest.run_checks(rc, image or rc.plan.local_tag, project.ROOT, resolved, gpu=gpu, quiet=quiet)
+            for rc in cells]
     print(imagetest.summary(runs))
     # (`all` is this task's --all flag here, not the builtin.)
     if any(not run.ok for run in runs) or (require_gpu and any(run.not_run for run in runs)):
@@ -169,9 +173,9 @@ def test(c: Context, matrix: str = "matrix.yaml", arch: list[str] | None = None,
 
 def _login(rc, registry: str | None, runner) -> None:  # type: ignore[no-untyped-def]
     from epbuild.registry import login
-    from epbuild.tags import cell_tags
+    from epbuild.tags import published_name
 
-    login(cell_tags(rc, registry).repository.split("/", 1)[0], runner)
+    login(published_name(rc, registry).split("/", 1)[0], runner)
 
 
 def _run_dir_runner(kind: str):  # type: ignore[no-untyped-def]
@@ -235,18 +239,27 @@ def pull(c: Context, matrix: str = "matrix.yaml", arch: list[str] | None = None,
         arch, nic = [found.arch], [found.nic]
     r, cells = _cells(matrix, arch or [], nic or [], all, cell)
     if dry_run:
+        from epbuild.content_key import checkout_keys
         from epbuild.dryrun import pull_lines
 
-        print("\n".join(line for rc in cells for line in pull_lines(rc, registry)))
+        keys = checkout_keys(r, cells, project.ROOT, engine=False)
+        print("\n".join(line for rc in cells for line in pull_lines(rc, keys[rc.cell.name], registry)))
         if build:
             print("# then each cell the registry has no image for is built, as `invoke build --dry-run` prints")
         return
     runner = _run_dir_runner("pull")
     _login(cells[0], registry, runner)
+    from epbuild.content_key import checkout_keys
+
+    keys = checkout_keys(r, cells, project.ROOT)
     missing = []
     for rc in cells:
+        key = keys[rc.cell.name]
+        if key is None:
+            raise EpbuildError(f"{rc.cell.name}: this checkout's content key is unknown: the base image's digest or a "
+                               "full commit cannot be resolved here (run `invoke sources`, or pin base.digest)")
         try:
-            digest = puller.pull(rc, runner, registry)
+            digest = puller.pull(rc, key, runner, registry)
             print(f"{rc.cell.name}: pulled {digest}, tagged {rc.plan.local_tag}")
         except puller.NotPublished as exc:
             if not build:

@@ -18,13 +18,14 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from epbuild import render, sources
+from epbuild import records, render, sources
 from epbuild.bakefile import BAKE_FILE
 from epbuild.commands import Runner, shell_line
 from epbuild.errors import EpbuildError
 from epbuild.buildreport import BuildReport, CellResult
 from epbuild.progress import Progress, Vertex
 from epbuild.render import RenderedCell, Rendering
+from epbuild.resolve import Resolved, base_digest
 from epbuild.stagegraph import stage_identities
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,8 @@ class BuildOptions:
     keep_going: bool = True
     mirrors: tuple[str, ...] = ()
     quiet: bool = False
+    local_sources: tuple[str, ...] = ()
+    """COMPONENT=PATH: build a component from a local working tree (uncommitted changes included)."""
 
 
 def new_run_dir(root: Path, kind: str) -> Path:
@@ -45,9 +48,13 @@ def new_run_dir(root: Path, kind: str) -> Path:
     return root / "build" / "logs" / f"{stamp}-{kind}-{os.getpid()}"
 
 
-def bake_command(rendering: Rendering, root: Path, targets: list[str], options: BuildOptions) -> list[str]:
+def bake_command(rendering: Rendering, root: Path, targets: list[str], options: BuildOptions,
+                 override: Path | None = None) -> list[str]:
     bake_file = os.path.relpath(rendering.out_dir / BAKE_FILE, root)
-    argv = ["docker", "buildx", "bake", "--file", bake_file, "--progress", "plain"]
+    argv = ["docker", "buildx", "bake", "--file", bake_file]
+    if override is not None:
+        argv += ["--file", str(override)]
+    argv += ["--progress", "plain"]
     if options.builder:
         argv += ["--builder", options.builder]
     argv.append("--load")  # a remote or container builder must hand the image back to the local engine
@@ -70,24 +77,32 @@ def build(rendering: Rendering, cells: list[RenderedCell], root: Path, options: 
     if run_dir is not None:
         runner.start_replay(run_dir / "replay.sh", root)
     prepare(rendering, runner)
-    fetch_sources(rendering, cells, root, options, runner)
+    exported = fetch_sources(rendering, cells, root, options, runner)
     names = [rc.cell.name for rc in cells]
     results = {rc.cell.name: CellResult(rc.cell.name, rc.plan.local_tag) for rc in cells}
     report = BuildReport(run_dir, list(results.values()))
     if runner.dry_run:
-        runner.run(bake_command(rendering, root, names, options), cwd=root)
+        print("# then the base image's digest is resolved, and each cell's record and content key written to "
+              f"build/logs/<run>/records/ and build/logs/<run>/{records.OVERRIDE_FILE}")
+        runner.run(bake_command(rendering, root, names, options, Path("build/logs/<run>") / records.OVERRIDE_FILE),
+                   cwd=root)
         return report
     assert run_dir is not None
+    resolved = resolve_inputs(rendering, exported)
+    override, keys = records.write(run_dir, cells, resolved)
+    for name, key in keys.items():
+        results[name].content_key = key
+    log.info("base image %s is %s", rendering.matrix.model.base.image, resolved.base_digest)
     for name in names:
         (run_dir / f"{name}.sh").write_text(
             "#!/usr/bin/env bash\n# Rebuilds this cell alone, from the project root.\nset -euxo pipefail\n"
-            f"cd {shlex.quote(str(root))}\n{shell_line(bake_command(rendering, root, [name], options))}\n"
+            f"cd {shlex.quote(str(root))}\n{shell_line(bake_command(rendering, root, [name], options, override))}\n"
         )
     remaining = list(names)
     cell_lines: dict[str, list[str]] = {name: [] for name in names}
     start = time.monotonic()
     while remaining:
-        argv = bake_command(rendering, root, remaining, options)
+        argv = bake_command(rendering, root, remaining, options, override)
         code = _stream_bake(argv, root, run_dir, report.progress, runner, cell_lines, quiet=options.quiet)
         now = time.monotonic()
         if code == 0:
@@ -122,6 +137,12 @@ def build(rendering: Rendering, cells: list[RenderedCell], root: Path, options: 
     (run_dir / "summary.txt").write_text(report.table() + "\n")
     (run_dir / "summary.json").write_text(json.dumps(report.summary(), indent=2) + "\n")
     return report
+
+
+def resolve_inputs(rendering: Rendering, exported: list[sources.ExportedSource]) -> Resolved:
+    """The exact inputs of this build: the base image's digest, and the full commit of every fetched pin."""
+    return Resolved(base_digest=base_digest(rendering.matrix.model.base),
+                    commits={source.component: source.commit for source in exported})
 
 
 def prepare(rendering: Rendering, runner: Runner) -> None:

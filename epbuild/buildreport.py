@@ -18,6 +18,7 @@ class CellResult:
     image_id: str | None = None
     failed_stage: str | None = None
     error: str = ""
+    content_key: str = ""
 
 
 @dataclass

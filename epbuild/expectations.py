@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from epbuild import manifest
+from epbuild.content_key import content_key
+from epbuild.resolve import Resolved
 from epbuild.render import RenderedCell
 from epbuild.stages import built_pins
 
@@ -21,8 +23,11 @@ def rdma_core_version(tag: str | None) -> str | None:
     return None
 
 
-def expectation(rc: RenderedCell, image: str) -> dict[str, Any]:
+def expectation(rc: RenderedCell, image: str, resolved: Resolved) -> dict[str, Any]:
+    """`resolved`: this checkout's exact inputs (epbuild.content_key.checkout_inputs), resolved apart from the
+    build, so a build that recorded other inputs fails the checks."""
     plan = rc.plan
+    key = content_key(rc, resolved)
     components = list(built_pins(plan))
     return {
         "image": image,
@@ -35,8 +40,8 @@ def expectation(rc: RenderedCell, image: str) -> dict[str, Any]:
         "rocshmem_prefix": plan.matrix.components.rocshmem.install_prefix,
         "components": components,
         "base_image": plan.matrix.base.image,
-        "manifest": manifest.manifest(plan, rc.key),
-        "labels": manifest.labels(plan, rc.key),
+        "manifest": manifest.manifest(plan, rc.key, key, resolved),
+        "labels": manifest.labels(plan, rc.key, key, resolved),
         "runtime_env": dict(plan.matrix.runtime_env),
     }
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from epbuild import expectations
 from epbuild.errors import EpbuildError
 from epbuild.render import RenderedCell
+from epbuild.resolve import Resolved
 from epbuild.resources import resource
 
 TESTS = resource("tests")
@@ -49,7 +50,8 @@ def image_exists(image: str) -> bool:
     return subprocess.run(["docker", "image", "inspect", image], capture_output=True).returncode == 0
 
 
-def run_checks(rc: RenderedCell, image: str, root: Path, *, gpu: bool = False, quiet: bool = False) -> CheckRun:
+def run_checks(rc: RenderedCell, image: str, root: Path, resolved: Resolved, *, gpu: bool = False,
+               quiet: bool = False) -> CheckRun:
     kind = "gpu" if gpu else "static"
     report = root / "build" / "reports" / f"{rc.cell.name}-{kind}.xml"
     run = CheckRun(rc.cell.name, image, report)
@@ -66,7 +68,7 @@ def run_checks(rc: RenderedCell, image: str, root: Path, *, gpu: bool = False, q
             run.not_run = (f"not run: this host's GPUs are {', '.join(sorted(set(host)))}, and {rc.cell.name} "
                            f"carries device code for {', '.join(rc.cell.archs)} only")
             return run
-    expect = expectations.write(expectations.expectation(rc, image),
+    expect = expectations.write(expectations.expectation(rc, image, resolved),
                                 root / "build" / "reports" / f"{rc.cell.name}.expected.json")
     argv = [sys.executable, "-m", "pytest", str(TESTS / ("gpu" if gpu else "image")), "-p", "no:cacheprovider",
             f"--junitxml={report}", "-o", "junit_family=xunit2", "--rootdir", str(TESTS / ("gpu" if gpu else "image")),

@@ -1,8 +1,10 @@
-"""What `final` records about itself: /opt/epbuild/manifest.json, /app/versions.txt, OCI labels, content key.
+"""What `final` records about itself: /opt/epbuild/manifest.json, /app/versions.txt and its OCI labels.
 
-The content key is a digest of everything that decides a cell's image: the rendered Dockerfile (with the key
-itself left out, so the key never feeds itself), the base image reference and every component's pin. Only
-`final` carries it, so a new key never invalidates a build stage.
+Two keys: the recipe key, a digest of the cell's rendered stages (the recipe key itself left out, so it never
+feeds itself) and of what the matrix says, known when rendering and carried by the rendered `final` stage; and
+the content key (epbuild.content_key), which adds the exact inputs resolved at build time. What depends on those
+inputs (the manifest, versions.txt, and the labels below marked resolved) is written by the build, into `final`
+only, so a new key never invalidates a build stage.
 """
 
 from __future__ import annotations
@@ -12,24 +14,17 @@ import json
 from typing import Any
 
 from epbuild.plan import CellPlan
+from epbuild.resolve import Resolved, pinned_digest
 from epbuild.stages import built_pins
 
 LABEL_PREFIX = "io.epbuild"
 KEY_LABEL = f"{LABEL_PREFIX}.content-key"
+RECIPE_LABEL = f"{LABEL_PREFIX}.recipe-key"
 CELL_LABEL = f"{LABEL_PREFIX}.cell"
+DIRTY_LABEL = f"{LABEL_PREFIX}.dirty"
 
 
-def pins_record(plan: CellPlan) -> dict[str, dict[str, str]]:
-    out: dict[str, dict[str, str]] = {}
-    for name, pin in built_pins(plan).items():
-        entry = {"repo": pin.repo, "commit": pin.commit}
-        if pin.tag:
-            entry["tag"] = pin.tag
-        out[name] = entry
-    return out
-
-
-def manifest(plan: CellPlan, key: str) -> dict[str, Any]:
+def _matrix_facts(plan: CellPlan) -> dict[str, Any]:
     cell = plan.cell
     return {
         "cell": cell.name,
@@ -41,45 +36,85 @@ def manifest(plan: CellPlan, key: str) -> dict[str, Any]:
         "base_image": plan.matrix.base.image,
         "rocm_path": plan.matrix.base.rocm_path,
         "image": plan.local_tag,
-        "components": pins_record(plan),
+    }
+
+
+def recipe_key(plan: CellPlan, keyless_stages: list[str]) -> str:
+    # Commits are left to the content key, which takes them in full: an abbreviated and a full spelling of one
+    # commit must give one key.
+    pins = {name: pin.model_dump(mode="json", exclude={"commit"}) for name, pin in built_pins(plan).items()}
+    payload = {"stages": keyless_stages, "facts": _matrix_facts(plan), "base_digest": pinned_digest(plan.matrix.base),
+               "pins": pins}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def pins_record(plan: CellPlan, resolved: Resolved) -> dict[str, dict[str, str]]:
+    out: dict[str, dict[str, str]] = {}
+    for name, pin in built_pins(plan).items():
+        entry = {"repo": pin.repo, "commit": resolved.commits[name]}
+        if pin.tag:
+            entry["tag"] = pin.tag
+        if name in resolved.dirty:
+            entry["local_tree"] = resolved.dirty[name]
+        out[name] = entry
+    return out
+
+
+def manifest(plan: CellPlan, recipe: str, key: str, resolved: Resolved) -> dict[str, Any]:
+    return {
+        **_matrix_facts(plan),
+        "base_digest": resolved.base_digest,
+        "components": pins_record(plan, resolved),
+        "dirty": sorted(resolved.dirty),
+        "recipe_key": recipe,
         "content_key": key,
     }
 
 
-def content_key(plan: CellPlan, keyless_dockerfile: str) -> str:
-    identity = manifest(plan, key="")
-    payload = json.dumps({"dockerfile": keyless_dockerfile, "identity": identity}, sort_keys=True)
-    return hashlib.sha256(payload.encode()).hexdigest()
-
-
-def labels(plan: CellPlan, key: str) -> dict[str, str]:
-    """OCI labels plus our own; no timestamp, so a rebuild of the same inputs gives the same config."""
-    vllm = plan.matrix.components.vllm
-    out = {
+def static_labels(plan: CellPlan, recipe: str) -> dict[str, str]:
+    """The labels the rendered `final` stage carries; no timestamp, so a rebuild of the same inputs gives the same
+    config."""
+    return {
         "org.opencontainers.image.title": f"{plan.matrix.image.name} {plan.cell.name}",
         "org.opencontainers.image.description": "ROCm expert-parallel inference stack "
         "(rdma-core, rocSHMEM, DeepEP, MoRI, AITER, vLLM) built by epbuild",
-        "org.opencontainers.image.version": f"{plan.cell.name}-{key[:12]}",
-        "org.opencontainers.image.source": vllm.repo,
-        "org.opencontainers.image.revision": vllm.commit,
+        "org.opencontainers.image.source": plan.matrix.components.vllm.repo,
         "org.opencontainers.image.base.name": plan.matrix.base.image,
         CELL_LABEL: plan.cell.name,
         f"{LABEL_PREFIX}.arch": plan.cell.arch,
         f"{LABEL_PREFIX}.nic": plan.cell.nic,
-        KEY_LABEL: key,
+        RECIPE_LABEL: recipe,
     }
-    for name, pin in built_pins(plan).items():
-        out[f"{LABEL_PREFIX}.pin.{name}"] = pin.commit
+
+
+def resolved_labels(plan: CellPlan, key: str, resolved: Resolved) -> dict[str, str]:
+    """The labels the build adds (through bake), from the inputs it resolved."""
+    out = {
+        "org.opencontainers.image.version": f"{plan.cell.name}-{key[:12]}",
+        "org.opencontainers.image.revision": resolved.commits["vllm"],
+        "org.opencontainers.image.base.digest": resolved.base_digest,
+        KEY_LABEL: key,
+        DIRTY_LABEL: ",".join(sorted(resolved.dirty)) or "false",
+    }
+    for name in built_pins(plan):
+        out[f"{LABEL_PREFIX}.pin.{name}"] = resolved.commits[name]
     return out
 
 
-def versions_txt(plan: CellPlan, key: str) -> str:
+def labels(plan: CellPlan, recipe: str, key: str, resolved: Resolved) -> dict[str, str]:
+    return {**static_labels(plan, recipe), **resolved_labels(plan, key, resolved)}
+
+
+def versions_txt(plan: CellPlan, key: str, resolved: Resolved) -> str:
     """`KEY: value` lines, the format of the reference image's /app/versions.txt."""
-    lines = [f"BASE_IMAGE: {plan.matrix.base.image}", f"EPBUILD_CELL: {plan.cell.name}", f"EPBUILD_KEY: {key}"]
+    lines = [f"BASE_IMAGE: {plan.matrix.base.image}", f"BASE_DIGEST: {resolved.base_digest}",
+             f"EPBUILD_CELL: {plan.cell.name}", f"EPBUILD_KEY: {key}"]
     for name, pin in built_pins(plan).items():
         stem = name.upper().replace("-", "_")
         lines.append(f"{stem}_REPO: {pin.repo}")
-        lines.append(f"{stem}_COMMIT: {pin.commit}")
+        lines.append(f"{stem}_COMMIT: {resolved.commits[name]}")
         if pin.tag:
             lines.append(f"{stem}_TAG: {pin.tag}")
+        if name in resolved.dirty:
+            lines.append(f"{stem}_LOCAL_TREE: {resolved.dirty[name]} (uncommitted changes included)")
     return "\n".join(lines) + "\n"

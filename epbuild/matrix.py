@@ -21,6 +21,7 @@ from epbuild.patterns import (
     Arch,
     ArchValue,
     Commit,
+    Digest,
     EnvName,
     EnvValue,
     GitUrl,
@@ -54,7 +55,10 @@ class BaseSettings(Strict):
     """The image every stage starts from. It must carry ROCm and PyTorch for ROCm (the offline example's does not
     carry PyTorch)."""
 
-    image: ImageRef = Field(description="Base image reference; pin a digest (@sha256:...) for reproducibility.")
+    image: ImageRef = Field(description="Base image reference. Unless a digest is pinned, the build resolves the "
+                            "reference's digest, builds from it and records it; the content key covers it.")
+    digest: Digest | None = Field(None, description="Pins the base image to this digest (sha256:...): builds use "
+                                  "image@digest, and the content key is known before any build.")
     rocm_path: AbsPath = Field("/opt/rocm", description="Where ROCm lives in the base image (Debian's HIP: /usr).")
     build_packages: list[AptPackage] = Field(
         default_factory=list, description="apt packages the `base` stage installs for every build stage."
@@ -259,6 +263,8 @@ def _unwrap_optional(annotation: Any) -> Any:
 def cross_check(m: Matrix) -> list[tuple[KeyPath, str]]:
     """Checks that span several keys; returns (key path, message) pairs."""
     out: list[tuple[KeyPath, str]] = []
+    if m.base.digest and "@" in m.base.image:
+        out.append((("base", "digest"), "base.image already names a digest (@sha256:...); pin it in one place"))
     for nic in m.nics:
         if nic not in KNOWN_NICS:
             out.append((("nics", nic), f"unknown NIC {nic!r}; DeepEP's --nic accepts {', '.join(KNOWN_NICS)}"))

@@ -26,6 +26,7 @@ ARCH = re.compile(r"^gfx[0-9]{2,3}[0-9a-f]$")
 FAT_ARCH = re.compile(r"^gfx[0-9]{2,3}[0-9a-f](\+gfx[0-9]{2,3}[0-9a-f])*$")
 NIC = re.compile(r"^[a-z][a-z0-9]{1,15}$")
 COMMIT = re.compile(r"^[0-9a-f]{7,40}$")
+DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 # A git ref name: a subset of git-check-ref-format that also excludes shell metacharacters.
 REF = re.compile(r"^(?![-./])(?!.*\.\.)(?!.*[./]$)[A-Za-z0-9._/+-]{1,100}$")
 GIT_URL = re.compile(
@@ -70,6 +71,7 @@ ArchValue = Annotated[
 ]
 NicName = Annotated[str, AfterValidator(_checker(NIC, f"a NIC name: expected one of {', '.join(KNOWN_NICS)}"))]
 Commit = Annotated[str, AfterValidator(_checker(COMMIT, "a commit: expected 7 to 40 lower-case hexadecimal digits"))]
+Digest = Annotated[str, AfterValidator(_checker(DIGEST, "an image digest: expected sha256: and 64 hexadecimal digits"))]
 Ref = Annotated[str, AfterValidator(_checker(REF, "a git ref: expected letters, digits and . _ / + - (no '..')"))]
 GitUrl = Annotated[
     str,

@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from epbuild import registry
 from epbuild.commands import Runner
 from epbuild.errors import EpbuildError
-from epbuild.manifest import KEY_LABEL
+from epbuild.manifest import DIRTY_LABEL, KEY_LABEL, LABEL_PREFIX, RECIPE_LABEL
+from epbuild.stages import built_pins
 from epbuild.render import RenderedCell
 from epbuild.tags import cell_tags
 
@@ -30,15 +31,27 @@ class Published:
 
 
 def publish(rc: RenderedCell, runner: Runner, registry_override: str | None = None) -> Published:
-    tags = cell_tags(rc, registry_override)
     local = rc.plan.local_tag
     labels = registry.local_labels(local)
     if labels is None:
         raise EpbuildError(f"{rc.cell.name}: no local image {local}; build it first (invoke build --cell {rc.cell.name})")
-    if labels.get(KEY_LABEL) != rc.key:
+    if labels.get(RECIPE_LABEL) != rc.key or not labels.get(KEY_LABEL):
         raise EpbuildError(
-            f"{rc.cell.name}: the local image {local} has content key {labels.get(KEY_LABEL, '(none)')[:12]}, but "
-            f"this checkout's matrix gives {rc.key[:12]}; rebuild it (invoke build --cell {rc.cell.name})")
+            f"{rc.cell.name}: the local image {local} was built from recipe {labels.get(RECIPE_LABEL, '(none)')[:12]}, "
+            f"but this checkout's matrix gives {rc.key[:12]}; rebuild it (invoke build --cell {rc.cell.name})")
+    moved = [f"{name} (image {labels.get(f'{LABEL_PREFIX}.pin.{name}', '(none)')[:12]}, matrix {pin.commit[:12]})"
+             for name, pin in built_pins(rc.plan).items()
+             if not labels.get(f"{LABEL_PREFIX}.pin.{name}", "").startswith(pin.commit)]
+    if moved:
+        raise EpbuildError(f"{rc.cell.name}: the local image {local} was built from other commits than this "
+                           f"checkout's: {', '.join(moved)}; rebuild it (invoke build --cell {rc.cell.name})")
+    if labels.get(DIRTY_LABEL, "false") != "false":
+        raise EpbuildError(
+            f"{rc.cell.name}: the local image {local} was built from local trees ({labels[DIRTY_LABEL]}, "
+            "uncommitted changes included); publish only images built from pinned commits: commit, pin "
+            f"(invoke bump), rebuild")
+    # The image's own key: it covers the base digest and full commits the build resolved.
+    tags = cell_tags(rc, labels[KEY_LABEL], registry_override)
     result = Published(rc.cell.name, tags.immutable)
     digest = registry.remote_digest(tags.immutable)
     if digest is None:

@@ -23,7 +23,7 @@ def pin_distance(rc: RenderedCell, labels: dict[str, str]) -> list[str]:
     out = []
     for name, pin in built_pins(rc.plan).items():
         theirs = labels.get(f"{LABEL_PREFIX}.pin.{name}")
-        if theirs != pin.commit:
+        if not (theirs or "").startswith(pin.commit):
             out.append(f"{name}: {(theirs or '(none)')[:12]} -> {pin.commit[:12]}")
     base = labels.get("org.opencontainers.image.base.name")
     if base != rc.plan.matrix.base.image:
@@ -31,11 +31,12 @@ def pin_distance(rc: RenderedCell, labels: dict[str, str]) -> list[str]:
     return out
 
 
-def pull(rc: RenderedCell, runner: Runner, registry_override: str | None = None) -> str:
-    tags = cell_tags(rc, registry_override)
+def pull(rc: RenderedCell, key: str, runner: Runner, registry_override: str | None = None) -> str:
+    """`key`: the cell's content key for this checkout (epbuild.content_key.checkout_keys)."""
+    tags = cell_tags(rc, key, registry_override)
     digest = registry.remote_digest(tags.immutable)
     if digest is None:
-        message = [f"{rc.cell.name}: the registry has no image for this checkout's content key {rc.key[:12]} "
+        message = [f"{rc.cell.name}: the registry has no image for this checkout's content key {key[:12]} "
                    f"({tags.immutable})."]
         moving = registry.remote_labels(tags.moving)
         if moving is None:
@@ -45,14 +46,16 @@ def pull(rc: RenderedCell, runner: Runner, registry_override: str | None = None)
             message.append(f"The moving tag {tags.moving} exists (key {moving.get(KEY_LABEL, '?')[:12]}); "
                            + (f"it differs from this checkout in {len(distance)} input(s): " + "; ".join(distance)
                               if distance else "its pins equal this checkout's, so its templates differ."))
+        if moving is not None and not distance:
+            message[-1] = message[-1].replace("its templates differ", "its base image digest or templates differ")
         message.append("Build it with `invoke pull --build ...` or `invoke build ...`.")
         raise NotPublished(" ".join(message))
     runner.run(["docker", "pull", "--quiet", f"{tags.immutable}"])
     if runner.dry_run:
         return digest
     labels = registry.local_labels(tags.immutable) or {}
-    if labels.get(KEY_LABEL) != rc.key:
+    if labels.get(KEY_LABEL) != key:
         raise EpbuildError(f"{rc.cell.name}: {tags.immutable} carries content key {labels.get(KEY_LABEL)}, not "
-                           f"{rc.key}; the registry's tag does not match its name, so it was not tagged locally")
+                           f"{key}; the registry's tag does not match its name, so it was not tagged locally")
     runner.run(["docker", "tag", tags.immutable, rc.plan.local_tag])
     return digest

@@ -1,4 +1,4 @@
-"""Renders every cell of a matrix into images/<cell>/ (Dockerfile, manifest.json, versions.txt) plus the bake file.
+"""Renders every cell of a matrix into images/<cell>/Dockerfile plus the bake file.
 
 Rendering is pure: it returns the files as text, and writing or checking them is a separate step, so an
 invalid matrix or a failing template never leaves a half-written images/.
@@ -6,7 +6,6 @@ invalid matrix or a failing template never leaves a half-written images/.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
@@ -24,7 +23,7 @@ from epbuild.resources import resource
 from epbuild.stages import stages_for
 
 TEMPLATES = resource("templates")
-GENERATED_FILES = ("Dockerfile", "manifest.json", "versions.txt")
+GENERATED_FILES = ("Dockerfile",)
 
 
 @cache
@@ -45,17 +44,14 @@ class RenderedCell:
     stages: dict[str, str]
     dockerfile: str
     key: str
+    """The recipe key (epbuild.manifest.recipe_key); the content key adds the inputs resolved at build time."""
 
     @property
     def cell(self) -> Cell:
         return self.plan.cell
 
     def files(self) -> dict[str, str]:
-        return {
-            "Dockerfile": self.dockerfile,
-            "manifest.json": json.dumps(manifest.manifest(self.plan, self.key), indent=2, sort_keys=True) + "\n",
-            "versions.txt": manifest.versions_txt(self.plan, self.key),
-        }
+        return {"Dockerfile": self.dockerfile}
 
 
 @dataclass(frozen=True)
@@ -90,7 +86,8 @@ def render_cell(plan: CellPlan, matrix_label: str, templates: Path = TEMPLATES) 
     def assemble(stage_texts: dict[str, str]) -> str:
         return outer.render(matrix_file=matrix_label, cell=plan.cell.name, stages=list(stage_texts.values()))
 
-    key = manifest.content_key(plan, assemble(texts))
+    # The header names the matrix's path: it is left out, so the key does not depend on where the matrix is.
+    key = manifest.recipe_key(plan, list(texts.values()))
     for stage in keyed:
         texts[stage.name] = env.get_template(stage.template).render(**stage.context(plan, key)).rstrip("\n") + "\n"
     return RenderedCell(plan=plan, stages=texts, dockerfile=assemble(texts), key=key)

@@ -347,3 +347,10 @@ def _join_url(base: str, relative: str) -> str:
 
 def fetch_all(cache: SourceCache, requests: list[SourceRequest]) -> list[ExportedSource]:
     return [cache.export(r) for r in requests]
+
+
+def resolve_cached(root: Path, request: SourceRequest) -> str | None:
+    """The full commit of the request's pin in the sources cache's mirror, without fetching (None if not there)."""
+    cache = SourceCache(root, Runner())
+    mirror = cache._mirror_path(request.url)
+    return cache._resolve(mirror, request.pin) if (mirror / "HEAD").exists() else None

@@ -10,7 +10,8 @@ from epbuild.stages import Stage
 
 def context(plan: CellPlan) -> dict[str, Any]:
     base = plan.matrix.base
-    return {"image": base.image, "rocm_path": base.rocm_path, "packages": base.build_packages}
+    image = f"{base.image}@{base.digest}" if base.digest else base.image
+    return {"image": image, "rocm_path": base.rocm_path, "packages": base.build_packages}
 
 
 STAGE = Stage("base", context)

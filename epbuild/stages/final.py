@@ -19,7 +19,7 @@ def context(plan: CellPlan, key: str = "") -> dict[str, Any]:
         "wheel_stages": wheel_stages(plan),
         "vendor_packages": plan.nic.vendor_packages,
         "env": plan.matrix.runtime_env,
-        "labels": manifest.labels(plan, key),
+        "labels": manifest.static_labels(plan, key),
     }
 
 

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from epbuild.detect import detect, gfx_name
 from epbuild.errors import EpbuildError
@@ -52,9 +53,17 @@ def test_several_candidates_stop_and_ask(tmp_path: Path) -> None:
 
 def test_pull_detect_reports_what_it_found(tmp_path: Path) -> None:
     root = sysfs(tmp_path, [90402, 90402], {"ionic_0": "0x1dd8"})
-    # Nothing listens on port 9: the pull after the detection must fail cleanly, naming the registry.
+    # A matrix that pins the base digest and full commits, so the content key is known without the engine or a
+    # fetch. Nothing listens on port 9: the pull after the detection must fail cleanly, naming the registry.
+    data = yaml.safe_load((ROOT / "matrix.yaml").read_text())
+    data["base"]["digest"] = "sha256:" + "ab" * 32
+    for pin in data["components"].values():
+        pin["commit"] = pin["commit"].ljust(40, "0")
+    matrix = tmp_path / "matrix.yaml"
+    matrix.write_text(yaml.safe_dump(data))
     proc = subprocess.run([sys.executable, "-m", "invoke", "pull", "--detect", "--sysfs-root", str(root),
-                           "--registry", "127.0.0.1:9/epbuild"], cwd=ROOT, capture_output=True, text=True)
+                           "--matrix", str(matrix), "--registry", "127.0.0.1:9/epbuild"], cwd=ROOT,
+                          capture_output=True, text=True)
     assert "detected GPUs: gfx942, gfx942; RDMA devices: ionic_0 (AMD Pensando): cell gfx942-io" in proc.stdout
     assert proc.returncode == 2 and "cannot read 127.0.0.1:9/epbuild/rocm/vllm-ep:gfx942-io" in proc.stderr
     assert "Traceback" not in proc.stderr

@@ -74,7 +74,7 @@ def test_render_check_fails_on_any_unrendered_edit(tmp_path: Path, edit: str) ->
     if edit == "matrix":
         path = project / "matrix.yaml"
         path.write_text(path.read_text().replace("commit: 2d02c6a9", "commit: 2d02c6a0"))
-        expected = "manifest.json: differs"
+        expected = "docker-bake.json: differs"  # the pin's source folder
     elif edit == "template":
         path = project / "templates" / "stages" / "vllm.Dockerfile.j2"
         path.write_text(path.read_text().replace("bdist_wheel", "bdist_wheel --verbose"))

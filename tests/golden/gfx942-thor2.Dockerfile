@@ -73,8 +73,12 @@ RUN --mount=type=bind,from=deepep,source=/wheels/deepep,target=/install/deepep \
     --mount=type=bind,from=vllm,source=/wheels/vllm,target=/install/vllm \
     ldconfig \
  && python3 -m pip install --no-cache-dir /install/*/*.whl
-COPY manifest.json /opt/epbuild/manifest.json
-COPY versions.txt /app/versions.txt
+# The build writes the record of what it resolved (base digest, full commits, content key) into the named
+# context epbuild-record (a build context, not a stage, which hadolint cannot know).
+# hadolint ignore=DL3022
+COPY --from=epbuild-record manifest.json /opt/epbuild/manifest.json
+# hadolint ignore=DL3022
+COPY --from=epbuild-record versions.txt /app/versions.txt
 # TOKENIZERS_PARALLELISM trips hadolint's secret-name heuristic (TOKEN); no credential is ever set here.
 # hadolint ignore=DL3064
 ENV HSA_NO_SCRATCH_RECLAIM=1 \
@@ -84,17 +88,10 @@ ENV HSA_NO_SCRATCH_RECLAIM=1 \
     VLLM_ROCM_USE_AITER=1
 LABEL org.opencontainers.image.title="rocm/vllm-ep gfx942-thor2" \
       org.opencontainers.image.description="ROCm expert-parallel inference stack (rdma-core, rocSHMEM, DeepEP, MoRI, AITER, vLLM) built by epbuild" \
-      org.opencontainers.image.version="gfx942-thor2-c3ac0293ac35" \
       org.opencontainers.image.source="https://github.com/vllm-project/vllm.git" \
-      org.opencontainers.image.revision="00305ee518727effd01deeffc47b46282ba29a4b" \
       org.opencontainers.image.base.name="docker.io/rocm/vllm-dev:base" \
       io.epbuild.cell="gfx942-thor2" \
       io.epbuild.arch="gfx942" \
       io.epbuild.nic="thor2" \
-      io.epbuild.content-key="c3ac0293ac35dbabf060161f422b0c986d22f9c0491e687e63417ab329559a44" \
-      io.epbuild.pin.rocshmem="f0acb0c6" \
-      io.epbuild.pin.deepep="a9ea9774" \
-      io.epbuild.pin.mori="2d02c6a9" \
-      io.epbuild.pin.aiter="0123456789abcdef0123456789abcdef01234567" \
-      io.epbuild.pin.vllm="00305ee518727effd01deeffc47b46282ba29a4b"
+      io.epbuild.recipe-key="727eeb700054713bb44a682b8eb700c7ad7dc1c461712f75b1a8ef76984cac22"
 CMD ["/bin/bash"]

@@ -88,8 +88,12 @@ RUN --mount=type=bind,from=deepep,source=/wheels/deepep,target=/install/deepep \
     --mount=type=bind,from=vllm,source=/wheels/vllm,target=/install/vllm \
     ldconfig \
  && python3 -m pip install --no-cache-dir /install/*/*.whl
-COPY manifest.json /opt/epbuild/manifest.json
-COPY versions.txt /app/versions.txt
+# The build writes the record of what it resolved (base digest, full commits, content key) into the named
+# context epbuild-record (a build context, not a stage, which hadolint cannot know).
+# hadolint ignore=DL3022
+COPY --from=epbuild-record manifest.json /opt/epbuild/manifest.json
+# hadolint ignore=DL3022
+COPY --from=epbuild-record versions.txt /app/versions.txt
 # TOKENIZERS_PARALLELISM trips hadolint's secret-name heuristic (TOKEN); no credential is ever set here.
 # hadolint ignore=DL3064
 ENV HSA_NO_SCRATCH_RECLAIM=1 \
@@ -99,18 +103,10 @@ ENV HSA_NO_SCRATCH_RECLAIM=1 \
     VLLM_ROCM_USE_AITER=1
 LABEL org.opencontainers.image.title="rocm/vllm-ep gfx950-cx7" \
       org.opencontainers.image.description="ROCm expert-parallel inference stack (rdma-core, rocSHMEM, DeepEP, MoRI, AITER, vLLM) built by epbuild" \
-      org.opencontainers.image.version="gfx950-cx7-f6cb392d5ce5" \
       org.opencontainers.image.source="https://github.com/vllm-project/vllm.git" \
-      org.opencontainers.image.revision="00305ee518727effd01deeffc47b46282ba29a4b" \
       org.opencontainers.image.base.name="docker.io/rocm/vllm-dev:base" \
       io.epbuild.cell="gfx950-cx7" \
       io.epbuild.arch="gfx950" \
       io.epbuild.nic="cx7" \
-      io.epbuild.content-key="f6cb392d5ce560b3b8a6004ef63d028fd1780322c4536f44f8de4cf7559be03d" \
-      io.epbuild.pin.rdma-core="31af04ec84378724cb6256814d4ffde359a7123b" \
-      io.epbuild.pin.rocshmem="f0acb0c6" \
-      io.epbuild.pin.deepep="a9ea9774" \
-      io.epbuild.pin.mori="2d02c6a9" \
-      io.epbuild.pin.aiter="0123456789abcdef0123456789abcdef01234567" \
-      io.epbuild.pin.vllm="00305ee518727effd01deeffc47b46282ba29a4b"
+      io.epbuild.recipe-key="cad328d6ac0bf066b8d6e87c7eb171beca5238a404e671c1525a9403f157b8a1"
 CMD ["/bin/bash"]

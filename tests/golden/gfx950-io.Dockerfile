@@ -88,8 +88,12 @@ RUN --mount=type=bind,from=deepep,source=/wheels/deepep,target=/install/deepep \
     --mount=type=bind,from=vllm,source=/wheels/vllm,target=/install/vllm \
     ldconfig \
  && python3 -m pip install --no-cache-dir /install/*/*.whl
-COPY manifest.json /opt/epbuild/manifest.json
-COPY versions.txt /app/versions.txt
+# The build writes the record of what it resolved (base digest, full commits, content key) into the named
+# context epbuild-record (a build context, not a stage, which hadolint cannot know).
+# hadolint ignore=DL3022
+COPY --from=epbuild-record manifest.json /opt/epbuild/manifest.json
+# hadolint ignore=DL3022
+COPY --from=epbuild-record versions.txt /app/versions.txt
 # TOKENIZERS_PARALLELISM trips hadolint's secret-name heuristic (TOKEN); no credential is ever set here.
 # hadolint ignore=DL3064
 ENV HSA_NO_SCRATCH_RECLAIM=1 \
@@ -99,18 +103,10 @@ ENV HSA_NO_SCRATCH_RECLAIM=1 \
     VLLM_ROCM_USE_AITER=1
 LABEL org.opencontainers.image.title="rocm/vllm-ep gfx950-io" \
       org.opencontainers.image.description="ROCm expert-parallel inference stack (rdma-core, rocSHMEM, DeepEP, MoRI, AITER, vLLM) built by epbuild" \
-      org.opencontainers.image.version="gfx950-io-ba3de339945c" \
       org.opencontainers.image.source="https://github.com/vllm-project/vllm.git" \
-      org.opencontainers.image.revision="00305ee518727effd01deeffc47b46282ba29a4b" \
       org.opencontainers.image.base.name="docker.io/rocm/vllm-dev:base" \
       io.epbuild.cell="gfx950-io" \
       io.epbuild.arch="gfx950" \
       io.epbuild.nic="io" \
-      io.epbuild.content-key="ba3de339945c5edb7ad83f4049558ebe1883b251eb0eacfc2ce0b3fa016a7d8f" \
-      io.epbuild.pin.rdma-core="31af04ec84378724cb6256814d4ffde359a7123b" \
-      io.epbuild.pin.rocshmem="f0acb0c6" \
-      io.epbuild.pin.deepep="a9ea9774" \
-      io.epbuild.pin.mori="2d02c6a9" \
-      io.epbuild.pin.aiter="0123456789abcdef0123456789abcdef01234567" \
-      io.epbuild.pin.vllm="00305ee518727effd01deeffc47b46282ba29a4b"
+      io.epbuild.recipe-key="4d284b21b64da951d91cf9b407df3b786adc0ce14ae0779e8068a45db8e454df"
 CMD ["/bin/bash"]

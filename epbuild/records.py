@@ -1,0 +1,39 @@
+"""What a build writes for `final` once it has resolved its inputs: per cell a folder with manifest.json and
+versions.txt (the named context `epbuild-record`), and one bake file that adds it, the resolved labels and the
+base image pinned to its resolved digest to the committed bake file's targets."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from epbuild import manifest
+from epbuild.content_key import content_key
+from epbuild.render import RenderedCell
+from epbuild.resolve import Resolved, pinned_digest
+
+OVERRIDE_FILE = "docker-bake.resolved.json"
+
+
+def write(run_dir: Path, cells: list[RenderedCell], resolved: Resolved) -> tuple[Path, dict[str, str]]:
+    """Writes the records under run_dir; returns the bake override file and each cell's content key."""
+    targets: dict[str, dict[str, object]] = {}
+    keys: dict[str, str] = {}
+    for rc in cells:
+        key = content_key(rc, resolved)
+        keys[rc.cell.name] = key
+        folder = run_dir / "records" / rc.cell.name
+        folder.mkdir(parents=True, exist_ok=True)
+        record = manifest.manifest(rc.plan, rc.key, key, resolved)
+        (folder / "manifest.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+        (folder / "versions.txt").write_text(manifest.versions_txt(rc.plan, key, resolved))
+        contexts = {"epbuild-record": str(folder.resolve())}
+        base = rc.plan.matrix.base
+        if pinned_digest(base) is None:
+            # Build exactly the digest that is recorded, even if the tag moves while the build runs.
+            contexts[base.image] = f"docker-image://{base.image}@{resolved.base_digest}"
+        targets[rc.cell.name] = {"contexts": contexts,
+                                 "labels": manifest.resolved_labels(rc.plan, key, resolved)}
+    override = run_dir / OVERRIDE_FILE
+    override.write_text(json.dumps({"target": targets}, indent=2) + "\n")
+    return override, keys

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from epbuild import records, render, sources
+from epbuild import records, render, requirements, sources
 from epbuild.bakefile import BAKE_FILE
 from epbuild.commands import Runner, shell_line
 from epbuild.errors import EpbuildError
@@ -160,7 +160,12 @@ def fetch_sources(rendering: Rendering, cells: list[RenderedCell], root: Path, o
     wanted = list(dict.fromkeys(name for rc in cells for name in built_pins(rc.plan)))
     mirrors = sources.mirror_overrides(list(options.mirrors))
     requests = sources.requests_for(rendering.matrix, wanted, mirrors)
-    return sources.fetch_all(sources.SourceCache(root, runner), requests)
+    cache = sources.SourceCache(root, runner)
+    exported = sources.fetch_all(cache, requests)
+    if not runner.dry_run:
+        for request, source in zip(requests, exported):
+            requirements.check(request.component, cache.mirror_for(request.url), request.pin, source.commit)
+    return exported
 
 
 def _stream_bake(argv: list[str], root: Path, run_dir: Path, progress: Progress, runner: Runner,

@@ -42,7 +42,8 @@ def _matrix_facts(plan: CellPlan) -> dict[str, Any]:
 def recipe_key(plan: CellPlan, keyless_stages: list[str]) -> str:
     # Commits are left to the content key, which takes them in full: an abbreviated and a full spelling of one
     # commit must give one key.
-    pins = {name: pin.model_dump(mode="json", exclude={"commit"}) for name, pin in built_pins(plan).items()}
+    # `requires` only checks a pin; it changes nothing in the image.
+    pins = {name: pin.model_dump(mode="json", exclude={"commit", "requires"}) for name, pin in built_pins(plan).items()}
     payload = {"stages": keyless_stages, "facts": _matrix_facts(plan), "base_digest": pinned_digest(plan.matrix.base),
                "pins": pins}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()

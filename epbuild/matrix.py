@@ -30,6 +30,7 @@ from epbuild.patterns import (
     NicName,
     PlainText,
     PoolName,
+    Reason,
     Ref,
     Registry,
     RelPath,
@@ -93,6 +94,11 @@ class CellSelector(Strict):
     nic: NicName | None = None
 
 
+class Requirement(Strict):
+    commit: Commit = Field(description="A commit the pin must contain (be, or descend from).")
+    reason: Reason = Field(description="Why: printed when a pin lacks it.")
+
+
 class SourcePin(Strict):
     repo: GitUrl = Field(description="Git repository URL.")
     commit: Commit = Field(
@@ -100,6 +106,10 @@ class SourcePin(Strict):
         "A tag alone is not a pin: a tag can move, and the image's content key would not."
     )
     tag: Ref | None = Field(None, description="The tag the commit carries; checked against the commit.")
+    requires: list[Requirement] = Field(
+        default_factory=list,
+        description="Commits the pin must contain, each with its reason; checked against the pin's history when "
+        "it is fetched and when it is bumped.")
 
 
 class RdmaCorePin(SourcePin):

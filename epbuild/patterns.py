@@ -53,6 +53,8 @@ ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]{0,63}$")
 ENV_VALUE = re.compile(r"^[A-Za-z0-9_.:/,=+-]{0,200}$")
 POOL = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 PLAIN_TEXT = re.compile(r"^[A-Za-z0-9 _.,:()/+-]{0,200}$")
+# A reason is only ever printed in messages, never written into a Dockerfile or a command.
+REASON = re.compile(r"^[^\x00-\x1f\x7f`$\\]{1,300}$")
 
 
 def _checker(pattern: re.Pattern[str], what: str):  # type: ignore[no-untyped-def]
@@ -95,6 +97,7 @@ RelPath = Annotated[str, AfterValidator(_checker(REL_PATH, "a relative path insi
 EnvName = Annotated[str, AfterValidator(_checker(ENV_NAME, "an environment variable name (A-Z, 0-9, _)"))]
 EnvValue = Annotated[str, AfterValidator(_checker(ENV_VALUE, "an environment value of letters, digits and _ . : / , = + -"))]
 PoolName = Annotated[str, AfterValidator(_checker(POOL, "an agent pool name (a-z, 0-9, _ -)"))]
+Reason = Annotated[str, AfterValidator(_checker(REASON, "a reason: one line of at most 300 characters, without ` $ \\"))]
 PlainText = Annotated[str, AfterValidator(_checker(PLAIN_TEXT, "plain text (letters, digits, spaces and _ . , : ( ) / + -)"))]
 
 

@@ -124,6 +124,10 @@ class SourceCache:
             commit = self._export_fresh(request, dest)
         return ExportedSource(request.component, commit, dest, cached=False)
 
+    def mirror_for(self, url: str) -> Path:
+        """The bare mirror of `url` in the cache (it exists once the URL was fetched)."""
+        return self._mirror_path(url)
+
     # -- steps ------------------------------------------------------------------------------------------
     def _plan(self, request: SourceRequest, dest: Path) -> ExportedSource:
         """Prints what a real export runs and records, in the same order."""
@@ -352,5 +356,5 @@ def fetch_all(cache: SourceCache, requests: list[SourceRequest]) -> list[Exporte
 def resolve_cached(root: Path, request: SourceRequest) -> str | None:
     """The full commit of the request's pin in the sources cache's mirror, without fetching (None if not there)."""
     cache = SourceCache(root, Runner())
-    mirror = cache._mirror_path(request.url)
+    mirror = cache.mirror_for(request.url)
     return cache._resolve(mirror, request.pin) if (mirror / "HEAD").exists() else None

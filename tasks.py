@@ -273,6 +273,22 @@ def pull(c: Context, matrix: str = "matrix.yaml", arch: list[str] | None = None,
             raise Exit(code=1)
 
 
+@task(positional=["component", "ref"], iterable=["mirror"],
+      help={**MATRIX_HELP, "component": "The component whose pin moves, e.g. deepep.",
+            "ref": "A branch, tag or commit of the component's repository.",
+            "mirror": "COMPONENT=URL: resolve from a mirror (also EPBUILD_MIRROR_<COMPONENT>=URL).",
+            "dry_run": "Resolve and print the log and the plan; write nothing (the sources cache may fetch)."})
+@user_errors
+def bump(c: Context, component: str, ref: str, matrix: str = "matrix.yaml", mirror: list[str] | None = None,
+         dry_run: bool = False) -> None:
+    """Move a pin to the commit a branch, tag or commit names; print the upstream log, the rebuild plan and checks."""
+    from epbuild import bump as bumper, project, sources
+
+    result = bumper.bump(project.load(matrix), component, ref, project.ROOT,
+                         sources.mirror_overrides(mirror or []), dry_run=dry_run)
+    print(result.report())
+
+
 @task
 def setup_docker(c: Context) -> None:
     """Install and start a Docker engine with buildx where missing (does nothing when one works)."""

@@ -128,6 +128,16 @@ class SourceCache:
         """The bare mirror of `url` in the cache (it exists once the URL was fetched)."""
         return self._mirror_path(url)
 
+    def fetch_refs(self, request: SourceRequest, wants: list[str]) -> Path:
+        """Fetches `wants` (refspecs or commits) from the request's URL into its mirror; returns the mirror."""
+        mirror = self._ensure_mirror(request.url)
+        with FileLock(str(mirror) + ".lock"):
+            self._fetch_with_retries(mirror, self._fetch_args(request.pin), request, wants)
+        return mirror
+
+    def rev_parse(self, mirror: Path, rev: str) -> str | None:
+        return self._rev_parse(mirror, rev)
+
     # -- steps ------------------------------------------------------------------------------------------
     def _plan(self, request: SourceRequest, dest: Path) -> ExportedSource:
         """Prints what a real export runs and records, in the same order."""

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from epbuild import records, render, requirements, sources
+from epbuild import local_source, records, render, requirements, sources
 from epbuild.bakefile import BAKE_FILE
 from epbuild.commands import Runner, shell_line
 from epbuild.errors import EpbuildError
@@ -77,7 +77,8 @@ def build(rendering: Rendering, cells: list[RenderedCell], root: Path, options: 
     if run_dir is not None:
         runner.start_replay(run_dir / "replay.sh", root)
     prepare(rendering, runner)
-    exported = fetch_sources(rendering, cells, root, options, runner)
+    locals_ = local_source.parse(list(options.local_sources), list(rendering.matrix.model.components.pins()))
+    exported = fetch_sources(rendering, cells, root, options, runner, skip=set(locals_))
     names = [rc.cell.name for rc in cells]
     results = {rc.cell.name: CellResult(rc.cell.name, rc.plan.local_tag) for rc in cells}
     report = BuildReport(run_dir, list(results.values()))
@@ -88,8 +89,12 @@ def build(rendering: Rendering, cells: list[RenderedCell], root: Path, options: 
                    cwd=root)
         return report
     assert run_dir is not None
-    resolved = resolve_inputs(rendering, exported)
-    override, keys = records.write(run_dir, cells, resolved)
+    trees = {name: local_source.export(name, path, root) for name, path in locals_.items()}
+    for tree in trees.values():
+        log.warning("%s: building from the local tree %s (%s), uncommitted changes included; the image is marked "
+                    "dirty and cannot be published", tree.component, tree.path, tree.digest)
+    resolved = resolve_inputs(rendering, exported, trees)
+    override, keys = records.write(run_dir, cells, resolved, {name: t.export for name, t in trees.items()})
     for name, key in keys.items():
         results[name].content_key = key
     log.info("base image %s is %s", rendering.matrix.model.base.image, resolved.base_digest)
@@ -139,10 +144,16 @@ def build(rendering: Rendering, cells: list[RenderedCell], root: Path, options: 
     return report
 
 
-def resolve_inputs(rendering: Rendering, exported: list[sources.ExportedSource]) -> Resolved:
-    """The exact inputs of this build: the base image's digest, and the full commit of every fetched pin."""
-    return Resolved(base_digest=base_digest(rendering.matrix.model.base),
-                    commits={source.component: source.commit for source in exported})
+def resolve_inputs(rendering: Rendering, exported: list[sources.ExportedSource],
+                   trees: dict[str, local_source.LocalTree] | None = None) -> Resolved:
+    """The exact inputs of this build: the base image's digest, the full commit of every fetched pin, and the
+    content of each local tree (with the commit it is based on, where it is a git checkout)."""
+    trees = trees or {}
+    commits = {source.component: source.commit for source in exported}
+    commits.update({name: tree.head or "" for name, tree in trees.items()})
+    return Resolved(base_digest=base_digest(rendering.matrix.model.base), commits=commits,
+                    dirty={name: tree.digest for name, tree in trees.items()},
+                    local_paths={name: str(tree.path) for name, tree in trees.items()})
 
 
 def prepare(rendering: Rendering, runner: Runner) -> None:
@@ -154,10 +165,12 @@ def prepare(rendering: Rendering, runner: Runner) -> None:
 
 
 def fetch_sources(rendering: Rendering, cells: list[RenderedCell], root: Path, options: BuildOptions,
-                  runner: Runner) -> list[sources.ExportedSource]:
+                  runner: Runner, skip: set[str] | None = None) -> list[sources.ExportedSource]:
+    """Fetches and exports the cells' pinned sources, but for the components in `skip` (built from local trees)."""
     from epbuild.stages import built_pins
 
-    wanted = list(dict.fromkeys(name for rc in cells for name in built_pins(rc.plan)))
+    wanted = [name for name in dict.fromkeys(name for rc in cells for name in built_pins(rc.plan))
+              if name not in (skip or set())]
     mirrors = sources.mirror_overrides(list(options.mirrors))
     requests = sources.requests_for(rendering.matrix, wanted, mirrors)
     cache = sources.SourceCache(root, runner)

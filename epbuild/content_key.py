@@ -22,7 +22,7 @@ def content_key(rc: RenderedCell, resolved: Resolved) -> str:
         "recipe": rc.key,
         "base_digest": resolved.base_digest,
         "commits": {name: resolved.commits[name] for name in built_pins(rc.plan)},
-        "local_trees": dict(resolved.dirty),
+        "local_trees": {name: digest for name, digest in resolved.dirty.items() if name in built_pins(rc.plan)},
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 

@@ -56,7 +56,8 @@ def pins_record(plan: CellPlan, resolved: Resolved) -> dict[str, dict[str, str]]
         if pin.tag:
             entry["tag"] = pin.tag
         if name in resolved.dirty:
-            entry["local_tree"] = resolved.dirty[name]
+            entry["local_tree"] = resolved.local_paths.get(name, "")
+            entry["local_tree_digest"] = resolved.dirty[name]
         out[name] = entry
     return out
 
@@ -117,5 +118,6 @@ def versions_txt(plan: CellPlan, key: str, resolved: Resolved) -> str:
         if pin.tag:
             lines.append(f"{stem}_TAG: {pin.tag}")
         if name in resolved.dirty:
-            lines.append(f"{stem}_LOCAL_TREE: {resolved.dirty[name]} (uncommitted changes included)")
+            lines.append(f"{stem}_LOCAL_TREE: {resolved.local_paths.get(name, '')} {resolved.dirty[name]} "
+                         "(uncommitted changes included)")
     return "\n".join(lines) + "\n"

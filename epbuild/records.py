@@ -11,12 +11,15 @@ from epbuild import manifest
 from epbuild.content_key import content_key
 from epbuild.render import RenderedCell
 from epbuild.resolve import Resolved, pinned_digest
+from epbuild.stages import built_pins
 
 OVERRIDE_FILE = "docker-bake.resolved.json"
 
 
-def write(run_dir: Path, cells: list[RenderedCell], resolved: Resolved) -> tuple[Path, dict[str, str]]:
-    """Writes the records under run_dir; returns the bake override file and each cell's content key."""
+def write(run_dir: Path, cells: list[RenderedCell], resolved: Resolved,
+          local_exports: dict[str, Path] | None = None) -> tuple[Path, dict[str, str]]:
+    """Writes the records under run_dir; returns the bake override file and each cell's content key.
+    `local_exports`: component -> the exported local tree that replaces its pinned source (`--source`)."""
     targets: dict[str, dict[str, object]] = {}
     keys: dict[str, str] = {}
     for rc in cells:
@@ -28,6 +31,9 @@ def write(run_dir: Path, cells: list[RenderedCell], resolved: Resolved) -> tuple
         (folder / "manifest.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
         (folder / "versions.txt").write_text(manifest.versions_txt(rc.plan, key, resolved))
         contexts = {"epbuild-record": str(folder.resolve())}
+        for component, export in (local_exports or {}).items():
+            if component in built_pins(rc.plan):
+                contexts[f"src-{component}"] = str(export.resolve())
         base = rc.plan.matrix.base
         if pinned_digest(base) is None:
             # Build exactly the digest that is recorded, even if the tag moves while the build runs.

@@ -35,7 +35,9 @@ class Resolved:
     base_digest: str
     commits: Mapping[str, str]
     dirty: Mapping[str, str] = field(default_factory=dict)
-    """component -> the local tree it was built from."""
+    """component -> the content digest of the local tree it was built from (`--source`)."""
+    local_paths: Mapping[str, str] = field(default_factory=dict)
+    """component -> that local tree's path, for the record (the key leaves it out)."""
 
 
 def pinned_digest(base: BaseSettings) -> str | None:

@@ -100,6 +100,8 @@ def _cells(matrix: str, arch: list[str], nic: list[str], all: bool, cell: list[s
         "keep_going": "Build the other cells when one fails (default on; --no-keep-going stops).",
         "mirror": "COMPONENT=URL: fetch a component from a mirror (also EPBUILD_MIRROR_<COMPONENT>=URL).",
         "quiet": "Do not echo BuildKit's progress (it is still saved under build/logs/).",
+        "serving": "Also tag each cell's serving image (vLLM's vllm-openai: ENTRYPOINT vllm serve) as "
+                   "<image>:<cell>-vllm-openai.",
         "source": "COMPONENT=PATH: build a component from a local working tree, uncommitted changes included "
                   "(the image is marked dirty; publish refuses it).",
     },
@@ -108,7 +110,7 @@ def _cells(matrix: str, arch: list[str], nic: list[str], all: bool, cell: list[s
 def build(c: Context, matrix: str = "matrix.yaml", arch: list[str] | None = None, nic: list[str] | None = None,
           all: bool = False, cell: list[str] | None = None, dry_run: bool = False, builder: str | None = None, cache_from: list[str] | None = None,
           cache_to: list[str] | None = None, keep_going: bool = True, mirror: list[str] | None = None,
-          quiet: bool = False, source: list[str] | None = None) -> None:
+          quiet: bool = False, source: list[str] | None = None, serving: bool = False) -> None:
     """Build the selected cells with BuildKit, in one bake so shared stages build once."""
     from epbuild import build as builder_mod, project
     from epbuild.commands import Runner
@@ -117,7 +119,8 @@ def build(c: Context, matrix: str = "matrix.yaml", arch: list[str] | None = None
     r, cells = _cells(matrix, arch or [], nic or [], all, cell)
     options = builder_mod.BuildOptions(builder=builder, cache_from=tuple(cache_from or ()),
                                        cache_to=tuple(cache_to or ()), keep_going=keep_going,
-                                       mirrors=tuple(mirror or ()), quiet=quiet, local_sources=tuple(source or ()))
+                                       mirrors=tuple(mirror or ()), quiet=quiet, local_sources=tuple(source or ()),
+                                       serving=serving)
     report = builder_mod.build(r, cells, project.ROOT, options, Runner(dry_run=dry_run))
     if dry_run:
         return

@@ -9,6 +9,12 @@ if TYPE_CHECKING:
     from epbuild.render import RenderedCell
 
 BAKE_FILE = "docker-bake.json"
+SERVING_STAGE = "vllm-openai"
+
+
+def serving_target(cell: str) -> str:
+    """The bake target (and local tag suffix) of a cell's serving image."""
+    return f"{cell}-{SERVING_STAGE}"
 SOURCES_DIR = "build/sources"
 """Where `invoke sources` exports each component's tree, relative to the folder builds run from."""
 
@@ -34,5 +40,8 @@ def bake_json(cells: list[RenderedCell], *, context_root: str) -> str:
             "target": "final",
             "tags": [rc.plan.local_tag],
         }
-    doc = {"group": {"default": {"targets": list(targets)}}, "target": targets}
+    for rc in cells:
+        targets[serving_target(rc.cell.name)] = {**targets[rc.cell.name], "target": SERVING_STAGE,
+                                                 "tags": [serving_target(rc.plan.local_tag)]}
+    doc = {"group": {"default": {"targets": [rc.cell.name for rc in cells]}}, "target": targets}
     return json.dumps(doc, indent=2) + "\n"

@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from epbuild import local_source, records, render, requirements, sources
-from epbuild.bakefile import BAKE_FILE
+from epbuild.bakefile import BAKE_FILE, serving_target
 from epbuild.commands import Runner, shell_line
 from epbuild.errors import EpbuildError
 from epbuild.buildreport import BuildReport, CellResult
@@ -39,6 +39,8 @@ class BuildOptions:
     keep_going: bool = True
     mirrors: tuple[str, ...] = ()
     quiet: bool = False
+    serving: bool = False
+    """Also tag each built cell's serving image (target vllm-openai) as <image>:<cell>-vllm-openai."""
     local_sources: tuple[str, ...] = ()
     """COMPONENT=PATH: build a component from a local working tree (uncommitted changes included)."""
 
@@ -133,6 +135,15 @@ def build(rendering: Rendering, cells: list[RenderedCell], root: Path, options: 
         if remaining:
             log.warning("cells %s failed; building the others again (their finished stages are cached)",
                         ", ".join(failed))
+    built = [name for name in names if results[name].ok]
+    if options.serving and built:
+        # Every stage is cached by now: this only writes the serving images' configs.
+        code = _stream_bake(bake_command(rendering, root, [serving_target(n) for n in built], options, override),
+                            root, run_dir, report.progress, runner, cell_lines, quiet=options.quiet)
+        for name in built:
+            if code != 0:
+                results[name].error = f"the serving image {serving_target(name)} failed (see {run_dir}/bake.log)"
+                results[name].ok = False
     report.wall = time.monotonic() - start
     for result in report.results:
         if result.ok:

@@ -4,11 +4,14 @@ took the last time a build ran it (from build/logs/*/summary.json)."""
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from epbuild.render import Rendering
 from epbuild.stagegraph import stage_identities
+
+STEP = re.compile(r"\d+/\d+")
 
 
 @dataclass(frozen=True)
@@ -33,12 +36,16 @@ def last_durations(root: Path) -> dict[tuple[str, str], float]:
     out: dict[tuple[str, str], float] = {}
     for summary in sorted((root / "build" / "logs").glob("*-build-*/summary.json"), reverse=True):
         try:
-            steps = json.loads(summary.read_text()).get("executed_run_steps", [])
+            data = json.loads(summary.read_text())
         except (OSError, ValueError):
             continue
+        cells = [str(c.get("cell")) for c in data.get("cells", [])]
         found: dict[tuple[str, str], float] = {}
-        for step in steps:
+        for step in data.get("executed_run_steps", []):
             where = (str(step.get("target")), str(step.get("stage")))
+            if STEP.fullmatch(where[1]) and len(cells) == 1:
+                # Bake names no target when it builds one (`[deepep 1/1] RUN ...`): the stage is in its place.
+                where = (cells[0], where[0])
             found[where] = found.get(where, 0.0) + float(step.get("seconds") or 0.0)
         for where, seconds in found.items():
             out.setdefault(where, seconds)

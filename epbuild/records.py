@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 from epbuild import manifest
+from epbuild.bakefile import serving_target
 from epbuild.content_key import content_key
 from epbuild.render import RenderedCell
 from epbuild.resolve import Resolved, pinned_digest
@@ -40,6 +41,7 @@ def write(run_dir: Path, cells: list[RenderedCell], resolved: Resolved,
             contexts[base.image] = f"docker-image://{base.image}@{resolved.base_digest}"
         targets[rc.cell.name] = {"contexts": contexts,
                                  "labels": manifest.resolved_labels(rc.plan, key, resolved)}
+        targets[serving_target(rc.cell.name)] = targets[rc.cell.name]
     override = run_dir / OVERRIDE_FILE
     override.write_text(json.dumps({"target": targets}, indent=2) + "\n")
     return override, keys

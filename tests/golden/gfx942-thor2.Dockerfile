@@ -95,3 +95,9 @@ LABEL org.opencontainers.image.title="rocm/vllm-ep gfx942-thor2" \
       io.epbuild.nic="thor2" \
       io.epbuild.recipe-key="727eeb700054713bb44a682b8eb700c7ad7dc1c461712f75b1a8ef76984cac22"
 CMD ["/bin/bash"]
+
+# The serving image (`invoke build --serving`), as the target vllm-openai of vLLM's docker/Dockerfile.rocm:
+# `final` with `vllm serve` as its entrypoint. It adds no layer, so it is never part of the stage graph.
+FROM final AS vllm-openai
+ENTRYPOINT ["vllm", "serve"]
+

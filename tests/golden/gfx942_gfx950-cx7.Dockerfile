@@ -110,3 +110,9 @@ LABEL org.opencontainers.image.title="rocm/vllm-ep gfx942_gfx950-cx7" \
       io.epbuild.nic="cx7" \
       io.epbuild.recipe-key="33c7510e2abf496789079d38f91acdb2ce737715309379cc395a23fe24112000"
 CMD ["/bin/bash"]
+
+# The serving image (`invoke build --serving`), as the target vllm-openai of vLLM's docker/Dockerfile.rocm:
+# `final` with `vllm serve` as its entrypoint. It adds no layer, so it is never part of the stage graph.
+FROM final AS vllm-openai
+ENTRYPOINT ["vllm", "serve"]
+

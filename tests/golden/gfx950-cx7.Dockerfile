@@ -110,3 +110,9 @@ LABEL org.opencontainers.image.title="rocm/vllm-ep gfx950-cx7" \
       io.epbuild.nic="cx7" \
       io.epbuild.recipe-key="cad328d6ac0bf066b8d6e87c7eb171beca5238a404e671c1525a9403f157b8a1"
 CMD ["/bin/bash"]
+
+# The serving image (`invoke build --serving`), as the target vllm-openai of vLLM's docker/Dockerfile.rocm:
+# `final` with `vllm serve` as its entrypoint. It adds no layer, so it is never part of the stage graph.
+FROM final AS vllm-openai
+ENTRYPOINT ["vllm", "serve"]
+

@@ -110,3 +110,9 @@ LABEL org.opencontainers.image.title="rocm/vllm-ep gfx950-io" \
       io.epbuild.nic="io" \
       io.epbuild.recipe-key="4d284b21b64da951d91cf9b407df3b786adc0ce14ae0779e8068a45db8e454df"
 CMD ["/bin/bash"]
+
+# The serving image (`invoke build --serving`), as the target vllm-openai of vLLM's docker/Dockerfile.rocm:
+# `final` with `vllm serve` as its entrypoint. It adds no layer, so it is never part of the stage graph.
+FROM final AS vllm-openai
+ENTRYPOINT ["vllm", "serve"]
+

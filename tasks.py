@@ -255,7 +255,12 @@ def pull(c: Context, matrix: str = "matrix.yaml", arch: list[str] | None = None,
     runner = _run_dir_runner("pull")
     _login(cells[0], registry, runner)
     from epbuild.content_key import checkout_keys
+    from epbuild.resolve import FULL_COMMIT
+    from epbuild.stages import built_pins
 
+    if any(len(pin.commit) < FULL_COMMIT for rc in cells for pin in built_pins(rc.plan).values()):
+        # The key covers full commits; an abbreviated pin is resolved by fetching it (as `invoke sources` does).
+        builder_mod.fetch_sources(r, cells, project.ROOT, builder_mod.BuildOptions(), runner)
     keys = checkout_keys(r, cells, project.ROOT)
     missing = []
     for rc in cells:

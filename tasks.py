@@ -254,22 +254,14 @@ def pull(c: Context, matrix: str = "matrix.yaml", arch: list[str] | None = None,
         return
     runner = _run_dir_runner("pull")
     _login(cells[0], registry, runner)
-    from epbuild.content_key import checkout_keys
-    from epbuild.resolve import FULL_COMMIT
-    from epbuild.stages import built_pins
+    from epbuild.content_key import checkout_inputs, content_key
 
-    if any(len(pin.commit) < FULL_COMMIT for rc in cells for pin in built_pins(rc.plan).values()):
-        # The key covers full commits; an abbreviated pin is resolved by fetching it (as `invoke sources` does).
-        builder_mod.fetch_sources(r, cells, project.ROOT, builder_mod.BuildOptions(), runner)
-    keys = checkout_keys(r, cells, project.ROOT)
+    builder_mod.fetch_abbreviated(r, cells, project.ROOT, runner)
+    resolved = checkout_inputs(r, cells, project.ROOT)
     missing = []
     for rc in cells:
-        key = keys[rc.cell.name]
-        if key is None:
-            raise EpbuildError(f"{rc.cell.name}: this checkout's content key is unknown: the base image's digest or a "
-                               "full commit cannot be resolved here (run `invoke sources`, or pin base.digest)")
         try:
-            digest = puller.pull(rc, key, runner, registry)
+            digest = puller.pull(rc, content_key(rc, resolved), runner, registry)
             print(f"{rc.cell.name}: pulled {digest}, tagged {rc.plan.local_tag}")
         except puller.NotPublished as exc:
             if not build:

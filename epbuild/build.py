@@ -192,6 +192,15 @@ def fetch_sources(rendering: Rendering, cells: list[RenderedCell], root: Path, o
     return exported
 
 
+def fetch_abbreviated(rendering: Rendering, cells: list[RenderedCell], root: Path, runner: Runner) -> None:
+    """Fetches the cells' sources when a pin abbreviates its commit: the content key needs the full one."""
+    from epbuild.resolve import FULL_COMMIT
+    from epbuild.stages import built_pins
+
+    if any(len(pin.commit) < FULL_COMMIT for rc in cells for pin in built_pins(rc.plan).values()):
+        fetch_sources(rendering, cells, root, BuildOptions(), runner)
+
+
 def _stream_bake(argv: list[str], root: Path, run_dir: Path, progress: Progress, runner: Runner,
                  cell_lines: dict[str, list[str]], *, quiet: bool) -> int:
     """Runs bake, showing its progress as it goes, saving all of it, and sorting each vertex's lines by cell."""

@@ -188,7 +188,12 @@ def fetch_sources(rendering: Rendering, cells: list[RenderedCell], root: Path, o
     exported = sources.fetch_all(cache, requests)
     if not runner.dry_run:
         for request, source in zip(requests, exported):
-            requirements.check(request.component, cache.mirror_for(request.url), request.pin, source.commit)
+            if not request.pin.requires:
+                continue
+            mirror = cache.mirror_for(request.url)
+            if not (mirror / "HEAD").exists():  # a cached export whose mirror was removed: fetch the history again
+                mirror = cache.fetch_refs(request, [source.commit])
+            requirements.check(request.component, mirror, request.pin, source.commit)
     return exported
 
 

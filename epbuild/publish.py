@@ -39,17 +39,17 @@ def publish(rc: RenderedCell, runner: Runner, registry_override: str | None = No
         raise EpbuildError(
             f"{rc.cell.name}: the local image {local} was built from recipe {labels.get(RECIPE_LABEL, '(none)')[:12]}, "
             f"but this checkout's matrix gives {rc.key[:12]}; rebuild it (invoke build --cell {rc.cell.name})")
+    if labels.get(DIRTY_LABEL, "false") != "false":
+        raise EpbuildError(
+            f"{rc.cell.name}: the local image {local} was built from local trees ({labels[DIRTY_LABEL]}, "
+            "uncommitted changes included); publish only images built from pinned commits: commit, pin "
+            f"(invoke bump), rebuild")
     moved = [f"{name} (image {labels.get(f'{LABEL_PREFIX}.pin.{name}', '(none)')[:12]}, matrix {pin.commit[:12]})"
              for name, pin in built_pins(rc.plan).items()
              if not labels.get(f"{LABEL_PREFIX}.pin.{name}", "").startswith(pin.commit)]
     if moved:
         raise EpbuildError(f"{rc.cell.name}: the local image {local} was built from other commits than this "
                            f"checkout's: {', '.join(moved)}; rebuild it (invoke build --cell {rc.cell.name})")
-    if labels.get(DIRTY_LABEL, "false") != "false":
-        raise EpbuildError(
-            f"{rc.cell.name}: the local image {local} was built from local trees ({labels[DIRTY_LABEL]}, "
-            "uncommitted changes included); publish only images built from pinned commits: commit, pin "
-            f"(invoke bump), rebuild")
     # The image's own key: it covers the base digest and full commits the build resolved.
     tags = cell_tags(rc, labels[KEY_LABEL], registry_override)
     result = Published(rc.cell.name, tags.immutable)

@@ -85,7 +85,10 @@ def bump(loaded: LoadedMatrix, component: str, ref: str, root: Path, mirrors: di
     tag = ref if kind == "tag" else (pin.tag if pin.tag and cache.rev_parse(
         mirror, f"refs/tags/{pin.tag}^{{commit}}") == new else None)
     requirements.check(component, mirror, pin, new)
-    checks = [f"{new[:12]} is in {request.url}" + (f"; tag {tag} names it" if tag else "")]
+    moved_pin = pin.model_copy(update={"commit": new, "tag": tag})
+    exported = cache.export(sources.SourceRequest(component, moved_pin, request.url))
+    checks = [f"{new[:12]} is in {request.url}" + (f"; tag {tag} names it" if tag else ""),
+              f"its tree exports (submodules included) to {exported.path}"]
     checks += [f"contains {r.commit[:12]} ({r.reason})" for r in pin.requires] or ["no `requires` to check"]
 
     text = loaded.path.read_text()

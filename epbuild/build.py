@@ -11,22 +11,21 @@ import json
 import logging
 import os
 import shlex
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from epbuild import local_source, records, render, requirements, sources
+from epbuild import local_source, preflight, records, render, requirements, sources
 from epbuild.bakefile import BAKE_FILE, serving_target
-from epbuild.commands import Runner, shell_line
+from epbuild.commands import Runner, query, shell_line
 from epbuild.errors import EpbuildError
 from epbuild.buildreport import BuildReport, CellResult
 from epbuild.progress import Progress, Vertex
 from epbuild.render import RenderedCell, Rendering
-from epbuild.resolve import Resolved, base_digest
-from epbuild.stagegraph import stage_identities
+from epbuild.resolve import FULL_COMMIT, Resolved, base_digest
+from epbuild.stagegraph import built_pins, stage_identities
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +51,7 @@ def new_run_dir(root: Path, kind: str) -> Path:
 
 def bake_command(rendering: Rendering, root: Path, targets: list[str], options: BuildOptions,
                  override: Path | None = None) -> list[str]:
+    """`override`: the run's bake file of resolved inputs (epbuild.records), added to the committed one."""
     bake_file = os.path.relpath(rendering.out_dir / BAKE_FILE, root)
     argv = ["docker", "buildx", "bake", "--file", bake_file]
     if override is not None:
@@ -75,17 +75,18 @@ def build(rendering: Rendering, cells: list[RenderedCell], root: Path, options: 
             f"{rendering.out_dir} does not match {rendering.matrix.path}; run `invoke render` first:\n  "
             + "\n  ".join(stale)
         )
+    preflight.check(rc.plan for rc in cells)
     run_dir = None if runner.dry_run else new_run_dir(root, "build")
     if run_dir is not None:
         runner.start_replay(run_dir / "replay.sh", root)
-    prepare(rendering, runner)
+    prepare(rendering, cells, runner)
     locals_ = local_source.parse(list(options.local_sources), list(rendering.matrix.model.components.pins()))
     exported = fetch_sources(rendering, cells, root, options, runner, skip=set(locals_))
     names = [rc.cell.name for rc in cells]
     results = {rc.cell.name: CellResult(rc.cell.name, rc.plan.local_tag) for rc in cells}
     report = BuildReport(run_dir, list(results.values()))
     if runner.dry_run:
-        print("# then the base image's digest is resolved, and each cell's record and content key written to "
+        print("# then each base image's digest is resolved, and each cell's record and content key written to "
               f"build/logs/<run>/records/ and build/logs/<run>/{records.OVERRIDE_FILE}")
         runner.run(bake_command(rendering, root, names, options, Path("build/logs/<run>") / records.OVERRIDE_FILE),
                    cwd=root)
@@ -95,11 +96,12 @@ def build(rendering: Rendering, cells: list[RenderedCell], root: Path, options: 
     for tree in trees.values():
         log.warning("%s: building from the local tree %s (%s), uncommitted changes included; the image is marked "
                     "dirty and cannot be published", tree.component, tree.path, tree.digest)
-    resolved = resolve_inputs(rendering, exported, trees)
+    resolved = resolve_inputs(cells, exported, trees)
     override, keys = records.write(run_dir, cells, resolved, {name: t.export for name, t in trees.items()})
     for name, key in keys.items():
         results[name].content_key = key
-    log.info("base image %s is %s", rendering.matrix.model.base.image, resolved.base_digest)
+    for base, digest in resolved.base_digests.items():
+        log.info("base image %s is %s", rendering.matrix.model.bases[base].image, digest)
     for name in names:
         (run_dir / f"{name}.sh").write_text(
             "#!/usr/bin/env bash\n# Rebuilds this cell alone, from the project root.\nset -euxo pipefail\n"
@@ -155,31 +157,32 @@ def build(rendering: Rendering, cells: list[RenderedCell], root: Path, options: 
     return report
 
 
-def resolve_inputs(rendering: Rendering, exported: list[sources.ExportedSource],
+def resolve_inputs(cells: list[RenderedCell], exported: list[sources.ExportedSource],
                    trees: dict[str, local_source.LocalTree] | None = None) -> Resolved:
-    """The exact inputs of this build: the base image's digest, the full commit of every fetched pin, and the
+    """The exact inputs of this build: each base image's digest, the full commit of every fetched pin, and the
     content of each local tree (with the commit it is based on, where it is a git checkout)."""
     trees = trees or {}
     commits = {source.component: source.commit for source in exported}
     commits.update({name: tree.head or "" for name, tree in trees.items()})
-    return Resolved(base_digest=base_digest(rendering.matrix.model.base), commits=commits,
+    bases = {rc.plan.cell.base: rc.plan.base for rc in cells}
+    return Resolved(base_digests={name: base_digest(base) for name, base in bases.items()}, commits=commits,
                     dirty={name: tree.digest for name, tree in trees.items()},
                     local_paths={name: str(tree.path) for name, tree in trees.items()})
 
 
-def prepare(rendering: Rendering, runner: Runner) -> None:
-    """Makes what a matrix says it prepares locally (the offline example's base image and stand-in repos)."""
+def prepare(rendering: Rendering, cells: list[RenderedCell], runner: Runner) -> None:
+    """Makes what a matrix says it prepares locally (the offline example's base images, only those the cells
+    start from, and its stand-in repos)."""
     if rendering.matrix.model.prepare == "offline-example":
         from epbuild import offline
 
-        offline.prepare(rendering.matrix, runner)
+        offline.prepare(rendering.matrix, [rc.plan for rc in cells], runner)
 
 
 def fetch_sources(rendering: Rendering, cells: list[RenderedCell], root: Path, options: BuildOptions,
                   runner: Runner, skip: set[str] | None = None) -> list[sources.ExportedSource]:
-    """Fetches and exports the cells' pinned sources, but for the components in `skip` (built from local trees)."""
-    from epbuild.stages import built_pins
-
+    """Fetches and exports the cells' pinned sources, but for the components in `skip` (built from local trees),
+    and checks each pin's `requires` against its history."""
     wanted = [name for name in dict.fromkeys(name for rc in cells for name in built_pins(rc.plan))
               if name not in (skip or set())]
     mirrors = sources.mirror_overrides(list(options.mirrors))
@@ -199,9 +202,6 @@ def fetch_sources(rendering: Rendering, cells: list[RenderedCell], root: Path, o
 
 def fetch_abbreviated(rendering: Rendering, cells: list[RenderedCell], root: Path, runner: Runner) -> None:
     """Fetches the cells' sources when a pin abbreviates its commit: the content key needs the full one."""
-    from epbuild.resolve import FULL_COMMIT
-    from epbuild.stages import built_pins
-
     if any(len(pin.commit) < FULL_COMMIT for rc in cells for pin in built_pins(rc.plan).values()):
         fetch_sources(rendering, cells, root, BuildOptions(), runner)
 
@@ -209,21 +209,19 @@ def fetch_abbreviated(rendering: Rendering, cells: list[RenderedCell], root: Pat
 def _stream_bake(argv: list[str], root: Path, run_dir: Path, progress: Progress, runner: Runner,
                  cell_lines: dict[str, list[str]], *, quiet: bool) -> int:
     """Runs bake, showing its progress as it goes, saving all of it, and sorting each vertex's lines by cell."""
-    runner.record(shell_line(argv, cwd=root))
     progress.next_invocation()
     with (run_dir / "bake.log").open("a") as full:
         full.write(f"$ {shell_line(argv)}\n")
-        proc = subprocess.Popen(argv, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                bufsize=1)
-        assert proc.stdout is not None
-        for line in proc.stdout:
+
+        def on_line(line: str) -> None:
             full.write(line)
             vertex = progress.feed(line)
             if vertex is not None and vertex.target in cell_lines:
                 cell_lines[vertex.target].append(line)
             if not quiet:
                 sys.stdout.write(line)
-        return proc.wait()
+
+        return runner.stream(argv, cwd=root, on_line=on_line)
 
 
 def _failed_targets(progress: Progress, remaining: list[str],
@@ -249,5 +247,5 @@ def _finish_time(progress: Progress, target: str, start: float, fallback: float)
 
 
 def _image_id(tag: str) -> str | None:
-    proc = subprocess.run(["docker", "image", "inspect", "--format", "{{.Id}}", tag], capture_output=True, text=True)
+    proc = query(["docker", "image", "inspect", "--format", "{{.Id}}", tag])
     return proc.stdout.strip() if proc.returncode == 0 else None

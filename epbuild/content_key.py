@@ -14,13 +14,13 @@ from pathlib import Path
 
 from epbuild.render import RenderedCell, Rendering
 from epbuild.resolve import Resolved, ResolveError, base_digest, full_commits, pinned_digest
-from epbuild.stages import built_pins
+from epbuild.stagegraph import built_pins
 
 
 def content_key(rc: RenderedCell, resolved: Resolved) -> str:
     payload = {
         "recipe": rc.key,
-        "base_digest": resolved.base_digest,
+        "base_digest": resolved.base_digests[rc.plan.cell.base],
         "commits": {name: resolved.commits[name] for name in built_pins(rc.plan)},
         "local_trees": {name: digest for name, digest in resolved.dirty.items() if name in built_pins(rc.plan)},
     }
@@ -32,12 +32,16 @@ def checkout_inputs(rendering: Rendering, cells: list[RenderedCell], root: Path,
     """This checkout's exact inputs, resolved without fetching: the base digest from the matrix, then (with
     `engine`) the local engine, then (with `remote`) the registry; full commits from the matrix or the sources
     cache. Raises ResolveError naming what is missing."""
-    base = rendering.matrix.model.base
-    digest = base_digest(base, remote=remote) if engine else pinned_digest(base)
-    if not digest:
-        raise ResolveError(f"base.image {base.image}: its digest is not pinned in the matrix (base.digest)")
+    digests: dict[str, str] = {}
+    for rc in cells:
+        name, base = rc.plan.cell.base, rc.plan.base
+        if name not in digests:
+            digest = base_digest(base, remote=remote) if engine else pinned_digest(base)
+            if not digest:
+                raise ResolveError(f"bases.{name}: the digest of {base.image} is not pinned in the matrix (digest)")
+            digests[name] = digest
     wanted = list(dict.fromkeys(name for rc in cells for name in built_pins(rc.plan)))
-    return Resolved(base_digest=digest, commits=full_commits(rendering.matrix, wanted, root))
+    return Resolved(base_digests=digests, commits=full_commits(rendering.matrix, wanted, root))
 
 
 def checkout_keys(rendering: Rendering, cells: list[RenderedCell], root: Path, *, engine: bool = True,

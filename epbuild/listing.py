@@ -1,4 +1,5 @@
-"""`invoke matrix`: the cells and what each builds, as a table for people or JSON for scripts."""
+"""`invoke matrix`: the cells and what each builds, as a table for people or JSON for scripts. Each row is the
+cell's record (the manifest its image carries), its published names, and where its GPU tests run."""
 
 from __future__ import annotations
 
@@ -6,39 +7,33 @@ import json
 from pathlib import Path
 from typing import Any
 
-from epbuild.content_key import checkout_keys
+from epbuild import manifest, stagegraph
+from epbuild.content_key import checkout_inputs, content_key
 from epbuild.render import Rendering
-from epbuild.stages import built_pins
+from epbuild.resolve import ResolveError
 from epbuild.tags import cell_tags, published_name
 
 
 def cells_data(rendering: Rendering, root: Path) -> list[dict[str, Any]]:
     # The content key needs the base image's digest and full commits: known here when the matrix pins them, or
     # the local engine and the sources cache have them; never fetched for a listing.
-    keys = checkout_keys(rendering, rendering.cells, root, remote=False)
+    try:
+        resolved = checkout_inputs(rendering, rendering.cells, root, remote=False)
+    except ResolveError:
+        resolved = None
     out = []
     for rc in rendering.cells:
         plan = rc.plan
-        key = keys[rc.cell.name]
-        out.append({
-            "name": rc.cell.name,
-            "arch": rc.cell.arch,
-            "archs": list(rc.cell.archs),
-            "nic": rc.cell.nic,
-            "provider": plan.nic.provider,
-            "rdma_core": plan.nic.rdma_core,
-            "stages": list(rc.stages),
-            "components": {
-                name: {"repo": pin.repo, "commit": pin.commit, "tag": pin.tag}
-                for name, pin in built_pins(plan).items()
-            },
-            "recipe_key": rc.key,
-            "content_key": key,
-            "image": plan.local_tag,
-            "published": published_name(rc),
-            "published_immutable": cell_tags(rc, key).immutable if key else None,
-            "agent_pools": {arch: plan.matrix.archs[arch].agent_pool for arch in rc.cell.archs},
-        })
+        if resolved is None:
+            row = {**manifest.facts(plan), "recipe_key": rc.key, "content_key": None,
+                   "components": {name: {"repo": pin.repo, "commit": pin.commit, "tag": pin.tag}
+                                  for name, pin in stagegraph.built_pins(plan).items()}}
+        else:
+            row = manifest.record(plan, rc.key, content_key(rc, resolved), resolved)
+        row["published"] = published_name(rc)
+        row["published_immutable"] = cell_tags(rc, row["content_key"]).immutable if row["content_key"] else None
+        row["agent_pools"] = {arch: info.agent_pool for arch, info in plan.archs.items()}
+        out.append(row)
     return out
 
 
@@ -47,17 +42,18 @@ def as_json(rendering: Rendering, root: Path) -> str:
 
 
 def as_table(rendering: Rendering, root: Path) -> str:
-    rows = [("CELL", "ARCHS", "NIC", "RDMA-CORE", "STAGES", "KEY", "PUBLISHED AS")]
+    rows = [("CELL", "ARCHS", "NIC", "BASE", "RDMA-CORE", "STAGES", "KEY", "PUBLISHED AS")]
     for c in cells_data(rendering, root):
-        rows.append((c["name"], ";".join(c["archs"]), c["nic"], c["rdma_core"], " ".join(c["stages"]),
+        rows.append((c["cell"], ";".join(c["archs"]), c["nic"], c["base"], c["rdma_core"], " ".join(c["stages"]),
                      (c["content_key"] or "-")[:12], c["published"]))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip() for row in rows]
     pins = rendering.cells[0].plan.pins
     lines.append("")
-    lines.append(f"{len(rendering.cells)} cells from {rendering.matrix.path}; local tags {rendering.cells[0].plan.matrix.image.name}:<cell>; "
-                 "KEY: the content key (`-`: the base image's digest or a full commit is not known here yet; "
-                 "`invoke sources` fetches the commits, pinning base.digest fixes the digest); pins:")
+    lines.append(f"{len(rendering.cells)} cells from {rendering.matrix.path}; local tags "
+                 f"{rendering.cells[0].plan.matrix.image.name}:<cell>. KEY is the content key (`-`: the base image's "
+                 "digest or a full commit is not known here yet; `invoke sources` fetches the commits, base.digest "
+                 "pins the digest). Pins:")
     for name, pin in pins.items():
         what = pin.commit + (f" ({pin.tag})" if pin.tag else "")
         lines.append(f"  {name:<10} {what}  {pin.repo}")

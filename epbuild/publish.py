@@ -11,7 +11,7 @@ from epbuild import registry
 from epbuild.commands import Runner
 from epbuild.errors import EpbuildError
 from epbuild.manifest import DIRTY_LABEL, KEY_LABEL, LABEL_PREFIX, RECIPE_LABEL
-from epbuild.stages import built_pins
+from epbuild.stagegraph import built_pins
 from epbuild.render import RenderedCell
 from epbuild.tags import cell_tags
 

@@ -12,7 +12,7 @@ from epbuild.bakefile import serving_target
 from epbuild.content_key import content_key
 from epbuild.render import RenderedCell
 from epbuild.resolve import Resolved, pinned_digest
-from epbuild.stages import built_pins
+from epbuild.stagegraph import built_pins
 
 OVERRIDE_FILE = "docker-bake.resolved.json"
 
@@ -35,10 +35,10 @@ def write(run_dir: Path, cells: list[RenderedCell], resolved: Resolved,
         for component, export in (local_exports or {}).items():
             if component in built_pins(rc.plan):
                 contexts[f"src-{component}"] = str(export.resolve())
-        base = rc.plan.matrix.base
+        base = rc.plan.base
         if pinned_digest(base) is None:
             # Build exactly the digest that is recorded, even if the tag moves while the build runs.
-            contexts[base.image] = f"docker-image://{base.image}@{resolved.base_digest}"
+            contexts[base.image] = f"docker-image://{base.image}@{resolved.base_digests[rc.plan.cell.base]}"
         targets[rc.cell.name] = {"contexts": contexts,
                                  "labels": manifest.resolved_labels(rc.plan, key, resolved)}
         targets[serving_target(rc.cell.name)] = targets[rc.cell.name]

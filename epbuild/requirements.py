@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 
 from epbuild.errors import EpbuildError
-from epbuild.matrix import SourcePin
+from epbuild.pins import SourcePin
 from epbuild.sources import GIT_ENV
 
 

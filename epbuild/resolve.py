@@ -29,10 +29,11 @@ class ResolveError(EpbuildError):
 
 @dataclass(frozen=True)
 class Resolved:
-    """The exact inputs of a build: the base image's digest and every component's full commit. A component built
-    from a local tree (`--source`) has the digest of that tree instead, and is listed in `dirty`."""
+    """The exact inputs of a build: each base image's digest and every component's full commit. A component built
+    from a local tree (`--source`) is listed in `dirty` with the digest of that tree's content."""
 
-    base_digest: str
+    base_digests: Mapping[str, str]
+    """base name (matrix `bases`) -> the digest of its image."""
     commits: Mapping[str, str]
     dirty: Mapping[str, str] = field(default_factory=dict)
     """component -> the content digest of the local tree it was built from (`--source`)."""

@@ -28,7 +28,8 @@ from filelock import FileLock
 from epbuild.bakefile import source_dir
 from epbuild.commands import CommandFailed, Runner, shell_line
 from epbuild.errors import EpbuildError
-from epbuild.matrix import LoadedMatrix, RocshmemPin, SourcePin
+from epbuild.matrix import LoadedMatrix
+from epbuild.pins import SourcePin
 from epbuild.patterns import GIT_URL, REL_PATH
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,8 @@ class SourceRequest:
     pin: SourcePin
     url: str
     """The URL actually fetched: the matrix's, a mirror's, or a relative path resolved to an absolute one."""
+    sparse: tuple[str, ...] = ()
+    """The only folders exported (fetched blob-less): the component's sparse path, if its spec names one."""
 
 
 @dataclass(frozen=True)
@@ -96,8 +99,10 @@ def requests_for(matrix: LoadedMatrix, components: list[str], mirrors: Mapping[s
     if unknown:
         raise SourceError(f"mirror given for unknown component(s) {', '.join(unknown)}; "
                           f"the matrix has {', '.join(pins)}")
+    registry = matrix.model.registry
     return [
-        SourceRequest(name, pins[name], resolve_url(mirrors.get(name, pins[name].repo), matrix.directory))
+        SourceRequest(name, pins[name], resolve_url(mirrors.get(name, pins[name].repo), matrix.directory),
+                      tuple(registry[name].sparse_paths(pins[name])))
         for name in components
     ]
 
@@ -147,15 +152,15 @@ class SourceCache:
             mirror = self._mirror_path(request.url)
             if not (mirror / "HEAD").exists():
                 self.runner.record(shell_line(["git", "init", "--bare", "--quiet", str(mirror)], GIT_ENV))
-            self.runner.record(shell_line(["git", "-C", str(mirror), *self._fetch_args(request.pin), request.url,
+            self.runner.record(shell_line(["git", "-C", str(mirror), *self._fetch_args(request), request.url,
                                            *self._wants(request.pin)], GIT_ENV))
-            self.runner.record(self._archive_line(mirror, request.pin.commit, dest, self._paths(request.pin)))
+            self.runner.record(self._archive_line(mirror, request.pin.commit, dest, self._paths(request)))
             print(f"# {request.component}: then every submodule its .gitmodules lists, fetched and exported alike")
         return ExportedSource(request.component, request.pin.commit, dest, cached=False)
 
     @staticmethod
-    def _paths(pin: SourcePin) -> list[str]:
-        return [pin.path] if isinstance(pin, RocshmemPin) else []
+    def _paths(request: SourceRequest) -> list[str]:
+        return list(request.sparse)
 
     @staticmethod
     def _archive_line(mirror: Path, commit: str, dest: Path, paths: list[str]) -> str:
@@ -170,7 +175,7 @@ class SourceCache:
             commit = self._fetch_commit(mirror, request)
         tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
         try:
-            paths = self._paths(request.pin)
+            paths = self._paths(request)
             self.runner.record(self._archive_line(mirror, commit, dest, paths))
             self._archive(mirror, commit, tmp, paths)
             self._submodules(mirror, commit, tmp, request, "", dest)
@@ -210,10 +215,10 @@ class SourceCache:
         return path
 
     @staticmethod
-    def _fetch_args(pin: SourcePin) -> list[str]:
+    def _fetch_args(request: SourceRequest) -> list[str]:
         args = ["fetch", "--quiet", "--no-write-fetch-head"]
-        if isinstance(pin, RocshmemPin):
-            args.append("--filter=blob:none")  # sparse: only the blobs under pin.path are read, by archive
+        if request.sparse:
+            args.append("--filter=blob:none")  # sparse: only the blobs under the sparse paths are read, by archive
         return args
 
     @staticmethod
@@ -229,7 +234,7 @@ class SourceCache:
         commit = self._resolve(mirror, pin)
         tag_known = pin.tag is None or self._rev_parse(mirror, f"refs/tags/{pin.tag}^{{commit}}") is not None
         if commit is None or not tag_known:
-            self._fetch_with_retries(mirror, self._fetch_args(pin), request, self._wants(pin))
+            self._fetch_with_retries(mirror, self._fetch_args(request), request, self._wants(pin))
             commit = self._resolve(mirror, pin)
         if commit is None:
             raise SourceError(

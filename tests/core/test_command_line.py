@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from epbuild.cells import Cell, excluded, expand, select
+from epbuild.cells import excluded, expand, select
 from epbuild.errors import EpbuildError, MatrixError
 from epbuild.matrix import load_matrix
 
@@ -70,7 +70,7 @@ def test_dry_runs_contact_no_engine_and_no_registry(tmp_path: Path) -> None:
     fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
     env = {"PATH": f"{fake.parent}:{os.environ['PATH']}"}
     for task in ("build", "publish", "pull"):
-        proc = run(task, "--matrix", str(OFFLINE), "--cell", "gfx950-cx7", "--dry-run", env=env)
+        proc = run(task, "--matrix", str(OFFLINE), "--cell", "gfx950-cx7-sid", "--dry-run", env=env)
         assert proc.returncode == 0, f"{task}: {proc.stderr}"
         assert "docker" in proc.stdout, f"{task} printed no command:\n{proc.stdout}"
     assert not marker.exists(), marker.read_text()
@@ -79,20 +79,24 @@ def test_dry_runs_contact_no_engine_and_no_registry(tmp_path: Path) -> None:
 def test_an_excluded_cell_is_named_as_excluded() -> None:
     matrix = load_matrix(OFFLINE).model  # excludes nic io
     cells = expand(matrix)
-    with pytest.raises(EpbuildError, match="gfx950-io is excluded"):
-        select(cells, ["gfx950"], ["io"], everything=False, excluded=excluded(matrix))
-    with pytest.raises(EpbuildError, match="gfx942-io is excluded"):
-        select(cells, [], [], everything=False, names=["gfx942-io"], excluded=excluded(matrix))
+    with pytest.raises(EpbuildError, match="gfx950-io-sid is excluded"):
+        select(cells, ["gfx950"], ["io"], everything=False, bases=["sid"], excluded=excluded(matrix))
+    with pytest.raises(EpbuildError, match="gfx942-io-trixie is excluded"):
+        select(cells, [], [], everything=False, names=["gfx942-io-trixie"], excluded=excluded(matrix))
 
 
 def test_fat_arch_spellings_are_one_cell(tmp_path: Path) -> None:
-    text = OFFLINE.read_text().replace("arch: [gfx942, gfx950]", "arch: [gfx950+gfx942]")
-    text = text.replace("  - arch: gfx942+gfx950\n    nic: cx7\n", "  - arch: gfx942+gfx950\n    nic: thor2\n")
+    import yaml
+
+    data = yaml.safe_load(OFFLINE.read_text())
+    data["axes"] = {"arch": ["gfx950+gfx942"], "nic": ["cx7", "thor2"], "base": ["sid"]}
+    data["exclude"] = []
+    data["include"] = [{"arch": "gfx942+gfx950", "nic": "thor2", "base": "sid"}]
     path = tmp_path / "matrix.yaml"
-    path.write_text(text)
+    path.write_text(yaml.safe_dump(data))
     cells = expand(load_matrix(path).model)
     assert [c.name for c in cells] == ["gfx942_gfx950-cx7", "gfx942_gfx950-thor2"]
-    assert select(cells, ["gfx950+gfx942"], ["cx7"], everything=False) == [Cell("gfx942+gfx950", "cx7")]
+    assert [c.name for c in select(cells, ["gfx950+gfx942"], ["cx7"], everything=False)] == ["gfx942_gfx950-cx7"]
 
 
 def test_a_numeric_commit_says_to_quote_it(tmp_path: Path) -> None:

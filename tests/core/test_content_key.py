@@ -25,7 +25,8 @@ def keys(matrix: Path, resolved: Resolved | None = None) -> dict[str, str]:
 
 def resolved(**commits: str) -> Resolved:
     data = load_matrix(OFFLINE).model.components.pins()
-    return Resolved(base_digest=DIGEST, commits={name: commits.get(name, pin.commit) for name, pin in data.items()})
+    return Resolved(base_digests={"sid": DIGEST, "trixie": DIGEST},
+                    commits={name: commits.get(name, pin.commit) for name, pin in data.items()})
 
 
 def test_the_same_matrix_elsewhere_and_with_other_comments_gives_the_same_keys(tmp_path: Path) -> None:
@@ -41,7 +42,8 @@ def test_the_same_matrix_elsewhere_and_with_other_comments_gives_the_same_keys(t
 
 
 def test_the_key_covers_the_base_image_digest() -> None:
-    other = Resolved(base_digest="sha256:" + "2" * 64, commits=resolved().commits)
+    other = Resolved(base_digests={"sid": "sha256:" + "2" * 64, "trixie": "sha256:" + "3" * 64},
+                     commits=resolved().commits)
     assert set(keys(OFFLINE, resolved()).values()).isdisjoint(keys(OFFLINE, other).values())
 
 
@@ -56,7 +58,7 @@ def test_an_abbreviated_and_a_full_commit_give_the_same_key(tmp_path: Path) -> N
 
 def test_pinning_the_digest_in_the_matrix_renders_from_it(tmp_path: Path) -> None:
     pinned = tmp_path / "matrix.yaml"
-    pinned.write_text(OFFLINE.read_text().replace("  image: epbuild-offline/base:sid-hip\n",
-                                                  f"  image: epbuild-offline/base:sid-hip\n  digest: {DIGEST}\n"))
+    pinned.write_text(OFFLINE.read_text().replace("    image: epbuild-offline/base:sid-hip\n",
+                                                  f"    image: epbuild-offline/base:sid-hip\n    digest: {DIGEST}\n"))
     rendering = render_matrix(load_matrix(pinned), ROOT)
     assert rendering.cells[0].stages["base"].startswith(f"FROM epbuild-offline/base:sid-hip@{DIGEST} AS base")

@@ -13,7 +13,7 @@ from epbuild.commands import Runner
 from epbuild.errors import EpbuildError
 from epbuild.matrix import load_matrix
 from epbuild.render import RenderedCell, render_matrix
-from epbuild.stages import built_pins
+from epbuild.stagegraph import built_pins
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY = "abcdef012345" + "0" * 52
@@ -22,7 +22,7 @@ KEY = "abcdef012345" + "0" * 52
 @pytest.fixture
 def cell() -> RenderedCell:
     rendering = render_matrix(load_matrix(ROOT / "examples" / "offline" / "matrix.yaml"), ROOT)
-    return next(rc for rc in rendering.cells if rc.cell.name == "gfx950-cx7")
+    return next(rc for rc in rendering.cells if rc.cell.name == "gfx950-cx7-sid")
 
 
 def image_labels(rc: RenderedCell, **changes: str) -> dict[str, str]:
@@ -39,7 +39,7 @@ def publish_with(monkeypatch: pytest.MonkeyPatch, rc: RenderedCell, labels: dict
 
 def test_the_immutable_tag_is_the_image_s_own_key(monkeypatch: pytest.MonkeyPatch, cell: RenderedCell) -> None:
     result = publish_with(monkeypatch, cell, image_labels(cell))
-    assert result.immutable == "127.0.0.1:5000/ci/epbuild-offline/stack:gfx950-cx7-abcdef012345"
+    assert result.immutable == "127.0.0.1:5000/ci/epbuild-offline/stack:gfx950-cx7-sid-abcdef012345"
 
 
 @pytest.mark.parametrize("change, message", [

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from epbuild.commands import Runner
-from epbuild.matrix import AiterPin, Requirement
+from epbuild.pins import Requirement, SourcePin
 from epbuild.requirements import MissingRequirement, check
 from epbuild.sources import SourceCache, SourceRequest
 
@@ -36,8 +36,8 @@ def history(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     return repo, {"old": old, "fix": fix, "new": new, "side": side}
 
 
-def fetched(tmp_path: Path, repo: Path, commit: str, fix: str) -> tuple[SourceCache, AiterPin]:
-    pin = AiterPin(repo=repo.as_uri(), commit=commit, requires=[Requirement(commit=fix, reason=REASON)])
+def fetched(tmp_path: Path, repo: Path, commit: str, fix: str) -> tuple[SourceCache, SourcePin]:
+    pin = SourcePin(repo=repo.as_uri(), commit=commit, requires=[Requirement(commit=fix, reason=REASON)])
     cache = SourceCache(tmp_path / "root", Runner(), retries=1, backoff=0.01)
     cache.export(SourceRequest("aiter", pin, repo.as_uri()))
     return cache, pin
@@ -75,7 +75,7 @@ def test_the_build_checks_requires_when_it_fetches(tmp_path: Path, history: tupl
                                        requires=[{"commit": c["fix"], "reason": REASON}])
     path = tmp_path / "matrix.yaml"
     path.write_text(yaml.safe_dump(data))
-    proc = subprocess.run(["python3", "-m", "invoke", "sources", "--matrix", str(path), "--cell", "gfx950-thor2"],
+    proc = subprocess.run(["python3", "-m", "invoke", "sources", "--matrix", str(path), "--cell", "gfx950-thor2-sid"],
                           cwd=root, capture_output=True, text=True)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert f"lacks required commit(s): {c['fix']} ({REASON})" in proc.stderr

@@ -11,7 +11,7 @@ pytestmark = pytest.mark.docker
 
 from harness import OFFLINE, InvokeResult, cells_json, docker_run, invoke
 
-CELL = "gfx950-cx7"
+CELL = "gfx950-cx7-sid"
 
 
 def failed_checks(result: InvokeResult) -> set[str]:
@@ -53,7 +53,7 @@ def test_broken_image_fails_on_the_right_check(offline_build: InvokeResult, brea
     good = cells[CELL]["image"]
     check, body = BROKEN[breakage]
     if body is None:
-        other = cells["gfx942-thor2"]["image"]
+        other = cells["gfx942-thor2-sid"]["image"]
         path = deep_ep_extension(good)
         assert deep_ep_extension(other) == path
         body = f"COPY --from={other} {path} {path}"

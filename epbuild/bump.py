@@ -8,6 +8,7 @@ this matrix's) are re-rendered. A dry run writes nothing (it may fetch into the 
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
@@ -86,7 +87,7 @@ def bump(loaded: LoadedMatrix, component: str, ref: str, root: Path, mirrors: di
         mirror, f"refs/tags/{pin.tag}^{{commit}}") == new else None)
     requirements.check(component, mirror, pin, new)
     moved_pin = pin.model_copy(update={"commit": new, "tag": tag})
-    exported = cache.export(sources.SourceRequest(component, moved_pin, request.url))
+    exported = cache.export(dataclasses.replace(request, pin=moved_pin))
     checks = [f"{new[:12]} is in {request.url}" + (f"; tag {tag} names it" if tag else ""),
               f"its tree exports (submodules included) to {exported.path}"]
     checks += [f"contains {r.commit[:12]} ({r.reason})" for r in pin.requires] or ["no `requires` to check"]

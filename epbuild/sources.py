@@ -137,7 +137,7 @@ class SourceCache:
         """Fetches `wants` (refspecs or commits) from the request's URL into its mirror; returns the mirror."""
         mirror = self._ensure_mirror(request.url)
         with FileLock(str(mirror) + ".lock"):
-            self._fetch_with_retries(mirror, self._fetch_args(request.pin), request, wants)
+            self._fetch_with_retries(mirror, self._fetch_args(request), request, wants)
         return mirror
 
     def rev_parse(self, mirror: Path, rev: str) -> str | None:

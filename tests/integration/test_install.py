@@ -28,7 +28,7 @@ def test_pip_install_gives_a_working_epbuild(tmp_path: Path) -> None:
     shown = subprocess.run([epbuild, "matrix", "--json", "--matrix", str(ROOT / OFFLINE)], cwd=elsewhere,
                            capture_output=True, text=True)
     assert shown.returncode == 0, shown.stderr
-    installed = {c["name"]: c["content_key"] for c in json.loads(shown.stdout)["cells"]}
+    installed = {c["cell"]: c["content_key"] for c in json.loads(shown.stdout)["cells"]}
     # The same matrix gives the same keys from the installed command in another folder as from the checkout.
     assert installed == {name: c["content_key"] for name, c in cells_json().items()}
 

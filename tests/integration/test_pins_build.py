@@ -16,7 +16,7 @@ from epbuild.offline import REPOS_DIR, matrix_variant
 
 pytestmark = pytest.mark.docker
 
-CELL = "gfx950-cx7"
+CELL = "gfx950-cx7-sid"
 BASE = "epbuild-offline/base:sid-hip"
 
 

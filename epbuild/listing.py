@@ -10,20 +10,24 @@ from typing import Any
 from epbuild import manifest, stagegraph
 from epbuild.content_key import checkout_inputs, content_key
 from epbuild.render import Rendering
-from epbuild.resolve import ResolveError
+from epbuild.resolve import Resolved, ResolveError
 from epbuild.tags import cell_tags, published_name
 
 
 def cells_data(rendering: Rendering, root: Path) -> list[dict[str, Any]]:
     # The content key needs the base image's digest and full commits: known here when the matrix pins them, or
     # the local engine and the sources cache have them; never fetched for a listing.
-    try:
-        resolved = checkout_inputs(rendering, rendering.cells, root, remote=False)
-    except ResolveError:
-        resolved = None
+    by_base: dict[str, Resolved | None] = {}
+    for base in dict.fromkeys(rc.plan.cell.base for rc in rendering.cells):
+        try:
+            by_base[base] = checkout_inputs(rendering, [rc for rc in rendering.cells if rc.plan.cell.base == base],
+                                            root, remote=False)
+        except ResolveError:
+            by_base[base] = None
     out = []
     for rc in rendering.cells:
         plan = rc.plan
+        resolved = by_base[plan.cell.base]
         if resolved is None:
             row = {**manifest.facts(plan), "recipe_key": rc.key, "content_key": None,
                    "components": {name: {"repo": pin.repo, "commit": pin.commit, "tag": pin.tag}

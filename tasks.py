@@ -186,11 +186,11 @@ def test(c: Context, matrix: str = "matrix.yaml", arch: list[str] | None = None,
         raise Exit(code=1)
 
 
-def _login(rc, registry: str | None, runner) -> None:  # type: ignore[no-untyped-def]
-    from epbuild.registry import login
+def _login(rc, registry: str | None, runner):  # type: ignore[no-untyped-def]
+    from epbuild.credentials import registry_login
     from epbuild.tags import published_name
 
-    login(published_name(rc, registry).split("/", 1)[0], runner)
+    return registry_login(published_name(rc, registry).split("/", 1)[0], runner)
 
 
 def _run_dir_runner(kind: str):  # type: ignore[no-untyped-def]
@@ -223,9 +223,9 @@ def publish(c: Context, matrix: str = "matrix.yaml", arch: list[str] | None = No
         print("\n".join(line for rc in cells for line in publish_lines(rc, registry)))
         return
     runner = _run_dir_runner("publish")
-    _login(cells[0], registry, runner)
-    for rc in cells:
-        print(publisher.publish(rc, runner, registry).line())
+    with _login(cells[0], registry, runner):
+        for rc in cells:
+            print(publisher.publish(rc, runner, registry).line())
 
 
 @task(iterable=["arch", "nic", "base", "cell"],
@@ -266,19 +266,19 @@ def pull(c: Context, matrix: str = "matrix.yaml", arch: list[str] | None = None,
             print("# then each cell the registry has no image for is built, as `invoke build --dry-run` prints")
         return
     runner = _run_dir_runner("pull")
-    _login(cells[0], registry, runner)
     builder_mod.fetch_abbreviated(r, cells, project.ROOT, runner)
     resolved = checkout_inputs(r, cells, project.ROOT)
     missing = []
-    for rc in cells:
-        try:
-            digest = puller.pull(rc, content_key(rc, resolved), runner, registry)
-            print(f"{rc.cell.name}: pulled {digest}, tagged {rc.plan.local_tag}")
-        except puller.NotPublished as exc:
-            if not build:
-                raise
-            print(f"{exc}\nbuilding it instead.")
-            missing.append(rc)
+    with _login(cells[0], registry, runner):
+        for rc in cells:
+            try:
+                digest = puller.pull(rc, content_key(rc, resolved), runner, registry)
+                print(f"{rc.cell.name}: pulled {digest}, tagged {rc.plan.local_tag}")
+            except puller.NotPublished as exc:
+                if not build:
+                    raise
+                print(f"{exc}\nbuilding it instead.")
+                missing.append(rc)
     if missing:
         report = builder_mod.build(r, missing, project.ROOT, builder_mod.BuildOptions(), Runner(dry_run=dry_run))
         print(report.table())

@@ -9,13 +9,12 @@ this matrix's) are re-rendered. A dry run writes nothing (it may fetch into the 
 from __future__ import annotations
 
 import dataclasses
-import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from epbuild import matrix_edit, pipelines, rebuild_plan, render, requirements, sources
-from epbuild.commands import Runner
+from epbuild.commands import Runner, query
 from epbuild.errors import EpbuildError
 from epbuild.matrix import LoadedMatrix, load_matrix
 from epbuild.patterns import COMMIT
@@ -134,8 +133,10 @@ def _load_text(path: Path, text: str) -> LoadedMatrix:
 
 def _log(mirror: Path, old: str, new: str) -> UpstreamLog:
     def git(*args: str) -> str:
-        return subprocess.run(["git", "-C", str(mirror), *args], env=sources.GIT_ENV, capture_output=True,
-                              text=True, check=True).stdout
+        proc = query(["git", "-C", str(mirror), *args], env=sources.GIT_ENV)
+        if proc.returncode != 0:
+            raise BumpError(f"git {' '.join(args)} in {mirror}: {proc.stderr.strip()}")
+        return proc.stdout
 
     count = int(git("rev-list", "--count", f"{old}..{new}"))
     lines = git("log", f"--max-count={LOG_CAP}", "--format=%h %s", f"{old}..{new}").splitlines()

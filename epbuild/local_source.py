@@ -8,12 +8,12 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from epbuild.bakefile import SOURCES_DIR
+from epbuild.commands import query
 from epbuild.errors import EpbuildError
 from epbuild.sources import GIT_ENV
 
@@ -52,8 +52,8 @@ def parse(items: list[str], components: list[str]) -> dict[str, Path]:
 def _files(tree: Path) -> list[Path]:
     """The files git would add (uncommitted and untracked included, ignored excluded); every file when the folder
     is no git checkout. Submodule checkouts are walked whole, minus their .git."""
-    proc = subprocess.run(["git", "-C", str(tree), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-                          env=GIT_ENV, capture_output=True, text=True)
+    proc = query(["git", "-C", str(tree), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                 env=GIT_ENV)
     if proc.returncode != 0 or not (tree / ".git").exists():
         listed = [p.relative_to(tree) for p in tree.rglob("*") if ".git" not in p.relative_to(tree).parts]
     else:
@@ -99,6 +99,6 @@ def export(component: str, tree: Path, root: Path) -> LocalTree:
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp)
-    head = subprocess.run(["git", "-C", str(tree), "rev-parse", "--verify", "--quiet", "HEAD^{commit}"],
-                          env=GIT_ENV, capture_output=True, text=True).stdout.strip() or None
+    head = query(["git", "-C", str(tree), "rev-parse", "--verify", "--quiet", "HEAD^{commit}"],
+                 env=GIT_ENV).stdout.strip() or None
     return LocalTree(component, tree, digest, head, dest)

@@ -31,10 +31,10 @@ def pin_distance(rc: RenderedCell, labels: dict[str, str]) -> list[str]:
 
 
 def pull(rc: RenderedCell, key: str, runner: Runner, registry_override: str | None = None) -> str:
-    """`key`: the cell's content key for this checkout (epbuild.content_key.checkout_keys)."""
+    """`key`: the cell's content key for this checkout (epbuild.content_key.checkout_inputs)."""
     tags = cell_tags(rc, key, registry_override)
-    digest = registry.remote_digest(tags.immutable)
-    if digest is None:
+    held = registry.remote_image(tags.immutable)
+    if held is None:
         message = [f"{rc.cell.name}: the registry has no image for this checkout's content key {key[:12]} "
                    f"({tags.immutable})."]
         moving = registry.remote_labels(tags.moving)
@@ -49,12 +49,18 @@ def pull(rc: RenderedCell, key: str, runner: Runner, registry_override: str | No
             message[-1] = message[-1].replace("its templates differ", "its base image digest or templates differ")
         message.append("Build it with `invoke pull --build ...` or `invoke build ...`.")
         raise NotPublished(" ".join(message))
-    runner.run(["docker", "pull", "--quiet", f"{tags.immutable}"])
+    if held.labels.get(KEY_LABEL) != key:
+        raise EpbuildError(f"{rc.cell.name}: the registry's {tags.immutable} carries content key "
+                           f"{held.labels.get(KEY_LABEL, '(none)')[:12]}, not {key[:12]}: the tag does not match "
+                           "its name, so nothing was pulled")
+    # By digest: what was just checked is what arrives, whatever the tag names by then.
+    pinned = f"{tags.repository}@{held.digest}"
+    runner.run(["docker", "pull", "--quiet", pinned])
     if runner.dry_run:
-        return digest
-    labels = registry.local_labels(tags.immutable) or {}
+        return held.digest
+    labels = registry.local_labels(pinned) or {}
     if labels.get(KEY_LABEL) != key:
-        raise EpbuildError(f"{rc.cell.name}: {tags.immutable} carries content key {labels.get(KEY_LABEL)}, not "
-                           f"{key}; the registry's tag does not match its name, so it was not tagged locally")
-    runner.run(["docker", "tag", tags.immutable, rc.plan.local_tag])
-    return digest
+        raise EpbuildError(f"{rc.cell.name}: {pinned} carries content key {labels.get(KEY_LABEL)}, not "
+                           f"{key}; it was not tagged locally")
+    runner.run(["docker", "tag", pinned, rc.plan.local_tag])
+    return held.digest

@@ -3,9 +3,9 @@ in the sources cache's mirror, where fetching the pin brought its whole history.
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
+from epbuild.commands import query
 from epbuild.errors import EpbuildError
 from epbuild.pins import SourcePin
 from epbuild.sources import GIT_ENV
@@ -19,8 +19,8 @@ def missing(mirror: Path, pin: SourcePin, commit: str) -> list[str]:
     """'<required commit> (<reason>)' for each requirement that `commit` (the pin, resolved) does not contain."""
     out = []
     for requirement in pin.requires:
-        proc = subprocess.run(["git", "-C", str(mirror), "merge-base", "--is-ancestor",
-                               f"{requirement.commit}^{{commit}}", commit], env=GIT_ENV, capture_output=True)
+        proc = query(["git", "-C", str(mirror), "merge-base", "--is-ancestor", f"{requirement.commit}^{{commit}}",
+                      commit], env=GIT_ENV)
         # Exit 1: not an ancestor. Anything else: the mirror has no such commit, so the pin's history lacks it.
         if proc.returncode != 0:
             out.append(f"{requirement.commit} ({requirement.reason})")

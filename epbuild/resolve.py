@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import json
 import logging
-import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from epbuild import registry
+from epbuild.commands import query
 from epbuild.errors import EpbuildError
 from epbuild.matrix import BaseSettings, LoadedMatrix
 
@@ -69,9 +69,8 @@ def local_digest(image: str) -> str | None:
     """The digest the local engine knows `image` by (with the containerd image store, also for an image that was
     never pushed), or None when the engine lacks it or cannot be reached."""
     try:
-        proc = subprocess.run(["docker", "image", "inspect", "--format", "{{json .RepoDigests}} {{.Id}}", image],
-                              capture_output=True, text=True)
-    except FileNotFoundError:
+        proc = query(["docker", "image", "inspect", "--format", "{{json .RepoDigests}} {{.Id}}", image])
+    except FileNotFoundError:  # no docker on this machine
         return None
     if proc.returncode != 0:
         return None

@@ -32,8 +32,11 @@ def image_labels(rc: RenderedCell, **changes: str) -> dict[str, str]:
 
 
 def publish_with(monkeypatch: pytest.MonkeyPatch, rc: RenderedCell, labels: dict[str, str]) -> Any:
-    monkeypatch.setattr(registry, "local_labels", lambda ref: labels)
-    monkeypatch.setattr(registry, "remote_digest", lambda ref: "sha256:" + "9" * 64)  # already published
+    digest = "sha256:" + "9" * 64
+    monkeypatch.setattr(registry, "local_image", lambda ref: registry.LocalImage(digest, labels))
+    # Already published, and every tag names it: publish only checks.
+    monkeypatch.setattr(registry, "remote_image", lambda ref: registry.RemoteImage(digest, labels))
+    monkeypatch.setattr(registry, "remote_digest", lambda ref: digest)
     return publish.publish(rc, Runner(dry_run=True), "127.0.0.1:5000/ci")
 
 

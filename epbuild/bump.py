@@ -13,11 +13,12 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from epbuild import matrix_edit, pipelines, rebuild_plan, render, requirements, sources
+from epbuild import matrix_edit, pipelines, preflight, rebuild_plan, render, requirements, sources
 from epbuild.commands import Runner, query
 from epbuild.errors import EpbuildError
 from epbuild.matrix import LoadedMatrix, load_matrix
 from epbuild.patterns import COMMIT
+from epbuild.stagegraph import built_pins
 
 LOG_CAP = 20
 ALL_REFS = ["+refs/heads/*:refs/remotes/origin/*", "+refs/tags/*:refs/tags/*"]
@@ -96,8 +97,14 @@ def bump(loaded: LoadedMatrix, component: str, ref: str, root: Path, mirrors: di
     new_loaded = _load_text(loaded.path, new_text)
     old_rendering = render.render_matrix(loaded, root)
     new_rendering = render.render_matrix(new_loaded, root)
+    plans = [rc.plan for rc in new_rendering.cells if component in built_pins(rc.plan)]
+    found = preflight.problems(plans)
+    checks.append(f"preflight of {len(plans)} cell(s): " + ("ok" if not found else "FAILED"))
+    checks += [f"  {problem}" for problem in found]
     result = Bump(component, ref, kind, old, new, tag, _log(mirror, old, new),
                   rebuild_plan.plan(old_rendering, new_rendering, root), checks)
+    if found and not dry_run:
+        raise BumpError(result.report() + "\nthe new pin fails preflight, so the matrix was left as it was")
     if dry_run:
         return result
     ours = not pipelines.drift(pipelines.render(old_rendering, root))

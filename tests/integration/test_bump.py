@@ -111,3 +111,18 @@ def test_bump_refuses_a_pin_that_lacks_a_required_commit(example: Path,
     assert proc.returncode == 2
     assert f"lacks required commit(s): {moved} (the moved revision string)" in proc.stderr
     assert example.read_text() == text
+
+
+def test_the_preflight_result_is_printed_and_a_failing_one_writes_nothing(
+        example: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from epbuild import preflight
+
+    clean = bumper.bump(load_matrix(example), "deepep", BRANCH, ROOT, {}, dry_run=True).report()
+    assert re.search(r"preflight of \d+ cell\(s\): ok", clean)
+    problem = "setup.py has no option --rocm-explicit-ctx"
+    monkeypatch.setattr(preflight, "problems", lambda plans: [f"{plans[0].cell.name}: deepep: {problem}"])
+    before = example.read_text()
+    with pytest.raises(bumper.BumpError) as info:
+        bumper.bump(load_matrix(example), "deepep", BRANCH, ROOT, {}, dry_run=False)
+    assert "preflight of" in str(info.value) and problem in str(info.value)
+    assert example.read_text() == before

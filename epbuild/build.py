@@ -7,17 +7,19 @@ and per cell <cell>.log (its vertices) and <cell>.sh (the bake command for that 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import shlex
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from epbuild import local_source, preflight, records, render, requirements, sources
+from epbuild import local_source, preflight, records, render, requirements, sources, vendor_repo
 from epbuild.bakefile import BAKE_FILE, serving_target
 from epbuild.commands import Runner, query, shell_line
 from epbuild.errors import EpbuildError
@@ -79,9 +81,11 @@ def build(rendering: Rendering, cells: list[RenderedCell], root: Path, options: 
     run_dir = None if runner.dry_run else new_run_dir(root, "build")
     if run_dir is not None:
         runner.start_replay(run_dir / "replay.sh", root)
-    prepare(rendering, cells, runner)
-    locals_ = local_source.parse(list(options.local_sources), list(rendering.matrix.model.components.pins()))
-    exported = fetch_sources(rendering, cells, root, options, runner, skip=set(locals_))
+    with prepared(rendering, cells, runner):
+        locals_ = local_source.parse(list(options.local_sources), list(rendering.matrix.model.components.pins()))
+        exported = fetch_sources(rendering, cells, root, options, runner, skip=set(locals_))
+        check_sources(rendering, exported, runner)
+        fetch_vendor(rendering, cells, root, runner)
     names = [rc.cell.name for rc in cells]
     results = {rc.cell.name: CellResult(rc.cell.name, rc.plan.local_tag) for rc in cells}
     report = BuildReport(run_dir, list(results.values()))
@@ -170,13 +174,18 @@ def resolve_inputs(cells: list[RenderedCell], exported: list[sources.ExportedSou
                     local_paths={name: str(tree.path) for name, tree in trees.items()})
 
 
-def prepare(rendering: Rendering, cells: list[RenderedCell], runner: Runner) -> None:
+@contextlib.contextmanager
+def prepared(rendering: Rendering, cells: list[RenderedCell], runner: Runner) -> Iterator[None]:
     """Makes what a matrix says it prepares locally (the offline example's base images, only those the cells
-    start from, and its stand-in repos)."""
+    start from, its stand-in repos and vendor apt repository), and keeps what must run while inputs are fetched
+    (the example's repository server)."""
     if rendering.matrix.model.prepare == "offline-example":
         from epbuild import offline
 
-        offline.prepare(rendering.matrix, [rc.plan for rc in cells], runner)
+        with offline.prepared(rendering.matrix, [rc.plan for rc in cells], runner):
+            yield
+    else:
+        yield
 
 
 def fetch_sources(rendering: Rendering, cells: list[RenderedCell], root: Path, options: BuildOptions,
@@ -204,6 +213,28 @@ def fetch_abbreviated(rendering: Rendering, cells: list[RenderedCell], root: Pat
     """Fetches the cells' sources when a pin abbreviates its commit: the content key needs the full one."""
     if any(len(pin.commit) < FULL_COMMIT for rc in cells for pin in built_pins(rc.plan).values()):
         fetch_sources(rendering, cells, root, BuildOptions(), runner)
+
+
+def check_sources(rendering: Rendering, exported: list[sources.ExportedSource], runner: Runner) -> None:
+    """Each component's checks of its exported source (its spec's `source_check`, e.g. MoRI's NIC flags): what
+    the matrix says about a pin that only the source itself can confirm, before any stage runs."""
+    if runner.dry_run:
+        return
+    model = rendering.matrix.model
+    pins = model.components.pins()
+    found = [f"{source.component}: {problem}" for source in exported
+             for problem in model.registry[source.component].source_check(pins[source.component], source.path)]
+    if found:
+        raise preflight.PreflightError("the pinned sources disagree with the matrix; nothing was built:\n  "
+                                       + "\n  ".join(found))
+
+
+def fetch_vendor(rendering: Rendering, cells: list[RenderedCell], root: Path,
+                 runner: Runner) -> list[vendor_repo.FetchedVendor]:
+    """Each selected NIC's vendor packages, verified before any stage runs (epbuild/vendor_repo.py)."""
+    requests = {rc.cell.nic: vendor_repo.VendorRequest(rc.cell.nic, rc.plan.vendor)
+                for rc in cells if rc.plan.vendor is not None}
+    return vendor_repo.fetch_all(root, runner, list(requests.values()))
 
 
 def _stream_bake(argv: list[str], root: Path, run_dir: Path, progress: Progress, runner: Runner,

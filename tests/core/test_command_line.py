@@ -77,12 +77,12 @@ def test_dry_runs_contact_no_engine_and_no_registry(tmp_path: Path) -> None:
 
 
 def test_an_excluded_cell_is_named_as_excluded() -> None:
-    matrix = load_matrix(OFFLINE).model  # excludes nic io
+    matrix = load_matrix(OFFLINE).model  # excludes gfx950 and cx7 on trixie
     cells = expand(matrix)
-    with pytest.raises(EpbuildError, match="gfx950-io-sid is excluded"):
-        select(cells, ["gfx950"], ["io"], everything=False, bases=["sid"], excluded=excluded(matrix))
-    with pytest.raises(EpbuildError, match="gfx942-io-trixie is excluded"):
-        select(cells, [], [], everything=False, names=["gfx942-io-trixie"], excluded=excluded(matrix))
+    with pytest.raises(EpbuildError, match="gfx950-thor2-trixie is excluded"):
+        select(cells, ["gfx950"], ["thor2"], everything=False, bases=["trixie"], excluded=excluded(matrix))
+    with pytest.raises(EpbuildError, match="gfx942-cx7-trixie is excluded"):
+        select(cells, [], [], everything=False, names=["gfx942-cx7-trixie"], excluded=excluded(matrix))
 
 
 def test_fat_arch_spellings_are_one_cell(tmp_path: Path) -> None:

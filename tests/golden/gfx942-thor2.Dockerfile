@@ -21,6 +21,21 @@ RUN apt-get update \
       ibverbs-providers \
  && rm -rf /var/lib/apt/lists/*
 
+FROM base AS vendor
+# The NIC's vendor userspace from https://packages.broadcom.com/artifactory/ethernet-nic-debian-public (jammy/main),
+# signed by unknown.
+# epbuild fetched these .debs on the host, verified the signed Release and each file's SHA256 from its Packages
+# index, and hands them in as the named context vendor-debs: this step needs neither network nor key.
+RUN --mount=type=bind,from=vendor-debs,target=/vendor \
+    dpkg -i /vendor/*.deb \
+ && dpkg-query -W -f='${Package}=${Version}\n' bnxt-rocelib > /tmp/vendor-installed \
+ && printf '%s\n' bnxt-rocelib=235.2.86.0 > /tmp/vendor-pinned \
+ && diff -u /tmp/vendor-pinned /tmp/vendor-installed \
+ && rm /tmp/vendor-pinned /tmp/vendor-installed \
+ && cp -a /usr/local/lib/x86_64-linux-gnu/libbnxt_re* /usr/local/lib \
+ && ldconfig \
+ && apt-get check
+
 FROM base AS aiter
 # AITER reads GPU_ARCHS in its JIT code and defaults to "native" (rocminfo), which needs a GPU: always pass it.
 # hadolint ignore=DL3003,DL3042
@@ -31,7 +46,7 @@ RUN --mount=type=bind,from=src-aiter,target=/src/aiter,rw \
  && PREBUILD_KERNELS=1 GPU_ARCHS="gfx942" \
     python3 setup.py bdist_wheel --dist-dir /wheels/aiter
 
-FROM base AS rocshmem
+FROM vendor AS rocshmem
 # all_backends finds the sources as `..` of the working directory and refuses in-source builds, so it runs
 # from a build folder inside the (read-write, discarded) source mount.
 # hadolint ignore=DL3003
@@ -50,12 +65,12 @@ RUN --mount=type=bind,from=src-deepep,target=/src/deepep,rw \
  && ROCSHMEM_DIR=/opt/rocshmem ROCM_HOME="${ROCM_PATH}" PYTORCH_ROCM_ARCH="gfx942" \
     python3 setup.py --variant rocm --rocm-explicit-ctx --nic thor2 bdist_wheel --dist-dir /wheels/deepep
 
-FROM base AS mori
+FROM vendor AS mori
 # The source context already holds MoRI's submodules (epbuild fetches them), so no git runs here.
 # hadolint ignore=DL3003
 RUN --mount=type=bind,from=src-mori,target=/src/mori,rw \
     cd /src/mori \
- && MORI_GPU_ARCHS="gfx942" python3 setup.py bdist_wheel --dist-dir /wheels/mori
+ && USE_BNXT=ON MORI_GPU_ARCHS="gfx942" python3 setup.py bdist_wheel --dist-dir /wheels/mori
 
 FROM base AS vllm
 # hadolint ignore=DL3003
@@ -64,7 +79,7 @@ RUN --mount=type=bind,from=src-vllm,target=/src/vllm,rw \
  && VLLM_TARGET_DEVICE=rocm PYTORCH_ROCM_ARCH="gfx942" \
     python3 setup.py bdist_wheel --dist-dir /wheels/vllm
 
-FROM base AS final
+FROM vendor AS final
 COPY --from=rocshmem /opt/rocshmem /opt/rocshmem
 # Wheels come in through bind mounts, so no build tree, .git or compiler cache reaches this stage.
 RUN --mount=type=bind,from=aiter,source=/wheels/aiter,target=/install/aiter \
@@ -94,7 +109,7 @@ LABEL org.opencontainers.image.title="rocm/vllm-ep gfx942-thor2" \
       io.epbuild.arch="gfx942" \
       io.epbuild.nic="thor2" \
       io.epbuild.base="rocm72" \
-      io.epbuild.recipe-key="a475a5cc4ff4c215deddc4d1a932a81603e573df3696034245182fc7585e6bcf"
+      io.epbuild.recipe-key="661ac1780fd7559b64f9dcf5d59bd33d3b6d3b2907c99ac9719eb8aa2739ae70"
 CMD ["/bin/bash"]
 
 # The serving image (`invoke build --serving`), as the target vllm-openai of vLLM's docker/Dockerfile.rocm:

@@ -21,16 +21,6 @@ RUN apt-get update \
       ibverbs-providers \
  && rm -rf /var/lib/apt/lists/*
 
-FROM base AS aiter
-# AITER reads GPU_ARCHS in its JIT code and defaults to "native" (rocminfo), which needs a GPU: always pass it.
-# hadolint ignore=DL3003,DL3042
-RUN --mount=type=bind,from=src-aiter,target=/src/aiter,rw \
-    --mount=type=cache,id=epbuild-pip,target=/root/.cache/pip \
-    cd /src/aiter \
- && python3 -m pip install -r requirements.txt \
- && PREBUILD_KERNELS=1 GPU_ARCHS="gfx950" \
-    python3 setup.py bdist_wheel --dist-dir /wheels/aiter
-
 FROM base AS rdma-core
 # rdma-core's release build as vLLM's Dockerfile.rocm runs it; NO_MAN_PAGES drops pandoc, NO_PYVERBS the
 # Cython bindings. The distribution's verbs packages are retired first: ldconfig links the highest version of a
@@ -45,6 +35,16 @@ RUN --mount=type=bind,from=src-rdma-core,target=/src/rdma-core,rw \
  && ninja -C /src/rdma-core/build \
  && ninja -C /src/rdma-core/build install \
  && ldconfig
+
+FROM base AS aiter
+# AITER reads GPU_ARCHS in its JIT code and defaults to "native" (rocminfo), which needs a GPU: always pass it.
+# hadolint ignore=DL3003,DL3042
+RUN --mount=type=bind,from=src-aiter,target=/src/aiter,rw \
+    --mount=type=cache,id=epbuild-pip,target=/root/.cache/pip \
+    cd /src/aiter \
+ && python3 -m pip install -r requirements.txt \
+ && PREBUILD_KERNELS=1 GPU_ARCHS="gfx950" \
+    python3 setup.py bdist_wheel --dist-dir /wheels/aiter
 
 FROM rdma-core AS rocshmem
 # all_backends finds the sources as `..` of the working directory and refuses in-source builds, so it runs
@@ -102,14 +102,14 @@ ENV HSA_NO_SCRATCH_RECLAIM=1 \
     SAFETENSORS_FAST_GPU=1 \
     VLLM_ROCM_USE_AITER=1
 LABEL org.opencontainers.image.title="rocm/vllm-ep gfx950-cx7" \
-      org.opencontainers.image.description="ROCm expert-parallel inference stack (aiter, rdma-core, rocshmem, deepep, mori, vllm) built by epbuild" \
+      org.opencontainers.image.description="ROCm expert-parallel inference stack (rdma-core, aiter, rocshmem, deepep, mori, vllm) built by epbuild" \
       org.opencontainers.image.source="https://github.com/vllm-project/vllm.git" \
       org.opencontainers.image.base.name="docker.io/rocm/vllm-dev:base" \
       io.epbuild.cell="gfx950-cx7" \
       io.epbuild.arch="gfx950" \
       io.epbuild.nic="cx7" \
       io.epbuild.base="rocm72" \
-      io.epbuild.recipe-key="b37c0eea3b525f38efc36d23e6257f8fa3eabf2b34680c9bf3030b830b0bdce1"
+      io.epbuild.recipe-key="9ac1f77fb89b20863233115b87d342f3d3f83207ab4f08fc5f96a3f0cdf2253c"
 CMD ["/bin/bash"]
 
 # The serving image (`invoke build --serving`), as the target vllm-openai of vLLM's docker/Dockerfile.rocm:

@@ -19,14 +19,16 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from epbuild import local_source, preflight, records, render, requirements, sources, vendor_repo
+from epbuild import local_source, preflight, records, render, requirements, sources, stage_cache, vendor_repo
 from epbuild.bakefile import BAKE_FILE, serving_target
 from epbuild.commands import Runner, query, shell_line
 from epbuild.errors import EpbuildError
 from epbuild.buildreport import BuildReport, CellResult
 from epbuild.progress import Progress, Vertex
 from epbuild.render import RenderedCell, Rendering
+from epbuild.builder_caps import require_cache_export
 from epbuild.resolve import FULL_COMMIT, Resolved, base_digest
+from epbuild.stage_cache import CachePlan, Export
 from epbuild.stagegraph import built_pins, stage_identities
 
 log = logging.getLogger(__name__)
@@ -40,6 +42,13 @@ class BuildOptions:
     keep_going: bool = True
     mirrors: tuple[str, ...] = ()
     quiet: bool = False
+    cache: str | None = None
+    """REGISTRY/REPO of the stage cache (epbuild/stage_cache.py): import every stage's ref, export each built one."""
+    cache_export: Export = "all"
+    stage: str | None = None
+    """Build only this stage of the selected cells into the stage cache (a CI stage step)."""
+    push: str | None = None
+    """Push each cell from the builder to this registry under its immutable tag instead of loading it."""
     serving: bool = False
     """Also tag each built cell's serving image (target vllm-openai) as <image>:<cell>-vllm-openai."""
     local_sources: tuple[str, ...] = ()
@@ -52,16 +61,24 @@ def new_run_dir(root: Path, kind: str) -> Path:
 
 
 def bake_command(rendering: Rendering, root: Path, targets: list[str], options: BuildOptions,
-                 override: Path | None = None) -> list[str]:
-    """`override`: the run's bake file of resolved inputs (epbuild.records), added to the committed one."""
+                 overlay: Path | None = None, resolved: Path | None = None) -> list[str]:
+    """`resolved`: the run's bake file of resolved inputs (epbuild.records: each cell's record, labels, base
+    digest and, with --push, its immutable tag), laid over the committed one and the stage cache's."""
     bake_file = os.path.relpath(rendering.out_dir / BAKE_FILE, root)
-    argv = ["docker", "buildx", "bake", "--file", bake_file]
-    if override is not None:
-        argv += ["--file", str(override)]
-    argv += ["--progress", "plain"]
+    argv = ["docker", "buildx", "bake", "--file", bake_file, "--progress", "plain"]
+    if overlay is not None:  # the stage cache's targets; each target names its own output there
+        argv += ["--file", os.path.relpath(overlay, root)]
+    if resolved is not None:
+        argv += ["--file", str(resolved)]
     if options.builder:
         argv += ["--builder", options.builder]
-    argv.append("--load")  # a remote or container builder must hand the image back to the local engine
+    if options.push and overlay is None:
+        # Straight from the builder to the registry (under the tag the resolved file names): a remote builder's
+        # layers never visit the local engine.
+        for name in targets:
+            argv += ["--set", f"{name}.output=type=registry"]
+    elif overlay is None:
+        argv.append("--load")  # a remote or container builder must hand the image back to the local engine
     for ref in options.cache_from:
         argv += ["--set", f"*.cache-from={ref}"]
     for ref in options.cache_to:
@@ -81,6 +98,7 @@ def build(rendering: Rendering, cells: list[RenderedCell], root: Path, options: 
     run_dir = None if runner.dry_run else new_run_dir(root, "build")
     if run_dir is not None:
         runner.start_replay(run_dir / "replay.sh", root)
+    cache = _cache_plan(rendering, cells, root, options, run_dir, runner)  # a builder that cannot fails here
     with prepared(rendering, cells, runner):
         locals_ = local_source.parse(list(options.local_sources), list(rendering.matrix.model.components.pins()))
         exported = fetch_sources(rendering, cells, root, options, runner, skip=set(locals_))
@@ -89,11 +107,17 @@ def build(rendering: Rendering, cells: list[RenderedCell], root: Path, options: 
     names = [rc.cell.name for rc in cells]
     results = {rc.cell.name: CellResult(rc.cell.name, rc.plan.local_tag) for rc in cells}
     report = BuildReport(run_dir, list(results.values()))
+    overlay = cache[1] if cache else None
+    resolved_file = Path("build/logs/<run>") / records.OVERRIDE_FILE
+
+    def command(targets: list[str]) -> list[str]:
+        return bake_command(rendering, root, cache[0].targets(targets) if cache else targets, options, overlay,
+                            resolved_file)
+
     if runner.dry_run:
         print("# then each base image's digest is resolved, and each cell's record and content key written to "
-              f"build/logs/<run>/records/ and build/logs/<run>/{records.OVERRIDE_FILE}")
-        runner.run(bake_command(rendering, root, names, options, Path("build/logs/<run>") / records.OVERRIDE_FILE),
-                   cwd=root)
+              f"build/logs/<run>/records/ and {resolved_file}")
+        runner.run(command(names), cwd=root)
         return report
     assert run_dir is not None
     trees = {name: local_source.export(name, path, root) for name, path in locals_.items()}
@@ -101,7 +125,8 @@ def build(rendering: Rendering, cells: list[RenderedCell], root: Path, options: 
         log.warning("%s: building from the local tree %s (%s), uncommitted changes included; the image is marked "
                     "dirty and cannot be published", tree.component, tree.path, tree.digest)
     resolved = resolve_inputs(cells, exported, trees)
-    override, keys = records.write(run_dir, cells, resolved, {name: t.export for name, t in trees.items()})
+    resolved_file, keys = records.write(run_dir, cells, resolved, {name: t.export for name, t in trees.items()},
+                                        push=options.push)
     for name, key in keys.items():
         results[name].content_key = key
     for base, digest in resolved.base_digests.items():
@@ -109,14 +134,15 @@ def build(rendering: Rendering, cells: list[RenderedCell], root: Path, options: 
     for name in names:
         (run_dir / f"{name}.sh").write_text(
             "#!/usr/bin/env bash\n# Rebuilds this cell alone, from the project root.\nset -euxo pipefail\n"
-            f"cd {shlex.quote(str(root))}\n{shell_line(bake_command(rendering, root, [name], options, override))}\n"
+            f"cd {shlex.quote(str(root))}\n{shell_line(command([name]))}\n"
         )
     remaining = list(names)
     cell_lines: dict[str, list[str]] = {name: [] for name in names}
     start = time.monotonic()
     while remaining:
-        argv = bake_command(rendering, root, remaining, options, override)
-        code = _stream_bake(argv, root, run_dir, report.progress, runner, cell_lines, quiet=options.quiet)
+        argv = command(remaining)
+        code = _stream_bake(argv, root, run_dir, report.progress, runner, cell_lines, quiet=options.quiet,
+                            aliases=_stage_target_cells(cache[0] if cache else None))
         now = time.monotonic()
         if code == 0:
             for name in remaining:
@@ -142,9 +168,10 @@ def build(rendering: Rendering, cells: list[RenderedCell], root: Path, options: 
             log.warning("cells %s failed; building the others again (their finished stages are cached)",
                         ", ".join(failed))
     built = [name for name in names if results[name].ok]
-    if options.serving and built:
+    if options.serving and built and not options.stage:
         # Every stage is cached by now: this only writes the serving images' configs.
-        code = _stream_bake(bake_command(rendering, root, [serving_target(n) for n in built], options, override),
+        code = _stream_bake(bake_command(rendering, root, [serving_target(n) for n in built], options,
+                                         resolved=resolved_file),
                             root, run_dir, report.progress, runner, cell_lines, quiet=options.quiet)
         for name in built:
             if code != 0:
@@ -152,7 +179,7 @@ def build(rendering: Rendering, cells: list[RenderedCell], root: Path, options: 
                 results[name].ok = False
     report.wall = time.monotonic() - start
     for result in report.results:
-        if result.ok:
+        if result.ok and not options.push and not options.stage:
             result.image_id = _image_id(result.tag)
     for name, lines in cell_lines.items():
         (run_dir / f"{name}.log").write_text("".join(lines))
@@ -238,7 +265,7 @@ def fetch_vendor(rendering: Rendering, cells: list[RenderedCell], root: Path,
 
 
 def _stream_bake(argv: list[str], root: Path, run_dir: Path, progress: Progress, runner: Runner,
-                 cell_lines: dict[str, list[str]], *, quiet: bool) -> int:
+                 cell_lines: dict[str, list[str]], *, quiet: bool, aliases: dict[str, str]) -> int:
     """Runs bake, showing its progress as it goes, saving all of it, and sorting each vertex's lines by cell."""
     progress.next_invocation()
     with (run_dir / "bake.log").open("a") as full:
@@ -247,12 +274,43 @@ def _stream_bake(argv: list[str], root: Path, run_dir: Path, progress: Progress,
         def on_line(line: str) -> None:
             full.write(line)
             vertex = progress.feed(line)
+            if vertex is not None and vertex.target in aliases:  # a stage-cache target: its vertices are its cell's
+                vertex.target = aliases[vertex.target]
             if vertex is not None and vertex.target in cell_lines:
                 cell_lines[vertex.target].append(line)
             if not quiet:
                 sys.stdout.write(line)
 
         return runner.stream(argv, cwd=root, on_line=on_line)
+
+
+def _cache_plan(rendering: Rendering, cells: list[RenderedCell], root: Path, options: BuildOptions,
+                run_dir: Path | None, runner: Runner) -> tuple[CachePlan, Path] | None:
+    """With --cache: check the builder can export caches, then write the stage-cache bake file (printed, in a
+    dry run) and return it with its plan."""
+    if options.stage and not options.cache:
+        raise EpbuildError("--stage builds a stage into the stage cache only; name the cache with --cache REGISTRY/REPO")
+    if not options.cache:
+        return None
+    plan = stage_cache.plan(options.cache, cells, rendering.cells, export=options.cache_export,
+                            only_stage=options.stage)
+    require_cache_export(options.builder)
+    # With --push, the immutable tag comes with the content key, from the run's resolved bake file.
+    outputs = {rc.cell.name: ({"output": ["type=registry"]} if options.push else {"output": ["type=docker"]})
+               for rc in cells}
+    text = plan.overlay(context_root=os.path.relpath(rendering.out_dir, root), cell_outputs=outputs)
+    path = (run_dir or root / "build") / "stage-cache.bake.json"
+    if runner.dry_run:
+        print(f"# {os.path.relpath(path, root)}:\n{text}", file=runner.out)
+    else:
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(text)
+        tmp.replace(path)
+    return plan, path
+
+
+def _stage_target_cells(plan: CachePlan | None) -> dict[str, str]:
+    return {} if plan is None else {target: s.cell.cell.name for target, s in plan.stage_targets.items()}
 
 
 def _failed_targets(progress: Progress, remaining: list[str],
@@ -262,7 +320,8 @@ def _failed_targets(progress: Progress, remaining: list[str],
     identities = {rc.cell.name: stage_identities(rc) for rc in cells}
     out: dict[str, tuple[Vertex, str]] = {}
     for vertex in progress.failures():
-        if vertex.target not in remaining:
+        # A cache ref not in the registry yet is an ERROR vertex, but BuildKit builds on without it.
+        if vertex.target not in remaining or vertex.op.startswith("importing cache manifest"):
             continue
         failed_identity = identities[vertex.target].get(vertex.stage or "")
         for name in remaining:

@@ -12,6 +12,9 @@ from dataclasses import dataclass, field
 
 VERTEX = re.compile(r"^#(?P<id>\d+) \[(?P<target>[^\s\]]+)(?: (?P<stage>[^\s\]]+))?(?: (?P<step>\d+/\d+))?\] (?P<op>.*)$")
 STATUS = re.compile(r"^#(?P<id>\d+) (?P<status>DONE|CACHED|ERROR|CANCELED)\b(?P<rest>.*)$")
+# A step found in an imported (registry) cache is printed CACHED, and again, with its layers' download and
+# extraction and a DONE, when a later step needs its files: fetched, not executed.
+FETCHED = re.compile(r"^#(?P<id>\d+) (?:extracting )?sha256:[0-9a-f]{64}\b")
 
 
 @dataclass
@@ -24,6 +27,8 @@ class Vertex:
     started: float = 0.0
     ended: float | None = None
     error: str = ""
+    from_cache: bool = False
+    """BuildKit found the step in a cache (printed CACHED, or its layers fetched from an imported one)."""
 
     @property
     def is_run(self) -> bool:
@@ -31,7 +36,7 @@ class Vertex:
 
     @property
     def executed(self) -> bool:
-        return self.status == "DONE"
+        return self.status == "DONE" and not self.from_cache
 
 
 @dataclass
@@ -57,9 +62,15 @@ class Progress:
             vertex = self.vertices.get((self.invocation, int(m["id"])))
             if vertex is not None:
                 vertex.status = m["status"]
+                vertex.from_cache = vertex.from_cache or m["status"] == "CACHED"
                 vertex.ended = now
                 if m["status"] == "ERROR":
                     vertex.error = m["rest"].lstrip(": ").strip()
+            return vertex
+        if m := FETCHED.match(line):
+            vertex = self.vertices.get((self.invocation, int(m["id"])))
+            if vertex is not None:
+                vertex.from_cache = True
             return vertex
         if m := re.match(r"^#(\d+) ", line):
             return self.vertices.get((self.invocation, int(m.group(1))))

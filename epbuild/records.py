@@ -13,14 +13,16 @@ from epbuild.content_key import content_key
 from epbuild.render import RenderedCell
 from epbuild.resolve import Resolved, pinned_digest
 from epbuild.stagegraph import built_pins
+from epbuild.tags import cell_tags
 
 OVERRIDE_FILE = "docker-bake.resolved.json"
 
 
 def write(run_dir: Path, cells: list[RenderedCell], resolved: Resolved,
-          local_exports: dict[str, Path] | None = None) -> tuple[Path, dict[str, str]]:
+          local_exports: dict[str, Path] | None = None, push: str | None = None) -> tuple[Path, dict[str, str]]:
     """Writes the records under run_dir; returns the bake override file and each cell's content key.
-    `local_exports`: component -> the exported local tree that replaces its pinned source (`--source`)."""
+    `local_exports`: component -> the exported local tree that replaces its pinned source (`--source`).
+    `push`: the registry a cell is pushed to from the builder, under its immutable tag."""
     targets: dict[str, dict[str, object]] = {}
     keys: dict[str, str] = {}
     for rc in cells:
@@ -39,9 +41,11 @@ def write(run_dir: Path, cells: list[RenderedCell], resolved: Resolved,
         if pinned_digest(base) is None:
             # Build exactly the digest that is recorded, even if the tag moves while the build runs.
             contexts[base.image] = f"docker-image://{base.image}@{resolved.base_digests[rc.plan.cell.base]}"
-        targets[rc.cell.name] = {"contexts": contexts,
-                                 "labels": manifest.resolved_labels(rc.plan, key, resolved)}
-        targets[serving_target(rc.cell.name)] = targets[rc.cell.name]
+        target: dict[str, object] = {"contexts": contexts, "labels": manifest.resolved_labels(rc.plan, key, resolved)}
+        targets[serving_target(rc.cell.name)] = dict(target)
+        if push:
+            target["tags"] = [cell_tags(rc, key, push).immutable]
+        targets[rc.cell.name] = target
     override = run_dir / OVERRIDE_FILE
     override.write_text(json.dumps({"target": targets}, indent=2) + "\n")
     return override, keys

@@ -172,7 +172,7 @@ def build(rendering: Rendering, cells: list[RenderedCell], root: Path, options: 
         # Every stage is cached by now: this only writes the serving images' configs.
         code = _stream_bake(bake_command(rendering, root, [serving_target(n) for n in built], options,
                                          resolved=resolved_file),
-                            root, run_dir, report.progress, runner, cell_lines, quiet=options.quiet)
+                            root, run_dir, report.progress, runner, cell_lines, quiet=options.quiet, aliases={})
         for name in built:
             if code != 0:
                 results[name].error = f"the serving image {serving_target(name)} failed (see {run_dir}/bake.log)"

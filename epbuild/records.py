@@ -1,6 +1,6 @@
 """What a build writes for `final` once it has resolved its inputs: per cell a folder with manifest.json and
-versions.txt (the named context `epbuild-record`), and one bake file that adds it, the resolved labels and the
-base image pinned to its resolved digest to the committed bake file's targets."""
+versions.txt (the named context `epbuild-record`), and one bake file that adds it and the resolved labels (and,
+with --push, the immutable tag) to the committed bake file's targets."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from epbuild import manifest
 from epbuild.bakefile import serving_target
 from epbuild.content_key import content_key
 from epbuild.render import RenderedCell
-from epbuild.resolve import Resolved, pinned_digest
+from epbuild.resolve import Resolved
 from epbuild.stagegraph import built_pins
 from epbuild.tags import cell_tags
 
@@ -37,10 +37,10 @@ def write(run_dir: Path, cells: list[RenderedCell], resolved: Resolved,
         for component, export in (local_exports or {}).items():
             if component in built_pins(rc.plan):
                 contexts[f"src-{component}"] = str(export.resolve())
-        base = rc.plan.base
-        if pinned_digest(base) is None:
-            # Build exactly the digest that is recorded, even if the tag moves while the build runs.
-            contexts[base.image] = f"docker-image://{base.image}@{resolved.base_digests[rc.plan.cell.base]}"
+        # The base is not re-pinned here to the resolved digest through a `docker-image://` context: BuildKit would
+        # resolve that reference in a registry, which a local-only base (the offline example's) is not in, and a
+        # builder importing a stage cache does so. An unpinned base is resolved just before the bake; pinning
+        # `digest` in the matrix makes the build use exactly it.
         target: dict[str, object] = {"contexts": contexts, "labels": manifest.resolved_labels(rc.plan, key, resolved)}
         targets[serving_target(rc.cell.name)] = dict(target)
         if push:

@@ -116,6 +116,7 @@ def _cells(matrix: str, arch: list[str], nic: list[str], all: bool, cell: list[s
         "keep_going": "Build the other cells when one fails (default on; --no-keep-going stops).",
         "mirror": "COMPONENT=URL: fetch a component from a mirror (also EPBUILD_MIRROR_<COMPONENT>=URL).",
         "quiet": "Do not echo BuildKit's progress (it is still saved under build/logs/).",
+        "max_jobs": "Compile jobs for the vLLM native step (default: the builder's cores).",
         "serving": "Also tag each cell's serving image (vLLM's vllm-openai: ENTRYPOINT vllm serve) as "
                    "<image>:<cell>-vllm-openai.",
         "source": "COMPONENT=PATH: build a component from a local working tree, uncommitted changes included "
@@ -127,7 +128,8 @@ def build(c: Context, matrix: str = "matrix.yaml", arch: list[str] | None = None
           base: list[str] | None = None, all: bool = False, cell: list[str] | None = None, dry_run: bool = False, builder: str | None = None, cache_from: list[str] | None = None,
           cache_to: list[str] | None = None, keep_going: bool = True, mirror: list[str] | None = None,
           quiet: bool = False, cache: str | None = None, cache_export: str = "all", stage: str | None = None,
-          push: str | None = None, source: list[str] | None = None, serving: bool = False) -> None:
+          push: str | None = None, max_jobs: int = 0, source: list[str] | None = None,
+          serving: bool = False) -> None:
     """Build the selected cells with BuildKit, in one bake so shared stages build once."""
     from epbuild import build as builder_mod, project
     from epbuild.commands import Runner
@@ -141,7 +143,8 @@ def build(c: Context, matrix: str = "matrix.yaml", arch: list[str] | None = None
                                        mirrors=tuple(mirror or ()), quiet=quiet, cache=cache,
                                        cache_export=_cache_export(cache_export), stage=stage,
                                        push=checked_registry(push) if push is not None else None,
-                                       local_sources=tuple(source or ()), serving=serving)
+                                       max_jobs=max_jobs or None, local_sources=tuple(source or ()),
+                                       serving=serving)
     runner = Runner(dry_run=dry_run)
     # BuildKit pushes the stage cache with the docker CLI's credentials.
     login = registry_login(cache.split("/", 1)[0], runner) if cache else contextlib.nullcontext()
@@ -203,8 +206,8 @@ def test(c: Context, matrix: str = "matrix.yaml", arch: list[str] | None = None,
     from epbuild.content_key import checkout_inputs
 
     resolved = checkout_inputs(r, cells, project.ROOT)
-    runs = [imagetest.run_checks(rc, image or rc.plan.local_tag, project.ROOT, resolved, gpu=gpu, quiet=quiet)
-            for rc in cells]
+    runs = [imagetest.run_checks(rc, image or rc.plan.local_tag, project.ROOT, r.matrix.directory, resolved,
+                                 gpu=gpu, quiet=quiet) for rc in cells]
     print(imagetest.summary(runs))
     # (`all` is this task's --all flag here, not the builtin.)
     if any(not run.ok for run in runs) or (require_gpu and any(run.not_run for run in runs)):

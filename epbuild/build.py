@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from epbuild import local_source, preflight, records, render, requirements, sources, stage_cache, vendor_repo
+from epbuild import local_source, preflight, records, render, requirements, sources, stage_cache, stageinputs
+from epbuild import vendor_repo
 from epbuild.bakefile import BAKE_FILE, serving_target
 from epbuild.commands import Runner, query, shell_line
 from epbuild.errors import EpbuildError
@@ -49,6 +50,8 @@ class BuildOptions:
     """Build only this stage of the selected cells into the stage cache (a CI stage step)."""
     push: str | None = None
     """Push each cell from the builder to this registry under its immutable tag instead of loading it."""
+    max_jobs: int | None = None
+    """MAX_JOBS for compiled stages that take it (vLLM's native step); None: the builder's cores."""
     serving: bool = False
     """Also tag each built cell's serving image (target vllm-openai) as <image>:<cell>-vllm-openai."""
     local_sources: tuple[str, ...] = ()
@@ -83,6 +86,10 @@ def bake_command(rendering: Rendering, root: Path, targets: list[str], options: 
         argv += ["--set", f"*.cache-from={ref}"]
     for ref in options.cache_to:
         argv += ["--set", f"*.cache-to={ref}"]
+    if options.max_jobs is not None:
+        if options.max_jobs < 1:
+            raise EpbuildError(f"--max-jobs must be a positive number of jobs, not {options.max_jobs}")
+        argv += ["--set", f"*.args.MAX_JOBS={options.max_jobs}"]
     return argv + targets
 
 
@@ -103,6 +110,7 @@ def build(rendering: Rendering, cells: list[RenderedCell], root: Path, options: 
         locals_ = local_source.parse(list(options.local_sources), list(rendering.matrix.model.components.pins()))
         exported = fetch_sources(rendering, cells, root, options, runner, skip=set(locals_))
         check_sources(rendering, exported, runner)
+        prepare_stage_inputs(rendering, cells, root, options, runner)
         fetch_vendor(rendering, cells, root, runner)
     names = [rc.cell.name for rc in cells]
     results = {rc.cell.name: CellResult(rc.cell.name, rc.plan.local_tag) for rc in cells}
@@ -240,6 +248,19 @@ def fetch_abbreviated(rendering: Rendering, cells: list[RenderedCell], root: Pat
     """Fetches the cells' sources when a pin abbreviates its commit: the content key needs the full one."""
     if any(len(pin.commit) < FULL_COMMIT for rc in cells for pin in built_pins(rc.plan).values()):
         fetch_sources(rendering, cells, root, BuildOptions(), runner)
+
+
+def prepare_stage_inputs(rendering: Rendering, cells: list[RenderedCell], root: Path, options: BuildOptions,
+                         runner: Runner) -> None:
+    """Preflight's second pass first (a mismatch fails in seconds, before any download or build), then versions
+    and wheels."""
+    if runner.dry_run:
+        runner.record("# preflight: every flag, variable and file each stage passes, against its source at the pin")
+    else:
+        stageinputs.check(rendering, cells, root)
+    mirrors = sources.mirror_overrides(list(options.mirrors))
+    stageinputs.versions(rendering, cells, root, sources.SourceCache(root, runner), mirrors)
+    stageinputs.wheelhouses(cells, root, runner)
 
 
 def check_sources(rendering: Rendering, exported: list[sources.ExportedSource], runner: Runner) -> None:

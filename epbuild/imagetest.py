@@ -52,8 +52,8 @@ def image_exists(image: str) -> bool:
     return query(["docker", "image", "inspect", image]).returncode == 0
 
 
-def run_checks(rc: RenderedCell, image: str, root: Path, resolved: Resolved, *, gpu: bool = False,
-               quiet: bool = False) -> CheckRun:
+def run_checks(rc: RenderedCell, image: str, root: Path, matrix_dir: Path, resolved: Resolved, *,
+               gpu: bool = False, quiet: bool = False) -> CheckRun:
     kind = "gpu" if gpu else "static"
     report = root / "build" / "reports" / f"{rc.cell.name}-{kind}.xml"
     run = CheckRun(rc.cell.name, image, report)
@@ -70,7 +70,7 @@ def run_checks(rc: RenderedCell, image: str, root: Path, resolved: Resolved, *, 
             run.not_run = (f"not run: this host's GPUs are {', '.join(sorted(set(host)))}, and {rc.cell.name} "
                            f"carries device code for {', '.join(rc.cell.archs)} only")
             return run
-    expect = expectations.write(expectations.expectation(rc, image, resolved),
+    expect = expectations.write(expectations.expectation(rc, image, root, matrix_dir, resolved),
                                 root / "build" / "reports" / f"{rc.cell.name}.expected.json")
     if gpu:
         paths, plugin = [TESTS / "gpu"], []

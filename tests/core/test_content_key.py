@@ -58,7 +58,7 @@ def test_an_abbreviated_and_a_full_commit_give_the_same_key(tmp_path: Path) -> N
 
 def test_pinning_the_digest_in_the_matrix_renders_from_it(tmp_path: Path) -> None:
     pinned = tmp_path / "matrix.yaml"
-    pinned.write_text(OFFLINE.read_text().replace("    image: epbuild-offline/base:sid-hip\n",
-                                                  f"    image: epbuild-offline/base:sid-hip\n    digest: {DIGEST}\n"))
+    image = load_matrix(OFFLINE).model.bases["sid"].image
+    pinned.write_text(OFFLINE.read_text().replace(f"    image: {image}\n", f"    image: {image}\n    digest: {DIGEST}\n"))
     rendering = render_matrix(load_matrix(pinned), ROOT)
-    assert rendering.cells[0].stages["base"].startswith(f"FROM epbuild-offline/base:sid-hip@{DIGEST} AS base")
+    assert rendering.cells[0].stages["base"].startswith(f"FROM {image}@{DIGEST} AS base")

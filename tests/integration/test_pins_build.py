@@ -12,12 +12,12 @@ from typing import Any
 import pytest
 
 from harness import cells_json, docker_run, invoke
+from epbuild.matrix import load_matrix
 from epbuild.offline import REPOS_DIR, matrix_variant
 
 pytestmark = pytest.mark.docker
 
 CELL = "gfx950-cx7-sid"
-BASE = "epbuild-offline/base:sid-hip"
 
 
 def inspect(image: str, what: str) -> Any:
@@ -49,7 +49,8 @@ def test_a_clean_build_records_its_exact_inputs_and_the_listed_key(variant: Path
     labels = inspect(cell["image"], ".Config.Labels")
     assert labels["io.epbuild.content-key"] == cell["content_key"]
     assert labels["io.epbuild.dirty"] == "false"
-    base_ids = {inspect(BASE, ".Id"), *(d.split("@")[1] for d in inspect(BASE, ".RepoDigests"))}
+    base = load_matrix(variant).model.bases[cell["base"]].image
+    base_ids = {inspect(base, ".Id"), *(d.split("@")[1] for d in inspect(base, ".RepoDigests"))}
     assert labels["org.opencontainers.image.base.digest"] in base_ids
     fetched = subprocess.run(["git", "-C", str(REPOS_DIR / "deepep.git"), "rev-parse", "fixture/pinned"],
                              capture_output=True, text=True, check=True).stdout.strip()

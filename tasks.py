@@ -74,7 +74,7 @@ def schema(c: Context, output: str = "matrix.schema.json") -> None:
     from epbuild import project, schema as matrix_schema
 
     path = project.matrix_path(output)
-    path.write_text(matrix_schema.json_schema())
+    matrix_schema.write(path)
     print(f"wrote {path}")
 
 

@@ -151,14 +151,15 @@ def sources(c: Context, matrix: str = "matrix.yaml", arch: list[str] | None = No
 def test(c: Context, matrix: str = "matrix.yaml", arch: list[str] | None = None, nic: list[str] | None = None,
          all: bool = False, cell: list[str] | None = None, image: str | None = None, gpu: bool = False,
          require_gpu: bool = False, quiet: bool = False) -> None:
-    """Check built images from the inside (testinfra); a JUnit report per cell goes to build/reports/."""
+    """Check built images from the inside (testinfra): by default the image this checkout's newest build of the
+    cell made, by ID (the local tag is shared by every checkout); a JUnit report per cell goes to build/reports/."""
     from epbuild import imagetest, project
 
     r, cells = _cells(matrix, arch or [], nic or [], all, cell)
     if image and len(cells) != 1:
         raise EpbuildError(f"--image checks one cell, but the selection has {len(cells)}: "
                            + ", ".join(rc.cell.name for rc in cells))
-    runs = [imagetest.run_checks(rc, image or rc.plan.local_tag, project.ROOT, gpu=gpu, quiet=quiet) for rc in cells]
+    runs = [imagetest.run_checks(rc, image, project.ROOT, gpu=gpu, quiet=quiet) for rc in cells]
     print(imagetest.summary(runs))
     # (`all` is this task's --all flag here, not the builtin.)
     if any(not run.ok for run in runs) or (require_gpu and any(run.not_run for run in runs)):

@@ -13,6 +13,7 @@ import os
 import shlex
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -72,7 +73,7 @@ def build(rendering: Rendering, cells: list[RenderedCell], root: Path, options: 
     prepare(rendering, runner)
     fetch_sources(rendering, cells, root, options, runner)
     names = [rc.cell.name for rc in cells]
-    results = {rc.cell.name: CellResult(rc.cell.name, rc.plan.local_tag) for rc in cells}
+    results = {rc.cell.name: CellResult(rc.cell.name, rc.plan.local_tag, rc.key) for rc in cells}
     report = BuildReport(run_dir, list(results.values()))
     if runner.dry_run:
         runner.run(bake_command(rendering, root, names, options), cwd=root)
@@ -83,42 +84,30 @@ def build(rendering: Rendering, cells: list[RenderedCell], root: Path, options: 
             "#!/usr/bin/env bash\n# Rebuilds this cell alone, from the project root.\nset -euxo pipefail\n"
             f"cd {shlex.quote(str(root))}\n{shell_line(bake_command(rendering, root, [name], options))}\n"
         )
-    remaining = list(names)
-    cell_lines: dict[str, list[str]] = {name: [] for name in names}
+    bakes = _Bakes(rendering, root, options, run_dir, report.progress, runner, names)
     start = time.monotonic()
-    while remaining:
-        argv = bake_command(rendering, root, remaining, options)
-        code = _stream_bake(argv, root, run_dir, report.progress, runner, cell_lines, quiet=options.quiet)
-        now = time.monotonic()
-        if code == 0:
-            for name in remaining:
-                results[name].ok = True
-                results[name].duration = _finish_time(report.progress, name, start, now)
-            break
-        failed = _failed_targets(report.progress, remaining, cells)
-        if not failed:
-            for name in remaining:
-                results[name].error = f"bake exited {code} without naming a failing stage (see {run_dir}/bake.log)"
-            break
-        for name, (vertex, shared_with) in failed.items():
-            results[name].failed_stage = vertex.stage or "(internal)"
-            origin = "" if shared_with == name else f" (a stage shared with {shared_with}, where it failed)"
-            results[name].error = f"stage {vertex.stage}{origin}: {vertex.op[:100]}: {vertex.error[:300]}"
-            results[name].duration = now - start
-        remaining = [n for n in remaining if n not in failed]
-        if not options.keep_going:
-            for name in remaining:
-                results[name].error = "not built: an earlier cell failed and --no-keep-going was given"
-            break
-        if remaining:
-            log.warning("cells %s failed; building the others again (their finished stages are cached)",
-                        ", ".join(failed))
+    # Round 1: every cell in one solve, so shared stages build once. BuildKit cancels the other targets when one
+    # fails, so a failure there says nothing about the cells it cancelled.
+    (code,) = bakes.run([names])
+    failed = _settle(report, results, bakes.invocations[0], names, code, cells, start)
+    survivors = [n for n in names if n not in failed and not results[n].error]
+    if failed and survivors and options.keep_going:
+        # Round 2: each survivor alone, all at once, so one more failure cannot cancel the rest; every cell is
+        # built once more at most, and the stages they share are shared by BuildKit's solver (or cached).
+        log.warning("cells %s failed; building the others again, each on its own (finished stages are cached)",
+                    ", ".join(failed))
+        codes = bakes.run([[n] for n in survivors])
+        for name, invocation, code in zip(survivors, bakes.invocations[1:], codes):
+            _settle(report, results, invocation, [name], code, cells, start)
+    elif failed:
+        for name in survivors:
+            results[name].error = "not built: an earlier cell failed and --no-keep-going was given"
     report.wall = time.monotonic() - start
     for result in report.results:
+        result.log = str(run_dir / f"{result.cell}.log")
         if result.ok:
-            result.image_id = _image_id(result.tag)
-    for name, lines in cell_lines.items():
-        (run_dir / f"{name}.log").write_text("".join(lines))
+            result.image_id = bakes.image_ids.get(result.cell)
+        (run_dir / f"{result.cell}.log").write_text("".join(bakes.cell_log(result.cell, results)))
     (run_dir / "summary.txt").write_text(report.table() + "\n")
     (run_dir / "summary.json").write_text(json.dumps(report.summary(), indent=2) + "\n")
     return report
@@ -142,33 +131,116 @@ def fetch_sources(rendering: Rendering, cells: list[RenderedCell], root: Path, o
     return sources.fetch_all(sources.SourceCache(root, runner), requests)
 
 
-def _stream_bake(argv: list[str], root: Path, run_dir: Path, progress: Progress, runner: Runner,
-                 cell_lines: dict[str, list[str]], *, quiet: bool) -> int:
-    """Runs bake, showing its progress as it goes, saving all of it, and sorting each vertex's lines by cell."""
-    runner.record(shell_line(argv, cwd=root))
-    progress.next_invocation()
-    with (run_dir / "bake.log").open("a") as full:
-        full.write(f"$ {shell_line(argv)}\n")
-        proc = subprocess.Popen(argv, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+def _settle(report: BuildReport, results: dict[str, CellResult], invocation: int, targets: list[str], code: int,
+            cells: list[RenderedCell], start: float) -> set[str]:
+    """Records what one bake invocation says about its targets; returns the cells it failed."""
+    now = time.monotonic()
+    if code == 0:
+        for name in targets:
+            results[name].ok = True
+            results[name].duration = _finish_time(report.progress, name, start, now)
+        return set()
+    failed = _failed_targets(report.progress, invocation, targets, cells)
+    for name, (vertex, shared_with) in failed.items():
+        results[name].failed_stage = vertex.stage or "(internal)"
+        results[name].failed_vertex = vertex
+        origin = "" if shared_with == name else f" (a stage shared with {shared_with}, where it failed)"
+        results[name].error = f"stage {vertex.stage}{origin}: {vertex.op[:100]}: {vertex.error[:300]}"
+        results[name].duration = now - start
+    if not failed:
+        for name in targets:
+            results[name].error = f"bake exited {code} without naming a failing stage"
+    return set(failed)
+
+
+class _Bakes:
+    """Runs bake invocations (several at once, each in a thread), saving all output to bake.log, sorting each
+    line to its cell's log, and reading each built image's ID from bake's metadata file (the image this run
+    built, whatever the shared tag names by the time anyone looks)."""
+
+    def __init__(self, rendering: Rendering, root: Path, options: BuildOptions, run_dir: Path, progress: Progress,
+                 runner: Runner, names: list[str]) -> None:
+        self.rendering, self.root, self.options, self.run_dir = rendering, root, options, run_dir
+        self.progress, self.runner = progress, runner
+        self.invocations: list[int] = []
+        self.cell_lines: dict[str, list[str]] = {name: [] for name in names}
+        self.image_ids: dict[str, str] = {}
+        self._output = threading.Lock()
+
+    def run(self, groups: list[list[str]]) -> list[int]:
+        """One bake per group of targets, all at once; their exit codes in order."""
+        invocations = [self.progress.start(targets) for targets in groups]
+        self.invocations += invocations
+        codes = [0] * len(groups)
+
+        def one(i: int) -> None:
+            codes[i] = self._bake(groups[i], invocations[i], prefix=f"{groups[i][0]} | " if len(groups) > 1 else "")
+
+        threads = [threading.Thread(target=one, args=(i,)) for i in range(len(groups))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return codes
+
+    def _bake(self, targets: list[str], invocation: int, prefix: str) -> int:
+        metadata = self.run_dir / f"metadata-{invocation}.json"
+        argv = bake_command(self.rendering, self.root, targets, self.options)
+        argv[-len(targets):-len(targets)] = ["--metadata-file", str(metadata)]
+        with self._output:
+            self.runner.record(shell_line(argv, cwd=self.root))
+            with (self.run_dir / "bake.log").open("a") as full:
+                full.write(f"{prefix}$ {shell_line(argv)}\n")
+        proc = subprocess.Popen(argv, cwd=self.root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                 bufsize=1)
         assert proc.stdout is not None
+        alone = targets[0] if len(targets) == 1 else None
         for line in proc.stdout:
-            full.write(line)
-            vertex = progress.feed(line)
-            if vertex is not None and vertex.target in cell_lines:
-                cell_lines[vertex.target].append(line)
-            if not quiet:
-                sys.stdout.write(line)
-        return proc.wait()
+            vertex = self.progress.feed(line, invocation)
+            with self._output:
+                with (self.run_dir / "bake.log").open("a") as full:
+                    full.write(prefix + line)
+                if not self.options.quiet:
+                    sys.stdout.write(prefix + line)
+            # A bake of one target prints everything about that target (its errors too, outside any vertex).
+            owner = alone or (vertex.target if vertex is not None else None)
+            if owner in self.cell_lines:
+                self.cell_lines[owner].append(line)
+        code = proc.wait()
+        self._read_image_ids(metadata, targets)
+        return code
+
+    def _read_image_ids(self, metadata: Path, targets: list[str]) -> None:
+        try:
+            doc = json.loads(metadata.read_text())
+        except (OSError, ValueError):
+            return
+        for name in targets:
+            entry = doc.get(name) if isinstance(doc, dict) else None
+            if isinstance(entry, dict):
+                # The containerd image store names an image by its manifest digest, the classic one by its config's.
+                for key in ("containerimage.digest", "containerimage.config.digest"):
+                    if isinstance(entry.get(key), str) and _image_id(entry[key]) == entry[key]:
+                        self.image_ids[name] = entry[key]
+                        break
+
+    def cell_log(self, name: str, results: dict[str, CellResult]) -> list[str]:
+        """The cell's lines, plus those of the vertex that failed it when BuildKit printed that vertex under
+        another cell (a shared stage)."""
+        lines = self.cell_lines[name]
+        vertex = results[name].failed_vertex
+        if vertex is not None and vertex.target != name:
+            lines = [*lines, f"# the failing stage, printed under {vertex.target}:\n", *vertex.lines]
+        return lines
 
 
-def _failed_targets(progress: Progress, remaining: list[str],
+def _failed_targets(progress: Progress, invocation: int, remaining: list[str],
                     cells: list[RenderedCell]) -> dict[str, tuple[Vertex, str]]:
-    """Each remaining cell that failed, with the failing vertex and the cell BuildKit named it under. A stage
-    shared by several cells is printed under one of them, but it fails every cell that contains it."""
+    """Each cell of the invocation that failed, with the failing vertex and the cell BuildKit named it under. A
+    stage shared by several cells is printed under one of them, but it fails every cell that contains it."""
     identities = {rc.cell.name: stage_identities(rc) for rc in cells}
     out: dict[str, tuple[Vertex, str]] = {}
-    for vertex in progress.failures():
+    for vertex in progress.failures(invocation):
         if vertex.target not in remaining:
             continue
         failed_identity = identities[vertex.target].get(vertex.stage or "")

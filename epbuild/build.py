@@ -7,6 +7,7 @@ and per cell <cell>.log (its vertices) and <cell>.sh (the bake command for that 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -56,7 +57,17 @@ def bake_command(rendering: Rendering, root: Path, targets: list[str], options: 
         argv += ["--set", f"*.cache-from={ref}"]
     for ref in options.cache_to:
         argv += ["--set", f"*.cache-to={ref}"]
+    tags = {rc.cell.name: rc.plan.local_tag for rc in rendering.cells}
+    for name in targets:
+        argv += ["--set", f"{name}.tags={tags[name]}", "--set", f"{name}.tags={checkout_tag(tags[name], root)}"]
     return argv + targets
+
+
+def checkout_tag(local_tag: str, root: Path) -> str:
+    """A second tag, of this checkout alone, on each image it builds. The local tag is shared by every checkout on
+    the engine, and with the containerd image store an image whose last tag moves is deleted: this one keeps
+    the image this checkout built (recorded by ID in its run) until its own next build of the cell."""
+    return f"{local_tag}-checkout-{hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:8]}"
 
 
 def build(rendering: Rendering, cells: list[RenderedCell], root: Path, options: BuildOptions,
@@ -171,16 +182,24 @@ class _Bakes:
         """One bake per group of targets, all at once; their exit codes in order."""
         invocations = [self.progress.start(targets) for targets in groups]
         self.invocations += invocations
-        codes = [0] * len(groups)
+        if len(groups) == 1:
+            return [self._bake(groups[0], invocations[0], prefix="")]
+        codes: list[int] = [0] * len(groups)
+        errors: list[BaseException] = []
 
         def one(i: int) -> None:
-            codes[i] = self._bake(groups[i], invocations[i], prefix=f"{groups[i][0]} | " if len(groups) > 1 else "")
+            try:
+                codes[i] = self._bake(groups[i], invocations[i], prefix=f"{groups[i][0]} | ")
+            except BaseException as exc:  # re-raised below, in the caller's thread
+                errors.append(exc)
 
         threads = [threading.Thread(target=one, args=(i,)) for i in range(len(groups))]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
+        if errors:
+            raise errors[0]
         return codes
 
     def _bake(self, targets: list[str], invocation: int, prefix: str) -> int:

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import InvokeResult, invoke
+from harness import ROOT, InvokeResult, invoke
+from epbuild.build import checkout_tag
 from epbuild.offline import matrix_variant
 
 pytestmark = pytest.mark.docker
@@ -88,7 +89,7 @@ def test_test_checks_the_image_the_build_made_after_the_tag_moved(tmp_path: Path
     assert cell["image_id"] == image_id(tag)
     # Another checkout builds the same cell into the same tag: here, one without rocSHMEM's library.
     other = subprocess.run(["docker", "build", "--quiet", "-t", tag, "-"], text=True, capture_output=True,
-                           input=f"FROM {cell['image_id']}\nRUN rm /opt/rocshmem/lib/librocshmem.a\n")
+                           input=f"FROM {tag}\nRUN rm /opt/rocshmem/lib/librocshmem.a\n")
     assert other.returncode == 0, other.stderr
     try:
         moved_to = image_id(tag)
@@ -98,4 +99,4 @@ def test_test_checks_the_image_the_build_made_after_the_tag_moved(tmp_path: Path
         assert f"{tag} has moved since this checkout built gfx950-cx7 (it names {moved_to} now)" in result.out
         assert cell["image_id"] in result.out
     finally:
-        subprocess.run(["docker", "image", "rm", tag], capture_output=True)
+        subprocess.run(["docker", "image", "rm", tag, checkout_tag(tag, ROOT)], capture_output=True)

@@ -212,8 +212,8 @@ class SourceCache:
 
     @staticmethod
     def _wants(pin: SourcePin) -> list[str]:
-        """What to ask the remote for: a full commit by name; a tag; a short commit needs every
-        branch and tag (a remote cannot be asked for an abbreviated name), and is then resolved locally."""
+        """What to ask the remote for: a full commit by name; a tag; a short commit needs every branch and tag
+        (a remote cannot be asked for an abbreviated name), and is then resolved locally."""
         if len(pin.commit) < 40:
             return ["+refs/heads/*:refs/remotes/origin/*", "+refs/tags/*:refs/tags/*"]
         return [pin.commit, *([f"+refs/tags/{pin.tag}:refs/tags/{pin.tag}"] if pin.tag else [])]
@@ -295,18 +295,21 @@ class SourceCache:
         log.debug("$ %s", shell_line(argv, GIT_ENV))
         proc = subprocess.Popen(argv, env={**os.environ, **GIT_ENV}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         assert proc.stdout is not None and proc.stderr is not None
+        unreadable: tarfile.TarError | None = None
         try:
             with tarfile.open(fileobj=proc.stdout, mode="r|") as tar:
                 tar.extractall(dest, filter="tar")
-        except tarfile.TarError:
-            if proc.wait() == 0:
-                raise
+        except tarfile.TarError as exc:
+            unreadable = exc  # git's own error, when it failed, says why
         finally:
             proc.stdout.close()
             error = proc.stderr.read().decode(errors="replace")
             proc.stderr.close()
-        if proc.wait() != 0:
-            raise CommandFailed(argv, proc.returncode, error)
+            code = proc.wait()
+        if code != 0:
+            raise CommandFailed(argv, code, error)
+        if unreadable is not None:
+            raise unreadable
 
     def _submodules(self, mirror: Path, commit: str, tree: Path, request: SourceRequest, prefix: str,
                     final_tree: Path) -> None:

@@ -1,8 +1,10 @@
 """`invoke build`: fetches the selected cells' sources, then builds every selected cell in ONE bake solve so the
-stages cells share are built once; keeps going past a failing cell and reports each cell's result.
+stages cells share are built once; keeps going past a failing cell (each survivor once more, on its own) and
+reports each cell's result.
 
 Each run keeps build/logs/<run>/: replay.sh (every command, in order), bake.log (the whole BuildKit output),
-and per cell <cell>.log (its vertices) and <cell>.sh (the bake command for that cell alone).
+per cell <cell>.log (its vertices; all of a bake of it alone) and <cell>.sh (the bake command for that cell
+alone), and summary.json (per cell: result, failing stage, log, content key, and the image ID bake reported).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import IO
 
 from epbuild import render, sources
 from epbuild.bakefile import BAKE_FILE
@@ -182,34 +185,34 @@ class _Bakes:
         """One bake per group of targets, all at once; their exit codes in order."""
         invocations = [self.progress.start(targets) for targets in groups]
         self.invocations += invocations
-        if len(groups) == 1:
-            return [self._bake(groups[0], invocations[0], prefix="")]
-        codes: list[int] = [0] * len(groups)
-        errors: list[BaseException] = []
+        with (self.run_dir / "bake.log").open("a", buffering=1) as full:  # line by line: a kill loses nothing
+            if len(groups) == 1:
+                return [self._bake(groups[0], invocations[0], full, prefix="")]
+            codes: list[int] = [0] * len(groups)
+            errors: list[BaseException] = []
 
-        def one(i: int) -> None:
-            try:
-                codes[i] = self._bake(groups[i], invocations[i], prefix=f"{groups[i][0]} | ")
-            except BaseException as exc:  # re-raised below, in the caller's thread
-                errors.append(exc)
+            def one(i: int) -> None:
+                try:
+                    codes[i] = self._bake(groups[i], invocations[i], full, prefix=f"{groups[i][0]} | ")
+                except BaseException as exc:  # re-raised below, in the caller's thread
+                    errors.append(exc)
 
-        threads = [threading.Thread(target=one, args=(i,)) for i in range(len(groups))]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+            threads = [threading.Thread(target=one, args=(i,)) for i in range(len(groups))]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
         if errors:
             raise errors[0]
         return codes
 
-    def _bake(self, targets: list[str], invocation: int, prefix: str) -> int:
+    def _bake(self, targets: list[str], invocation: int, full: IO[str], prefix: str) -> int:
         metadata = self.run_dir / f"metadata-{invocation}.json"
         argv = bake_command(self.rendering, self.root, targets, self.options)
         argv[-len(targets):-len(targets)] = ["--metadata-file", str(metadata)]
         with self._output:
             self.runner.record(shell_line(argv, cwd=self.root))
-            with (self.run_dir / "bake.log").open("a") as full:
-                full.write(f"{prefix}$ {shell_line(argv)}\n")
+            full.write(f"{prefix}$ {shell_line(argv)}\n")
         proc = subprocess.Popen(argv, cwd=self.root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                 bufsize=1)
         assert proc.stdout is not None
@@ -217,8 +220,7 @@ class _Bakes:
         for line in proc.stdout:
             vertex = self.progress.feed(line, invocation)
             with self._output:
-                with (self.run_dir / "bake.log").open("a") as full:
-                    full.write(prefix + line)
+                full.write(prefix + line)
                 if not self.options.quiet:
                     sys.stdout.write(prefix + line)
             # A bake of one target prints everything about that target (its errors too, outside any vertex).

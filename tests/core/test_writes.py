@@ -140,3 +140,26 @@ def test_a_killed_render_leaves_images_whole_and_the_next_one_no_leftovers(write
         assert render.drift(r) == []
     render.write(r)
     assert [p.name for p in path.parent.iterdir() if p.name.startswith(".images")] == []
+
+
+def test_pipelines_and_schema_are_replaced_not_rewritten_in_place(write_matrix: Callable[..., Path],
+                                                                  tmp_path: Path) -> None:
+    """A reader that opened the old file (an agent reading its pipeline) keeps reading the whole old file: the
+    new one arrives by rename. Written in place, the reader would see the new text, or a truncated one."""
+    r = rendering(write_matrix())
+    files = pipelines.render(r, tmp_path)
+    schema_path = tmp_path / "matrix.schema.json"
+    for path in [*files, schema_path]:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("old contents\n")
+    readers = {path: path.open() for path in [*files, schema_path]}
+    try:
+        pipelines.write(files)
+        schema.write(schema_path)
+        for path, reader in readers.items():
+            assert reader.read() == "old contents\n", path
+            assert path.read_text() == (files.get(path) or schema.json_schema())
+    finally:
+        for reader in readers.values():
+            reader.close()
+    assert [p.name for p in tmp_path.rglob(".*.tmp")] == []

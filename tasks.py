@@ -14,8 +14,9 @@ from epbuild.errors import EpbuildError
 MATRIX_HELP = {"matrix": "The build matrix file (default: matrix.yaml)."}
 CELL_HELP = {
     **MATRIX_HELP,
-    "arch": "Arch of the cells to act on (repeatable; gfx942, gfx950, gfx942+gfx950).",
-    "nic": "NIC of the cells to act on (repeatable; cx7, io, thor2).",
+    "arch": "Arch of the cells to act on (repeatable; an axes.arch value of the matrix, e.g. gfx942+gfx950).",
+    "nic": "NIC of the cells to act on (repeatable; an axes.nic value of the matrix).",
+    "base": "Base of the cells to act on (repeatable; an axes.base value of the matrix).",
     "all": "Act on every cell of the matrix.",
     "cell": "A cell by name, e.g. gfx950-cx7 (repeatable; combines with --arch/--nic selections).",
 }
@@ -48,15 +49,17 @@ def matrix(c: Context, matrix: str = "matrix.yaml", json: bool = False) -> None:
 @task(help={**MATRIX_HELP, "check": "Render in memory and fail, naming the files, if images/ differs."})
 @user_errors
 def render(c: Context, matrix: str = "matrix.yaml", check: bool = False) -> None:
-    """Render the matrix into images/<cell>/Dockerfile and images/docker-bake.json."""
-    from epbuild import project
+    """Render the matrix into images/<cell>/ and images/docker-bake.json, and README.md's stage diagram."""
+    from epbuild import atomicfs, diagram, project
     from epbuild import render as rendering
 
     r = project.rendering(matrix)
+    # The README documents the built-in components: a matrix with extra component folders leaves it alone.
+    readme = None if r.matrix.model.component_dirs else project.ROOT / "README.md"
     if check:
-        problems = rendering.drift(r)
+        problems = rendering.drift(r) + (diagram.drift(readme, r.matrix.model.registry) if readme else [])
         if problems:
-            print(f"{r.out_dir} is out of date with {r.matrix.path} and templates/; run `invoke render"
+            print(f"{r.out_dir} is out of date with {r.matrix.path} and the templates; run `invoke render"
                   f"{'' if matrix == 'matrix.yaml' else ' --matrix ' + matrix}`:", file=sys.stderr)
             for line in problems:
                 print(f"  {line}", file=sys.stderr)
@@ -65,6 +68,12 @@ def render(c: Context, matrix: str = "matrix.yaml", check: bool = False) -> None
         return
     written = rendering.write(r)
     print(f"wrote {len(written)} files for {len(r.cells)} cells to {r.out_dir}")
+    if readme is not None:
+        text = readme.read_text(encoding="utf-8")
+        updated = diagram.readme_with_diagram(text, r.matrix.model.registry)
+        if updated != text:
+            atomicfs.write_text(readme, updated)
+            print(f"wrote the stage diagram in {readme}")
 
 
 @task(help={"output": "Write the schema to this file (default: matrix.schema.json)."})
@@ -78,17 +87,19 @@ def schema(c: Context, output: str = "matrix.schema.json") -> None:
     print(f"wrote {path}")
 
 
-def _cells(matrix: str, arch: list[str], nic: list[str], all: bool, cell: list[str] | None = None):  # type: ignore[no-untyped-def]
+def _cells(matrix: str, arch: list[str], nic: list[str], all: bool, cell: list[str] | None = None,  # type: ignore[no-untyped-def]
+           base: list[str] | None = None):
     from epbuild import project
     from epbuild.cells import select
 
     r = project.rendering(matrix)
-    chosen = {c.name for c in select([rc.cell for rc in r.cells], arch, nic, everything=all, names=cell or [])}
+    chosen = {c.name for c in select([rc.cell for rc in r.cells], arch, nic, everything=all, names=cell or [],
+                                     bases=base or [])}
     return r, [rc for rc in r.cells if rc.cell.name in chosen]
 
 
 @task(
-    iterable=["arch", "nic", "cell", "cache_from", "cache_to", "mirror"],
+    iterable=["arch", "nic", "base", "cell", "cache_from", "cache_to", "mirror"],
     help={
         **CELL_HELP,
         "dry_run": "Print the commands a build would run (source fetches, bake) and build nothing.",
@@ -102,7 +113,7 @@ def _cells(matrix: str, arch: list[str], nic: list[str], all: bool, cell: list[s
 )
 @user_errors
 def build(c: Context, matrix: str = "matrix.yaml", arch: list[str] | None = None, nic: list[str] | None = None,
-          all: bool = False, cell: list[str] | None = None, dry_run: bool = False, builder: str | None = None, cache_from: list[str] | None = None,
+          base: list[str] | None = None, all: bool = False, cell: list[str] | None = None, dry_run: bool = False, builder: str | None = None, cache_from: list[str] | None = None,
           cache_to: list[str] | None = None, keep_going: bool = True, mirror: list[str] | None = None,
           quiet: bool = False) -> None:
     """Build the selected cells with BuildKit, in one bake so shared stages build once."""
@@ -110,7 +121,7 @@ def build(c: Context, matrix: str = "matrix.yaml", arch: list[str] | None = None
     from epbuild.commands import Runner
 
     logging_setup()
-    r, cells = _cells(matrix, arch or [], nic or [], all, cell)
+    r, cells = _cells(matrix, arch or [], nic or [], all, cell, base)
     options = builder_mod.BuildOptions(builder=builder, cache_from=tuple(cache_from or ()),
                                        cache_to=tuple(cache_to or ()), keep_going=keep_going,
                                        mirrors=tuple(mirror or ()), quiet=quiet)
@@ -122,40 +133,40 @@ def build(c: Context, matrix: str = "matrix.yaml", arch: list[str] | None = None
         raise Exit(code=1)
 
 
-@task(iterable=["arch", "nic", "cell", "mirror"],
+@task(iterable=["arch", "nic", "base", "cell", "mirror"],
       help={**CELL_HELP, "mirror": "COMPONENT=URL: fetch from a mirror.", "dry_run": "Print the fetch commands only."})
 @user_errors
 def sources(c: Context, matrix: str = "matrix.yaml", arch: list[str] | None = None, nic: list[str] | None = None,
-            all: bool = False, cell: list[str] | None = None, mirror: list[str] | None = None,
+            base: list[str] | None = None, all: bool = False, cell: list[str] | None = None, mirror: list[str] | None = None,
             dry_run: bool = False) -> None:
     """Fetch and export the pinned sources of the selected cells into build/sources/."""
     from epbuild import build as builder_mod, project
     from epbuild.commands import Runner
 
     logging_setup()
-    r, cells = _cells(matrix, arch or [], nic or [], all, cell)
+    r, cells = _cells(matrix, arch or [], nic or [], all, cell, base)
     runner = Runner(dry_run=dry_run)
-    builder_mod.prepare(r, runner)
+    builder_mod.prepare(r, cells, runner)
     options = builder_mod.BuildOptions(mirrors=tuple(mirror or ()))
     for exported in builder_mod.fetch_sources(r, cells, project.ROOT, options, runner):
         print(f"{exported.component:<10} {exported.commit}  {exported.path}"
               + ("  (cached)" if exported.cached else ""))
 
 
-@task(iterable=["arch", "nic", "cell"],
+@task(iterable=["arch", "nic", "base", "cell"],
       help={**CELL_HELP, "image": "Check this image reference as the selected cell (one cell only).",
             "gpu": "Run the GPU tier (tests/gpu) instead of the static checks; needs AMD GPUs.",
             "require_gpu": "With --gpu: fail, instead of reporting 'not run', on a host without AMD GPUs (CI agents).",
             "quiet": "Only the summary, not pytest's per-check lines."})
 @user_errors
 def test(c: Context, matrix: str = "matrix.yaml", arch: list[str] | None = None, nic: list[str] | None = None,
-         all: bool = False, cell: list[str] | None = None, image: str | None = None, gpu: bool = False,
+         base: list[str] | None = None, all: bool = False, cell: list[str] | None = None, image: str | None = None, gpu: bool = False,
          require_gpu: bool = False, quiet: bool = False) -> None:
     """Check built images from the inside (testinfra): by default the image this checkout's newest build of the
     cell made, by ID (the local tag is shared by every checkout); a JUnit report per cell goes to build/reports/."""
     from epbuild import imagetest, project
 
-    r, cells = _cells(matrix, arch or [], nic or [], all, cell)
+    r, cells = _cells(matrix, arch or [], nic or [], all, cell, base)
     if image and len(cells) != 1:
         raise EpbuildError(f"--image checks one cell, but the selection has {len(cells)}: "
                            + ", ".join(rc.cell.name for rc in cells))
@@ -184,35 +195,37 @@ def _run_dir_runner(kind: str):  # type: ignore[no-untyped-def]
     return runner
 
 
-@task(iterable=["arch", "nic", "cell"],
+@task(iterable=["arch", "nic", "base", "cell"],
       help={**CELL_HELP, "registry": "Publish to this registry instead of the matrix's image.registry.",
             "dry_run": "Print the commands only."})
 @user_errors
 def publish(c: Context, matrix: str = "matrix.yaml", arch: list[str] | None = None, nic: list[str] | None = None,
-            all: bool = False, cell: list[str] | None = None, registry: str | None = None,
+            base: list[str] | None = None, all: bool = False, cell: list[str] | None = None, registry: str | None = None,
             dry_run: bool = False) -> None:
     """Push built cells: the immutable <cell>-<key12> tag first, then move <cell> once the registry holds it."""
     from epbuild import publish as publisher
     from epbuild.commands import Runner
 
     logging_setup()
-    r, cells = _cells(matrix, arch or [], nic or [], all, cell)
+    r, cells = _cells(matrix, arch or [], nic or [], all, cell, base)
     runner = Runner(dry_run=True) if dry_run else _run_dir_runner("publish")
     _login(cells[0], registry, runner)
     for rc in cells:
         print(publisher.publish(rc, runner, registry).line())
 
 
-@task(iterable=["arch", "nic", "cell"],
+@task(iterable=["arch", "nic", "base", "cell"],
       help={**CELL_HELP, "registry": "Pull from this registry instead of the matrix's image.registry.",
             "build": "Build the cell when the registry has no image for this checkout's key.",
             "detect": "Pick the cell from this host's GPU (KFD topology) and RDMA NIC (PCI vendor).",
             "sysfs_root": "Read the host from this sysfs tree instead of /sys (for tests).",
+            "rocm_version_file": "Read the host's ROCm release from this file (for tests).",
             "dry_run": "Print the commands only."})
 @user_errors
 def pull(c: Context, matrix: str = "matrix.yaml", arch: list[str] | None = None, nic: list[str] | None = None,
-         all: bool = False, cell: list[str] | None = None, registry: str | None = None, build: bool = False,
-         detect: bool = False, sysfs_root: str = "/sys", dry_run: bool = False) -> None:
+         base: list[str] | None = None, all: bool = False, cell: list[str] | None = None, registry: str | None = None, build: bool = False,
+         detect: bool = False, sysfs_root: str = "/sys", rocm_version_file: str = "/opt/rocm/.info/version",
+         dry_run: bool = False) -> None:
     """Fetch prebuilt images for the current checkout's pins (by content key) and tag them locally."""
     from pathlib import Path
 
@@ -221,10 +234,10 @@ def pull(c: Context, matrix: str = "matrix.yaml", arch: list[str] | None = None,
 
     logging_setup()
     if detect:
-        found = detector.detect(Path(sysfs_root))
-        print(f"detected {found.report}: cell {found.arch}-{found.nic}")
-        arch, nic = [found.arch], [found.nic]
-    r, cells = _cells(matrix, arch or [], nic or [], all, cell)
+        found = detector.detect(Path(sysfs_root), project.load(matrix).model, Path(rocm_version_file))
+        print(f"detected {found.report}: arch {found.arch}, nic {found.nic}, base {found.base or '(any)'}")
+        arch, nic, base = [found.arch], [found.nic], [found.base] if found.base else base
+    r, cells = _cells(matrix, arch or [], nic or [], all, cell, base)
     runner = Runner(dry_run=True) if dry_run else _run_dir_runner("pull")
     _login(cells[0], registry, runner)
     missing = []

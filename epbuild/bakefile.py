@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from epbuild.render import RenderedCell
+from epbuild import stagegraph
 
 BAKE_FILE = "docker-bake.json"
 SOURCES_DIR = "build/sources"
@@ -17,22 +15,19 @@ def source_dir(component: str, commit: str) -> str:
     return f"{SOURCES_DIR}/{component}-{commit}"
 
 
-def bake_json(cells: list[RenderedCell], *, context_root: str) -> str:
+def bake_json(cells: list[stagegraph.Rendered], *, context_root: str) -> str:
     targets = {}
-    from epbuild.stages import stages_for
-
     for rc in cells:
+        plan = rc.plan
         contexts = {
-            f"src-{stage.source}": source_dir(stage.source, rc.plan.pins[stage.source].commit)
-            for stage in stages_for(rc.plan)
-            if stage.source is not None
+            f"src-{name}": source_dir(name, pin.commit) for name, pin in stagegraph.built_pins(plan).items()
         }
-        targets[rc.cell.name] = {
-            "context": f"{context_root}/{rc.cell.name}",
+        targets[plan.cell.name] = {
+            "context": f"{context_root}/{plan.cell.name}",
             "dockerfile": "Dockerfile",
             "contexts": contexts,
             "target": "final",
-            "tags": [rc.plan.local_tag],
+            "tags": [plan.local_tag],
         }
     doc = {"group": {"default": {"targets": list(targets)}}, "target": targets}
     return json.dumps(doc, indent=2) + "\n"

@@ -14,7 +14,6 @@ import json
 import logging
 import os
 import shlex
-import subprocess
 import sys
 import threading
 import time
@@ -23,14 +22,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO
 
-from epbuild import render, sources
+from epbuild import preflight, render, sources
 from epbuild.bakefile import BAKE_FILE
-from epbuild.commands import Runner, shell_line
+from epbuild.commands import Runner, query, shell_line
 from epbuild.errors import EpbuildError
 from epbuild.buildreport import BuildReport, CellResult
 from epbuild.progress import Progress, Vertex
 from epbuild.render import RenderedCell, Rendering
-from epbuild.stagegraph import stage_identities
+from epbuild.stagegraph import built_pins, stage_identities
 
 log = logging.getLogger(__name__)
 
@@ -81,10 +80,11 @@ def build(rendering: Rendering, cells: list[RenderedCell], root: Path, options: 
             f"{rendering.out_dir} does not match {rendering.matrix.path}; run `invoke render` first:\n  "
             + "\n  ".join(stale)
         )
+    preflight.check(rc.plan for rc in cells)
     run_dir = None if runner.dry_run else new_run_dir(root, "build")
     if run_dir is not None:
         runner.start_replay(run_dir / "replay.sh", root)
-    prepare(rendering, runner)
+    prepare(rendering, cells, runner)
     fetch_sources(rendering, cells, root, options, runner)
     names = [rc.cell.name for rc in cells]
     results = {rc.cell.name: CellResult(rc.cell.name, rc.plan.local_tag, rc.key) for rc in cells}
@@ -127,18 +127,17 @@ def build(rendering: Rendering, cells: list[RenderedCell], root: Path, options: 
     return report
 
 
-def prepare(rendering: Rendering, runner: Runner) -> None:
-    """Makes what a matrix says it prepares locally (the offline example's base image and stand-in repos)."""
+def prepare(rendering: Rendering, cells: list[RenderedCell], runner: Runner) -> None:
+    """Makes what a matrix says it prepares locally (the offline example's base images, only those the cells
+    start from, and its stand-in repos)."""
     if rendering.matrix.model.prepare == "offline-example":
         from epbuild import offline
 
-        offline.prepare(rendering.matrix, runner)
+        offline.prepare(rendering.matrix, [rc.plan for rc in cells], runner)
 
 
 def fetch_sources(rendering: Rendering, cells: list[RenderedCell], root: Path, options: BuildOptions,
                   runner: Runner) -> list[sources.ExportedSource]:
-    from epbuild.stages import built_pins
-
     wanted = list(dict.fromkeys(name for rc in cells for name in built_pins(rc.plan)))
     mirrors = sources.mirror_overrides(list(options.mirrors))
     requests = sources.requests_for(rendering.matrix, wanted, mirrors)
@@ -211,13 +210,10 @@ class _Bakes:
         argv = bake_command(self.rendering, self.root, targets, self.options)
         argv[-len(targets):-len(targets)] = ["--metadata-file", str(metadata)]
         with self._output:
-            self.runner.record(shell_line(argv, cwd=self.root))
             full.write(f"{prefix}$ {shell_line(argv)}\n")
-        proc = subprocess.Popen(argv, cwd=self.root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                bufsize=1)
-        assert proc.stdout is not None
         alone = targets[0] if len(targets) == 1 else None
-        for line in proc.stdout:
+
+        def on_line(line: str) -> None:
             vertex = self.progress.feed(line, invocation)
             with self._output:
                 full.write(prefix + line)
@@ -227,7 +223,8 @@ class _Bakes:
             owner = alone or (vertex.target if vertex is not None else None)
             if owner in self.cell_lines:
                 self.cell_lines[owner].append(line)
-        code = proc.wait()
+
+        code = self.runner.stream(argv, cwd=self.root, on_line=on_line)
         self._read_image_ids(metadata, targets)
         return code
 
@@ -278,5 +275,5 @@ def _finish_time(progress: Progress, target: str, start: float, fallback: float)
 
 
 def _image_id(tag: str) -> str | None:
-    proc = subprocess.run(["docker", "image", "inspect", "--format", "{{.Id}}", tag], capture_output=True, text=True)
+    proc = query(["docker", "image", "inspect", "--format", "{{.Id}}", tag])
     return proc.stdout.strip() if proc.returncode == 0 else None

@@ -1,23 +1,25 @@
-"""Expands the matrix axes into cells: the product of the axes, minus `exclude`, plus `include`."""
+"""Expands the matrix axes into cells: the product of the axes (arch x NIC x base), minus `exclude`, plus
+`include`; and picks the cells a command line names."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from itertools import product
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
+from epbuild.errors import EpbuildError
 from epbuild.patterns import split_arch
-
-if TYPE_CHECKING:
-    from epbuild.matrix import CellSelector, Matrix
 
 
 @dataclass(frozen=True, order=True)
 class Cell:
-    """One image of the matrix: an arch axis value (maybe fat, 'gfx942+gfx950') and a NIC."""
+    """One image of the matrix: an arch axis value (maybe fat, 'gfx942+gfx950'), a NIC and a base. `base_in_name`:
+    the matrix has several bases, so the name says which."""
 
     arch: str
     nic: str
+    base: str
+    base_in_name: bool = False
 
     @property
     def archs(self) -> tuple[str, ...]:
@@ -30,8 +32,9 @@ class Cell:
 
     @property
     def name(self) -> str:
-        """`<arch>-<nic>`: a docker tag, a bake target and a folder name at once."""
-        return f"{self.arch_slug}-{self.nic}"
+        """`<arch>-<nic>` (`<arch>-<nic>-<base>` with several bases): a docker tag, a bake target and a folder
+        name at once."""
+        return f"{self.arch_slug}-{self.nic}" + (f"-{self.base}" if self.base_in_name else "")
 
     @property
     def gpu_targets(self) -> str:
@@ -39,46 +42,54 @@ class Cell:
         return ";".join(self.archs)
 
 
-def _matches(selector: CellSelector, cell: Cell) -> bool:
-    return (selector.arch is None or split_arch(selector.arch) == cell.archs) and (
-        selector.nic is None or selector.nic == cell.nic
-    )
+class _Selector(Protocol):
+    arch: str | None
+    nic: str | None
+    base: str | None
 
 
-def expand(matrix: Matrix) -> list[Cell]:
-    """GitHub-Actions-like: the axes' product, without cells an exclude matches, then each include added once."""
-    cells = [Cell(a, n) for a, n in product(matrix.axes.arch, matrix.axes.nic)]
-    cells = [c for c in cells if not any(_matches(sel, c) for sel in matrix.exclude)]
+def matches(selector: _Selector, cell: Cell) -> bool:
+    return ((selector.arch is None or split_arch(selector.arch) == cell.archs)
+            and (selector.nic is None or selector.nic == cell.nic)
+            and (selector.base is None or selector.base == cell.base))
+
+
+def expand(matrix: Any) -> list[Cell]:
+    """GitHub-Actions-like: the axes' product, without cells an exclude matches, then each include added once
+    (an include without a base adds its cell on every base)."""
+    bases = matrix.base_names
+    several = len(bases) > 1
+    cells = [Cell(a, n, b, several) for a, n, b in product(matrix.axes.arch, matrix.axes.nic, bases)]
+    cells = [c for c in cells if not any(matches(sel, c) for sel in matrix.exclude)]
     for sel in matrix.include:
-        assert sel.arch is not None and sel.nic is not None  # cross_check guarantees it
-        extra = Cell(sel.arch, sel.nic)
-        if not any(c.name == extra.name for c in cells):
-            cells.append(extra)
+        for base in [sel.base] if sel.base else bases:
+            extra = Cell(sel.arch, sel.nic, base, several)
+            if not any(c.name == extra.name for c in cells):
+                cells.append(extra)
     return cells
 
 
 def select(cells: list[Cell], archs: list[str], nics: list[str], *, everything: bool,
-           names: list[str] | None = None) -> list[Cell]:
-    """The cells a command line asks for: `--all`; or every cell matching one of the --arch and one of the --nic,
-    plus each `--cell NAME`."""
-    from epbuild.errors import EpbuildError
-
-    names = names or []
+           names: list[str] | None = None, bases: list[str] | None = None) -> list[Cell]:
+    """The cells a command line asks for: `--all`; or every cell matching one of the --arch, one of the --nic and
+    one of the --base given, plus each `--cell NAME`."""
+    names, bases = names or [], bases or []
     if everything:
         return list(cells)
-    if not archs and not nics and not names:
-        raise EpbuildError("name the cells: --arch ARCH --nic NIC (each repeatable), --cell NAME, or --all")
+    if not archs and not nics and not bases and not names:
+        raise EpbuildError("name the cells: --arch ARCH --nic NIC [--base BASE] (each repeatable), --cell NAME, "
+                           "or --all")
     unknown = [n for n in names if n not in {c.name for c in cells}]
     if unknown:
         raise EpbuildError(f"no cell named {', '.join(unknown)}; the cells are: {', '.join(c.name for c in cells)}")
     wanted_archs = {split_arch(a.replace("_", "+")) for a in archs}
-    by_axes = [c for c in cells if (archs or nics) and (not archs or c.archs in wanted_archs)
-               and (not nics or c.nic in nics)]
+    by_axes = [c for c in cells if (archs or nics or bases) and (not archs or c.archs in wanted_archs)
+               and (not nics or c.nic in nics) and (not bases or c.base in bases)]
     chosen = [c for c in cells if c in by_axes or c.name in names]
     if not chosen:
         known = ", ".join(c.name for c in cells)
         raise EpbuildError(
-            f"no cell of the matrix matches --arch {' '.join(archs) or '(any)'} --nic {' '.join(nics) or '(any)'}; "
-            f"the cells are: {known}"
+            f"no cell of the matrix matches --arch {' '.join(archs) or '(any)'} --nic {' '.join(nics) or '(any)'}"
+            f" --base {' '.join(bases) or '(any)'}; the cells are: {known}"
         )
     return chosen

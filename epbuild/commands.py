@@ -11,10 +11,10 @@ import os
 import shlex
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 log = logging.getLogger(__name__)
 
@@ -76,21 +76,47 @@ class Runner:
         capture: bool = False,
         check: bool = True,
         mutating: bool = True,
-        stdin: str | None = None,
+        stdin: str | bytes | None = None,
         record: bool = True,
-    ) -> subprocess.CompletedProcess[str]:
+        binary: bool = False,
+        whole_env: bool = False,
+    ) -> subprocess.CompletedProcess[Any]:
         """Runs argv. `mutating=False` marks a read-only query that also runs in a dry run (it changes nothing).
         `record=False` keeps a step out of the replay (a query, or a step recorded as an equivalent shell line).
-        `stdin` is fed to the command and never recorded (it carries secrets such as a registry password)."""
+        `stdin` is fed to the command and never recorded (it carries secrets such as a registry password).
+        `binary`: stdin and captured output are bytes. `whole_env`: `env` is the command's entire environment
+        (else it is added to this process's)."""
+        argv = [str(a) for a in argv]
         if record:
-            self.record(shell_line(argv, env, cwd))
+            self.record(shell_line(argv, None if whole_env else env, cwd))
         elif not mutating or not self.dry_run:
-            log.debug("$ %s", shell_line(argv, env, cwd))
+            log.debug("$ %s", shell_line(argv, None if whole_env else env, cwd))
         if self.dry_run and mutating:
-            return subprocess.CompletedProcess(list(argv), 0, "", "")
-        full_env = {**os.environ, **(env or {})}
-        proc = subprocess.run(list(argv), env=full_env, cwd=cwd, text=True, check=False,
+            return subprocess.CompletedProcess(argv, 0, b"" if binary else "", b"" if binary else "")
+        full_env = dict(env or {}) if whole_env else {**os.environ, **(env or {})}
+        proc = subprocess.run(argv, env=full_env, cwd=cwd, text=not binary, check=False,
                               capture_output=capture, input=stdin)
         if check and proc.returncode != 0:
-            raise CommandFailed(argv, proc.returncode, (proc.stdout or "") + (proc.stderr or ""))
+            out = (proc.stdout or b"") + (proc.stderr or b"") if binary else (proc.stdout or "") + (proc.stderr or "")
+            raise CommandFailed(argv, proc.returncode, out.decode(errors="replace") if binary else out)
         return proc
+
+    def stream(self, argv: Sequence[str], *, cwd: Path | None = None, on_line: Callable[[str], None]) -> int:
+        """Runs argv, recorded, handing each line of its output (stdout and stderr together) to `on_line` as it
+        comes; returns the exit code."""
+        self.record(shell_line(argv, cwd=cwd))
+        if self.dry_run:
+            return 0
+        proc = subprocess.Popen(list(argv), cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                bufsize=1)
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            on_line(line)
+        return proc.wait()
+
+
+def query(argv: Sequence[str], *, env: Mapping[str, str] | None = None,
+          whole_env: bool = False) -> subprocess.CompletedProcess[str]:
+    """A read-only command whose answer is its output and exit code (`docker image inspect`, ...): never recorded,
+    never raising, run in dry runs too."""
+    return Runner().run(argv, env=env, capture=True, check=False, mutating=False, record=False, whole_env=whole_env)

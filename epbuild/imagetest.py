@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
@@ -12,6 +11,7 @@ from pathlib import Path
 
 from epbuild import expectations
 from epbuild.buildreport import recorded_image
+from epbuild.commands import Runner, query
 from epbuild.errors import EpbuildError
 from epbuild.render import RenderedCell
 
@@ -48,11 +48,11 @@ def amd_gpus() -> list[str]:
 
 
 def image_exists(image: str) -> bool:
-    return subprocess.run(["docker", "image", "inspect", image], capture_output=True).returncode == 0
+    return query(["docker", "image", "inspect", image]).returncode == 0
 
 
 def image_id(ref: str) -> str | None:
-    proc = subprocess.run(["docker", "image", "inspect", "--format", "{{.Id}}", ref], capture_output=True, text=True)
+    proc = query(["docker", "image", "inspect", "--format", "{{.Id}}", ref])
     return proc.stdout.strip() if proc.returncode == 0 else None
 
 
@@ -99,11 +99,22 @@ def run_checks(rc: RenderedCell, image: str | None, root: Path, *, gpu: bool = F
             return run
     expect = expectations.write(expectations.expectation(rc, image),
                                 root / "build" / "reports" / f"{rc.cell.name}.expected.json")
-    argv = [sys.executable, "-m", "pytest", str(TESTS / ("gpu" if gpu else "image")), "-p", "no:cacheprovider",
-            f"--junitxml={report}", "-o", "junit_family=xunit2", "--rootdir", str(TESTS / ("gpu" if gpu else "image")),
+    if gpu:
+        paths, plugin = [TESTS / "gpu"], []
+    else:
+        # Each component's checks sit in its folder; the plugin deselects those of components the cell lacks.
+        # testinfra is used as a library: its own plugin (registered as "testinfra" or, by newer releases,
+        # "pytest11.testinfra") would replace the plugin's `host` fixture with a local one.
+        checks = [path for c in rc.plan.registry.components for path in c.checks()]
+        paths, plugin = [TESTS / "image", *checks], ["-p", "imagecheck", "-p", "no:testinfra",
+                                                      "-p", "no:pytest11.testinfra"]
+    argv = [sys.executable, "-m", "pytest", *map(str, paths), *plugin, "-p", "no:cacheprovider",
+            f"--junitxml={report}", "-o", "junit_family=xunit2", "--rootdir", str(TESTS.parent),
             "-q" if quiet else "-v"]
-    env = {**os.environ, expectations.EXPECTED_ENV: str(expect)}
-    proc = subprocess.run(argv, cwd=root, env=env, check=False)
+    # tests/image holds the plugin and the helpers the component checks import.
+    pythonpath = os.pathsep.join(filter(None, [str(TESTS / "image"), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, expectations.EXPECTED_ENV: str(expect), "PYTHONPATH": pythonpath}
+    proc = Runner().run(argv, cwd=root, env=env, check=False, record=False)
     _read_report(run, proc.returncode)
     return run
 

@@ -1,34 +1,21 @@
-"""`invoke matrix`: the cells and what each builds, as a table for people or JSON for scripts."""
+"""`invoke matrix`: the cells and what each builds, as a table for people or JSON for scripts. Each row is the
+cell's record (the manifest its image carries) plus where its GPU tests run."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
+from epbuild import manifest
 from epbuild.render import Rendering
-from epbuild.stages import built_pins
 
 
 def cells_data(rendering: Rendering) -> list[dict[str, Any]]:
     out = []
     for rc in rendering.cells:
-        plan = rc.plan
-        out.append({
-            "name": rc.cell.name,
-            "arch": rc.cell.arch,
-            "archs": list(rc.cell.archs),
-            "nic": rc.cell.nic,
-            "provider": plan.nic.provider,
-            "rdma_core": plan.nic.rdma_core,
-            "stages": list(rc.stages),
-            "components": {
-                name: {"repo": pin.repo, "commit": pin.commit, "tag": pin.tag}
-                for name, pin in built_pins(plan).items()
-            },
-            "content_key": rc.key,
-            "image": plan.local_tag,
-            "agent_pools": {arch: plan.matrix.archs[arch].agent_pool for arch in rc.cell.archs},
-        })
+        row = manifest.record(rc.plan, rc.key)
+        row["agent_pools"] = {arch: info.agent_pool for arch, info in rc.plan.archs.items()}
+        out.append(row)
     return out
 
 
@@ -37,9 +24,9 @@ def as_json(rendering: Rendering) -> str:
 
 
 def as_table(rendering: Rendering) -> str:
-    rows = [("CELL", "ARCHS", "NIC", "RDMA-CORE", "STAGES", "KEY", "IMAGE")]
+    rows = [("CELL", "ARCHS", "NIC", "BASE", "RDMA-CORE", "STAGES", "KEY", "IMAGE")]
     for c in cells_data(rendering):
-        rows.append((c["name"], ";".join(c["archs"]), c["nic"], c["rdma_core"], " ".join(c["stages"]),
+        rows.append((c["cell"], ";".join(c["archs"]), c["nic"], c["base"], c["rdma_core"], " ".join(c["stages"]),
                      c["content_key"][:12], c["image"]))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip() for row in rows]

@@ -13,18 +13,13 @@ from typing import Annotated
 
 from pydantic import AfterValidator
 
-KNOWN_NICS = ("cx7", "io", "thor2")
-"""The NIC names DeepEP's setup.py accepts for --nic."""
-
-EP_ARCHS = ("gfx942", "gfx950")
-"""The only GPU archs DeepEP's and MoRI's setup.py files keep (they drop any other)."""
-
-SOURCE_BUILT_PROVIDERS = ("mlx5", "ionic")
-"""Providers whose userspace comes from rdma-core built from source (vLLM guards that step by NIC)."""
-
 ARCH = re.compile(r"^gfx[0-9]{2,3}[0-9a-f]$")
 FAT_ARCH = re.compile(r"^gfx[0-9]{2,3}[0-9a-f](\+gfx[0-9]{2,3}[0-9a-f])*$")
 NIC = re.compile(r"^[a-z][a-z0-9]{1,15}$")
+BASE_NAME = re.compile(r"^[a-z][a-z0-9]{0,15}$")
+HEX_ID = re.compile(r"^0x[0-9a-f]{4}$")
+LIB_NAME = re.compile(r"^[a-z][a-z0-9_+-]{0,40}$")
+VERSION = re.compile(r"^[0-9]+(\.[0-9]+){0,2}$")
 COMMIT = re.compile(r"^[0-9a-f]{7,40}$")
 # A git ref name: a subset of git-check-ref-format that also excludes shell metacharacters.
 REF = re.compile(r"^(?![-./])(?!.*\.\.)(?!.*[./]$)[A-Za-z0-9._/+-]{1,100}$")
@@ -68,7 +63,11 @@ ArchValue = Annotated[
     str,
     AfterValidator(_checker(FAT_ARCH, "an arch axis value: expected gfxNNN, or several joined by '+' (gfx942+gfx950)")),
 ]
-NicName = Annotated[str, AfterValidator(_checker(NIC, f"a NIC name: expected one of {', '.join(KNOWN_NICS)}"))]
+NicName = Annotated[str, AfterValidator(_checker(NIC, "a NIC name: a lower-case letter, then 1 to 15 letters or digits"))]
+BaseName = Annotated[str, AfterValidator(_checker(BASE_NAME, "a base name: a lower-case letter, then up to 15 letters or digits"))]
+HexId = Annotated[str, AfterValidator(_checker(HEX_ID, "a PCI ID: 0x and 4 lower-case hex digits, e.g. 0x15b3"))]
+LibName = Annotated[str, AfterValidator(_checker(LIB_NAME, "a library or provider name (a-z, 0-9, _ + -)"))]
+Version = Annotated[str, AfterValidator(_checker(VERSION, "a version: N, N.N or N.N.N"))]
 Commit = Annotated[str, AfterValidator(_checker(COMMIT, "a commit: expected 7 to 40 lower-case hexadecimal digits"))]
 Ref = Annotated[str, AfterValidator(_checker(REF, "a git ref: expected letters, digits and . _ / + - (no '..')"))]
 GitUrl = Annotated[

@@ -8,7 +8,6 @@ path); `invoke ci` writes them or, with --check, fails on drift like `invoke ren
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,16 +16,13 @@ import yaml
 
 from epbuild import atomicfs
 from epbuild.cells import Cell
-from epbuild.matrix import Matrix
+from epbuild.matrix import MatrixBase
 from epbuild.render import Rendering
 
 BUILDKITE = Path("ci/pipeline.yml")
 GITHUB = Path(".github/workflows/epbuild.yml")
 DEFAULT_MATRIX = "matrix.yaml"
 UNIT_TESTS = 'python3 -m pytest -q -m "not gpu and not docker"'
-# DeepEP's data-parallel test runs -dp=2 (docs/upstream.md), and the reference's pools are named for their GPU
-# count (mi325_2: two MI325X); a pool name without that suffix gets the test's two.
-DEFAULT_GPUS = 2
 
 
 @dataclass(frozen=True)
@@ -34,15 +30,12 @@ class GpuRun:
     """Where one GPU test of a cell runs: a matrix pool, and the variable that moves it for one run."""
 
     pool: str
+    gpus: int
+    """GPUs per agent of the pool (archs.<arch>.gpu_count)."""
 
     @property
     def env(self) -> str:
         return "EPBUILD_POOL_" + self.pool.upper().replace("-", "_")
-
-    @property
-    def gpus(self) -> int:
-        found = re.search(r"_([0-9]+)$", self.pool)
-        return int(found.group(1)) if found else DEFAULT_GPUS
 
     @property
     def buildkite(self) -> str:
@@ -53,9 +46,13 @@ class GpuRun:
         return f"${{{{ inputs.{self.env} || vars.{self.env} || '{self.pool}' }}}}"
 
 
-def gpu_runs(cell: Cell, matrix: Matrix) -> list[GpuRun]:
+def gpu_runs(cell: Cell, matrix: MatrixBase) -> list[GpuRun]:
     """One run per distinct pool of the cell's archs: a fat cell is tested on each arch's hardware."""
-    return [GpuRun(p) for p in dict.fromkeys(matrix.archs[a].agent_pool for a in cell.archs)]
+    runs: dict[str, GpuRun] = {}
+    for arch in cell.archs:
+        info = matrix.archs[arch]
+        runs.setdefault(info.agent_pool, GpuRun(info.agent_pool, info.gpu_count))
+    return list(runs.values())
 
 
 def _header(matrix_label: str, runs: list[GpuRun], how: list[str]) -> str:
@@ -97,8 +94,12 @@ class _Commands:
             checks.insert(1, "invoke render --check --matrix examples/offline/matrix.yaml")
         return " && ".join([*checks, UNIT_TESTS])
 
+    @staticmethod
+    def select(cell: Cell) -> tuple[str, ...]:
+        return ("--arch", cell.arch, "--nic", cell.nic) + (("--base", cell.base) if cell.base_in_name else ())
+
     def cell(self, task: str, cell: Cell, *flags: str) -> str:
-        return self(task, *flags, "--arch", cell.arch, "--nic", cell.nic)
+        return self(task, *flags, *self.select(cell))
 
     def build(self, cell: Cell) -> str:
         return (f"{self.cell('build', cell)} && {self.cell('test', cell)} && "
@@ -106,7 +107,7 @@ class _Commands:
 
     def gpu(self, cell: Cell) -> str:
         # The GPU tier runs vLLM's examples/ from the pinned source, which the wheel does not ship.
-        gpu_test = self("test", "--gpu", "--arch", cell.arch, "--nic", cell.nic, "--require-gpu")
+        gpu_test = self("test", "--gpu", *self.select(cell), "--require-gpu")
         return f"{self.cell('pull', cell, self.staging)} && {self.cell('sources', cell)} && {gpu_test}"
 
     def publish(self, cell: Cell) -> str:

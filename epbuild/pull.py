@@ -9,6 +9,7 @@ from epbuild.commands import Runner
 from epbuild.errors import EpbuildError
 from epbuild.manifest import KEY_LABEL, LABEL_PREFIX
 from epbuild.render import RenderedCell
+from epbuild.stagegraph import built_pins
 from epbuild.tags import cell_tags
 
 
@@ -18,16 +19,14 @@ class NotPublished(EpbuildError):
 
 def pin_distance(rc: RenderedCell, labels: dict[str, str]) -> list[str]:
     """The pins in which an image's labels differ from this checkout, as 'name: theirs -> ours'."""
-    from epbuild.stages import built_pins
-
     out = []
     for name, pin in built_pins(rc.plan).items():
         theirs = labels.get(f"{LABEL_PREFIX}.pin.{name}")
         if theirs != pin.commit:
             out.append(f"{name}: {(theirs or '(none)')[:12]} -> {pin.commit[:12]}")
     base = labels.get("org.opencontainers.image.base.name")
-    if base != rc.plan.matrix.base.image:
-        out.append(f"base image: {base} -> {rc.plan.matrix.base.image}")
+    if base != rc.plan.base.image:
+        out.append(f"base image: {base} -> {rc.plan.base.image}")
     return out
 
 

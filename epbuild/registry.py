@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 
-from epbuild.commands import Runner
+from epbuild.commands import Runner, query
 from epbuild.errors import EpbuildError
 
 NOT_FOUND = ("not found", "manifest unknown", "name unknown", "404")
@@ -19,8 +18,7 @@ class RegistryError(EpbuildError):
 
 
 def _inspect(ref: str, template: str) -> str | None:
-    proc = subprocess.run(["docker", "buildx", "imagetools", "inspect", "--format", template, ref],
-                          capture_output=True, text=True)
+    proc = query(["docker", "buildx", "imagetools", "inspect", "--format", template, ref])
     if proc.returncode == 0:
         return proc.stdout
     if any(marker in proc.stderr.lower() for marker in NOT_FOUND):
@@ -41,8 +39,7 @@ def remote_labels(ref: str) -> dict[str, str] | None:
 
 
 def local_labels(ref: str) -> dict[str, str] | None:
-    proc = subprocess.run(["docker", "image", "inspect", "--format", "{{json .Config.Labels}}", ref],
-                          capture_output=True, text=True)
+    proc = query(["docker", "image", "inspect", "--format", "{{json .Config.Labels}}", ref])
     return dict(json.loads(proc.stdout) or {}) if proc.returncode == 0 else None
 
 
@@ -56,8 +53,7 @@ def familiar(repository: str) -> str:
 
 def local_repo_digest(ref: str, repository: str) -> str | None:
     """The digest under which the local engine knows `ref` was pushed to `repository`."""
-    proc = subprocess.run(["docker", "image", "inspect", "--format", "{{json .RepoDigests}}", ref],
-                          capture_output=True, text=True)
+    proc = query(["docker", "image", "inspect", "--format", "{{json .RepoDigests}}", ref])
     if proc.returncode != 0:
         return None
     for entry in json.loads(proc.stdout) or []:

@@ -12,29 +12,67 @@ import shutil
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import jinja2
 
-from epbuild import atomicfs, bakefile, manifest
+from epbuild import atomicfs, bakefile, manifest, stagegraph
 from epbuild.cells import Cell, expand
+from epbuild.component import CellFacts, StageInput, Wheel
 from epbuild.matrix import LoadedMatrix
 from epbuild.plan import CellPlan
-from epbuild.stages import stages_for
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 GENERATED_FILES = ("Dockerfile", "manifest.json", "versions.txt")
 
 
 @cache
-def _environment(templates: Path) -> jinja2.Environment:
+def _environment(folder: Path) -> jinja2.Environment:
     return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(templates),
+        loader=jinja2.FileSystemLoader(folder),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
         autoescape=False,
     )
+
+
+def _template(path: Path) -> jinja2.Template:
+    return _environment(path.parent).get_template(path.name)
+
+
+def _base_context(plan: CellPlan, key: str) -> dict[str, Any]:
+    cell = CellFacts(plan.facts, stagegraph.BASE_USES, stagegraph.BASE)
+    return {"rocm_path": cell["base.rocm_path"], "packages": cell["base.build_packages"]}
+
+
+def _final_context(plan: CellPlan, key: str) -> dict[str, Any]:
+    """With key="" this renders the keyless text the content key is computed from."""
+    return {
+        "copies": stagegraph.copies(plan),
+        "wheels_dir": stagegraph.WHEELS_DIR,
+        "wheel_stages": stagegraph.wheel_stages(plan),
+        "vendor_packages": plan.nic.vendor_packages,
+        "env": plan.matrix.runtime_env,
+        "labels": manifest.labels(plan, key),
+    }
+
+
+def _stage_text(stage: stagegraph.Stage, plan: CellPlan, key: str) -> str:
+    if stage.component is None:
+        template = TEMPLATES / "stages" / f"{stage.name}.Dockerfile.j2"
+        context = (_final_context if stage.name == stagegraph.FINAL else _base_context)(plan, key)
+    else:
+        c = stage.component
+        facts = CellFacts(plan.facts_for(c.name), c.uses, c.name)
+        context = c.context(StageInput(plan.pins[c.name], plan.pins, facts))
+        if isinstance(c.output, Wheel):
+            context["wheel_dir"] = stagegraph.wheel_dir(c.name)
+        template = c.template
+    above = stagegraph.parent(stage, plan) or plan.base.image
+    body = _template(template).render(**context).rstrip("\n")
+    return f"FROM {above} AS {stage.name}\n{body}\n"
 
 
 @dataclass(frozen=True)
@@ -75,30 +113,24 @@ def output_dir(matrix: LoadedMatrix) -> Path:
     return matrix.directory / "images"
 
 
-def render_cell(plan: CellPlan, matrix_label: str, templates: Path = TEMPLATES) -> RenderedCell:
-    env = _environment(templates)
-    texts: dict[str, str] = {}
-    keyed = []
-    for stage in stages_for(plan):
-        texts[stage.name] = env.get_template(stage.template).render(**stage.context(plan)).rstrip("\n") + "\n"
-        if stage.keyed:
-            keyed.append(stage)
-    outer = env.get_template("Dockerfile.j2")
+def render_cell(plan: CellPlan, matrix_label: str) -> RenderedCell:
+    texts = {stage.name: _stage_text(stage, plan, "") for stage in stagegraph.stages_for(plan)}
+    outer = _template(TEMPLATES / "Dockerfile.j2")
 
     def assemble(stage_texts: dict[str, str]) -> str:
         return outer.render(matrix_file=matrix_label, cell=plan.cell.name, stages=list(stage_texts.values()))
 
     key = manifest.content_key(plan, assemble(texts))
-    for stage in keyed:
-        texts[stage.name] = env.get_template(stage.template).render(**stage.context(plan, key)).rstrip("\n") + "\n"
+    final = next(s for s in stagegraph.stages_for(plan) if s.name == stagegraph.FINAL)
+    texts[final.name] = _stage_text(final, plan, key)
     return RenderedCell(plan=plan, stages=texts, dockerfile=assemble(texts), key=key)
 
 
-def render_matrix(matrix: LoadedMatrix, root: Path, templates: Path = TEMPLATES) -> Rendering:
+def render_matrix(matrix: LoadedMatrix, root: Path) -> Rendering:
     """Renders every cell; `root` is the folder builds run from (bake paths are relative to it)."""
     label = _relative(matrix.path, root)
     out_dir = output_dir(matrix)
-    cells = [render_cell(CellPlan(cell, matrix.model), label, templates) for cell in expand(matrix.model)]
+    cells = [render_cell(CellPlan(cell, matrix.model), label) for cell in expand(matrix.model)]
     bake = bakefile.bake_json(cells, context_root=_relative(out_dir, root))
     return Rendering(matrix=matrix, out_dir=out_dir, cells=cells, bake=bake)
 

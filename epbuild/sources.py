@@ -30,7 +30,8 @@ from epbuild import atomicfs
 from epbuild.bakefile import source_dir
 from epbuild.commands import CommandFailed, Runner, shell_line
 from epbuild.errors import EpbuildError
-from epbuild.matrix import LoadedMatrix, RocshmemPin, SourcePin
+from epbuild.matrix import LoadedMatrix
+from epbuild.pins import SourcePin
 from epbuild.patterns import GIT_URL, REL_PATH
 from epbuild.treerecord import TreeRecord
 
@@ -59,6 +60,8 @@ class SourceRequest:
     pin: SourcePin
     url: str
     """The URL actually fetched: the matrix's, a mirror's, or a relative path resolved to an absolute one."""
+    sparse: tuple[str, ...] = ()
+    """The only folders exported (fetched blob-less): the component's sparse path, if its spec names one."""
 
 
 @dataclass(frozen=True)
@@ -101,8 +104,10 @@ def requests_for(matrix: LoadedMatrix, components: list[str], mirrors: Mapping[s
     if unknown:
         raise SourceError(f"mirror given for unknown component(s) {', '.join(unknown)}; "
                           f"the matrix has {', '.join(pins)}")
+    registry = matrix.model.registry
     return [
-        SourceRequest(name, pins[name], resolve_url(mirrors.get(name, pins[name].repo), matrix.directory))
+        SourceRequest(name, pins[name], resolve_url(mirrors.get(name, pins[name].repo), matrix.directory),
+                      tuple(registry[name].sparse_paths(pins[name])))
         for name in components
     ]
 
@@ -114,6 +119,8 @@ class SourceCache:
         self.runner = runner
         self.retries = retries
         self.backoff = backoff
+        self._scratch: Path | None = None
+        """The tar file `git archive` writes during an export, beside the export's temporary folder."""
 
     # -- public -----------------------------------------------------------------------------------------
     def export(self, request: SourceRequest) -> ExportedSource:
@@ -141,15 +148,15 @@ class SourceCache:
             mirror = self._mirror_path(request.url)
             if not (mirror / "HEAD").exists():
                 self.runner.record(shell_line(["git", "init", "--bare", "--quiet", str(mirror)], GIT_ENV))
-            self.runner.record(shell_line(["git", "-C", str(mirror), *self._fetch_args(request.pin), request.url,
+            self.runner.record(shell_line(["git", "-C", str(mirror), *self._fetch_args(request), request.url,
                                            *self._wants(request.pin)], GIT_ENV))
-            self.runner.record(self._archive_line(mirror, request.pin.commit, dest, self._paths(request.pin)))
+            self.runner.record(self._archive_line(mirror, request.pin.commit, dest, self._paths(request)))
             print(f"# {request.component}: then every submodule its .gitmodules lists, fetched and exported alike")
         return ExportedSource(request.component, request.pin.commit, dest, cached=False)
 
     @staticmethod
-    def _paths(pin: SourcePin) -> list[str]:
-        return [pin.path] if isinstance(pin, RocshmemPin) else []
+    def _paths(request: SourceRequest) -> list[str]:
+        return list(request.sparse)
 
     @staticmethod
     def _archive_line(mirror: Path, commit: str, dest: Path, paths: list[str]) -> str:
@@ -163,8 +170,9 @@ class SourceCache:
         with FileLock(str(mirror) + ".lock"):
             commit = self._fetch_into(mirror, request)
         tmp = atomicfs.temp_dir(dest.parent, f".{dest.name}.")
+        self._scratch = tmp.with_name(tmp.name + ".tar")
         try:
-            paths = self._paths(request.pin)
+            paths = self._paths(request)
             self.runner.record(self._archive_line(mirror, commit, dest, paths))
             self._archive(mirror, commit, tmp, paths)
             self._submodules(mirror, commit, tmp, request, "", dest)
@@ -176,6 +184,7 @@ class SourceCache:
             atomicfs.replace_dir(tmp, dest)
             record.save(_record_path(dest))
         finally:
+            self._scratch = None
             if tmp.exists():
                 shutil.rmtree(tmp)
         log.info("%s: exported %s at %s to %s", request.component, request.url, commit, dest)
@@ -204,10 +213,10 @@ class SourceCache:
         return path
 
     @staticmethod
-    def _fetch_args(pin: SourcePin) -> list[str]:
+    def _fetch_args(request: SourceRequest) -> list[str]:
         args = ["fetch", "--quiet", "--no-write-fetch-head"]
-        if isinstance(pin, RocshmemPin):
-            args.append("--filter=blob:none")  # sparse: only the blobs under pin.path are read, by archive
+        if request.sparse:
+            args.append("--filter=blob:none")  # sparse: only the blobs under the sparse paths are read, by archive
         return args
 
     @staticmethod
@@ -238,7 +247,7 @@ class SourceCache:
         commit = self._resolve(mirror, pin)
         tag_known = pin.tag is None or self._rev_parse(mirror, f"refs/tags/{pin.tag}^{{commit}}") is not None
         if commit is None or not tag_known:
-            self._fetch_with_retries(mirror, self._fetch_args(pin), request, self._wants(pin))
+            self._fetch_with_retries(mirror, self._fetch_args(request), request, self._wants(pin))
             commit = self._resolve(mirror, pin)
         if commit is None:
             raise SourceError(
@@ -287,29 +296,18 @@ class SourceCache:
                          record=False)
         return proc.stdout.strip() if proc.returncode == 0 and proc.stdout.strip() else None
 
-    @staticmethod
-    def _archive(mirror: Path, commit: str, dest: Path, paths: list[str]) -> None:
-        """Extracts the commit's tree into dest straight from `git archive`'s output (no temporary tar file a
-        kill could leave behind)."""
-        argv = ["git", "-C", str(mirror), "archive", "--format=tar", commit, *(["--", *paths] if paths else [])]
-        log.debug("$ %s", shell_line(argv, GIT_ENV))
-        proc = subprocess.Popen(argv, env={**os.environ, **GIT_ENV}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        assert proc.stdout is not None and proc.stderr is not None
-        unreadable: tarfile.TarError | None = None
+    def _archive(self, mirror: Path, commit: str, dest: Path, paths: list[str]) -> None:
+        """Extracts the commit's tree into dest through a scratch tar named after the export's temporary folder,
+        so that what a kill leaves of it is found and removed with that folder's other leftovers."""
+        scratch = self._scratch
+        assert scratch is not None, "_archive runs inside an export"
         try:
-            with tarfile.open(fileobj=proc.stdout, mode="r|") as tar:
+            self._git(["-C", str(mirror), "archive", "--format=tar", f"--output={scratch}", commit,
+                       *(["--", *paths] if paths else [])], record=False)
+            with tarfile.open(scratch) as tar:
                 tar.extractall(dest, filter="tar")
-        except tarfile.TarError as exc:
-            unreadable = exc  # git's own error, when it failed, says why
         finally:
-            proc.stdout.close()
-            error = proc.stderr.read().decode(errors="replace")
-            proc.stderr.close()
-            code = proc.wait()
-        if code != 0:
-            raise CommandFailed(argv, code, error)
-        if unreadable is not None:
-            raise unreadable
+            scratch.unlink(missing_ok=True)
 
     def _submodules(self, mirror: Path, commit: str, tree: Path, request: SourceRequest, prefix: str,
                     final_tree: Path) -> None:

@@ -1,40 +1,160 @@
-"""The stage graph as BuildKit sees it: which stages of a set of cells are the same work (the build uses it
-to fail every cell that shares a failed stage; the sharing benchmark to count distinct stages).
+"""The stage graph as data: `base`, one stage per component (from its folder's spec), `final`; each stage's
+parent, what it leaves for `final`, when it applies and which cell facts its text uses.
 
-A stage's identity is its text plus the identities of everything it builds on (its FROM parent, the stages it
-mounts or copies from, the sources it mounts), so equal identities are exactly the stages one solve builds once.
+Everything about stages derives from here: the FROM lines and the order of the rendered Dockerfile, the bake
+file's named contexts, the pins a cell builds, stage identities (which stages of a set of cells are the same
+work for BuildKit: the build uses them to fail every cell that shares a failed stage, the sharing benchmark to
+count distinct stages), the sharing property test and the README's stage diagram.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any, Protocol
 
-from epbuild.render import RenderedCell
+from epbuild.component import Component, ComponentError, Copy, Registry, System, Wheel
+from epbuild.plan import CellPlan
+from epbuild.pins import SourcePin
 
-REFERENCE = re.compile(r"^FROM (\S+) AS|(?:--|,)from=([A-Za-z0-9_-]+)", re.M)
+BASE, FINAL = "base", "final"
+BASE_USES = ("base.image", "base.rocm_path", "base.build_packages")
+WHEELS_DIR = "/wheels"
 
 
-def stage_identities(rc: RenderedCell) -> dict[str, str]:
-    pins = rc.plan.pins
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    after: tuple[str, ...] = ()
+    uses: tuple[str, ...] = ()
+    when: Mapping[str, str] = field(default_factory=dict)
+    component: Component | None = None
+
+    @property
+    def source(self) -> str | None:
+        """The component whose source the stage mounts as the named context `src-<source>`."""
+        return self.component.name if self.component else None
+
+
+@cache
+def graph(registry: Registry) -> list[Stage]:
+    """Every stage: base, the components (each after its parents, else in folder order), then final."""
+    components = {c.name: c for c in registry.components}
+    ordered: list[Stage] = [Stage(BASE, uses=BASE_USES)]
+    placed = {BASE}
+
+    def place(c: Component, path: tuple[str, ...]) -> None:
+        if c.name in placed:
+            return
+        for name in c.after:
+            if name in path:
+                raise ComponentError(f"the stage graph has a cycle: {' -> '.join([*path, name])}")
+            if name not in placed:
+                if name not in components:
+                    raise ComponentError(f"component {c.name} comes after {name!r}, which is no stage")
+                place(components[name], (*path, c.name))
+        ordered.append(Stage(c.name, c.after, c.uses, c.when, c))
+        placed.add(c.name)
+
+    for component in registry.components:
+        place(component, ())
+    system = tuple(s.name for s in ordered if s.component and isinstance(s.component.output, System))
+    ordered.append(Stage(FINAL, after=system[-1:] or (BASE,), uses=("cell", "nic.vendor_packages")))
+    return ordered
+
+
+@cache
+def _by_name(registry: Registry) -> dict[str, Stage]:
+    return {s.name: s for s in graph(registry)}
+
+
+def applies(stage: Stage, plan: CellPlan) -> bool:
+    if stage.component is not None and stage.name not in plan.pins:
+        return False
+    return all(plan.facts.get(k) == v for k, v in stage.when.items())
+
+
+def stages_for(plan: CellPlan) -> list[Stage]:
+    if "stages" not in plan.memo:
+        plan.memo["stages"] = [s for s in graph(plan.registry) if applies(s, plan)]
+    return list(plan.memo["stages"])
+
+
+def parent(stage: Stage, plan: CellPlan) -> str | None:
+    """The stage it builds FROM in this cell: its parent, or, where that does not apply, the parent's own parent
+    (None for base, which starts from the base image)."""
+    by_name = _by_name(plan.registry)
+    candidates = list(stage.after)
+    while candidates:
+        name = candidates.pop(0)
+        if applies(by_name[name], plan):
+            return name
+        candidates = list(by_name[name].after) + candidates
+    return None
+
+
+def built_pins(plan: CellPlan) -> dict[str, SourcePin]:
+    """The pins of the components this cell builds (a cell without rdma-core's stage does not build it), in build
+    order."""
+    return {s.source: plan.pins[s.source] for s in stages_for(plan) if s.source}
+
+
+def wheel_dir(name: str) -> str:
+    return f"{WHEELS_DIR}/{name}"
+
+
+def wheel_stages(plan: CellPlan) -> list[str]:
+    """Stages that leave a wheel in /wheels/<stage> for `final` to install."""
+    return [s.name for s in stages_for(plan) if s.component and isinstance(s.component.output, Wheel)]
+
+
+def copies(plan: CellPlan) -> list[tuple[str, str]]:
+    """(stage, path) of every path `final` copies from a stage."""
+    return [(s.name, path) for s in stages_for(plan) if s.component and isinstance(s.component.output, Copy)
+            for path in s.component.copies(plan.pins[s.name])]
+
+
+def distributions(plan: CellPlan) -> list[str]:
+    """The distribution names the cell's wheels may install under."""
+    return [d for s in stages_for(plan) if s.component and isinstance(s.component.output, Wheel)
+            for d in s.component.output.distributions]
+
+
+def inputs(stage: Stage, plan: CellPlan) -> list[str]:
+    """The stages whose files the stage reads besides its parent: final's mounts and copies."""
+    if stage.name != FINAL:
+        return []
+    return list(dict.fromkeys([*wheel_stages(plan), *(name for name, _ in copies(plan))]))
+
+
+class Rendered(Protocol):
+    plan: CellPlan
+    stages: dict[str, str]
+
+
+def stage_identities(rc: Rendered) -> dict[str, str]:
+    """stage -> identity: its text plus the identities of everything it builds on (its FROM parent, the stages it
+    mounts or copies from), its source's commit and, for base, its image. Equal identities are exactly the
+    stages one solve builds once."""
+    plan = rc.plan
     ids: dict[str, str] = {}
-    for name, text in rc.stages.items():  # build order: parents come first
-        parts = [text]
-        for parent, other in REFERENCE.findall(text):
-            ref = parent or other
-            if ref in ids:
-                parts.append(ids[ref])
-            elif ref.startswith("src-"):
-                parts.append(pins[ref[4:]].commit)
-            else:
-                parts.append(ref)  # an image reference
-        if name == "final":
-            parts.append(rc.cell.name)  # final COPYs files of the cell's own folder
-        ids[name] = hashlib.sha256("\0".join(parts).encode()).hexdigest()
+    for stage in stages_for(plan):  # build order: parents come first
+        text = rc.stages[stage.name]
+        above = parent(stage, plan)
+        parts = [text, ids[above] if above else plan.base.image]
+        parts += [ids[name] for name in inputs(stage, plan)]
+        if stage.source:
+            parts.append(plan.pins[stage.source].commit)
+        if stage.name == FINAL:
+            parts.append(plan.cell.name)  # final COPYs files of the cell's own folder
+        ids[stage.name] = hashlib.sha256("\0".join(parts).encode()).hexdigest()
     return ids
 
 
-def distinct_run_steps(cells: list[RenderedCell]) -> dict[str, tuple[str, int]]:
+def distinct_run_steps(cells: list[Any]) -> dict[str, tuple[str, int]]:
     """identity -> (stage name, RUN instructions in it), over the distinct stages of `cells`."""
     out: dict[str, tuple[str, int]] = {}
     for rc in cells:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from epbuild.commands import Runner, shell_line
-from epbuild.offline.base_image import _image_exists, ensure_base_image
+from epbuild.offline.base_image import _image_exists, ensure_base_image, suite_of
 from epbuild.offline.fixtures import ensure_fixture_repos
 from epbuild.offline.gitrepo import FixtureRepo
 from epbuild.offline.settings import (
@@ -38,22 +38,26 @@ __all__ = ["OFFLINE_BASE_IMAGE", "FixtureRepo", "OfflineError", "ensure_base_ima
 REPOS_DIR = REPO_ROOT / "build" / "offline" / "repos"
 
 
-def prepare(matrix: Any, runner: Runner) -> None:
-    """Makes what the offline example cannot pull or clone: its base image and its stand-in repositories.
+def prepare(matrix: Any, plans: Sequence[Any], runner: Runner) -> None:
+    """Makes what the offline example cannot pull or clone: the base images the given cells start from, and the
+    stand-in repositories.
 
-    Both steps do nothing when their result is already there. Each is one command of this package's own CLI,
+    Each step does nothing when its result is already there. Each is one command of this package's own CLI,
     which is what a dry run prints and what the run's replay.sh records.
     """
-    image = matrix.model.base.image
-    if image != OFFLINE_BASE_IMAGE:
-        raise OfflineError(
-            f"{matrix.path}: base.image: the offline-example recipe makes {OFFLINE_BASE_IMAGE}, not {image!r}"
-        )
+    from epbuild.cells import expand
+
     steps: list[tuple[list[str], Callable[[], object]]] = []
-    if not _image_exists(image):
-        steps.append((["python3", "-m", "epbuild.offline", "base"], lambda: ensure_base_image(image)))
+    for name in dict.fromkeys(plan.cell.base for plan in plans):
+        image = matrix.model.bases[name].image
+        suite_of(image)  # a base the recipe cannot make fails here, before anything runs
+        # The toolchain must compile for every arch any cell on this base targets, not only the selected ones.
+        archs = sorted({a for c in expand(matrix.model) if c.base == name for a in c.archs})
+        if not _image_exists(image):
+            steps.append((["python3", "-m", "epbuild.offline", "base", "--image", image, "--archs", *archs],
+                          lambda image=image, archs=archs: ensure_base_image(image, archs=archs)))
     steps.append((["python3", "-m", "epbuild.offline", "fixtures", str(REPOS_DIR)],
-                  lambda: ensure_fixture_repos(REPOS_DIR, fixtures_dir=FIXTURES_DIR)))
+                  lambda: ensure_fixture_repos(REPOS_DIR, fixtures_dir=FIXTURES_DIR, registry=matrix.model.registry)))
     for argv, step in steps:
         runner.record(shell_line(argv))
         if not runner.dry_run:

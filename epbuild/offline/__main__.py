@@ -21,6 +21,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="cmd", required=True)
     base = sub.add_parser("base", help="build the offline base image")
     base.add_argument("--image", default=OFFLINE_BASE_IMAGE)
+    base.add_argument("--archs", nargs="*", default=[], help="archs its toolchain must compile for")
     base.add_argument("--rebuild", action="store_true")
     fixtures = sub.add_parser("fixtures", help="make the fixture git repos")
     fixtures.add_argument("dest", type=Path)
@@ -28,7 +29,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if args.cmd == "base":
-        ensure_base_image(args.image, rebuild=args.rebuild)
+        ensure_base_image(args.image, archs=args.archs, rebuild=args.rebuild)
     else:
         repos = ensure_fixture_repos(args.dest, fixtures_dir=args.fixtures_dir)
         json.dump(

@@ -6,16 +6,20 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import subprocess
+import shlex
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
+from epbuild.commands import query
 from epbuild.offline.settings import (
     BASE_DIR,
     DEBIAN_MIRROR,
     MINBASE_IMAGE,
     MINBASE_SUITE,
     OFFLINE_BASE_IMAGE,
+    OFFLINE_BASE_REPOSITORY,
+    SUITE_LLVM,
     OfflineError,
     _run,
 )
@@ -25,10 +29,7 @@ log = logging.getLogger(__name__)
 
 
 def _image_exists(image: str) -> bool:
-    result = subprocess.run(
-        ["docker", "image", "inspect", image], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False
-    )
-    return result.returncode == 0
+    return query(["docker", "image", "inspect", image]).returncode == 0
 
 
 def _ensure_debootstrap() -> str:
@@ -57,38 +58,34 @@ def _ensure_minbase(image: str = MINBASE_IMAGE, *, rebuild: bool = False) -> Non
         log.info("debootstrap %s (minbase) into %s", MINBASE_SUITE, rootfs)
         _run([debootstrap, "--variant=minbase", MINBASE_SUITE, rootfs, DEBIAN_MIRROR])
         log.info("docker import -> %s", image)
-        tar = subprocess.Popen(["tar", "-C", str(rootfs), "--numeric-owner", "-c", "."], stdout=subprocess.PIPE)
-        assert tar.stdout is not None
-        try:
-            imp = subprocess.run(
-                ["docker", "import", "-", image], stdin=tar.stdout, stdout=subprocess.DEVNULL, check=False
-            )
-        finally:
-            tar.stdout.close()
-            tar_rc = tar.wait()
-        if tar_rc != 0 or imp.returncode != 0:
-            raise OfflineError(f"tar | docker import failed (tar {tar_rc}, docker {imp.returncode})")
+        pipe = f"tar -C {shlex.quote(str(rootfs))} --numeric-owner -c . | docker import - {shlex.quote(image)}"
+        _run(["bash", "-o", "pipefail", "-c", pipe], capture=True)
 
 
-def ensure_base_image(image: str = OFFLINE_BASE_IMAGE, *, rebuild: bool = False) -> None:
-    """Build the offline base image unless ``docker image inspect`` finds it (or ``rebuild``)."""
+def suite_of(image: str) -> str:
+    """The Debian suite an offline base image is made from: epbuild-offline/base:<suite>-hip."""
+    repository, _, tag = image.partition(":")
+    suite = tag.removesuffix("-hip")
+    if repository != OFFLINE_BASE_REPOSITORY or not tag.endswith("-hip") or suite not in SUITE_LLVM:
+        allowed = ", ".join(f"{OFFLINE_BASE_REPOSITORY}:{s}-hip" for s in SUITE_LLVM)
+        raise OfflineError(f"the offline-example recipe makes {allowed}, not {image!r}")
+    return suite
+
+
+def ensure_base_image(image: str = OFFLINE_BASE_IMAGE, *, archs: Sequence[str] = (), rebuild: bool = False) -> None:
+    """Build the offline base image unless ``docker image inspect`` finds it (or ``rebuild``); its toolchain's
+    self-check compiles device code for every arch of ``archs``."""
+    suite = suite_of(image)
     if not rebuild and _image_exists(image):
         log.info("base image %s present", image)
         return
     _ensure_minbase()
     log.info("building %s from %s", image, BASE_DIR / "Dockerfile")
-    cmd = [
-        "docker",
-        "build",
-        "-t",
-        image,
-        "--build-arg",
-        f"MINBASE_IMAGE={MINBASE_IMAGE}",
-        "--build-arg",
-        f"DEBIAN_MIRROR={DEBIAN_MIRROR}",
-    ]
+    cmd = ["docker", "build", "-t", image, "--build-arg", f"MINBASE_IMAGE={MINBASE_IMAGE}",
+           "--build-arg", f"DEBIAN_MIRROR={DEBIAN_MIRROR}", "--build-arg", f"DEBIAN_SUITE={suite}",
+           "--build-arg", f"LLVM_VERSION={SUITE_LLVM[suite]}"]
+    if archs:
+        cmd += ["--build-arg", f"OFFLOAD_ARCHS={' '.join(archs)}"]
     if rebuild:
         cmd.append("--no-cache")
     _run([*cmd, str(BASE_DIR)])
-
-

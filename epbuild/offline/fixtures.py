@@ -11,6 +11,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from epbuild.component import Registry, discover
 from epbuild.offline.gitrepo import (
     FixtureRepo,
     _Commit,
@@ -25,7 +26,6 @@ from epbuild.offline.rdma_core_source import _rdma_core_repo
 from epbuild.offline.settings import (
     BROKEN_COMPONENTS,
     BROKEN_SNIPPET,
-    COMPONENTS,
     REV_FILE,
     OfflineError,
     _locked,
@@ -68,8 +68,9 @@ def _simple_repo(dest: Path, name: str, src: Path) -> FixtureRepo:
     )
 
 
-def _component_repo(dest: Path, name: str, fixtures_dir: Path, done: dict[str, FixtureRepo]) -> FixtureRepo:
-    tree = _read_tree(fixtures_dir / name)
+def _component_repo(dest: Path, name: str, fixture: Path, fixtures_dir: Path,
+                    done: dict[str, FixtureRepo]) -> FixtureRepo:
+    tree = _read_tree(fixture)
     gitlinks: list[_Entry] = []
     for sub_path, url in _submodules(tree):
         sub_name = _submodule_repo_name(url)
@@ -87,8 +88,9 @@ def _component_repo(dest: Path, name: str, fixtures_dir: Path, done: dict[str, F
 
 
 
-def ensure_fixture_repos(dest: Path, *, fixtures_dir: Path) -> dict[str, FixtureRepo]:
-    """Make ``<dest>/<name>.git`` for every fixture (idempotent) and write ``<dest>/commits.json``.
+def ensure_fixture_repos(dest: Path, *, fixtures_dir: Path, registry: Registry | None = None) -> dict[str, FixtureRepo]:
+    """Make ``<dest>/<name>.git`` for every component's stand-in (its folder's ``fixture/``; submodule stand-ins
+    come from ``fixtures_dir``), idempotent, and write ``<dest>/commits.json``.
 
     Returns the repos by name: the components, their submodule repos and rdma-core.
     """
@@ -98,8 +100,9 @@ def ensure_fixture_repos(dest: Path, *, fixtures_dir: Path) -> dict[str, Fixture
         for leftover in dest.glob(".*.git.tmp-*"):
             shutil.rmtree(leftover, ignore_errors=True)
         repos: dict[str, FixtureRepo] = {}
-        for name in COMPONENTS:
-            repos[name] = _component_repo(dest, name, fixtures_dir, repos)
+        for component in (registry or discover()).components:
+            if component.fixture.is_dir():
+                repos[component.name] = _component_repo(dest, component.name, component.fixture, fixtures_dir, repos)
         repos["rdma-core"] = _rdma_core_repo(dest)
         summary = {
             name: {"repo": repo.path.name, "commits": repo.commits, "tag": repo.tag}

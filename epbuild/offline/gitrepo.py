@@ -9,13 +9,13 @@ import logging
 import os
 import re
 import shutil
-import subprocess
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from epbuild.commands import query
 from epbuild.offline.settings import (
     _EPOCH,
     _IDENT,
@@ -192,13 +192,8 @@ def _stamp_ok(repo: Path, digest: str) -> dict[str, Any] | None:
     if not isinstance(stamp, dict) or stamp.get("digest") != digest or not isinstance(stamp.get("commits"), dict):
         return None
     for sha in stamp["commits"].values():
-        check = subprocess.run(
-            ["git", "--git-dir", str(repo), "cat-file", "-e", f"{sha}^{{commit}}"],
-            env=_git_env(),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            check=False,
-        )
+        check = query(["git", "--git-dir", str(repo), "cat-file", "-e", f"{sha}^{{commit}}"], env=_git_env(),
+                      whole_env=True)
         if check.returncode != 0:
             return None
     return stamp

@@ -7,10 +7,12 @@ import fcntl
 import hashlib
 import logging
 import os
+import shlex
 import subprocess
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
+from epbuild.commands import CommandFailed, Runner
 from epbuild.errors import EpbuildError
 
 log = logging.getLogger(__name__)
@@ -19,14 +21,17 @@ log = logging.getLogger(__name__)
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BASE_DIR = REPO_ROOT / "examples" / "offline" / "base"
 FIXTURES_DIR = REPO_ROOT / "examples" / "offline" / "fixtures"
+"""Stand-ins of submodules; each component's own stand-in is in its folder (epbuild/components/<name>/fixture)."""
 
-OFFLINE_BASE_IMAGE = "epbuild-offline/base:sid-hip"
+OFFLINE_BASE_REPOSITORY = "epbuild-offline/base"
+OFFLINE_BASE_IMAGE = f"{OFFLINE_BASE_REPOSITORY}:sid-hip"
+# The Debian suites a base image can be made from (image `epbuild-offline/base:<suite>-hip`), each with the LLVM
+# its hipcc is built on: trixie's HIP 5.7 is on LLVM 17, sid's on LLVM 21.
+SUITE_LLVM = {"sid": "21", "trixie": "17"}
 MINBASE_IMAGE = "epbuild-offline/bookworm-minbase:latest"
 MINBASE_SUITE = "bookworm"
 DEBIAN_MIRROR = os.environ.get("EPBUILD_DEBIAN_MIRROR", "http://deb.debian.org/debian")
 
-# The stand-in components, in the order a build needs them.
-COMPONENTS: tuple[str, ...] = ("rocshmem", "deepep", "mori", "aiter", "vllm")
 # Components that also get commit C ("broken"), which fails to compile for gfx942 only.
 BROKEN_COMPONENTS: frozenset[str] = frozenset({"deepep"})
 REV_FILE = "fixture_rev.h"
@@ -63,21 +68,12 @@ def _run(
     stdin: bytes | None = None,
     capture: bool = False,
 ) -> subprocess.CompletedProcess[bytes]:
-    args = [str(c) for c in cmd]
-    log.debug("run: %s", args)
+    """A step of making the offline inputs (their own replayable record is `python -m epbuild.offline ...`)."""
     try:
-        return subprocess.run(
-            args,
-            env=dict(env) if env is not None else None,
-            cwd=cwd,
-            input=stdin,
-            stdout=subprocess.PIPE if capture else None,
-            stderr=subprocess.PIPE if capture else None,
-            check=True,
-        )
-    except subprocess.CalledProcessError as exc:
-        err = (exc.stderr or b"").decode(errors="replace").strip()
-        raise OfflineError(f"command failed ({exc.returncode}): {' '.join(args)}\n{err}") from exc
+        return Runner().run([str(c) for c in cmd], env=env, whole_env=env is not None, cwd=cwd, stdin=stdin,
+                            capture=capture, binary=True, record=False)
+    except CommandFailed as exc:
+        raise OfflineError(f"command failed ({exc.returncode}): {shlex.join(exc.argv)}\n{exc.output.strip()}") from None
 
 
 

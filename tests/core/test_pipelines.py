@@ -273,3 +273,29 @@ def test_images_travel_between_agents_through_the_staging_registry() -> None:
             assert 'invoke pull --registry "${{ vars.EPBUILD_CI_REGISTRY }}"' in run
         if name.startswith("publish-"):
             assert run.rstrip().split("&&")[-1].strip().startswith("invoke publish --arch")
+
+
+# (f) the base axis: with a second base every cell's steps name their base, and each cell is its own build.
+
+def test_a_second_base_gives_each_cell_steps_of_its_own(tmp_path: Path) -> None:
+    project = variant(tmp_path, ("  base: [rocm72]", "  base: [rocm72, rocm70]"),
+                      ("bases:\n", "bases:\n  rocm70:\n    image: docker.io/rocm/vllm-dev:base-7.0\n"
+                                   "    rocm_version: \"7.0\"\n"))
+    steps = bk_steps(project)
+    for base in ("rocm72", "rocm70"):
+        [build] = bk_find(steps, f"invoke build --arch gfx950 --nic cx7 --base {base}")
+        assert f"invoke test --arch gfx950 --nic cx7 --base {base}" in build["command"]
+        assert f"build gfx950-cx7-{base}" in build["label"]
+        [publish] = bk_find(steps, f"invoke publish --arch gfx950 --nic cx7 --base {base}")
+        assert build["key"] in publish["depends_on"]
+        assert bk_find(steps, f"invoke test --gpu --arch gfx950 --nic cx7 --base {base}")
+    jobs = gh_jobs(project)
+    assert len(gh_find(jobs, "invoke build --arch")) == 12
+
+
+def test_the_gpu_count_follows_the_matrix(tmp_path: Path) -> None:
+    project = variant(tmp_path, ("    agent_pool: mi355_2\n    gpu_count: 2", "    agent_pool: mi355_2\n    gpu_count: 8"))
+    for step in bk_find(bk_steps(project), "invoke test --gpu --arch gfx950"):
+        assert step["env"]["EPBUILD_NUM_GPUS"] == "8"
+    for step in bk_find(bk_steps(project), "invoke test --gpu --arch gfx942"):
+        assert step["env"]["EPBUILD_NUM_GPUS"] == "2"

@@ -1,4 +1,5 @@
-"""Property tests: any valid matrix renders, and a stage's text depends only on the cell values it uses."""
+"""Property tests: any valid matrix renders, and a stage's text depends only on what the stage graph says it
+uses (the cell facts in its spec's `uses`, and the parent it builds FROM), so BuildKit shares it across cells."""
 
 from __future__ import annotations
 
@@ -8,29 +9,34 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from epbuild.matrix import Matrix, cross_check
-from epbuild.render import render_cell
+from epbuild import stagegraph
 from epbuild.cells import expand
+from epbuild.crosscheck import cross_check
+from epbuild.matrix import Matrix
 from epbuild.plan import CellPlan
+from epbuild.render import render_cell
 
 hexes = st.text("0123456789abcdef", min_size=7, max_size=40)
 packages = st.lists(st.from_regex(r"[a-z][a-z0-9-]{2,12}", fullmatch=True), max_size=3)
-PROVIDERS = {"cx7": "mlx5", "io": "ionic", "thor2": "bnxt_re"}
+NICS = ("cx7", "io", "thor2", "cx8")
 
 
 @st.composite
 def matrices(draw: st.DrawFn) -> dict[str, Any]:
     arch_values = draw(st.lists(st.sampled_from(["gfx942", "gfx950", "gfx942+gfx950"]), min_size=1, max_size=3,
                                 unique=True))
-    nics = draw(st.lists(st.sampled_from(["cx7", "io", "thor2"]), min_size=1, max_size=3, unique=True))
+    nics = draw(st.lists(st.sampled_from(NICS), min_size=1, max_size=4, unique=True))
     nic_table = {}
-    for nic in ("cx7", "io", "thor2"):
-        source = nic != "thor2" and draw(st.booleans())
-        nic_table[nic] = {"provider": PROVIDERS[nic], "rdma_core": "source" if source else "distribution",
+    for nic in NICS:
+        nic_table[nic] = {"provider": draw(st.sampled_from(["mlx5", "ionic", "bnxt_re"])),
+                          "provider_library": "libx", "rdma_core": draw(st.sampled_from(["source", "distribution"])),
+                          "flags": {"deepep": draw(st.sampled_from(["cx7", "io", "thor2"]))},
                           "vendor_packages": draw(packages)}
+
     def pin() -> dict[str, Any]:
         return {"repo": "https://example.org/x/" + draw(st.from_regex(r"[a-z]{1,8}", fullmatch=True)),
                 "commit": draw(hexes)}
+
     components: dict[str, Any] = {
         "rdma-core": pin(), "rocshmem": pin(),
         "deepep": {**pin(), "explicit_ctx": draw(st.booleans()), "enable_mpi": draw(st.booleans())},
@@ -39,11 +45,13 @@ def matrices(draw: st.DrawFn) -> dict[str, Any]:
     for optional in ("mori", "aiter"):
         if draw(st.booleans()):
             components[optional] = pin()
+    bases = {name: {"image": f"acme/base:{name}", "rocm_path": draw(st.sampled_from(["/opt/rocm", "/usr"])),
+                    "build_packages": draw(packages)}
+             for name in draw(st.lists(st.sampled_from(["one", "two"]), min_size=1, max_size=2, unique=True))}
     excludes = draw(st.lists(st.fixed_dictionaries({"nic": st.sampled_from(nics)}), max_size=1))
     return {
         "image": {"name": "acme/ep", "registry": "registry.example.org"},
-        "base": {"image": "acme/base:" + draw(st.from_regex(r"[a-z0-9]{1,6}", fullmatch=True)),
-                 "rocm_path": draw(st.sampled_from(["/opt/rocm", "/usr"])), "build_packages": draw(packages)},
+        "bases": bases,
         "axes": {"arch": arch_values, "nic": nics},
         "exclude": excludes,
         "archs": {"gfx942": {"gpus": ["MI300X"], "agent_pool": "p1"}, "gfx950": {"gpus": ["MI355X"], "agent_pool": "p2"}},
@@ -52,17 +60,10 @@ def matrices(draw: st.DrawFn) -> dict[str, Any]:
     }
 
 
-def stage_scope(stage: str, plan: CellPlan) -> tuple[Any, ...]:
-    """What a stage's text may depend on: the rule that lets BuildKit share stages across cells."""
-    if stage in ("base", "rdma-core"):
-        return ()
-    if stage in ("mori", "aiter", "vllm"):
-        return (plan.cell.archs,)
-    if stage == "rocshmem":
-        return (plan.cell.archs, plan.rdma_core_from_source)
-    if stage == "deepep":
-        return (plan.cell.archs, plan.cell.nic)
-    return (plan.cell.name,)
+def scope(stage: stagegraph.Stage, plan: CellPlan) -> tuple[Any, ...]:
+    """What the graph says a stage's text may depend on: the facts it uses and the stage it starts FROM."""
+    facts = plan.facts_for(stage.name)
+    return (tuple(facts[k] for k in stage.uses), stagegraph.parent(stage, plan))
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -80,15 +81,25 @@ def test_any_valid_matrix_renders_and_shares_stages(data: dict[str, Any]) -> Non
     by_stage: dict[str, dict[Any, str]] = defaultdict(dict)
     for rc in rendered:
         assert rc.dockerfile.count(" AS final\n") == 1
-        for stage, text in rc.stages.items():
-            scope = stage_scope(stage, rc.plan)
-            texts[(stage, scope)].add(text)
-            by_stage[stage][scope] = text
-        assert ("rdma-core" in rc.stages) == rc.plan.rdma_core_from_source
-    for (stage, scope), variants in texts.items():
-        assert len(variants) == 1, f"stage {stage} differs between cells with the same {scope}"
-    for stage in ("rocshmem", "deepep", "mori", "aiter", "vllm"):
+        for stage in stagegraph.stages_for(rc.plan):
+            if stage.name == stagegraph.FINAL:
+                continue
+            key = scope(stage, rc.plan)
+            texts[(stage.name, key)].add(rc.stages[stage.name])
+            by_stage[stage.name][key] = rc.stages[stage.name]
+        assert ("rdma-core" in rc.stages) == (rc.plan.nic.rdma_core == "source")
+    for (stage_name, key), variants in texts.items():
+        assert len(variants) == 1, f"stage {stage_name} differs between cells with the same {key}"
+    for stage_name, variants in by_stage.items():
         # The converse: cells that differ in what a stage uses get different text (the value reaches it).
-        variants = by_stage.get(stage, {})
-        assert len(set(variants.values())) == len(variants)
+        assert len(set(variants.values())) == len(variants), stage_name
     assert len({rc.key for rc in rendered}) == len(rendered)
+    identities = {rc.cell.name: stagegraph.stage_identities(rc) for rc in rendered}
+    for a in rendered:
+        for b in rendered:
+            shared = set(identities[a.cell.name].values()) & set(identities[b.cell.name].values())
+            if a.cell.base != b.cell.base:
+                assert not shared, f"{a.cell.name} and {b.cell.name} share a stage across bases"
+            elif a.cell.archs == b.cell.archs and "vllm" in a.stages:
+                # Same base and archs: vLLM's wheel is the same work whatever the NIC.
+                assert identities[a.cell.name]["vllm"] == identities[b.cell.name]["vllm"]

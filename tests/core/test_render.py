@@ -32,7 +32,7 @@ def fat_matrix(default_matrix_data: dict[str, Any]) -> Matrix:
 
 @pytest.mark.parametrize("arch,nic", GOLDEN_CELLS, ids=[f"{a}-{n}" for a, n in GOLDEN_CELLS])
 def test_golden_dockerfile(fat_matrix: Matrix, arch: str, nic: str, request: pytest.FixtureRequest) -> None:
-    rendered = render_cell(CellPlan(Cell(arch, nic), fat_matrix), "matrix.yaml")
+    rendered = render_cell(CellPlan(Cell(arch, nic, "rocm72"), fat_matrix), "matrix.yaml")
     golden = GOLDEN / f"{rendered.cell.name}.Dockerfile"
     if request.config.getoption("--update-golden"):
         golden.write_text(rendered.dockerfile)
@@ -42,7 +42,7 @@ def test_golden_dockerfile(fat_matrix: Matrix, arch: str, nic: str, request: pyt
 def test_fat_cell_targets_both_archs_under_a_tag_safe_name(fat_matrix: Matrix) -> None:
     cells = expand(fat_matrix)
     assert len(cells) == 7
-    fat = render_cell(CellPlan(Cell("gfx942+gfx950", "cx7"), fat_matrix), "matrix.yaml")
+    fat = render_cell(CellPlan(Cell("gfx942+gfx950", "cx7", "rocm72"), fat_matrix), "matrix.yaml")
     assert fat.cell.name == "gfx942_gfx950-cx7"
     assert '-DGPU_TARGETS="gfx942;gfx950"' in fat.dockerfile
     assert 'PYTORCH_ROCM_ARCH="gfx942;gfx950"' in fat.dockerfile
@@ -68,7 +68,7 @@ def copy_project(tmp_path: Path) -> Path:
     return dest
 
 
-@pytest.mark.parametrize("edit", ["matrix", "template", "stale-file"])
+@pytest.mark.parametrize("edit", ["matrix", "template", "stale-file", "diagram"])
 def test_render_check_fails_on_any_unrendered_edit(tmp_path: Path, edit: str) -> None:
     project = copy_project(tmp_path)
     if edit == "matrix":
@@ -76,9 +76,13 @@ def test_render_check_fails_on_any_unrendered_edit(tmp_path: Path, edit: str) ->
         path.write_text(path.read_text().replace("commit: 2d02c6a9", "commit: 2d02c6a0"))
         expected = "manifest.json: differs"
     elif edit == "template":
-        path = project / "templates" / "stages" / "vllm.Dockerfile.j2"
+        path = project / "epbuild" / "components" / "vllm" / "stage.Dockerfile.j2"
         path.write_text(path.read_text().replace("bdist_wheel", "bdist_wheel --verbose"))
         expected = "Dockerfile: differs"
+    elif edit == "diagram":
+        path = project / "README.md"
+        path.write_text(path.read_text().replace("    └── vllm ", "    └── vLLM ", 1))
+        expected = "README.md: the stage diagram differs from the graph"
     else:
         (project / "images" / "gfx950-cx8").mkdir()
         (project / "images" / "gfx950-cx8" / "Dockerfile").write_text("FROM scratch\n")

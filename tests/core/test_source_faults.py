@@ -35,9 +35,9 @@ print("cached" if SourceCache(Path(root), Runner()).export(
     SourceRequest("vllm", SourcePin(repo=url, commit=commit), url)).cached else "exported")
 """
 
-# Stands in for git on PATH: runs the real one, but stalls the subcommand named by $STALL halfway (archive:
-# after part of the tar stream; init: after the repository exists) and touches $STALL_SIGNAL, so the test can
-# SIGKILL the export exactly there.
+# Stands in for git on PATH: runs the real one, but stalls the subcommand named by $STALL (archive: once the
+# archive is written, before it is extracted; init: once the repository exists) and touches $STALL_SIGNAL, so
+# the test can SIGKILL the export exactly there.
 STALLING_GIT = """#!/bin/bash
 case " $* " in
   *" archive "*)
@@ -144,7 +144,7 @@ def test_an_export_killed_while_replacing_a_spoilt_one_is_redone(tmp_path, big_r
     proc = spawn_export(root, url, commit, env)
     wait_for(stalled, proc)
     kill(proc)
-    assert leftovers(root), "the kill should have left a half-extracted temporary tree"
+    assert leftovers(root), "the kill should have left a temporary tree and its archive"
     again = SourceCache(root, Runner()).export(request(url, commit))
     assert not again.cached and files_of(again.path) == expected
     assert leftovers(root) == []

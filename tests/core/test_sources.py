@@ -9,7 +9,11 @@ from pathlib import Path
 import pytest
 
 from epbuild.commands import Runner
-from epbuild.matrix import AiterPin, DeepepPin, LoadedMatrix, RocshmemPin, SourcePin
+from epbuild.components.aiter import AiterPin
+from epbuild.components.deepep import DeepepPin
+from epbuild.components.rocshmem import RocshmemPin
+from epbuild.matrix import LoadedMatrix
+from epbuild.pins import SourcePin
 from epbuild.sources import SourceCache, SourceError, SourceRequest, mirror_overrides, requests_for
 
 GIT_ENV = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
@@ -116,7 +120,8 @@ def test_sparse_folder_and_relative_submodules(tmp_path, cache) -> None:  # type
 
     systems = tmp_path / "repos" / "rocm-systems"
     commit = make_repo(systems, {"projects/rocshmem/CMakeLists.txt": "x", "projects/other/big.bin": "y"})
-    out = cache.export(SourceRequest("rocshmem", RocshmemPin(repo=f"file://{systems}", commit=commit), str(systems)))
+    pin = RocshmemPin(repo=f"file://{systems}", commit=commit)
+    out = cache.export(SourceRequest("rocshmem", pin, str(systems), (pin.path,)))
     assert (out.path / "projects" / "rocshmem" / "CMakeLists.txt").is_file()
     assert not (out.path / "projects" / "other").exists()
 

@@ -24,13 +24,14 @@ def expected() -> dict[str, Any]:
     path = os.environ.get(EXPECTED_ENV)
     if not path:
         raise pytest.UsageError(f"the GPU tier needs {EXPECTED_ENV}: run it through `invoke test --gpu`")
-    return json.loads(Path(path).read_text())
+    data = json.loads(Path(path).read_text())
+    return {**data["record"], "image": data["image"]}
 
 
 @pytest.fixture(scope="session")
 def vllm_examples(expected: dict[str, Any]) -> Path:
     """vLLM's examples/ from the exported source of the pinned commit (the wheel does not ship them)."""
-    pin = expected["manifest"]["components"]["vllm"]
+    pin = expected["components"]["vllm"]
     folder = ROOT / "build" / "sources" / f"vllm-{pin['commit']}" / "examples"
     assert folder.is_dir(), f"{folder} missing: run `invoke sources --arch ... --nic ...` first"
     return folder

@@ -1,4 +1,4 @@
-"""Every shared library the stack ships resolves all its dependencies (ldd shows nothing 'not found')."""
+"""Every shared library the stack ships (the wheels' distributions and the paths `final` copies) resolves all its dependencies (ldd shows nothing 'not found')."""
 
 from __future__ import annotations
 
@@ -19,12 +19,13 @@ print(json.dumps(paths))
 
 
 def test_no_missing_shared_library_dependencies(host: Any, expected: dict[str, Any]) -> None:
-    dists = ["deep_ep", "mori", "amd-aiter", "aiter", "vllm"]
+    dists = expected["distributions"]
     out = host.run("python3 -c %s " + " ".join(["%s"] * len(dists)), LIST_LIBRARIES, *dists)
     assert out.rc == 0, out.stderr
     libraries = json.loads(out.stdout)
-    native = host.run("find %s /usr/lib/x86_64-linux-gnu/libibverbs -name '*.so*' -type f",
-                      expected["rocshmem_prefix"]).stdout.split()
+    copied = [path for entry in expected["components"].values() for path in entry.get("copies", [])]
+    native = host.run("find " + " ".join(["%s"] * (len(copied) + 1)) + " -name '*.so*' -type f",
+                      *copied, "/usr/lib/x86_64-linux-gnu/libibverbs").stdout.split()
     libraries += native
     assert libraries, "found no shared library to check"
     missing = {}

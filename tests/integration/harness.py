@@ -44,7 +44,7 @@ def invoke(*args: str, check: bool = False, timeout: int = 3600, env: dict[str, 
 
 def cells_json(matrix: str = OFFLINE) -> dict[str, dict[str, Any]]:
     data = json.loads(invoke("matrix", "--matrix", matrix, "--json", check=True).out)
-    return {c["name"]: c for c in data["cells"]}
+    return {c["cell"]: c for c in data["cells"]}
 
 
 def own_image(cell: dict[str, Any]) -> str:

@@ -48,24 +48,24 @@ def assert_failed_in_deepep(cell: dict[str, object], name: str) -> None:
 
 
 def test_a_cell_built_alone_is_named_with_its_failing_stage(tmp_path: Path) -> None:
-    result = invoke("build", "--matrix", broken_matrix(tmp_path), "--cell", "gfx942-thor2", "--quiet")
+    result = invoke("build", "--matrix", broken_matrix(tmp_path), "--cell", "gfx942-thor2-sid", "--quiet")
     assert result.code == 1, result.out + result.err
     summary = result.summary
     (cell,) = summary["cells"]
-    assert_failed_in_deepep(cell, "gfx942-thor2")
+    assert_failed_in_deepep(cell, "gfx942-thor2-sid")
     assert "without naming a failing stage" not in cell["error"]
-    assert {step["target"] for step in summary["executed_run_steps"]} <= {"gfx942-thor2"}
+    assert {step["target"] for step in summary["executed_run_steps"]} <= {"gfx942-thor2-sid"}
     assert f"(log: {cell['log']})" in result.out
 
 
 def test_keep_going_builds_each_survivor_once_more_at_most(tmp_path: Path) -> None:
-    cells = ["gfx942-cx7", "gfx942-thor2", "gfx950-cx7"]
+    cells = ["gfx942-cx7-sid", "gfx942-thor2-sid", "gfx950-cx7-sid"]
     result = invoke("build", "--matrix", broken_matrix(tmp_path), *[a for c in cells for a in ("--cell", c)],
                     "--quiet")
     assert result.code == 1, result.out + result.err
     by_name = {c["cell"]: c for c in result.summary["cells"]}
-    assert by_name["gfx950-cx7"]["ok"], by_name["gfx950-cx7"]
-    for name in ("gfx942-cx7", "gfx942-thor2"):
+    assert by_name["gfx950-cx7-sid"]["ok"], by_name["gfx950-cx7-sid"]
+    for name in ("gfx942-cx7-sid", "gfx942-thor2-sid"):
         assert_failed_in_deepep(by_name[name], name)
     bakes = bake_commands(result)
     assert bakes[0] == cells, bakes
@@ -83,7 +83,7 @@ def test_test_checks_the_image_the_build_made_after_the_tag_moved(tmp_path: Path
     # A name of this test's own, so moving its tag disturbs no other build sharing the engine.
     matrix = matrix_variant(tmp_path, image_name="epbuild-offline/buildrel-moved-tag")
     invoke("render", "--matrix", str(matrix), check=True)
-    built = invoke("build", "--matrix", str(matrix), "--cell", "gfx950-cx7", "--quiet", check=True)
+    built = invoke("build", "--matrix", str(matrix), "--cell", "gfx950-cx7-sid", "--quiet", check=True)
     (cell,) = built.summary["cells"]
     tag = cell["tag"]
     assert cell["image_id"] == image_id(tag)
@@ -94,9 +94,9 @@ def test_test_checks_the_image_the_build_made_after_the_tag_moved(tmp_path: Path
     try:
         moved_to = image_id(tag)
         assert moved_to != cell["image_id"]
-        result = invoke("test", "--matrix", str(matrix), "--cell", "gfx950-cx7", "--quiet")
+        result = invoke("test", "--matrix", str(matrix), "--cell", "gfx950-cx7-sid", "--quiet")
         assert result.code == 0, result.out + result.err
-        assert f"{tag} has moved since this checkout built gfx950-cx7 (it names {moved_to} now)" in result.out
+        assert f"{tag} has moved since this checkout built gfx950-cx7-sid (it names {moved_to} now)" in result.out
         assert cell["image_id"] in result.out
     finally:
         subprocess.run(["docker", "image", "rm", tag, checkout_tag(tag, ROOT)], capture_output=True)

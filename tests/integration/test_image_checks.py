@@ -11,7 +11,7 @@ pytestmark = pytest.mark.docker
 
 from harness import OFFLINE, InvokeResult, cells_json, docker_run, invoke, own_image
 
-CELL = "gfx950-cx7"
+CELL = "gfx950-cx7-sid"
 
 
 def failed_checks(result: InvokeResult) -> set[str]:
@@ -53,7 +53,7 @@ def test_broken_image_fails_on_the_right_check(offline_build: InvokeResult, brea
     good = own_image(cells[CELL])
     check, body = BROKEN[breakage]
     if body is None:
-        other = own_image(cells["gfx942-thor2"])
+        other = own_image(cells["gfx942-thor2-sid"])
         path = deep_ep_extension(good)
         assert deep_ep_extension(other) == path
         body = f"COPY --from={other} {path} {path}"

@@ -22,7 +22,7 @@ def test_both_cells_build_and_are_tagged_as_matrix_json_says(offline_build: Invo
     summary = offline_build.summary
     assert summary["ok"]
     results = {c["cell"]: c for c in summary["cells"]}
-    for name in ("gfx950-cx7", "gfx942-thor2"):
+    for name in ("gfx950-cx7-sid", "gfx942-thor2-sid"):
         assert results[name]["ok"]
         tag = own_image(cells[name])
         image_id = subprocess.run(["docker", "image", "inspect", "--format", "{{.Id}}", tag], capture_output=True,
@@ -34,12 +34,12 @@ def test_rdma_core_from_debian_source_in_cx7_and_absent_in_thor2(offline_build: 
     cells = cells_json()
     matrix = yaml.safe_load((ROOT / OFFLINE).read_text())
     version = matrix["components"]["rdma-core"]["tag"].removeprefix("v")
-    cx7 = own_image(cells["gfx950-cx7"])
+    cx7 = own_image(cells["gfx950-cx7-sid"])
     target = docker_run(cx7, "readlink", "-f", "/usr/lib/x86_64-linux-gnu/libibverbs.so.1").strip()
     assert target.endswith(f".{version}"), target
     owned = subprocess.run(["docker", "run", "--rm", "--entrypoint", "dpkg", cx7, "-S", target], capture_output=True)
     assert owned.returncode != 0, f"{target} should be the source build, not a Debian package's file"
-    thor2 = own_image(cells["gfx942-thor2"])
+    thor2 = own_image(cells["gfx942-thor2-sid"])
     assert "rdma-core" not in json.loads(docker_run(thor2, "cat", "/opt/epbuild/manifest.json"))["components"]
     target = docker_run(thor2, "readlink", "-f", "/usr/lib/x86_64-linux-gnu/libibverbs.so.1").strip()
     assert subprocess.run(["docker", "run", "--rm", "--entrypoint", "dpkg", thor2, "-S", target],
@@ -48,7 +48,7 @@ def test_rdma_core_from_debian_source_in_cx7_and_absent_in_thor2(offline_build: 
 
 def test_rocshmem_device_code_is_exactly_the_cell_arch(offline_build: InvokeResult, tmp_path: Path) -> None:
     cells = cells_json()
-    for name, arch in (("gfx950-cx7", "gfx950"), ("gfx942-thor2", "gfx942")):
+    for name, arch in (("gfx950-cx7-sid", "gfx950"), ("gfx942-thor2-sid", "gfx942")):
         container = subprocess.run(["docker", "create", "--entrypoint", "true", own_image(cells[name])], capture_output=True, text=True,
                                    check=True).stdout.strip()
         try:
@@ -61,7 +61,7 @@ def test_rocshmem_device_code_is_exactly_the_cell_arch(offline_build: InvokeResu
 
 def test_manifest_in_the_image_matches_the_matrix(offline_build: InvokeResult) -> None:
     cells = cells_json()
-    for name in ("gfx950-cx7", "gfx942-thor2"):
+    for name in ("gfx950-cx7-sid", "gfx942-thor2-sid"):
         manifest = json.loads(docker_run(own_image(cells[name]), "cat", "/opt/epbuild/manifest.json"))
         assert manifest["content_key"] == cells[name]["content_key"]
         assert {k: v.get("commit") for k, v in manifest["components"].items()} == {
@@ -69,13 +69,13 @@ def test_manifest_in_the_image_matches_the_matrix(offline_build: InvokeResult) -
 
 
 def test_the_image_runs(offline_build: InvokeResult) -> None:
-    image = own_image(cells_json()["gfx950-cx7"])
+    image = own_image(cells_json()["gfx950-cx7-sid"])
     out = docker_run(image, "python3", "-c", "import deep_ep, mori.ops, aiter, vllm; print('ok')")
     assert out.strip() == "ok"
 
 
 def test_second_build_executes_no_run_step(offline_build: InvokeResult) -> None:
-    again = invoke("build", "--matrix", OFFLINE, "--cell", "gfx950-cx7", "--cell", "gfx942-thor2", "--quiet",
+    again = invoke("build", "--matrix", OFFLINE, "--cell", "gfx950-cx7-sid", "--cell", "gfx942-thor2-sid", "--quiet",
                    check=True)
     summary = again.summary
     assert summary["ok"] and summary["run_steps"] > 0
@@ -86,10 +86,24 @@ def test_a_broken_stand_in_fails_its_cell_and_the_other_completes(offline_build:
                                                                    tmp_path: Path) -> None:
     matrix = matrix_variant(tmp_path, broken=["deepep"], image_name="epbuild-offline/broken")
     invoke("render", "--matrix", str(matrix), check=True)
-    result = invoke("build", "--matrix", str(matrix), "--cell", "gfx950-cx7", "--cell", "gfx942-thor2", "--quiet")
+    result = invoke("build", "--matrix", str(matrix), "--cell", "gfx950-cx7-sid", "--cell", "gfx942-thor2-sid", "--quiet")
     assert result.code != 0
     cells = {c["cell"]: c for c in result.summary["cells"]}
-    assert cells["gfx950-cx7"]["ok"], cells
-    assert not cells["gfx942-thor2"]["ok"] and cells["gfx942-thor2"]["failed_stage"] == "deepep"
+    assert cells["gfx950-cx7-sid"]["ok"], cells
+    assert not cells["gfx942-thor2-sid"]["ok"] and cells["gfx942-thor2-sid"]["failed_stage"] == "deepep"
     table = result.out
-    assert "gfx942-thor2" in table and "FAILED" in table and "deepep" in table
+    assert "gfx942-thor2-sid" in table and "FAILED" in table and "deepep" in table
+
+
+def test_a_cell_on_the_second_base_builds_from_it_and_passes_its_checks(offline_build: InvokeResult) -> None:
+    # The offline example's trixie cell: trixie's own HIP toolchain (LLVM 17), nothing taken from sid's stages.
+    cell = "gfx942-thor2-trixie"
+    built = invoke("build", "--matrix", OFFLINE, "--cell", cell, "--quiet", check=True)
+    image = cells_json()[cell]["image"]
+    os_release = docker_run(image, "cat", "/etc/os-release")
+    assert "VERSION_CODENAME=trixie" in os_release, os_release
+    manifest = json.loads(docker_run(image, "cat", "/opt/epbuild/manifest.json"))
+    assert manifest["base"] == "trixie" and manifest["base_image"] == "epbuild-offline/base:trixie-hip"
+    assert built.summary["ok"]
+    checked = invoke("test", "--matrix", OFFLINE, "--cell", cell, "--quiet")
+    assert checked.code == 0 and f"{cell}: ok:" in checked.out, checked.out + checked.err

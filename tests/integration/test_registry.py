@@ -21,7 +21,7 @@ from epbuild.registry import remote_digest
 from harness import OFFLINE, ROOT, InvokeResult, cells_json, invoke
 from registry import Registry
 
-CELL = "gfx950-cx7"
+CELL = "gfx950-cx7-sid"
 
 
 @pytest.fixture(scope="module")
@@ -118,8 +118,8 @@ def test_a_push_killed_midway_leaves_the_moving_tag_on_the_old_image(registry: R
 
 
 def test_pull_build_builds_what_the_registry_lacks(registry: Registry, offline_build: InvokeResult) -> None:
-    result = invoke("pull", "--matrix", OFFLINE, "--cell", "gfx942-thor2", "--registry",
+    result = invoke("pull", "--matrix", OFFLINE, "--cell", "gfx942-thor2-sid", "--registry",
                     f"{registry.address}/nothing-here", "--build")
     assert result.code == 0, result.out + result.err
     assert "the registry has no image for this checkout's content key" in result.out
-    assert "building it instead" in result.out and "gfx942-thor2  ok" in result.out
+    assert "building it instead" in result.out and "gfx942-thor2-sid  ok" in result.out

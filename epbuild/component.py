@@ -1,0 +1,196 @@
+"""What a component is: one folder under epbuild/components/ (or an extra folder a matrix names) holding its pin
+model, its stage template, its stage spec as data, its preflight hook, its in-image checks and its stand-in.
+
+The spec says where the stage sits in the graph (`after`), when it applies (`when`, over cell facts), which cell
+facts its text may read (`uses`: the rule that lets BuildKit share it across cells), and what it leaves for
+`final` (a wheel, paths to copy, or an install into the system that later stages and `final` start from).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from epbuild.errors import EpbuildError
+from epbuild.pins import SourcePin
+
+BUILTIN_DIR = Path(__file__).resolve().parent / "components"
+TEMPLATE = "stage.Dockerfile.j2"
+FIXTURE = "fixture"
+
+
+class ComponentError(EpbuildError):
+    pass
+
+
+@dataclass(frozen=True)
+class Wheel:
+    """A wheel in /wheels/<component> that `final` installs; `distributions` are the names it installs under
+    (the in-image checks look them up)."""
+
+    distributions: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Copy:
+    """Paths `final` copies from the stage; each may name a pin option, e.g. "{install_prefix}"."""
+
+    paths: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class System:
+    """An install into the system (/usr): the stages after it and `final` start from this stage."""
+
+
+Output = Wheel | Copy | System
+
+
+class CellFacts(Mapping[str, Any]):
+    """The cell facts a stage may read: only those its spec declares in `uses`, so that whatever the stage's text
+    depends on is known to the graph (and two cells that agree on them share the stage)."""
+
+    def __init__(self, facts: Mapping[str, Any], allowed: Iterable[str], stage: str) -> None:
+        self._facts = facts
+        self._allowed = frozenset(allowed)
+        self._stage = stage
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in self._allowed:
+            raise ComponentError(f"stage {self._stage} reads cell fact {key!r}, which its spec does not declare in "
+                                 f"`uses` ({', '.join(sorted(self._allowed)) or 'none'})")
+        return self._facts[key]
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(k for k in self._facts if k in self._allowed)
+
+    def __len__(self) -> int:
+        return len(list(iter(self)))
+
+
+@dataclass(frozen=True)
+class StageInput:
+    """What a component's context function sees: its own pin, every pin of the matrix, its cell facts."""
+
+    pin: Any
+    pins: Mapping[str, SourcePin]
+    cell: CellFacts
+
+
+def _no_preflight(pin: SourcePin, cell: Mapping[str, Any]) -> list[str]:
+    return []
+
+
+@dataclass(frozen=True)
+class Component:
+    name: str
+    """The component's key under `components:` in the matrix and its stage's name."""
+    pin: type[SourcePin]
+    context: Callable[[StageInput], dict[str, Any]]
+    output: Output
+    after: tuple[str, ...] = ("base",)
+    """The stage it builds FROM; a stage that does not apply in a cell is replaced by its own parent."""
+    uses: tuple[str, ...] = ()
+    when: Mapping[str, str] = field(default_factory=dict)
+    """Cell facts that must hold for the stage to apply, e.g. {"nic.rdma_core": "source"}."""
+    required: bool = True
+    archs: tuple[str, ...] | None = None
+    """The only GPU archs its upstream build keeps (None: any)."""
+    nic_flag: tuple[str, ...] | None = None
+    """The values its upstream build accepts for the NIC; each NIC of the matrix names its own in
+    nics.<nic>.flags.<component>, read by the stage as the cell fact `nic.flag`."""
+    sparse_path: str | None = None
+    """The pin option naming the only folder of the repository the stage needs (fetched blob-less, exported
+    sparse)."""
+    preflight: Callable[[SourcePin, Mapping[str, Any]], list[str]] = _no_preflight
+    """Checks before a build; returns problems. Empty by default."""
+    record: Callable[[SourcePin], dict[str, Any]] = lambda pin: {}
+    """Extra facts the cell record carries for this component (e.g. rdma-core's release)."""
+    folder: Path = Path()
+
+    @property
+    def field_name(self) -> str:
+        return self.name.replace("-", "_")
+
+    @property
+    def template(self) -> Path:
+        return self.folder / TEMPLATE
+
+    @property
+    def fixture(self) -> Path:
+        return self.folder / FIXTURE
+
+    def checks(self) -> list[Path]:
+        return sorted(self.folder.glob("test_*.py"))
+
+    def copies(self, pin: SourcePin) -> list[str]:
+        if not isinstance(self.output, Copy):
+            return []
+        return [path.format(**pin.model_dump()) for path in self.output.paths]
+
+    def sparse_paths(self, pin: SourcePin) -> list[str]:
+        return [getattr(pin, self.sparse_path)] if self.sparse_path else []
+
+
+@dataclass(frozen=True, eq=False)
+class Registry:
+    """The components a matrix can pin, by name, in the order their folders were found."""
+
+    components: tuple[Component, ...]
+
+    def __getitem__(self, name: str) -> Component:
+        for c in self.components:
+            if c.name == name:
+                return c
+        raise KeyError(name)
+
+    def names(self) -> list[str]:
+        return [c.name for c in self.components]
+
+
+def _load(folder: Path) -> Component:
+    init = folder / "__init__.py"
+    if not init.is_file():
+        raise ComponentError(f"component folder {folder} has no __init__.py defining COMPONENT")
+    if folder.parent == BUILTIN_DIR:
+        module_name = f"epbuild.components.{folder.name}"
+    else:
+        module_name = f"epbuild_extra_components.{folder.name}"
+    module = sys.modules.get(module_name)
+    if module is None or Path(getattr(module, "__file__", "")).resolve() != init.resolve():
+        spec = importlib.util.spec_from_file_location(module_name, init, submodule_search_locations=[str(folder)])
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = module
+        spec.loader.exec_module(module)
+    component = getattr(module, "COMPONENT", None)
+    if not isinstance(component, Component):
+        raise ComponentError(f"{init}: defines no COMPONENT = Component(...)")
+    if not component.template.is_file():
+        raise ComponentError(f"component {component.name}: {component.template} is missing")
+    return component
+
+
+def discover(extra_dirs: Iterable[Path] = ()) -> Registry:
+    """Every component folder under epbuild/components/, then under each extra folder (found once per set of
+    folders, so one set always gives the same registry and the same matrix model)."""
+    return _discover(tuple(Path(d).resolve() for d in extra_dirs))
+
+
+@cache
+def _discover(extra_dirs: tuple[Path, ...]) -> Registry:
+    found: list[Component] = []
+    for parent in (BUILTIN_DIR, *extra_dirs):
+        if not parent.is_dir():
+            raise ComponentError(f"component folder {parent} does not exist")
+        for folder in sorted(p for p in parent.iterdir() if p.is_dir() and (p / "__init__.py").is_file()):
+            component = _load(folder)
+            if component.name in {c.name for c in found}:
+                raise ComponentError(f"component {component.name} is defined twice ({folder})")
+            found.append(component)
+    return Registry(tuple(found))

@@ -1,0 +1,35 @@
+"""rocSHMEM: the all_backends build for the cell's archs, on top of the cell's libibverbs (rdma-core's source
+build where it applies, else the base's); `final` copies its install prefix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+
+from epbuild.component import Component, Copy, StageInput
+from epbuild.patterns import AbsPath, RelPath
+from epbuild.pins import SourcePin
+
+
+class RocshmemPin(SourcePin):
+    path: RelPath = Field("projects/rocshmem", description="Folder of rocSHMEM inside the repository (sparse).")
+    install_prefix: AbsPath = "/opt/rocshmem"
+
+
+def context(stage: StageInput) -> dict[str, Any]:
+    pin = stage.pin
+    return {"path": pin.path, "prefix": pin.install_prefix, "gpu_targets": stage.cell["gpu_targets"]}
+
+
+COMPONENT = Component(
+    name="rocshmem",
+    pin=RocshmemPin,
+    context=context,
+    output=Copy(("{install_prefix}",)),
+    after=("rdma-core",),
+    uses=("gpu_targets",),
+    sparse_path="path",
+    folder=Path(__file__).resolve().parent,
+)

@@ -1,0 +1,21 @@
+"""What every pinned component has in the matrix: a repository, a commit and maybe a tag. Each component's own
+pin model (in its folder under epbuild/components/) extends SourcePin with its options."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from epbuild.patterns import Commit, GitUrl, Ref
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class SourcePin(Strict):
+    repo: GitUrl = Field(description="Git repository URL.")
+    commit: Commit = Field(
+        description="The pinned commit: 7 to 40 hex digits (all 40 let the fetch ask for exactly that commit). "
+        "A tag alone is not a pin: a tag can move, and the image's content key would not."
+    )
+    tag: Ref | None = Field(None, description="The tag the commit carries; checked against the commit.")

@@ -1,0 +1,51 @@
+"""Issue 12: a NIC is matrix data. A fourth NIC (ConnectX-8: mlx5, DeepEP's cx7 code path) added by editing the
+matrix alone renders, builds rdma-core from source, hands DeepEP its flag, is found by --detect, and shares
+every stage but final with the ConnectX-7 cell it equals."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from epbuild import stagegraph
+from epbuild.cells import expand
+from epbuild.detect import detect
+from epbuild.matrix import load_matrix
+from epbuild.plan import CellPlan
+from epbuild.render import render_cell
+
+CX8 = {"description": "NVIDIA ConnectX-8", "provider": "mlx5", "provider_library": "libmlx5",
+       "pci_vendors": ["0x15b3"], "rdma_core": "source", "flags": {"deepep": "cx7"}}
+
+
+def add_cx8(data: dict[str, Any]) -> None:
+    data["nics"]["cx8"] = CX8
+    data["axes"]["nic"].append("cx8")
+
+
+def test_a_fourth_nic_from_matrix_edits_alone(write_matrix, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    matrix = load_matrix(write_matrix(add_cx8)).model
+    cells = {c.name: c for c in expand(matrix)}
+    assert {"gfx942-cx8", "gfx950-cx8"} <= set(cells)
+    cx8 = render_cell(CellPlan(cells["gfx950-cx8"], matrix), "matrix.yaml")
+    cx7 = render_cell(CellPlan(cells["gfx950-cx7"], matrix), "matrix.yaml")
+    assert "--variant rocm --rocm-explicit-ctx --nic cx7" in cx8.stages["deepep"]
+    assert "rdma-core" in cx8.stages
+    ids8, ids7 = stagegraph.stage_identities(cx8), stagegraph.stage_identities(cx7)
+    assert {s for s in ids8 if ids8[s] == ids7.get(s)} == set(ids8) - {"final"}
+
+
+def test_detect_finds_the_new_nic(write_matrix, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    def only_cx8(data: dict[str, Any]) -> None:
+        add_cx8(data)
+        data["axes"]["nic"] = ["io", "thor2", "cx8"]
+
+    matrix = load_matrix(write_matrix(only_cx8)).model
+    sysfs = tmp_path / "sys"
+    node = sysfs / "class" / "kfd" / "kfd" / "topology" / "nodes" / "1"
+    node.mkdir(parents=True)
+    (node / "properties").write_text("gfx_target_version 90500\n")
+    (sysfs / "class" / "infiniband" / "mlx5_0" / "device").mkdir(parents=True)
+    (sysfs / "class" / "infiniband" / "mlx5_0" / "device" / "vendor").write_text("0x15b3\n")
+    found = detect(sysfs, matrix, tmp_path / "no-rocm")
+    assert (found.arch, found.nic) == ("gfx950", "cx8") and "NVIDIA ConnectX-8" in found.report

@@ -177,11 +177,11 @@ def test(c: Context, matrix: str = "matrix.yaml", arch: list[str] | None = None,
         raise Exit(code=1)
 
 
-def _login(rc, registry: str | None, runner) -> None:  # type: ignore[no-untyped-def]
-    from epbuild.registry import login
+def _login(rc, registry: str | None, runner):  # type: ignore[no-untyped-def]
+    from epbuild.credentials import registry_login
     from epbuild.tags import cell_tags
 
-    login(cell_tags(rc, registry).repository.split("/", 1)[0], runner)
+    return registry_login(cell_tags(rc, registry).repository.split("/", 1)[0], runner)
 
 
 def _run_dir_runner(kind: str):  # type: ignore[no-untyped-def]
@@ -209,9 +209,9 @@ def publish(c: Context, matrix: str = "matrix.yaml", arch: list[str] | None = No
     logging_setup()
     r, cells = _cells(matrix, arch or [], nic or [], all, cell, base)
     runner = Runner(dry_run=True) if dry_run else _run_dir_runner("publish")
-    _login(cells[0], registry, runner)
-    for rc in cells:
-        print(publisher.publish(rc, runner, registry).line())
+    with _login(cells[0], registry, runner):
+        for rc in cells:
+            print(publisher.publish(rc, runner, registry).line())
 
 
 @task(iterable=["arch", "nic", "base", "cell"],
@@ -239,17 +239,17 @@ def pull(c: Context, matrix: str = "matrix.yaml", arch: list[str] | None = None,
         arch, nic, base = [found.arch], [found.nic], [found.base] if found.base else base
     r, cells = _cells(matrix, arch or [], nic or [], all, cell, base)
     runner = Runner(dry_run=True) if dry_run else _run_dir_runner("pull")
-    _login(cells[0], registry, runner)
     missing = []
-    for rc in cells:
-        try:
-            digest = puller.pull(rc, runner, registry)
-            print(f"{rc.cell.name}: pulled {digest}, tagged {rc.plan.local_tag}")
-        except puller.NotPublished as exc:
-            if not build:
-                raise
-            print(f"{exc}\nbuilding it instead.")
-            missing.append(rc)
+    with _login(cells[0], registry, runner):
+        for rc in cells:
+            try:
+                digest = puller.pull(rc, runner, registry)
+                print(f"{rc.cell.name}: pulled {digest}, tagged {rc.plan.local_tag}")
+            except puller.NotPublished as exc:
+                if not build:
+                    raise
+                print(f"{exc}\nbuilding it instead.")
+                missing.append(rc)
     if missing:
         report = builder_mod.build(r, missing, project.ROOT, builder_mod.BuildOptions(), Runner(dry_run=dry_run))
         print(report.table())

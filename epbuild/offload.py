@@ -2,7 +2,8 @@
 
 Works on objects and static archives (a -fgpu-rdc object names one ELF section per bundle entry) and shared
 libraries (a bundle sits in .hip_fatbin), without a GPU and without LLVM tools: the same answer `clang-offload-bundler --list` gives.
-Bundle layout: clang/lib/Driver/OffloadBundler.cpp (plain "__CLANG_OFFLOAD_BUNDLE__" and compressed "CCOB").
+Bundle layout: clang/lib/Driver/OffloadBundler.cpp (plain "__CLANG_OFFLOAD_BUNDLE__" and compressed "CCOB", format
+versions 2 and 3); tests/data/offload/ holds what LLVM 21's hipcc and clang-offload-bundler write, to check against.
 """
 
 from __future__ import annotations

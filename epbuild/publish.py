@@ -1,7 +1,12 @@
-"""`invoke publish`: pushes a built cell under its immutable tag, checks the registry holds exactly that digest,
-and only then points the moving tags at it. An interrupted push therefore never moves a tag, and a cell that is
-already published pushes nothing. Credentials come from `docker login` or EPBUILD_REGISTRY_USER/_PASSWORD and
-are handed to docker on standard input only: never to an image, a label, a build arg or a log."""
+"""`invoke publish`: pushes a built cell under its immutable tag, checks the registry holds exactly that image with
+this checkout's content key, and only then points the moving tags at it, inside the registry.
+
+The local image is resolved to its ID once: another build (another matrix with the same image name, another
+checkout) may move the local `<image>:<cell>` tag at any moment, so nothing after that reads the tag. Moving tags
+are copied from `immutable@digest` with `docker buildx imagetools create`, never pushed from a local image (whose
+digest differs after any rebuild), so they can only ever name what the immutable tag names. An interrupted
+publish therefore never moves a tag, and a cell that is already published pushes nothing. Credentials: see
+epbuild/credentials.py."""
 
 from __future__ import annotations
 
@@ -12,7 +17,7 @@ from epbuild.commands import Runner
 from epbuild.errors import EpbuildError
 from epbuild.manifest import KEY_LABEL
 from epbuild.render import RenderedCell
-from epbuild.tags import cell_tags
+from epbuild.tags import CellTags, cell_tags
 
 
 @dataclass
@@ -29,38 +34,66 @@ class Published:
         return f"{self.cell}: {self.immutable} {what} ({self.digest}){moved}"
 
 
+def _checked_local(rc: RenderedCell) -> registry.LocalImage:
+    local = rc.plan.local_tag
+    image = registry.local_image(local)
+    if image is None:
+        raise EpbuildError(f"{rc.cell.name}: no local image {local}; build it first "
+                           f"(invoke build --cell {rc.cell.name})")
+    if image.labels.get(KEY_LABEL) != rc.key:
+        raise EpbuildError(
+            f"{rc.cell.name}: the local image {local} has content key {image.labels.get(KEY_LABEL, '(none)')[:12]}, "
+            f"but this checkout's matrix gives {rc.key[:12]}; rebuild it (invoke build --cell {rc.cell.name})")
+    return image
+
+
+def _checked_remote(rc: RenderedCell, ref: str, held: registry.RemoteImage) -> str:
+    """The digest of `ref` once the registry's own copy shows this checkout's content key."""
+    key = held.labels.get(KEY_LABEL, "(none)")
+    if key != rc.key:
+        raise EpbuildError(
+            f"{rc.cell.name}: the registry's {ref} ({held.digest}) carries content key {key[:12]}, not "
+            f"{rc.key[:12]}: that tag names another image, so nothing was moved; delete it in the registry and "
+            "publish again")
+    return held.digest
+
+
+def _push_immutable(rc: RenderedCell, image: registry.LocalImage, tags: CellTags, runner: Runner) -> str:
+    runner.run(["docker", "tag", image.id, tags.immutable])
+    runner.run(["docker", "push", "--quiet", tags.immutable], capture=True)
+    if runner.dry_run:
+        return image.id  # with the containerd image store, the ID is the digest the push writes
+    held = registry.remote_image(tags.immutable)
+    if held is None:
+        raise EpbuildError(f"{rc.cell.name}: the registry has no {tags.immutable} after the push; the moving tags "
+                           "were left where they were")
+    digest = _checked_remote(rc, tags.immutable, held)
+    pushed = registry.local_repo_digest(image.id, tags.repository)
+    if digest != pushed:
+        raise EpbuildError(f"{rc.cell.name}: the registry holds {digest} for {tags.immutable}, not the pushed "
+                           f"{pushed}; the moving tags were left where they were")
+    return digest
+
+
 def publish(rc: RenderedCell, runner: Runner, registry_override: str | None = None) -> Published:
     tags = cell_tags(rc, registry_override)
-    local = rc.plan.local_tag
-    labels = registry.local_labels(local)
-    if labels is None:
-        raise EpbuildError(f"{rc.cell.name}: no local image {local}; build it first (invoke build --cell {rc.cell.name})")
-    if labels.get(KEY_LABEL) != rc.key:
-        raise EpbuildError(
-            f"{rc.cell.name}: the local image {local} has content key {labels.get(KEY_LABEL, '(none)')[:12]}, but "
-            f"this checkout's matrix gives {rc.key[:12]}; rebuild it (invoke build --cell {rc.cell.name})")
+    image = _checked_local(rc)
     result = Published(rc.cell.name, tags.immutable)
-    digest = registry.remote_digest(tags.immutable)
-    if digest is None:
-        runner.run(["docker", "tag", local, tags.immutable])
-        runner.run(["docker", "push", "--quiet", tags.immutable], capture=True)
-        pushed = registry.local_repo_digest(tags.immutable, tags.repository)
-        digest = registry.remote_digest(tags.immutable)
-        if runner.dry_run:
-            digest = "(the pushed digest)"
-        elif digest is None or digest != pushed:
-            raise EpbuildError(f"{rc.cell.name}: the registry holds {digest} for {tags.immutable}, not the pushed "
-                               f"{pushed}; the moving tags were left where they were")
+    held = registry.remote_image(tags.immutable)
+    if held is None:
+        result.digest = _push_immutable(rc, image, tags, runner)
         result.pushed = True
-    result.digest = digest
+    else:
+        result.digest = _checked_remote(rc, tags.immutable, held)
+    source = f"{tags.repository}@{result.digest}"
     for tag in (tags.moving, *tags.extra):
-        if registry.remote_digest(tag) == digest:
+        if registry.remote_digest(tag) == result.digest:
             continue
-        # The same local image again: its layers are in the registry already, so only the manifest (the very
-        # bytes just verified, hence the same digest) is written under the moving name.
-        runner.run(["docker", "tag", local, tag])
-        runner.run(["docker", "push", "--quiet", tag], capture=True)
-        if not runner.dry_run and registry.remote_digest(tag) != digest:
-            raise EpbuildError(f"{rc.cell.name}: {tag} does not name {digest} after the push; check the registry")
+        # A copy of the manifest the registry already holds and was just checked: the same bytes, so the same
+        # digest, and no image of this machine's engine is involved.
+        runner.run(["docker", "buildx", "imagetools", "create", "--tag", tag, source], capture=True)
+        if not runner.dry_run and registry.remote_digest(tag) != result.digest:
+            raise EpbuildError(f"{rc.cell.name}: {tag} does not name {result.digest} after the copy; check the "
+                               "registry")
         result.moved.append(tag)
     return result

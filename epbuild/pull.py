@@ -32,8 +32,8 @@ def pin_distance(rc: RenderedCell, labels: dict[str, str]) -> list[str]:
 
 def pull(rc: RenderedCell, runner: Runner, registry_override: str | None = None) -> str:
     tags = cell_tags(rc, registry_override)
-    digest = registry.remote_digest(tags.immutable)
-    if digest is None:
+    held = registry.remote_image(tags.immutable)
+    if held is None:
         message = [f"{rc.cell.name}: the registry has no image for this checkout's content key {rc.key[:12]} "
                    f"({tags.immutable})."]
         moving = registry.remote_labels(tags.moving)
@@ -46,12 +46,18 @@ def pull(rc: RenderedCell, runner: Runner, registry_override: str | None = None)
                               if distance else "its pins equal this checkout's, so its templates differ."))
         message.append("Build it with `invoke pull --build ...` or `invoke build ...`.")
         raise NotPublished(" ".join(message))
-    runner.run(["docker", "pull", "--quiet", f"{tags.immutable}"])
+    if held.labels.get(KEY_LABEL) != rc.key:
+        raise EpbuildError(f"{rc.cell.name}: the registry's {tags.immutable} carries content key "
+                           f"{held.labels.get(KEY_LABEL, '(none)')[:12]}, not {rc.key[:12]}: the tag does not match "
+                           "its name, so nothing was pulled")
+    # By digest: what was just checked is what arrives, whatever the tag names by then.
+    pinned = f"{tags.repository}@{held.digest}"
+    runner.run(["docker", "pull", "--quiet", pinned])
     if runner.dry_run:
-        return digest
-    labels = registry.local_labels(tags.immutable) or {}
+        return held.digest
+    labels = registry.local_labels(pinned) or {}
     if labels.get(KEY_LABEL) != rc.key:
-        raise EpbuildError(f"{rc.cell.name}: {tags.immutable} carries content key {labels.get(KEY_LABEL)}, not "
-                           f"{rc.key}; the registry's tag does not match its name, so it was not tagged locally")
-    runner.run(["docker", "tag", tags.immutable, rc.plan.local_tag])
-    return digest
+        raise EpbuildError(f"{rc.cell.name}: {pinned} carries content key {labels.get(KEY_LABEL)}, not "
+                           f"{rc.key}; it was not tagged locally")
+    runner.run(["docker", "tag", pinned, rc.plan.local_tag])
+    return held.digest

@@ -1,30 +1,82 @@
 """Reads what a registry holds (digests and labels) through `docker buildx imagetools`, which uses the usual
-docker credentials, without pulling an image; and what the local engine knows of an image."""
+docker credentials, without pulling an image; and what the local engine knows of an image.
+
+A tag the registry does not have is None; a registry that refuses us or cannot be read is an error, never
+"absent": `pull --build` would otherwise quietly rebuild what it merely failed to read."""
 
 from __future__ import annotations
 
 import json
-import os
+import re
+from dataclasses import dataclass
 
-from epbuild.commands import Runner, query
+from epbuild.commands import query
 from epbuild.errors import EpbuildError
 
-NOT_FOUND = ("not found", "manifest unknown", "name unknown", "404")
-USER_ENV, PASSWORD_ENV = "EPBUILD_REGISTRY_USER", "EPBUILD_REGISTRY_PASSWORD"
+# What docker's resolver says when the registry refused the request or our credentials (HTTP 401/403, or the
+# credentials docker could not even look up).
+DENIED = ("401 unauthorized", "403 forbidden", "unauthorized", "denied", "authorization failed",
+          "no basic auth credentials", "authentication required")
+CREDENTIAL_HELPER = "error getting credentials"
+# containerd's resolver reports a tag the registry answered 404 for as "<the ref asked for>: not found"; any other
+# "not found" (a blob the manifest names, a credential helper's executable) is a broken registry or set-up.
+_ABSENT = re.compile(r"(?:ERROR: )?(\S+): not found")
 
 
 class RegistryError(EpbuildError):
     pass
 
 
+class RegistryUnauthorised(RegistryError):
+    """The registry refused us, or docker could not get credentials for it."""
+
+
+class RegistryUnreadable(RegistryError):
+    """The registry answered, but not with a readable image (broken manifest, missing blob, network)."""
+
+
+@dataclass(frozen=True)
+class RemoteImage:
+    digest: str
+    labels: dict[str, str]
+
+
+@dataclass(frozen=True)
+class LocalImage:
+    id: str
+    """With the containerd image store, the digest of the image's index: the digest `docker push` writes."""
+    labels: dict[str, str]
+
+
+def _reason(stderr: str, returncode: int) -> str:
+    lines = [line.strip() for line in stderr.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else f"exit {returncode}"
+
+
 def _inspect(ref: str, template: str) -> str | None:
     proc = query(["docker", "buildx", "imagetools", "inspect", "--format", template, ref])
     if proc.returncode == 0:
         return proc.stdout
-    if any(marker in proc.stderr.lower() for marker in NOT_FOUND):
+    reason = _reason(proc.stderr, proc.returncode)
+    absent = _ABSENT.fullmatch(reason)
+    if absent and familiar(absent.group(1)) == familiar(ref):
         return None
-    reason = (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1]
-    raise RegistryError(f"cannot read {ref} from its registry: {reason}")
+    if CREDENTIAL_HELPER in reason:
+        raise RegistryUnauthorised(f"cannot read {ref}: docker could not get credentials for its registry "
+                                   f"({reason}); fix the credential helper in $DOCKER_CONFIG/config.json")
+    if any(marker in reason.lower() for marker in DENIED):
+        raise RegistryUnauthorised(f"the registry refused access to {ref} ({reason}); log in with an account "
+                                   "that may read it (docker login, or EPBUILD_REGISTRY_USER/_PASSWORD)")
+    raise RegistryUnreadable(f"cannot read {ref} from its registry: {reason}")
+
+
+def remote_image(ref: str) -> RemoteImage | None:
+    """The manifest digest the registry holds for `ref` and its image's labels, or None if it has no such tag."""
+    out = _inspect(ref, '{"digest": {{json .Manifest.Digest}}, "labels": {{json .Image.Config.Labels}}}')
+    if out is None:
+        return None
+    data = json.loads(out)
+    return RemoteImage(str(data["digest"]), dict(data["labels"] or {}))
 
 
 def remote_digest(ref: str) -> str | None:
@@ -34,13 +86,22 @@ def remote_digest(ref: str) -> str | None:
 
 
 def remote_labels(ref: str) -> dict[str, str] | None:
-    out = _inspect(ref, "{{json .Image.Config.Labels}}")
-    return None if out is None else dict(json.loads(out) or {})
+    found = remote_image(ref)
+    return None if found is None else found.labels
+
+
+def local_image(ref: str) -> LocalImage | None:
+    """What `ref` names in the local engine now; later steps use the ID, since another build may move `ref`."""
+    proc = query(["docker", "image", "inspect", "--format", "{{json .Id}} {{json .Config.Labels}}", ref])
+    if proc.returncode != 0:
+        return None
+    image_id, _, labels = proc.stdout.strip().partition(" ")
+    return LocalImage(json.loads(image_id), dict(json.loads(labels) or {}))
 
 
 def local_labels(ref: str) -> dict[str, str] | None:
-    proc = query(["docker", "image", "inspect", "--format", "{{json .Config.Labels}}", ref])
-    return dict(json.loads(proc.stdout) or {}) if proc.returncode == 0 else None
+    found = local_image(ref)
+    return None if found is None else found.labels
 
 
 def familiar(repository: str) -> str:
@@ -61,12 +122,3 @@ def local_repo_digest(ref: str, repository: str) -> str | None:
         if familiar(repo) == familiar(repository):
             return digest
     return None
-
-
-def login(registry_host: str, runner: Runner) -> None:
-    """`docker login` from EPBUILD_REGISTRY_USER/_PASSWORD when both are set (else docker's own login is used);
-    the password goes to docker on standard input only, never to a log, an image or a command line."""
-    user, password = os.environ.get(USER_ENV), os.environ.get(PASSWORD_ENV)
-    if user and password:
-        runner.run(["docker", "login", registry_host, "--username", user, "--password-stdin"], stdin=password,
-                   capture=True)

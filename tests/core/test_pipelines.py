@@ -1,14 +1,16 @@
 """The generated CI pipelines: valid for their tools, in step with the matrix, and shaped as promised.
 
 Steps and jobs are found by the commands they run, not by their generated keys, so these tests hold whatever
-the keys are called; Buildkite's ${VAR:-default} and GitHub's `inputs.X || vars.X || 'd'` are evaluated the way
-each tool would, to check what a pool override really does.
+the keys are called. Buildkite steps are read as an agent gets them: `buildkite-agent pipeline upload` expands
+the whole file's parameters (POSIX parameter expansion, buildkite/interpolate; here by a real bash) before
+Buildkite parses it; GitHub's `inputs.X || vars.X || 'd'` is evaluated the way Actions would.
 """
 
 from __future__ import annotations
 
 import difflib
 import fnmatch
+import os
 import re
 import shutil
 import subprocess
@@ -56,13 +58,22 @@ def variant(tmp_path: Path, *edits: tuple[str, str]) -> Path:
 
 # Buildkite: steps by what they run, and the pool an agent query resolves to in a given environment.
 
-def bk_steps(project: Path) -> list[dict[str, Any]]:
-    steps: list[dict[str, Any]] = yaml.safe_load((project / BUILDKITE).read_text())["steps"]
+def agent_upload(text: str, env: dict[str, str]) -> str:
+    """The pipeline text after `pipeline upload`'s expansion in `env`. bash's here-document does the same POSIX
+    parameter expansion; Buildkite's `$$` escape is bash's `\\$`, and backslashes and backquotes, which Buildkite
+    leaves alone, are escaped. An unset `${VAR:?}` fails the upload, as it fails bash."""
+    assert "$(" not in text and "EPBUILD_END_OF_PIPELINE" not in text
+    escaped = text.replace("\\", "\\\\").replace("`", "\\`").replace("$$", "\\$")
+    proc = subprocess.run(["bash", "-c", f"cat <<EPBUILD_END_OF_PIPELINE\n{escaped}EPBUILD_END_OF_PIPELINE\n"],
+                          env={"PATH": os.environ["PATH"], **env}, capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, f"pipeline upload would fail: {proc.stderr}"
+    return proc.stdout
+
+
+def bk_steps(project: Path, env: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """The steps Buildkite gets from an agent with `env` that uploads the committed file."""
+    steps: list[dict[str, Any]] = yaml.safe_load(agent_upload((project / BUILDKITE).read_text(), env or {}))["steps"]
     return steps
-
-
-def bk_resolve(value: str, env: dict[str, str]) -> str:
-    return re.sub(r"\$\{(\w+):-([^}]*)\}", lambda m: env.get(m.group(1)) or m.group(2), value)
 
 
 def bk_find(steps: list[dict[str, Any]], command: str) -> list[dict[str, Any]]:
@@ -80,8 +91,8 @@ def bk_on_branch(steps: list[dict[str, Any]], branch: str) -> list[dict[str, Any
 
 
 def bk_gpu_pools(project: Path, arch: str, nic: str, env: dict[str, str] | None = None) -> list[str]:
-    gpu = bk_find(bk_steps(project), f"invoke test --gpu --arch {arch} --nic {nic}")
-    return sorted(bk_resolve(s["agents"]["pool"], env or {}) for s in gpu)
+    gpu = bk_find(bk_steps(project, env), f"invoke test --gpu --arch {arch} --nic {nic}")
+    return sorted(s["agents"]["pool"] for s in gpu)
 
 
 # GitHub Actions: jobs by what they run, and the runner labels a runs-on expression resolves to.
@@ -263,10 +274,11 @@ def test_images_travel_between_agents_through_the_staging_registry() -> None:
     steps = bk_steps(ROOT)
     for step in steps:
         cmd = step.get("command", "")
+        # The upload leaves the variable to the agent's shell, which stops the step when it is unset.
         if step.get("key", "").startswith("build-"):
-            assert cmd.split("&&")[-1].strip().startswith('invoke publish --registry "$${EPBUILD_CI_REGISTRY:?')
+            assert cmd.split("&&")[-1].strip().startswith('invoke publish --registry "${EPBUILD_CI_REGISTRY:?')
         if step.get("key", "").startswith(("gpu-", "publish-")):
-            assert 'invoke pull --registry "$${EPBUILD_CI_REGISTRY:?' in cmd.split("&&")[1]
+            assert 'invoke pull --registry "${EPBUILD_CI_REGISTRY:?' in cmd.split("&&")[1]
     for name, job in gh_jobs(ROOT).items():
         run = job["steps"][-1]["run"]
         if name.startswith(("gpu-", "publish-")):
@@ -299,3 +311,6 @@ def test_the_gpu_count_follows_the_matrix(tmp_path: Path) -> None:
         assert step["env"]["EPBUILD_NUM_GPUS"] == "8"
     for step in bk_find(bk_steps(project), "invoke test --gpu --arch gfx942"):
         assert step["env"]["EPBUILD_NUM_GPUS"] == "2"
+    for arch, count in (("gfx950", "8"), ("gfx942", "2")):
+        jobs = gh_find(gh_jobs(project), f"invoke test --gpu --arch {arch}").values()
+        assert jobs and {j["env"]["EPBUILD_NUM_GPUS"] for j in jobs} == {count}, arch

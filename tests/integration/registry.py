@@ -1,15 +1,20 @@
-"""A real Debian docker-registry on 127.0.0.1, started for the tests, behind a relay that can slow uploads down
-so a push can be caught and killed midway."""
+"""A real Debian docker-registry on 127.0.0.1, started for the tests (optionally requiring a login, through
+htpasswd), behind a relay that can hold the request that writes one tag: so a publish can be stopped, or killed,
+at exactly that step."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import socket
 import subprocess
 import threading
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
+
+import bcrypt
 
 
 def free_port() -> int:
@@ -18,19 +23,38 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-class ThrottlingRelay:
-    """Forwards 127.0.0.1:port to the registry; with `throttle` on, uploads crawl at `bytes_per_second`."""
+class HoldingRelay:
+    """Forwards 127.0.0.1:port to the registry. `hold(path)` stops the requests that write the manifest `path`
+    (`/v2/<repository>/manifests/<tag>`) before the registry sees them, until `release` forwards them (or, after
+    the client was killed, drops them)."""
 
-    def __init__(self, upstream_port: int, bytes_per_second: int = 4 * 1024) -> None:
+    def __init__(self, upstream_port: int) -> None:
         self.upstream_port = upstream_port
         self.port = free_port()
-        self.rate = bytes_per_second
-        self.throttle = False
-        self.uploaded = 0
-        self.layer_bytes = 0
-        """Bytes sent after the first PATCH of a blob upload: a layer is on its way."""
+        self.held = threading.Event()
+        self._hold: bytes | None = None
+        self._release = threading.Event()
+        self._forward = True
         self._server = socket.create_server(("127.0.0.1", self.port))
         threading.Thread(target=self._accept, daemon=True).start()
+
+    def hold(self, path: str) -> None:
+        self.held.clear()
+        self._release.clear()
+        self._hold = f"PUT {path} ".encode()
+
+    def release(self, forward: bool) -> None:
+        self._forward = forward
+        self._hold = None
+        self._release.set()
+
+    def _held_here(self, chunk: bytes) -> bool:
+        """Every request for the held path waits (a client may retry on another connection)."""
+        if self._hold is None or not chunk.startswith(self._hold):
+            return False
+        self.held.set()
+        self._release.wait()
+        return not self._forward
 
     def _accept(self) -> None:
         while True:
@@ -44,13 +68,9 @@ class ThrottlingRelay:
 
     def _pipe(self, src: socket.socket, dst: socket.socket, upload: bool) -> None:
         try:
-            while chunk := src.recv(4096):
-                if upload:
-                    self.uploaded += len(chunk)
-                    if self.layer_bytes or (b"PATCH /v2/" in chunk and b"/blobs/uploads/" in chunk):
-                        self.layer_bytes += len(chunk)
-                    if self.throttle:
-                        time.sleep(len(chunk) / self.rate)
+            while chunk := src.recv(65536):
+                if upload and self._held_here(chunk):
+                    return
                 dst.sendall(chunk)
         except OSError:
             pass
@@ -66,15 +86,23 @@ class ThrottlingRelay:
 
 
 class Registry:
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, login: tuple[str, str] | None = None) -> None:
+        """With `login` (user, password), the registry answers only that account (HTTP basic auth)."""
         binary = shutil.which("docker-registry")
         assert binary, "Debian's docker-registry is missing (ci/setup.sh installs it)"
         self.port = free_port()
+        self.storage = folder / "data"
         config = folder / "config.yml"
+        auth = ""
+        if login:
+            # docker-registry's htpasswd file takes bcrypt hashes only.
+            hashed = bcrypt.hashpw(login[1].encode(), bcrypt.gensalt()).decode()
+            (folder / "htpasswd").write_text(f"{login[0]}:{hashed}\n")
+            auth = f"auth: {{htpasswd: {{realm: epbuild-test, path: {folder / 'htpasswd'}}}}}\n"
         config.write_text(
             "version: 0.1\nlog: {level: warn}\n"
-            f"storage: {{filesystem: {{rootdirectory: {folder / 'data'}}}, delete: {{enabled: true}}}}\n"
-            f"http: {{addr: 127.0.0.1:{self.port}}}\n"
+            f"storage: {{filesystem: {{rootdirectory: {self.storage}}}, delete: {{enabled: true}}}}\n"
+            f"http: {{addr: 127.0.0.1:{self.port}}}\n" + auth
         )
         self.process = subprocess.Popen([binary, "serve", str(config)], stdout=subprocess.DEVNULL,
                                         stderr=open(folder / "registry.log", "w"))
@@ -82,18 +110,37 @@ class Registry:
             try:
                 urllib.request.urlopen(f"http://127.0.0.1:{self.port}/v2/", timeout=1)
                 break
+            except urllib.error.HTTPError:  # 401: up, and asking for the login
+                break
             except OSError:
                 time.sleep(0.1)
         else:
             raise AssertionError(f"docker-registry did not answer; see {folder / 'registry.log'}")
-        self.relay = ThrottlingRelay(self.port)
+        self.relay = HoldingRelay(self.port)
 
     @property
     def address(self) -> str:
         """What clients use: the relay (docker treats any 127.0.0.1 port as a plain-HTTP registry)."""
         return f"127.0.0.1:{self.relay.port}"
 
+    def tags(self, repository: str) -> list[str]:
+        """The tags the registry itself lists for `repository` (its path, without the host)."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/v2/{repository}/tags/list", timeout=10) as r:
+            return sorted(json.load(r)["tags"] or [])
+
+    def forget_blob(self, repository: str, digest: str) -> None:
+        """Breaks `repository`: it no longer serves the blob `digest` (other repositories still do)."""
+        algorithm, hexdigest = digest.split(":")
+        link = self.storage / "docker/registry/v2/repositories" / repository / "_layers" / algorithm / hexdigest
+        shutil.rmtree(link)
+
     def stop(self) -> None:
+        """Stops the registry and removes the local tags that name it (the images stay under their other tags)."""
+        listed = subprocess.run(["docker", "image", "ls", "--format", "{{.Repository}}:{{.Tag}}"],
+                                capture_output=True, text=True).stdout.split()
+        ours = [ref for ref in listed if ref.startswith(f"{self.address}/")]
+        if ours:
+            subprocess.run(["docker", "image", "rm", *ours], capture_output=True)
         self.relay.close()
         self.process.terminate()
         self.process.wait(timeout=10)

@@ -139,18 +139,22 @@ def build(c: Context, matrix: str = "matrix.yaml", arch: list[str] | None = None
 def sources(c: Context, matrix: str = "matrix.yaml", arch: list[str] | None = None, nic: list[str] | None = None,
             base: list[str] | None = None, all: bool = False, cell: list[str] | None = None, mirror: list[str] | None = None,
             dry_run: bool = False) -> None:
-    """Fetch and export the pinned sources of the selected cells into build/sources/."""
+    """Fetch and export the pinned sources of the selected cells into build/sources/, and their NICs' verified
+    vendor packages into build/vendor/."""
     from epbuild import build as builder_mod, project
     from epbuild.commands import Runner
 
     logging_setup()
     r, cells = _cells(matrix, arch or [], nic or [], all, cell, base)
     runner = Runner(dry_run=dry_run)
-    builder_mod.prepare(r, cells, runner)
     options = builder_mod.BuildOptions(mirrors=tuple(mirror or ()))
-    for exported in builder_mod.fetch_sources(r, cells, project.ROOT, options, runner):
-        print(f"{exported.component:<10} {exported.commit}  {exported.path}"
-              + ("  (cached)" if exported.cached else ""))
+    with builder_mod.prepared(r, cells, runner):
+        exported = builder_mod.fetch_sources(r, cells, project.ROOT, options, runner)
+        vendors = builder_mod.fetch_vendor(r, cells, project.ROOT, runner)
+    for source in exported:
+        print(f"{source.component:<10} {source.commit}  {source.path}" + ("  (cached)" if source.cached else ""))
+    for fetched in vendors:
+        print(f"{'vendor':<10} {fetched.nic:<40} {fetched.path}" + ("  (cached)" if fetched.cached else ""))
 
 
 @task(iterable=["arch", "nic", "base", "cell"],

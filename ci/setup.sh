@@ -6,8 +6,14 @@ cd "$(dirname "$0")/.."
 python3 -m pip install --quiet --disable-pip-version-check -r ci/requirements.txt
 bash ci/setup-docker.sh
 # The tests publish to Debian's docker-registry on 127.0.0.1 (root, or a CI runner's passwordless sudo).
-if ! command -v docker-registry >/dev/null 2>&1; then
+# gpg and gpgv verify vendor repositories (epbuild/vendor_repo.py); dpkg-deb indexes the offline example's.
+missing=""
+command -v docker-registry >/dev/null 2>&1 || missing="$missing docker-registry"
+{ command -v gpg && command -v gpgv && command -v gpgconf; } >/dev/null 2>&1 || missing="$missing gnupg gpgv"
+command -v dpkg-deb >/dev/null 2>&1 || missing="$missing dpkg"
+if [ -n "$missing" ]; then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo -n"
   $SUDO env DEBIAN_FRONTEND=noninteractive apt-get -o Acquire::Check-Valid-Until=false update -qq
-  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-registry >/dev/null
+  # shellcheck disable=SC2086 # one word per package
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
 fi

@@ -1,4 +1,5 @@
-"""The buildx bake file: one target per cell, each fed its sources as named contexts `src-<component>`."""
+"""The buildx bake file: one target per cell, each fed its sources as named contexts `src-<component>` (and its
+NIC's verified vendor packages as `vendor-debs`)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,18 @@ SOURCES_DIR = "build/sources"
 """Where `invoke sources` exports each component's tree, relative to the folder builds run from."""
 
 
+VENDOR_DIR = "build/vendor"
+VENDOR_CONTEXT = "vendor-debs"
+"""The named context of the `vendor` stage (templates/stages/vendor.Dockerfile.j2 mounts it)."""
+
+
 def source_dir(component: str, commit: str) -> str:
     return f"{SOURCES_DIR}/{component}-{commit}"
+
+
+def vendor_dir(nic: str, digest: str) -> str:
+    """Where epbuild/vendor_repo.py leaves a NIC's verified .debs, relative to the folder builds run from."""
+    return f"{VENDOR_DIR}/{nic}-{digest[:16]}"
 
 
 def bake_json(cells: list[stagegraph.Rendered], *, context_root: str) -> str:
@@ -22,6 +33,8 @@ def bake_json(cells: list[stagegraph.Rendered], *, context_root: str) -> str:
         contexts = {
             f"src-{name}": source_dir(name, pin.commit) for name, pin in stagegraph.built_pins(plan).items()
         }
+        if plan.vendor is not None:
+            contexts[VENDOR_CONTEXT] = vendor_dir(plan.cell.nic, plan.vendor.digest())
         targets[plan.cell.name] = {
             "context": f"{context_root}/{plan.cell.name}",
             "dockerfile": "Dockerfile",

@@ -9,6 +9,7 @@ alone), and summary.json (per cell: result, failing stage, log, content key, and
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -17,12 +18,13 @@ import shlex
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO
 
-from epbuild import preflight, render, sources
+from epbuild import preflight, render, sources, vendor_repo
 from epbuild.bakefile import BAKE_FILE
 from epbuild.commands import Runner, query, shell_line
 from epbuild.errors import EpbuildError
@@ -84,8 +86,9 @@ def build(rendering: Rendering, cells: list[RenderedCell], root: Path, options: 
     run_dir = None if runner.dry_run else new_run_dir(root, "build")
     if run_dir is not None:
         runner.start_replay(run_dir / "replay.sh", root)
-    prepare(rendering, cells, runner)
-    fetch_sources(rendering, cells, root, options, runner)
+    with prepared(rendering, cells, runner):
+        check_sources(rendering, fetch_sources(rendering, cells, root, options, runner), runner)
+        fetch_vendor(rendering, cells, root, runner)
     names = [rc.cell.name for rc in cells]
     results = {rc.cell.name: CellResult(rc.cell.name, rc.plan.local_tag, rc.key) for rc in cells}
     report = BuildReport(run_dir, list(results.values()))
@@ -127,13 +130,18 @@ def build(rendering: Rendering, cells: list[RenderedCell], root: Path, options: 
     return report
 
 
-def prepare(rendering: Rendering, cells: list[RenderedCell], runner: Runner) -> None:
+@contextlib.contextmanager
+def prepared(rendering: Rendering, cells: list[RenderedCell], runner: Runner) -> Iterator[None]:
     """Makes what a matrix says it prepares locally (the offline example's base images, only those the cells
-    start from, and its stand-in repos)."""
+    start from, its stand-in repos and vendor apt repository), and keeps what must run while inputs are fetched
+    (the example's repository server)."""
     if rendering.matrix.model.prepare == "offline-example":
         from epbuild import offline
 
-        offline.prepare(rendering.matrix, [rc.plan for rc in cells], runner)
+        with offline.prepared(rendering.matrix, [rc.plan for rc in cells], runner):
+            yield
+    else:
+        yield
 
 
 def fetch_sources(rendering: Rendering, cells: list[RenderedCell], root: Path, options: BuildOptions,
@@ -142,6 +150,28 @@ def fetch_sources(rendering: Rendering, cells: list[RenderedCell], root: Path, o
     mirrors = sources.mirror_overrides(list(options.mirrors))
     requests = sources.requests_for(rendering.matrix, wanted, mirrors)
     return sources.fetch_all(sources.SourceCache(root, runner), requests)
+
+
+def check_sources(rendering: Rendering, exported: list[sources.ExportedSource], runner: Runner) -> None:
+    """Each component's checks of its exported source (its spec's `source_check`, e.g. MoRI's NIC flags): what
+    the matrix says about a pin that only the source itself can confirm, before any stage runs."""
+    if runner.dry_run:
+        return
+    model = rendering.matrix.model
+    pins = model.components.pins()
+    found = [f"{source.component}: {problem}" for source in exported
+             for problem in model.registry[source.component].source_check(pins[source.component], source.path)]
+    if found:
+        raise preflight.PreflightError("the pinned sources disagree with the matrix; nothing was built:\n  "
+                                       + "\n  ".join(found))
+
+
+def fetch_vendor(rendering: Rendering, cells: list[RenderedCell], root: Path,
+                 runner: Runner) -> list[vendor_repo.FetchedVendor]:
+    """Each selected NIC's vendor packages, verified before any stage runs (epbuild/vendor_repo.py)."""
+    requests = {rc.cell.nic: vendor_repo.VendorRequest(rc.cell.nic, rc.plan.vendor)
+                for rc in cells if rc.plan.vendor is not None}
+    return vendor_repo.fetch_all(root, runner, list(requests.values()))
 
 
 def _settle(report: BuildReport, results: dict[str, CellResult], invocation: int, targets: list[str], code: int,

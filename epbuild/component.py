@@ -86,6 +86,14 @@ def _no_preflight(pin: SourcePin, cell: Mapping[str, Any]) -> list[str]:
     return []
 
 
+def _no_vendor_build(pin: SourcePin, cell: Mapping[str, Any]) -> str | None:
+    return None
+
+
+def _no_source_check(pin: SourcePin, tree: Path) -> list[str]:
+    return []
+
+
 @dataclass(frozen=True)
 class Component:
     name: str
@@ -109,6 +117,13 @@ class Component:
     sparse)."""
     preflight: Callable[[SourcePin, Mapping[str, Any]], list[str]] = _no_preflight
     """Checks before a build; returns problems. Empty by default."""
+    vendor_build: Callable[[SourcePin, Mapping[str, Any]], str | None] = _no_vendor_build
+    """In a cell whose NIC has vendor userspace: what the stage's build takes from it (a value the stage reads as
+    the cell fact `nic.vendor_build`, e.g. MoRI's USE_BNXT), or None. Where it is not None the stage builds FROM
+    the `vendor` stage, so it is per NIC there and shared across NICs everywhere else."""
+    source_check: Callable[[SourcePin, Path], list[str]] = _no_source_check
+    """Checks of the exported source tree at the pin, after the fetch and before any stage runs; returns
+    problems (MoRI: the NIC flags its setup.py reads are the ones the pin declares)."""
     record: Callable[[SourcePin], dict[str, Any]] = lambda pin: {}
     """Extra facts the cell record carries for this component (e.g. rdma-core's release)."""
     folder: Path = Path()

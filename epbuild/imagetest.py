@@ -29,6 +29,8 @@ class CheckRun:
     failed: list[str] = field(default_factory=list)
     skipped: int = 0
     not_run: str = ""
+    checks_not_run: list[str] = field(default_factory=list)
+    """Checks that did not run on this host, with the reason (e.g. the GPU tier's NIC test without that NIC)."""
 
     @property
     def ok(self) -> bool:
@@ -127,8 +129,11 @@ def _read_report(run: CheckRun, code: int) -> None:
         name = f"{Path(case.get('file') or case.get('classname', '').replace('.', '/')).stem}::{case.get('name')}"
         if case.find("failure") is not None or case.find("error") is not None:
             run.failed.append(name)
-        elif case.find("skipped") is not None:
+        elif (skipped := case.find("skipped")) is not None:
             run.skipped += 1
+            reason = skipped.get("message", "")
+            if "not run:" in reason:
+                run.checks_not_run.append(f"{name}: {reason[reason.index('not run:'):]}")
         else:
             run.passed += 1
     if code not in (0, 1) and not run.failed:
@@ -145,6 +150,7 @@ def summary(runs: list[CheckRun]) -> str:
         lines.append(f"{run.cell}: {status}: {run.passed} passed, {len(run.failed)} failed, {run.skipped} skipped "
                      f"({run.image}); report {run.report}")
         lines += [f"  failed: {name}" for name in run.failed]
+        lines += [f"  {line}" for line in run.checks_not_run]
         if run.note:
             lines.append(f"  note: {run.note}")
     return "\n".join(lines)

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from functools import cache
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, Field, ValidationError, create_model
+from pydantic import BaseModel, BeforeValidator, Field, ValidationError, create_model
 
 from epbuild.component import ComponentError, Registry, discover
 from epbuild.crosscheck import cross_check
@@ -36,6 +36,7 @@ from epbuild.patterns import (
     Version,
 )
 from epbuild.pins import SourcePin, Strict
+from epbuild.vendor import VendorUserspace, none_in_schema, none_or_vendor
 from epbuild.yamlfile import KeyPath, format_key, load_yaml
 
 
@@ -79,10 +80,10 @@ class NicInfo(Strict):
         description="Build rdma-core from source, or use the base's distribution libibverbs.")
     flags: dict[str, NicName] = Field(
         default_factory=dict, description="Per component, the value its build takes for this NIC (DeepEP's --nic).")
-    vendor_packages: list[AptPackage] = Field(
-        default_factory=list,
-        description="Vendor userspace apt packages installed in the final image; the base image must have the "
-        "vendor's apt repository configured.",
+    vendor: Annotated[VendorUserspace | None, BeforeValidator(none_or_vendor)] = Field(
+        description="The NIC's vendor userspace (signed apt repository, key, pinned packages), or `none` for a "
+        "NIC whose userspace is rdma-core's alone.",
+        json_schema_extra=none_in_schema,
     )
 
 

@@ -10,6 +10,7 @@ from epbuild.cells import Cell
 from epbuild.component import Registry
 from epbuild.matrix import ArchInfo, BaseSettings, MatrixBase, NicInfo
 from epbuild.pins import SourcePin
+from epbuild.vendor import VendorUserspace
 
 
 @dataclass(frozen=True)
@@ -58,12 +59,31 @@ class CellPlan:
             "nic.provider": nic.provider,
             "nic.provider_library": nic.provider_library,
             "nic.rdma_core": nic.rdma_core,
-            "nic.vendor_packages": tuple(nic.vendor_packages),
+            # The vendor userspace by its digest (the `vendor` stage's text and .debs follow from it), or None.
+            "nic.vendor": nic.vendor.digest() if nic.vendor else None,
             "base": self.cell.base,
             "base.image": base.image,
             "base.rocm_path": base.rocm_path,
             "base.build_packages": tuple(base.build_packages),
         }
 
+    @property
+    def vendor(self) -> VendorUserspace | None:
+        """The NIC's vendor userspace, or None where the NIC says `vendor: none`."""
+        return self.nic.vendor
+
+    def vendor_build(self, component: str) -> str | None:
+        """What the component's build takes from the NIC's vendor userspace (its spec's `vendor_build`), or None
+        where the NIC has none or the build needs none."""
+        key = f"vendor_build:{component}"
+        if key not in self.memo:
+            found = None
+            if component in self.pins and self.vendor is not None:
+                found = self.registry[component].vendor_build(self.pins[component], self.facts)
+            self.memo[key] = found
+        return self.memo[key]  # type: ignore[no-any-return]
+
     def facts_for(self, component: str) -> dict[str, Any]:
-        return {**self.facts, "nic.flag": self.nic.flags.get(component)}
+        """The cell facts plus the component's own: `nic.flag` (nics.<nic>.flags.<component>) and
+        `nic.vendor_build` (see vendor_build)."""
+        return {**self.facts, "nic.flag": self.nic.flags.get(component), "nic.vendor_build": self.vendor_build(component)}

@@ -16,7 +16,7 @@ from typing import Any
 
 import jinja2
 
-from epbuild import atomicfs, bakefile, manifest, stagegraph
+from epbuild import atomicfs, bakefile, manifest, stagegraph, vendor_stage
 from epbuild.cells import Cell, expand
 from epbuild.component import CellFacts, StageInput, Wheel
 from epbuild.matrix import LoadedMatrix
@@ -53,7 +53,6 @@ def _final_context(plan: CellPlan, key: str) -> dict[str, Any]:
         "copies": stagegraph.copies(plan),
         "wheels_dir": stagegraph.WHEELS_DIR,
         "wheel_stages": stagegraph.wheel_stages(plan),
-        "vendor_packages": plan.nic.vendor_packages,
         "env": plan.matrix.runtime_env,
         "labels": manifest.labels(plan, key),
     }
@@ -62,7 +61,8 @@ def _final_context(plan: CellPlan, key: str) -> dict[str, Any]:
 def _stage_text(stage: stagegraph.Stage, plan: CellPlan, key: str) -> str:
     if stage.component is None:
         template = TEMPLATES / "stages" / f"{stage.name}.Dockerfile.j2"
-        context = (_final_context if stage.name == stagegraph.FINAL else _base_context)(plan, key)
+        context = {stagegraph.FINAL: _final_context, stagegraph.VENDOR: vendor_stage.context}.get(
+            stage.name, _base_context)(plan, key)
     else:
         c = stage.component
         facts = CellFacts(plan.facts_for(c.name), c.uses, c.name)

@@ -20,8 +20,9 @@ from epbuild.component import Component, ComponentError, Copy, Registry, System,
 from epbuild.plan import CellPlan
 from epbuild.pins import SourcePin
 
-BASE, FINAL = "base", "final"
+BASE, VENDOR, FINAL = "base", "vendor", "final"
 BASE_USES = ("base.image", "base.rocm_path", "base.build_packages")
+VENDOR_USES = ("nic.vendor",)
 WHEELS_DIR = "/wheels"
 
 
@@ -45,6 +46,7 @@ def graph(registry: Registry) -> list[Stage]:
     components = {c.name: c for c in registry.components}
     ordered: list[Stage] = [Stage(BASE, uses=BASE_USES)]
     placed = {BASE}
+    system = tuple(c.name for c in registry.components if isinstance(c.output, System))
 
     def place(c: Component, path: tuple[str, ...]) -> None:
         if c.name in placed:
@@ -59,10 +61,15 @@ def graph(registry: Registry) -> list[Stage]:
         ordered.append(Stage(c.name, c.after, c.uses, c.when, c))
         placed.add(c.name)
 
+    # The NIC's vendor userspace goes on top of the system installs (rdma-core), before every stage that may build
+    # on it; `final` starts from it (or, where it does not apply, from what it would have started from).
+    for name in system:
+        place(components[name], ())
+    ordered.append(Stage(VENDOR, after=system[-1:] or (BASE,), uses=VENDOR_USES))
+    placed.add(VENDOR)
     for component in registry.components:
         place(component, ())
-    system = tuple(s.name for s in ordered if s.component and isinstance(s.component.output, System))
-    ordered.append(Stage(FINAL, after=system[-1:] or (BASE,), uses=("cell", "nic.vendor_packages")))
+    ordered.append(Stage(FINAL, after=(VENDOR,), uses=("cell",)))
     return ordered
 
 
@@ -73,6 +80,8 @@ def _by_name(registry: Registry) -> dict[str, Stage]:
 
 def applies(stage: Stage, plan: CellPlan) -> bool:
     if stage.component is not None and stage.name not in plan.pins:
+        return False
+    if stage.name == VENDOR and plan.vendor is None:
         return False
     return all(plan.facts.get(k) == v for k, v in stage.when.items())
 
@@ -87,6 +96,8 @@ def parent(stage: Stage, plan: CellPlan) -> str | None:
     """The stage it builds FROM in this cell: its parent, or, where that does not apply, the parent's own parent
     (None for base, which starts from the base image)."""
     by_name = _by_name(plan.registry)
+    if stage.component is not None and plan.vendor_build(stage.name) is not None:
+        return VENDOR
     candidates = list(stage.after)
     while candidates:
         name = candidates.pop(0)
@@ -148,6 +159,8 @@ def stage_identities(rc: Rendered) -> dict[str, str]:
         parts += [ids[name] for name in inputs(stage, plan)]
         if stage.source:
             parts.append(plan.pins[stage.source].commit)
+        if stage.name == VENDOR:
+            parts.append(plan.facts["nic.vendor"])  # the verified .debs it installs follow from the pins
         if stage.name == FINAL:
             parts.append(plan.cell.name)  # final COPYs files of the cell's own folder
         ids[stage.name] = hashlib.sha256("\0".join(parts).encode()).hexdigest()

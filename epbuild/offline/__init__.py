@@ -17,14 +17,17 @@ Nothing here needs GitHub or Docker Hub, only Debian's package mirror:
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from epbuild.commands import Runner, shell_line
 from epbuild.offline.base_image import _image_exists, ensure_base_image, suite_of
 from epbuild.offline.fixtures import ensure_fixture_repos
+from epbuild.offline import vendor_apt_repo
 from epbuild.offline.gitrepo import FixtureRepo
+from epbuild.offline.vendor_apt_repo import ensure_vendor_repo
 from epbuild.offline.settings import (
     FIXTURES_DIR,
     OFFLINE_BASE_IMAGE,
@@ -33,14 +36,16 @@ from epbuild.offline.settings import (
 )
 
 __all__ = ["OFFLINE_BASE_IMAGE", "FixtureRepo", "OfflineError", "ensure_base_image", "ensure_fixture_repos",
-           "matrix_variant", "prepare"]
+           "matrix_variant", "prepared"]
 
 REPOS_DIR = REPO_ROOT / "build" / "offline" / "repos"
 
 
-def prepare(matrix: Any, plans: Sequence[Any], runner: Runner) -> None:
-    """Makes what the offline example cannot pull or clone: the base images the given cells start from, and the
-    stand-in repositories.
+@contextlib.contextmanager
+def prepared(matrix: Any, plans: Sequence[Any], runner: Runner) -> Iterator[None]:
+    """Makes what the offline example cannot pull or clone: the base images the given cells start from, the
+    stand-in repositories and the signed vendor apt repository, then serves that repository on 127.0.0.1 until
+    the caller is done fetching.
 
     Each step does nothing when its result is already there. Each is one command of this package's own CLI,
     which is what a dry run prints and what the run's replay.sh records.
@@ -58,10 +63,19 @@ def prepare(matrix: Any, plans: Sequence[Any], runner: Runner) -> None:
                           lambda image=image, archs=archs: ensure_base_image(image, archs=archs)))
     steps.append((["python3", "-m", "epbuild.offline", "fixtures", str(REPOS_DIR)],
                   lambda: ensure_fixture_repos(REPOS_DIR, fixtures_dir=FIXTURES_DIR, registry=matrix.model.registry)))
+    steps.append((["python3", "-m", "epbuild.offline", "vendor-repo"], ensure_vendor_repo))
     for argv, step in steps:
         runner.record(shell_line(argv))
         if not runner.dry_run:
             step()
+    # Served only while inputs are fetched: the build itself reads the verified copies, never the server.
+    runner.record(f"python3 -m epbuild.offline serve --port {vendor_apt_repo.PORT} & EPBUILD_VENDOR_SERVER=$!")
+    if runner.dry_run:
+        yield
+    else:
+        with vendor_apt_repo.serve():
+            yield
+    runner.record('kill "$EPBUILD_VENDOR_SERVER"')
 
 
 def matrix_variant(dest: Path, *, moved: Sequence[str] = (), broken: Sequence[str] = (),

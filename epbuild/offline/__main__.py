@@ -1,4 +1,4 @@
-"""`python -m epbuild.offline base|fixtures`: make the offline example's inputs by hand."""
+"""`python -m epbuild.offline base|fixtures|vendor-repo|serve`: make the offline example's inputs by hand."""
 
 from __future__ import annotations
 
@@ -6,9 +6,11 @@ import argparse
 import json
 import logging
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
+from epbuild.offline import vendor_apt_repo
 from epbuild.offline.base_image import ensure_base_image
 from epbuild.offline.fixtures import ensure_fixture_repos
 from epbuild.offline.settings import FIXTURES_DIR, OFFLINE_BASE_IMAGE
@@ -26,10 +28,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     fixtures = sub.add_parser("fixtures", help="make the fixture git repos")
     fixtures.add_argument("dest", type=Path)
     fixtures.add_argument("--fixtures-dir", type=Path, default=FIXTURES_DIR)
+    sub.add_parser("vendor-repo", help="make the signed stand-in vendor apt repository")
+    serve = sub.add_parser("serve", help="serve the vendor apt repository on 127.0.0.1 until interrupted")
+    serve.add_argument("--port", type=int, default=vendor_apt_repo.PORT)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if args.cmd == "base":
         ensure_base_image(args.image, archs=args.archs, rebuild=args.rebuild)
+    elif args.cmd == "vendor-repo":
+        print(vendor_apt_repo.ensure_vendor_repo())
+    elif args.cmd == "serve":
+        with vendor_apt_repo.serve(vendor_apt_repo.ensure_vendor_repo(), args.port) as url:
+            print(f"serving {vendor_apt_repo.REPO_DIR} at {url}; Ctrl-C stops", flush=True)
+            try:
+                threading.Event().wait()
+            except KeyboardInterrupt:
+                pass
     else:
         repos = ensure_fixture_repos(args.dest, fixtures_dir=args.fixtures_dir)
         json.dump(

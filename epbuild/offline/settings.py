@@ -39,11 +39,12 @@ BROKEN_SNIPPET = (
     '\n#if defined(__gfx942__)\n#error "epbuild fixture: this commit breaks the gfx942 build on purpose"\n#endif\n'
 )
 
-# rdma-core: Debian trixie's source package (stable, so the tarball and the commit never move).
-RDMA_CORE_SUITE = "trixie"
-RDMA_CORE_VERSION = "56.1"
+# rdma-core: Debian forky's source package. Trixie's 56.1 predates the ionic provider the io cells need; sid and
+# forky carry 65.0 (`apt-cache showsrc rdma-core`; trixie-backports has none). The sha256 pins the tarball.
+RDMA_CORE_SUITE = "forky"
+RDMA_CORE_VERSION = "65.0"
 RDMA_CORE_ORIG = f"rdma-core_{RDMA_CORE_VERSION}.orig.tar.gz"
-RDMA_CORE_ORIG_SHA256 = "63ce7f2baa7242c2dbc76375dac957c420187dd27f8c5e148efc07971ee522a8"
+RDMA_CORE_ORIG_SHA256 = "f6ba3d8b2c4aa334c5c883c1ad0772de339011123cff4fb1db32ae7a443fb7ca"
 
 # Bump when the way repos are generated changes (invalidates every stamp).
 GENERATOR_VERSION = "2"

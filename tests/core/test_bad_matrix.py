@@ -39,7 +39,8 @@ CASES: list[tuple[str, Callable[[dict[str, Any]], None], list[str]]] = [
     ("malformed arch", lambda d: d["axes"].update(arch=["mi300x"]), ["axes.arch[0]", "'mi300x'", "gfxNNN"]),
     ("unknown NIC", lambda d: d["axes"].update(nic=["cx7", "cx8"]), ["axes.nic[1]", "unknown NIC 'cx8'", "cx7"]),
     ("NIC without DeepEP's value for it",
-     lambda d: d["nics"].update(cx8={"provider": "mlx5", "provider_library": "libmlx5", "rdma_core": "source"}),
+     lambda d: d["nics"].update(cx8={"provider": "mlx5", "provider_library": "libmlx5", "rdma_core": "source",
+                                     "vendor": "none"}),
      ["nics.cx8.flags", "names no value for deepep", "cx7, io, thor2"]),
     ("NIC value DeepEP does not take", lambda d: d["nics"]["cx7"]["flags"].update(deepep="cx8"),
      ["nics.cx7.flags.deepep", "'cx8' is not a value deepep takes", "cx7, io, thor2"]),
@@ -79,6 +80,19 @@ CASES: list[tuple[str, Callable[[dict[str, Any]], None], list[str]]] = [
     ("bad PCI vendor", lambda d: d["nics"]["cx7"].update(pci_vendors=["15b3"]),
      ["nics.cx7.pci_vendors[0]", "'15b3'", "PCI ID"]),
     ("bad provider", lambda d: d["nics"]["cx7"].update(provider="mlx5; id"), ["nics.cx7.provider", "'mlx5; id'"]),
+    ("NIC without a vendor statement", lambda d: d["nics"]["cx7"].pop("vendor"),
+     ["nics.cx7.vendor", "required key is missing"]),
+    ("vendor key fingerprint not 40 hex", lambda d: d["nics"]["thor2"]["vendor"]["key"].update(fingerprint="9386B48A"),
+     ["nics.thor2.vendor.key.fingerprint", "40 upper-case hexadecimal"]),
+    ("vendor package version into a shell", lambda d: d["nics"]["thor2"]["vendor"]["packages"].update(
+        {"bnxt-rocelib": "235.2.86.0; curl evil"}), ["nics.thor2.vendor.packages.bnxt-rocelib", "Debian package version"]),
+    ("vendor repository URL", lambda d: d["nics"]["io"]["vendor"]["repo"].update(url="ftp://repo.radeon.com/x"),
+     ["nics.io.vendor.repo.url", "http(s) URL"]),
+    ("post-install copy outside the pattern",
+     lambda d: d["nics"]["thor2"]["vendor"]["post_install"][0].update(copy_files="/usr/local/lib/*/libbnxt_re*"),
+     ["nics.thor2.vendor.post_install[0].copy_files", "may end in one '*'"]),
+    ("MoRI flag for an unknown provider", lambda d: d["components"]["mori"].update(nic_build_flags={"cxi": "USE_CXI"}),
+     ["components.mori.nic_build_flags", "cxi"]),
 ]
 
 

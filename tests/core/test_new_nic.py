@@ -15,7 +15,7 @@ from epbuild.plan import CellPlan
 from epbuild.render import render_cell
 
 CX8 = {"description": "NVIDIA ConnectX-8", "provider": "mlx5", "provider_library": "libmlx5",
-       "pci_vendors": ["0x15b3"], "rdma_core": "source", "flags": {"deepep": "cx7"}}
+       "pci_vendors": ["0x15b3"], "rdma_core": "source", "flags": {"deepep": "cx7"}, "vendor": "none"}
 
 
 def add_cx8(data: dict[str, Any]) -> None:

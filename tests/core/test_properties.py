@@ -22,6 +22,22 @@ NICS = ("cx7", "io", "thor2", "cx8")
 
 
 @st.composite
+def vendors(draw: st.DrawFn) -> dict[str, Any]:
+    return {
+        "repo": {"url": "https://vendor.example.org/" + draw(st.from_regex(r"[a-z]{1,8}", fullmatch=True)),
+                 "suite": draw(st.sampled_from(["jammy", "noble"]))},
+        "key": {"url": "https://vendor.example.org/key.asc",
+                "fingerprint": draw(st.from_regex(r"[0-9A-F]{40}", fullmatch=True))},
+        "packages": draw(st.dictionaries(st.from_regex(r"[a-z][a-z0-9-]{2,12}", fullmatch=True),
+                                         st.from_regex(r"[0-9]{1,3}(\.[0-9]{1,3}){0,3}", fullmatch=True),
+                                         min_size=1, max_size=2)),
+        "post_install": draw(st.lists(st.fixed_dictionaries(
+            {"copy_files": st.just("/usr/local/lib/x86_64-linux-gnu/libv*"), "to": st.just("/usr/local/lib")}),
+            max_size=1)),
+    }
+
+
+@st.composite
 def matrices(draw: st.DrawFn) -> dict[str, Any]:
     arch_values = draw(st.lists(st.sampled_from(["gfx942", "gfx950", "gfx942+gfx950"]), min_size=1, max_size=3,
                                 unique=True))
@@ -31,7 +47,7 @@ def matrices(draw: st.DrawFn) -> dict[str, Any]:
         nic_table[nic] = {"provider": draw(st.sampled_from(["mlx5", "ionic", "bnxt_re"])),
                           "provider_library": "libx", "rdma_core": draw(st.sampled_from(["source", "distribution"])),
                           "flags": {"deepep": draw(st.sampled_from(["cx7", "io", "thor2"]))},
-                          "vendor_packages": draw(packages)}
+                          "vendor": draw(st.one_of(st.just("none"), vendors()))}
 
     def pin() -> dict[str, Any]:
         return {"repo": "https://example.org/x/" + draw(st.from_regex(r"[a-z]{1,8}", fullmatch=True)),
@@ -45,6 +61,10 @@ def matrices(draw: st.DrawFn) -> dict[str, Any]:
     for optional in ("mori", "aiter"):
         if draw(st.booleans()):
             components[optional] = pin()
+    if "mori" in components:
+        providers = sorted({info["provider"] for info in nic_table.values()})
+        flagged = draw(st.lists(st.sampled_from(providers), unique=True))
+        components["mori"]["nic_build_flags"] = {p: f"USE_{p.upper()}" for p in flagged}
     bases = {name: {"image": f"acme/base:{name}", "rocm_path": draw(st.sampled_from(["/opt/rocm", "/usr"])),
                     "build_packages": draw(packages)}
              for name in draw(st.lists(st.sampled_from(["one", "two"]), min_size=1, max_size=2, unique=True))}
@@ -88,6 +108,12 @@ def test_any_valid_matrix_renders_and_shares_stages(data: dict[str, Any]) -> Non
             texts[(stage.name, key)].add(rc.stages[stage.name])
             by_stage[stage.name][key] = rc.stages[stage.name]
         assert ("rdma-core" in rc.stages) == (rc.plan.nic.rdma_core == "source")
+        assert ("vendor" in rc.stages) == (rc.plan.vendor is not None)
+        if "mori" in rc.stages:
+            # MoRI builds per NIC exactly where its pin compiles this NIC's vendor library in.
+            flagged = rc.plan.vendor is not None and rc.plan.nic.provider in rc.plan.pins["mori"].nic_build_flags
+            mori = next(s for s in stagegraph.stages_for(rc.plan) if s.name == "mori")
+            assert (stagegraph.parent(mori, rc.plan) == "vendor") == flagged
     for (stage_name, key), variants in texts.items():
         assert len(variants) == 1, f"stage {stage_name} differs between cells with the same {key}"
     for stage_name, variants in by_stage.items():

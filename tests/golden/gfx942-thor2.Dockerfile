@@ -21,6 +21,21 @@ RUN apt-get update \
       ibverbs-providers \
  && rm -rf /var/lib/apt/lists/*
 
+FROM base AS vendor
+# The NIC's vendor userspace from https://packages.broadcom.com/artifactory/ethernet-nic-debian-public (jammy/main),
+# signed by unknown.
+# epbuild fetched these .debs on the host, verified the signed Release and each file's SHA256 from its Packages
+# index, and hands them in as the named context vendor-debs: this step needs neither network nor key.
+RUN --mount=type=bind,from=vendor-debs,target=/vendor \
+    dpkg -i /vendor/*.deb \
+ && dpkg-query -W -f='${Package}=${Version}\n' bnxt-rocelib > /tmp/vendor-installed \
+ && printf '%s\n' bnxt-rocelib=235.2.86.0 > /tmp/vendor-pinned \
+ && diff -u /tmp/vendor-pinned /tmp/vendor-installed \
+ && rm /tmp/vendor-pinned /tmp/vendor-installed \
+ && cp -a /usr/local/lib/x86_64-linux-gnu/libbnxt_re* /usr/local/lib \
+ && ldconfig \
+ && apt-get check
+
 FROM base AS aiter
 # AITER reads GPU_ARCHS in its JIT code and defaults to "native" (rocminfo), which needs a GPU: always pass it.
 # hadolint ignore=DL3003,DL3042
@@ -31,7 +46,7 @@ RUN --mount=type=bind,from=src-aiter,target=/src/aiter,rw \
  && PREBUILD_KERNELS=1 GPU_ARCHS="gfx942" \
     python3 setup.py bdist_wheel --dist-dir /wheels/aiter
 
-FROM base AS rocshmem
+FROM vendor AS rocshmem
 # all_backends finds the sources as `..` of the working directory and refuses in-source builds, so it runs
 # from a build folder inside the (read-write, discarded) source mount.
 # hadolint ignore=DL3003
@@ -50,12 +65,12 @@ RUN --mount=type=bind,from=src-deepep,target=/src/deepep,rw \
  && ROCSHMEM_DIR=/opt/rocshmem ROCM_HOME="${ROCM_PATH}" PYTORCH_ROCM_ARCH="gfx942" \
     python3 setup.py --variant rocm --rocm-explicit-ctx --nic thor2 bdist_wheel --dist-dir /wheels/deepep
 
-FROM base AS mori
+FROM vendor AS mori
 # The source context already holds MoRI's submodules (epbuild fetches them), so no git runs here.
 # hadolint ignore=DL3003
 RUN --mount=type=bind,from=src-mori,target=/src/mori,rw \
     cd /src/mori \
- && MORI_GPU_ARCHS="gfx942" python3 setup.py bdist_wheel --dist-dir /wheels/mori
+ && USE_BNXT=ON MORI_GPU_ARCHS="gfx942" python3 setup.py bdist_wheel --dist-dir /wheels/mori
 
 FROM base AS vllm
 # hadolint ignore=DL3003
@@ -64,7 +79,7 @@ RUN --mount=type=bind,from=src-vllm,target=/src/vllm,rw \
  && VLLM_TARGET_DEVICE=rocm PYTORCH_ROCM_ARCH="gfx942" \
     python3 setup.py bdist_wheel --dist-dir /wheels/vllm
 
-FROM base AS final
+FROM vendor AS final
 COPY --from=rocshmem /opt/rocshmem /opt/rocshmem
 # Wheels come in through bind mounts, so no build tree, .git or compiler cache reaches this stage.
 RUN --mount=type=bind,from=aiter,source=/wheels/aiter,target=/install/aiter \
@@ -84,7 +99,7 @@ ENV HSA_NO_SCRATCH_RECLAIM=1 \
     VLLM_ROCM_USE_AITER=1
 LABEL org.opencontainers.image.title="rocm/vllm-ep gfx942-thor2" \
       org.opencontainers.image.description="ROCm expert-parallel inference stack (aiter, rocshmem, deepep, mori, vllm) built by epbuild" \
-      org.opencontainers.image.version="gfx942-thor2-daa35c2a8dbe" \
+      org.opencontainers.image.version="gfx942-thor2-bfd489794abf" \
       org.opencontainers.image.source="https://github.com/vllm-project/vllm.git" \
       org.opencontainers.image.revision="00305ee518727effd01deeffc47b46282ba29a4b" \
       org.opencontainers.image.base.name="docker.io/rocm/vllm-dev:base" \
@@ -92,7 +107,7 @@ LABEL org.opencontainers.image.title="rocm/vllm-ep gfx942-thor2" \
       io.epbuild.arch="gfx942" \
       io.epbuild.nic="thor2" \
       io.epbuild.base="rocm72" \
-      io.epbuild.content-key="daa35c2a8dbe531b8b093040dc9edbaee22dcc8cab93ac2e81bc0eea91664f9d" \
+      io.epbuild.content-key="bfd489794abfd2d44ce14e083e9700d4893bf7254b937fa442ce47bd1c5a3c01" \
       io.epbuild.pin.aiter="0123456789abcdef0123456789abcdef01234567" \
       io.epbuild.pin.rocshmem="f0acb0c6" \
       io.epbuild.pin.deepep="a9ea9774" \

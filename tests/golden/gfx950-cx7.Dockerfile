@@ -21,16 +21,6 @@ RUN apt-get update \
       ibverbs-providers \
  && rm -rf /var/lib/apt/lists/*
 
-FROM base AS aiter
-# AITER reads GPU_ARCHS in its JIT code and defaults to "native" (rocminfo), which needs a GPU: always pass it.
-# hadolint ignore=DL3003,DL3042
-RUN --mount=type=bind,from=src-aiter,target=/src/aiter,rw \
-    --mount=type=cache,id=epbuild-pip,target=/root/.cache/pip \
-    cd /src/aiter \
- && python3 -m pip install -r requirements.txt \
- && PREBUILD_KERNELS=1 GPU_ARCHS="gfx950" \
-    python3 setup.py bdist_wheel --dist-dir /wheels/aiter
-
 FROM base AS rdma-core
 # rdma-core's release build as vLLM's Dockerfile.rocm runs it; NO_MAN_PAGES drops pandoc, NO_PYVERBS the
 # Cython bindings. The distribution's verbs packages are retired first: ldconfig links the highest version of a
@@ -45,6 +35,16 @@ RUN --mount=type=bind,from=src-rdma-core,target=/src/rdma-core,rw \
  && ninja -C /src/rdma-core/build \
  && ninja -C /src/rdma-core/build install \
  && ldconfig
+
+FROM base AS aiter
+# AITER reads GPU_ARCHS in its JIT code and defaults to "native" (rocminfo), which needs a GPU: always pass it.
+# hadolint ignore=DL3003,DL3042
+RUN --mount=type=bind,from=src-aiter,target=/src/aiter,rw \
+    --mount=type=cache,id=epbuild-pip,target=/root/.cache/pip \
+    cd /src/aiter \
+ && python3 -m pip install -r requirements.txt \
+ && PREBUILD_KERNELS=1 GPU_ARCHS="gfx950" \
+    python3 setup.py bdist_wheel --dist-dir /wheels/aiter
 
 FROM rdma-core AS rocshmem
 # all_backends finds the sources as `..` of the working directory and refuses in-source builds, so it runs
@@ -98,8 +98,8 @@ ENV HSA_NO_SCRATCH_RECLAIM=1 \
     SAFETENSORS_FAST_GPU=1 \
     VLLM_ROCM_USE_AITER=1
 LABEL org.opencontainers.image.title="rocm/vllm-ep gfx950-cx7" \
-      org.opencontainers.image.description="ROCm expert-parallel inference stack (aiter, rdma-core, rocshmem, deepep, mori, vllm) built by epbuild" \
-      org.opencontainers.image.version="gfx950-cx7-20520dc94d19" \
+      org.opencontainers.image.description="ROCm expert-parallel inference stack (rdma-core, aiter, rocshmem, deepep, mori, vllm) built by epbuild" \
+      org.opencontainers.image.version="gfx950-cx7-5dc3874769d4" \
       org.opencontainers.image.source="https://github.com/vllm-project/vllm.git" \
       org.opencontainers.image.revision="00305ee518727effd01deeffc47b46282ba29a4b" \
       org.opencontainers.image.base.name="docker.io/rocm/vllm-dev:base" \
@@ -107,9 +107,9 @@ LABEL org.opencontainers.image.title="rocm/vllm-ep gfx950-cx7" \
       io.epbuild.arch="gfx950" \
       io.epbuild.nic="cx7" \
       io.epbuild.base="rocm72" \
-      io.epbuild.content-key="20520dc94d19ebc9745f472cb661e46b675bb8fa02ab5a6cd1d23f8772db4cb7" \
-      io.epbuild.pin.aiter="0123456789abcdef0123456789abcdef01234567" \
+      io.epbuild.content-key="5dc3874769d427837876c1fe515aa91c812ccc173bc14928c90735f53e1cf3d4" \
       io.epbuild.pin.rdma-core="31af04ec84378724cb6256814d4ffde359a7123b" \
+      io.epbuild.pin.aiter="0123456789abcdef0123456789abcdef01234567" \
       io.epbuild.pin.rocshmem="f0acb0c6" \
       io.epbuild.pin.deepep="a9ea9774" \
       io.epbuild.pin.mori="2d02c6a9" \

@@ -21,16 +21,6 @@ RUN apt-get update \
       ibverbs-providers \
  && rm -rf /var/lib/apt/lists/*
 
-FROM base AS aiter
-# AITER reads GPU_ARCHS in its JIT code and defaults to "native" (rocminfo), which needs a GPU: always pass it.
-# hadolint ignore=DL3003,DL3042
-RUN --mount=type=bind,from=src-aiter,target=/src/aiter,rw \
-    --mount=type=cache,id=epbuild-pip,target=/root/.cache/pip \
-    cd /src/aiter \
- && python3 -m pip install -r requirements.txt \
- && PREBUILD_KERNELS=1 GPU_ARCHS="gfx950" \
-    python3 setup.py bdist_wheel --dist-dir /wheels/aiter
-
 FROM base AS rdma-core
 # rdma-core's release build as vLLM's Dockerfile.rocm runs it; NO_MAN_PAGES drops pandoc, NO_PYVERBS the
 # Cython bindings. The distribution's verbs packages are retired first: ldconfig links the highest version of a
@@ -46,7 +36,31 @@ RUN --mount=type=bind,from=src-rdma-core,target=/src/rdma-core,rw \
  && ninja -C /src/rdma-core/build install \
  && ldconfig
 
-FROM rdma-core AS rocshmem
+FROM rdma-core AS vendor
+# The NIC's vendor userspace from https://repo.radeon.com/amdainic/pensando/ubuntu/1.117.3-hydra (jammy/main),
+# signed by CA8BB4727A47B4D09B4EE8969386B48A1A693C5C.
+# epbuild fetched these .debs on the host, verified the signed Release and each file's SHA256 from its Packages
+# index, and hands them in as the named context vendor-debs: this step needs neither network nor key.
+RUN --mount=type=bind,from=vendor-debs,target=/vendor \
+    dpkg -i /vendor/*.deb \
+ && dpkg-query -W -f='${Package}=${Version}\n' ionic-common libionic-dev > /tmp/vendor-installed \
+ && printf '%s\n' ionic-common=unknown libionic-dev=unknown > /tmp/vendor-pinned \
+ && diff -u /tmp/vendor-pinned /tmp/vendor-installed \
+ && rm /tmp/vendor-pinned /tmp/vendor-installed \
+ && ldconfig \
+ && apt-get check
+
+FROM base AS aiter
+# AITER reads GPU_ARCHS in its JIT code and defaults to "native" (rocminfo), which needs a GPU: always pass it.
+# hadolint ignore=DL3003,DL3042
+RUN --mount=type=bind,from=src-aiter,target=/src/aiter,rw \
+    --mount=type=cache,id=epbuild-pip,target=/root/.cache/pip \
+    cd /src/aiter \
+ && python3 -m pip install -r requirements.txt \
+ && PREBUILD_KERNELS=1 GPU_ARCHS="gfx950" \
+    python3 setup.py bdist_wheel --dist-dir /wheels/aiter
+
+FROM vendor AS rocshmem
 # all_backends finds the sources as `..` of the working directory and refuses in-source builds, so it runs
 # from a build folder inside the (read-write, discarded) source mount.
 # hadolint ignore=DL3003
@@ -79,7 +93,7 @@ RUN --mount=type=bind,from=src-vllm,target=/src/vllm,rw \
  && VLLM_TARGET_DEVICE=rocm PYTORCH_ROCM_ARCH="gfx950" \
     python3 setup.py bdist_wheel --dist-dir /wheels/vllm
 
-FROM rdma-core AS final
+FROM vendor AS final
 COPY --from=rocshmem /opt/rocshmem /opt/rocshmem
 # Wheels come in through bind mounts, so no build tree, .git or compiler cache reaches this stage.
 RUN --mount=type=bind,from=aiter,source=/wheels/aiter,target=/install/aiter \
@@ -98,8 +112,8 @@ ENV HSA_NO_SCRATCH_RECLAIM=1 \
     SAFETENSORS_FAST_GPU=1 \
     VLLM_ROCM_USE_AITER=1
 LABEL org.opencontainers.image.title="rocm/vllm-ep gfx950-io" \
-      org.opencontainers.image.description="ROCm expert-parallel inference stack (aiter, rdma-core, rocshmem, deepep, mori, vllm) built by epbuild" \
-      org.opencontainers.image.version="gfx950-io-d69b39a812a9" \
+      org.opencontainers.image.description="ROCm expert-parallel inference stack (rdma-core, aiter, rocshmem, deepep, mori, vllm) built by epbuild" \
+      org.opencontainers.image.version="gfx950-io-0de664620d1c" \
       org.opencontainers.image.source="https://github.com/vllm-project/vllm.git" \
       org.opencontainers.image.revision="00305ee518727effd01deeffc47b46282ba29a4b" \
       org.opencontainers.image.base.name="docker.io/rocm/vllm-dev:base" \
@@ -107,9 +121,9 @@ LABEL org.opencontainers.image.title="rocm/vllm-ep gfx950-io" \
       io.epbuild.arch="gfx950" \
       io.epbuild.nic="io" \
       io.epbuild.base="rocm72" \
-      io.epbuild.content-key="d69b39a812a9054015a5e277cb4483b737466f414c391ed66facb59bc3bbb5bc" \
-      io.epbuild.pin.aiter="0123456789abcdef0123456789abcdef01234567" \
+      io.epbuild.content-key="0de664620d1c9b2eace740675f9bc243ffc2784bf8e25847eccc5fb2b7253454" \
       io.epbuild.pin.rdma-core="31af04ec84378724cb6256814d4ffde359a7123b" \
+      io.epbuild.pin.aiter="0123456789abcdef0123456789abcdef01234567" \
       io.epbuild.pin.rocshmem="f0acb0c6" \
       io.epbuild.pin.deepep="a9ea9774" \
       io.epbuild.pin.mori="2d02c6a9" \

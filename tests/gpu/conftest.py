@@ -25,7 +25,7 @@ def expected() -> dict[str, Any]:
     if not path:
         raise pytest.UsageError(f"the GPU tier needs {EXPECTED_ENV}: run it through `invoke test --gpu`")
     data = json.loads(Path(path).read_text())
-    return {**data["record"], "image": data["image"]}
+    return {**data["record"], **data.get("nic_userspace", {}), "image": data["image"]}
 
 
 @pytest.fixture(scope="session")

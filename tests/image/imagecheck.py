@@ -30,7 +30,8 @@ def load_expected() -> dict[str, Any]:
     if not path:
         raise pytest.UsageError(f"the image checks need {EXPECTED_ENV}: run them through `invoke test`")
     data = json.loads(Path(path).read_text())
-    return {**data["record"], "image": data["image"], "labels": data["labels"], "record": data["record"]}
+    return {**data["record"], **data.get("nic_userspace", {}), "image": data["image"], "labels": data["labels"],
+            "record": data["record"]}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -1,20 +1,52 @@
-"""MoRI: its wheel for the cell's archs; NIC-independent, so shared by every cell of one arch and base."""
+"""MoRI: its wheel for the cell's archs. Shared by every cell of one arch and base, except where the pinned MoRI
+compiles a NIC vendor's library in (nic_build_flags; MoRI 2d02c6a9: USE_BNXT, with
+`find_library(BNXT_RE_LIB NAMES bnxt_re)` in its CMakeLists.txt): those NICs' MoRI builds on their `vendor`
+stage with the flag on."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import Field
 
 from epbuild.component import Component, StageInput, Wheel
+from epbuild.components.mori.nic_flags import check_source
+from epbuild.patterns import EnvName
 from epbuild.pins import SourcePin
 
 
 class MoriPin(SourcePin):
-    pass
+    nic_build_flags: dict[Literal["mlx5", "ionic", "bnxt_re"], EnvName] = Field(
+        default_factory=dict,
+        description="The environment flag MoRI's setup.py reads, at this pin, to compile a provider's vendor library "
+        "in (by provider). 2d02c6a9: {bnxt_re: USE_BNXT}; 6b5a1e53 adds ionic: USE_IONIC; ead84d86 and later load "
+        "vendor libraries at run time: {}. MoRI is built per NIC only for the providers listed.",
+    )
 
 
 def context(stage: StageInput) -> dict[str, Any]:
-    return {"gpu_targets": stage.cell["gpu_targets"]}
+    return {"gpu_targets": stage.cell["gpu_targets"], "vendor_flag": stage.cell["nic.vendor_build"]}
+
+
+def vendor_build(pin: SourcePin, cell: Mapping[str, Any]) -> str | None:
+    assert isinstance(pin, MoriPin)
+    return pin.nic_build_flags.get(cell["nic.provider"])
+
+
+def preflight(pin: SourcePin, cell: Mapping[str, Any]) -> list[str]:
+    assert isinstance(pin, MoriPin)
+    provider = cell["nic.provider"]
+    if provider in pin.nic_build_flags and cell["nic.vendor"] is None:
+        return [f"MoRI at {pin.commit} compiles the {provider} vendor library in (nic_build_flags.{provider}), "
+                f"so nics.{cell['nic']}.vendor must give that userspace, not `none`"]
+    return []
+
+
+def source_check(pin: SourcePin, tree: Path) -> list[str]:
+    assert isinstance(pin, MoriPin)
+    return check_source(dict(pin.nic_build_flags), pin.commit, tree)
 
 
 COMPONENT = Component(
@@ -22,9 +54,12 @@ COMPONENT = Component(
     pin=MoriPin,
     context=context,
     output=Wheel(("mori",)),
-    uses=("gpu_targets",),
+    uses=("gpu_targets", "nic.vendor_build"),
     required=False,
     # ROCm/mori setup.py keeps only these archs.
     archs=("gfx942", "gfx950"),
+    vendor_build=vendor_build,
+    preflight=preflight,
+    source_check=source_check,
     folder=Path(__file__).resolve().parent,
 )

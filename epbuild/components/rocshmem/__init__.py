@@ -1,5 +1,5 @@
-"""rocSHMEM: the all_backends build for the cell's archs, on top of the cell's libibverbs (rdma-core's source
-build where it applies, else the base's); `final` copies its install prefix."""
+"""rocSHMEM: the all_backends build for the cell's archs, on top of the cell's NIC userspace (the vendor's where
+the NIC has one, rdma-core's source build where it applies, else the base's); `final` copies its install prefix."""
 
 from __future__ import annotations
 
@@ -28,7 +28,9 @@ COMPONENT = Component(
     pin=RocshmemPin,
     context=context,
     output=Copy(("{install_prefix}",)),
-    after=("rdma-core",),
+    # On the NIC's vendor userspace where it has one (its GDA backends load the vendor's library), else rdma-core's
+    # source build where it applies, else the base.
+    after=("vendor",),
     uses=("gpu_targets",),
     sparse_path="path",
     folder=Path(__file__).resolve().parent,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import sys
 from collections.abc import Callable
@@ -106,6 +107,11 @@ def _cells(matrix: str, arch: list[str], nic: list[str], all: bool, cell: list[s
         "builder": "A buildx builder to use (remote BuildKit, Kubernetes, ...); default: the engine's own.",
         "cache_from": "A BuildKit cache source handed to bake, e.g. type=registry,ref=REG/cache:rocshmem.",
         "cache_to": "A BuildKit cache destination handed to bake (needs a builder that can export caches).",
+        "cache": "REGISTRY/REPO: the stage cache; import every stage's ref, export each built stage to its own ref.",
+        "cache_export": "With --cache: export `all` stages built (default), `own`: those no other cell shares (CI's "
+                        "cell steps), or `none`: import only (read-only access).",
+        "stage": "With --cache: build only this stage of the selected cells into the cache (a CI stage step).",
+        "push": "REGISTRY: push each cell straight from the builder under its immutable tag instead of loading it.",
         "keep_going": "Build the other cells when one fails (default on; --no-keep-going stops).",
         "mirror": "COMPONENT=URL: fetch a component from a mirror (also EPBUILD_MIRROR_<COMPONENT>=URL).",
         "quiet": "Do not echo BuildKit's progress (it is still saved under build/logs/).",
@@ -115,22 +121,37 @@ def _cells(matrix: str, arch: list[str], nic: list[str], all: bool, cell: list[s
 def build(c: Context, matrix: str = "matrix.yaml", arch: list[str] | None = None, nic: list[str] | None = None,
           base: list[str] | None = None, all: bool = False, cell: list[str] | None = None, dry_run: bool = False, builder: str | None = None, cache_from: list[str] | None = None,
           cache_to: list[str] | None = None, keep_going: bool = True, mirror: list[str] | None = None,
-          quiet: bool = False) -> None:
+          quiet: bool = False, cache: str | None = None, cache_export: str = "all", stage: str | None = None,
+          push: str | None = None) -> None:
     """Build the selected cells with BuildKit, in one bake so shared stages build once."""
     from epbuild import build as builder_mod, project
     from epbuild.commands import Runner
+    from epbuild.credentials import registry_login
+    from epbuild.tags import checked_registry
 
     logging_setup()
     r, cells = _cells(matrix, arch or [], nic or [], all, cell, base)
     options = builder_mod.BuildOptions(builder=builder, cache_from=tuple(cache_from or ()),
                                        cache_to=tuple(cache_to or ()), keep_going=keep_going,
-                                       mirrors=tuple(mirror or ()), quiet=quiet)
-    report = builder_mod.build(r, cells, project.ROOT, options, Runner(dry_run=dry_run))
+                                       mirrors=tuple(mirror or ()), quiet=quiet, cache=cache,
+                                       cache_export=_cache_export(cache_export), stage=stage,
+                                       push=checked_registry(push) if push is not None else None)
+    runner = Runner(dry_run=dry_run)
+    # BuildKit pushes the stage cache with the docker CLI's credentials.
+    login = registry_login(cache.split("/", 1)[0], runner) if cache else contextlib.nullcontext()
+    with login:
+        report = builder_mod.build(r, cells, project.ROOT, options, runner)
     if dry_run:
         return
     print(report.table())
     if not report.ok:
         raise Exit(code=1)
+
+
+def _cache_export(value: str):  # type: ignore[no-untyped-def]
+    if value not in ("all", "own", "none"):
+        raise EpbuildError(f"--cache-export {value!r}: expected `all`, `own` or `none`")
+    return value
 
 
 @task(iterable=["arch", "nic", "base", "cell", "mirror"],

@@ -4,6 +4,7 @@ NIC's verified vendor packages as `vendor-debs`)."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from epbuild import stagegraph
 
@@ -26,21 +27,22 @@ def vendor_dir(nic: str, digest: str) -> str:
     return f"{VENDOR_DIR}/{nic}-{digest[:16]}"
 
 
+def cell_target(rc: stagegraph.Rendered, *, context_root: str) -> dict[str, Any]:
+    """The bake target that builds `rc`'s final stage: its folder, Dockerfile and named contexts."""
+    plan = rc.plan
+    contexts = {f"src-{name}": source_dir(name, pin.commit) for name, pin in stagegraph.built_pins(plan).items()}
+    if plan.vendor is not None:
+        contexts[VENDOR_CONTEXT] = vendor_dir(plan.cell.nic, plan.vendor.digest())
+    return {
+        "context": f"{context_root}/{plan.cell.name}",
+        "dockerfile": "Dockerfile",
+        "contexts": contexts,
+        "target": "final",
+        "tags": [plan.local_tag],
+    }
+
+
 def bake_json(cells: list[stagegraph.Rendered], *, context_root: str) -> str:
-    targets = {}
-    for rc in cells:
-        plan = rc.plan
-        contexts = {
-            f"src-{name}": source_dir(name, pin.commit) for name, pin in stagegraph.built_pins(plan).items()
-        }
-        if plan.vendor is not None:
-            contexts[VENDOR_CONTEXT] = vendor_dir(plan.cell.nic, plan.vendor.digest())
-        targets[plan.cell.name] = {
-            "context": f"{context_root}/{plan.cell.name}",
-            "dockerfile": "Dockerfile",
-            "contexts": contexts,
-            "target": "final",
-            "tags": [plan.local_tag],
-        }
+    targets = {rc.plan.cell.name: cell_target(rc, context_root=context_root) for rc in cells}
     doc = {"group": {"default": {"targets": list(targets)}}, "target": targets}
     return json.dumps(doc, indent=2) + "\n"

@@ -18,20 +18,23 @@ import shlex
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO
 
-from epbuild import preflight, render, sources, vendor_repo
+from epbuild import preflight, render, sources, stage_cache, vendor_repo
 from epbuild.bakefile import BAKE_FILE
 from epbuild.commands import Runner, query, shell_line
 from epbuild.errors import EpbuildError
 from epbuild.buildreport import BuildReport, CellResult
 from epbuild.progress import Progress, Vertex
 from epbuild.render import RenderedCell, Rendering
+from epbuild.builder_caps import require_cache_export
+from epbuild.stage_cache import CachePlan, Export
 from epbuild.stagegraph import built_pins, stage_identities
+from epbuild.tags import cell_tags
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +47,13 @@ class BuildOptions:
     keep_going: bool = True
     mirrors: tuple[str, ...] = ()
     quiet: bool = False
+    cache: str | None = None
+    """REGISTRY/REPO of the stage cache (epbuild/stage_cache.py): import every stage's ref, export each built one."""
+    cache_export: Export = "all"
+    stage: str | None = None
+    """Build only this stage of the selected cells into the stage cache (a CI stage step)."""
+    push: str | None = None
+    """Push each cell from the builder to this registry under its immutable tag instead of loading it."""
 
 
 def new_run_dir(root: Path, kind: str) -> Path:
@@ -51,19 +61,29 @@ def new_run_dir(root: Path, kind: str) -> Path:
     return root / "build" / "logs" / f"{stamp}-{kind}-{os.getpid()}"
 
 
-def bake_command(rendering: Rendering, root: Path, targets: list[str], options: BuildOptions) -> list[str]:
+def bake_command(rendering: Rendering, root: Path, targets: list[str], options: BuildOptions,
+                 overlay: Path | None = None) -> list[str]:
     bake_file = os.path.relpath(rendering.out_dir / BAKE_FILE, root)
     argv = ["docker", "buildx", "bake", "--file", bake_file, "--progress", "plain"]
+    if overlay is not None:  # the stage cache's targets; each target names its own output there
+        argv += ["--file", os.path.relpath(overlay, root)]
     if options.builder:
         argv += ["--builder", options.builder]
-    argv.append("--load")  # a remote or container builder must hand the image back to the local engine
+    if options.push and overlay is None:
+        # Straight from the builder to the registry: a remote builder's layers never visit the local engine.
+        for name in targets:
+            argv += ["--set", f"{name}.tags={_pushed_tag(rendering, name, options.push)}",
+                     "--set", f"{name}.output=type=registry"]
+    elif overlay is None:
+        argv.append("--load")  # a remote or container builder must hand the image back to the local engine
     for ref in options.cache_from:
         argv += ["--set", f"*.cache-from={ref}"]
     for ref in options.cache_to:
         argv += ["--set", f"*.cache-to={ref}"]
-    tags = {rc.cell.name: rc.plan.local_tag for rc in rendering.cells}
-    for name in targets:
-        argv += ["--set", f"{name}.tags={tags[name]}", "--set", f"{name}.tags={checkout_tag(tags[name], root)}"]
+    if not options.push and not options.stage:
+        tags = {rc.cell.name: rc.plan.local_tag for rc in rendering.cells}
+        for name in (t for t in targets if t in tags):
+            argv += ["--set", f"{name}.tags={tags[name]}", "--set", f"{name}.tags={checkout_tag(tags[name], root)}"]
     return argv + targets
 
 
@@ -86,22 +106,32 @@ def build(rendering: Rendering, cells: list[RenderedCell], root: Path, options: 
     run_dir = None if runner.dry_run else new_run_dir(root, "build")
     if run_dir is not None:
         runner.start_replay(run_dir / "replay.sh", root)
+    cache = _cache_plan(rendering, cells, root, options, run_dir, runner)  # a builder that cannot fails here
     with prepared(rendering, cells, runner):
         check_sources(rendering, fetch_sources(rendering, cells, root, options, runner), runner)
         fetch_vendor(rendering, cells, root, runner)
     names = [rc.cell.name for rc in cells]
     results = {rc.cell.name: CellResult(rc.cell.name, rc.plan.local_tag, rc.key) for rc in cells}
     report = BuildReport(run_dir, list(results.values()))
+    overlay = cache[1] if cache else None
+
+    def expanded(targets: list[str]) -> list[str]:
+        return cache[0].targets(targets) if cache else targets
+
+    def command(targets: list[str]) -> list[str]:
+        return bake_command(rendering, root, expanded(targets), options, overlay)
+
     if runner.dry_run:
-        runner.run(bake_command(rendering, root, names, options), cwd=root)
+        runner.run(command(names), cwd=root)
         return report
     assert run_dir is not None
     for name in names:
         (run_dir / f"{name}.sh").write_text(
             "#!/usr/bin/env bash\n# Rebuilds this cell alone, from the project root.\nset -euxo pipefail\n"
-            f"cd {shlex.quote(str(root))}\n{shell_line(bake_command(rendering, root, [name], options))}\n"
+            f"cd {shlex.quote(str(root))}\n{shell_line(command([name]))}\n"
         )
-    bakes = _Bakes(rendering, root, options, run_dir, report.progress, runner, names)
+    bakes = _Bakes(command, expanded, _stage_target_cells(cache[0] if cache else None), root, options.quiet,
+                   run_dir, report.progress, runner, names)
     start = time.monotonic()
     # Round 1: every cell in one solve, so shared stages build once. BuildKit cancels the other targets when one
     # fails, so a failure there says nothing about the cells it cancelled.
@@ -201,10 +231,13 @@ class _Bakes:
     line to its cell's log, and reading each built image's ID from bake's metadata file (the image this run
     built, whatever the shared tag names by the time anyone looks)."""
 
-    def __init__(self, rendering: Rendering, root: Path, options: BuildOptions, run_dir: Path, progress: Progress,
-                 runner: Runner, names: list[str]) -> None:
-        self.rendering, self.root, self.options, self.run_dir = rendering, root, options, run_dir
-        self.progress, self.runner = progress, runner
+    def __init__(self, command: Callable[[list[str]], list[str]], expanded: Callable[[list[str]], list[str]],
+                 aliases: dict[str, str], root: Path, quiet: bool, run_dir: Path, progress: Progress, runner: Runner,
+                 names: list[str]) -> None:
+        # The bake command for some cells, the bake targets they amount to (with the stage cache's), and the cell
+        # each stage-cache target belongs to.
+        self.command, self.expanded, self.aliases = command, expanded, aliases
+        self.root, self.quiet, self.run_dir, self.progress, self.runner = root, quiet, run_dir, progress, runner
         self.invocations: list[int] = []
         self.cell_lines: dict[str, list[str]] = {name: [] for name in names}
         self.image_ids: dict[str, str] = {}
@@ -212,7 +245,7 @@ class _Bakes:
 
     def run(self, groups: list[list[str]]) -> list[int]:
         """One bake per group of targets, all at once; their exit codes in order."""
-        invocations = [self.progress.start(targets) for targets in groups]
+        invocations = [self.progress.start(self.expanded(targets)) for targets in groups]
         self.invocations += invocations
         with (self.run_dir / "bake.log").open("a", buffering=1) as full:  # line by line: a kill loses nothing
             if len(groups) == 1:
@@ -237,17 +270,20 @@ class _Bakes:
 
     def _bake(self, targets: list[str], invocation: int, full: IO[str], prefix: str) -> int:
         metadata = self.run_dir / f"metadata-{invocation}.json"
-        argv = bake_command(self.rendering, self.root, targets, self.options)
-        argv[-len(targets):-len(targets)] = ["--metadata-file", str(metadata)]
+        argv = self.command(targets)
+        bake_targets = len(self.expanded(targets))
+        argv[-bake_targets:-bake_targets] = ["--metadata-file", str(metadata)]
         with self._output:
             full.write(f"{prefix}$ {shell_line(argv)}\n")
-        alone = targets[0] if len(targets) == 1 else None
+        alone = targets[0] if bake_targets == 1 else None
 
         def on_line(line: str) -> None:
             vertex = self.progress.feed(line, invocation)
+            if vertex is not None and vertex.target in self.aliases:  # a stage-cache target: its vertices are its cell's
+                vertex.target = self.aliases[vertex.target]
             with self._output:
                 full.write(prefix + line)
-                if not self.options.quiet:
+                if not self.quiet:
                     sys.stdout.write(prefix + line)
             # A bake of one target prints everything about that target (its errors too, outside any vertex).
             owner = alone or (vertex.target if vertex is not None else None)
@@ -282,6 +318,39 @@ class _Bakes:
         return lines
 
 
+def _cache_plan(rendering: Rendering, cells: list[RenderedCell], root: Path, options: BuildOptions,
+                run_dir: Path | None, runner: Runner) -> tuple[CachePlan, Path] | None:
+    """With --cache: check the builder can export caches, then write the stage-cache bake file (printed, in a
+    dry run) and return it with its plan."""
+    if options.stage and not options.cache:
+        raise EpbuildError("--stage builds a stage into the stage cache only; name the cache with --cache REGISTRY/REPO")
+    if not options.cache:
+        return None
+    plan = stage_cache.plan(options.cache, cells, rendering.cells, export=options.cache_export,
+                            only_stage=options.stage)
+    require_cache_export(options.builder)
+    outputs = {rc.cell.name: ({"tags": [_pushed_tag(rendering, rc.cell.name, options.push)], "output": ["type=registry"]}
+                              if options.push else {"output": ["type=docker"]}) for rc in cells}
+    text = plan.overlay(context_root=os.path.relpath(rendering.out_dir, root), cell_outputs=outputs)
+    path = (run_dir or root / "build") / "stage-cache.bake.json"
+    if runner.dry_run:
+        print(f"# {os.path.relpath(path, root)}:\n{text}", file=runner.out)
+    else:
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(text)
+        tmp.replace(path)
+    return plan, path
+
+
+def _stage_target_cells(plan: CachePlan | None) -> dict[str, str]:
+    return {} if plan is None else {target: s.cell.cell.name for target, s in plan.stage_targets.items()}
+
+
+def _pushed_tag(rendering: Rendering, cell: str, registry: str) -> str:
+    [rc] = [rc for rc in rendering.cells if rc.cell.name == cell]
+    return cell_tags(rc, registry).immutable
+
+
 def _failed_targets(progress: Progress, invocation: int, remaining: list[str],
                     cells: list[RenderedCell]) -> dict[str, tuple[Vertex, str]]:
     """Each cell of the invocation that failed, with the failing vertex and the cell BuildKit named it under. A
@@ -289,7 +358,8 @@ def _failed_targets(progress: Progress, invocation: int, remaining: list[str],
     identities = {rc.cell.name: stage_identities(rc) for rc in cells}
     out: dict[str, tuple[Vertex, str]] = {}
     for vertex in progress.failures(invocation):
-        if vertex.target not in remaining:
+        # A cache ref not in the registry yet is an ERROR vertex, but BuildKit builds on without it.
+        if vertex.target not in remaining or vertex.op.startswith("importing cache manifest"):
             continue
         failed_identity = identities[vertex.target].get(vertex.stage or "")
         for name in remaining:

@@ -110,6 +110,15 @@ DEFAULT_RUNTIME_ENV = {
 }
 
 
+class CiSettings(Strict):
+    build_pool: PoolName = Field(
+        "build",
+        description="CI agent pool that builds: the shared-stage, cell and publish steps (a Buildkite queue; the "
+        "label of GitHub self-hosted runners, since hosted runners cannot build this stack). Its agents need Docker "
+        "with a builder that exports caches (ci/setup.sh) and push access to the staging registry.",
+    )
+
+
 class ComponentsBase(Strict):
     registry: ClassVar[Registry]
 
@@ -137,6 +146,7 @@ class MatrixBase(Strict):
     include: list[CellSelector] = Field(default_factory=list)
     archs: dict[Arch, ArchInfo]
     nics: dict[NicName, NicInfo]
+    ci: CiSettings = Field(default_factory=CiSettings, description="Where the CI pipelines build.")
     prepare: Literal["offline-example"] | None = Field(
         None,
         description="A built-in recipe `invoke build` runs first: `offline-example` makes the example's local "

@@ -17,6 +17,9 @@ from dataclasses import dataclass, field
 VERTEX = re.compile(r"^#(?P<id>\d+) \[(?P<label>[^\]]+)\] (?P<op>.*)$")
 STATUS = re.compile(r"^#(?P<id>\d+) (?P<status>DONE|CACHED|ERROR|CANCELED)\b(?P<rest>.*)$")
 STEP = re.compile(r"^\d+/\d+$")
+# A step found in an imported (registry) cache is printed CACHED, and again, with its layers' download and
+# extraction and a DONE, when a later step needs its files: fetched, not executed.
+FETCHED = re.compile(r"^#(?P<id>\d+) (?:extracting )?sha256:[0-9a-f]{64}\b")
 
 
 @dataclass
@@ -29,6 +32,8 @@ class Vertex:
     started: float = 0.0
     ended: float | None = None
     error: str = ""
+    from_cache: bool = False
+    """BuildKit found the step in a cache (printed CACHED, or its layers fetched from an imported one)."""
     lines: list[str] = field(default_factory=list)
     """Every progress line BuildKit printed for this vertex, in order."""
 
@@ -38,7 +43,7 @@ class Vertex:
 
     @property
     def executed(self) -> bool:
-        return self.status == "DONE"
+        return self.status == "DONE" and not self.from_cache
 
 
 def parse_label(label: str, targets: Sequence[str]) -> tuple[str, str | None]:
@@ -89,9 +94,15 @@ class Progress:
             vertex = self.vertices.get((invocation, int(m["id"])))
             if vertex is not None:
                 vertex.status = m["status"]
+                vertex.from_cache = vertex.from_cache or m["status"] == "CACHED"
                 vertex.ended = now
                 if m["status"] == "ERROR":
                     vertex.error = m["rest"].lstrip(": ").strip()
+            return vertex
+        if m := FETCHED.match(line):
+            vertex = self.vertices.get((invocation, int(m["id"])))
+            if vertex is not None:
+                vertex.from_cache = True
             return vertex
         if m := re.match(r"^#(\d+) ", line):
             return self.vertices.get((invocation, int(m.group(1))))

@@ -9,6 +9,8 @@ Buildkite parses it; GitHub's `inputs.X || vars.X || 'd'` is evaluated the way A
 from __future__ import annotations
 
 import difflib
+import shlex
+from collections import Counter
 import fnmatch
 import os
 import re
@@ -20,6 +22,8 @@ from typing import Any
 
 import pytest
 import yaml
+
+from dockerfile_stages import shared, stage_chains
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILDKITE = Path("ci/pipeline.yml")
@@ -206,7 +210,8 @@ def test_a_pool_can_be_moved_for_one_run_without_editing_anything() -> None:
     header = (ROOT / BUILDKITE).read_text().split("\nsteps:")[0]
     assert "EPBUILD_POOL_MI355_2" in header and "EPBUILD_POOL_MI325_2" in header
     workflow = yaml.safe_load((ROOT / GITHUB).read_text())
-    assert set(workflow["on"]["workflow_dispatch"]["inputs"]) == {"EPBUILD_POOL_MI325_2", "EPBUILD_POOL_MI355_2"}
+    assert set(workflow["on"]["workflow_dispatch"]["inputs"]) == {"EPBUILD_POOL_MI325_2", "EPBUILD_POOL_MI355_2",
+                                                                  "EPBUILD_POOL_BUILD"}
 
 
 def test_gpu_steps_ask_for_the_pools_gpu_count() -> None:
@@ -232,7 +237,8 @@ def test_buildkite_publishes_only_on_main_after_all_checks() -> None:
         [build] = bk_find(steps, f"invoke build {cell}")
         gpu = bk_find(steps, f"invoke test --gpu {cell}")
         assert publish["branches"] == "main"
-        assert f"invoke test {cell}" in build["command"] and build["agents"] == {"queue": "build"}
+        assert f"invoke test {cell}" in build["command"]
+        assert build["agents"]["queue"] == "build"
         assert set(publish["depends_on"]) >= {check["key"], build["key"], *(g["key"] for g in gpu)}
         assert all(g["depends_on"] == build["key"] for g in gpu)
         assert "allow_dependency_failure" not in publish
@@ -285,6 +291,73 @@ def test_images_travel_between_agents_through_the_staging_registry() -> None:
             assert 'invoke pull --registry "${{ vars.EPBUILD_CI_REGISTRY }}"' in run
         if name.startswith("publish-"):
             assert run.rstrip().split("&&")[-1].strip().startswith("invoke publish --arch")
+
+
+# (f) the fleet shares: each stage that cells share is one step, built once into the stage cache; cell steps import
+# it and wait for exactly their own shared stages. Expectations from the stage graph README.md draws.
+
+STAGE_STEP = re.compile(r"invoke build --cache (\"[^\"]+\") --stage (\S+) --cell (\S+)")
+
+
+def shared_stage_steps(steps: list[dict[str, Any]]) -> dict[str, tuple[str, str]]:
+    """key -> (stage, cell it is built as) of each Buildkite step that builds a stage into the cache."""
+    out = {}
+    for step in steps:
+        found = STAGE_STEP.search(step["command"])
+        if found:
+            out[step["key"]] = (found.group(2), found.group(3))
+    return out
+
+
+def test_each_shared_stage_is_one_step_and_cells_wait_for_theirs() -> None:
+    dockerfiles = {d.name: (d / "Dockerfile").read_text() for d in (ROOT / "images").iterdir() if d.is_dir()}
+    holders = shared(dockerfiles)
+    expected = Counter(chain.split("\0")[0] for chain, cells in holders.items() if len(cells) > 1)
+    steps = bk_steps(ROOT)
+    stage_steps = shared_stage_steps(steps)
+    assert Counter(stage for stage, _ in stage_steps.values()) == expected
+    for name, text in dockerfiles.items():
+        [build] = [s for s in steps if s["key"] == f"build-{name}"]
+        assert "--cache-export own" in build["command"]
+        needs = [stage_steps[k] for k in build["depends_on"] if k in stage_steps]
+        chains = stage_chains(text)
+        mine = {stage for stage, chain in chains.items() if len(holders[chain]) > 1}
+        assert {stage for stage, _ in needs} == mine, name
+        for stage, built_as in needs:  # built as a cell that holds exactly this cell's stage
+            assert stage_chains(dockerfiles[built_as])[stage] == chains[stage]
+
+
+def test_github_builds_on_self_hosted_runners_named_by_the_matrix(tmp_path: Path) -> None:
+    def build_labels(project: Path, **ctx: dict[str, str]) -> set[tuple[str, ...]]:
+        jobs = gh_jobs(project)
+        return {tuple(gh_resolve(label, ctx.get("inputs", {}), ctx.get("variables", {})) for label in job["runs-on"])
+                for job in jobs.values() if re.search(r"invoke (build|publish) ", gh_run(job))}
+
+    assert build_labels(ROOT) == {("self-hosted", "build")}
+    assert build_labels(ROOT, inputs={"EPBUILD_POOL_BUILD": "big-disk"}) == {("self-hosted", "big-disk")}
+    project = variant(tmp_path, ("  build_pool: build", "  build_pool: epyc-96"))
+    assert build_labels(project) == {("self-hosted", "epyc-96")}
+    assert {s["agents"]["queue"] for s in bk_steps(project) if "queue" in s["agents"]} == {"epyc-96"}
+    assert {s["agents"]["queue"] for s in bk_steps(project, {"EPBUILD_POOL_EPYC_96": "x"})
+            if "queue" in s["agents"]} == {"x"}
+
+
+def test_an_odd_matrix_path_reaches_every_command_quoted(tmp_path: Path) -> None:
+    project = copy_project(tmp_path)
+    odd = project / "odd dir" / "m;x.yaml"
+    odd.parent.mkdir()
+    odd.write_text((project / "matrix.yaml").read_text().replace("../matrix.schema.json", "../../matrix.schema.json"))
+    proc = invoke(project, "ci", "--matrix", "odd dir/m;x.yaml")
+    assert proc.returncode == 0, proc.stderr
+    commands = [s["command"] for s in bk_steps(project / "odd dir")]
+    commands += [gh_run(j) for j in gh_jobs(project / "odd dir").values()]
+    assert commands
+    for command in commands:
+        # What the agent's shell sees: Buildkite's $$ is one $; each --matrix is one word naming the file.
+        words = shlex.split(command.replace("$$", "$"))
+        matrices = [words[i + 1] for i, word in enumerate(words) if word == "--matrix"]
+        assert matrices and set(matrices) == {"odd dir/m;x.yaml"}, command
+        assert subprocess.run(["bash", "-n", "-c", command.replace("$$", "$")]).returncode == 0
 
 
 # (f) the base axis: with a second base every cell's steps name their base, and each cell is its own build.

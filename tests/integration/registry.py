@@ -5,6 +5,7 @@ at exactly that step."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import socket
 import subprocess
@@ -104,7 +105,9 @@ class Registry:
             f"storage: {{filesystem: {{rootdirectory: {self.storage}}}, delete: {{enabled: true}}}}\n"
             f"http: {{addr: 127.0.0.1:{self.port}}}\n" + auth
         )
-        self.process = subprocess.Popen([binary, "serve", str(config)], stdout=subprocess.DEVNULL,
+        self.access_log = folder / "access.log"
+        """The registry's own record of every request it served (its access log goes to standard output)."""
+        self.process = subprocess.Popen([binary, "serve", str(config)], stdout=open(self.access_log, "w"),
                                         stderr=open(folder / "registry.log", "w"))
         for _ in range(100):
             try:
@@ -122,6 +125,11 @@ class Registry:
     def address(self) -> str:
         """What clients use: the relay (docker treats any 127.0.0.1 port as a plain-HTTP registry)."""
         return f"127.0.0.1:{self.relay.port}"
+
+    def requests(self, method: str, path_pattern: str) -> list[str]:
+        """Paths of the requests served with `method` whose path matches `path_pattern` (a regex), in order."""
+        found = re.findall(rf'"{method} (\S+) HTTP/[0-9.]+" ([0-9]+)', self.access_log.read_text())
+        return [path for path, status in found if re.fullmatch(path_pattern, path) and status.startswith("2")]
 
     def tags(self, repository: str) -> list[str]:
         """The tags the registry itself lists for `repository` (its path, without the host)."""

@@ -1,0 +1,117 @@
+"""Fresh Docker engines for the fleet benchmark and the stage-cache tests: separate dockerd instances, each with its
+own data root, exec root, pidfile, socket, containerd (dockerd supervises one under its exec root) and bridge,
+started and stopped here, so builds on them start from nothing and never touch the shared engine or its cache.
+
+Each engine gets a bridge created for it and removed after, and leaves iptables alone: a second dockerd started
+with `"bridge": "none"` deletes the host's docker0 and breaks the first engine's networking. Builds on these
+engines need no network of their own (the offline example); BuildKit reaches the registry on 127.0.0.1 from the
+host's namespace. Base images are handed over with `docker save | docker load`, as no registry holds them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SHARED_SOCKETS = ("/var/run/docker.sock", "/run/docker.sock")
+
+
+@dataclass
+class FreshEngine:
+    root: Path
+    index: int
+    containerd_store: bool = True
+    """Keep images in containerd, so Docker's own builder can export registry caches."""
+    process: subprocess.Popen[bytes] | None = None
+    run_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="epbf-")))
+    """Exec root and sockets: unix socket paths must stay under 104 characters, which a test's folder may not."""
+
+    @property
+    def socket(self) -> Path:
+        return self.run_dir / "docker.sock"
+
+    @property
+    def host(self) -> str:
+        return f"unix://{self.socket}"
+
+    @property
+    def env(self) -> dict[str, str]:
+        """The environment that points docker, buildx and epbuild at this engine."""
+        return {**os.environ, "DOCKER_HOST": self.host}
+
+    @property
+    def bridge(self) -> str:
+        return f"epbfleet{os.getpid() % 10000}x{self.index}"[:15]
+
+    def docker(self, *args: str, check: bool = True, **kwargs: object) -> subprocess.CompletedProcess[str]:
+        assert str(self.socket) not in SHARED_SOCKETS
+        return subprocess.run(["docker", "--host", self.host, *args], capture_output=True, text=True,
+                              check=check, **kwargs)  # type: ignore[call-overload]
+
+    def start(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        subnet = f"10.{213 + (os.getpid() // 200) % 40}.{os.getpid() % 200 + self.index}.1/24"
+        subprocess.run(["ip", "link", "add", self.bridge, "type", "bridge"], check=True)
+        subprocess.run(["ip", "addr", "add", subnet, "dev", self.bridge], check=True)
+        subprocess.run(["ip", "link", "set", self.bridge, "up"], check=True)
+        config = {"bridge": self.bridge, "iptables": False, "ip6tables": False, "ip-forward": False,
+                  "ip-masq": False}
+        if self.containerd_store:
+            config["features"] = {"containerd-snapshotter": True}
+        (self.root / "daemon.json").write_text(json.dumps(config))
+        log = open(self.root / "dockerd.log", "wb")
+        self.process = subprocess.Popen(
+            ["dockerd", "--config-file", str(self.root / "daemon.json"), "--data-root", str(self.root / "data"),
+             "--exec-root", str(self.run_dir / "exec"), "--pidfile", str(self.root / "docker.pid"),
+             "--host", self.host],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.monotonic() + 300  # a loaded machine (parallel builds) can take minutes
+        while time.monotonic() < deadline and self.process.poll() is None:
+            if self.docker("info", check=False).returncode == 0:
+                return
+            time.sleep(0.5)
+        log_tail = (self.root / "dockerd.log").read_text(errors="replace")[-1500:]
+        self.stop()
+        raise RuntimeError(f"dockerd {self.index} did not start; the end of its log:\n{log_tail}")
+
+    def load(self, image_tar: Path) -> None:
+        with image_tar.open("rb") as tar:
+            self.docker("load", stdin=tar)
+
+    def forget_builds(self, keep_images: tuple[str, ...]) -> None:
+        """Every local trace of earlier builds on this engine gone: its BuildKit cache (records, layers, cache
+        mounts) and every image but `keep_images`. Only ever this engine's, never the shared one's."""
+        listed = self.docker("image", "ls", "--format", "{{.Repository}}:{{.Tag}}").stdout.split()
+        for image in listed:
+            if image not in keep_images:
+                self.docker("image", "rm", "--force", image, check=False)
+        self.docker("builder", "prune", "--all", "--force")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        subprocess.run(["ip", "link", "delete", self.bridge], capture_output=True, check=False)
+        # dockerd unmounts its layers on a clean stop, but leaves its exec root and (overlay2) its data root
+        # mounted on themselves.
+        for mounted in (self.run_dir / "exec", self.root / "data"):
+            subprocess.run(["umount", "--recursive", "--lazy", str(mounted)], capture_output=True, check=False)
+        shutil.rmtree(self.root, ignore_errors=True)
+        shutil.rmtree(self.run_dir, ignore_errors=True)
+
+
+def save_image(image: str, dest: Path) -> Path:
+    """`docker save` of an image of the shared engine (read-only there), to load into fresh engines."""
+    subprocess.run(["docker", "save", "--output", str(dest), image], check=True)
+    return dest

@@ -1,0 +1,238 @@
+"""Fleet: the generated pipeline's build steps on N fresh engines that share one registry stage cache.
+
+Runs the `invoke build` of every shared-stage step and every cell step of the Buildkite pipeline generated for the
+offline example (the staging registry replaced by a docker-registry on 127.0.0.1), on N separate dockerd
+instances (bench/engines.py), in dependency order, independent steps concurrently, and counts the RUN steps
+executed on all engines together. Figures:
+- cold fleet: RUN steps executed / distinct RUN steps (target 1.00: each distinct one built once, fleet-wide);
+- vLLM's pin moved, engines emptied again: the stages the fleet re-executes (target: vllm and final only);
+- wall time against one cell per fresh engine with no cache (today's pipeline), on the same N engines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bench.engines import FreshEngine, save_image
+from bench.results import OFFLINE, ROOT, invoke, record
+from epbuild import pipelines, project
+from epbuild.offline import matrix_variant
+from epbuild.stagegraph import distinct_run_steps
+
+STAGING = re.compile(r"\$\$\{EPBUILD_CI_REGISTRY:\?[^}]*\}")
+
+
+@dataclass
+class Step:
+    key: str
+    argv: list[str]
+    needs: list[str]
+    executed: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def pipeline_steps(matrix: str, registry: str) -> list[Step]:
+    """The `invoke build` of each stage and cell step of the Buildkite pipeline generated for `matrix`."""
+    text = pipelines.buildkite(project.rendering(matrix), matrix)
+    steps = []
+    for step in yaml.safe_load(text)["steps"]:
+        build = [part for part in step["command"].split(" && ") if part.startswith("invoke build ")]
+        if not build:
+            continue
+        needs = [n for n in step.get("depends_on", []) if n != "check"]
+        argv = shlex.split(STAGING.sub(registry, build[0]))
+        steps.append(Step(step["key"], [sys.executable, "-m", *argv, "--quiet"], needs))
+    return steps
+
+
+def run_step(step: Step, engine: FreshEngine) -> None:
+    start = time.monotonic()
+    proc = subprocess.run(step.argv, cwd=ROOT, env=engine.env, capture_output=True, text=True)
+    step.seconds = time.monotonic() - start
+    found = re.search(r"logs and replayable commands: (\S+)", proc.stdout)
+    if proc.returncode != 0 or not found:
+        raise SystemExit(f"step {step.key} failed on engine {engine.index}:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    import json
+
+    step.executed = json.loads((Path(found.group(1)) / "summary.json").read_text())["executed_run_steps"]
+
+
+def run_fleet(steps: list[Step], engines: list[FreshEngine]) -> float:
+    """Runs the steps on the engines: each free engine takes the next step whose needs are done."""
+    done: set[str] = set()
+    started: set[str] = set()
+    lock = threading.Condition()
+    errors: list[BaseException] = []
+
+    def agent(engine: FreshEngine) -> None:
+        while True:
+            with lock:
+                while True:
+                    if errors or len(started) == len(steps):
+                        return
+                    ready = [s for s in steps if s.key not in started and all(n in done for n in s.needs)]
+                    if ready:
+                        step = ready[0]
+                        started.add(step.key)
+                        break
+                    lock.wait()
+            try:
+                run_step(step, engine)
+            except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+                errors.append(exc)
+            with lock:
+                done.add(step.key)
+                lock.notify_all()
+
+    start = time.monotonic()
+    threads = [threading.Thread(target=agent, args=(e,), daemon=True) for e in engines]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+    return time.monotonic() - start
+
+
+def stage_of(run: dict[str, Any]) -> str:
+    # A bake of one target prints no target name (`[vllm 1/1]`, read as target `vllm`, stage `1/1`).
+    stage = run["stage"]
+    return str(run["target"] if stage is None or re.fullmatch(r"\d+/\d+", stage) else stage)
+
+
+def executed_by_stage(steps: list[Step]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for step in steps:
+        for run in step.executed:
+            out[stage_of(run)] = out.get(stage_of(run), 0) + 1
+    return out
+
+
+def uncached_cells(cells: list[str], engines: list[FreshEngine], matrix: str, keep: tuple[str, ...]) -> float:
+    """Today's pipeline: each cell on an engine emptied first, no cache; cells spread over the engines. Returns the
+    busiest engine's build time (emptying an engine is not counted)."""
+    busy = [0.0] * len(engines)
+    queue = list(cells)
+    lock = threading.Lock()
+
+    def agent(i: int) -> None:
+        while True:
+            with lock:
+                if not queue:
+                    return
+                cell = queue.pop(0)
+            engines[i].forget_builds(keep)
+            step = Step(cell, [sys.executable, "-m", "invoke", "build", "--matrix", matrix, "--cell", cell,
+                               "--quiet"], [])
+            run_step(step, engines[i])
+            busy[i] += step.seconds
+
+    threads = [threading.Thread(target=agent, args=(i,), daemon=True) for i in range(len(engines))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return max(busy)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--agents", type=int, default=2, help="fresh engines (N >= 2)")
+    args = parser.parse_args()
+    if args.agents < 2:
+        parser.error("--agents must be at least 2")
+    sys.path.insert(0, str(ROOT / "tests" / "integration"))
+    from registry import Registry  # the tests' docker-registry on 127.0.0.1
+
+    rendering = project.rendering(OFFLINE)
+    bases = tuple(dict.fromkeys(rc.plan.base.image for rc in rendering.cells))
+    invoke("sources", "--matrix", OFFLINE, "--all")  # prepares the offline example, then fetches its sources
+    work = Path(tempfile.mkdtemp(prefix="fleet-", dir=ROOT / "build"))
+    (work / "registry").mkdir()
+    registry = Registry(work / "registry")
+    engines = [FreshEngine(work / f"engine{i}", i) for i in range(args.agents)]
+    try:
+        tars = [save_image(base, work / f"base{i}.tar") for i, base in enumerate(bases)]
+        for engine in engines:
+            engine.start()
+        loaders = [threading.Thread(target=e.load, args=(tar,)) for e in engines for tar in tars]
+        for t in loaders:
+            t.start()
+        for t in loaders:
+            t.join()
+        for tar in tars:
+            tar.unlink()
+        cache = f"127.0.0.1:{registry.port}"
+
+        cold = pipeline_steps(OFFLINE, cache)
+        cold_wall = run_fleet(cold, engines)
+        executed = sum(len(s.executed) for s in cold)
+        distinct = sum(runs for _, runs in distinct_run_steps(rendering.cells).values())
+
+        moved = matrix_variant(work / "vllm-moved", moved=["vllm"])
+        label = os.path.relpath(moved, ROOT)
+        invoke("render", "--matrix", label)
+        for engine in engines:
+            engine.forget_builds(bases)
+        after_move = pipeline_steps(label, cache)
+        moved_wall = run_fleet(after_move, engines)
+        moved_stages = executed_by_stage(after_move)
+
+        uncached = uncached_cells([rc.cell.name for rc in rendering.cells], engines, OFFLINE, bases)
+    finally:
+        for engine in engines:
+            engine.stop()
+        registry.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    ratio = round(executed / distinct, 2)
+    vllm_target = {"vllm", "final"}
+    lines = [
+        f"{args.agents} fresh engines (separate dockerd instances) sharing one docker-registry stage cache on "
+        f"127.0.0.1 ran the {len(cold)} build steps of the generated pipeline ({len(cold) - len(rendering.cells)} "
+        f"shared-stage steps, {len(rendering.cells)} cell steps), in dependency order, independent steps at once.",
+        f"Cold fleet: {executed} RUN steps executed for {distinct} distinct: ratio {ratio:.2f} (target 1.00: "
+        f"{'met' if ratio == 1.0 else 'MISSED'}). Per stage: "
+        + ", ".join(f"{k} {v}" for k, v in sorted(executed_by_stage(cold).items())) + ".",
+        f"vLLM's pin moved, engines emptied: the fleet re-executed "
+        + ", ".join(f"{k} (x{v})" for k, v in sorted(moved_stages.items()))
+        + f"; target vllm and final only: {'met' if set(moved_stages) == vllm_target else 'MISSED'} "
+        f"({moved_wall:.1f} s).",
+        f"Wall time: the cold fleet {cold_wall:.1f} s; one cell per emptied engine without a cache (today's "
+        f"pipeline) {uncached:.1f} s on the same {args.agents} engines: {uncached / cold_wall:.2f}x as long.",
+        "Other builds may share the machine's cores while this runs: wall times compare within one run only.",
+    ]
+    figures = {
+        "agents": args.agents,
+        "steps": len(cold),
+        "run_steps_executed": executed,
+        "distinct_run_steps": distinct,
+        "executed_over_distinct": ratio,
+        "executed_by_stage": executed_by_stage(cold),
+        "vllm_move_stages": sorted(moved_stages),
+        "vllm_move_executed_by_stage": moved_stages,
+        "vllm_move_met": set(moved_stages) == vllm_target,
+        "cold_fleet_wall_seconds": round(cold_wall, 1),
+        "vllm_move_wall_seconds": round(moved_wall, 1),
+        "one_cell_per_engine_no_cache_seconds": round(uncached, 1),
+        "no_cache_over_fleet": round(uncached / cold_wall, 2),
+    }
+    record("Fleet", lines, figures)
+
+
+if __name__ == "__main__":
+    main()

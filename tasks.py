@@ -115,6 +115,7 @@ def _cells(matrix: str, arch: list[str], nic: list[str], all: bool, cell: list[s
         "keep_going": "Build the other cells when one fails (default on; --no-keep-going stops).",
         "mirror": "COMPONENT=URL: fetch a component from a mirror (also EPBUILD_MIRROR_<COMPONENT>=URL).",
         "quiet": "Do not echo BuildKit's progress (it is still saved under build/logs/).",
+        "max_jobs": "Compile jobs for the vLLM native step (default: the builder's cores).",
     },
 )
 @user_errors
@@ -122,7 +123,7 @@ def build(c: Context, matrix: str = "matrix.yaml", arch: list[str] | None = None
           base: list[str] | None = None, all: bool = False, cell: list[str] | None = None, dry_run: bool = False, builder: str | None = None, cache_from: list[str] | None = None,
           cache_to: list[str] | None = None, keep_going: bool = True, mirror: list[str] | None = None,
           quiet: bool = False, cache: str | None = None, cache_export: str = "all", stage: str | None = None,
-          push: str | None = None) -> None:
+          push: str | None = None, max_jobs: int = 0) -> None:
     """Build the selected cells with BuildKit, in one bake so shared stages build once."""
     from epbuild import build as builder_mod, project
     from epbuild.commands import Runner
@@ -135,7 +136,8 @@ def build(c: Context, matrix: str = "matrix.yaml", arch: list[str] | None = None
                                        cache_to=tuple(cache_to or ()), keep_going=keep_going,
                                        mirrors=tuple(mirror or ()), quiet=quiet, cache=cache,
                                        cache_export=_cache_export(cache_export), stage=stage,
-                                       push=checked_registry(push) if push is not None else None)
+                                       push=checked_registry(push) if push is not None else None,
+                                       max_jobs=max_jobs or None)
     runner = Runner(dry_run=dry_run)
     # BuildKit pushes the stage cache with the docker CLI's credentials.
     login = registry_login(cache.split("/", 1)[0], runner) if cache else contextlib.nullcontext()
@@ -195,7 +197,7 @@ def test(c: Context, matrix: str = "matrix.yaml", arch: list[str] | None = None,
     if image and len(cells) != 1:
         raise EpbuildError(f"--image checks one cell, but the selection has {len(cells)}: "
                            + ", ".join(rc.cell.name for rc in cells))
-    runs = [imagetest.run_checks(rc, image, project.ROOT, gpu=gpu, quiet=quiet) for rc in cells]
+    runs = [imagetest.run_checks(rc, image, project.ROOT, r.matrix.directory, gpu=gpu, quiet=quiet) for rc in cells]
     print(imagetest.summary(runs))
     # (`all` is this task's --all flag here, not the builtin.)
     if any(not run.ok for run in runs) or (require_gpu and any(run.not_run for run in runs)):

@@ -1,8 +1,15 @@
 """Locality: move one pin to the stand-in's other commit and rebuild every cell; list the stages that ran.
-Targets: vLLM moved -> only `vllm` and `final`; rocSHMEM moved -> only `rocshmem`, `deepep` and `final`."""
+Targets: vLLM moved -> only `vllm` and `final`; rocSHMEM moved -> only `rocshmem`, `deepep` and `final`.
+
+`--vllm-native` measures the vLLM native step alone, on one cell: a pin move that changes only Python recompiles
+no HIP object (the step is cached), and a move to a fresh commit that changes one native source recompiles at
+most 10% of the objects (ccache, whose own results the step prints; CCACHE_BASEDIR keeps the paths the same
+across pins). The step also prints how many entries the compiler cache held: BuildKit's GC may empty it."""
 
 from __future__ import annotations
 
+import argparse
+import re
 import tempfile
 from pathlib import Path
 
@@ -10,6 +17,10 @@ from bench.results import OFFLINE, ROOT, build_summary, invoke, record
 from epbuild.offline import matrix_variant
 
 EXPECTED = {"vllm": {"vllm", "final"}, "rocshmem": {"rocshmem", "deepep", "final"}}
+NATIVE_CELL = "gfx950-cx7-sid"
+HELD = re.compile(r"^#(?P<vertex>\d+) [\d.]+ epbuild: ccache holds (?P<n>\d+) entries before the native step$")
+STAT = re.compile(r"^#(?P<vertex>\d+) [\d.]+ (?P<key>direct_cache_hit|preprocessed_cache_hit|cache_miss)\s+(?P<n>\d+)$")
+OBJECT = re.compile(r"^#(?P<vertex>\d+) [\d.]+ \[\d+/\d+\] Building CXX object ")
 
 
 def moved_matrix(folder: Path, component: str) -> Path:
@@ -25,7 +36,103 @@ def stages_run(summary: dict[str, object]) -> dict[str, int]:
     return out
 
 
+def native_step(run_dir: Path) -> dict[str, int | bool]:
+    """What the vLLM native step did in one build: whether it ran at all, the objects ninja built, and ccache's
+    hits and misses (a miss is a real compiler invocation)."""
+    lines = (run_dir / "bake.log").read_text().splitlines()
+    # The native step is the vertex that prints how many entries the compiler cache holds; a cached step prints
+    # nothing.
+    vertex = next((m["vertex"] for line in lines if (m := HELD.match(line))), None)
+    ran = vertex is not None and any(line.startswith(f"#{vertex} DONE") for line in lines)
+    stats = {"direct_cache_hit": 0, "preprocessed_cache_hit": 0, "cache_miss": 0}
+    objects = 0
+    held = None
+    for line in lines:
+        if (m := HELD.match(line)) and m["vertex"] == vertex:
+            held = int(m["n"])
+        elif (m := STAT.match(line)) and m["vertex"] == vertex:
+            stats[m["key"]] = int(m["n"])
+        elif (m := OBJECT.match(line)) and m["vertex"] == vertex:
+            objects += 1
+    hits = stats["direct_cache_hit"] + stats["preprocessed_cache_hit"]
+    return {"step_ran": ran, "objects_built_by_ninja": objects, "ccache_entries_held_before": held,
+            "ccache_hits": hits, "hip_compiles": stats["cache_miss"] if ran else 0}
+
+
+def fresh_native_commits(folder: Path) -> tuple[str, list[str]]:
+    """Two vLLM commits no earlier run compiled: the stand-in's pinned commit, each with a new revision string in
+    the one native source that includes it. The first is the start (its native step surely runs, filling the
+    compiler cache), the second the one-source move."""
+    import json
+    import subprocess
+    import time
+
+    from epbuild.offline import REPOS_DIR
+
+    pinned = json.loads((REPOS_DIR / "commits.json").read_text())["vllm"]["commits"]["pinned"]
+    work = folder / "vllm-work"
+    env = {"GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@localhost", "GIT_COMMITTER_NAME": "bench",
+           "GIT_COMMITTER_EMAIL": "bench@localhost", "PATH": "/usr/bin:/bin"}
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(work), *args], check=True, env=env, capture_output=True,
+                              text=True).stdout.strip()
+
+    subprocess.run(["git", "clone", "-q", str(REPOS_DIR / "vllm.git"), str(work)], check=True, env=env)
+    commits = []
+    for _ in range(2):
+        git("checkout", "-q", pinned)
+        rev = work / "csrc" / "fixture_rev.h"
+        rev.write_text(rev.read_text().replace('-fixture-rev-A"', f'-fixture-rev-T{time.time_ns()}"'))
+        # Distinct commit times: the export carries them as mtimes, and BuildKit's sync of a local context skips
+        # a file whose size and mtime did not change.
+        stamp = f"{int(time.time()) + 10 * len(commits)} +0000"
+        subprocess.run(["git", "-C", str(work), "commit", "-qam", "bench: a native change"], check=True,
+                       env={**env, "GIT_AUTHOR_DATE": stamp, "GIT_COMMITTER_DATE": stamp})
+        commits.append(git("rev-parse", "HEAD"))
+        git("tag", f"bench-{len(commits)}")  # keeps the commit reachable for the fetch
+    return work.as_uri(), commits
+
+
+def vllm_native() -> None:
+    """The native step's locality for a Python-only and a one-source vLLM pin move, on one cell."""
+    figures: dict[str, object] = {"cell": NATIVE_CELL}
+    with tempfile.TemporaryDirectory(dir=ROOT / "build") as tmp:
+        repo, (start, moved) = fresh_native_commits(Path(tmp))
+        builds = {"start": {"options": {"vllm": {"repo": repo, "commit": start}}},
+                  "one_native_source_move": {"options": {"vllm": {"repo": repo, "commit": moved}}},
+                  "python_only_move": {"at": {"vllm": "python-only"}}}
+        for name, move in builds.items():
+            matrix = matrix_variant(Path(tmp) / name, image_name="epbuild-offline/locality", **move)  # type: ignore[arg-type]
+            invoke("render", "--matrix", str(matrix))
+            summary = build_summary("--matrix", str(matrix), "--cell", NATIVE_CELL)
+            figures[name] = native_step(Path(str(summary["run_dir"])))
+        base = matrix_variant(Path(tmp) / "pinned", image_name="epbuild-offline/locality")
+        invoke("render", "--matrix", str(base))
+        build_summary("--matrix", str(base), "--cell", NATIVE_CELL)  # leave the tag at the pins
+    python_only, one_source = figures["python_only_move"], figures["one_native_source_move"]
+    # A native step that runs builds every object in a fresh build folder; ccache decides which really compile.
+    total = int(one_source["objects_built_by_ninja"]) or 1  # type: ignore[index]
+    share = int(one_source["hip_compiles"]) / total  # type: ignore[index]
+    figures["targets"] = {"python_only_move_recompiles_nothing": python_only["hip_compiles"] == 0,  # type: ignore[index]
+                          "one_source_move_recompiles_at_most_10_percent": share <= 0.10}
+    lines = [f"vLLM native step on {NATIVE_CELL}: {total} native objects at the pin.",
+             f"Python-only pin move: native step {'ran' if python_only['step_ran'] else 'cached'}, "  # type: ignore[index]
+             f"{python_only['hip_compiles']} HIP compiles; target 0: "  # type: ignore[index]
+             f"{'met' if figures['targets']['python_only_move_recompiles_nothing'] else 'MISSED'}.",  # type: ignore[index]
+             f"One-native-source pin move: {one_source['hip_compiles']} of {total} objects recompiled "  # type: ignore[index]
+             f"({share:.0%}, {one_source['ccache_hits']} ccache hits, {one_source['ccache_entries_held_before']} "  # type: ignore[index]
+             f"entries in the cache before the step); target <= 10%: "
+             f"{'met' if figures['targets']['one_source_move_recompiles_at_most_10_percent'] else 'MISSED'}."]  # type: ignore[index]
+    record("Locality: vLLM native step", lines, figures)
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser(prog="python3 -m bench.locality", description=__doc__.split("\n")[0])
+    parser.add_argument("--vllm-native", action="store_true", help="measure only the vLLM native step (one cell)")
+    if parser.parse_args().vllm_native:
+        vllm_native()
+        return
     warm = build_summary("--matrix", OFFLINE, "--all")  # the starting point: every cell built at the pins
     figures: dict[str, object] = {"warm_start_run_steps_executed": len(warm["executed_run_steps"])}  # type: ignore[arg-type]
     lines = []

@@ -56,4 +56,4 @@ def build_summary(*args: str) -> dict[str, object]:
     """Runs `invoke build` and returns the run's summary.json (per-cell results, executed RUN steps, wall time)."""
     proc = invoke("build", "--quiet", *args)
     run_dir = re.search(r"logs and replayable commands: (\S+)", proc.stdout).group(1)  # type: ignore[union-attr]
-    return json.loads((Path(run_dir) / "summary.json").read_text())
+    return {**json.loads((Path(run_dir) / "summary.json").read_text()), "run_dir": run_dir}

@@ -11,6 +11,10 @@ from epbuild import stagegraph
 BAKE_FILE = "docker-bake.json"
 SOURCES_DIR = "build/sources"
 """Where `invoke sources` exports each component's tree, relative to the folder builds run from."""
+SCM_DIR = "build/scm"
+"""Where each setuptools-scm-versioned component's computed version is written (epbuild.scm_version)."""
+WHEELHOUSE_DIR = "build/wheelhouse"
+"""Where each component's build requirements are downloaded (epbuild.wheelhouse)."""
 
 
 VENDOR_DIR = "build/vendor"
@@ -30,7 +34,14 @@ def vendor_dir(nic: str, digest: str) -> str:
 def cell_target(rc: stagegraph.Rendered, *, context_root: str) -> dict[str, Any]:
     """The bake target that builds `rc`'s final stage: its folder, Dockerfile and named contexts."""
     plan = rc.plan
-    contexts = {f"src-{name}": source_dir(name, pin.commit) for name, pin in stagegraph.built_pins(plan).items()}
+    contexts = {}
+    for name, pin in stagegraph.built_pins(plan).items():
+        component = plan.registry[name]
+        contexts[f"src-{name}"] = source_dir(name, pin.commit)
+        if component.scm_distribution is not None:
+            contexts[f"scm-{name}"] = f"{SCM_DIR}/{name}-{pin.commit}"
+        if component.build_requirements:
+            contexts[f"wheels-{name}"] = f"{WHEELHOUSE_DIR}/{name}-{pin.commit}"
     if plan.vendor is not None:
         contexts[VENDOR_CONTEXT] = vendor_dir(plan.cell.nic, plan.vendor.digest())
     return {

@@ -24,7 +24,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO
 
-from epbuild import preflight, render, sources, stage_cache, vendor_repo
+from epbuild import preflight, render, sources, stage_cache, stageinputs, vendor_repo
 from epbuild.bakefile import BAKE_FILE
 from epbuild.commands import Runner, query, shell_line
 from epbuild.errors import EpbuildError
@@ -54,6 +54,8 @@ class BuildOptions:
     """Build only this stage of the selected cells into the stage cache (a CI stage step)."""
     push: str | None = None
     """Push each cell from the builder to this registry under its immutable tag instead of loading it."""
+    max_jobs: int | None = None
+    """MAX_JOBS for compiled stages that take it (vLLM's native step); None: the builder's cores."""
 
 
 def new_run_dir(root: Path, kind: str) -> Path:
@@ -80,6 +82,10 @@ def bake_command(rendering: Rendering, root: Path, targets: list[str], options: 
         argv += ["--set", f"*.cache-from={ref}"]
     for ref in options.cache_to:
         argv += ["--set", f"*.cache-to={ref}"]
+    if options.max_jobs is not None:
+        if options.max_jobs < 1:
+            raise EpbuildError(f"--max-jobs must be a positive number of jobs, not {options.max_jobs}")
+        argv += ["--set", f"*.args.MAX_JOBS={options.max_jobs}"]
     if not options.push and not options.stage:
         tags = {rc.cell.name: rc.plan.local_tag for rc in rendering.cells}
         for name in (t for t in targets if t in tags):
@@ -109,6 +115,7 @@ def build(rendering: Rendering, cells: list[RenderedCell], root: Path, options: 
     cache = _cache_plan(rendering, cells, root, options, run_dir, runner)  # a builder that cannot fails here
     with prepared(rendering, cells, runner):
         check_sources(rendering, fetch_sources(rendering, cells, root, options, runner), runner)
+        prepare_stage_inputs(rendering, cells, root, options, runner)
         fetch_vendor(rendering, cells, root, runner)
     names = [rc.cell.name for rc in cells]
     results = {rc.cell.name: CellResult(rc.cell.name, rc.plan.local_tag, rc.key) for rc in cells}
@@ -180,6 +187,19 @@ def fetch_sources(rendering: Rendering, cells: list[RenderedCell], root: Path, o
     mirrors = sources.mirror_overrides(list(options.mirrors))
     requests = sources.requests_for(rendering.matrix, wanted, mirrors)
     return sources.fetch_all(sources.SourceCache(root, runner), requests)
+
+
+def prepare_stage_inputs(rendering: Rendering, cells: list[RenderedCell], root: Path, options: BuildOptions,
+                         runner: Runner) -> None:
+    """Preflight's second pass first (a mismatch fails in seconds, before any download or build), then versions
+    and wheels."""
+    if runner.dry_run:
+        runner.record("# preflight: every flag, variable and file each stage passes, against its source at the pin")
+    else:
+        stageinputs.check(rendering, cells, root)
+    mirrors = sources.mirror_overrides(list(options.mirrors))
+    stageinputs.versions(rendering, cells, root, sources.SourceCache(root, runner), mirrors)
+    stageinputs.wheelhouses(cells, root, runner)
 
 
 def check_sources(rendering: Rendering, exported: list[sources.ExportedSource], runner: Runner) -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from epbuild.errors import EpbuildError
+from epbuild.interface import Interface
 from epbuild.pins import SourcePin
 
 BUILTIN_DIR = Path(__file__).resolve().parent / "components"
@@ -126,6 +127,15 @@ class Component:
     problems (MoRI: the NIC flags its setup.py reads are the ones the pin declares)."""
     record: Callable[[SourcePin], dict[str, Any]] = lambda pin: {}
     """Extra facts the cell record carries for this component (e.g. rdma-core's release)."""
+    interface: Callable[[StageInput], Interface] | None = None
+    """What the stage passes to the source (flags, environment, files), checked at the pin after the fetch."""
+    scm_distribution: str | None = None
+    """The distribution whose setuptools-scm version the host computes from the pin's history; the stage reads it
+    from the named context `scm-<name>` (the exported tree has no .git)."""
+    scm_fallback: str | None = None
+    """The component's own setuptools-scm `fallback_version` (used only where no tag is reachable)."""
+    build_requirements: tuple[str, ...] = ()
+    """Requirement files in the source, resolved on the host into the wheelhouse context `wheels-<name>`."""
     folder: Path = Path()
 
     @property

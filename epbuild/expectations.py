@@ -8,8 +8,11 @@ from pathlib import Path
 from typing import Any
 
 from epbuild import manifest
+from epbuild.commands import Runner
 from epbuild.plan import CellPlan
 from epbuild.render import RenderedCell
+from epbuild.sources import SourceCache, resolve_url
+from epbuild.stagegraph import built_pins
 
 EXPECTED_ENV = "EPBUILD_EXPECTED"
 """The image checks (tests/image) read the path of the expectation file from this variable."""
@@ -22,9 +25,19 @@ ROCSHMEM_GDA_BACKEND = {"mlx5": "GDA_MLX5", "ionic": "GDA_IONIC", "bnxt_re": "GD
 """rocSHMEM's CMake option for each provider's GPU-direct-async backend (all_backends turns each on)."""
 
 
-def expectation(rc: RenderedCell, image: str) -> dict[str, Any]:
+def pin_sources(rc: RenderedCell, root: Path, matrix_dir: Path) -> dict[str, dict[str, str]]:
+    """Where each built component's history is on this host (the bare mirror the build fetched into) and the
+    commit pinned, so the checks can read the source at the pin themselves (not what epbuild wrote about it)."""
+    cache = SourceCache(root, Runner())
+    out = {}
+    for name, pin in built_pins(rc.plan).items():
+        out[name] = {"git_dir": str(cache.mirror_path(resolve_url(pin.repo, matrix_dir))), "commit": pin.commit}
+    return out
+
+
+def expectation(rc: RenderedCell, image: str, root: Path, matrix_dir: Path) -> dict[str, Any]:
     return {"image": image, "record": manifest.record(rc.plan, rc.key), "labels": manifest.labels(rc.plan, rc.key),
-            "nic_userspace": nic_userspace(rc.plan)}
+            "nic_userspace": nic_userspace(rc.plan), "sources": pin_sources(rc, root, matrix_dir)}
 
 
 def nic_userspace(plan: CellPlan) -> dict[str, Any]:

@@ -77,7 +77,7 @@ def built_image(rc: RenderedCell, root: Path) -> tuple[str, str]:
                    f"checking the image built in {run_dir}, {built}")
 
 
-def run_checks(rc: RenderedCell, image: str | None, root: Path, *, gpu: bool = False,
+def run_checks(rc: RenderedCell, image: str | None, root: Path, matrix_dir: Path, *, gpu: bool = False,
                quiet: bool = False) -> CheckRun:
     """Checks `image` as the cell; with no image, the one this checkout built for it (built_image)."""
     note = ""
@@ -99,7 +99,7 @@ def run_checks(rc: RenderedCell, image: str | None, root: Path, *, gpu: bool = F
             run.not_run = (f"not run: this host's GPUs are {', '.join(sorted(set(host)))}, and {rc.cell.name} "
                            f"carries device code for {', '.join(rc.cell.archs)} only")
             return run
-    expect = expectations.write(expectations.expectation(rc, image),
+    expect = expectations.write(expectations.expectation(rc, image, root, matrix_dir),
                                 root / "build" / "reports" / f"{rc.cell.name}.expected.json")
     if gpu:
         paths, plugin = [TESTS / "gpu"], []

@@ -139,6 +139,17 @@ class SourceCache:
             commit = self._export_fresh(request, dest)
         return ExportedSource(request.component, commit, dest, cached=False)
 
+    def history_with_tags(self, request: SourceRequest) -> Path:
+        """The bare mirror holding the pin's whole history and every tag of the remote, for reading the version
+        setuptools-scm would compute there (a fetch by commit brings the history but no tags)."""
+        mirror = self._ensure_mirror(request.url)
+        with FileLock(str(mirror) + ".lock"):
+            self._fetch_commit(mirror, request)
+            self._fetch_with_retries(mirror, self._fetch_args(request), request, ["+refs/tags/*:refs/tags/*"])
+            commit = self._resolve(mirror, request.pin)
+        assert commit is not None  # _fetch_commit raised otherwise
+        return mirror
+
     # -- steps ------------------------------------------------------------------------------------------
     def _plan(self, request: SourceRequest, dest: Path) -> ExportedSource:
         """Prints what a real export runs and records, in the same order."""
@@ -189,6 +200,10 @@ class SourceCache:
                 shutil.rmtree(tmp)
         log.info("%s: exported %s at %s to %s", request.component, request.url, commit, dest)
         return commit
+
+    def mirror_path(self, url: str) -> Path:
+        """Where the bare mirror of `url` lives (it may not exist yet)."""
+        return self._mirror_path(url)
 
     def _mirror_path(self, url: str) -> Path:
         digest = hashlib.sha256(url.encode()).hexdigest()[:16]

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import contextlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -79,9 +79,11 @@ def prepared(matrix: Any, plans: Sequence[Any], runner: Runner) -> Iterator[None
 
 
 def matrix_variant(dest: Path, *, moved: Sequence[str] = (), broken: Sequence[str] = (),
+                   at: Mapping[str, str] | None = None, options: Mapping[str, Mapping[str, Any]] | None = None,
                    image_name: str | None = None) -> Path:
     """Writes `dest/matrix.yaml`: the example's matrix with the named components pinned to their stand-ins'
-    `moved` (or `broken`) commit, its repository paths made absolute so the copy works from anywhere.
+    `moved` (or `broken`) commit, or `at` any named commit of theirs (`{"deepep": "fnuz-max"}`), with `options`
+    merged into the components' settings, its repository paths made absolute so the copy works from anywhere.
     Benchmarks and tests move pins with it; the stand-in repositories must exist (prepare makes them)."""
     import yaml
 
@@ -91,6 +93,11 @@ def matrix_variant(dest: Path, *, moved: Sequence[str] = (), broken: Sequence[st
     for kind, names in (("moved", moved), ("broken", broken)):
         for name in names:
             data["components"][name]["commit"] = commits[name]["commits"][kind]
+    for name, key in (at or {}).items():
+        data["components"][name]["commit"] = commits[name]["commits"][key]
+        data["components"][name].pop("tag", None)
+    for name, settings in (options or {}).items():
+        data["components"][name].update(settings)
     if image_name:
         data["image"]["name"] = image_name
     for pin in data["components"].values():

@@ -14,6 +14,7 @@ from pathlib import Path
 from epbuild.commands import query
 from epbuild.offline.settings import (
     BASE_DIR,
+    BASE_TAG_SUFFIX,
     DEBIAN_MIRROR,
     MINBASE_IMAGE,
     MINBASE_SUITE,
@@ -63,11 +64,11 @@ def _ensure_minbase(image: str = MINBASE_IMAGE, *, rebuild: bool = False) -> Non
 
 
 def suite_of(image: str) -> str:
-    """The Debian suite an offline base image is made from: epbuild-offline/base:<suite>-hip."""
+    """The Debian suite an offline base image is made from: epbuild-offline/base:<suite>-hip-ref."""
     repository, _, tag = image.partition(":")
-    suite = tag.removesuffix("-hip")
-    if repository != OFFLINE_BASE_REPOSITORY or not tag.endswith("-hip") or suite not in SUITE_LLVM:
-        allowed = ", ".join(f"{OFFLINE_BASE_REPOSITORY}:{s}-hip" for s in SUITE_LLVM)
+    suite = tag.removesuffix(BASE_TAG_SUFFIX)
+    if repository != OFFLINE_BASE_REPOSITORY or not tag.endswith(BASE_TAG_SUFFIX) or suite not in SUITE_LLVM:
+        allowed = ", ".join(f"{OFFLINE_BASE_REPOSITORY}:{s}{BASE_TAG_SUFFIX}" for s in SUITE_LLVM)
         raise OfflineError(f"the offline-example recipe makes {allowed}, not {image!r}")
     return suite
 

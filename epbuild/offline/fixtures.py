@@ -26,6 +26,7 @@ from epbuild.offline.rdma_core_source import _rdma_core_repo
 from epbuild.offline.settings import (
     BROKEN_COMPONENTS,
     BROKEN_SNIPPET,
+    FIXTURE_TAGS,
     REV_FILE,
     OfflineError,
     _locked,
@@ -47,7 +48,8 @@ def _rev_file(name: str, tree: Sequence[_Entry]) -> _Entry:
     return found[0]
 
 
-def _component_commits(name: str, tree: list[_Entry], gitlinks: list[_Entry]) -> list[_Commit]:
+def _component_commits(name: str, tree: list[_Entry], gitlinks: list[_Entry],
+                       overlays: list[tuple[str, list[_Entry]]]) -> list[_Commit]:
     rev = _rev_file(name, tree)
     moved = _Entry(rev.path, rev.mode, rev.data.replace(b'-fixture-rev-A"', b'-fixture-rev-B"'))
     commits = [
@@ -57,7 +59,19 @@ def _component_commits(name: str, tree: list[_Entry], gitlinks: list[_Entry]) ->
     if name in BROKEN_COMPONENTS:
         broken = _Entry(rev.path, rev.mode, moved.data + BROKEN_SNIPPET.encode())
         commits.append(_Commit("broken", f"{name}: break the gfx942 build on purpose\n", (broken,)))
+    for key, files in overlays:
+        commits.append(_Commit(key, f"{name}: {key} (files from fixture@{key}/)\n", tuple(files), "pinned"))
     return commits
+
+
+def _overlays(fixture: Path) -> list[tuple[str, list[_Entry]]]:
+    """Extra commits off the pinned one: the component folder's fixture@<key>/ holds the files they change (its
+    README.md only explains the overlay)."""
+    out = []
+    for folder in sorted(fixture.parent.glob(f"{fixture.name}@*")):
+        files = [e for e in _read_tree(folder) if e.path != "README.md"]
+        out.append((folder.name.split("@", 1)[1], files))
+    return out
 
 
 def _simple_repo(dest: Path, name: str, src: Path) -> FixtureRepo:
@@ -79,12 +93,17 @@ def _component_repo(dest: Path, name: str, fixture: Path, fixtures_dir: Path,
         if any(e.path == sub_path or e.path.startswith(sub_path + "/") for e in tree):
             raise OfflineError(f"fixture {name}: submodule path {sub_path} must not exist in the fixture")
         gitlinks.append(_Entry(sub_path, "160000", done[sub_name].commits["pinned"].encode()))
-    commits = _component_commits(name, tree, gitlinks)
+    overlays = _overlays(fixture)
+    commits = _component_commits(name, tree, gitlinks, overlays)
     refs = {"refs/heads/main": "pinned", **{f"refs/heads/fixture/{c.key}": c.key for c in commits}}
+    tag = FIXTURE_TAGS.get(name)
+    if tag is not None:
+        refs[f"refs/tags/{tag}"] = "pinned"
     digest = _digest(
-        name, _tree_digest(tree), [(g.path, g.data) for g in gitlinks], BROKEN_SNIPPET, name in BROKEN_COMPONENTS
+        name, _tree_digest(tree), [(g.path, g.data) for g in gitlinks], BROKEN_SNIPPET, name in BROKEN_COMPONENTS,
+        [(key, _tree_digest(files)) for key, files in overlays], tag,
     )
-    return _install_repo(dest, name, digest, commits, refs)
+    return _install_repo(dest, name, digest, commits, refs, tag)
 
 
 

@@ -20,6 +20,7 @@ from epbuild.offline.settings import (
     _EPOCH,
     _IDENT,
     _SKIP_DIRS,
+    _SKIP_TOP_DIRS,
     _SKIP_SUFFIXES,
     GENERATOR_VERSION,
     STAMP_FILE,
@@ -52,9 +53,10 @@ class _Entry:
 
 @dataclass(frozen=True)
 class _Commit:
-    key: str  # pinned, moved, broken
+    key: str  # pinned, moved, broken, or an overlay's name
     message: str
     changes: tuple[_Entry, ...]  # whole tree for the first commit, changed files after
+    parent: str | None = None  # the key of the parent commit; None: the commit before it
 
 
 
@@ -83,7 +85,8 @@ def _git(repo: Path, *args: str, stdin: bytes | None = None) -> str:
 
 
 def _is_skipped(rel: Path) -> bool:
-    return any(p in _SKIP_DIRS or p.endswith(_SKIP_SUFFIXES) for p in rel.parts)
+    # Build outputs only at the top (vLLM keeps real sources in requirements/build/).
+    return rel.parts[0] in _SKIP_TOP_DIRS or any(p in _SKIP_DIRS or p.endswith(_SKIP_SUFFIXES) for p in rel.parts)
 
 
 def _mode_for(data: bytes) -> str:
@@ -141,6 +144,7 @@ def _quote_path(path: str) -> str:
 def _fast_import_stream(commits: Sequence[_Commit], refs: Mapping[str, str]) -> bytes:
     out = io.BytesIO()
     name, email = _IDENT
+    marks = {c.key: n for n, c in enumerate(commits, start=1)}
     for n, commit in enumerate(commits, start=1):
         when = f"{_EPOCH + (n - 1) * 86400} +0000"
         msg = commit.message.encode()
@@ -148,7 +152,8 @@ def _fast_import_stream(commits: Sequence[_Commit], refs: Mapping[str, str]) -> 
         out.write(f"author {name} <{email}> {when}\ncommitter {name} <{email}> {when}\n".encode())
         out.write(b"data %d\n%s\n" % (len(msg), msg))
         if n > 1:
-            out.write(f"from :{n - 1}\n".encode())
+            parent = n - 1 if commit.parent is None else marks[commit.parent]
+            out.write(f"from :{parent}\n".encode())
         for e in sorted(commit.changes, key=lambda e: e.path):
             if e.mode == "160000":
                 out.write(f"M 160000 {e.data.decode()} {_quote_path(e.path)}\n".encode())

@@ -24,9 +24,12 @@ FIXTURES_DIR = REPO_ROOT / "examples" / "offline" / "fixtures"
 """Stand-ins of submodules; each component's own stand-in is in its folder (epbuild/components/<name>/fixture)."""
 
 OFFLINE_BASE_REPOSITORY = "epbuild-offline/base"
-OFFLINE_BASE_IMAGE = f"{OFFLINE_BASE_REPOSITORY}:sid-hip"
-# The Debian suites a base image can be made from (image `epbuild-offline/base:<suite>-hip`), each with the LLVM
-# its hipcc is built on: trixie's HIP 5.7 is on LLVM 17, sid's on LLVM 21.
+# Tags are shared by every checkout on the engine: the suffix changes whenever examples/offline/base/Dockerfile
+# does (-ref: the image models the reference base's perftest, AITER/MoRI copies and /app/versions.txt).
+BASE_TAG_SUFFIX = "-hip-ref"
+OFFLINE_BASE_IMAGE = f"{OFFLINE_BASE_REPOSITORY}:sid{BASE_TAG_SUFFIX}"
+# The Debian suites a base image can be made from (image `epbuild-offline/base:<suite>-hip-ref`), each with the
+# LLVM its hipcc is built on: trixie's HIP 5.7 is on LLVM 17, sid's on LLVM 21.
 SUITE_LLVM = {"sid": "21", "trixie": "17"}
 MINBASE_IMAGE = "epbuild-offline/bookworm-minbase:latest"
 MINBASE_SUITE = "bookworm"
@@ -34,6 +37,9 @@ DEBIAN_MIRROR = os.environ.get("EPBUILD_DEBIAN_MIRROR", "http://deb.debian.org/d
 
 # Components that also get commit C ("broken"), which fails to compile for gfx942 only.
 BROKEN_COMPONENTS: frozenset[str] = frozenset({"deepep"})
+# Tags on a stand-in's pinned commit: AITER's pin is a release tag, as in the default matrix (v0.1.10.post3 =
+# 6a0e7b26), so setuptools-scm gives it exactly that version.
+FIXTURE_TAGS: dict[str, str] = {"aiter": "v0.1.10.post3"}
 REV_FILE = "fixture_rev.h"
 BROKEN_SNIPPET = (
     '\n#if defined(__gfx942__)\n#error "epbuild fixture: this commit breaks the gfx942 build on purpose"\n#endif\n'
@@ -47,11 +53,12 @@ RDMA_CORE_ORIG = f"rdma-core_{RDMA_CORE_VERSION}.orig.tar.gz"
 RDMA_CORE_ORIG_SHA256 = "f6ba3d8b2c4aa334c5c883c1ad0772de339011123cff4fb1db32ae7a443fb7ca"
 
 # Bump when the way repos are generated changes (invalidates every stamp).
-GENERATOR_VERSION = "2"
+GENERATOR_VERSION = "3"
 STAMP_FILE = "epbuild-fixture.json"
 _IDENT = ("epbuild fixtures", "fixtures@epbuild.invalid")
 _EPOCH = 1735689600  # 2025-01-01T00:00:00Z; commit n is dated _EPOCH + n days
-_SKIP_DIRS = frozenset({".git", "__pycache__", "build", "dist"})
+_SKIP_DIRS = frozenset({".git", "__pycache__"})
+_SKIP_TOP_DIRS = frozenset({"build", "dist"})
 _SKIP_SUFFIXES = (".pyc", ".pyo", ".egg-info")
 
 

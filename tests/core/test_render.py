@@ -117,10 +117,14 @@ def test_gfx950_cx7_carries_the_real_build_interfaces() -> None:
     assert "bash ../scripts/build_configs/all_backends" in text
     assert '-DGPU_TARGETS="gfx950"' in text and "-DUSE_EXTERNAL_MPI=OFF" in text
     assert "--variant rocm --rocm-explicit-ctx --nic cx7" in text
-    for stage in ("base", "rdma-core", "rocshmem", "deepep", "mori", "vllm", "final"):
+    for stage in ("base", "rdma-core", "rocshmem", "deepep", "mori", "aiter", "vllm", "final"):
         assert f" AS {stage}\n" in text
-    assert " AS aiter\n" not in text and "/install/aiter" not in text  # not in matrix.yaml: no commit known
-    assert "git clone" not in text and "ARG " not in text
+    assert "--mount=type=bind,from=wheels-vllm" in text and "SETUPTOOLS_SCM_PRETEND_VERSION_FOR_MORI" in text
+    assert "COPY --from=src-vllm csrc csrc" in text and "VLLM_USE_PRECOMPILED=1" in text
+    # The only build argument has a default (the builder's cores): nothing a caller may forget to pass.
+    args = [line for line in text.splitlines() if line.startswith("ARG ")]
+    assert args == ["ARG MAX_JOBS"] and 'MAX_JOBS="${MAX_JOBS:-$(nproc)}"' in text
+    assert "git clone" not in text
 
 
 def test_no_thor2_dockerfile_builds_rdma_core() -> None:

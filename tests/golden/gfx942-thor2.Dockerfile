@@ -37,59 +37,149 @@ RUN --mount=type=bind,from=vendor-debs,target=/vendor \
  && apt-get check
 
 FROM base AS aiter
+# Build requirements in their own layer: resolved and hash-pinned on the host (epbuild.wheelhouse), no index here;
+# --ignore-installed, since pip cannot uninstall the distribution's own copies (no RECORD file).
+RUN --mount=type=bind,from=wheels-aiter,target=/wheelhouse \
+    if grep -q . /wheelhouse/requirements.lock; then \
+      python3 -m pip install --no-cache-dir --no-index --ignore-installed --find-links /wheelhouse \
+        --require-hashes -r /wheelhouse/requirements.lock; \
+    fi
 # AITER reads GPU_ARCHS in its JIT code and defaults to "native" (rocminfo), which needs a GPU: always pass it.
-# hadolint ignore=DL3003,DL3042
+# Without .git its setuptools-scm would fall back to 0.1.0 (pyproject.toml@6a0e7b26), so it gets the pin's version.
+# hadolint ignore=DL3003
 RUN --mount=type=bind,from=src-aiter,target=/src/aiter,rw \
-    --mount=type=cache,id=epbuild-pip,target=/root/.cache/pip \
+    --mount=type=bind,from=scm-aiter,target=/epbuild/scm \
+    --mount=type=cache,id=epbuild-ccache,target=/root/.cache/ccache \
     cd /src/aiter \
- && python3 -m pip install -r requirements.txt \
- && PREBUILD_KERNELS=1 GPU_ARCHS="gfx942" \
+ && export CCACHE_BASEDIR=/src/aiter \
+ && SETUPTOOLS_SCM_PRETEND_VERSION_FOR_AMD_AITER="$(cat /epbuild/scm/version)" \
+    PREBUILD_KERNELS=1 GPU_ARCHS="gfx942" \
     python3 setup.py bdist_wheel --dist-dir /wheels/aiter
 
 FROM vendor AS rocshmem
-# all_backends finds the sources as `..` of the working directory and refuses in-source builds, so it runs
-# from a build folder inside the (read-write, discarded) source mount.
+# all_backends finds the sources from its own location and refuses in-source builds, so it runs from a build
+# folder inside the (read-write, discarded) source mount; it builds its tests and examples with 8 jobs itself.
+# Its CMake makes hipcc the compiler, so ccache reaches the compiles only as the launcher.
 # hadolint ignore=DL3003
 RUN --mount=type=bind,from=src-rocshmem,target=/src/rocshmem,rw \
     --mount=type=cache,id=epbuild-ccache,target=/root/.cache/ccache \
     mkdir /src/rocshmem/projects/rocshmem/build \
  && cd /src/rocshmem/projects/rocshmem/build \
+ && export CCACHE_BASEDIR=/src/rocshmem \
  && INSTALL_PREFIX=/opt/rocshmem bash ../scripts/build_configs/all_backends \
       -DROCM_PATH="${ROCM_PATH}" -DGPU_TARGETS="gfx942" -DUSE_EXTERNAL_MPI=OFF \
       -DCMAKE_CXX_COMPILER_LAUNCHER=ccache
 
 FROM rocshmem AS deepep
+# Every flag here was checked against DeepEP's setup.py at the pin before the build started (epbuild.preflight):
+# its unknown arguments go on to setuptools, which rejects them.
 # hadolint ignore=DL3003
 RUN --mount=type=bind,from=src-deepep,target=/src/deepep,rw \
+    --mount=type=cache,id=epbuild-ccache,target=/root/.cache/ccache \
     cd /src/deepep \
+ && export CCACHE_BASEDIR=/src/deepep \
  && ROCSHMEM_DIR=/opt/rocshmem ROCM_HOME="${ROCM_PATH}" PYTORCH_ROCM_ARCH="gfx942" \
     python3 setup.py --variant rocm --rocm-explicit-ctx --nic thor2 bdist_wheel --dist-dir /wheels/deepep
 
 FROM vendor AS mori
-# The source context already holds MoRI's submodules (epbuild fetches them), so no git runs here.
+# Build requirements in their own layer: resolved and hash-pinned on the host (epbuild.wheelhouse), no index here;
+# --ignore-installed, since pip cannot uninstall the distribution's own copies (no RECORD file).
+RUN --mount=type=bind,from=wheels-mori,target=/wheelhouse \
+    if grep -q . /wheelhouse/requirements.lock; then \
+      python3 -m pip install --no-cache-dir --no-index --ignore-installed --find-links /wheelhouse \
+        --require-hashes -r /wheelhouse/requirements.lock; \
+    fi
+# The source context already holds MoRI's submodules (epbuild fetches them), so no git runs here. There is no .git
+# either, so setuptools-scm gets the version the host computed from the pin's history (setup.py@2d02c6a9 has no
+# fallback version). MoRI's setup.py configures CMake, which takes its compiler launcher from the environment.
 # hadolint ignore=DL3003
 RUN --mount=type=bind,from=src-mori,target=/src/mori,rw \
+    --mount=type=bind,from=scm-mori,target=/epbuild/scm \
+    --mount=type=cache,id=epbuild-ccache,target=/root/.cache/ccache \
     cd /src/mori \
- && USE_BNXT=ON MORI_GPU_ARCHS="gfx942" python3 setup.py bdist_wheel --dist-dir /wheels/mori
+ && export CCACHE_BASEDIR=/src/mori CMAKE_C_COMPILER_LAUNCHER=ccache CMAKE_CXX_COMPILER_LAUNCHER=ccache \
+      CMAKE_HIP_COMPILER_LAUNCHER=ccache \
+ && USE_BNXT=ON SETUPTOOLS_SCM_PRETEND_VERSION_FOR_MORI="$(cat /epbuild/scm/version)" \
+    MORI_GPU_ARCHS="gfx942" \
+    python3 setup.py bdist_wheel --dist-dir /wheels/mori
 
 FROM base AS vllm
+# Built as docker/Dockerfile.rocm@00305ee5 builds vLLM, in three steps of this one stage:
+# 1. Build requirements in their own layer (installed there before any source): resolved and hash-pinned on the
+#    host (epbuild.wheelhouse), no index here; --ignore-installed, since pip cannot uninstall the distribution's
+#    own copies (no RECORD file).
+RUN --mount=type=bind,from=wheels-vllm,target=/wheelhouse \
+    if grep -q . /wheelhouse/requirements.lock; then \
+      python3 -m pip install --no-cache-dir --no-index --ignore-installed --find-links /wheelhouse \
+        --require-hashes -r /wheelhouse/requirements.lock; \
+    fi
+# 2. The native extension, from only the files it is compiled from (the reference's csrc-build copies the same),
+#    so a pin move that touches only Python reuses this step; ccache (CCACHE_BASEDIR: paths are the same for every
+#    pin) makes a move that touches one source recompile that one. MAX_JOBS: `invoke build --max-jobs N`, else the
+#    cores. Nothing of /build reaches `final`, which takes only the wheel.
+WORKDIR /build/vllm
+# hadolint ignore=DL3022
+COPY --from=src-vllm setup.py setup.py
+# hadolint ignore=DL3022
+COPY --from=src-vllm CMakeLists.txt CMakeLists.txt
+# hadolint ignore=DL3022
+COPY --from=src-vllm pyproject.toml pyproject.toml
+# hadolint ignore=DL3022
+COPY --from=src-vllm cmake cmake
+# hadolint ignore=DL3022
+COPY --from=src-vllm csrc csrc
+# hadolint ignore=DL3022
+COPY --from=src-vllm tools/build_rust.py tools/build_rust.py
+# hadolint ignore=DL3022
+COPY --from=src-vllm vllm/envs.py vllm/envs.py
+# hadolint ignore=DL3022
+COPY --from=src-vllm vllm/__init__.py vllm/__init__.py
+ARG MAX_JOBS
+# The cache is shared with every other compiled stage, so this step's own results come from its stats log
+# (one line per result and compile; `ccache --print-stats` would count every stage's). The count of entries the
+# cache holds first shows whether BuildKit kept it since the last build (its GC may drop cache mounts).
+# hadolint ignore=DL4006
+RUN --mount=type=cache,id=epbuild-ccache,target=/root/.cache/ccache \
+    export CCACHE_BASEDIR=/build/vllm CCACHE_STATSLOG=/tmp/epbuild-ccache.log \
+      SETUPTOOLS_SCM_PRETEND_VERSION=0.0.0+rocm.csrc.build \
+ && echo "epbuild: ccache holds $(find /root/.cache/ccache -type f ! -name stats ! -name CACHEDIR.TAG ! -path '*/tmp/*' | wc -l) entries before the native step" \
+ && VLLM_TARGET_DEVICE=rocm PYTORCH_ROCM_ARCH="gfx942" MAX_JOBS="${MAX_JOBS:-$(nproc)}" \
+    python3 setup.py bdist_wheel --dist-dir /build/dist \
+ && echo "epbuild: ccache results of the vLLM native step" \
+ && for key in cache_miss direct_cache_hit preprocessed_cache_hit; do \
+      printf '%s\t%s\n' "$key" "$(grep -cx "$key" /tmp/epbuild-ccache.log || true)"; \
+    done \
+ && rm /tmp/epbuild-ccache.log
+WORKDIR /
+# 3. The wheel, packaged around the extension step 2 built (VLLM_USE_PRECOMPILED=1, as the reference), with the
+#    version setuptools-scm gives the pin (computed on the host: the exported tree has no .git).
 # hadolint ignore=DL3003
 RUN --mount=type=bind,from=src-vllm,target=/src/vllm,rw \
+    --mount=type=bind,from=scm-vllm,target=/epbuild/scm \
     cd /src/vllm \
- && VLLM_TARGET_DEVICE=rocm PYTORCH_ROCM_ARCH="gfx942" \
+ && VLLM_TARGET_DEVICE=rocm VLLM_USE_PRECOMPILED=1 VLLM_PRECOMPILED_WHEEL_LOCATION="$(ls /build/dist/*.whl)" \
+    SETUPTOOLS_SCM_PRETEND_VERSION_FOR_VLLM="$(cat /epbuild/scm/version)" PYTORCH_ROCM_ARCH="gfx942" \
     python3 setup.py bdist_wheel --dist-dir /wheels/vllm
 
 FROM vendor AS final
 COPY --from=rocshmem /opt/rocshmem /opt/rocshmem
 # Wheels come in through bind mounts, so no build tree, .git or compiler cache reaches this stage.
+# --force-reinstall: the base image may carry its own build of a component at the same version (the reference
+# base has AITER v0.1.10.post3), which pip would otherwise keep; the pinned builds must be what the image runs.
+# --no-index --no-deps: nothing is installed from the network here. /app/versions.txt keeps the base's lines and
+# gets epbuild's, then each wheel's version as its own build computed it (from the wheel's name).
 RUN --mount=type=bind,from=aiter,source=/wheels/aiter,target=/install/aiter \
-    --mount=type=bind,from=deepep,source=/wheels/deepep,target=/install/deepep \
-    --mount=type=bind,from=mori,source=/wheels/mori,target=/install/mori \
-    --mount=type=bind,from=vllm,source=/wheels/vllm,target=/install/vllm \
+--mount=type=bind,from=deepep,source=/wheels/deepep,target=/install/deepep \
+--mount=type=bind,from=mori,source=/wheels/mori,target=/install/mori \
+--mount=type=bind,from=vllm,source=/wheels/vllm,target=/install/vllm \
+--mount=type=bind,source=versions.txt,target=/tmp/epbuild-versions.txt \
     ldconfig \
- && python3 -m pip install --no-cache-dir /install/*/*.whl
+ && python3 -m pip install --no-cache-dir --no-index --no-deps --force-reinstall /install/*/*.whl \
+ && mkdir -p /app \
+ && cat /tmp/epbuild-versions.txt >> /app/versions.txt \
+ && python3 -c 'import pathlib, sys; [print("%s_VERSION: %s" % (n.upper(), v)) for n, v, *_ in (pathlib.Path(w).name.split("-") for w in sys.argv[1:])]' \
+      /install/*/*.whl >> /app/versions.txt
 COPY manifest.json /opt/epbuild/manifest.json
-COPY versions.txt /app/versions.txt
 # TOKENIZERS_PARALLELISM trips hadolint's secret-name heuristic (TOKEN); no credential is ever set here.
 # hadolint ignore=DL3064
 ENV HSA_NO_SCRATCH_RECLAIM=1 \
@@ -99,7 +189,7 @@ ENV HSA_NO_SCRATCH_RECLAIM=1 \
     VLLM_ROCM_USE_AITER=1
 LABEL org.opencontainers.image.title="rocm/vllm-ep gfx942-thor2" \
       org.opencontainers.image.description="ROCm expert-parallel inference stack (aiter, rocshmem, deepep, mori, vllm) built by epbuild" \
-      org.opencontainers.image.version="gfx942-thor2-bfd489794abf" \
+      org.opencontainers.image.version="gfx942-thor2-64a78238c91d" \
       org.opencontainers.image.source="https://github.com/vllm-project/vllm.git" \
       org.opencontainers.image.revision="00305ee518727effd01deeffc47b46282ba29a4b" \
       org.opencontainers.image.base.name="docker.io/rocm/vllm-dev:base" \
@@ -107,7 +197,7 @@ LABEL org.opencontainers.image.title="rocm/vllm-ep gfx942-thor2" \
       io.epbuild.arch="gfx942" \
       io.epbuild.nic="thor2" \
       io.epbuild.base="rocm72" \
-      io.epbuild.content-key="bfd489794abfd2d44ce14e083e9700d4893bf7254b937fa442ce47bd1c5a3c01" \
+      io.epbuild.content-key="64a78238c91d4164fe4839b1d5b933ba29df5d62f0ead26e63797668458c4402" \
       io.epbuild.pin.aiter="0123456789abcdef0123456789abcdef01234567" \
       io.epbuild.pin.rocshmem="f0acb0c6" \
       io.epbuild.pin.deepep="a9ea9774" \

@@ -23,73 +23,185 @@ RUN apt-get update \
 
 FROM base AS rdma-core
 # rdma-core's release build as vLLM's Dockerfile.rocm runs it; NO_MAN_PAGES drops pandoc, NO_PYVERBS the
-# Cython bindings. The distribution's verbs packages are retired first: ldconfig links the highest version of a
-# soname, so a newer distribution libibverbs would otherwise shadow the pinned build.
+# Cython bindings. The distribution's verbs packages are retired first (with every installed package that
+# provides one of them, such as Debian's librdmacm1t64): ldconfig links the highest version of a soname, so a
+# newer distribution libibverbs would otherwise shadow the pinned build. Purging them alone would leave every
+# package that depends on them (openmpi in the reference base) with unmet dependencies, and every later apt-get
+# install failing; so a small package `epbuild-rdma-core` tells dpkg that the source build provides them, at the
+# version in rdma-core's own CMakeLists.txt (PACKAGE_VERSION).
+# $purge is a word list on purpose; a failing dpkg-query would show as dpkg -i's Conflicts error below.
+# hadolint ignore=SC2086,DL4006
 RUN --mount=type=bind,from=src-rdma-core,target=/src/rdma-core,rw \
     --mount=type=cache,id=epbuild-ccache,target=/root/.cache/ccache \
-    for pkg in ibverbs-providers ibverbs-utils libibverbs-dev libibverbs1 librdmacm-dev librdmacm1 rdmacm-utils rdma-core; do \
-      if dpkg -s "$pkg" >/dev/null 2>&1; then dpkg --purge --force-depends "$pkg"; fi; \
-    done \
+    export CCACHE_BASEDIR=/src/rdma-core \
+ && version="$(sed -n 's/^set(PACKAGE_VERSION "\([0-9.]*\)")$/\1/p' /src/rdma-core/CMakeLists.txt)" \
+ && test -n "$version" \
+ && purge="$(dpkg-query -W -f '${db:Status-Abbrev} ${Package} ${Provides}\n' \
+      | awk -v want=' ibverbs-providers ibverbs-utils libibverbs-dev libibverbs1 librdmacm-dev librdmacm1 rdmacm-utils rdma-core ' '$1 ~ /^.i/ { for (i = 2; i <= NF; i++) { \
+          n = $i; sub(/[,(].*/, "", n); if (n != "" && index(want, " " n " ")) { print $2; next } } }')" \
+ && if [ -n "$purge" ]; then dpkg --purge --force-depends $purge; fi \
  && cmake -S /src/rdma-core -B /src/rdma-core/build -GNinja \
       -DCMAKE_INSTALL_PREFIX=/usr -DNO_MAN_PAGES=1 -DNO_PYVERBS=1 -DCMAKE_C_COMPILER_LAUNCHER=ccache \
  && ninja -C /src/rdma-core/build \
  && ninja -C /src/rdma-core/build install \
- && ldconfig
+ && ldconfig \
+ && names="$(printf '%s\n' ibverbs-providers ibverbs-utils libibverbs-dev libibverbs1 librdmacm-dev librdmacm1 rdmacm-utils rdma-core $purge | sort -u)" \
+ && provides="" && for pkg in $names; do provides="${provides:+$provides, }$pkg (= $version)"; done \
+ && others="$(printf '%s, ' $names)" \
+ && mkdir -p /tmp/epbuild-rdma-core/DEBIAN \
+ && printf '%s\n' "Package: epbuild-rdma-core" "Version: $version" "Architecture: all" \
+      "Maintainer: epbuild <epbuild@localhost>" "Provides: $provides" "Conflicts: ${others%, }" \
+      "Replaces: ${others%, }" "Description: rdma-core $version built from source into /usr by epbuild" \
+      > /tmp/epbuild-rdma-core/DEBIAN/control \
+ && dpkg-deb --build /tmp/epbuild-rdma-core /tmp/epbuild-rdma-core.deb >/dev/null \
+ && dpkg -i /tmp/epbuild-rdma-core.deb \
+ && rm -rf /tmp/epbuild-rdma-core /tmp/epbuild-rdma-core.deb \
+ && apt-get check
 
 FROM base AS aiter
+# Build requirements in their own layer: resolved and hash-pinned on the host (epbuild.wheelhouse), no index here;
+# --ignore-installed, since pip cannot uninstall the distribution's own copies (no RECORD file).
+RUN --mount=type=bind,from=wheels-aiter,target=/wheelhouse \
+    if grep -q . /wheelhouse/requirements.lock; then \
+      python3 -m pip install --no-cache-dir --no-index --ignore-installed --find-links /wheelhouse \
+        --require-hashes -r /wheelhouse/requirements.lock; \
+    fi
 # AITER reads GPU_ARCHS in its JIT code and defaults to "native" (rocminfo), which needs a GPU: always pass it.
-# hadolint ignore=DL3003,DL3042
+# Without .git its setuptools-scm would fall back to 0.1.0 (pyproject.toml@6a0e7b26), so it gets the pin's version.
+# hadolint ignore=DL3003
 RUN --mount=type=bind,from=src-aiter,target=/src/aiter,rw \
-    --mount=type=cache,id=epbuild-pip,target=/root/.cache/pip \
+    --mount=type=bind,from=scm-aiter,target=/epbuild/scm \
+    --mount=type=cache,id=epbuild-ccache,target=/root/.cache/ccache \
     cd /src/aiter \
- && python3 -m pip install -r requirements.txt \
- && PREBUILD_KERNELS=1 GPU_ARCHS="gfx942;gfx950" \
+ && export CCACHE_BASEDIR=/src/aiter \
+ && SETUPTOOLS_SCM_PRETEND_VERSION_FOR_AMD_AITER="$(cat /epbuild/scm/version)" \
+    PREBUILD_KERNELS=1 GPU_ARCHS="gfx942;gfx950" \
     python3 setup.py bdist_wheel --dist-dir /wheels/aiter
 
 FROM rdma-core AS rocshmem
-# all_backends finds the sources as `..` of the working directory and refuses in-source builds, so it runs
-# from a build folder inside the (read-write, discarded) source mount.
+# all_backends finds the sources from its own location and refuses in-source builds, so it runs from a build
+# folder inside the (read-write, discarded) source mount; it builds its tests and examples with 8 jobs itself.
+# Its CMake makes hipcc the compiler, so ccache reaches the compiles only as the launcher.
 # hadolint ignore=DL3003
 RUN --mount=type=bind,from=src-rocshmem,target=/src/rocshmem,rw \
     --mount=type=cache,id=epbuild-ccache,target=/root/.cache/ccache \
     mkdir /src/rocshmem/projects/rocshmem/build \
  && cd /src/rocshmem/projects/rocshmem/build \
+ && export CCACHE_BASEDIR=/src/rocshmem \
  && INSTALL_PREFIX=/opt/rocshmem bash ../scripts/build_configs/all_backends \
       -DROCM_PATH="${ROCM_PATH}" -DGPU_TARGETS="gfx942;gfx950" -DUSE_EXTERNAL_MPI=OFF \
       -DCMAKE_CXX_COMPILER_LAUNCHER=ccache
 
 FROM rocshmem AS deepep
+# Every flag here was checked against DeepEP's setup.py at the pin before the build started (epbuild.preflight):
+# its unknown arguments go on to setuptools, which rejects them.
 # hadolint ignore=DL3003
 RUN --mount=type=bind,from=src-deepep,target=/src/deepep,rw \
+    --mount=type=cache,id=epbuild-ccache,target=/root/.cache/ccache \
     cd /src/deepep \
+ && export CCACHE_BASEDIR=/src/deepep \
  && ROCSHMEM_DIR=/opt/rocshmem ROCM_HOME="${ROCM_PATH}" PYTORCH_ROCM_ARCH="gfx942;gfx950" \
     python3 setup.py --variant rocm --rocm-explicit-ctx --nic cx7 bdist_wheel --dist-dir /wheels/deepep
 
 FROM base AS mori
-# The source context already holds MoRI's submodules (epbuild fetches them), so no git runs here.
+# Build requirements in their own layer: resolved and hash-pinned on the host (epbuild.wheelhouse), no index here;
+# --ignore-installed, since pip cannot uninstall the distribution's own copies (no RECORD file).
+RUN --mount=type=bind,from=wheels-mori,target=/wheelhouse \
+    if grep -q . /wheelhouse/requirements.lock; then \
+      python3 -m pip install --no-cache-dir --no-index --ignore-installed --find-links /wheelhouse \
+        --require-hashes -r /wheelhouse/requirements.lock; \
+    fi
+# The source context already holds MoRI's submodules (epbuild fetches them), so no git runs here. There is no .git
+# either, so setuptools-scm gets the version the host computed from the pin's history (setup.py@2d02c6a9 has no
+# fallback version). MoRI's setup.py configures CMake, which takes its compiler launcher from the environment.
 # hadolint ignore=DL3003
 RUN --mount=type=bind,from=src-mori,target=/src/mori,rw \
+    --mount=type=bind,from=scm-mori,target=/epbuild/scm \
+    --mount=type=cache,id=epbuild-ccache,target=/root/.cache/ccache \
     cd /src/mori \
- && MORI_GPU_ARCHS="gfx942;gfx950" python3 setup.py bdist_wheel --dist-dir /wheels/mori
+ && export CCACHE_BASEDIR=/src/mori CMAKE_C_COMPILER_LAUNCHER=ccache CMAKE_CXX_COMPILER_LAUNCHER=ccache \
+      CMAKE_HIP_COMPILER_LAUNCHER=ccache \
+ && SETUPTOOLS_SCM_PRETEND_VERSION_FOR_MORI="$(cat /epbuild/scm/version)" \
+    MORI_GPU_ARCHS="gfx942;gfx950" \
+    python3 setup.py bdist_wheel --dist-dir /wheels/mori
 
 FROM base AS vllm
+# Built as docker/Dockerfile.rocm@00305ee5 builds vLLM, in three steps of this one stage:
+# 1. Build requirements in their own layer (installed there before any source): resolved and hash-pinned on the
+#    host (epbuild.wheelhouse), no index here; --ignore-installed, since pip cannot uninstall the distribution's
+#    own copies (no RECORD file).
+RUN --mount=type=bind,from=wheels-vllm,target=/wheelhouse \
+    if grep -q . /wheelhouse/requirements.lock; then \
+      python3 -m pip install --no-cache-dir --no-index --ignore-installed --find-links /wheelhouse \
+        --require-hashes -r /wheelhouse/requirements.lock; \
+    fi
+# 2. The native extension, from only the files it is compiled from (the reference's csrc-build copies the same),
+#    so a pin move that touches only Python reuses this step; ccache (CCACHE_BASEDIR: paths are the same for every
+#    pin) makes a move that touches one source recompile that one. MAX_JOBS: `invoke build --max-jobs N`, else the
+#    cores. Nothing of /build reaches `final`, which takes only the wheel.
+WORKDIR /build/vllm
+# hadolint ignore=DL3022
+COPY --from=src-vllm setup.py setup.py
+# hadolint ignore=DL3022
+COPY --from=src-vllm CMakeLists.txt CMakeLists.txt
+# hadolint ignore=DL3022
+COPY --from=src-vllm pyproject.toml pyproject.toml
+# hadolint ignore=DL3022
+COPY --from=src-vllm cmake cmake
+# hadolint ignore=DL3022
+COPY --from=src-vllm csrc csrc
+# hadolint ignore=DL3022
+COPY --from=src-vllm tools/build_rust.py tools/build_rust.py
+# hadolint ignore=DL3022
+COPY --from=src-vllm vllm/envs.py vllm/envs.py
+# hadolint ignore=DL3022
+COPY --from=src-vllm vllm/__init__.py vllm/__init__.py
+ARG MAX_JOBS
+# The cache is shared with every other compiled stage, so this step's own results come from its stats log
+# (one line per result and compile; `ccache --print-stats` would count every stage's). The count of entries the
+# cache holds first shows whether BuildKit kept it since the last build (its GC may drop cache mounts).
+# hadolint ignore=DL4006
+RUN --mount=type=cache,id=epbuild-ccache,target=/root/.cache/ccache \
+    export CCACHE_BASEDIR=/build/vllm CCACHE_STATSLOG=/tmp/epbuild-ccache.log \
+      SETUPTOOLS_SCM_PRETEND_VERSION=0.0.0+rocm.csrc.build \
+ && echo "epbuild: ccache holds $(find /root/.cache/ccache -type f ! -name stats ! -name CACHEDIR.TAG ! -path '*/tmp/*' | wc -l) entries before the native step" \
+ && VLLM_TARGET_DEVICE=rocm PYTORCH_ROCM_ARCH="gfx942;gfx950" MAX_JOBS="${MAX_JOBS:-$(nproc)}" \
+    python3 setup.py bdist_wheel --dist-dir /build/dist \
+ && echo "epbuild: ccache results of the vLLM native step" \
+ && for key in cache_miss direct_cache_hit preprocessed_cache_hit; do \
+      printf '%s\t%s\n' "$key" "$(grep -cx "$key" /tmp/epbuild-ccache.log || true)"; \
+    done \
+ && rm /tmp/epbuild-ccache.log
+WORKDIR /
+# 3. The wheel, packaged around the extension step 2 built (VLLM_USE_PRECOMPILED=1, as the reference), with the
+#    version setuptools-scm gives the pin (computed on the host: the exported tree has no .git).
 # hadolint ignore=DL3003
 RUN --mount=type=bind,from=src-vllm,target=/src/vllm,rw \
+    --mount=type=bind,from=scm-vllm,target=/epbuild/scm \
     cd /src/vllm \
- && VLLM_TARGET_DEVICE=rocm PYTORCH_ROCM_ARCH="gfx942;gfx950" \
+ && VLLM_TARGET_DEVICE=rocm VLLM_USE_PRECOMPILED=1 VLLM_PRECOMPILED_WHEEL_LOCATION="$(ls /build/dist/*.whl)" \
+    SETUPTOOLS_SCM_PRETEND_VERSION_FOR_VLLM="$(cat /epbuild/scm/version)" PYTORCH_ROCM_ARCH="gfx942;gfx950" \
     python3 setup.py bdist_wheel --dist-dir /wheels/vllm
 
 FROM rdma-core AS final
 COPY --from=rocshmem /opt/rocshmem /opt/rocshmem
 # Wheels come in through bind mounts, so no build tree, .git or compiler cache reaches this stage.
+# --force-reinstall: the base image may carry its own build of a component at the same version (the reference
+# base has AITER v0.1.10.post3), which pip would otherwise keep; the pinned builds must be what the image runs.
+# --no-index --no-deps: nothing is installed from the network here. /app/versions.txt keeps the base's lines and
+# gets epbuild's, then each wheel's version as its own build computed it (from the wheel's name).
 RUN --mount=type=bind,from=aiter,source=/wheels/aiter,target=/install/aiter \
-    --mount=type=bind,from=deepep,source=/wheels/deepep,target=/install/deepep \
-    --mount=type=bind,from=mori,source=/wheels/mori,target=/install/mori \
-    --mount=type=bind,from=vllm,source=/wheels/vllm,target=/install/vllm \
+--mount=type=bind,from=deepep,source=/wheels/deepep,target=/install/deepep \
+--mount=type=bind,from=mori,source=/wheels/mori,target=/install/mori \
+--mount=type=bind,from=vllm,source=/wheels/vllm,target=/install/vllm \
+--mount=type=bind,source=versions.txt,target=/tmp/epbuild-versions.txt \
     ldconfig \
- && python3 -m pip install --no-cache-dir /install/*/*.whl
+ && python3 -m pip install --no-cache-dir --no-index --no-deps --force-reinstall /install/*/*.whl \
+ && mkdir -p /app \
+ && cat /tmp/epbuild-versions.txt >> /app/versions.txt \
+ && python3 -c 'import pathlib, sys; [print("%s_VERSION: %s" % (n.upper(), v)) for n, v, *_ in (pathlib.Path(w).name.split("-") for w in sys.argv[1:])]' \
+      /install/*/*.whl >> /app/versions.txt
 COPY manifest.json /opt/epbuild/manifest.json
-COPY versions.txt /app/versions.txt
 # TOKENIZERS_PARALLELISM trips hadolint's secret-name heuristic (TOKEN); no credential is ever set here.
 # hadolint ignore=DL3064
 ENV HSA_NO_SCRATCH_RECLAIM=1 \
@@ -99,7 +211,7 @@ ENV HSA_NO_SCRATCH_RECLAIM=1 \
     VLLM_ROCM_USE_AITER=1
 LABEL org.opencontainers.image.title="rocm/vllm-ep gfx942_gfx950-cx7" \
       org.opencontainers.image.description="ROCm expert-parallel inference stack (rdma-core, aiter, rocshmem, deepep, mori, vllm) built by epbuild" \
-      org.opencontainers.image.version="gfx942_gfx950-cx7-3f48df0fe30d" \
+      org.opencontainers.image.version="gfx942_gfx950-cx7-2521500b5408" \
       org.opencontainers.image.source="https://github.com/vllm-project/vllm.git" \
       org.opencontainers.image.revision="00305ee518727effd01deeffc47b46282ba29a4b" \
       org.opencontainers.image.base.name="docker.io/rocm/vllm-dev:base" \
@@ -107,7 +219,7 @@ LABEL org.opencontainers.image.title="rocm/vllm-ep gfx942_gfx950-cx7" \
       io.epbuild.arch="gfx942+gfx950" \
       io.epbuild.nic="cx7" \
       io.epbuild.base="rocm72" \
-      io.epbuild.content-key="3f48df0fe30d0b464d217cbfe7d5f9a7bf35f065273f236e757c4e0d3042ae75" \
+      io.epbuild.content-key="2521500b54089d847ce3144d38ec8a33f7543e1f7a9e728c218e6a8ff0363d14" \
       io.epbuild.pin.rdma-core="31af04ec84378724cb6256814d4ffde359a7123b" \
       io.epbuild.pin.aiter="0123456789abcdef0123456789abcdef01234567" \
       io.epbuild.pin.rocshmem="f0acb0c6" \

@@ -25,13 +25,14 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def load_expected() -> dict[str, Any]:
-    """The cell's record, with the image under test and the labels it must carry."""
+    """The cell's record, with the image under test, the labels it must carry and where each pin's source history
+    is on this host (`sources`: the checks read the source at the pin themselves)."""
     path = os.environ.get(EXPECTED_ENV)
     if not path:
         raise pytest.UsageError(f"the image checks need {EXPECTED_ENV}: run them through `invoke test`")
     data = json.loads(Path(path).read_text())
     return {**data["record"], **data.get("nic_userspace", {}), "image": data["image"], "labels": data["labels"],
-            "record": data["record"]}
+            "record": data["record"], "sources": data["sources"]}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

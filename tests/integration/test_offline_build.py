@@ -103,7 +103,30 @@ def test_a_cell_on_the_second_base_builds_from_it_and_passes_its_checks(offline_
     os_release = docker_run(image, "cat", "/etc/os-release")
     assert "VERSION_CODENAME=trixie" in os_release, os_release
     manifest = json.loads(docker_run(image, "cat", "/opt/epbuild/manifest.json"))
-    assert manifest["base"] == "trixie" and manifest["base_image"] == "epbuild-offline/base:trixie-hip"
+    assert manifest["base"] == "trixie" and manifest["base_image"] == "epbuild-offline/base:trixie-hip-ref"
     assert built.summary["ok"]
     checked = invoke("test", "--matrix", OFFLINE, "--cell", cell, "--quiet")
     assert checked.code == 0 and f"{cell}: ok:" in checked.out, checked.out + checked.err
+
+
+def test_preflight_refuses_a_flag_the_pin_lacks_before_bake(tmp_path: Path) -> None:
+    """DeepEP's pinned stand-in (like a9ea9774) has no --rocm-gfx942-fp8-fnuz-max: `invoke build` stops after the
+    fetch, naming component, pin, flag and matrix key, and never starts bake (tests/core/test_preflight.py shows the
+    same setting passing at the stand-in's later commit that has the flag)."""
+    from epbuild.offline import REPOS_DIR, ensure_fixture_repos
+    from epbuild.offline.settings import FIXTURES_DIR
+
+    ensure_fixture_repos(REPOS_DIR, fixtures_dir=FIXTURES_DIR)
+    fnuz = {"deepep": {"gfx942_fp8_fnuz_max": 224}}
+    matrix = matrix_variant(tmp_path / "pinned", options=fnuz, image_name="epbuild-offline/preflight")
+    invoke("render", "--matrix", str(matrix), check=True)
+    logs = ROOT / "build" / "logs"
+    before = set(logs.iterdir()) if logs.exists() else set()
+    result = invoke("build", "--matrix", str(matrix), "--cell", "gfx950-cx7-sid", "--quiet")
+    assert result.code == 2, result.out + result.err
+    commit = yaml.safe_load(matrix.read_text())["components"]["deepep"]["commit"]
+    for part in (f"deepep at {commit[:12]}", "--rocm-gfx942-fp8-fnuz-max", "components.deepep.gfx942_fp8_fnuz_max",
+                 "nothing was built"):
+        assert part in result.err, result.err
+    runs = [d for d in logs.iterdir() if d not in before]
+    assert runs and all("buildx bake" not in (d / "replay.sh").read_text() for d in runs)

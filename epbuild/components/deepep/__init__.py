@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import Field
 
 from epbuild.component import Component, StageInput, Wheel
+from epbuild.interface import Interface, Use
 from epbuild.pins import SourcePin
 
 
@@ -19,20 +20,40 @@ class DeepepPin(SourcePin):
     gfx942_fp8_fnuz_max: float | None = Field(None, gt=0, le=65504, description="--rocm-gfx942-fp8-fnuz-max N")
 
 
-def setup_flags(pin: DeepepPin, nic_flag: str) -> list[str]:
-    """DeepEP's own setup.py options (ROCm/DeepEP setup.py), in the order its README gives them."""
-    flags = ["--variant", "rocm"]
+KEY = "components.deepep"
+
+
+def flag_uses(pin: DeepepPin, nic_flag: str) -> list[Use]:
+    """DeepEP's own setup.py options (ROCm/DeepEP setup.py), in the order its README gives them, each with the
+    matrix key that asked for it."""
+    uses = [Use("flag", "--variant", "the deepep stage (always rocm)", "rocm")]
     if pin.explicit_ctx:
-        flags.append("--rocm-explicit-ctx")
+        uses.append(Use("flag", "--rocm-explicit-ctx", f"{KEY}.explicit_ctx"))
     if pin.disable_ctx:
-        flags.append("--rocm-disable-ctx")
+        uses.append(Use("flag", "--rocm-disable-ctx", f"{KEY}.disable_ctx"))
     if pin.enable_mpi:
-        flags.append("--enable-mpi")
+        uses.append(Use("flag", "--enable-mpi", f"{KEY}.enable_mpi"))
     if pin.aiter_moe:
-        flags.append("--aiter-moe")
+        uses.append(Use("flag", "--aiter-moe", f"{KEY}.aiter_moe"))
     if pin.gfx942_fp8_fnuz_max is not None:
-        flags += ["--rocm-gfx942-fp8-fnuz-max", format(pin.gfx942_fp8_fnuz_max, "g")]
-    return flags + ["--nic", nic_flag]
+        uses.append(Use("flag", "--rocm-gfx942-fp8-fnuz-max", f"{KEY}.gfx942_fp8_fnuz_max",
+                        format(pin.gfx942_fp8_fnuz_max, "g")))
+    uses.append(Use("flag", "--nic", f"nics.<nic>.flags.deepep ({nic_flag})", nic_flag))
+    return uses
+
+
+def setup_flags(pin: DeepepPin, nic_flag: str) -> list[str]:
+    out: list[str] = []
+    for use in flag_uses(pin, nic_flag):
+        out += [use.name] + ([use.value] if use.value is not None else [])
+    return out
+
+
+def interface(stage: StageInput) -> Interface:
+    env = [Use("env", "ROCSHMEM_DIR", "components.rocshmem.install_prefix"),
+           Use("env", "ROCM_HOME", "bases.<base>.rocm_path"),
+           Use("env", "PYTORCH_ROCM_ARCH", f"axes.arch ({stage.cell['gpu_targets']})")]
+    return Interface(flag_uses(stage.pin, stage.cell["nic.flag"]) + env, parser="setup.py", readers=("setup.py",))
 
 
 def context(stage: StageInput) -> dict[str, Any]:
@@ -53,5 +74,6 @@ COMPONENT = Component(
     # ROCm/DeepEP setup.py keeps only these archs and accepts only these --nic values.
     archs=("gfx942", "gfx950"),
     nic_flag=("cx7", "io", "thor2"),
+    interface=interface,
     folder=Path(__file__).resolve().parent,
 )

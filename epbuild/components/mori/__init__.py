@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from epbuild.component import Component, StageInput, Wheel
+from epbuild.interface import Interface, Use
 from epbuild.components.mori.nic_flags import check_source
 from epbuild.patterns import EnvName
 from epbuild.pins import SourcePin
@@ -49,6 +50,12 @@ def source_check(pin: SourcePin, tree: Path) -> list[str]:
     return check_source(dict(pin.nic_build_flags), pin.commit, tree)
 
 
+def interface(stage: StageInput) -> Interface:
+    # setup.py@2d02c6a9 reads MORI_GPU_ARCHS (over GPU_ARCHS and PYTORCH_ROCM_ARCH).
+    return Interface([Use("env", "MORI_GPU_ARCHS", f"axes.arch ({stage.cell['gpu_targets']})")],
+                     readers=("setup.py",))
+
+
 COMPONENT = Component(
     name="mori",
     pin=MoriPin,
@@ -58,6 +65,10 @@ COMPONENT = Component(
     required=False,
     # ROCm/mori setup.py keeps only these archs.
     archs=("gfx942", "gfx950"),
+    interface=interface,
+    # setup.py@2d02c6a9: use_scm_version=True, no fallback; build requirements in requirements-build.txt.
+    scm_distribution="mori",
+    build_requirements=("requirements-build.txt",),
     vendor_build=vendor_build,
     preflight=preflight,
     source_check=source_check,

@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import Field
 
 from epbuild.component import Component, StageInput, System
+from epbuild.interface import Interface, Use
 from epbuild.patterns import AptPackage
 from epbuild.pins import SourcePin
 
@@ -28,6 +29,11 @@ def release(tag: str | None) -> str | None:
     return None
 
 
+def interface(stage: StageInput) -> Interface:
+    return Interface([Use("cmake", "NO_MAN_PAGES", "the rdma-core stage"),
+                      Use("cmake", "NO_PYVERBS", "the rdma-core stage")], readers=("CMakeLists.txt",))
+
+
 def context(stage: StageInput) -> dict[str, Any]:
     return {"replaces": stage.pin.replaces_packages}
 
@@ -39,5 +45,6 @@ COMPONENT = Component(
     output=System(),
     when={"nic.rdma_core": "source"},
     record=lambda pin: {"release": release(pin.tag)},
+    interface=interface,
     folder=Path(__file__).resolve().parent,
 )

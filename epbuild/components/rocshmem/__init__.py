@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import Field
 
 from epbuild.component import Component, Copy, StageInput
+from epbuild.interface import Interface, Use
 from epbuild.patterns import AbsPath, RelPath
 from epbuild.pins import SourcePin
 
@@ -16,6 +17,17 @@ from epbuild.pins import SourcePin
 class RocshmemPin(SourcePin):
     path: RelPath = Field("projects/rocshmem", description="Folder of rocSHMEM inside the repository (sparse).")
     install_prefix: AbsPath = "/opt/rocshmem"
+
+
+SCRIPT = "scripts/build_configs/all_backends"
+
+
+def interface(stage: StageInput) -> Interface:
+    return Interface([Use("file", SCRIPT, "the rocshmem stage"),
+                      Use("env", "INSTALL_PREFIX", "components.rocshmem.install_prefix"),
+                      Use("cmake", "GPU_TARGETS", f"axes.arch ({stage.cell['gpu_targets']})"),
+                      Use("cmake", "USE_EXTERNAL_MPI", "the rocshmem stage (OFF, as the reference)")],
+                     readers=(SCRIPT, "CMakeLists.txt", "cmake/*.cmake", "cmake/**/*.cmake"))
 
 
 def context(stage: StageInput) -> dict[str, Any]:
@@ -33,5 +45,6 @@ COMPONENT = Component(
     after=("vendor",),
     uses=("gpu_targets",),
     sparse_path="path",
+    interface=interface,
     folder=Path(__file__).resolve().parent,
 )

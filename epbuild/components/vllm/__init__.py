@@ -1,4 +1,9 @@
-"""vLLM: its ROCm wheel for the cell's archs; shared by every cell of one arch and base."""
+"""vLLM: its ROCm wheel for the cell's archs; shared by every cell of one arch and base.
+
+Built as docker/Dockerfile.rocm@00305ee5 builds it: build requirements in their own layer, the native extension
+in a step that sees only the files it is compiled from (so a pin move that touches only Python reuses it), then
+the wheel packaged around that extension (VLLM_USE_PRECOMPILED=1).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from epbuild.component import Component, StageInput, Wheel
+from epbuild.interface import Interface, Use
 from epbuild.pins import SourcePin
 
 
@@ -13,8 +19,23 @@ class VllmPin(SourcePin):
     pass
 
 
+# What the reference's csrc-build stage copies (setup.py reads these), plus pyproject.toml, which it bind-mounts
+# into that step (Dockerfile.rocm@00305ee5, csrc-build).
+NATIVE_INPUTS = ("setup.py", "CMakeLists.txt", "pyproject.toml", "cmake", "csrc", "tools/build_rust.py",
+                 "vllm/envs.py", "vllm/__init__.py")
+
+
 def context(stage: StageInput) -> dict[str, Any]:
-    return {"gpu_targets": stage.cell["gpu_targets"]}
+    return {"gpu_targets": stage.cell["gpu_targets"], "native_inputs": NATIVE_INPUTS}
+
+
+def interface(stage: StageInput) -> Interface:
+    uses = [Use("env", "VLLM_TARGET_DEVICE", "the vllm stage (always rocm)"),
+            Use("env", "MAX_JOBS", "`invoke build --max-jobs` (default: the builder's cores)"),
+            Use("env", "VLLM_USE_PRECOMPILED", "the vllm stage (packages the native step's extension)"),
+            Use("env", "PYTORCH_ROCM_ARCH", f"axes.arch ({stage.cell['gpu_targets']})")]
+    uses += [Use("file", name, "the vllm stage's native step") for name in NATIVE_INPUTS if "." in name]
+    return Interface(uses, readers=("setup.py", "vllm/envs.py", "CMakeLists.txt", "cmake/*.cmake"))
 
 
 COMPONENT = Component(
@@ -23,5 +44,9 @@ COMPONENT = Component(
     context=context,
     output=Wheel(("vllm",)),
     uses=("gpu_targets",),
+    interface=interface,
+    # Versioned by setuptools-scm with no fallback; build requirements in requirements/build/rocm.txt.
+    scm_distribution="vllm",
+    build_requirements=("requirements/build/rocm.txt",),
     folder=Path(__file__).resolve().parent,
 )

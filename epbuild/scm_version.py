@@ -1,0 +1,100 @@
+"""The version setuptools-scm would compute for a component built from its git checkout at the pin, computed on
+the host from the fetched history and handed to the stage, which builds from an exported tree without `.git`.
+
+Why: MoRI at 2d02c6a9 (setup.py: `use_scm_version=True`, `setup_requires=["setuptools_scm"]`, no fallback
+version, no .git_archival.txt) and vLLM version themselves with setuptools-scm, which raises LookupError on a
+tree without `.git`. AITER (pyproject.toml@6a0e7b26: `fallback_version = "0.1.0"`) would silently become 0.1.0.
+
+The rules are setuptools-scm's defaults (version scheme guess-next-dev, local scheme node-and-date), as
+vcs-versioning 10 implements them (_backends/_git.py: `git describe --dirty --tags --long --abbrev=40 --match
+*[0-9]*`; no tag: the fallback version or 0.0 with every commit counted; _node_utils.py: a node is `g` + 9 hex
+digits; _modify_version._bump_regex: the last number of the tag goes up by one, then `.dev<distance>`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import tempfile
+from pathlib import Path
+
+from packaging.version import InvalidVersion, Version
+
+from epbuild.bakefile import SCM_DIR
+from epbuild.errors import EpbuildError
+
+VERSION_FILE = "version"
+# setuptools-scm's default tag_regex: an optional `name-` prefix, an optional v, then the version.
+TAG_REGEX = re.compile(r"^(?:[\w-]+-)?(?P<version>[vV]?\d+(?:\.\d+){0,2}[^\+]*)(?:\+.*)?$")
+DESCRIBE = re.compile(r"^(?P<tag>.+)-(?P<distance>\d+)-g(?P<node>[0-9a-f]+)$")
+NODE_LENGTH = 9
+
+
+class ScmVersionError(EpbuildError):
+    pass
+
+
+def scm_dir(component: str, commit: str) -> str:
+    return f"{SCM_DIR}/{component}-{commit}"
+
+
+def pretend_variable(distribution: str) -> str:
+    """setuptools-scm's per-distribution override: SETUPTOOLS_SCM_PRETEND_VERSION_FOR_<NORMALIZED NAME>."""
+    return "SETUPTOOLS_SCM_PRETEND_VERSION_FOR_" + re.sub(r"[-_.]+", "_", distribution).upper()
+
+
+def _git(mirror: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "GIT_CONFIG_NOSYSTEM": "1", "GIT_TERMINAL_PROMPT": "0"}
+    return subprocess.run(["git", "--git-dir", str(mirror), *args], capture_output=True, text=True, env=env,
+                          check=False)
+
+
+def _tag_version(tag: str, where: str) -> Version:
+    match = TAG_REGEX.match(tag)
+    try:
+        if match is None:
+            raise InvalidVersion(tag)
+        return Version(match.group("version"))
+    except InvalidVersion:
+        raise ScmVersionError(f"{where}: tag {tag!r} is not a version setuptools-scm can read") from None
+
+
+def _bump(version: Version) -> str:
+    text = str(version).split("+", 1)[0]
+    if ".dev" in text:
+        return text.rsplit(".dev", 1)[0]
+    match = re.match(r"(.*?)(\d+)$", text)
+    assert match is not None  # a normalized Version always ends in a number once its local part is gone
+    return f"{match.group(1)}{int(match.group(2)) + 1}"
+
+
+def compute(mirror: Path, commit: str, *, fallback: str | None = None, where: str = "") -> str:
+    """The version of `commit` in the bare repository `mirror`, whose tags must have been fetched."""
+    where = where or f"{mirror} at {commit[:12]}"
+    described = _git(mirror, "describe", "--tags", "--long", "--abbrev=40", "--match", "*[0-9]*", commit)
+    if described.returncode == 0:
+        match = DESCRIBE.match(described.stdout.strip())
+        if match is None:
+            raise ScmVersionError(f"{where}: cannot read `git describe` output {described.stdout.strip()!r}")
+        tag, distance, node = _tag_version(match["tag"], where), int(match["distance"]), match["node"]
+    else:
+        counted = _git(mirror, "rev-list", "--count", commit)
+        if counted.returncode != 0:
+            raise ScmVersionError(f"{where}: git rev-list failed: {counted.stderr.strip()}")
+        tag, distance, node = Version(fallback or "0.0"), int(counted.stdout.strip()), commit
+    if distance == 0:
+        return str(tag)
+    return f"{_bump(tag)}.dev{distance}+g{node[:NODE_LENGTH]}"
+
+
+def write(root: Path, component: str, commit: str, version: str) -> Path:
+    """Writes the version where the stage's named context `scm-<component>` reads it (temp + rename)."""
+    dest = root / scm_dir(component, commit)
+    dest.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=dest, prefix=".version.")
+    with os.fdopen(fd, "w") as fh:
+        fh.write(version + "\n")
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, dest / VERSION_FILE)
+    return dest / VERSION_FILE

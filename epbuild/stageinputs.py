@@ -1,0 +1,95 @@
+"""What each stage gets besides its source, prepared on the host after the fetch and before bake: preflight of
+every flag and variable against the source at its pin, the setuptools-scm version (`scm-<component>`) and the
+build-requirement wheelhouse (`wheels-<component>`)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from pathlib import Path
+
+from epbuild import preflight, scm_version, wheelhouse
+from epbuild.bakefile import source_dir
+from epbuild.commands import Runner
+from epbuild.component import CellFacts, Component, StageInput
+from epbuild.interface import Use
+from epbuild.render import RenderedCell, Rendering
+from epbuild.sources import SourceCache, SourceRequest, requests_for
+from epbuild.stagegraph import built_pins
+
+log = logging.getLogger(__name__)
+
+
+def built_components(rc: RenderedCell) -> list[Component]:
+    return [rc.plan.registry[name] for name in built_pins(rc.plan)]
+
+
+def source_folder(root: Path, rc: RenderedCell, component: Component) -> Path:
+    """The folder of the component inside its exported tree (rocSHMEM lives under its sparse `path`)."""
+    pin = rc.plan.pins[component.name]
+    return root / source_dir(component.name, pin.commit) / "".join(component.sparse_paths(pin))
+
+
+def check(rendering: Rendering, cells: list[RenderedCell], root: Path) -> None:
+    """Preflight's second pass over every component of every selected cell; raises PreflightError naming each
+    mismatch between what its stage passes and what its source at the pin accepts."""
+    checks = []
+    for rc in cells:
+        for c in built_components(rc):
+            if c.interface is None:
+                continue
+            pin = rc.plan.pins[c.name]
+            facts = CellFacts(rc.plan.facts_for(c.name), c.uses, c.name)
+            interface = c.interface(StageInput(pin, rc.plan.pins, facts))
+            files = [Use("file", name, f"the {c.name} stage's build requirements") for name in c.build_requirements]
+            interface = replace(interface, uses=[*interface.uses, *files])
+            checks.append((c.name, pin.commit, source_folder(root, rc, c), interface))
+    preflight.check_sources(checks, rendering.matrix.path)
+
+
+def versions(rendering: Rendering, cells: list[RenderedCell], root: Path, cache: SourceCache,
+             mirrors: dict[str, str]) -> dict[str, str]:
+    """Computes and writes each scm-versioned component's version (once per pin; reused offline)."""
+    out: dict[str, str] = {}
+    for rc in cells:
+        for c in built_components(rc):
+            if c.scm_distribution is None or c.name in out:
+                continue
+            pin = rc.plan.pins[c.name]
+            written = root / scm_version.scm_dir(c.name, pin.commit) / scm_version.VERSION_FILE
+            if cache.runner.dry_run:
+                cache.runner.record(f"# {c.name}: setuptools-scm version of {pin.commit} -> {written}")
+                continue
+            if written.is_file():
+                out[c.name] = written.read_text().strip()
+                continue
+            request: SourceRequest = requests_for(rendering.matrix, [c.name], mirrors)[0]
+            mirror = cache.history_with_tags(request)
+            version = scm_version.compute(mirror, pin.commit, fallback=c.scm_fallback,
+                                          where=f"{c.name} at {pin.commit[:12]}")
+            scm_version.write(root, c.name, pin.commit, version)
+            log.info("%s: version %s (setuptools-scm rules, from the history at %s)", c.name, version,
+                     pin.commit[:12])
+            out[c.name] = version
+    return out
+
+
+def wheelhouses(cells: list[RenderedCell], root: Path, runner: Runner) -> None:
+    """Resolves each stage's build requirements into its wheelhouse (cached per pin, pinned by hash)."""
+    targets: dict[str, wheelhouse.PythonTarget] = {}
+    for rc in cells:
+        for c in built_components(rc):
+            if not c.build_requirements:
+                continue
+            pin = rc.plan.pins[c.name]
+            if runner.dry_run:
+                runner.record(f"# {c.name}: pip download {' '.join(c.build_requirements)} -> "
+                              f"{wheelhouse.wheelhouse_dir(c.name, pin.commit)}")
+                continue
+            where = f"{c.name} at {pin.commit[:12]}"
+            lines = wheelhouse.requirements(source_folder(root, rc, c), c.build_requirements, where)
+            image = rc.plan.base.image
+            if image not in targets:
+                targets[image] = wheelhouse.image_python(image)
+            wheelhouse.ensure(root, c.name, pin.commit, lines, targets[image], runner)
+

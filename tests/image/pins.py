@@ -1,0 +1,57 @@
+"""Reads a component's source at its pin straight from the git history the build fetched (not from anything
+epbuild wrote): the fixture revision a stand-in compiles into its device code, and the version setuptools-scm
+itself computes in a checkout of the pin."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+REVISION = re.compile(rb'#define EPB_FIXTURE_REV "([A-Za-z0-9._-]+)"')
+# The distribution each wheel-built component installs (its setup.py's `name`).
+DISTRIBUTIONS = {"deepep": "deep_ep", "mori": "mori", "aiter": "amd-aiter", "vllm": "vllm"}
+# Components whose version comes from setuptools-scm (setup.py: use_scm_version=True).
+SCM_VERSIONED = ("mori", "aiter", "vllm")
+
+
+def git(source: dict[str, str], *args: str) -> bytes:
+    return subprocess.run(["git", "--git-dir", source["git_dir"], *args], check=True, capture_output=True).stdout
+
+
+def fixture_revision(source: dict[str, str]) -> str | None:
+    """The revision string the source at the pin compiles into its device code; None for a real upstream tree."""
+    names = git(source, "ls-tree", "-r", "--name-only", source["commit"]).decode().splitlines()
+    found = [n for n in names if n.endswith("/fixture_rev.h") or n == "fixture_rev.h"]
+    if not found:
+        return None
+    match = REVISION.search(git(source, "show", f"{source['commit']}:{found[0]}"))
+    assert match, f"{found[0]} at {source['commit']} defines no EPB_FIXTURE_REV"
+    return match.group(1).decode()
+
+
+def setuptools_scm_version(source: dict[str, str]) -> str:
+    """What setuptools-scm prints in a fresh checkout of the pin (its own pyproject settings included)."""
+    with tempfile.TemporaryDirectory(prefix="epbuild-scm-check-") as tmp:
+        work = Path(tmp) / "checkout"
+        subprocess.run(["git", "clone", "-q", "--shared", "--no-checkout", source["git_dir"], str(work)], check=True,
+                       capture_output=True)
+        subprocess.run(["git", "-C", str(work), "checkout", "-q", "--detach", source["commit"]], check=True,
+                       capture_output=True)
+        out = subprocess.run([sys.executable, "-m", "setuptools_scm", "--root", str(work)], cwd=work, check=True,
+                             capture_output=True, text=True)
+        return out.stdout.strip().splitlines()[-1]
+
+
+def revisions_in(data: bytes, component: str) -> set[str]:
+    return {m.decode() for m in re.findall(rb"%s-fixture-rev-[A-Za-z0-9]+" % re.escape(component.encode()), data)}
+
+
+def installed_version(host: Any, distribution: str) -> str:
+    result = host.run("python3 -c %s %s", "import importlib.metadata as m, sys; print(m.version(sys.argv[1]))",
+                      distribution)
+    assert result.rc == 0, f"{distribution} is not installed: {result.stderr}"
+    return result.stdout.strip()

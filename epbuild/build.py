@@ -192,6 +192,7 @@ def prepare_stage_inputs(rendering: Rendering, cells: list[RenderedCell], root: 
         stageinputs.check(rendering, cells, root)
     mirrors = sources.mirror_overrides(list(options.mirrors))
     stageinputs.versions(rendering, cells, root, sources.SourceCache(root, runner), mirrors)
+    stageinputs.git_heads(rendering, cells, root, sources.SourceCache(root, runner), mirrors)
     stageinputs.wheelhouses(cells, root, runner)
 
 

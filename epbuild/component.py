@@ -134,6 +134,9 @@ class Component:
     from the named context `scm-<name>` (the exported tree has no .git)."""
     scm_fallback: str | None = None
     """The component's own setuptools-scm `fallback_version` (used only where no tag is reachable)."""
+    git_head: bool = False
+    """The component's setup.py asks git for HEAD (DeepEP's version suffix); the stage reads the pin's git
+    directory from the named context `git-<name>` (epbuild.git_head)."""
     build_requirements: tuple[str, ...] = ()
     """Requirement files in the source, resolved on the host into the wheelhouse context `wheels-<name>`."""
     folder: Path = Path()

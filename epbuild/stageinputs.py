@@ -8,7 +8,7 @@ import logging
 from dataclasses import replace
 from pathlib import Path
 
-from epbuild import preflight, scm_version, wheelhouse
+from epbuild import git_head, preflight, scm_version, wheelhouse
 from epbuild.bakefile import source_dir
 from epbuild.commands import Runner
 from epbuild.component import CellFacts, Component, StageInput
@@ -72,6 +72,27 @@ def versions(rendering: Rendering, cells: list[RenderedCell], root: Path, cache:
                      pin.commit[:12])
             out[c.name] = version
     return out
+
+
+def git_heads(rendering: Rendering, cells: list[RenderedCell], root: Path, cache: SourceCache,
+              mirrors: dict[str, str]) -> None:
+    """Writes the pin's git directory for each component whose setup.py asks git for HEAD (once per pin)."""
+    for rc in cells:
+        for c in built_components(rc):
+            if not c.git_head:
+                continue
+            pin = rc.plan.pins[c.name]
+            dest = root / git_head.git_head_dir(c.name, pin.commit)
+            if cache.runner.dry_run:
+                cache.runner.record(f"# {c.name}: git directory of {pin.commit} (HEAD, core.abbrev) -> {dest}")
+                continue
+            if (dest / "HEAD").is_file():
+                continue
+            request: SourceRequest = requests_for(rendering.matrix, [c.name], mirrors)[0]
+            where = f"{c.name} at {pin.commit[:12]}"
+            full, short = git_head.short_revision(cache.history_with_tags(request), pin.commit, where=where)
+            git_head.write(root, c.name, pin.commit, full, short)
+            log.info("%s: git rev-parse --short HEAD gives %s at the pin", c.name, short)
 
 
 def wheelhouses(cells: list[RenderedCell], root: Path, runner: Runner) -> None:

@@ -72,12 +72,14 @@ RUN --mount=type=bind,from=src-rocshmem,target=/src/rocshmem,rw \
 
 FROM rocshmem AS deepep
 # Every flag here was checked against DeepEP's setup.py at the pin before the build started (epbuild.preflight):
-# its unknown arguments go on to setuptools, which rejects them.
+# its unknown arguments go on to setuptools, which rejects them. GIT_DIR: the pin's HEAD, which setup.py's
+# `git rev-parse --short HEAD` puts in its version (epbuild/git_head.py).
 # hadolint ignore=DL3003
 RUN --mount=type=bind,from=src-deepep,target=/src/deepep,rw \
+    --mount=type=bind,from=git-deepep,target=/epbuild/git \
     --mount=type=cache,id=epbuild-ccache,target=/root/.cache/ccache \
     cd /src/deepep \
- && export CCACHE_BASEDIR=/src/deepep \
+ && export CCACHE_BASEDIR=/src/deepep GIT_DIR=/epbuild/git \
  && ROCSHMEM_DIR=/opt/rocshmem ROCM_HOME="${ROCM_PATH}" PYTORCH_ROCM_ARCH="gfx942" \
     python3 setup.py --variant rocm --rocm-explicit-ctx --nic thor2 bdist_wheel --dist-dir /wheels/deepep
 
@@ -189,7 +191,7 @@ ENV HSA_NO_SCRATCH_RECLAIM=1 \
     VLLM_ROCM_USE_AITER=1
 LABEL org.opencontainers.image.title="rocm/vllm-ep gfx942-thor2" \
       org.opencontainers.image.description="ROCm expert-parallel inference stack (aiter, rocshmem, deepep, mori, vllm) built by epbuild" \
-      org.opencontainers.image.version="gfx942-thor2-64a78238c91d" \
+      org.opencontainers.image.version="gfx942-thor2-74f6222d3f78" \
       org.opencontainers.image.source="https://github.com/vllm-project/vllm.git" \
       org.opencontainers.image.revision="00305ee518727effd01deeffc47b46282ba29a4b" \
       org.opencontainers.image.base.name="docker.io/rocm/vllm-dev:base" \
@@ -197,7 +199,7 @@ LABEL org.opencontainers.image.title="rocm/vllm-ep gfx942-thor2" \
       io.epbuild.arch="gfx942" \
       io.epbuild.nic="thor2" \
       io.epbuild.base="rocm72" \
-      io.epbuild.content-key="64a78238c91d4164fe4839b1d5b933ba29df5d62f0ead26e63797668458c4402" \
+      io.epbuild.content-key="74f6222d3f78bea257c11b1b9bc82be0c2a984b9c60bd25e2ed57c6b1e9346bd" \
       io.epbuild.pin.aiter="0123456789abcdef0123456789abcdef01234567" \
       io.epbuild.pin.rocshmem="f0acb0c6" \
       io.epbuild.pin.deepep="a9ea9774" \

@@ -94,12 +94,14 @@ RUN --mount=type=bind,from=src-rocshmem,target=/src/rocshmem,rw \
 
 FROM rocshmem AS deepep
 # Every flag here was checked against DeepEP's setup.py at the pin before the build started (epbuild.preflight):
-# its unknown arguments go on to setuptools, which rejects them.
+# its unknown arguments go on to setuptools, which rejects them. GIT_DIR: the pin's HEAD, which setup.py's
+# `git rev-parse --short HEAD` puts in its version (epbuild/git_head.py).
 # hadolint ignore=DL3003
 RUN --mount=type=bind,from=src-deepep,target=/src/deepep,rw \
+    --mount=type=bind,from=git-deepep,target=/epbuild/git \
     --mount=type=cache,id=epbuild-ccache,target=/root/.cache/ccache \
     cd /src/deepep \
- && export CCACHE_BASEDIR=/src/deepep \
+ && export CCACHE_BASEDIR=/src/deepep GIT_DIR=/epbuild/git \
  && ROCSHMEM_DIR=/opt/rocshmem ROCM_HOME="${ROCM_PATH}" PYTORCH_ROCM_ARCH="gfx942;gfx950" \
     python3 setup.py --variant rocm --rocm-explicit-ctx --nic cx7 bdist_wheel --dist-dir /wheels/deepep
 
@@ -211,7 +213,7 @@ ENV HSA_NO_SCRATCH_RECLAIM=1 \
     VLLM_ROCM_USE_AITER=1
 LABEL org.opencontainers.image.title="rocm/vllm-ep gfx942_gfx950-cx7" \
       org.opencontainers.image.description="ROCm expert-parallel inference stack (rdma-core, aiter, rocshmem, deepep, mori, vllm) built by epbuild" \
-      org.opencontainers.image.version="gfx942_gfx950-cx7-2521500b5408" \
+      org.opencontainers.image.version="gfx942_gfx950-cx7-b8ea866d84c0" \
       org.opencontainers.image.source="https://github.com/vllm-project/vllm.git" \
       org.opencontainers.image.revision="00305ee518727effd01deeffc47b46282ba29a4b" \
       org.opencontainers.image.base.name="docker.io/rocm/vllm-dev:base" \
@@ -219,7 +221,7 @@ LABEL org.opencontainers.image.title="rocm/vllm-ep gfx942_gfx950-cx7" \
       io.epbuild.arch="gfx942+gfx950" \
       io.epbuild.nic="cx7" \
       io.epbuild.base="rocm72" \
-      io.epbuild.content-key="2521500b54089d847ce3144d38ec8a33f7543e1f7a9e728c218e6a8ff0363d14" \
+      io.epbuild.content-key="b8ea866d84c04f14ae423e32b99a97a89e87296b5e203d309e1e12b1a4e54e06" \
       io.epbuild.pin.rdma-core="31af04ec84378724cb6256814d4ffde359a7123b" \
       io.epbuild.pin.aiter="0123456789abcdef0123456789abcdef01234567" \
       io.epbuild.pin.rocshmem="f0acb0c6" \

@@ -42,6 +42,8 @@ def cell_target(rc: stagegraph.Rendered, *, context_root: str) -> dict[str, Any]
         contexts[f"src-{name}"] = source_dir(name, pin.commit)
         if component.scm_distribution is not None:
             contexts[f"scm-{name}"] = f"{SCM_DIR}/{name}-{pin.commit}"
+        for archive in component.archives(pin):
+            contexts[archive.context] = archive.dest
         if component.git_head:
             contexts[f"git-{name}"] = f"{GIT_HEAD_DIR}/{name}-{pin.commit}"
         if component.build_requirements:

@@ -8,7 +8,7 @@ import logging
 from dataclasses import replace
 from pathlib import Path
 
-from epbuild import git_head, preflight, scm_version, wheelhouse
+from epbuild import archives, git_head, preflight, scm_version, wheelhouse
 from epbuild.bakefile import source_dir
 from epbuild.commands import Runner
 from epbuild.component import CellFacts, Component, StageInput
@@ -114,3 +114,14 @@ def wheelhouses(cells: list[RenderedCell], root: Path, runner: Runner) -> None:
                 targets[image] = wheelhouse.image_python(image)
             wheelhouse.ensure(root, c.name, pin.commit, lines, targets[image], runner)
 
+
+
+def source_archives(rendering: Rendering, cells: list[RenderedCell], root: Path, runner: Runner) -> None:
+    """Fetches, checks and extracts each source archive a stage reads (once per sha256; reused offline)."""
+    seen: set[str] = set()
+    for rc in cells:
+        for c in built_components(rc):
+            for archive in c.archives(rc.plan.pins[c.name]):
+                if archive.dest not in seen:
+                    seen.add(archive.dest)
+                    archives.ensure(archive, root, rendering.matrix.path.parent, runner)

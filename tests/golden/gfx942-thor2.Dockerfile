@@ -140,10 +140,13 @@ ARG MAX_JOBS
 # The cache is shared with every other compiled stage, so this step's own results come from its stats log
 # (one line per result and compile; `ccache --print-stats` would count every stage's). The count of entries the
 # cache holds first shows whether BuildKit kept it since the last build (its GC may drop cache mounts).
+# TRITON_KERNELS_SRC_DIR: the pinned triton_kernels package, fetched and sha256-checked on the host (the reference
+# downloads it in this stage; without it vLLM's CMake clones triton from GitHub).
 # hadolint ignore=DL4006
 RUN --mount=type=cache,id=epbuild-ccache,target=/root/.cache/ccache \
+    --mount=type=bind,from=triton-kernels,target=/opt/rocm-triton-kernels \
     export CCACHE_BASEDIR=/build/vllm CCACHE_STATSLOG=/tmp/epbuild-ccache.log \
-      SETUPTOOLS_SCM_PRETEND_VERSION=0.0.0+rocm.csrc.build \
+      SETUPTOOLS_SCM_PRETEND_VERSION=0.0.0+rocm.csrc.build TRITON_KERNELS_SRC_DIR=/opt/rocm-triton-kernels \
  && echo "epbuild: ccache holds $(find /root/.cache/ccache -type f ! -name stats ! -name CACHEDIR.TAG ! -path '*/tmp/*' | wc -l) entries before the native step" \
  && VLLM_TARGET_DEVICE=rocm PYTORCH_ROCM_ARCH="gfx942" MAX_JOBS="${MAX_JOBS:-$(nproc)}" \
     python3 setup.py bdist_wheel --dist-dir /build/dist \
@@ -191,7 +194,7 @@ ENV HSA_NO_SCRATCH_RECLAIM=1 \
     VLLM_ROCM_USE_AITER=1
 LABEL org.opencontainers.image.title="rocm/vllm-ep gfx942-thor2" \
       org.opencontainers.image.description="ROCm expert-parallel inference stack (aiter, rocshmem, deepep, mori, vllm) built by epbuild" \
-      org.opencontainers.image.version="gfx942-thor2-74f6222d3f78" \
+      org.opencontainers.image.version="gfx942-thor2-8fcbf84bb6d9" \
       org.opencontainers.image.source="https://github.com/vllm-project/vllm.git" \
       org.opencontainers.image.revision="00305ee518727effd01deeffc47b46282ba29a4b" \
       org.opencontainers.image.base.name="docker.io/rocm/vllm-dev:base" \
@@ -199,7 +202,7 @@ LABEL org.opencontainers.image.title="rocm/vllm-ep gfx942-thor2" \
       io.epbuild.arch="gfx942" \
       io.epbuild.nic="thor2" \
       io.epbuild.base="rocm72" \
-      io.epbuild.content-key="74f6222d3f78bea257c11b1b9bc82be0c2a984b9c60bd25e2ed57c6b1e9346bd" \
+      io.epbuild.content-key="8fcbf84bb6d9796fd2b74db7b73ebe817656d1384d9b68e73605c792072c01c9" \
       io.epbuild.pin.aiter="0123456789abcdef0123456789abcdef01234567" \
       io.epbuild.pin.rocshmem="f0acb0c6" \
       io.epbuild.pin.deepep="a9ea9774" \

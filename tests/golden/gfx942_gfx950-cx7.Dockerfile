@@ -162,10 +162,13 @@ ARG MAX_JOBS
 # The cache is shared with every other compiled stage, so this step's own results come from its stats log
 # (one line per result and compile; `ccache --print-stats` would count every stage's). The count of entries the
 # cache holds first shows whether BuildKit kept it since the last build (its GC may drop cache mounts).
+# TRITON_KERNELS_SRC_DIR: the pinned triton_kernels package, fetched and sha256-checked on the host (the reference
+# downloads it in this stage; without it vLLM's CMake clones triton from GitHub).
 # hadolint ignore=DL4006
 RUN --mount=type=cache,id=epbuild-ccache,target=/root/.cache/ccache \
+    --mount=type=bind,from=triton-kernels,target=/opt/rocm-triton-kernels \
     export CCACHE_BASEDIR=/build/vllm CCACHE_STATSLOG=/tmp/epbuild-ccache.log \
-      SETUPTOOLS_SCM_PRETEND_VERSION=0.0.0+rocm.csrc.build \
+      SETUPTOOLS_SCM_PRETEND_VERSION=0.0.0+rocm.csrc.build TRITON_KERNELS_SRC_DIR=/opt/rocm-triton-kernels \
  && echo "epbuild: ccache holds $(find /root/.cache/ccache -type f ! -name stats ! -name CACHEDIR.TAG ! -path '*/tmp/*' | wc -l) entries before the native step" \
  && VLLM_TARGET_DEVICE=rocm PYTORCH_ROCM_ARCH="gfx942;gfx950" MAX_JOBS="${MAX_JOBS:-$(nproc)}" \
     python3 setup.py bdist_wheel --dist-dir /build/dist \
@@ -213,7 +216,7 @@ ENV HSA_NO_SCRATCH_RECLAIM=1 \
     VLLM_ROCM_USE_AITER=1
 LABEL org.opencontainers.image.title="rocm/vllm-ep gfx942_gfx950-cx7" \
       org.opencontainers.image.description="ROCm expert-parallel inference stack (rdma-core, aiter, rocshmem, deepep, mori, vllm) built by epbuild" \
-      org.opencontainers.image.version="gfx942_gfx950-cx7-b8ea866d84c0" \
+      org.opencontainers.image.version="gfx942_gfx950-cx7-7ac4a9e277b5" \
       org.opencontainers.image.source="https://github.com/vllm-project/vllm.git" \
       org.opencontainers.image.revision="00305ee518727effd01deeffc47b46282ba29a4b" \
       org.opencontainers.image.base.name="docker.io/rocm/vllm-dev:base" \
@@ -221,7 +224,7 @@ LABEL org.opencontainers.image.title="rocm/vllm-ep gfx942_gfx950-cx7" \
       io.epbuild.arch="gfx942+gfx950" \
       io.epbuild.nic="cx7" \
       io.epbuild.base="rocm72" \
-      io.epbuild.content-key="b8ea866d84c04f14ae423e32b99a97a89e87296b5e203d309e1e12b1a4e54e06" \
+      io.epbuild.content-key="7ac4a9e277b59037e22fd3fc7c8fcefafdecb0f53e8f707f688c2b08b55c088a" \
       io.epbuild.pin.rdma-core="31af04ec84378724cb6256814d4ffde359a7123b" \
       io.epbuild.pin.aiter="0123456789abcdef0123456789abcdef01234567" \
       io.epbuild.pin.rocshmem="f0acb0c6" \

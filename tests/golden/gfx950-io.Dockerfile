@@ -176,10 +176,13 @@ ARG MAX_JOBS
 # The cache is shared with every other compiled stage, so this step's own results come from its stats log
 # (one line per result and compile; `ccache --print-stats` would count every stage's). The count of entries the
 # cache holds first shows whether BuildKit kept it since the last build (its GC may drop cache mounts).
+# TRITON_KERNELS_SRC_DIR: the pinned triton_kernels package, fetched and sha256-checked on the host (the reference
+# downloads it in this stage; without it vLLM's CMake clones triton from GitHub).
 # hadolint ignore=DL4006
 RUN --mount=type=cache,id=epbuild-ccache,target=/root/.cache/ccache \
+    --mount=type=bind,from=triton-kernels,target=/opt/rocm-triton-kernels \
     export CCACHE_BASEDIR=/build/vllm CCACHE_STATSLOG=/tmp/epbuild-ccache.log \
-      SETUPTOOLS_SCM_PRETEND_VERSION=0.0.0+rocm.csrc.build \
+      SETUPTOOLS_SCM_PRETEND_VERSION=0.0.0+rocm.csrc.build TRITON_KERNELS_SRC_DIR=/opt/rocm-triton-kernels \
  && echo "epbuild: ccache holds $(find /root/.cache/ccache -type f ! -name stats ! -name CACHEDIR.TAG ! -path '*/tmp/*' | wc -l) entries before the native step" \
  && VLLM_TARGET_DEVICE=rocm PYTORCH_ROCM_ARCH="gfx950" MAX_JOBS="${MAX_JOBS:-$(nproc)}" \
     python3 setup.py bdist_wheel --dist-dir /build/dist \
@@ -227,7 +230,7 @@ ENV HSA_NO_SCRATCH_RECLAIM=1 \
     VLLM_ROCM_USE_AITER=1
 LABEL org.opencontainers.image.title="rocm/vllm-ep gfx950-io" \
       org.opencontainers.image.description="ROCm expert-parallel inference stack (rdma-core, aiter, rocshmem, deepep, mori, vllm) built by epbuild" \
-      org.opencontainers.image.version="gfx950-io-64b7b6170391" \
+      org.opencontainers.image.version="gfx950-io-267d75ad8c18" \
       org.opencontainers.image.source="https://github.com/vllm-project/vllm.git" \
       org.opencontainers.image.revision="00305ee518727effd01deeffc47b46282ba29a4b" \
       org.opencontainers.image.base.name="docker.io/rocm/vllm-dev:base" \
@@ -235,7 +238,7 @@ LABEL org.opencontainers.image.title="rocm/vllm-ep gfx950-io" \
       io.epbuild.arch="gfx950" \
       io.epbuild.nic="io" \
       io.epbuild.base="rocm72" \
-      io.epbuild.content-key="64b7b6170391d5dcdbc4e20d5102176fb4e6684a9bfe5dad1845f5c938164e13" \
+      io.epbuild.content-key="267d75ad8c18bd4fe1f219863892945b088e6594cf7764aa473fb2cbffc015e9" \
       io.epbuild.pin.rdma-core="31af04ec84378724cb6256814d4ffde359a7123b" \
       io.epbuild.pin.aiter="0123456789abcdef0123456789abcdef01234567" \
       io.epbuild.pin.rocshmem="f0acb0c6" \

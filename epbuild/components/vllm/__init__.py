@@ -56,7 +56,8 @@ def interface(stage: StageInput) -> Interface:
             Use("env", "TRITON_KERNELS_SRC_DIR", "components.vllm.triton_kernels"),
             Use("env", "PYTORCH_ROCM_ARCH", f"axes.arch ({stage.cell['gpu_targets']})")]
     uses += [Use("file", name, "the vllm stage's native step") for name in NATIVE_INPUTS if "." in name]
-    return Interface(uses, readers=("setup.py", "vllm/envs.py", "CMakeLists.txt", "cmake/*.cmake"))
+    return Interface(uses, readers=("setup.py", "vllm/envs.py", "CMakeLists.txt", "cmake/*.cmake",
+                                      "cmake/external_projects/*.cmake"))
 
 
 COMPONENT = Component(

@@ -33,7 +33,7 @@ class ArchiveError(EpbuildError):
 
 @dataclass(frozen=True)
 class PinnedArchive:
-    """`member` of the tar archive at `url` (https, or a path relative to the matrix file), whose bytes must
+    """`member` of the tar archive at `url` (https, file://, or a path relative to the matrix file), whose bytes must
     hash to `sha256`, as the named context `context`."""
 
     context: str
@@ -54,8 +54,8 @@ class PinnedArchive:
 
 def _read(url: str, matrix_dir: Path, key: str) -> bytes:
     try:
-        if url.startswith("https://"):
-            with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as resp:  # noqa: S310 (https only)
+        if url.startswith(("https://", "file://")):
+            with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as resp:  # noqa: S310 (checked pattern)
                 return bytes(resp.read())
         return (matrix_dir / url).read_bytes()
     except OSError as e:

@@ -23,7 +23,9 @@ VERSION = re.compile(r"^[0-9]+(\.[0-9]+){0,2}$")
 COMMIT = re.compile(r"^[0-9a-f]{7,40}$")
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
 # An archive to download: https, or a path relative to the matrix file.
-ARCHIVE_URL = re.compile(r"^(https://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~+-]+)+|\.{1,2}/[A-Za-z0-9._~+/-]+)$")
+ARCHIVE_URL = re.compile(
+    r"^(https://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~+-]+)+|file://(/[A-Za-z0-9._~+-]+)+|\.{1,2}/[A-Za-z0-9._~+/-]+)$"
+)
 # A git ref name: a subset of git-check-ref-format that also excludes shell metacharacters.
 REF = re.compile(r"^(?![-./])(?!.*\.\.)(?!.*[./]$)[A-Za-z0-9._/+-]{1,100}$")
 GIT_URL = re.compile(
@@ -74,8 +76,8 @@ Version = Annotated[str, AfterValidator(_checker(VERSION, "a version: N, N.N or 
 Commit = Annotated[str, AfterValidator(_checker(COMMIT, "a commit: expected 7 to 40 lower-case hexadecimal digits"))]
 Sha256 = Annotated[str, AfterValidator(_checker(SHA256, "a sha256: expected 64 lower-case hexadecimal digits"))]
 ArchiveUrl = Annotated[
-    str, AfterValidator(_checker(ARCHIVE_URL, "an archive URL: https://host/path, or a path relative to the matrix "
-                                              "file (./ or ../) of letters, digits and . _ ~ + - /"))
+    str, AfterValidator(_checker(ARCHIVE_URL, "an archive URL: https://host/path, file:///path, or a path relative to "
+                                              "the matrix file (./ or ../) of letters, digits and . _ ~ + - /"))
 ]
 Ref = Annotated[str, AfterValidator(_checker(REF, "a git ref: expected letters, digits and . _ / + - (no '..')"))]
 GitUrl = Annotated[

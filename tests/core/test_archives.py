@@ -98,3 +98,10 @@ def test_the_stand_in_refuses_a_directory_that_is_not_the_package(tmp_path: Path
     (tmp_path / "triton").mkdir()
     done = configure_stand_in(tmp_path, {"PATH": "/usr/bin:/bin", "TRITON_KERNELS_SRC_DIR": str(tmp_path / "triton")})
     assert done.returncode != 0 and "no __init__.py" in done.stderr
+
+
+def test_a_file_url_is_read_like_a_download(archive: archives.PinnedArchive, tmp_path: Path) -> None:
+    by_uri = archives.PinnedArchive(archive.context, (tmp_path / "t.tar.gz").as_uri(), archive.sha256,
+                                    archive.member, archive.key)
+    dest = archives.ensure(by_uri, tmp_path / "root", tmp_path / "elsewhere", Runner())
+    assert (dest / "__init__.py").read_bytes() == b"A = 1\n"

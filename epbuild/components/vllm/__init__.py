@@ -20,7 +20,7 @@ from epbuild.pins import SourcePin, Strict
 
 
 class TritonKernelsArchive(Strict):
-    url: ArchiveUrl = Field(description="The tar archive (https, or a path relative to the matrix file).")
+    url: ArchiveUrl = Field(description="The tar archive (https, file://, or a path relative to the matrix file).")
     sha256: Sha256 = Field(description="The archive's sha256; the fetch refuses any other bytes.")
     member: RelPath = Field(description="The triton_kernels package directory inside the archive.")
 

@@ -51,7 +51,7 @@ def matrix(c: Context, matrix: str = "matrix.yaml", json: bool = False) -> None:
 @user_errors
 def render(c: Context, matrix: str = "matrix.yaml", check: bool = False) -> None:
     """Render the matrix into images/<cell>/ and images/docker-bake.json, and README.md's stage diagram."""
-    from epbuild import diagram, project
+    from epbuild import atomicfs, diagram, project
     from epbuild import render as rendering
 
     r = project.rendering(matrix)
@@ -73,7 +73,7 @@ def render(c: Context, matrix: str = "matrix.yaml", check: bool = False) -> None
         text = readme.read_text(encoding="utf-8")
         updated = diagram.readme_with_diagram(text, r.matrix.model.registry)
         if updated != text:
-            readme.write_text(updated, encoding="utf-8")
+            atomicfs.write_text(readme, updated)
             print(f"wrote the stage diagram in {readme}")
 
 
@@ -84,7 +84,7 @@ def schema(c: Context, output: str = "matrix.schema.json") -> None:
     from epbuild import project, schema as matrix_schema
 
     path = project.matrix_path(output)
-    path.write_text(matrix_schema.json_schema())
+    matrix_schema.write(path)
     print(f"wrote {path}")
 
 
@@ -189,15 +189,15 @@ def sources(c: Context, matrix: str = "matrix.yaml", arch: list[str] | None = No
 def test(c: Context, matrix: str = "matrix.yaml", arch: list[str] | None = None, nic: list[str] | None = None,
          base: list[str] | None = None, all: bool = False, cell: list[str] | None = None, image: str | None = None, gpu: bool = False,
          require_gpu: bool = False, quiet: bool = False) -> None:
-    """Check built images from the inside (testinfra); a JUnit report per cell goes to build/reports/."""
+    """Check built images from the inside (testinfra): by default the image this checkout's newest build of the
+    cell made, by ID (the local tag is shared by every checkout); a JUnit report per cell goes to build/reports/."""
     from epbuild import imagetest, project
 
     r, cells = _cells(matrix, arch or [], nic or [], all, cell, base)
     if image and len(cells) != 1:
         raise EpbuildError(f"--image checks one cell, but the selection has {len(cells)}: "
                            + ", ".join(rc.cell.name for rc in cells))
-    runs = [imagetest.run_checks(rc, image or rc.plan.local_tag, project.ROOT, r.matrix.directory, gpu=gpu,
-                                 quiet=quiet) for rc in cells]
+    runs = [imagetest.run_checks(rc, image, project.ROOT, r.matrix.directory, gpu=gpu, quiet=quiet) for rc in cells]
     print(imagetest.summary(runs))
     # (`all` is this task's --all flag here, not the builtin.)
     if any(not run.ok for run in runs) or (require_gpu and any(run.not_run for run in runs)):

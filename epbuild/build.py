@@ -1,23 +1,28 @@
 """`invoke build`: fetches the selected cells' sources, then builds every selected cell in ONE bake solve so the
-stages cells share are built once; keeps going past a failing cell and reports each cell's result.
+stages cells share are built once; keeps going past a failing cell (each survivor once more, on its own) and
+reports each cell's result.
 
 Each run keeps build/logs/<run>/: replay.sh (every command, in order), bake.log (the whole BuildKit output),
-and per cell <cell>.log (its vertices) and <cell>.sh (the bake command for that cell alone).
+per cell <cell>.log (its vertices; all of a bake of it alone) and <cell>.sh (the bake command for that cell
+alone), and summary.json (per cell: result, failing stage, log, content key, and the image ID bake reported).
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import os
 import shlex
 import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import IO
 
 from epbuild import preflight, render, sources, stage_cache, stageinputs, vendor_repo
 from epbuild.bakefile import BAKE_FILE
@@ -81,7 +86,18 @@ def bake_command(rendering: Rendering, root: Path, targets: list[str], options: 
         if options.max_jobs < 1:
             raise EpbuildError(f"--max-jobs must be a positive number of jobs, not {options.max_jobs}")
         argv += ["--set", f"*.args.MAX_JOBS={options.max_jobs}"]
+    if not options.push and not options.stage:
+        tags = {rc.cell.name: rc.plan.local_tag for rc in rendering.cells}
+        for name in (t for t in targets if t in tags):
+            argv += ["--set", f"{name}.tags={tags[name]}", "--set", f"{name}.tags={checkout_tag(tags[name], root)}"]
     return argv + targets
+
+
+def checkout_tag(local_tag: str, root: Path) -> str:
+    """A second tag, of this checkout alone, on each image it builds. The local tag is shared by every checkout on
+    the engine, and with the containerd image store an image whose last tag moves is deleted: this one keeps
+    the image this checkout built (recorded by ID in its run) until its own next build of the cell."""
+    return f"{local_tag}-checkout-{hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:8]}"
 
 
 def build(rendering: Rendering, cells: list[RenderedCell], root: Path, options: BuildOptions,
@@ -102,12 +118,15 @@ def build(rendering: Rendering, cells: list[RenderedCell], root: Path, options: 
         prepare_stage_inputs(rendering, cells, root, options, runner)
         fetch_vendor(rendering, cells, root, runner)
     names = [rc.cell.name for rc in cells]
-    results = {rc.cell.name: CellResult(rc.cell.name, rc.plan.local_tag) for rc in cells}
+    results = {rc.cell.name: CellResult(rc.cell.name, rc.plan.local_tag, rc.key) for rc in cells}
     report = BuildReport(run_dir, list(results.values()))
     overlay = cache[1] if cache else None
 
+    def expanded(targets: list[str]) -> list[str]:
+        return cache[0].targets(targets) if cache else targets
+
     def command(targets: list[str]) -> list[str]:
-        return bake_command(rendering, root, cache[0].targets(targets) if cache else targets, options, overlay)
+        return bake_command(rendering, root, expanded(targets), options, overlay)
 
     if runner.dry_run:
         runner.run(command(names), cwd=root)
@@ -118,43 +137,31 @@ def build(rendering: Rendering, cells: list[RenderedCell], root: Path, options: 
             "#!/usr/bin/env bash\n# Rebuilds this cell alone, from the project root.\nset -euxo pipefail\n"
             f"cd {shlex.quote(str(root))}\n{shell_line(command([name]))}\n"
         )
-    remaining = list(names)
-    cell_lines: dict[str, list[str]] = {name: [] for name in names}
+    bakes = _Bakes(command, expanded, _stage_target_cells(cache[0] if cache else None), root, options.quiet,
+                   run_dir, report.progress, runner, names)
     start = time.monotonic()
-    while remaining:
-        argv = command(remaining)
-        code = _stream_bake(argv, root, run_dir, report.progress, runner, cell_lines, quiet=options.quiet,
-                            aliases=_stage_target_cells(cache[0] if cache else None))
-        now = time.monotonic()
-        if code == 0:
-            for name in remaining:
-                results[name].ok = True
-                results[name].duration = _finish_time(report.progress, name, start, now)
-            break
-        failed = _failed_targets(report.progress, remaining, cells)
-        if not failed:
-            for name in remaining:
-                results[name].error = f"bake exited {code} without naming a failing stage (see {run_dir}/bake.log)"
-            break
-        for name, (vertex, shared_with) in failed.items():
-            results[name].failed_stage = vertex.stage or "(internal)"
-            origin = "" if shared_with == name else f" (a stage shared with {shared_with}, where it failed)"
-            results[name].error = f"stage {vertex.stage}{origin}: {vertex.op[:100]}: {vertex.error[:300]}"
-            results[name].duration = now - start
-        remaining = [n for n in remaining if n not in failed]
-        if not options.keep_going:
-            for name in remaining:
-                results[name].error = "not built: an earlier cell failed and --no-keep-going was given"
-            break
-        if remaining:
-            log.warning("cells %s failed; building the others again (their finished stages are cached)",
-                        ", ".join(failed))
+    # Round 1: every cell in one solve, so shared stages build once. BuildKit cancels the other targets when one
+    # fails, so a failure there says nothing about the cells it cancelled.
+    (code,) = bakes.run([names])
+    failed = _settle(report, results, bakes.invocations[0], names, code, cells, start)
+    survivors = [n for n in names if n not in failed and not results[n].error]
+    if failed and survivors and options.keep_going:
+        # Round 2: each survivor alone, all at once, so one more failure cannot cancel the rest; every cell is
+        # built once more at most, and the stages they share are shared by BuildKit's solver (or cached).
+        log.warning("cells %s failed; building the others again, each on its own (finished stages are cached)",
+                    ", ".join(failed))
+        codes = bakes.run([[n] for n in survivors])
+        for name, invocation, code in zip(survivors, bakes.invocations[1:], codes):
+            _settle(report, results, invocation, [name], code, cells, start)
+    elif failed:
+        for name in survivors:
+            results[name].error = "not built: an earlier cell failed and --no-keep-going was given"
     report.wall = time.monotonic() - start
     for result in report.results:
-        if result.ok and not options.push and not options.stage:
-            result.image_id = _image_id(result.tag)
-    for name, lines in cell_lines.items():
-        (run_dir / f"{name}.log").write_text("".join(lines))
+        result.log = str(run_dir / f"{result.cell}.log")
+        if result.ok:
+            result.image_id = bakes.image_ids.get(result.cell)
+        (run_dir / f"{result.cell}.log").write_text("".join(bakes.cell_log(result.cell, results)))
     (run_dir / "summary.txt").write_text(report.table() + "\n")
     (run_dir / "summary.json").write_text(json.dumps(report.summary(), indent=2) + "\n")
     return report
@@ -219,24 +226,118 @@ def fetch_vendor(rendering: Rendering, cells: list[RenderedCell], root: Path,
     return vendor_repo.fetch_all(root, runner, list(requests.values()))
 
 
-def _stream_bake(argv: list[str], root: Path, run_dir: Path, progress: Progress, runner: Runner,
-                 cell_lines: dict[str, list[str]], *, quiet: bool, aliases: dict[str, str]) -> int:
-    """Runs bake, showing its progress as it goes, saving all of it, and sorting each vertex's lines by cell."""
-    progress.next_invocation()
-    with (run_dir / "bake.log").open("a") as full:
-        full.write(f"$ {shell_line(argv)}\n")
+def _settle(report: BuildReport, results: dict[str, CellResult], invocation: int, targets: list[str], code: int,
+            cells: list[RenderedCell], start: float) -> set[str]:
+    """Records what one bake invocation says about its targets; returns the cells it failed."""
+    now = time.monotonic()
+    if code == 0:
+        for name in targets:
+            results[name].ok = True
+            results[name].duration = _finish_time(report.progress, name, start, now)
+        return set()
+    failed = _failed_targets(report.progress, invocation, targets, cells)
+    for name, (vertex, shared_with) in failed.items():
+        results[name].failed_stage = vertex.stage or "(internal)"
+        results[name].failed_vertex = vertex
+        origin = "" if shared_with == name else f" (a stage shared with {shared_with}, where it failed)"
+        results[name].error = f"stage {vertex.stage}{origin}: {vertex.op[:100]}: {vertex.error[:300]}"
+        results[name].duration = now - start
+    if not failed:
+        for name in targets:
+            results[name].error = f"bake exited {code} without naming a failing stage"
+    return set(failed)
+
+
+class _Bakes:
+    """Runs bake invocations (several at once, each in a thread), saving all output to bake.log, sorting each
+    line to its cell's log, and reading each built image's ID from bake's metadata file (the image this run
+    built, whatever the shared tag names by the time anyone looks)."""
+
+    def __init__(self, command: Callable[[list[str]], list[str]], expanded: Callable[[list[str]], list[str]],
+                 aliases: dict[str, str], root: Path, quiet: bool, run_dir: Path, progress: Progress, runner: Runner,
+                 names: list[str]) -> None:
+        # The bake command for some cells, the bake targets they amount to (with the stage cache's), and the cell
+        # each stage-cache target belongs to.
+        self.command, self.expanded, self.aliases = command, expanded, aliases
+        self.root, self.quiet, self.run_dir, self.progress, self.runner = root, quiet, run_dir, progress, runner
+        self.invocations: list[int] = []
+        self.cell_lines: dict[str, list[str]] = {name: [] for name in names}
+        self.image_ids: dict[str, str] = {}
+        self._output = threading.Lock()
+
+    def run(self, groups: list[list[str]]) -> list[int]:
+        """One bake per group of targets, all at once; their exit codes in order."""
+        invocations = [self.progress.start(self.expanded(targets)) for targets in groups]
+        self.invocations += invocations
+        with (self.run_dir / "bake.log").open("a", buffering=1) as full:  # line by line: a kill loses nothing
+            if len(groups) == 1:
+                return [self._bake(groups[0], invocations[0], full, prefix="")]
+            codes: list[int] = [0] * len(groups)
+            errors: list[BaseException] = []
+
+            def one(i: int) -> None:
+                try:
+                    codes[i] = self._bake(groups[i], invocations[i], full, prefix=f"{groups[i][0]} | ")
+                except BaseException as exc:  # re-raised below, in the caller's thread
+                    errors.append(exc)
+
+            threads = [threading.Thread(target=one, args=(i,)) for i in range(len(groups))]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+        if errors:
+            raise errors[0]
+        return codes
+
+    def _bake(self, targets: list[str], invocation: int, full: IO[str], prefix: str) -> int:
+        metadata = self.run_dir / f"metadata-{invocation}.json"
+        argv = self.command(targets)
+        bake_targets = len(self.expanded(targets))
+        argv[-bake_targets:-bake_targets] = ["--metadata-file", str(metadata)]
+        with self._output:
+            full.write(f"{prefix}$ {shell_line(argv)}\n")
+        alone = targets[0] if bake_targets == 1 else None
 
         def on_line(line: str) -> None:
-            full.write(line)
-            vertex = progress.feed(line)
-            if vertex is not None and vertex.target in aliases:  # a stage-cache target: its vertices are its cell's
-                vertex.target = aliases[vertex.target]
-            if vertex is not None and vertex.target in cell_lines:
-                cell_lines[vertex.target].append(line)
-            if not quiet:
-                sys.stdout.write(line)
+            vertex = self.progress.feed(line, invocation)
+            if vertex is not None and vertex.target in self.aliases:  # a stage-cache target: its vertices are its cell's
+                vertex.target = self.aliases[vertex.target]
+            with self._output:
+                full.write(prefix + line)
+                if not self.quiet:
+                    sys.stdout.write(prefix + line)
+            # A bake of one target prints everything about that target (its errors too, outside any vertex).
+            owner = alone or (vertex.target if vertex is not None else None)
+            if owner in self.cell_lines:
+                self.cell_lines[owner].append(line)
 
-        return runner.stream(argv, cwd=root, on_line=on_line)
+        code = self.runner.stream(argv, cwd=self.root, on_line=on_line)
+        self._read_image_ids(metadata, targets)
+        return code
+
+    def _read_image_ids(self, metadata: Path, targets: list[str]) -> None:
+        try:
+            doc = json.loads(metadata.read_text())
+        except (OSError, ValueError):
+            return
+        for name in targets:
+            entry = doc.get(name) if isinstance(doc, dict) else None
+            if isinstance(entry, dict):
+                # The containerd image store names an image by its manifest digest, the classic one by its config's.
+                for key in ("containerimage.digest", "containerimage.config.digest"):
+                    if isinstance(entry.get(key), str) and _image_id(entry[key]) == entry[key]:
+                        self.image_ids[name] = entry[key]
+                        break
+
+    def cell_log(self, name: str, results: dict[str, CellResult]) -> list[str]:
+        """The cell's lines, plus those of the vertex that failed it when BuildKit printed that vertex under
+        another cell (a shared stage)."""
+        lines = self.cell_lines[name]
+        vertex = results[name].failed_vertex
+        if vertex is not None and vertex.target != name:
+            lines = [*lines, f"# the failing stage, printed under {vertex.target}:\n", *vertex.lines]
+        return lines
 
 
 def _cache_plan(rendering: Rendering, cells: list[RenderedCell], root: Path, options: BuildOptions,
@@ -272,13 +373,13 @@ def _pushed_tag(rendering: Rendering, cell: str, registry: str) -> str:
     return cell_tags(rc, registry).immutable
 
 
-def _failed_targets(progress: Progress, remaining: list[str],
+def _failed_targets(progress: Progress, invocation: int, remaining: list[str],
                     cells: list[RenderedCell]) -> dict[str, tuple[Vertex, str]]:
-    """Each remaining cell that failed, with the failing vertex and the cell BuildKit named it under. A stage
-    shared by several cells is printed under one of them, but it fails every cell that contains it."""
+    """Each cell of the invocation that failed, with the failing vertex and the cell BuildKit named it under. A
+    stage shared by several cells is printed under one of them, but it fails every cell that contains it."""
     identities = {rc.cell.name: stage_identities(rc) for rc in cells}
     out: dict[str, tuple[Vertex, str]] = {}
-    for vertex in progress.failures():
+    for vertex in progress.failures(invocation):
         # A cache ref not in the registry yet is an ERROR vertex, but BuildKit builds on without it.
         if vertex.target not in remaining or vertex.op.startswith("importing cache manifest"):
             continue

@@ -123,7 +123,7 @@ def test_a_cache_ref_not_yet_in_the_registry_fails_no_cell() -> None:
     r = rendering()
     cells = [rc for rc in r.cells if rc.cell.name in ("gfx950-cx7", "gfx950-thor2")]
     progress = Progress()
-    progress.next_invocation()
+    invocation = progress.start(["gfx950-cx7", "gfx950-thor2"])
     # As BuildKit prints a cold --cache build whose thor2 deepep step then fails (lines from a real bake.log).
     for line in [
         "#33 [gfx950-cx7] importing cache manifest from 127.0.0.1:57841/fleet/cache:aiter-2cd8e460e9e7c81ef60d3e59",
@@ -131,8 +131,8 @@ def test_a_cache_ref_not_yet_in_the_registry_fails_no_cell() -> None:
         "#40 [gfx950-thor2 deepep 1/1] RUN --mount=type=bind,from=src-deepep,target=/src/deepep,rw cd /src/deepep",
         "#40 ERROR: process \"/bin/sh -c cd /src/deepep\" did not complete successfully: exit code: 1",
     ]:
-        progress.feed(line)
-    failed = _failed_targets(progress, ["gfx950-cx7", "gfx950-thor2"], cells)
+        progress.feed(line, invocation)
+    failed = _failed_targets(progress, invocation, ["gfx950-cx7", "gfx950-thor2"], cells)
     assert list(failed) == ["gfx950-thor2"]
 
 
@@ -142,8 +142,9 @@ def test_steps_fetched_from_an_imported_cache_do_not_count_as_executed() -> None
     from epbuild.progress import Progress
 
     progress = Progress()
-    progress.next_invocation()
+    # A cell step: the cell and the stage-cache targets of its stages, so BuildKit prefixes every vertex.
+    invocation = progress.start(["gfx950-thor2", "stage-rocshmem-a2857143b12e", "stage-deepep-358bf5618810"])
     for line in (Path(__file__).parent / "data" / "registry-cache-bake.log").read_text().splitlines():
-        progress.feed(line)
+        progress.feed(line, invocation)
     assert {v.id: v.status for v in progress.runs()} == {35: "DONE", 45: "DONE", 50: "DONE"}
     assert [(v.id, v.stage) for v in progress.executed_runs()] == [(50, "final")]

@@ -21,6 +21,8 @@ SOURCES_DIR = "build/sources"
 """Where `invoke sources` exports each component's tree, relative to the folder builds run from."""
 SCM_DIR = "build/scm"
 """Where each setuptools-scm-versioned component's computed version is written (epbuild.scm_version)."""
+GIT_HEAD_DIR = "build/githead"
+"""Where each component whose setup.py asks git for HEAD gets its pin's git directory (epbuild.git_head)."""
 WHEELHOUSE_DIR = "build/wheelhouse"
 """Where each component's build requirements are downloaded (epbuild.wheelhouse)."""
 
@@ -48,6 +50,10 @@ def cell_target(rc: stagegraph.Rendered, *, context_root: str) -> dict[str, Any]
         contexts[f"src-{name}"] = source_dir(name, pin.commit)
         if component.scm_distribution is not None:
             contexts[f"scm-{name}"] = f"{SCM_DIR}/{name}-{pin.commit}"
+        for archive in component.archives(pin):
+            contexts[archive.context] = archive.dest
+        if component.git_head:
+            contexts[f"git-{name}"] = f"{GIT_HEAD_DIR}/{name}-{pin.commit}"
         if component.build_requirements:
             contexts[f"wheels-{name}"] = f"{WHEELHOUSE_DIR}/{name}-{pin.commit}"
     if plan.vendor is not None:

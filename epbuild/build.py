@@ -266,6 +266,8 @@ def prepare_stage_inputs(rendering: Rendering, cells: list[RenderedCell], root: 
         stageinputs.check(rendering, cells, root)
     mirrors = sources.mirror_overrides(list(options.mirrors))
     stageinputs.versions(rendering, cells, root, sources.SourceCache(root, runner), mirrors)
+    stageinputs.git_heads(rendering, cells, root, sources.SourceCache(root, runner), mirrors)
+    stageinputs.source_archives(rendering, cells, root, runner)
     stageinputs.wheelhouses(cells, root, runner)
 
 

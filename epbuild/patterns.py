@@ -22,6 +22,11 @@ LIB_NAME = re.compile(r"^[a-z][a-z0-9_+-]{0,40}$")
 VERSION = re.compile(r"^[0-9]+(\.[0-9]+){0,2}$")
 COMMIT = re.compile(r"^[0-9a-f]{7,40}$")
 DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+SHA256 = re.compile(r"^[0-9a-f]{64}$")
+# An archive to download: https, or a path relative to the matrix file.
+ARCHIVE_URL = re.compile(
+    r"^(https://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~+-]+)+|file://(/[A-Za-z0-9._~+-]+)+|\.{1,2}/[A-Za-z0-9._~+/-]+)$"
+)
 # A git ref name: a subset of git-check-ref-format that also excludes shell metacharacters.
 REF = re.compile(r"^(?![-./])(?!.*\.\.)(?!.*[./]$)[A-Za-z0-9._/+-]{1,100}$")
 GIT_URL = re.compile(
@@ -73,6 +78,11 @@ LibName = Annotated[str, AfterValidator(_checker(LIB_NAME, "a library or provide
 Version = Annotated[str, AfterValidator(_checker(VERSION, "a version: N, N.N or N.N.N"))]
 Commit = Annotated[str, AfterValidator(_checker(COMMIT, "a commit: expected 7 to 40 lower-case hexadecimal digits"))]
 Digest = Annotated[str, AfterValidator(_checker(DIGEST, "an image digest: expected sha256: and 64 hexadecimal digits"))]
+Sha256 = Annotated[str, AfterValidator(_checker(SHA256, "a sha256: expected 64 lower-case hexadecimal digits"))]
+ArchiveUrl = Annotated[
+    str, AfterValidator(_checker(ARCHIVE_URL, "an archive URL: https://host/path, file:///path, or a path relative to "
+                                              "the matrix file (./ or ../) of letters, digits and . _ ~ + - /"))
+]
 Ref = Annotated[str, AfterValidator(_checker(REF, "a git ref: expected letters, digits and . _ / + - (no '..')"))]
 GitUrl = Annotated[
     str,

@@ -107,6 +107,8 @@ def matrix_variant(dest: Path, *, moved: Sequence[str] = (), broken: Sequence[st
     for pin in data["components"].values():
         if pin["repo"].startswith("."):
             pin["repo"] = (source.parent / pin["repo"]).resolve().as_uri()
+        for archive in (v for v in pin.values() if isinstance(v, dict) and str(v.get("url", "")).startswith(".")):
+            archive["url"] = (source.parent / archive["url"]).resolve().as_uri()
     dest.mkdir(parents=True, exist_ok=True)
     path = dest / "matrix.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))

@@ -108,6 +108,8 @@ def test_default_matrix_has_six_cells_and_the_bake_file_names_them() -> None:
         target = bake["target"][name]
         assert target["context"] == f"images/{name}" and target["target"] == "final"
         assert target["tags"] == [f"rocm/vllm-ep:{name}"]
+        # DeepEP's setup.py asks git for HEAD; its stage mounts the pin's git directory from this context.
+        assert target["contexts"]["git-deepep"].startswith("build/githead/deepep-")
 
 
 def test_gfx950_cx7_carries_the_real_build_interfaces() -> None:
@@ -120,6 +122,7 @@ def test_gfx950_cx7_carries_the_real_build_interfaces() -> None:
     for stage in ("base", "rdma-core", "rocshmem", "deepep", "mori", "aiter", "vllm", "final"):
         assert f" AS {stage}\n" in text
     assert "--mount=type=bind,from=wheels-vllm" in text and "SETUPTOOLS_SCM_PRETEND_VERSION_FOR_MORI" in text
+    assert "--mount=type=bind,from=git-deepep,target=/epbuild/git" in text and "GIT_DIR=/epbuild/git" in text
     assert "COPY --from=src-vllm csrc csrc" in text and "VLLM_USE_PRECOMPILED=1" in text
     # The only build argument has a default (the builder's cores): nothing a caller may forget to pass.
     args = [line for line in text.splitlines() if line.startswith("ARG ")]

@@ -94,12 +94,14 @@ RUN --mount=type=bind,from=src-rocshmem,target=/src/rocshmem,rw \
 
 FROM rocshmem AS deepep
 # Every flag here was checked against DeepEP's setup.py at the pin before the build started (epbuild.preflight):
-# its unknown arguments go on to setuptools, which rejects them.
+# its unknown arguments go on to setuptools, which rejects them. GIT_DIR: the pin's HEAD, which setup.py's
+# `git rev-parse --short HEAD` puts in its version (epbuild/git_head.py).
 # hadolint ignore=DL3003
 RUN --mount=type=bind,from=src-deepep,target=/src/deepep,rw \
+    --mount=type=bind,from=git-deepep,target=/epbuild/git \
     --mount=type=cache,id=epbuild-ccache,target=/root/.cache/ccache \
     cd /src/deepep \
- && export CCACHE_BASEDIR=/src/deepep \
+ && export CCACHE_BASEDIR=/src/deepep GIT_DIR=/epbuild/git \
  && ROCSHMEM_DIR=/opt/rocshmem ROCM_HOME="${ROCM_PATH}" PYTORCH_ROCM_ARCH="gfx942;gfx950" \
     python3 setup.py --variant rocm --rocm-explicit-ctx --nic cx7 bdist_wheel --dist-dir /wheels/deepep
 
@@ -160,10 +162,13 @@ ARG MAX_JOBS
 # The cache is shared with every other compiled stage, so this step's own results come from its stats log
 # (one line per result and compile; `ccache --print-stats` would count every stage's). The count of entries the
 # cache holds first shows whether BuildKit kept it since the last build (its GC may drop cache mounts).
+# TRITON_KERNELS_SRC_DIR: the pinned triton_kernels package, fetched and sha256-checked on the host (the reference
+# downloads it in this stage; without it vLLM's CMake clones triton from GitHub).
 # hadolint ignore=DL4006
 RUN --mount=type=cache,id=epbuild-ccache,target=/root/.cache/ccache \
+    --mount=type=bind,from=triton-kernels,target=/opt/rocm-triton-kernels \
     export CCACHE_BASEDIR=/build/vllm CCACHE_STATSLOG=/tmp/epbuild-ccache.log \
-      SETUPTOOLS_SCM_PRETEND_VERSION=0.0.0+rocm.csrc.build \
+      SETUPTOOLS_SCM_PRETEND_VERSION=0.0.0+rocm.csrc.build TRITON_KERNELS_SRC_DIR=/opt/rocm-triton-kernels \
  && echo "epbuild: ccache holds $(find /root/.cache/ccache -type f ! -name stats ! -name CACHEDIR.TAG ! -path '*/tmp/*' | wc -l) entries before the native step" \
  && VLLM_TARGET_DEVICE=rocm PYTORCH_ROCM_ARCH="gfx942;gfx950" MAX_JOBS="${MAX_JOBS:-$(nproc)}" \
     python3 setup.py bdist_wheel --dist-dir /build/dist \
@@ -220,7 +225,7 @@ LABEL org.opencontainers.image.title="rocm/vllm-ep gfx942_gfx950-cx7" \
       io.epbuild.arch="gfx942+gfx950" \
       io.epbuild.nic="cx7" \
       io.epbuild.base="rocm72" \
-      io.epbuild.recipe-key="af03d9b83d377d9209708a5bccdaaf1141f9d287c3eaf46d63f45af9747de343"
+      io.epbuild.recipe-key="b7bd50adf249784e75fa4de0334c501f8ad44ed708f8648d8c2ac4de24d5e98a"
 CMD ["/bin/bash"]
 
 # The serving image (`invoke build --serving`), as the target vllm-openai of vLLM's docker/Dockerfile.rocm:

@@ -108,12 +108,14 @@ RUN --mount=type=bind,from=src-rocshmem,target=/src/rocshmem,rw \
 
 FROM rocshmem AS deepep
 # Every flag here was checked against DeepEP's setup.py at the pin before the build started (epbuild.preflight):
-# its unknown arguments go on to setuptools, which rejects them.
+# its unknown arguments go on to setuptools, which rejects them. GIT_DIR: the pin's HEAD, which setup.py's
+# `git rev-parse --short HEAD` puts in its version (epbuild/git_head.py).
 # hadolint ignore=DL3003
 RUN --mount=type=bind,from=src-deepep,target=/src/deepep,rw \
+    --mount=type=bind,from=git-deepep,target=/epbuild/git \
     --mount=type=cache,id=epbuild-ccache,target=/root/.cache/ccache \
     cd /src/deepep \
- && export CCACHE_BASEDIR=/src/deepep \
+ && export CCACHE_BASEDIR=/src/deepep GIT_DIR=/epbuild/git \
  && ROCSHMEM_DIR=/opt/rocshmem ROCM_HOME="${ROCM_PATH}" PYTORCH_ROCM_ARCH="gfx950" \
     python3 setup.py --variant rocm --rocm-explicit-ctx --nic io bdist_wheel --dist-dir /wheels/deepep
 
@@ -174,10 +176,13 @@ ARG MAX_JOBS
 # The cache is shared with every other compiled stage, so this step's own results come from its stats log
 # (one line per result and compile; `ccache --print-stats` would count every stage's). The count of entries the
 # cache holds first shows whether BuildKit kept it since the last build (its GC may drop cache mounts).
+# TRITON_KERNELS_SRC_DIR: the pinned triton_kernels package, fetched and sha256-checked on the host (the reference
+# downloads it in this stage; without it vLLM's CMake clones triton from GitHub).
 # hadolint ignore=DL4006
 RUN --mount=type=cache,id=epbuild-ccache,target=/root/.cache/ccache \
+    --mount=type=bind,from=triton-kernels,target=/opt/rocm-triton-kernels \
     export CCACHE_BASEDIR=/build/vllm CCACHE_STATSLOG=/tmp/epbuild-ccache.log \
-      SETUPTOOLS_SCM_PRETEND_VERSION=0.0.0+rocm.csrc.build \
+      SETUPTOOLS_SCM_PRETEND_VERSION=0.0.0+rocm.csrc.build TRITON_KERNELS_SRC_DIR=/opt/rocm-triton-kernels \
  && echo "epbuild: ccache holds $(find /root/.cache/ccache -type f ! -name stats ! -name CACHEDIR.TAG ! -path '*/tmp/*' | wc -l) entries before the native step" \
  && VLLM_TARGET_DEVICE=rocm PYTORCH_ROCM_ARCH="gfx950" MAX_JOBS="${MAX_JOBS:-$(nproc)}" \
     python3 setup.py bdist_wheel --dist-dir /build/dist \
@@ -234,7 +239,7 @@ LABEL org.opencontainers.image.title="rocm/vllm-ep gfx950-io" \
       io.epbuild.arch="gfx950" \
       io.epbuild.nic="io" \
       io.epbuild.base="rocm72" \
-      io.epbuild.recipe-key="9c73a992e268cc9ed43f749cca621c62fe63f8fd09fb6858beb03f00588f8533"
+      io.epbuild.recipe-key="5f350825f116cbc67b0e8faabb909c3ef63c884ab5351688fb2133412890ccf2"
 CMD ["/bin/bash"]
 
 # The serving image (`invoke build --serving`), as the target vllm-openai of vLLM's docker/Dockerfile.rocm:

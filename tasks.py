@@ -8,9 +8,10 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from invoke import Context, Exit, task
+from invoke import Context, Exit
 
 from epbuild.errors import EpbuildError
+from epbuild.taskflags import task
 
 MATRIX_HELP = {"matrix": "The build matrix file (default: matrix.yaml)."}
 CELL_HELP = {
@@ -44,14 +45,14 @@ def matrix(c: Context, matrix: str = "matrix.yaml", json: bool = False) -> None:
     from epbuild import listing, project
 
     r = project.rendering(matrix)
-    print(listing.as_json(r) if json else listing.as_table(r))
+    print(listing.as_json(r, project.ROOT) if json else listing.as_table(r, project.ROOT))
 
 
 @task(help={**MATRIX_HELP, "check": "Render in memory and fail, naming the files, if images/ differs."})
 @user_errors
 def render(c: Context, matrix: str = "matrix.yaml", check: bool = False) -> None:
     """Render the matrix into images/<cell>/ and images/docker-bake.json, and README.md's stage diagram."""
-    from epbuild import diagram, project
+    from epbuild import atomicfs, diagram, project
     from epbuild import render as rendering
 
     r = project.rendering(matrix)
@@ -73,7 +74,7 @@ def render(c: Context, matrix: str = "matrix.yaml", check: bool = False) -> None
         text = readme.read_text(encoding="utf-8")
         updated = diagram.readme_with_diagram(text, r.matrix.model.registry)
         if updated != text:
-            readme.write_text(updated, encoding="utf-8")
+            atomicfs.write_text(readme, updated)
             print(f"wrote the stage diagram in {readme}")
 
 
@@ -84,23 +85,23 @@ def schema(c: Context, output: str = "matrix.schema.json") -> None:
     from epbuild import project, schema as matrix_schema
 
     path = project.matrix_path(output)
-    path.write_text(matrix_schema.json_schema())
+    matrix_schema.write(path)
     print(f"wrote {path}")
 
 
 def _cells(matrix: str, arch: list[str], nic: list[str], all: bool, cell: list[str] | None = None,  # type: ignore[no-untyped-def]
            base: list[str] | None = None):
     from epbuild import project
-    from epbuild.cells import select
+    from epbuild.cells import excluded, select
 
     r = project.rendering(matrix)
     chosen = {c.name for c in select([rc.cell for rc in r.cells], arch, nic, everything=all, names=cell or [],
-                                     bases=base or [])}
+                                     bases=base or [], excluded=excluded(r.matrix.model))}
     return r, [rc for rc in r.cells if rc.cell.name in chosen]
 
 
 @task(
-    iterable=["arch", "nic", "base", "cell", "cache_from", "cache_to", "mirror"],
+    iterable=["arch", "nic", "base", "cell", "cache_from", "cache_to", "mirror", "source"],
     help={
         **CELL_HELP,
         "dry_run": "Print the commands a build would run (source fetches, bake) and build nothing.",
@@ -117,6 +118,10 @@ def _cells(matrix: str, arch: list[str], nic: list[str], all: bool, cell: list[s
         "quiet": "Do not echo BuildKit's progress (it is still saved under build/logs/).",
         "no_cache": "Run every step again, ignoring BuildKit's cache (a rebuild of the same pins gives the same image).",
         "max_jobs": "Compile jobs for the vLLM native step (default: the builder's cores).",
+        "serving": "Also tag each cell's serving image (vLLM's vllm-openai: ENTRYPOINT vllm serve) as "
+                   "<image>:<cell>-vllm-openai.",
+        "source": "COMPONENT=PATH: build a component from a local working tree, uncommitted changes included "
+                  "(the image is marked dirty; publish refuses it).",
     },
 )
 @user_errors
@@ -124,7 +129,8 @@ def build(c: Context, matrix: str = "matrix.yaml", arch: list[str] | None = None
           base: list[str] | None = None, all: bool = False, cell: list[str] | None = None, dry_run: bool = False, builder: str | None = None, cache_from: list[str] | None = None,
           cache_to: list[str] | None = None, keep_going: bool = True, mirror: list[str] | None = None,
           quiet: bool = False, cache: str | None = None, cache_export: str = "all", stage: str | None = None,
-          push: str | None = None, no_cache: bool = False, max_jobs: int = 0) -> None:
+          push: str | None = None, no_cache: bool = False, max_jobs: int = 0, source: list[str] | None = None,
+          serving: bool = False) -> None:
     """Build the selected cells with BuildKit, in one bake so shared stages build once."""
     from epbuild import build as builder_mod, project
     from epbuild.commands import Runner
@@ -138,7 +144,8 @@ def build(c: Context, matrix: str = "matrix.yaml", arch: list[str] | None = None
                                        mirrors=tuple(mirror or ()), quiet=quiet, no_cache=no_cache, cache=cache,
                                        cache_export=_cache_export(cache_export), stage=stage,
                                        push=checked_registry(push) if push is not None else None,
-                                       max_jobs=max_jobs or None)
+                                       max_jobs=max_jobs or None, local_sources=tuple(source or ()),
+                                       serving=serving)
     runner = Runner(dry_run=dry_run)
     # BuildKit pushes the stage cache with the docker CLI's credentials.
     login = registry_login(cache.split("/", 1)[0], runner) if cache else contextlib.nullcontext()
@@ -190,15 +197,19 @@ def sources(c: Context, matrix: str = "matrix.yaml", arch: list[str] | None = No
 def test(c: Context, matrix: str = "matrix.yaml", arch: list[str] | None = None, nic: list[str] | None = None,
          base: list[str] | None = None, all: bool = False, cell: list[str] | None = None, image: str | None = None, gpu: bool = False,
          require_gpu: bool = False, quiet: bool = False) -> None:
-    """Check built images from the inside (testinfra); a JUnit report per cell goes to build/reports/."""
+    """Check built images from the inside (testinfra): by default the image this checkout's newest build of the
+    cell made, by ID (the local tag is shared by every checkout); a JUnit report per cell goes to build/reports/."""
     from epbuild import imagetest, project
 
     r, cells = _cells(matrix, arch or [], nic or [], all, cell, base)
     if image and len(cells) != 1:
         raise EpbuildError(f"--image checks one cell, but the selection has {len(cells)}: "
                            + ", ".join(rc.cell.name for rc in cells))
-    runs = [imagetest.run_checks(rc, image or rc.plan.local_tag, project.ROOT, r.matrix.directory, gpu=gpu,
-                                 quiet=quiet) for rc in cells]
+    from epbuild.content_key import checkout_inputs
+
+    resolved = checkout_inputs(r, cells, project.ROOT)
+    runs = [imagetest.run_checks(rc, image, project.ROOT, r.matrix.directory, resolved, gpu=gpu, quiet=quiet)
+            for rc in cells]
     print(imagetest.summary(runs))
     # (`all` is this task's --all flag here, not the builtin.)
     if any(not run.ok for run in runs) or (require_gpu and any(run.not_run for run in runs)):
@@ -207,9 +218,9 @@ def test(c: Context, matrix: str = "matrix.yaml", arch: list[str] | None = None,
 
 def _login(rc, registry: str | None, runner):  # type: ignore[no-untyped-def]
     from epbuild.credentials import registry_login
-    from epbuild.tags import cell_tags
+    from epbuild.tags import published_name
 
-    return registry_login(cell_tags(rc, registry).repository.split("/", 1)[0], runner)
+    return registry_login(published_name(rc, registry).split("/", 1)[0], runner)
 
 
 def _run_dir_runner(kind: str):  # type: ignore[no-untyped-def]
@@ -236,7 +247,12 @@ def publish(c: Context, matrix: str = "matrix.yaml", arch: list[str] | None = No
 
     logging_setup()
     r, cells = _cells(matrix, arch or [], nic or [], all, cell, base)
-    runner = Runner(dry_run=True) if dry_run else _run_dir_runner("publish")
+    if dry_run:
+        from epbuild.dryrun import publish_lines
+
+        print("\n".join(line for rc in cells for line in publish_lines(rc, registry)))
+        return
+    runner = _run_dir_runner("publish")
     with _login(cells[0], registry, runner):
         for rc in cells:
             print(publisher.publish(rc, runner, registry).line())
@@ -259,19 +275,34 @@ def pull(c: Context, matrix: str = "matrix.yaml", arch: list[str] | None = None,
 
     from epbuild import build as builder_mod, detect as detector, project, pull as puller
     from epbuild.commands import Runner
+    from epbuild.content_key import checkout_inputs, content_key
 
     logging_setup()
+    if detect and (arch or nic or cell or all):
+        raise EpbuildError("--detect picks the cell from this host; it cannot be combined with --arch, --nic, "
+                           "--cell or --all")
     if detect:
         found = detector.detect(Path(sysfs_root), project.load(matrix).model, Path(rocm_version_file))
         print(f"detected {found.report}: arch {found.arch}, nic {found.nic}, base {found.base or '(any)'}")
         arch, nic, base = [found.arch], [found.nic], [found.base] if found.base else base
     r, cells = _cells(matrix, arch or [], nic or [], all, cell, base)
-    runner = Runner(dry_run=True) if dry_run else _run_dir_runner("pull")
+    if dry_run:
+        from epbuild.content_key import checkout_keys
+        from epbuild.dryrun import pull_lines
+
+        keys = checkout_keys(r, cells, project.ROOT, engine=False)
+        print("\n".join(line for rc in cells for line in pull_lines(rc, keys[rc.cell.name], registry)))
+        if build:
+            print("# then each cell the registry has no image for is built, as `invoke build --dry-run` prints")
+        return
+    runner = _run_dir_runner("pull")
+    builder_mod.fetch_abbreviated(r, cells, project.ROOT, runner)
+    resolved = checkout_inputs(r, cells, project.ROOT)
     missing = []
     with _login(cells[0], registry, runner):
         for rc in cells:
             try:
-                digest = puller.pull(rc, runner, registry)
+                digest = puller.pull(rc, content_key(rc, resolved), runner, registry)
                 print(f"{rc.cell.name}: pulled {digest}, tagged {rc.plan.local_tag}")
             except puller.NotPublished as exc:
                 if not build:
@@ -285,12 +316,30 @@ def pull(c: Context, matrix: str = "matrix.yaml", arch: list[str] | None = None,
             raise Exit(code=1)
 
 
+@task(positional=["component", "ref"], iterable=["mirror"],
+      help={**MATRIX_HELP, "component": "The component whose pin moves, e.g. deepep.",
+            "ref": "A branch, tag or commit of the component's repository.",
+            "mirror": "COMPONENT=URL: resolve from a mirror (also EPBUILD_MIRROR_<COMPONENT>=URL).",
+            "dry_run": "Resolve and print the log and the plan; write nothing (the sources cache may fetch)."})
+@user_errors
+def bump(c: Context, component: str, ref: str, matrix: str = "matrix.yaml", mirror: list[str] | None = None,
+         dry_run: bool = False) -> None:
+    """Move a pin to the commit a branch, tag or commit names; print the upstream log, the rebuild plan and checks."""
+    from epbuild import bump as bumper, project, sources
+
+    result = bumper.bump(project.load(matrix), component, ref, project.ROOT,
+                         sources.mirror_overrides(mirror or []), dry_run=dry_run)
+    print(result.report())
+
+
 @task
 def setup_docker(c: Context) -> None:
     """Install and start a Docker engine with buildx where missing (does nothing when one works)."""
-    from epbuild import project
+    import shlex
 
-    c.run(f"bash {project.ROOT / 'ci' / 'setup-docker.sh'}", pty=False)
+    from epbuild.resources import resource
+
+    c.run(f"bash {shlex.quote(str(resource('ci/setup-docker.sh')))}", pty=False)
 
 
 def logging_setup() -> None:

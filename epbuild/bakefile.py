@@ -9,10 +9,20 @@ from typing import Any
 from epbuild import stagegraph
 
 BAKE_FILE = "docker-bake.json"
+SERVING_STAGE = "vllm-openai"
+
+
+def serving_target(cell: str) -> str:
+    """The bake target (and local tag suffix) of a cell's serving image."""
+    return f"{cell}-{SERVING_STAGE}"
+
+
 SOURCES_DIR = "build/sources"
 """Where `invoke sources` exports each component's tree, relative to the folder builds run from."""
 SCM_DIR = "build/scm"
 """Where each setuptools-scm-versioned component's computed version is written (epbuild.scm_version)."""
+GIT_HEAD_DIR = "build/githead"
+"""Where each component whose setup.py asks git for HEAD gets its pin's git directory (epbuild.git_head)."""
 WHEELHOUSE_DIR = "build/wheelhouse"
 """Where each component's build requirements are downloaded (epbuild.wheelhouse)."""
 
@@ -40,6 +50,10 @@ def cell_target(rc: stagegraph.Rendered, *, context_root: str) -> dict[str, Any]
         contexts[f"src-{name}"] = source_dir(name, pin.commit)
         if component.scm_distribution is not None:
             contexts[f"scm-{name}"] = f"{SCM_DIR}/{name}-{pin.commit}"
+        for archive in component.archives(pin):
+            contexts[archive.context] = archive.dest
+        if component.git_head:
+            contexts[f"git-{name}"] = f"{GIT_HEAD_DIR}/{name}-{pin.commit}"
         if component.build_requirements:
             contexts[f"wheels-{name}"] = f"{WHEELHOUSE_DIR}/{name}-{pin.commit}"
     if plan.vendor is not None:
@@ -55,5 +69,10 @@ def cell_target(rc: stagegraph.Rendered, *, context_root: str) -> dict[str, Any]
 
 def bake_json(cells: list[stagegraph.Rendered], *, context_root: str) -> str:
     targets = {rc.plan.cell.name: cell_target(rc, context_root=context_root) for rc in cells}
-    doc = {"group": {"default": {"targets": list(targets)}}, "target": targets}
+    names = list(targets)
+    for rc in cells:
+        name = rc.plan.cell.name
+        targets[serving_target(name)] = {**targets[name], "target": SERVING_STAGE,
+                                         "tags": [serving_target(rc.plan.local_tag)]}
+    doc = {"group": {"default": {"targets": names}}, "target": targets}
     return json.dumps(doc, indent=2) + "\n"

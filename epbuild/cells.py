@@ -48,8 +48,13 @@ class _Selector(Protocol):
     base: str | None
 
 
+def canonical_arch(value: str) -> str:
+    """One spelling per fat arch: 'gfx950+gfx942' and 'gfx942+gfx950' build the same image, so they are one cell."""
+    return "+".join(sorted(set(split_arch(value))))
+
+
 def matches(selector: _Selector, cell: Cell) -> bool:
-    return ((selector.arch is None or split_arch(selector.arch) == cell.archs)
+    return ((selector.arch is None or canonical_arch(selector.arch) == cell.arch)
             and (selector.nic is None or selector.nic == cell.nic)
             and (selector.base is None or selector.base == cell.base))
 
@@ -59,35 +64,58 @@ def expand(matrix: Any) -> list[Cell]:
     (an include without a base adds its cell on every base)."""
     bases = matrix.base_names
     several = len(bases) > 1
-    cells = [Cell(a, n, b, several) for a, n, b in product(matrix.axes.arch, matrix.axes.nic, bases)]
-    cells = [c for c in cells if not any(matches(sel, c) for sel in matrix.exclude)]
+    cells = [c for c in _product(matrix) if not any(matches(sel, c) for sel in matrix.exclude)]
     for sel in matrix.include:
         for base in [sel.base] if sel.base else bases:
-            extra = Cell(sel.arch, sel.nic, base, several)
+            extra = Cell(canonical_arch(sel.arch), sel.nic, base, several)
             if not any(c.name == extra.name for c in cells):
                 cells.append(extra)
     return cells
 
 
+def _product(matrix: Any) -> list[Cell]:
+    bases = matrix.base_names
+    return [Cell(canonical_arch(a), n, b, len(bases) > 1)
+            for a, n, b in product(matrix.axes.arch, matrix.axes.nic, bases)]
+
+
+def excluded(matrix: Any) -> list[Cell]:
+    """The cells of the axes' product that `exclude` removes and no `include` adds back."""
+    kept = {c.name for c in expand(matrix)}
+    return [c for c in _product(matrix) if c.name not in kept]
+
+
 def select(cells: list[Cell], archs: list[str], nics: list[str], *, everything: bool,
-           names: list[str] | None = None, bases: list[str] | None = None) -> list[Cell]:
+           names: list[str] | None = None, bases: list[str] | None = None,
+           excluded: list[Cell] | None = None) -> list[Cell]:
     """The cells a command line asks for: `--all`; or every cell matching one of the --arch, one of the --nic and
-    one of the --base given, plus each `--cell NAME`."""
+    one of the --base given, plus each `--cell NAME`. `excluded` (the matrix's excluded cells) lets an error name
+    a cell as excluded."""
     names, bases = names or [], bases or []
     if everything:
         return list(cells)
     if not archs and not nics and not bases and not names:
         raise EpbuildError("name the cells: --arch ARCH --nic NIC [--base BASE] (each repeatable), --cell NAME, "
                            "or --all")
+    excluded = excluded or []
+    known = ", ".join(c.name for c in cells)
     unknown = [n for n in names if n not in {c.name for c in cells}]
     if unknown:
-        raise EpbuildError(f"no cell named {', '.join(unknown)}; the cells are: {', '.join(c.name for c in cells)}")
-    wanted_archs = {split_arch(a.replace("_", "+")) for a in archs}
-    by_axes = [c for c in cells if (archs or nics or bases) and (not archs or c.archs in wanted_archs)
-               and (not nics or c.nic in nics) and (not bases or c.base in bases)]
-    chosen = [c for c in cells if c in by_axes or c.name in names]
+        dropped = [n for n in unknown if n in {c.name for c in excluded}]
+        if dropped:
+            raise EpbuildError(f"cell {', '.join(dropped)} is excluded by the matrix's `exclude`; the cells are: {known}")
+        raise EpbuildError(f"no cell named {', '.join(unknown)}; the cells are: {known}")
+    wanted_archs = {canonical_arch(a.replace("_", "+")) for a in archs}
+
+    def by_axes(c: Cell) -> bool:
+        return (bool(archs or nics or bases) and (not archs or c.arch in wanted_archs)
+                and (not nics or c.nic in nics) and (not bases or c.base in bases))
+
+    chosen = [c for c in cells if by_axes(c) or c.name in names]
+    dropped = [c.name for c in excluded if by_axes(c)]
+    if not chosen and dropped:
+        raise EpbuildError(f"cell {', '.join(dropped)} is excluded by the matrix's `exclude`; the cells are: {known}")
     if not chosen:
-        known = ", ".join(c.name for c in cells)
         raise EpbuildError(
             f"no cell of the matrix matches --arch {' '.join(archs) or '(any)'} --nic {' '.join(nics) or '(any)'}"
             f" --base {' '.join(bases) or '(any)'}; the cells are: {known}"

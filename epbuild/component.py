@@ -16,6 +16,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from epbuild.archives import PinnedArchive
 from epbuild.errors import EpbuildError
 from epbuild.interface import Interface
 from epbuild.pins import SourcePin
@@ -134,6 +135,11 @@ class Component:
     from the named context `scm-<name>` (the exported tree has no .git)."""
     scm_fallback: str | None = None
     """The component's own setuptools-scm `fallback_version` (used only where no tag is reachable)."""
+    archives: Callable[[SourcePin], tuple[PinnedArchive, ...]] = lambda pin: ()
+    """Source archives the stage reads as named contexts (fetched and checked on the host: epbuild.archives)."""
+    git_head: bool = False
+    """The component's setup.py asks git for HEAD (DeepEP's version suffix); the stage reads the pin's git
+    directory from the named context `git-<name>` (epbuild.git_head)."""
     build_requirements: tuple[str, ...] = ()
     """Requirement files in the source, resolved on the host into the wheelhouse context `wheels-<name>`."""
     folder: Path = Path()

@@ -12,6 +12,9 @@ from epbuild.yamlfile import KeyPath
 
 def cross_check(m: Any) -> list[tuple[KeyPath, str]]:
     out: list[tuple[KeyPath, str]] = []
+    for name, base in m.bases.items():
+        if base.digest and "@" in base.image:
+            out.append((("bases", name, "digest"), "the image already names a digest (@sha256:...); pin it in one place"))
     components = {c.name: c for c in m.registry.components}
     pins = m.components.pins()
     if m.image.source_component not in pins:

@@ -1,5 +1,6 @@
 """What a cell's image must carry, for the image checks: the cell's record (the same one its manifest holds and
-`invoke matrix` lists), the labels, and the image under test."""
+`invoke matrix` lists), the labels, and the image under test. The record's exact inputs (base image digest,
+full commits) are resolved apart from the build, so a build that recorded other inputs fails the checks."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ from typing import Any
 
 from epbuild import manifest
 from epbuild.commands import Runner
+from epbuild.content_key import content_key
 from epbuild.plan import CellPlan
 from epbuild.render import RenderedCell
+from epbuild.resolve import Resolved
 from epbuild.sources import SourceCache, resolve_url
 from epbuild.stagegraph import built_pins
 
@@ -35,9 +38,22 @@ def pin_sources(rc: RenderedCell, root: Path, matrix_dir: Path) -> dict[str, dic
     return out
 
 
-def expectation(rc: RenderedCell, image: str, root: Path, matrix_dir: Path) -> dict[str, Any]:
-    return {"image": image, "record": manifest.record(rc.plan, rc.key), "labels": manifest.labels(rc.plan, rc.key),
-            "nic_userspace": nic_userspace(rc.plan), "sources": pin_sources(rc, root, matrix_dir)}
+def pin_archives(rc: RenderedCell, root: Path) -> dict[str, dict[str, str]]:
+    """Each source archive a stage read, as fetched (the checks verify its sha256 and read it themselves)."""
+    out = {}
+    for name, pin in built_pins(rc.plan).items():
+        for archive in rc.plan.registry[name].archives(pin):
+            out[archive.context] = {"path": str(root / archive.download), "sha256": archive.sha256,
+                                    "member": archive.member}
+    return out
+
+
+def expectation(rc: RenderedCell, image: str, root: Path, matrix_dir: Path, resolved: Resolved) -> dict[str, Any]:
+    """`resolved`: this checkout's exact inputs (epbuild.content_key.checkout_inputs)."""
+    key = content_key(rc, resolved)
+    return {"image": image, "record": manifest.record(rc.plan, rc.key, key, resolved),
+            "labels": manifest.labels(rc.plan, rc.key, key, resolved), "nic_userspace": nic_userspace(rc.plan),
+            "sources": pin_sources(rc, root, matrix_dir), "archives": pin_archives(rc, root)}
 
 
 def nic_userspace(plan: CellPlan) -> dict[str, Any]:

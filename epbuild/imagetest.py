@@ -12,11 +12,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from epbuild import expectations, timeouts
+from epbuild.buildreport import recorded_image
 from epbuild.commands import query
 from epbuild.errors import EpbuildError
 from epbuild.render import RenderedCell
+from epbuild.content_key import content_key
+from epbuild.resolve import Resolved
+from epbuild.resources import resource
 
-TESTS = Path(__file__).resolve().parent.parent / "tests"
+TESTS = resource("tests")
 
 
 @dataclass
@@ -24,6 +28,8 @@ class CheckRun:
     cell: str
     image: str
     report: Path
+    note: str = ""
+    """Which image was checked when the caller named none, and why."""
     passed: int = 0
     failed: list[str] = field(default_factory=list)
     skipped: int = 0
@@ -55,11 +61,40 @@ def image_exists(image: str) -> bool:
     return query(["docker", "image", "inspect", image]).returncode == 0
 
 
-def run_checks(rc: RenderedCell, image: str, root: Path, matrix_dir: Path, *, gpu: bool = False,
-               quiet: bool = False) -> CheckRun:
+def image_id(ref: str) -> str | None:
+    proc = query(["docker", "image", "inspect", "--format", "{{.Id}}", ref])
+    return proc.stdout.strip() if proc.returncode == 0 else None
+
+
+def built_image(rc: RenderedCell, root: Path, key: str) -> tuple[str, str]:
+    """The image to check for a cell when none is named, and a note saying which it is: the one this checkout's
+    newest build of these inputs made (by ID), since the local tag is shared and another checkout's build of
+    the same cell may have moved it; the tag itself when no build is recorded (a pulled image)."""
+    tag = rc.plan.local_tag
+    recorded = recorded_image(root, tag, key)
+    if recorded is None:
+        return tag, f"no build of {rc.cell.name} at key {key[:12]} recorded under {root / 'build' / 'logs'}: checking {tag}"
+    built, run_dir = recorded
+    now = image_id(tag)
+    if now == built:
+        return built, ""
+    if not image_exists(built):
+        raise EpbuildError(f"the image this checkout built for {rc.cell.name} ({built}, run {run_dir}) is no longer "
+                           f"in the engine, and {tag} names {now or 'nothing'} now: build the cell again")
+    return built, (f"{tag} has moved since this checkout built {rc.cell.name} (it names {now or 'nothing'} now): "
+                   f"checking the image built in {run_dir}, {built}")
+
+
+def run_checks(rc: RenderedCell, image: str | None, root: Path, matrix_dir: Path, resolved: Resolved, *,
+               gpu: bool = False, quiet: bool = False) -> CheckRun:
+    """Checks `image` as the cell; with no image, the one this checkout built for it (built_image).
+    `resolved`: this checkout's exact inputs, which give the cell's content key."""
+    note = ""
+    if image is None:
+        image, note = built_image(rc, root, content_key(rc, resolved))
     kind = "gpu" if gpu else "static"
     report = root / "build" / "reports" / f"{rc.cell.name}-{kind}.xml"
-    run = CheckRun(rc.cell.name, image, report)
+    run = CheckRun(rc.cell.name, image, report, note)
     if not image_exists(image):
         raise EpbuildError(f"image {image} for cell {rc.cell.name} is not in the local engine: build it "
                            f"(invoke build --arch {rc.cell.arch} --nic {rc.cell.nic}) or pull it (invoke pull ...)")
@@ -73,7 +108,7 @@ def run_checks(rc: RenderedCell, image: str, root: Path, matrix_dir: Path, *, gp
             run.not_run = (f"not run: this host's GPUs are {', '.join(sorted(set(host)))}, and {rc.cell.name} "
                            f"carries device code for {', '.join(rc.cell.archs)} only")
             return run
-    expect = expectations.write(expectations.expectation(rc, image, root, matrix_dir),
+    expect = expectations.write(expectations.expectation(rc, image, root, matrix_dir, resolved),
                                 root / "build" / "reports" / f"{rc.cell.name}.expected.json")
     if gpu:
         paths, plugin = [TESTS / "gpu"], []
@@ -147,4 +182,6 @@ def summary(runs: list[CheckRun]) -> str:
                      f"({run.image}); report {run.report}")
         lines += [f"  failed: {name}" for name in run.failed]
         lines += [f"  {line}" for line in run.checks_not_run]
+        if run.note:
+            lines.append(f"  note: {run.note}")
     return "\n".join(lines)

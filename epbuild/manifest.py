@@ -1,10 +1,12 @@
-"""The one record of a cell: what it is and builds. `final` writes it as /opt/epbuild/manifest.json (with
+"""The one record of a cell: what it is and builds. `final` carries it as /opt/epbuild/manifest.json (with
 /app/versions.txt and OCI labels), `invoke matrix` lists it, and the image checks read their expectations from
 it.
 
-The content key is a digest of everything that decides a cell's image: the rendered Dockerfile (with the key
-itself left out, so the key never feeds itself), the base image reference and every component's pin. Only
-`final` carries it, so a new key never invalidates a build stage.
+Two keys: the recipe key, a digest of the cell's rendered stages (the recipe key itself left out, so it never
+feeds itself) and of what the matrix says, known when rendering and carried by the rendered `final` stage; and
+the content key (epbuild.content_key), which adds the exact inputs resolved at build time (the base image's
+digest, full commits). What depends on those inputs (the record, versions.txt, and the resolved labels) is
+written by the build into `final` only, so a new key never invalidates a build stage.
 """
 
 from __future__ import annotations
@@ -15,28 +17,17 @@ from typing import Any
 
 from epbuild import stagegraph
 from epbuild.plan import CellPlan
+from epbuild.resolve import Resolved, pinned_digest
 
 LABEL_PREFIX = "io.epbuild"
 KEY_LABEL = f"{LABEL_PREFIX}.content-key"
+RECIPE_LABEL = f"{LABEL_PREFIX}.recipe-key"
 CELL_LABEL = f"{LABEL_PREFIX}.cell"
+DIRTY_LABEL = f"{LABEL_PREFIX}.dirty"
 
 
-def pins_record(plan: CellPlan) -> dict[str, dict[str, Any]]:
-    out: dict[str, dict[str, Any]] = {}
-    for name, pin in stagegraph.built_pins(plan).items():
-        component = plan.registry[name]
-        entry: dict[str, Any] = {"repo": pin.repo, "commit": pin.commit}
-        if pin.tag:
-            entry["tag"] = pin.tag
-        if component.copies(pin):
-            entry["copies"] = component.copies(pin)
-        entry.update(component.record(pin))
-        out[name] = entry
-    return out
-
-
-def record(plan: CellPlan, key: str) -> dict[str, Any]:
-    """The cell's record: the manifest `final` carries, the rows of `invoke matrix`, the image checks' input."""
+def facts(plan: CellPlan) -> dict[str, Any]:
+    """What the matrix says about the cell (its record without the resolved inputs and keys)."""
     cell = plan.cell
     return {
         "cell": cell.name,
@@ -51,9 +42,46 @@ def record(plan: CellPlan, key: str) -> dict[str, Any]:
         "rocm_path": plan.base.rocm_path,
         "image": plan.local_tag,
         "stages": [s.name for s in stagegraph.stages_for(plan)],
-        "components": pins_record(plan),
         "distributions": stagegraph.distributions(plan),
         "runtime_env": dict(plan.matrix.runtime_env),
+    }
+
+
+def recipe_key(plan: CellPlan, keyless_stages: list[str]) -> str:
+    # Commits are left to the content key, which takes them in full: an abbreviated and a full spelling of one
+    # commit must give one key. `requires` only checks a pin; it changes nothing in the image.
+    pins = {name: pin.model_dump(mode="json", exclude={"commit", "requires"})
+            for name, pin in stagegraph.built_pins(plan).items()}
+    payload = {"stages": keyless_stages, "facts": facts(plan), "base_digest": pinned_digest(plan.base),
+               "pins": pins}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def pins_record(plan: CellPlan, resolved: Resolved) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for name, pin in stagegraph.built_pins(plan).items():
+        component = plan.registry[name]
+        entry: dict[str, Any] = {"repo": pin.repo, "commit": resolved.commits[name]}
+        if pin.tag:
+            entry["tag"] = pin.tag
+        if component.copies(pin):
+            entry["copies"] = component.copies(pin)
+        entry.update(component.record(pin))
+        if name in resolved.dirty:
+            entry["local_tree"] = resolved.local_paths.get(name, "")
+            entry["local_tree_digest"] = resolved.dirty[name]
+        out[name] = entry
+    return out
+
+
+def record(plan: CellPlan, recipe: str, key: str, resolved: Resolved) -> dict[str, Any]:
+    """The cell's record: the manifest `final` carries, the image checks' input."""
+    return {
+        **facts(plan),
+        "base_digest": resolved.base_digests[plan.cell.base],
+        "components": pins_record(plan, resolved),
+        "dirty": sorted(resolved.dirty),
+        "recipe_key": recipe,
         "content_key": key,
     }
 
@@ -62,41 +90,52 @@ manifest = record
 """/opt/epbuild/manifest.json is the cell's record."""
 
 
-def content_key(plan: CellPlan, keyless_dockerfile: str) -> str:
-    identity = record(plan, key="")
-    payload = json.dumps({"dockerfile": keyless_dockerfile, "identity": identity}, sort_keys=True)
-    return hashlib.sha256(payload.encode()).hexdigest()
-
-
-def labels(plan: CellPlan, key: str) -> dict[str, str]:
-    """OCI labels plus our own; no timestamp, so a rebuild of the same inputs gives the same config."""
-    source = plan.pins[plan.matrix.image.source_component]
+def static_labels(plan: CellPlan, recipe: str) -> dict[str, str]:
+    """The labels the rendered `final` stage carries; no timestamp, so a rebuild of the same inputs gives the same
+    config."""
     names = ", ".join(stagegraph.built_pins(plan))
-    out = {
+    return {
         "org.opencontainers.image.title": f"{plan.matrix.image.name} {plan.cell.name}",
         "org.opencontainers.image.description": f"ROCm expert-parallel inference stack ({names}) built by epbuild",
-        "org.opencontainers.image.version": f"{plan.cell.name}-{key[:12]}",
-        "org.opencontainers.image.source": source.repo,
-        "org.opencontainers.image.revision": source.commit,
+        "org.opencontainers.image.source": plan.pins[plan.matrix.image.source_component].repo,
         "org.opencontainers.image.base.name": plan.base.image,
         CELL_LABEL: plan.cell.name,
         f"{LABEL_PREFIX}.arch": plan.cell.arch,
         f"{LABEL_PREFIX}.nic": plan.cell.nic,
         f"{LABEL_PREFIX}.base": plan.cell.base,
-        KEY_LABEL: key,
+        RECIPE_LABEL: recipe,
     }
-    for name, pin in stagegraph.built_pins(plan).items():
-        out[f"{LABEL_PREFIX}.pin.{name}"] = pin.commit
+
+
+def resolved_labels(plan: CellPlan, key: str, resolved: Resolved) -> dict[str, str]:
+    """The labels the build adds (through bake), from the inputs it resolved."""
+    out = {
+        "org.opencontainers.image.version": f"{plan.cell.name}-{key[:12]}",
+        "org.opencontainers.image.revision": resolved.commits.get(plan.matrix.image.source_component, ""),
+        "org.opencontainers.image.base.digest": resolved.base_digests[plan.cell.base],
+        KEY_LABEL: key,
+        DIRTY_LABEL: ",".join(sorted(resolved.dirty)) or "false",
+    }
+    for name in stagegraph.built_pins(plan):
+        out[f"{LABEL_PREFIX}.pin.{name}"] = resolved.commits[name]
     return out
 
 
-def versions_txt(plan: CellPlan, key: str) -> str:
+def labels(plan: CellPlan, recipe: str, key: str, resolved: Resolved) -> dict[str, str]:
+    return {**static_labels(plan, recipe), **resolved_labels(plan, key, resolved)}
+
+
+def versions_txt(plan: CellPlan, key: str, resolved: Resolved) -> str:
     """`KEY: value` lines, the format of the reference image's /app/versions.txt."""
-    lines = [f"BASE_IMAGE: {plan.base.image}", f"EPBUILD_CELL: {plan.cell.name}", f"EPBUILD_KEY: {key}"]
+    lines = [f"BASE_IMAGE: {plan.base.image}", f"BASE_DIGEST: {resolved.base_digests[plan.cell.base]}",
+             f"EPBUILD_CELL: {plan.cell.name}", f"EPBUILD_KEY: {key}"]
     for name, pin in stagegraph.built_pins(plan).items():
         stem = name.upper().replace("-", "_")
         lines.append(f"{stem}_REPO: {pin.repo}")
-        lines.append(f"{stem}_COMMIT: {pin.commit}")
+        lines.append(f"{stem}_COMMIT: {resolved.commits[name]}")
         if pin.tag:
             lines.append(f"{stem}_TAG: {pin.tag}")
+        if name in resolved.dirty:
+            lines.append(f"{stem}_LOCAL_TREE: {resolved.local_paths.get(name, '')} {resolved.dirty[name]} "
+                         "(uncommitted changes included)")
     return "\n".join(lines) + "\n"

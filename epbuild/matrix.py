@@ -22,6 +22,7 @@ from epbuild.patterns import (
     Arch,
     ArchValue,
     BaseName,
+    Digest,
     EnvName,
     EnvValue,
     HexId,
@@ -54,7 +55,10 @@ class BaseSettings(Strict):
     """An image every stage of a cell starts from. It must carry ROCm and PyTorch for ROCm (the offline example's
     do not carry PyTorch)."""
 
-    image: ImageRef = Field(description="Base image reference; pin a digest (@sha256:...) for reproducibility.")
+    image: ImageRef = Field(description="Base image reference. Unless a digest is pinned, the build resolves the "
+                            "reference's digest, builds from it and records it; the content key covers it.")
+    digest: Digest | None = Field(None, description="Pins the base image to this digest (sha256:...): builds use "
+                                  "image@digest, and the content key is known before any build.")
     rocm_path: AbsPath = Field("/opt/rocm", description="Where ROCm lives in the base image (Debian's HIP: /usr).")
     rocm_version: Version | None = Field(
         None, description="The ROCm release the image carries (e.g. 7.2); `invoke pull --detect` matches it "
@@ -225,6 +229,10 @@ def _problem(err: Any, line_of: Any, model_class: type[BaseModel]) -> Problem:
         message = "required key is missing"
     elif kind == "literal_error":
         message = f"{value!r} is not allowed; expected {err['ctx']['expected']}"
+    elif loc and loc[-1] in ("commit", "digest") and isinstance(value, (int, float)) and not isinstance(value, bool):
+        # YAML reads an all-digit commit (or one like 1e100) as a number, and a leading 0 is lost on the way.
+        message = (f"YAML read this {loc[-1]} as the number {value!r}; quote it, e.g. {loc[-1]}: \"<the hex "
+                   "digits exactly as git prints them>\"")
     elif kind == "value_error":
         message = str(err["ctx"]["error"])
     else:

@@ -21,6 +21,12 @@ HEX_ID = re.compile(r"^0x[0-9a-f]{4}$")
 LIB_NAME = re.compile(r"^[a-z][a-z0-9_+-]{0,40}$")
 VERSION = re.compile(r"^[0-9]+(\.[0-9]+){0,2}$")
 COMMIT = re.compile(r"^[0-9a-f]{7,40}$")
+DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+SHA256 = re.compile(r"^[0-9a-f]{64}$")
+# An archive to download: https, or a path relative to the matrix file.
+ARCHIVE_URL = re.compile(
+    r"^(https://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~+-]+)+|file://(/[A-Za-z0-9._~+-]+)+|\.{1,2}/[A-Za-z0-9._~+/-]+)$"
+)
 # A git ref name: a subset of git-check-ref-format that also excludes shell metacharacters.
 REF = re.compile(r"^(?![-./])(?!.*\.\.)(?!.*[./]$)[A-Za-z0-9._/+-]{1,100}$")
 GIT_URL = re.compile(
@@ -47,6 +53,8 @@ ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]{0,63}$")
 ENV_VALUE = re.compile(r"^[A-Za-z0-9_.:/,=+-]{0,200}$")
 POOL = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 PLAIN_TEXT = re.compile(r"^[A-Za-z0-9 _.,:()/+-]{0,200}$")
+# A reason is only ever printed in messages, never written into a Dockerfile or a command.
+REASON = re.compile(r"^[^\x00-\x1f\x7f`$\\]{1,300}$")
 
 
 def _checker(pattern: re.Pattern[str], what: str):  # type: ignore[no-untyped-def]
@@ -69,6 +77,12 @@ HexId = Annotated[str, AfterValidator(_checker(HEX_ID, "a PCI ID: 0x and 4 lower
 LibName = Annotated[str, AfterValidator(_checker(LIB_NAME, "a library or provider name (a-z, 0-9, _ + -)"))]
 Version = Annotated[str, AfterValidator(_checker(VERSION, "a version: N, N.N or N.N.N"))]
 Commit = Annotated[str, AfterValidator(_checker(COMMIT, "a commit: expected 7 to 40 lower-case hexadecimal digits"))]
+Digest = Annotated[str, AfterValidator(_checker(DIGEST, "an image digest: expected sha256: and 64 hexadecimal digits"))]
+Sha256 = Annotated[str, AfterValidator(_checker(SHA256, "a sha256: expected 64 lower-case hexadecimal digits"))]
+ArchiveUrl = Annotated[
+    str, AfterValidator(_checker(ARCHIVE_URL, "an archive URL: https://host/path, file:///path, or a path relative to "
+                                              "the matrix file (./ or ../) of letters, digits and . _ ~ + - /"))
+]
 Ref = Annotated[str, AfterValidator(_checker(REF, "a git ref: expected letters, digits and . _ / + - (no '..')"))]
 GitUrl = Annotated[
     str,
@@ -92,6 +106,7 @@ RelPath = Annotated[str, AfterValidator(_checker(REL_PATH, "a relative path insi
 EnvName = Annotated[str, AfterValidator(_checker(ENV_NAME, "an environment variable name (A-Z, 0-9, _)"))]
 EnvValue = Annotated[str, AfterValidator(_checker(ENV_VALUE, "an environment value of letters, digits and _ . : / , = + -"))]
 PoolName = Annotated[str, AfterValidator(_checker(POOL, "an agent pool name (a-z, 0-9, _ -)"))]
+Reason = Annotated[str, AfterValidator(_checker(REASON, "a reason: one line of at most 300 characters, without ` $ \\"))]
 PlainText = Annotated[str, AfterValidator(_checker(PLAIN_TEXT, "plain text (letters, digits, spaces and _ . , : ( ) / + -)"))]
 
 

@@ -5,11 +5,16 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from epbuild.patterns import Commit, GitUrl, Ref
+from epbuild.patterns import Commit, GitUrl, Reason, Ref
 
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Requirement(Strict):
+    commit: Commit = Field(description="A commit the pin must contain (be, or descend from).")
+    reason: Reason = Field(description="Why: printed when a pin lacks it.")
 
 
 class SourcePin(Strict):
@@ -19,3 +24,7 @@ class SourcePin(Strict):
         "A tag alone is not a pin: a tag can move, and the image's content key would not."
     )
     tag: Ref | None = Field(None, description="The tag the commit carries; checked against the commit.")
+    requires: list[Requirement] = Field(
+        default_factory=list,
+        description="Commits the pin must contain, each with its reason; checked against the pin's history when "
+        "it is fetched and when it is bumped.")

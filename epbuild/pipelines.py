@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from epbuild import atomicfs
 from epbuild.cells import Cell
 from epbuild.matrix import MatrixBase
 from epbuild.pipeline_graph import StageStep, pipeline_graph
@@ -255,9 +256,9 @@ def render(rendering: Rendering, root: Path) -> dict[Path, str]:
 
 
 def write(files: dict[Path, str]) -> list[Path]:
+    """Each pipeline replaced in one rename, so an agent reading it meanwhile never gets half a file."""
     for path, text in files.items():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
+        atomicfs.write_text(path, text)
     return sorted(files)
 
 

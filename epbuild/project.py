@@ -1,4 +1,4 @@
-"""Where things are: the project root builds run from, and the default matrix."""
+"""Where things are: the project root builds run from, and the matrix a command names."""
 
 from __future__ import annotations
 
@@ -6,14 +6,15 @@ from pathlib import Path
 
 from epbuild.matrix import LoadedMatrix, load_matrix
 from epbuild.render import Rendering, render_matrix
+from epbuild.resources import project_root
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = project_root()
 DEFAULT_MATRIX = "matrix.yaml"
 
 
 def matrix_path(path: str) -> Path:
-    p = Path(path)
-    return p if p.is_absolute() else ROOT / p
+    """A path given on the command line: relative paths mean the current folder, as in any command."""
+    return Path(path).expanduser().absolute()
 
 
 def load(path: str = DEFAULT_MATRIX) -> LoadedMatrix:

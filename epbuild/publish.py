@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from epbuild import registry, timeouts
 from epbuild.commands import Runner
 from epbuild.errors import EpbuildError
-from epbuild.manifest import KEY_LABEL
+from epbuild.manifest import DIRTY_LABEL, KEY_LABEL, LABEL_PREFIX, RECIPE_LABEL
+from epbuild.stagegraph import built_pins
 from epbuild.render import RenderedCell
 from epbuild.tags import CellTags, cell_tags
 
@@ -35,30 +36,44 @@ class Published:
 
 
 def _checked_local(rc: RenderedCell) -> registry.LocalImage:
+    """The local image, once its labels show it was built from this checkout's recipe and pinned commits, from no
+    local tree, and with a content key."""
     local = rc.plan.local_tag
     image = registry.local_image(local)
     if image is None:
         raise EpbuildError(f"{rc.cell.name}: no local image {local}; build it first "
                            f"(invoke build --cell {rc.cell.name})")
-    if image.labels.get(KEY_LABEL) != rc.key:
+    labels = image.labels
+    if labels.get(RECIPE_LABEL) != rc.key or not labels.get(KEY_LABEL):
         raise EpbuildError(
-            f"{rc.cell.name}: the local image {local} has content key {image.labels.get(KEY_LABEL, '(none)')[:12]}, "
+            f"{rc.cell.name}: the local image {local} was built from recipe {labels.get(RECIPE_LABEL, '(none)')[:12]}, "
             f"but this checkout's matrix gives {rc.key[:12]}; rebuild it (invoke build --cell {rc.cell.name})")
+    if labels.get(DIRTY_LABEL, "false") != "false":
+        raise EpbuildError(
+            f"{rc.cell.name}: the local image {local} was built from local trees ({labels[DIRTY_LABEL]}, "
+            "uncommitted changes included); publish only images built from pinned commits: commit, pin "
+            f"(invoke bump), rebuild")
+    moved = [f"{name} (image {labels.get(f'{LABEL_PREFIX}.pin.{name}', '(none)')[:12]}, matrix {pin.commit[:12]})"
+             for name, pin in built_pins(rc.plan).items()
+             if not labels.get(f"{LABEL_PREFIX}.pin.{name}", "").startswith(pin.commit)]
+    if moved:
+        raise EpbuildError(f"{rc.cell.name}: the local image {local} was built from other commits than this "
+                           f"checkout's: {', '.join(moved)}; rebuild it (invoke build --cell {rc.cell.name})")
     return image
 
 
-def _checked_remote(rc: RenderedCell, ref: str, held: registry.RemoteImage) -> str:
-    """The digest of `ref` once the registry's own copy shows this checkout's content key."""
-    key = held.labels.get(KEY_LABEL, "(none)")
-    if key != rc.key:
+def _checked_remote(rc: RenderedCell, ref: str, held: registry.RemoteImage, key: str) -> str:
+    """The digest of `ref` once the registry's own copy shows the content key `key`."""
+    found = held.labels.get(KEY_LABEL, "(none)")
+    if found != key:
         raise EpbuildError(
-            f"{rc.cell.name}: the registry's {ref} ({held.digest}) carries content key {key[:12]}, not "
-            f"{rc.key[:12]}: that tag names another image, so nothing was moved; delete it in the registry and "
+            f"{rc.cell.name}: the registry's {ref} ({held.digest}) carries content key {found[:12]}, not "
+            f"{key[:12]}: that tag names another image, so nothing was moved; delete it in the registry and "
             "publish again")
     return held.digest
 
 
-def _push_immutable(rc: RenderedCell, image: registry.LocalImage, tags: CellTags, runner: Runner) -> str:
+def _push_immutable(rc: RenderedCell, image: registry.LocalImage, tags: CellTags, runner: Runner, key: str) -> str:
     runner.run(["docker", "tag", image.id, tags.immutable])
     runner.run(["docker", "push", "--quiet", tags.immutable], capture=True, timeout=timeouts.PUSH.seconds(),
                timeout_setting=timeouts.PUSH.env)
@@ -68,7 +83,7 @@ def _push_immutable(rc: RenderedCell, image: registry.LocalImage, tags: CellTags
     if held is None:
         raise EpbuildError(f"{rc.cell.name}: the registry has no {tags.immutable} after the push; the moving tags "
                            "were left where they were")
-    digest = _checked_remote(rc, tags.immutable, held)
+    digest = _checked_remote(rc, tags.immutable, held, key)
     pushed = registry.local_repo_digest(image.id, tags.repository)
     if digest != pushed:
         raise EpbuildError(f"{rc.cell.name}: the registry holds {digest} for {tags.immutable}, not the pushed "
@@ -77,15 +92,17 @@ def _push_immutable(rc: RenderedCell, image: registry.LocalImage, tags: CellTags
 
 
 def publish(rc: RenderedCell, runner: Runner, registry_override: str | None = None) -> Published:
-    tags = cell_tags(rc, registry_override)
     image = _checked_local(rc)
+    # The image's own key: it covers the base digest and full commits its build resolved.
+    key = image.labels[KEY_LABEL]
+    tags = cell_tags(rc, key, registry_override)
     result = Published(rc.cell.name, tags.immutable)
     held = registry.remote_image(tags.immutable)
     if held is None:
-        result.digest = _push_immutable(rc, image, tags, runner)
+        result.digest = _push_immutable(rc, image, tags, runner, key)
         result.pushed = True
     else:
-        result.digest = _checked_remote(rc, tags.immutable, held)
+        result.digest = _checked_remote(rc, tags.immutable, held, key)
     source = f"{tags.repository}@{result.digest}"
     for tag in (tags.moving, *tags.extra):
         if registry.remote_digest(tag) == result.digest:

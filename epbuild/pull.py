@@ -22,7 +22,7 @@ def pin_distance(rc: RenderedCell, labels: dict[str, str]) -> list[str]:
     out = []
     for name, pin in built_pins(rc.plan).items():
         theirs = labels.get(f"{LABEL_PREFIX}.pin.{name}")
-        if theirs != pin.commit:
+        if not (theirs or "").startswith(pin.commit):
             out.append(f"{name}: {(theirs or '(none)')[:12]} -> {pin.commit[:12]}")
     base = labels.get("org.opencontainers.image.base.name")
     if base != rc.plan.base.image:
@@ -30,11 +30,12 @@ def pin_distance(rc: RenderedCell, labels: dict[str, str]) -> list[str]:
     return out
 
 
-def pull(rc: RenderedCell, runner: Runner, registry_override: str | None = None) -> str:
-    tags = cell_tags(rc, registry_override)
+def pull(rc: RenderedCell, key: str, runner: Runner, registry_override: str | None = None) -> str:
+    """`key`: the cell's content key for this checkout (epbuild.content_key.checkout_inputs)."""
+    tags = cell_tags(rc, key, registry_override)
     held = registry.remote_image(tags.immutable)
     if held is None:
-        message = [f"{rc.cell.name}: the registry has no image for this checkout's content key {rc.key[:12]} "
+        message = [f"{rc.cell.name}: the registry has no image for this checkout's content key {key[:12]} "
                    f"({tags.immutable})."]
         moving = registry.remote_labels(tags.moving)
         if moving is None:
@@ -44,11 +45,13 @@ def pull(rc: RenderedCell, runner: Runner, registry_override: str | None = None)
             message.append(f"The moving tag {tags.moving} exists (key {moving.get(KEY_LABEL, '?')[:12]}); "
                            + (f"it differs from this checkout in {len(distance)} input(s): " + "; ".join(distance)
                               if distance else "its pins equal this checkout's, so its templates differ."))
+        if moving is not None and not distance:
+            message[-1] = message[-1].replace("its templates differ", "its base image digest or templates differ")
         message.append("Build it with `invoke pull --build ...` or `invoke build ...`.")
         raise NotPublished(" ".join(message))
-    if held.labels.get(KEY_LABEL) != rc.key:
+    if held.labels.get(KEY_LABEL) != key:
         raise EpbuildError(f"{rc.cell.name}: the registry's {tags.immutable} carries content key "
-                           f"{held.labels.get(KEY_LABEL, '(none)')[:12]}, not {rc.key[:12]}: the tag does not match "
+                           f"{held.labels.get(KEY_LABEL, '(none)')[:12]}, not {key[:12]}: the tag does not match "
                            "its name, so nothing was pulled")
     # By digest: what was just checked is what arrives, whatever the tag names by then.
     pinned = f"{tags.repository}@{held.digest}"
@@ -56,8 +59,8 @@ def pull(rc: RenderedCell, runner: Runner, registry_override: str | None = None)
     if runner.dry_run:
         return held.digest
     labels = registry.local_labels(pinned) or {}
-    if labels.get(KEY_LABEL) != rc.key:
+    if labels.get(KEY_LABEL) != key:
         raise EpbuildError(f"{rc.cell.name}: {pinned} carries content key {labels.get(KEY_LABEL)}, not "
-                           f"{rc.key}; it was not tagged locally")
+                           f"{key}; it was not tagged locally")
     runner.run(["docker", "tag", pinned, rc.plan.local_tag])
     return held.digest

@@ -1,4 +1,4 @@
-"""Renders every cell of a matrix into images/<cell>/ (Dockerfile, manifest.json, versions.txt) plus the bake file.
+"""Renders every cell of a matrix into images/<cell>/Dockerfile plus the bake file.
 
 Rendering is pure: it returns the files as text, and writing or checking them is a separate step, so an
 invalid matrix or a failing template never leaves a half-written images/.
@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -17,14 +16,15 @@ from typing import Any
 
 import jinja2
 
-from epbuild import bakefile, manifest, stagegraph, vendor_stage
+from epbuild import atomicfs, bakefile, manifest, stagegraph, vendor_stage
 from epbuild.cells import Cell, expand
 from epbuild.component import CellFacts, StageInput, Wheel
 from epbuild.matrix import LoadedMatrix
 from epbuild.plan import CellPlan
+from epbuild.resources import resource
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
-GENERATED_FILES = ("Dockerfile", "manifest.json", "versions.txt")
+TEMPLATES = resource("templates")
+GENERATED_FILES = ("Dockerfile",)
 
 
 @cache
@@ -49,13 +49,13 @@ def _base_context(plan: CellPlan, key: str) -> dict[str, Any]:
 
 
 def _final_context(plan: CellPlan, key: str) -> dict[str, Any]:
-    """With key="" this renders the keyless text the content key is computed from."""
+    """With key="" this renders the keyless text the recipe key is computed from."""
     return {
         "copies": stagegraph.copies(plan),
         "wheels_dir": stagegraph.WHEELS_DIR,
         "wheel_stages": stagegraph.wheel_stages(plan),
         "env": plan.matrix.runtime_env,
-        "labels": manifest.labels(plan, key),
+        "labels": manifest.static_labels(plan, key),
     }
 
 
@@ -71,9 +71,15 @@ def _stage_text(stage: stagegraph.Stage, plan: CellPlan, key: str) -> str:
         if isinstance(c.output, Wheel):
             context["wheel_dir"] = stagegraph.wheel_dir(c.name)
         template = c.template
-    above = stagegraph.parent(stage, plan) or plan.base.image
+    above = stagegraph.parent(stage, plan) or base_reference(plan)
     body = _template(template).render(**context).rstrip("\n")
     return f"FROM {above} AS {stage.name}\n{body}\n"
+
+
+def base_reference(plan: CellPlan) -> str:
+    """What `base` starts FROM: the base image, at its pinned digest when the matrix pins one."""
+    base = plan.base
+    return f"{base.image}@{base.digest}" if base.digest else base.image
 
 
 @dataclass(frozen=True)
@@ -82,17 +88,14 @@ class RenderedCell:
     stages: dict[str, str]
     dockerfile: str
     key: str
+    """The recipe key (epbuild.manifest.recipe_key); the content key adds the inputs resolved at build time."""
 
     @property
     def cell(self) -> Cell:
         return self.plan.cell
 
     def files(self) -> dict[str, str]:
-        return {
-            "Dockerfile": self.dockerfile,
-            "manifest.json": json.dumps(manifest.manifest(self.plan, self.key), indent=2, sort_keys=True) + "\n",
-            "versions.txt": manifest.versions_txt(self.plan, self.key),
-        }
+        return {"Dockerfile": self.dockerfile}
 
 
 @dataclass(frozen=True)
@@ -121,7 +124,8 @@ def render_cell(plan: CellPlan, matrix_label: str) -> RenderedCell:
     def assemble(stage_texts: dict[str, str]) -> str:
         return outer.render(matrix_file=matrix_label, cell=plan.cell.name, stages=list(stage_texts.values()))
 
-    key = manifest.content_key(plan, assemble(texts))
+    # The header names the matrix's path: it is left out, so the key does not depend on where the matrix is.
+    key = manifest.recipe_key(plan, list(texts.values()))
     final = next(s for s in stagegraph.stages_for(plan) if s.name == stagegraph.FINAL)
     texts[final.name] = _stage_text(final, plan, key)
     return RenderedCell(plan=plan, stages=texts, dockerfile=assemble(texts), key=key)
@@ -141,25 +145,61 @@ def _relative(path: Path, root: Path) -> str:
 
 
 def write(rendering: Rendering) -> list[Path]:
-    """Replaces out_dir with the rendering in one rename, so readers never see a half-written images/."""
+    """Replaces out_dir with the rendering in one step (readers see the old images/ or the new, never none or a
+    mix). Files epbuild did not write there (a README, notes) are carried over; files it wrote for cells the
+    matrix no longer has are dropped."""
     out_dir = rendering.out_dir
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".images-", dir=out_dir.parent))
+    expected = rendering.files()
+    prefix = f".{out_dir.name}-"
+    with atomicfs.locked_dir(out_dir.parent):
+        atomicfs.remove_leftovers(out_dir.parent, prefix)  # staging folders of killed renders
+        staging = atomicfs.temp_dir(out_dir.parent, prefix)
+        try:
+            for rel in _kept_files(out_dir, expected):
+                _make_dirs(staging, rel.parent)
+                shutil.copy2(out_dir / rel, staging / rel, follow_symlinks=False)
+            for rel, text in expected.items():
+                _make_dirs(staging, rel.parent)
+                (staging / rel).write_text(text, encoding="utf-8")
+                (staging / rel).chmod(atomicfs.FILE_MODE)
+            atomicfs.replace_dir(staging, out_dir)
+        finally:
+            if staging.exists():
+                shutil.rmtree(staging)
+    return sorted(out_dir / rel for rel in expected)
+
+
+def _cell_file_names(expected: dict[Path, str]) -> set[str]:
+    """The names of the files a render writes into each cell's folder."""
+    return set(GENERATED_FILES) | {rel.name for rel in expected if len(rel.parts) == 2}
+
+
+def _generated_before(out_dir: Path, names: set[str]) -> set[Path]:
+    """The files an earlier render wrote: the bake file and each cell's files for the cells it names."""
     try:
-        for rel, text in rendering.files().items():
-            (staging / rel).parent.mkdir(parents=True, exist_ok=True)
-            (staging / rel).write_text(text, encoding="utf-8")
-        old = None
-        if out_dir.exists():
-            old = out_dir.with_name(f".{out_dir.name}-old-{os.getpid()}")
-            out_dir.rename(old)
-        staging.rename(out_dir)
-        if old is not None:
-            shutil.rmtree(old)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging)
-    return sorted(out_dir / rel for rel in rendering.files())
+        cells = json.loads((out_dir / bakefile.BAKE_FILE).read_text(encoding="utf-8"))["target"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return {Path(bakefile.BAKE_FILE)}
+    return {Path(bakefile.BAKE_FILE)} | {Path(str(cell)) / name for cell in cells for name in names}
+
+
+def _kept_files(out_dir: Path, expected: dict[Path, str]) -> list[Path]:
+    if not out_dir.is_dir():
+        return []
+    ours = _generated_before(out_dir, _cell_file_names(expected)) | set(expected)
+    return sorted(rel for path in out_dir.rglob("*") if not path.is_dir() or path.is_symlink()
+                  if (rel := path.relative_to(out_dir)) not in ours)
+
+
+def _make_dirs(root: Path, rel: Path) -> None:
+    """Creates root/rel with every new folder at 0755, whatever the umask."""
+    path = root
+    for part in rel.parts:
+        path = path / part
+        if not path.is_dir():
+            path.mkdir()
+            path.chmod(atomicfs.DIR_MODE)
 
 
 def drift(rendering: Rendering) -> list[str]:
@@ -173,7 +213,11 @@ def drift(rendering: Rendering) -> list[str]:
         elif path.read_text(encoding="utf-8") != text:
             problems.append(f"{path}: differs from the rendering")
     if rendering.out_dir.is_dir():
-        for path in sorted(p for p in rendering.out_dir.rglob("*") if p.is_file()):
+        # Only files shaped like generated ones: `invoke render` keeps anything else (a README), so reporting it
+        # would fail the check for good.
+        names = _cell_file_names(expected)
+        for path in sorted(p for p in rendering.out_dir.glob("*/*") if p.name in names):
             if path.relative_to(rendering.out_dir) not in expected:
-                problems.append(f"{path}: not generated by the matrix (a stale cell?)")
+                problems.append(f"{path}: not generated by the matrix (a stale cell? `invoke render` drops the "
+                                "cells it wrote before; delete others by hand)")
     return problems

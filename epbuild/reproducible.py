@@ -53,9 +53,14 @@ def load_archive(run_dir: Path, cell: str) -> Path:
     return run_dir / f"{cell}.oci.tar"
 
 
+LOCAL_TREE_EPOCH = 315532800
+"""For a component built from a local tree (no commit time): the templates' default, 1980-01-01, the earliest
+time a zip entry can hold. A fixed value keeps its stage cached while the tree does not change."""
+
+
 def cell_epoch(rc: RenderedCell, epochs: Mapping[str, int]) -> int:
     """The newest commit time among the cell's pins: nothing in the image is younger than its youngest input."""
-    return max(epochs[name] for name in built_pins(rc.plan))
+    return max(epochs.get(name, LOCAL_TREE_EPOCH) for name in built_pins(rc.plan))
 
 
 def bake_override(cells: list[RenderedCell], epochs: Mapping[str, int], root: Path) -> str:
@@ -63,7 +68,7 @@ def bake_override(cells: list[RenderedCell], epochs: Mapping[str, int], root: Pa
     targets = {}
     for rc in cells:
         args = {"SOURCE_DATE_EPOCH": str(cell_epoch(rc, epochs))}
-        args.update({epoch_arg(name): str(epochs[name]) for name in built_pins(rc.plan)})
+        args.update({epoch_arg(name): str(epochs.get(name, LOCAL_TREE_EPOCH)) for name in built_pins(rc.plan)})
         targets[rc.cell.name] = {
             "args": args,
             "output": [f"type=oci,dest={oci_layout(root, rc.cell.name)},tar=false,rewrite-timestamp=true"],
@@ -153,8 +158,8 @@ def load_commands(root: Path, run_dir: Path, cell: str) -> list[list[str]]:
             ["docker", "load", "--quiet", "--input", str(archive)]]
 
 
-def hand_over(runner: Runner, root: Path, run_dir: Path, result: CellResult) -> None:
-    """Hands a cell's image to the engine under the tag bake gave it. An image the engine holds already (a
+def hand_over(runner: Runner, root: Path, run_dir: Path, result: CellResult, tags: list[str]) -> None:
+    """Hands a cell's image to the engine under the tags bake gave it. An image the engine holds already (a
     rebuild of the same inputs gives the same digest) is only tagged: nothing is packed or loaded, so a no-op
     rebuild costs the export of unchanged blobs (none are written) and one `docker tag`."""
     layout = oci_layout(root, result.cell)
@@ -166,8 +171,9 @@ def hand_over(runner: Runner, root: Path, run_dir: Path, result: CellResult) -> 
             for argv in load_commands(root, run_dir, result.cell):
                 runner.run(argv, capture=True)
         # The layout's index names the image by bake's tag alone (no registry part), which the engine may read
-        # otherwise: the tag is set from the ID either way.
-        runner.run(["docker", "tag", result.image_id, result.tag], capture=True)
+        # otherwise: the tags are set from the ID either way.
+        for tag in tags:
+            runner.run(["docker", "tag", result.image_id, tag], capture=True)
     except (CommandFailed, ValueError) as exc:
         result.ok = False
         result.error = f"built, but not loaded into the engine: {exc}"

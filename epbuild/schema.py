@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
+from epbuild import atomicfs
 from epbuild.matrix import Matrix
 
 SCHEMA_FILE = "matrix.schema.json"
@@ -14,3 +16,7 @@ def json_schema() -> str:
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "epbuild build matrix"
     return json.dumps(schema, indent=2, sort_keys=True) + "\n"
+
+
+def write(path: Path) -> None:
+    atomicfs.write_text(path, json_schema())

@@ -1,16 +1,18 @@
 """Fetches each component's repository at its pinned commit and exports a clean tree for its named context.
 
 The cache is two-level: a bare mirror per repository URL (build/cache/git/) and an exported tree per
-component and pin (build/sources/<component>-<ref>/). Both are written under a temporary name and renamed
-into place, under a file lock, so an interrupted run never leaves an entry a later run would take as good,
-and two runs can share the cache. Once a tree is exported, builds need no network for it.
+component and pin (build/sources/<component>-<ref>/, with its record <component>-<ref>.export.json beside it).
+Both are written under a temporary name and swapped into place under a file lock, and the record is written
+last and removed first, so an interrupted run never leaves an entry a later run would take as good, and two
+runs can share the cache. A cached tree is reused only while it matches its record (treerecord.py); what
+killed runs left (temporary trees, mirrors never fetched into) is removed under the same locks. Once a tree
+is exported, builds need no network for it.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import logging
 import os
 import re
@@ -18,7 +20,6 @@ import shlex
 import shutil
 import subprocess
 import tarfile
-import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from pathlib import Path
 
 from filelock import FileLock
 
+from epbuild import atomicfs
 from epbuild.bakefile import source_dir
 from epbuild import timeouts
 from epbuild.commands import CommandFailed, CommandTimedOut, Runner, failure_reason, shell_line
@@ -33,10 +35,13 @@ from epbuild.errors import EpbuildError
 from epbuild.matrix import LoadedMatrix
 from epbuild.pins import SourcePin
 from epbuild.patterns import GIT_URL, REL_PATH
+from epbuild.treerecord import TreeRecord
 
 log = logging.getLogger(__name__)
 
-MARKER = ".epbuild-source.json"
+RECORD_SUFFIX = ".export.json"
+PIN_REFS = "refs/epbuild/pins/"
+"""Where a mirror keeps each commit fetched by its full name: a ref, so `git gc` never prunes a pinned commit."""
 MIRROR_ENV_PREFIX = "EPBUILD_MIRROR_"
 TRANSIENT = re.compile(
     r"Could not resolve host|Connection (timed out|refused|reset)|early EOF|RPC failed|remote end hung up|"
@@ -137,6 +142,8 @@ class SourceCache:
         self.runner = runner
         self.retries = retries
         self.backoff = backoff
+        self._scratch: Path | None = None
+        """The tar file `git archive` writes during an export, beside the export's temporary folder."""
 
     # -- public -----------------------------------------------------------------------------------------
     def export(self, request: SourceRequest) -> ExportedSource:
@@ -146,11 +153,29 @@ class SourceCache:
             return self._plan(request, dest)
         dest.parent.mkdir(parents=True, exist_ok=True)
         with FileLock(str(dest) + ".lock"):
-            marker = self._verified(dest, request.pin)
-            if marker is not None:
-                return ExportedSource(request.component, str(marker["commit"]), dest, cached=True)
+            atomicfs.remove_leftovers(dest.parent, f".{dest.name}.")  # temporary trees of killed exports
+            record = self._verified(dest, request.pin)
+            if record is not None:
+                if record.restated:
+                    record.save(_record_path(dest))
+                return ExportedSource(request.component, str(record.identity["commit"]), dest, cached=True)
             commit = self._export_fresh(request, dest)
         return ExportedSource(request.component, commit, dest, cached=False)
+
+    def mirror_for(self, url: str) -> Path:
+        """The bare mirror of `url` in the cache (it exists once the URL was fetched)."""
+        return self._mirror_path(url)
+
+    def fetch_refs(self, request: SourceRequest, wants: list[str]) -> Path:
+        """Fetches `wants` (refspecs or commits) from the request's URL into its mirror; returns the mirror."""
+        mirror = self._ensure_mirror(request.url)
+        with FileLock(str(mirror) + ".lock"):
+            self._fetch_with_retries(mirror, self._fetch_args(request), request, wants)
+        return mirror
+
+    def rev_parse(self, mirror: Path, rev: str) -> str | None:
+        return self._rev_parse(mirror, rev)
+
 
     def history_with_tags(self, request: SourceRequest) -> Path:
         """The bare mirror holding the pin's whole history and every tag of the remote, for reading the version
@@ -192,20 +217,23 @@ class SourceCache:
     def _export_fresh(self, request: SourceRequest, dest: Path) -> str:
         mirror = self._ensure_mirror(request.url)
         with FileLock(str(mirror) + ".lock"):
-            commit = self._fetch_commit(mirror, request)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+            commit = self._fetch_into(mirror, request)
+        tmp = atomicfs.temp_dir(dest.parent, f".{dest.name}.")
+        self._scratch = tmp.with_name(tmp.name + ".tar")
         try:
             paths = self._paths(request)
             self.runner.record(self._archive_line(mirror, commit, dest, paths))
             self._archive(mirror, commit, tmp, paths)
             self._submodules(mirror, commit, tmp, request, "", dest)
-            (tmp / MARKER).write_text(json.dumps(
-                {"component": request.component, "commit": commit, "url": request.url,
-                 "tag": request.pin.tag}, indent=2) + "\n")
-            if dest.exists():
-                shutil.rmtree(dest)  # unverified for this pin: no marker, or checked against another tag
-            tmp.rename(dest)
+            record = TreeRecord.of(tmp, {"component": request.component, "commit": commit, "url": request.url,
+                                         "tag": request.pin.tag})
+            # dest, if any, failed its check: its record goes first, so no moment has a record beside a tree
+            # that is not the recorded one.
+            _record_path(dest).unlink(missing_ok=True)
+            atomicfs.replace_dir(tmp, dest)
+            record.save(_record_path(dest))
         finally:
+            self._scratch = None
             if tmp.exists():
                 shutil.rmtree(tmp)
         log.info("%s: exported %s at %s to %s", request.component, request.url, commit, dest)
@@ -222,13 +250,12 @@ class SourceCache:
 
     def _ensure_mirror(self, url: str) -> Path:
         path = self._mirror_path(url)
-        if (path / "HEAD").exists():
-            return path
         path.parent.mkdir(parents=True, exist_ok=True)
         with FileLock(str(path) + ".lock"):
+            atomicfs.remove_leftovers(path.parent, f".{path.name}.")  # mirrors of killed runs, never renamed in
             if (path / "HEAD").exists():
                 return path
-            tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+            tmp = atomicfs.temp_dir(path.parent, f".{path.name}.")
             self.runner.record(shell_line(["git", "init", "--bare", "--quiet", str(path)], GIT_ENV))
             try:
                 self._git(["init", "--bare", "--quiet", str(tmp)], record=False)
@@ -252,6 +279,21 @@ class SourceCache:
         if len(pin.commit) < 40:
             return ["+refs/heads/*:refs/remotes/origin/*", "+refs/tags/*:refs/tags/*"]
         return [pin.commit, *([f"+refs/tags/{pin.tag}:refs/tags/{pin.tag}"] if pin.tag else [])]
+
+    def _fetch_into(self, mirror: Path, request: SourceRequest) -> str:
+        """_fetch_commit, then a ref on the commit (a commit fetched by name has none, and `git gc` would prune
+        it); on failure the mirror is dropped again when it holds no ref at all (the first fetch from a URL
+        failed), so a wrong URL leaves no empty mirror behind."""
+        try:
+            commit = self._fetch_commit(mirror, request)
+            self._git(["-C", str(mirror), "update-ref", f"{PIN_REFS}{commit}", commit], record=False)
+            return commit
+        except BaseException:
+            refs = self._git(["-C", str(mirror), "for-each-ref", "--count=1"], capture=True, check=False,
+                             record=False)
+            if refs.returncode == 0 and not refs.stdout.strip():
+                shutil.rmtree(mirror)
+            raise
 
     def _fetch_commit(self, mirror: Path, request: SourceRequest) -> str:
         pin = request.pin
@@ -309,6 +351,8 @@ class SourceCache:
         if self.runner.dry_run:
             return 0
         mirror = self._mirror_path(request.url)
+        if not (mirror / "HEAD").exists():  # a cached export whose mirror was removed: fetch the history again
+            mirror = self.fetch_refs(request, [commit])
         proc = self._git(["-C", str(mirror), "show", "--no-patch", "--format=%ct", commit], capture=True,
                          check=False, record=False)
         if proc.returncode != 0 or not proc.stdout.strip().isdigit():
@@ -327,15 +371,17 @@ class SourceCache:
         return proc.stdout.strip() if proc.returncode == 0 and proc.stdout.strip() else None
 
     def _archive(self, mirror: Path, commit: str, dest: Path, paths: list[str]) -> None:
-        fd, tar_path = tempfile.mkstemp(suffix=".tar", dir=dest.parent)
-        os.close(fd)
+        """Extracts the commit's tree into dest through a scratch tar named after the export's temporary folder,
+        so that what a kill leaves of it is found and removed with that folder's other leftovers."""
+        scratch = self._scratch
+        assert scratch is not None, "_archive runs inside an export"
         try:
-            self._git(["-C", str(mirror), "archive", "--format=tar", f"--output={tar_path}", commit,
+            self._git(["-C", str(mirror), "archive", "--format=tar", f"--output={scratch}", commit,
                        *(["--", *paths] if paths else [])], record=False)
-            with tarfile.open(tar_path) as tar:
+            with tarfile.open(scratch) as tar:
                 tar.extractall(dest, filter="tar")
         finally:
-            os.unlink(tar_path)
+            scratch.unlink(missing_ok=True)
 
     def _submodules(self, mirror: Path, commit: str, tree: Path, request: SourceRequest, prefix: str,
                     final_tree: Path) -> None:
@@ -367,7 +413,7 @@ class SourceCache:
                                         SourcePin(repo=request.pin.repo, commit=sub_commit, tag=None), url)
             sub_mirror = self._ensure_mirror(url)
             with FileLock(str(sub_mirror) + ".lock"):
-                self._fetch_commit(sub_mirror, sub_request)
+                self._fetch_into(sub_mirror, sub_request)
             target = tree / sub_path
             if target.exists():
                 shutil.rmtree(target)
@@ -376,24 +422,30 @@ class SourceCache:
             self._archive(sub_mirror, sub_commit, target, [])
             self._submodules(sub_mirror, sub_commit, target, sub_request, f"{prefix}{sub_path}/", final_tree / sub_path)
 
-    @classmethod
-    def _verified(cls, dest: Path, pin: SourcePin) -> dict[str, object] | None:
-        """The export's marker if the export was verified for exactly this pin. (The folder is named after the
-        commit; an export made for another tag, or none, was never checked against this one.)"""
-        marker = cls._read_marker(dest)
-        return marker if marker is not None and marker.get("tag") == pin.tag else None
-
     @staticmethod
-    def _read_marker(dest: Path) -> dict[str, object] | None:
-        try:
-            marker = json.loads((dest / MARKER).read_text())
-        except (OSError, ValueError):
+    def _verified(dest: Path, pin: SourcePin) -> TreeRecord | None:
+        """The export's record if the export was verified for exactly this pin and its tree is still the one
+        recorded. (The folder is named after the commit; an export made for another tag, or none, was never
+        checked against this one.)"""
+        record = TreeRecord.load(_record_path(dest))
+        if record is None or record.identity.get("tag") != pin.tag:
             return None
-        return marker if isinstance(marker, dict) and "commit" in marker else None
+        if not str(record.identity.get("commit", "")).startswith(pin.commit):
+            return None
+        problems = record.differences(dest)
+        if problems:
+            log.warning("%s: not reusing it, it differs from its export (%s); exporting it again", dest,
+                        "; ".join(problems[:3]) + (f"; and {len(problems) - 3} more" if len(problems) > 3 else ""))
+            return None
+        return record
 
     def _git(self, args: list[str], *, capture: bool = False, check: bool = True,
              record: bool = True) -> subprocess.CompletedProcess[str]:
         return self.runner.run(["git", *args], env=GIT_ENV, capture=capture, check=check, record=record)
+
+
+def _record_path(dest: Path) -> Path:
+    return dest.with_name(dest.name + RECORD_SUFFIX)
 
 
 def _join_url(base: str, relative: str) -> str:
@@ -410,3 +462,10 @@ def _join_url(base: str, relative: str) -> str:
 def fetch_all(cache: SourceCache, requests: list[SourceRequest]) -> list[ExportedSource]:
     return [dataclasses.replace(exported, commit_time=cache.commit_time(request, exported.commit))
             for request, exported in ((r, cache.export(r)) for r in requests)]
+
+
+def resolve_cached(root: Path, request: SourceRequest) -> str | None:
+    """The full commit of the request's pin in the sources cache's mirror, without fetching (None if not there)."""
+    cache = SourceCache(root, Runner())
+    mirror = cache.mirror_for(request.url)
+    return cache._resolve(mirror, request.pin) if (mirror / "HEAD").exists() else None

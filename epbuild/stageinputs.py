@@ -8,7 +8,7 @@ import logging
 from dataclasses import replace
 from pathlib import Path
 
-from epbuild import preflight, scm_version, wheelhouse
+from epbuild import archives, git_head, preflight, scm_version, wheelhouse
 from epbuild.bakefile import source_dir
 from epbuild.commands import Runner
 from epbuild.component import CellFacts, Component, StageInput
@@ -74,6 +74,27 @@ def versions(rendering: Rendering, cells: list[RenderedCell], root: Path, cache:
     return out
 
 
+def git_heads(rendering: Rendering, cells: list[RenderedCell], root: Path, cache: SourceCache,
+              mirrors: dict[str, str]) -> None:
+    """Writes the pin's git directory for each component whose setup.py asks git for HEAD (once per pin)."""
+    for rc in cells:
+        for c in built_components(rc):
+            if not c.git_head:
+                continue
+            pin = rc.plan.pins[c.name]
+            dest = root / git_head.git_head_dir(c.name, pin.commit)
+            if cache.runner.dry_run:
+                cache.runner.record(f"# {c.name}: git directory of {pin.commit} (HEAD, core.abbrev) -> {dest}")
+                continue
+            if (dest / "HEAD").is_file():
+                continue
+            request: SourceRequest = requests_for(rendering.matrix, [c.name], mirrors)[0]
+            where = f"{c.name} at {pin.commit[:12]}"
+            full, short = git_head.short_revision(cache.history_with_tags(request), pin.commit, where=where)
+            git_head.write(root, c.name, pin.commit, full, short)
+            log.info("%s: git rev-parse --short HEAD gives %s at the pin", c.name, short)
+
+
 def wheelhouses(cells: list[RenderedCell], root: Path, runner: Runner) -> None:
     """Resolves each stage's build requirements into its wheelhouse (cached per pin, pinned by hash)."""
     targets: dict[str, wheelhouse.PythonTarget] = {}
@@ -93,3 +114,14 @@ def wheelhouses(cells: list[RenderedCell], root: Path, runner: Runner) -> None:
                 targets[image] = wheelhouse.image_python(image)
             wheelhouse.ensure(root, c.name, pin.commit, lines, targets[image], runner)
 
+
+
+def source_archives(rendering: Rendering, cells: list[RenderedCell], root: Path, runner: Runner) -> None:
+    """Fetches, checks and extracts each source archive a stage reads (once per sha256; reused offline)."""
+    seen: set[str] = set()
+    for rc in cells:
+        for c in built_components(rc):
+            for archive in c.archives(rc.plan.pins[c.name]):
+                if archive.dest not in seen:
+                    seen.add(archive.dest)
+                    archives.ensure(archive, root, rendering.matrix.path.parent, runner)

@@ -31,14 +31,21 @@ def checked_registry(value: str | None) -> str | None:
     return value
 
 
-def cell_tags(rc: RenderedCell, registry: str | None = None) -> CellTags:
+def published_name(rc: RenderedCell, registry: str | None = None) -> str:
+    """The moving name users pull: <registry>/<image>:<cell>."""
+    settings = rc.plan.matrix.image
+    return f"{checked_registry(registry) or settings.registry}/{settings.name}:{rc.cell.name}"
+
+
+def cell_tags(rc: RenderedCell, key: str, registry: str | None = None) -> CellTags:
+    """`key` is the cell's content key (epbuild.content_key)."""
     settings = rc.plan.matrix.image
     registry = checked_registry(registry)
     repository = f"{registry or settings.registry}/{settings.name}"
     name = rc.cell.name
     return CellTags(
         repository=repository,
-        immutable=f"{repository}:{name}-{rc.key[:KEY_CHARS]}",
+        immutable=f"{repository}:{name}-{key[:KEY_CHARS]}",
         moving=f"{repository}:{name}",
         extra=tuple(f"{repository}:{name}-{tag}" for tag in settings.extra_tags),
     )

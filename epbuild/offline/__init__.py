@@ -28,6 +28,7 @@ from epbuild.offline.fixtures import ensure_fixture_repos
 from epbuild.offline import vendor_apt_repo
 from epbuild.offline.gitrepo import FixtureRepo
 from epbuild.offline.vendor_apt_repo import ensure_vendor_repo
+from epbuild.resources import resource
 from epbuild.offline.settings import (
     FIXTURES_DIR,
     OFFLINE_BASE_IMAGE,
@@ -58,7 +59,10 @@ def prepared(matrix: Any, plans: Sequence[Any], runner: Runner) -> Iterator[None
         suite_of(image)  # a base the recipe cannot make fails here, before anything runs
         # The toolchain must compile for every arch any cell on this base targets, not only the selected ones.
         archs = sorted({a for c in expand(matrix.model) if c.base == name for a in c.archs})
-        if not _image_exists(image):
+        if runner.dry_run:
+            # A dry run never asks the engine, so it cannot tell whether the base image exists yet.
+            print(f"# when the engine has no {image}:")
+        if runner.dry_run or not _image_exists(image):
             steps.append((["python3", "-m", "epbuild.offline", "base", "--image", image, "--archs", *archs],
                           lambda image=image, archs=archs: ensure_base_image(image, archs=archs)))
     steps.append((["python3", "-m", "epbuild.offline", "fixtures", str(REPOS_DIR)],
@@ -88,7 +92,7 @@ def matrix_variant(dest: Path, *, moved: Sequence[str] = (), broken: Sequence[st
     import yaml
 
     commits = json.loads((REPOS_DIR / "commits.json").read_text())
-    source = REPO_ROOT / "examples" / "offline" / "matrix.yaml"
+    source = resource("examples/offline/matrix.yaml")
     data = yaml.safe_load(source.read_text())
     for kind, names in (("moved", moved), ("broken", broken)):
         for name in names:
@@ -103,6 +107,8 @@ def matrix_variant(dest: Path, *, moved: Sequence[str] = (), broken: Sequence[st
     for pin in data["components"].values():
         if pin["repo"].startswith("."):
             pin["repo"] = (source.parent / pin["repo"]).resolve().as_uri()
+        for archive in (v for v in pin.values() if isinstance(v, dict) and str(v.get("url", "")).startswith(".")):
+            archive["url"] = (source.parent / archive["url"]).resolve().as_uri()
     dest.mkdir(parents=True, exist_ok=True)
     path = dest / "matrix.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))

@@ -3,10 +3,12 @@ and (deepep) a `broken` commit, plus their submodule repos and rdma-core's."""
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
 import shutil
+import tarfile
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -107,6 +109,36 @@ def _component_repo(dest: Path, name: str, fixture: Path, fixtures_dir: Path,
 
 
 
+ARCHIVE_FOLDER = "fixture-archive"
+"""A component folder's stand-in for a source archive its stage reads besides its repository (vLLM's triton
+kernels); packed as ``<dest>/<name>-archive.tar``."""
+
+
+def _fixture_archive(dest: Path, name: str, src: Path) -> Path:
+    """A byte-reproducible tar of ``src`` (README.md left out): sorted, mtime 0, root-owned, fixed modes, so a
+    matrix can pin its sha256."""
+    out = dest / f"{name}-archive.tar"
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as tar:
+        for path in sorted(p for p in src.rglob("*") if p.relative_to(src).as_posix() != "README.md"):
+            info = tarfile.TarInfo(path.relative_to(src).as_posix())
+            info.mtime, info.uid, info.gid, info.uname, info.gname = 0, 0, 0, "", ""
+            if path.is_dir():
+                info.type, info.mode = tarfile.DIRTYPE, 0o755
+                tar.addfile(info)
+            else:
+                data = path.read_bytes()
+                info.size, info.mode = len(data), 0o644
+                tar.addfile(info, io.BytesIO(data))
+    if not out.is_file() or out.read_bytes() != buf.getvalue():
+        fd, tmp = tempfile.mkstemp(dir=dest, prefix=f".{out.name}.")
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(buf.getvalue())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, out)
+    return out
+
+
 def ensure_fixture_repos(dest: Path, *, fixtures_dir: Path, registry: Registry | None = None) -> dict[str, FixtureRepo]:
     """Make ``<dest>/<name>.git`` for every component's stand-in (its folder's ``fixture/``; submodule stand-ins
     come from ``fixtures_dir``), idempotent, and write ``<dest>/commits.json``.
@@ -122,6 +154,8 @@ def ensure_fixture_repos(dest: Path, *, fixtures_dir: Path, registry: Registry |
         for component in (registry or discover()).components:
             if component.fixture.is_dir():
                 repos[component.name] = _component_repo(dest, component.name, component.fixture, fixtures_dir, repos)
+            if (component.folder / ARCHIVE_FOLDER).is_dir():
+                _fixture_archive(dest, component.name, component.folder / ARCHIVE_FOLDER)
         repos["rdma-core"] = _rdma_core_repo(dest)
         summary = {
             name: {"repo": repo.path.name, "commits": repo.commits, "tag": repo.tag}

@@ -14,13 +14,14 @@ from pathlib import Path
 
 from epbuild.commands import CommandFailed, Runner, ToolMissing
 from epbuild.errors import EpbuildError
+from epbuild.resources import project_root, resource
 
 log = logging.getLogger(__name__)
 
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-BASE_DIR = REPO_ROOT / "examples" / "offline" / "base"
-FIXTURES_DIR = REPO_ROOT / "examples" / "offline" / "fixtures"
+REPO_ROOT = project_root()
+BASE_DIR = resource("examples/offline/base")
+FIXTURES_DIR = resource("examples/offline/fixtures")
 """Stand-ins of submodules; each component's own stand-in is in its folder (epbuild/components/<name>/fixture)."""
 
 OFFLINE_BASE_REPOSITORY = "epbuild-offline/base"

@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 import yaml
 
 from epbuild.detect import detect, gfx_name
@@ -81,9 +80,17 @@ def test_the_host_rocm_release_picks_the_base(tmp_path: Path) -> None:
 
 def test_pull_detect_reports_what_it_found(tmp_path: Path) -> None:
     root = sysfs(tmp_path, [90402, 90402], {"ionic_0": "0x1dd8"})
-    # Nothing listens on port 9: the pull after the detection must fail cleanly, naming the registry.
+    # A matrix that pins the base digest and full commits, so the content key is known without the engine or a
+    # fetch. Nothing listens on port 9: the pull after the detection must fail cleanly, naming the registry.
+    data = yaml.safe_load((ROOT / "matrix.yaml").read_text())
+    for base in data["bases"].values():
+        base["digest"] = "sha256:" + "ab" * 32
+    for pin in data["components"].values():
+        pin["commit"] = pin["commit"].ljust(40, "0")
+    matrix = tmp_path / "matrix.yaml"
+    matrix.write_text(yaml.safe_dump(data))
     proc = subprocess.run([sys.executable, "-m", "invoke", "pull", "--detect", "--sysfs-root", str(root),
-                           "--rocm-version-file", str(NO_ROCM),
+                           "--rocm-version-file", str(NO_ROCM), "--matrix", str(matrix),
                            "--registry", "127.0.0.1:9/epbuild"], cwd=ROOT, capture_output=True, text=True)
     assert "detected GPUs: gfx942, gfx942; RDMA devices: ionic_0 (AMD Pensando Pollara AI NIC)" in proc.stdout
     assert "arch gfx942, nic io, base rocm72" in proc.stdout

@@ -56,7 +56,8 @@ def matrices(draw: st.DrawFn) -> dict[str, Any]:
     components: dict[str, Any] = {
         "rdma-core": pin(), "rocshmem": pin(),
         "deepep": {**pin(), "explicit_ctx": draw(st.booleans()), "enable_mpi": draw(st.booleans())},
-        "vllm": pin(),
+        "vllm": {**pin(), "triton_kernels": {"url": "https://example.org/t.tar.gz", "sha256": "0" * 64,
+                                             "member": "t/python/triton_kernels/triton_kernels"}},
     }
     for optional in ("mori", "aiter"):
         if draw(st.booleans()):

@@ -18,17 +18,18 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_immutable_and_moving_tags() -> None:
     rc = next(c for c in project.rendering().cells if c.cell.name == "gfx950-cx7")
-    tags = cell_tags(rc)
-    assert tags.immutable == f"ghcr.io/epbuild/rocm/vllm-ep:gfx950-cx7-{rc.key[:12]}"
+    key = "0123456789ab" + "f" * 52
+    tags = cell_tags(rc, key)
+    assert tags.immutable == "ghcr.io/epbuild/rocm/vllm-ep:gfx950-cx7-0123456789ab"
     assert tags.moving == "ghcr.io/epbuild/rocm/vllm-ep:gfx950-cx7"
-    assert cell_tags(rc, "127.0.0.1:5000/ci").moving == "127.0.0.1:5000/ci/rocm/vllm-ep:gfx950-cx7"
+    assert cell_tags(rc, key, "127.0.0.1:5000/ci").moving == "127.0.0.1:5000/ci/rocm/vllm-ep:gfx950-cx7"
 
 
 @pytest.mark.parametrize("bad", ["", "ghcr.io/Acme", "reg.example.org/x;rm -rf /", "https://ghcr.io"])
 def test_a_bad_or_empty_registry_override_is_refused(bad: str) -> None:
     rc = project.rendering().cells[0]
     with pytest.raises(EpbuildError, match="is not a registry"):
-        cell_tags(rc, bad)
+        cell_tags(rc, "f" * 64, bad)
 
 
 def test_empty_staging_registry_never_falls_back_to_production() -> None:

@@ -74,7 +74,7 @@ def test_render_check_fails_on_any_unrendered_edit(tmp_path: Path, edit: str) ->
     if edit == "matrix":
         path = project / "matrix.yaml"
         path.write_text(path.read_text().replace("commit: 2d02c6a9", "commit: 2d02c6a0"))
-        expected = "manifest.json: differs"
+        expected = "docker-bake.json: differs"  # the pin's source folder
     elif edit == "template":
         path = project / "epbuild" / "components" / "vllm" / "stage.Dockerfile.j2"
         path.write_text(path.read_text().replace("bdist_wheel", "bdist_wheel --verbose"))
@@ -93,8 +93,9 @@ def test_render_check_fails_on_any_unrendered_edit(tmp_path: Path, edit: str) ->
     assert expected in proc.stderr
     subprocess.run([sys.executable, "-m", "invoke", "render"], cwd=project, check=True, capture_output=True)
     if edit == "stale-file":
-        # A stale cell folder is removed by a re-render, since images/ is replaced as a whole.
-        assert not (project / "images" / "gfx950-cx8").exists()
+        # Render never deletes a file it did not write (tests/core/test_writes.py): the check keeps naming it.
+        assert subprocess.run(check, cwd=project, capture_output=True).returncode == 1
+        shutil.rmtree(project / "images" / "gfx950-cx8")
     assert subprocess.run(check, cwd=project, capture_output=True).returncode == 0
 
 
@@ -107,6 +108,8 @@ def test_default_matrix_has_six_cells_and_the_bake_file_names_them() -> None:
         target = bake["target"][name]
         assert target["context"] == f"images/{name}" and target["target"] == "final"
         assert target["tags"] == [f"rocm/vllm-ep:{name}"]
+        # DeepEP's setup.py asks git for HEAD; its stage mounts the pin's git directory from this context.
+        assert target["contexts"]["git-deepep"].startswith("build/githead/deepep-")
 
 
 def test_gfx950_cx7_carries_the_real_build_interfaces() -> None:
@@ -119,6 +122,7 @@ def test_gfx950_cx7_carries_the_real_build_interfaces() -> None:
     for stage in ("base", "rdma-core", "rocshmem", "deepep", "mori", "aiter", "vllm", "final"):
         assert f" AS {stage}\n" in text
     assert "--mount=type=bind,from=wheels-vllm" in text and "SETUPTOOLS_SCM_PRETEND_VERSION_FOR_MORI" in text
+    assert "--mount=type=bind,from=git-deepep,target=/epbuild/git" in text and "GIT_DIR=/epbuild/git" in text
     assert "COPY --from=src-vllm csrc csrc" in text and "VLLM_USE_PRECOMPILED=1" in text
     # Besides the commit times that make builds reproducible (epbuild passes the pins' own), the only build
     # argument has a default (the builder's cores): no pin arrives as one, nothing a caller may forget to pass.

@@ -169,7 +169,7 @@ def test_replay_script_rebuilds_the_export_by_itself(tmp_path: Path) -> None:
     replay = tmp_path / "replay.sh"
     cache = SourceCache(tmp_path / "root", Runner(replay=replay))
     out = cache.export(SourceRequest("vllm", SourcePin(repo=f"file://{repo}", commit=commit, tag=None), f"file://{repo}"))
-    expected = {p.relative_to(out.path): p.read_bytes() for p in out.path.rglob("*") if p.is_file() and p.name != ".epbuild-source.json"}
+    expected = {p.relative_to(out.path): p.read_bytes() for p in out.path.rglob("*") if p.is_file()}
     subprocess.run(["rm", "-rf", str(out.path), str(cache.git_dir)], check=True)
     subprocess.run(["bash", str(replay)], check=True, capture_output=True)
     replayed = {p.relative_to(out.path): p.read_bytes() for p in out.path.rglob("*") if p.is_file()}

@@ -103,17 +103,28 @@ def test_a_reader_without_push_rights_imports_and_writes_nothing() -> None:
     assert len(targets["gfx950-cx7"]["cache-from"]) == len(overlay(rendering(), ["gfx950-cx7"])["gfx950-cx7"]["cache-from"])
 
 
-def test_push_goes_from_the_builder_to_the_registry_under_the_immutable_tag() -> None:
+def test_push_goes_from_the_builder_to_the_registry_under_the_immutable_tag(tmp_path: Path) -> None:
+    import json
+
+    from epbuild import records
     from epbuild.build import BuildOptions, bake_command
+    from epbuild.content_key import content_key
+    from epbuild.resolve import Resolved
 
     r = rendering()
     [rc] = [rc for rc in r.cells if rc.cell.name == "gfx950-cx7"]
     argv = bake_command(r, ROOT, ["gfx950-cx7"], BuildOptions(push="reg.example.com/staging"))
     assert "--load" not in argv
     sets = [argv[i + 1] for i, word in enumerate(argv) if word == "--set"]
+    assert sets == ["gfx950-cx7.output=type=registry"]
+    # The tag carries the content key, known once the build resolved its inputs: the run's resolved bake file.
+    resolved = Resolved(base_digests={rc.cell.base: "sha256:" + "1" * 64},
+                        commits={name: pin.commit.ljust(40, "0") for name, pin in rc.plan.pins.items()})
+    override, keys = records.write(tmp_path, [rc], resolved, push="reg.example.com/staging")
     name = r.matrix.model.image.name
-    assert sets == [f"gfx950-cx7.tags=reg.example.com/staging/{name}:gfx950-cx7-{rc.key[:12]}",
-                    "gfx950-cx7.output=type=registry"]
+    assert keys["gfx950-cx7"] == content_key(rc, resolved)
+    assert json.loads(override.read_text())["target"]["gfx950-cx7"]["tags"] == [
+        f"reg.example.com/staging/{name}:gfx950-cx7-{keys['gfx950-cx7'][:12]}"]
 
 
 def test_a_cache_ref_not_yet_in_the_registry_fails_no_cell() -> None:
@@ -123,7 +134,7 @@ def test_a_cache_ref_not_yet_in_the_registry_fails_no_cell() -> None:
     r = rendering()
     cells = [rc for rc in r.cells if rc.cell.name in ("gfx950-cx7", "gfx950-thor2")]
     progress = Progress()
-    progress.next_invocation()
+    invocation = progress.start(["gfx950-cx7", "gfx950-thor2"])
     # As BuildKit prints a cold --cache build whose thor2 deepep step then fails (lines from a real bake.log).
     for line in [
         "#33 [gfx950-cx7] importing cache manifest from 127.0.0.1:57841/fleet/cache:aiter-2cd8e460e9e7c81ef60d3e59",
@@ -131,8 +142,8 @@ def test_a_cache_ref_not_yet_in_the_registry_fails_no_cell() -> None:
         "#40 [gfx950-thor2 deepep 1/1] RUN --mount=type=bind,from=src-deepep,target=/src/deepep,rw cd /src/deepep",
         "#40 ERROR: process \"/bin/sh -c cd /src/deepep\" did not complete successfully: exit code: 1",
     ]:
-        progress.feed(line)
-    failed = _failed_targets(progress, ["gfx950-cx7", "gfx950-thor2"], cells)
+        progress.feed(line, invocation)
+    failed = _failed_targets(progress, invocation, ["gfx950-cx7", "gfx950-thor2"], cells)
     assert list(failed) == ["gfx950-thor2"]
 
 
@@ -142,8 +153,9 @@ def test_steps_fetched_from_an_imported_cache_do_not_count_as_executed() -> None
     from epbuild.progress import Progress
 
     progress = Progress()
-    progress.next_invocation()
+    # A cell step: the cell and the stage-cache targets of its stages, so BuildKit prefixes every vertex.
+    invocation = progress.start(["gfx950-thor2", "stage-rocshmem-a2857143b12e", "stage-deepep-358bf5618810"])
     for line in (Path(__file__).parent / "data" / "registry-cache-bake.log").read_text().splitlines():
-        progress.feed(line)
+        progress.feed(line, invocation)
     assert {v.id: v.status for v in progress.runs()} == {35: "DONE", 45: "DONE", 50: "DONE"}
     assert [(v.id, v.stage) for v in progress.executed_runs()] == [(50, "final")]

@@ -100,14 +100,16 @@ RUN --mount=type=bind,from=src-rocshmem,target=/src/rocshmem,rw \
 
 FROM rocshmem AS deepep
 # Every flag here was checked against DeepEP's setup.py at the pin before the build started (epbuild.preflight):
-# its unknown arguments go on to setuptools, which rejects them.
+# its unknown arguments go on to setuptools, which rejects them. GIT_DIR: the pin's HEAD, which setup.py's
+# `git rev-parse --short HEAD` puts in its version (epbuild/git_head.py).
 # SOURCE_DATE_EPOCH (the pin's commit time) stamps the wheel's zip entries, so its bytes repeat.
 ARG SOURCE_DATE_EPOCH_DEEPEP=315532800
 # hadolint ignore=DL3003
 RUN --mount=type=bind,from=src-deepep,target=/src/deepep,rw \
+    --mount=type=bind,from=git-deepep,target=/epbuild/git \
     --mount=type=cache,id=epbuild-ccache,target=/root/.cache/ccache \
     cd /src/deepep \
- && export CCACHE_BASEDIR=/src/deepep \
+ && export CCACHE_BASEDIR=/src/deepep GIT_DIR=/epbuild/git \
  && SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH_DEEPEP}" ROCSHMEM_DIR=/opt/rocshmem ROCM_HOME="${ROCM_PATH}" \
     PYTORCH_ROCM_ARCH="gfx950" python3 setup.py --variant rocm --rocm-explicit-ctx --nic cx7 bdist_wheel --dist-dir /wheels/deepep
 
@@ -171,10 +173,13 @@ ARG MAX_JOBS
 # The cache is shared with every other compiled stage, so this step's own results come from its stats log
 # (one line per result and compile; `ccache --print-stats` would count every stage's). The count of entries the
 # cache holds first shows whether BuildKit kept it since the last build (its GC may drop cache mounts).
+# TRITON_KERNELS_SRC_DIR: the pinned triton_kernels package, fetched and sha256-checked on the host (the reference
+# downloads it in this stage; without it vLLM's CMake clones triton from GitHub).
 # hadolint ignore=DL4006
 RUN --mount=type=cache,id=epbuild-ccache,target=/root/.cache/ccache \
+    --mount=type=bind,from=triton-kernels,target=/opt/rocm-triton-kernels \
     export CCACHE_BASEDIR=/build/vllm CCACHE_STATSLOG=/tmp/epbuild-ccache.log \
-      SETUPTOOLS_SCM_PRETEND_VERSION=0.0.0+rocm.csrc.build \
+      SETUPTOOLS_SCM_PRETEND_VERSION=0.0.0+rocm.csrc.build TRITON_KERNELS_SRC_DIR=/opt/rocm-triton-kernels \
  && echo "epbuild: ccache holds $(find /root/.cache/ccache -type f ! -name stats ! -name CACHEDIR.TAG ! -path '*/tmp/*' | wc -l) entries before the native step" \
  && VLLM_TARGET_DEVICE=rocm PYTORCH_ROCM_ARCH="gfx950" MAX_JOBS="${MAX_JOBS:-$(nproc)}" \
     python3 setup.py bdist_wheel --dist-dir /build/dist \
@@ -212,7 +217,7 @@ RUN --mount=type=bind,from=aiter,source=/wheels/aiter,target=/install/aiter \
 --mount=type=bind,from=deepep,source=/wheels/deepep,target=/install/deepep \
 --mount=type=bind,from=mori,source=/wheels/mori,target=/install/mori \
 --mount=type=bind,from=vllm,source=/wheels/vllm,target=/install/vllm \
---mount=type=bind,source=versions.txt,target=/tmp/epbuild-versions.txt \
+--mount=type=bind,from=epbuild-record,source=versions.txt,target=/tmp/epbuild-versions.txt \
     ldconfig \
  && python3 -m pip install --no-cache-dir --no-index --no-deps --force-reinstall /install/*/*.whl \
  && rm -f /var/cache/ldconfig/aux-cache \
@@ -220,7 +225,10 @@ RUN --mount=type=bind,from=aiter,source=/wheels/aiter,target=/install/aiter \
  && cat /tmp/epbuild-versions.txt >> /app/versions.txt \
  && python3 -c 'import pathlib, sys; [print("%s_VERSION: %s" % (n.upper(), v)) for n, v, *_ in (pathlib.Path(w).name.split("-") for w in sys.argv[1:])]' \
       /install/*/*.whl >> /app/versions.txt
-COPY manifest.json /opt/epbuild/manifest.json
+# The build writes the record of what it resolved (base digest, full commits, content key) into the named
+# context epbuild-record (a build context, not a stage, which hadolint cannot know).
+# hadolint ignore=DL3022
+COPY --from=epbuild-record manifest.json /opt/epbuild/manifest.json
 # TOKENIZERS_PARALLELISM trips hadolint's secret-name heuristic (TOKEN); no credential is ever set here.
 # hadolint ignore=DL3064
 ENV HSA_NO_SCRATCH_RECLAIM=1 \
@@ -230,19 +238,17 @@ ENV HSA_NO_SCRATCH_RECLAIM=1 \
     VLLM_ROCM_USE_AITER=1
 LABEL org.opencontainers.image.title="rocm/vllm-ep gfx950-cx7" \
       org.opencontainers.image.description="ROCm expert-parallel inference stack (rdma-core, aiter, rocshmem, deepep, mori, vllm) built by epbuild" \
-      org.opencontainers.image.version="gfx950-cx7-6a37a3593d27" \
       org.opencontainers.image.source="https://github.com/vllm-project/vllm.git" \
-      org.opencontainers.image.revision="00305ee518727effd01deeffc47b46282ba29a4b" \
       org.opencontainers.image.base.name="docker.io/rocm/vllm-dev:base" \
       io.epbuild.cell="gfx950-cx7" \
       io.epbuild.arch="gfx950" \
       io.epbuild.nic="cx7" \
       io.epbuild.base="rocm72" \
-      io.epbuild.content-key="6a37a3593d27bc12aa8ad88ecd898bf878a99bd96b4ffea7b3de537646fb2124" \
-      io.epbuild.pin.rdma-core="31af04ec84378724cb6256814d4ffde359a7123b" \
-      io.epbuild.pin.aiter="0123456789abcdef0123456789abcdef01234567" \
-      io.epbuild.pin.rocshmem="f0acb0c6" \
-      io.epbuild.pin.deepep="a9ea9774" \
-      io.epbuild.pin.mori="2d02c6a9" \
-      io.epbuild.pin.vllm="00305ee518727effd01deeffc47b46282ba29a4b"
+      io.epbuild.recipe-key="f86a1d6372141aa86ea6ce15534596733651e6dd15cbb1d3bc31357020eec350"
 CMD ["/bin/bash"]
+
+# The serving image (`invoke build --serving`), as the target vllm-openai of vLLM's docker/Dockerfile.rocm:
+# `final` with `vllm serve` as its entrypoint. It adds no layer, so it is never part of the stage graph.
+FROM final AS vllm-openai
+ENTRYPOINT ["vllm", "serve"]
+

@@ -26,13 +26,14 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def load_expected() -> dict[str, Any]:
     """The cell's record, with the image under test, the labels it must carry and where each pin's source history
-    is on this host (`sources`: the checks read the source at the pin themselves)."""
+    is on this host (`sources`: the checks read the source at the pin themselves), and where each source archive a
+    stage read was downloaded (`archives`: the checks verify and read it themselves)."""
     path = os.environ.get(EXPECTED_ENV)
     if not path:
         raise pytest.UsageError(f"the image checks need {EXPECTED_ENV}: run them through `invoke test`")
     data = json.loads(Path(path).read_text())
     return {**data["record"], **data.get("nic_userspace", {}), "image": data["image"], "labels": data["labels"],
-            "record": data["record"], "sources": data["sources"]}
+            "record": data["record"], "sources": data["sources"], "archives": data.get("archives", {})}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

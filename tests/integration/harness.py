@@ -47,6 +47,14 @@ def cells_json(matrix: str = OFFLINE) -> dict[str, dict[str, Any]]:
     return {c["cell"]: c for c in data["cells"]}
 
 
+def own_image(cell: dict[str, Any]) -> str:
+    """The image this checkout built for a cell (`cell` as `invoke matrix --json` lists it). Its local tag is shared
+    by every checkout on the engine, and other builds move it; the checkout's own tag is this checkout's alone."""
+    from epbuild.build import checkout_tag
+
+    return checkout_tag(cell["image"], ROOT)
+
+
 def docker_run(image: str, *command: str) -> str:
     proc = subprocess.run(["docker", "run", "--rm", "--network", "none", "--entrypoint", command[0], image,
                            *command[1:]], capture_output=True, text=True)

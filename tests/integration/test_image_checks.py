@@ -9,7 +9,7 @@ import pytest
 
 pytestmark = pytest.mark.docker
 
-from harness import OFFLINE, InvokeResult, cells_json, docker_run, invoke
+from harness import OFFLINE, InvokeResult, cells_json, docker_run, invoke, own_image
 
 CELL = "gfx950-cx7-sid"
 
@@ -50,10 +50,10 @@ BROKEN = {
 @pytest.mark.parametrize("breakage", list(BROKEN))
 def test_broken_image_fails_on_the_right_check(offline_build: InvokeResult, breakage: str) -> None:
     cells = cells_json()
-    good = cells[CELL]["image"]
+    good = own_image(cells[CELL])
     check, body = BROKEN[breakage]
     if body is None:
-        other = cells["gfx942-thor2-sid"]["image"]
+        other = own_image(cells["gfx942-thor2-sid"])
         path = deep_ep_extension(good)
         assert deep_ep_extension(other) == path
         body = f"COPY --from={other} {path} {path}"

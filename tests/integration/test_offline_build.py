@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness import OFFLINE, ROOT, InvokeResult, cells_json, docker_run, invoke
+from harness import OFFLINE, ROOT, InvokeResult, cells_json, docker_run, invoke, own_image
 from epbuild.offline import matrix_variant
 from epbuild.offload import file_gpu_archs
 
@@ -24,7 +24,7 @@ def test_both_cells_build_and_are_tagged_as_matrix_json_says(offline_build: Invo
     results = {c["cell"]: c for c in summary["cells"]}
     for name in ("gfx950-cx7-sid", "gfx942-thor2-sid"):
         assert results[name]["ok"]
-        tag = cells[name]["image"]
+        tag = own_image(cells[name])
         image_id = subprocess.run(["docker", "image", "inspect", "--format", "{{.Id}}", tag], capture_output=True,
                                   text=True, check=True).stdout.strip()
         assert image_id == results[name]["image_id"]
@@ -34,12 +34,12 @@ def test_rdma_core_from_debian_source_in_cx7_and_absent_in_thor2(offline_build: 
     cells = cells_json()
     matrix = yaml.safe_load((ROOT / OFFLINE).read_text())
     version = matrix["components"]["rdma-core"]["tag"].removeprefix("v")
-    cx7 = cells["gfx950-cx7-sid"]["image"]
+    cx7 = own_image(cells["gfx950-cx7-sid"])
     target = docker_run(cx7, "readlink", "-f", "/usr/lib/x86_64-linux-gnu/libibverbs.so.1").strip()
     assert target.endswith(f".{version}"), target
     owned = subprocess.run(["docker", "run", "--rm", "--entrypoint", "dpkg", cx7, "-S", target], capture_output=True)
     assert owned.returncode != 0, f"{target} should be the source build, not a Debian package's file"
-    thor2 = cells["gfx942-thor2-sid"]["image"]
+    thor2 = own_image(cells["gfx942-thor2-sid"])
     assert "rdma-core" not in json.loads(docker_run(thor2, "cat", "/opt/epbuild/manifest.json"))["components"]
     target = docker_run(thor2, "readlink", "-f", "/usr/lib/x86_64-linux-gnu/libibverbs.so.1").strip()
     assert subprocess.run(["docker", "run", "--rm", "--entrypoint", "dpkg", thor2, "-S", target],
@@ -49,7 +49,7 @@ def test_rdma_core_from_debian_source_in_cx7_and_absent_in_thor2(offline_build: 
 def test_rocshmem_device_code_is_exactly_the_cell_arch(offline_build: InvokeResult, tmp_path: Path) -> None:
     cells = cells_json()
     for name, arch in (("gfx950-cx7-sid", "gfx950"), ("gfx942-thor2-sid", "gfx942")):
-        container = subprocess.run(["docker", "create", "--entrypoint", "true", cells[name]["image"]], capture_output=True, text=True,
+        container = subprocess.run(["docker", "create", "--entrypoint", "true", own_image(cells[name])], capture_output=True, text=True,
                                    check=True).stdout.strip()
         try:
             dest = tmp_path / f"{name}.a"
@@ -62,14 +62,14 @@ def test_rocshmem_device_code_is_exactly_the_cell_arch(offline_build: InvokeResu
 def test_manifest_in_the_image_matches_the_matrix(offline_build: InvokeResult) -> None:
     cells = cells_json()
     for name in ("gfx950-cx7-sid", "gfx942-thor2-sid"):
-        manifest = json.loads(docker_run(cells[name]["image"], "cat", "/opt/epbuild/manifest.json"))
+        manifest = json.loads(docker_run(own_image(cells[name]), "cat", "/opt/epbuild/manifest.json"))
         assert manifest["content_key"] == cells[name]["content_key"]
         assert {k: v.get("commit") for k, v in manifest["components"].items()} == {
             k: v["commit"] for k, v in cells[name]["components"].items()}
 
 
 def test_the_image_runs(offline_build: InvokeResult) -> None:
-    image = cells_json()["gfx950-cx7-sid"]["image"]
+    image = own_image(cells_json()["gfx950-cx7-sid"])
     out = docker_run(image, "python3", "-c", "import deep_ep, mori.ops, aiter, vllm; print('ok')")
     assert out.strip() == "ok"
 

@@ -15,7 +15,7 @@ import pytest
 
 pytestmark = pytest.mark.docker
 
-from epbuild.build import BakeStalled, _stream_bake
+from epbuild.build import BakeStalled, _Bakes
 from epbuild.commands import Runner
 from epbuild.progress import Progress
 from harness import OFFLINE, InvokeResult, invoke
@@ -82,7 +82,8 @@ def test_image_checks_that_run_too_long_are_stopped(offline_build: InvokeResult)
     assert "EPBUILD_IMAGE_TEST_TIMEOUT" in result.out
 
 
-def test_a_silent_bake_is_stopped_and_reported(tmp_path: Path, offline_build: InvokeResult) -> None:
+def test_a_silent_bake_is_stopped_and_reported(tmp_path: Path, offline_build: InvokeResult,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
     # A step that prints nothing for 10 minutes; a fresh nonce keeps it from being a cache hit.
     (tmp_path / "Dockerfile").write_text(
         f"FROM epbuild-offline/base:sid-hip\nRUN echo {uuid.uuid4().hex} && sleep 600\n")
@@ -90,8 +91,11 @@ def test_a_silent_bake_is_stopped_and_reported(tmp_path: Path, offline_build: In
         {"target": {"stall": {"context": str(tmp_path), "dockerfile": "Dockerfile"}}}))
     argv = ["docker", "buildx", "bake", "--file", str(tmp_path / "bake.json"), "--progress", "plain", "stall"]
     start = time.monotonic()
+    monkeypatch.setenv("EPBUILD_BAKE_SILENCE_TIMEOUT", "15")
+    bakes = _Bakes(lambda targets: list(argv), lambda targets: targets, {}, tmp_path, True, tmp_path, Progress(),
+                   Runner(), ["stall"])
     with pytest.raises(BakeStalled) as err:
-        _stream_bake(argv, tmp_path, tmp_path, Progress(), Runner(), {}, quiet=True, aliases={}, silence=15)
+        bakes.run([["stall"]])
     took = time.monotonic() - start
     assert "printed nothing for 15 s and was stopped" in str(err.value)
     assert "EPBUILD_BAKE_SILENCE_TIMEOUT" in str(err.value) and "sleep 600" in str(err.value)

@@ -75,5 +75,7 @@ COMPONENT = Component(
     archs=("gfx942", "gfx950"),
     nic_flag=("cx7", "io", "thor2"),
     interface=interface,
+    # setup.py@a9ea9774 appends `+$(git rev-parse --short HEAD)` to its version; the exported tree has no .git.
+    git_head=True,
     folder=Path(__file__).resolve().parent,
 )

@@ -7,9 +7,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import re
+
 import pytest
 
 from helpers import assert_exact_archs, device_archs, distribution
+from pins import git, installed_version
 
 pytestmark = pytest.mark.component("deepep")
 
@@ -41,3 +44,14 @@ def test_imports(host: Any, has_torch: bool) -> None:
     # Real DeepEP imports torch first; a base with torch must therefore import cleanly with it loaded.
     result = host.run("python3 -c %s", ("import torch\n" if has_torch else "") + "import deep_ep, deep_ep_cpp")
     assert result.rc == 0, result.stderr
+
+
+def test_version_is_what_a_checkout_of_the_pin_gives(host: Any, expected: dict[str, Any]) -> None:
+    # setup.py@a9ea9774: version="1.0.0" + "+" + `git rev-parse --short HEAD`, the suffix dropped when git fails
+    # (as in a tree exported without .git). Both parts are read here from the fetched history, by git itself.
+    source = expected["sources"]["deepep"]
+    setup_py = git(source, "show", f"{source['commit']}:setup.py").decode()
+    base = re.search(r'version\s*=\s*"([^"]+)"\s*\+\s*revision', setup_py)
+    assert base, f"setup.py at {source['commit'][:12]} no longer builds its version as \"<base>\" + revision"
+    short = git(source, "rev-parse", "--short", source["commit"]).decode().strip()
+    assert installed_version(host, "deep_ep") == f"{base.group(1)}+{short}"

@@ -10,13 +10,33 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from pydantic import Field
+
+from epbuild.archives import PinnedArchive
 from epbuild.component import Component, StageInput, Wheel
 from epbuild.interface import Interface, Use
-from epbuild.pins import SourcePin
+from epbuild.patterns import ArchiveUrl, RelPath, Sha256
+from epbuild.pins import SourcePin, Strict
+
+
+class TritonKernelsArchive(Strict):
+    url: ArchiveUrl = Field(description="The tar archive (https, file://, or a path relative to the matrix file).")
+    sha256: Sha256 = Field(description="The archive's sha256; the fetch refuses any other bytes.")
+    member: RelPath = Field(description="The triton_kernels package directory inside the archive.")
 
 
 class VllmPin(SourcePin):
-    pass
+    triton_kernels: TritonKernelsArchive = Field(
+        description="The triton_kernels source TRITON_KERNELS_SRC_DIR names (Dockerfile.rocm@00305ee5 pins ROCm/triton "
+                    "0f380657's python/triton_kernels/triton_kernels by sha256); fetched on the host.")
+
+
+TRITON_KERNELS_CONTEXT = "triton-kernels"
+
+
+def archives(pin: SourcePin) -> tuple[PinnedArchive, ...]:
+    tk = pin.triton_kernels  # type: ignore[attr-defined]
+    return (PinnedArchive(TRITON_KERNELS_CONTEXT, tk.url, tk.sha256, tk.member, "components.vllm.triton_kernels"),)
 
 
 # What the reference's csrc-build stage copies (setup.py reads these), plus pyproject.toml, which it bind-mounts
@@ -33,9 +53,11 @@ def interface(stage: StageInput) -> Interface:
     uses = [Use("env", "VLLM_TARGET_DEVICE", "the vllm stage (always rocm)"),
             Use("env", "MAX_JOBS", "`invoke build --max-jobs` (default: the builder's cores)"),
             Use("env", "VLLM_USE_PRECOMPILED", "the vllm stage (packages the native step's extension)"),
+            Use("env", "TRITON_KERNELS_SRC_DIR", "components.vllm.triton_kernels"),
             Use("env", "PYTORCH_ROCM_ARCH", f"axes.arch ({stage.cell['gpu_targets']})")]
     uses += [Use("file", name, "the vllm stage's native step") for name in NATIVE_INPUTS if "." in name]
-    return Interface(uses, readers=("setup.py", "vllm/envs.py", "CMakeLists.txt", "cmake/*.cmake"))
+    return Interface(uses, readers=("setup.py", "vllm/envs.py", "CMakeLists.txt", "cmake/*.cmake",
+                                      "cmake/external_projects/*.cmake"))
 
 
 COMPONENT = Component(
@@ -45,6 +67,7 @@ COMPONENT = Component(
     output=Wheel(("vllm",)),
     uses=("gpu_targets",),
     interface=interface,
+    archives=archives,
     # Versioned by setuptools-scm with no fallback; build requirements in requirements/build/rocm.txt.
     scm_distribution="vllm",
     build_requirements=("requirements/build/rocm.txt",),

@@ -1,0 +1,151 @@
+"""`invoke bump COMPONENT REF`: moves one pin to the commit a branch, tag or commit names, and says what that
+means: the upstream log between the pins, the stages that re-execute in each cell, and the new pin's checks.
+
+REF is resolved in the component's repository through the sources cache (mirrors honoured) to a full commit;
+the matrix is rewritten with its comments and layout kept, then images/ (and the CI pipelines, when they are
+this matrix's) are re-rendered. A dry run writes nothing (it may fetch into the sources cache).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from epbuild import matrix_edit, pipelines, preflight, rebuild_plan, render, requirements, sources
+from epbuild.commands import Runner, query
+from epbuild.errors import EpbuildError
+from epbuild.matrix import LoadedMatrix, load_matrix
+from epbuild.patterns import COMMIT
+from epbuild.stagegraph import built_pins
+
+LOG_CAP = 20
+ALL_REFS = ["+refs/heads/*:refs/remotes/origin/*", "+refs/tags/*:refs/tags/*"]
+
+
+class BumpError(EpbuildError):
+    pass
+
+
+@dataclass
+class UpstreamLog:
+    count: int
+    lines: list[str]
+    dropped: int = 0
+    """Commits of the old pin the new one does not contain (a pin moved back or to another branch)."""
+
+
+@dataclass
+class Bump:
+    component: str
+    ref: str
+    kind: str
+    """'branch', 'tag' or 'commit'."""
+    old: str
+    new: str
+    tag: str | None
+    log: UpstreamLog
+    plan: dict[str, list[rebuild_plan.StageRun]]
+    checks: list[str]
+    written: list[Path] = field(default_factory=list)
+
+    def report(self) -> str:
+        lines = [f"{self.component}: {self.old[:12]} -> {self.new} ({self.kind} {self.ref}"
+                 + (f", tag {self.tag}" if self.tag and self.kind != "tag" else "") + ")"]
+        lines.append(f"upstream log: {self.log.count} commit(s) from {self.old[:12]} to {self.new[:12]}"
+                     + (f" (showing {LOG_CAP})" if self.log.count > LOG_CAP else ""))
+        lines += [f"  {line}" for line in self.log.lines]
+        if self.log.dropped:
+            lines.append(f"  and {self.log.dropped} commit(s) of the old pin are not in the new one")
+        lines.append("rebuild plan (stages that re-execute, per cell):")
+        lines += rebuild_plan.describe(self.plan)
+        lines.append("checks of the new pin:")
+        lines += [f"  {line}" for line in self.checks]
+        if self.written:
+            lines.append(f"wrote {', '.join(str(p) for p in self.written)}")
+        else:
+            lines.append("dry run: nothing written")
+        return "\n".join(lines)
+
+
+def bump(loaded: LoadedMatrix, component: str, ref: str, root: Path, mirrors: dict[str, str], *,
+         dry_run: bool) -> Bump:
+    pins = loaded.model.components.pins()
+    if component not in pins:
+        raise BumpError(f"{loaded.path}: no component {component!r}; the matrix has {', '.join(pins)}")
+    pin = pins[component]
+    request = sources.requests_for(loaded, [component], mirrors)[0]
+    cache = sources.SourceCache(root, Runner())
+    wanted = ALL_REFS + [c for c in (ref, pin.commit) if len(c) == 40 and COMMIT.fullmatch(c)]
+    mirror = cache.fetch_refs(request, wanted)
+    new, kind = _resolve(cache, mirror, ref, request.url)
+    old = cache.rev_parse(mirror, f"{pin.commit}^{{commit}}")
+    if old is None:
+        raise BumpError(f"{component}: the current pin {pin.commit} is not in {request.url}")
+    tag = ref if kind == "tag" else (pin.tag if pin.tag and cache.rev_parse(
+        mirror, f"refs/tags/{pin.tag}^{{commit}}") == new else None)
+    requirements.check(component, mirror, pin, new)
+    moved_pin = pin.model_copy(update={"commit": new, "tag": tag})
+    exported = cache.export(dataclasses.replace(request, pin=moved_pin))
+    checks = [f"{new[:12]} is in {request.url}" + (f"; tag {tag} names it" if tag else ""),
+              f"its tree exports (submodules included) to {exported.path}"]
+    checks += [f"contains {r.commit[:12]} ({r.reason})" for r in pin.requires] or ["no `requires` to check"]
+
+    text = loaded.path.read_text()
+    new_text = matrix_edit.with_pin(text, loaded.path, component, new, tag)
+    new_loaded = _load_text(loaded.path, new_text)
+    old_rendering = render.render_matrix(loaded, root)
+    new_rendering = render.render_matrix(new_loaded, root)
+    plans = [rc.plan for rc in new_rendering.cells if component in built_pins(rc.plan)]
+    found = preflight.problems(plans)
+    checks.append(f"preflight of {len(plans)} cell(s): " + ("ok" if not found else "FAILED"))
+    checks += [f"  {problem}" for problem in found]
+    result = Bump(component, ref, kind, old, new, tag, _log(mirror, old, new),
+                  rebuild_plan.plan(old_rendering, new_rendering, root), checks)
+    if found and not dry_run:
+        raise BumpError(result.report() + "\nthe new pin fails preflight, so the matrix was left as it was")
+    if dry_run:
+        return result
+    ours = not pipelines.drift(pipelines.render(old_rendering, root))
+    matrix_edit.write_atomically(loaded.path, new_text)
+    render.write(new_rendering)
+    result.written = [loaded.path, new_rendering.out_dir]
+    if ours:
+        # The pipelines are generated from this matrix (not another one), so they follow it.
+        result.written += pipelines.write(pipelines.render(new_rendering, root))
+    return result
+
+
+def _resolve(cache: sources.SourceCache, mirror: Path, ref: str, url: str) -> tuple[str, str]:
+    if COMMIT.fullmatch(ref):
+        full = cache.rev_parse(mirror, f"{ref}^{{commit}}")
+        if full and full.startswith(ref):
+            return full, "commit"
+    for rev, kind in ((f"refs/tags/{ref}^{{commit}}", "tag"), (f"refs/remotes/origin/{ref}^{{commit}}", "branch")):
+        found = cache.rev_parse(mirror, rev)
+        if found:
+            return found, kind
+    raise BumpError(f"{ref!r} is not a branch, tag or commit of {url}")
+
+
+def _load_text(path: Path, text: str) -> LoadedMatrix:
+    """Validates the rewritten matrix before anything is written; beside the original, so relative URLs hold."""
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.stem}.", suffix=".yaml") as tmp:
+        tmp.write(text)
+        tmp.flush()
+        checked = load_matrix(Path(tmp.name))
+    return LoadedMatrix(path, checked.model)
+
+
+def _log(mirror: Path, old: str, new: str) -> UpstreamLog:
+    def git(*args: str) -> str:
+        proc = query(["git", "-C", str(mirror), *args], env=sources.GIT_ENV)
+        if proc.returncode != 0:
+            raise BumpError(f"git {' '.join(args)} in {mirror}: {proc.stderr.strip()}")
+        return proc.stdout
+
+    count = int(git("rev-list", "--count", f"{old}..{new}"))
+    lines = git("log", f"--max-count={LOG_CAP}", "--format=%h %s", f"{old}..{new}").splitlines()
+    dropped = int(git("rev-list", "--count", f"{new}..{old}"))
+    return UpstreamLog(count, lines, dropped)

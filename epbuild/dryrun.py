@@ -1,0 +1,31 @@
+"""What `publish --dry-run` and `pull --dry-run` print: the commands a real run may execute, worked out from the
+matrix and local files alone. A dry run contacts neither the engine nor a registry, so it cannot know which
+steps a real run would skip (a tag the registry already holds); it prints them all, in order."""
+
+from __future__ import annotations
+
+from epbuild.commands import shell_line
+from epbuild.render import RenderedCell
+from epbuild.tags import cell_tags
+
+UNKNOWN_KEY = "KEY"
+
+
+def publish_lines(rc: RenderedCell, registry: str | None) -> list[str]:
+    tags = cell_tags(rc, UNKNOWN_KEY, registry)
+    local = rc.plan.local_tag
+    lines = [f"# {rc.cell.name}: check that {local} was built from recipe {rc.key[:12]} and from no local tree; "
+             f"{UNKNOWN_KEY} is its content-key label's first 12 digits; push unless the registry holds it already"]
+    for tag in (tags.immutable, tags.moving, *tags.extra):
+        lines += [shell_line(["docker", "tag", local, tag]), shell_line(["docker", "push", "--quiet", tag])]
+    return lines
+
+
+def pull_lines(rc: RenderedCell, key: str | None, registry: str | None) -> list[str]:
+    """`key`: the content key if the matrix pins everything it covers, else None (it needs the engine or
+    registry to resolve the base image's digest)."""
+    tags = cell_tags(rc, key or UNKNOWN_KEY, registry)
+    what = f"content key {key[:12]}" if key else f"content key ({UNKNOWN_KEY}: needs the base image's digest)"
+    return [f"# {rc.cell.name}: the image for this checkout's {what}",
+            shell_line(["docker", "pull", "--quiet", tags.immutable]),
+            shell_line(["docker", "tag", tags.immutable, rc.plan.local_tag])]

@@ -1,0 +1,63 @@
+"""What `git rev-parse --short HEAD` answers in a checkout of the pin, handed to a stage whose exported tree has no
+`.git`: a git directory holding only `HEAD` (the pin's full commit) and `core.abbrev` (the length git gives that
+commit in the fetched history), which the stage names as `GIT_DIR`.
+
+Why: DeepEP's setup.py (ROCm/DeepEP setup.py@a9ea9774) versions itself `"1.0.0" + "+" + $(git rev-parse --short
+HEAD)` and silently drops the suffix when git fails, so an exported tree builds plain 1.0.0. `rev-parse` reads
+only HEAD and the abbreviation length, no objects; git skips its ownership check when GIT_DIR is given.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from epbuild.bakefile import GIT_HEAD_DIR
+from epbuild.errors import EpbuildError
+
+
+class GitHeadError(EpbuildError):
+    pass
+
+
+def git_head_dir(component: str, commit: str) -> str:
+    return f"{GIT_HEAD_DIR}/{component}-{commit}"
+
+
+def _git(mirror: Path, *args: str, where: str) -> str:
+    env = {**os.environ, "GIT_CONFIG_NOSYSTEM": "1", "GIT_TERMINAL_PROMPT": "0"}
+    done = subprocess.run(["git", "--git-dir", str(mirror), *args], capture_output=True, text=True, env=env,
+                          check=False)
+    if done.returncode != 0:
+        raise GitHeadError(f"{where}: git {' '.join(args)} failed: {done.stderr.strip()}")
+    return done.stdout.strip()
+
+
+def short_revision(mirror: Path, commit: str, *, where: str) -> tuple[str, str]:
+    """The pin's full commit and its short form as git abbreviates it in `mirror` (the fetched history)."""
+    full = _git(mirror, "rev-parse", "--verify", f"{commit}^{{commit}}", where=where)
+    return full, _git(mirror, "rev-parse", "--short", full, where=where)
+
+
+def write(root: Path, component: str, commit: str, full: str, short: str) -> Path:
+    """The git directory the stage mounts (temp + rename: a half-written one is never there)."""
+    dest = root / git_head_dir(component, commit)
+    if (dest / "HEAD").is_file():
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{component}-"))
+    try:
+        for sub in ("objects", "refs"):
+            (tmp / sub).mkdir()
+            (tmp / sub / ".keep").touch()  # an empty folder may not survive the context transfer
+        (tmp / "HEAD").write_text(full + "\n")
+        (tmp / "config").write_text(f"[core]\n\trepositoryformatversion = 0\n\tbare = true\n\tabbrev = {len(short)}\n")
+        tmp.chmod(0o755)
+        os.replace(tmp, dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return dest

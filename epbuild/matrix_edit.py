@@ -1,0 +1,75 @@
+"""Rewrites one pin of a matrix file in place, keeping its comments and layout (a ruamel.yaml round trip), and
+refuses when the round trip would change any other line."""
+
+from __future__ import annotations
+
+import difflib
+import io
+import os
+import tempfile
+from pathlib import Path
+
+import yaml
+from ruamel.yaml import YAML
+from ruamel.yaml.scalarstring import DoubleQuotedScalarString
+
+from epbuild.errors import EpbuildError
+
+
+class MatrixEditError(EpbuildError):
+    pass
+
+
+def _yaml() -> YAML:
+    rt = YAML()
+    rt.preserve_quotes = True
+    rt.width = 4096  # never re-wrap a long line
+    rt.indent(mapping=2, sequence=4, offset=2)
+    return rt
+
+
+def _scalar(value: str) -> str:
+    """The value as a YAML string: quoted where a plain scalar would read as something else (an all-digit commit)."""
+    return value if isinstance(yaml.safe_load(value), str) else DoubleQuotedScalarString(value)
+
+
+def with_pin(text: str, path: Path, component: str, commit: str, tag: str | None) -> str:
+    """The matrix text with components.<component>.commit (and its tag: set, or removed when None) rewritten."""
+    rt = _yaml()
+    data = rt.load(text)
+    pin = (data.get("components") or {}).get(component)
+    if pin is None:
+        raise MatrixEditError(f"{path}: components.{component}: no such component to rewrite")
+    pin["commit"] = _scalar(commit)
+    if tag is not None:
+        if "tag" in pin:
+            pin["tag"] = _scalar(tag)
+        else:
+            pin.insert(list(pin).index("commit"), "tag", _scalar(tag))
+    elif "tag" in pin:
+        del pin["tag"]
+    out = io.StringIO()
+    rt.dump(data, out)
+    new = out.getvalue()
+    _check_only_pin_lines_changed(text, new, path, component)
+    return new
+
+
+def _check_only_pin_lines_changed(old: str, new: str, path: Path, component: str) -> None:
+    changed = [line for line in difflib.ndiff(old.splitlines(), new.splitlines()) if line[:1] in "+-"]
+    stray = [line for line in changed if not line[2:].lstrip().startswith(("commit:", "tag:"))]
+    if stray or len(changed) > 4:
+        raise MatrixEditError(f"{path}: rewriting components.{component} would also change other lines "
+                              f"({'; '.join(s.strip() for s in stray[:3])}); edit the pin by hand")
+
+
+def write_atomically(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.chmod(tmp, path.stat().st_mode & 0o777)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)

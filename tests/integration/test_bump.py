@@ -1,0 +1,128 @@
+"""`invoke bump` on the offline example: deepep moves to its stand-in's `moved` commit by branch name."""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness import ROOT
+from epbuild import bump as bumper
+from epbuild.component import discover
+from epbuild.matrix import load_matrix
+from epbuild.offline import REPOS_DIR, ensure_fixture_repos
+from epbuild.offline.settings import FIXTURES_DIR
+
+BRANCH = "fixture/moved"
+
+
+@pytest.fixture(scope="module")
+def stand_in_commits() -> dict[str, dict[str, str]]:
+    ensure_fixture_repos(REPOS_DIR, fixtures_dir=FIXTURES_DIR, registry=discover())
+    return {name: entry["commits"] for name, entry in json.loads((REPOS_DIR / "commits.json").read_text()).items()}
+
+
+@pytest.fixture
+def example(tmp_path: Path, stand_in_commits: dict[str, dict[str, str]]) -> Path:
+    """A copy of the offline example laid out as in the repository, so its relative repository paths hold."""
+    matrix = tmp_path / "examples" / "offline" / "matrix.yaml"
+    matrix.parent.mkdir(parents=True)
+    shutil.copy(ROOT / "examples" / "offline" / "matrix.yaml", matrix)
+    (tmp_path / "build" / "offline").mkdir(parents=True)
+    (tmp_path / "build" / "offline" / "repos").symlink_to(REPOS_DIR)
+    invoke("render", "--matrix", str(matrix))
+    return matrix
+
+
+def invoke(*args: str) -> str:
+    proc = subprocess.run([sys.executable, "-m", "invoke", *args], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_bump_by_branch_rewrites_the_pin_only_and_plans_deepep_and_final(
+        example: Path, stand_in_commits: dict[str, dict[str, str]]) -> None:
+    before = example.read_text()
+    moved = stand_in_commits["deepep"]["moved"]
+    out = invoke("bump", "deepep", BRANCH, "--matrix", str(example))
+
+    after = example.read_text()
+    changed = [line for line in difflib.ndiff(before.splitlines(), after.splitlines()) if line[:1] in "+-"]
+    assert changed == [f"-     commit: {stand_in_commits['deepep']['pinned']}", f"+     commit: {moved}"]
+    assert load_matrix(example).model.components.deepep.commit == moved
+    invoke("render", "--check", "--matrix", str(example))
+
+    assert f"-> {moved} (branch {BRANCH})" in out
+    assert "upstream log: 1 commit(s)" in out and "deepep: move the revision string" in out
+    plan = dict(re.findall(r"^  (\S+): (.*)$", out.split("rebuild plan")[1].split("checks of")[0], re.M))
+    listed = json.loads(invoke("matrix", "--json", "--matrix", str(example)))["cells"]
+    assert set(plan) == {c["cell"] for c in listed} and len(plan) > 1
+    for cell, stages in plan.items():
+        assert re.findall(r"(\w[\w-]*) \(", stages) == ["deepep", "final"], (cell, stages)
+
+
+def test_dry_run_changes_nothing(example: Path) -> None:
+    before = snapshot(example.parent)
+    out = invoke("bump", "deepep", BRANCH, "--matrix", str(example), "--dry-run")
+    assert "dry run: nothing written" in out
+    assert snapshot(example.parent) == before
+
+
+def test_the_plan_takes_durations_from_the_last_build_that_ran_the_stage(example: Path, tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    for stamp, seconds in (("20260101T000000Z", 99.0), ("20260102T000000Z", 42.0)):
+        run = root / "build" / "logs" / f"{stamp}-build-1"
+        run.mkdir(parents=True)
+        (run / "summary.json").write_text(json.dumps({"executed_run_steps": [
+            {"target": "gfx950-cx7-sid", "stage": "deepep", "op": "RUN python3 setup.py", "seconds": seconds}]}))
+    result = bumper.bump(load_matrix(example), "deepep", BRANCH, root, {}, dry_run=True)
+    report = result.report()
+    assert "gfx950-cx7-sid: deepep (42s last time), final (no log)" in report
+    assert "gfx942-cx7-sid: deepep (no log), final (no log)" in report
+
+
+def test_an_unknown_ref_and_an_unknown_component_are_errors(example: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "invoke", "bump", "deepep", "no-such-branch", "--matrix",
+                           str(example)], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 2 and "'no-such-branch' is not a branch, tag or commit of" in proc.stderr
+    proc = subprocess.run([sys.executable, "-m", "invoke", "bump", "deepEP", "main", "--matrix", str(example)],
+                          cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 2 and "no component 'deepEP'" in proc.stderr
+
+
+def test_bump_refuses_a_pin_that_lacks_a_required_commit(example: Path,
+                                                         stand_in_commits: dict[str, dict[str, str]]) -> None:
+    moved = stand_in_commits["deepep"]["moved"]
+    text = example.read_text().replace("    explicit_ctx: true\n", (
+        f"    explicit_ctx: true\n    requires:\n      - commit: {moved}\n        reason: the moved revision string\n"))
+    example.write_text(text)
+    proc = subprocess.run([sys.executable, "-m", "invoke", "bump", "deepep", "fixture/pinned", "--matrix",
+                           str(example)], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert f"lacks required commit(s): {moved} (the moved revision string)" in proc.stderr
+    assert example.read_text() == text
+
+
+def test_the_preflight_result_is_printed_and_a_failing_one_writes_nothing(
+        example: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from epbuild import preflight
+
+    clean = bumper.bump(load_matrix(example), "deepep", BRANCH, ROOT, {}, dry_run=True).report()
+    assert re.search(r"preflight of \d+ cell\(s\): ok", clean)
+    problem = "setup.py has no option --rocm-explicit-ctx"
+    monkeypatch.setattr(preflight, "problems", lambda plans: [f"{plans[0].cell.name}: deepep: {problem}"])
+    before = example.read_text()
+    with pytest.raises(bumper.BumpError) as info:
+        bumper.bump(load_matrix(example), "deepep", BRANCH, ROOT, {}, dry_run=False)
+    assert "preflight of" in str(info.value) and problem in str(info.value)
+    assert example.read_text() == before

@@ -39,8 +39,11 @@ def test_two_cold_builds_give_the_same_image(docker_engine: None) -> None:
     created = json.loads(subprocess.run(["docker", "image", "inspect", "--format", "{{json .Created}}", second_id],
                                         capture_output=True, text=True, check=True).stdout)
     assert first_id.startswith("sha256:") and first_id == second_id, (first_id, second_id)
-    # The cell's pins are the commits in the offline example's matrix; git gives their commit times.
-    pins = json.loads((ROOT / "examples" / "offline" / "images" / CELL / "manifest.json").read_text())["components"]
+    # The cell's pins are the commits the build resolved from the offline example's matrix; git gives their
+    # commit times.
+    # (The build writes the cell's record, with the full commits it resolved, into its run folder.)
+    record = second.run_dir / "records" / CELL / "manifest.json"
+    pins = json.loads(record.read_text())["components"]
     newest = max(int(subprocess.run(["git", "-C", str(ROOT / "build" / "offline" / "repos" / f"{name}.git"), "show",
                                      "--no-patch", "--format=%ct", pin["commit"]], capture_output=True, text=True,
                                     check=True).stdout) for name, pin in pins.items())

@@ -36,6 +36,13 @@ def source_dir(component: str, commit: str) -> str:
     return f"{SOURCES_DIR}/{component}-{commit}"
 
 
+def wheelhouse_dir(component: str, commit: str, base: str) -> str:
+    """Where the build requirements of `component` at `commit` for the cells on `base` are downloaded. One folder per
+    base: the wheels and the lock depend on the base image's Python, so cells on two bases sharing one folder would
+    rewrite it on every switch, changing the `wheels-<component>` context and re-running its install step."""
+    return f"{WHEELHOUSE_DIR}/{component}-{commit}-{base}"
+
+
 def vendor_dir(nic: str, digest: str) -> str:
     """Where epbuild/vendor_repo.py leaves a NIC's verified .debs, relative to the folder builds run from."""
     return f"{VENDOR_DIR}/{nic}-{digest[:16]}"
@@ -55,7 +62,7 @@ def cell_target(rc: stagegraph.Rendered, *, context_root: str) -> dict[str, Any]
         if component.git_head:
             contexts[f"git-{name}"] = f"{GIT_HEAD_DIR}/{name}-{pin.commit}"
         if component.build_requirements:
-            contexts[f"wheels-{name}"] = f"{WHEELHOUSE_DIR}/{name}-{pin.commit}"
+            contexts[f"wheels-{name}"] = wheelhouse_dir(name, pin.commit, plan.cell.base)
     if plan.vendor is not None:
         contexts[VENDOR_CONTEXT] = vendor_dir(plan.cell.nic, plan.vendor.digest())
     return {

@@ -105,14 +105,14 @@ def wheelhouses(cells: list[RenderedCell], root: Path, runner: Runner) -> None:
             pin = rc.plan.pins[c.name]
             if runner.dry_run:
                 runner.record(f"# {c.name}: pip download {' '.join(c.build_requirements)} -> "
-                              f"{wheelhouse.wheelhouse_dir(c.name, pin.commit)}")
+                              f"{wheelhouse.wheelhouse_dir(c.name, pin.commit, rc.plan.cell.base)}")
                 continue
             where = f"{c.name} at {pin.commit[:12]}"
             lines = wheelhouse.requirements(source_folder(root, rc, c), c.build_requirements, where)
             image = rc.plan.base.image
             if image not in targets:
                 targets[image] = wheelhouse.image_python(image)
-            wheelhouse.ensure(root, c.name, pin.commit, lines, targets[image], runner)
+            wheelhouse.ensure(root, c.name, pin.commit, rc.plan.cell.base, lines, targets[image], runner)
 
 
 

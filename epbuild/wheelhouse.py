@@ -21,7 +21,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from epbuild.bakefile import WHEELHOUSE_DIR
+from epbuild.bakefile import wheelhouse_dir
 from epbuild.commands import CommandFailed, Runner
 from epbuild.errors import EpbuildError
 
@@ -56,10 +56,6 @@ class PythonTarget:
         for platform in platforms:
             args += ["--platform", platform]
         return args
-
-
-def wheelhouse_dir(component: str, commit: str) -> str:
-    return f"{WHEELHOUSE_DIR}/{component}-{commit}"
 
 
 def canonical(name: str) -> str:
@@ -130,11 +126,11 @@ def _lock_line(wheel: Path, sha: str) -> str:
     return f"{canonical(name)}=={version} --hash=sha256:{sha}"
 
 
-def ensure(root: Path, component: str, commit: str, lines: list[str], target: PythonTarget,
+def ensure(root: Path, component: str, commit: str, base: str, lines: list[str], target: PythonTarget,
            runner: Runner) -> Path:
     """The wheelhouse for these requirement lines: reused when its stamp and every wheel's hash still match
     (no network), else resolved with the host's pip into a temporary folder and renamed into place."""
-    dest = root / wheelhouse_dir(component, commit)
+    dest = root / wheelhouse_dir(component, commit, base)
     digest = _inputs_digest(lines, target)
     if _verified(dest, digest):
         return dest

@@ -49,7 +49,7 @@ def test_resolves_with_pip_into_a_hash_pinned_lock_and_reuses_it_offline(tmp_pat
     monkeypatch.setenv("PIP_NO_INDEX", "1")
     monkeypatch.setenv("PIP_FIND_LINKS", str(index))
     root = tmp_path / "root"
-    dest = ensure(root, "mori", "a" * 40, ["demo>=1"], TARGET, Runner())
+    dest = ensure(root, "mori", "a" * 40, "sid", ["demo>=1"], TARGET, Runner())
     sha = hashlib.sha256(wheel.read_bytes()).hexdigest()
     assert (dest / "requirements.lock").read_text() == f"demo==1.2.3 --hash=sha256:{sha}\n"
     assert (dest / wheel.name).read_bytes() == wheel.read_bytes()
@@ -57,7 +57,7 @@ def test_resolves_with_pip_into_a_hash_pinned_lock_and_reuses_it_offline(tmp_pat
     for path in index.iterdir():  # the "network" is gone: the wheelhouse must be reused as it is
         path.unlink()
     replay = tmp_path / "replay.sh"
-    again = ensure(root, "mori", "a" * 40, ["demo>=1"], TARGET, Runner(replay=replay))
+    again = ensure(root, "mori", "a" * 40, "sid", ["demo>=1"], TARGET, Runner(replay=replay))
     assert again == dest and "pip download" not in replay.read_text()
 
 
@@ -66,9 +66,9 @@ def test_a_tampered_wheel_is_resolved_again(tmp_path: Path, monkeypatch: pytest.
     wheel = make_wheel(index, "demo", "1.0")
     monkeypatch.setenv("PIP_NO_INDEX", "1")
     monkeypatch.setenv("PIP_FIND_LINKS", str(index))
-    dest = ensure(tmp_path / "root", "aiter", "b" * 40, ["demo"], TARGET, Runner())
+    dest = ensure(tmp_path / "root", "aiter", "b" * 40, "sid", ["demo"], TARGET, Runner())
     (dest / wheel.name).write_bytes(b"not the wheel")
-    ensure(tmp_path / "root", "aiter", "b" * 40, ["demo"], TARGET, Runner())
+    ensure(tmp_path / "root", "aiter", "b" * 40, "sid", ["demo"], TARGET, Runner())
     assert (dest / wheel.name).read_bytes() == wheel.read_bytes()
 
 
@@ -77,5 +77,25 @@ def test_an_unresolvable_requirement_fails_naming_component_and_python(tmp_path:
     monkeypatch.setenv("PIP_NO_INDEX", "1")
     monkeypatch.setenv("PIP_FIND_LINKS", str(tmp_path))
     with pytest.raises(WheelhouseError, match=r"vllm at cccccccccccc: cannot download .* for Python 3\.13"):
-        ensure(tmp_path / "root", "vllm", "c" * 40, ["no-such-dist-anywhere"], TARGET, Runner())
-    assert not (tmp_path / "root" / "build" / "wheelhouse" / f"vllm-{'c' * 40}").exists()
+        ensure(tmp_path / "root", "vllm", "c" * 40, "sid", ["no-such-dist-anywhere"], TARGET, Runner())
+    assert not (tmp_path / "root" / "build" / "wheelhouse" / f"vllm-{'c' * 40}-sid").exists()
+
+
+def test_cells_on_two_bases_never_rewrite_each_others_wheelhouse(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A build of a trixie cell (Python 3.13) between two builds of a sid cell (Python 3.14) must leave the sid
+    cell's wheelhouse untouched: a rewritten folder is a changed `wheels-<component>` context, whose install step
+    BuildKit then runs again."""
+    index = tmp_path / "index"
+    make_wheel(index, "demo", "1.0")
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_FIND_LINKS", str(index))
+    root = tmp_path / "root"
+    sid = ensure(root, "mori", "d" * 40, "sid", ["demo"], PythonTarget("3.14", (2, 43), "x86_64"), Runner())
+    before = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in sid.iterdir()}
+    trixie = ensure(root, "mori", "d" * 40, "trixie", ["demo"], TARGET, Runner())
+    assert trixie != sid
+    replay = tmp_path / "replay.sh"
+    again = ensure(root, "mori", "d" * 40, "sid", ["demo"], PythonTarget("3.14", (2, 43), "x86_64"),
+                   Runner(replay=replay))
+    assert again == sid and "pip download" not in replay.read_text()
+    assert {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in sid.iterdir()} == before

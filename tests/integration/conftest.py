@@ -8,6 +8,8 @@ import subprocess
 import pytest
 
 from harness import OFFLINE, InvokeResult, invoke
+from epbuild.offline import REPOS_DIR, ensure_fixture_repos
+from epbuild.offline.settings import FIXTURES_DIR
 
 
 @pytest.fixture(scope="session")
@@ -23,6 +25,14 @@ def offline_build(docker_engine: None) -> InvokeResult:
     """One cold-or-warm build of two cells of the offline example, in one invocation."""
     return invoke("build", "--matrix", OFFLINE, "--cell", "gfx950-cx7-sid", "--cell", "gfx942-thor2-sid", "--quiet",
                   check=True)
+
+@pytest.fixture(scope="session")
+def stand_in_repos() -> None:
+    """The offline example's stand-in repositories and their commits.json, made by the same step `invoke build`'s
+    prepare runs (idempotent), so a test that pins a stand-in commit through `matrix_variant` before its first
+    build passes alone and in any order."""
+    ensure_fixture_repos(REPOS_DIR, fixtures_dir=FIXTURES_DIR)
+
 
 # The toy component's in-image check runs inside an image through `invoke test`, never in this session.
 collect_ignore = ["toy_component"]

@@ -14,7 +14,8 @@ from harness import ROOT, InvokeResult, invoke
 from epbuild.build import checkout_tag
 from epbuild.offline import matrix_variant
 
-pytestmark = pytest.mark.docker
+# matrix_variant reads the stand-ins' commits.json: made here, never left to an earlier test.
+pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("stand_in_repos")]
 
 BROKEN_IMAGE = "epbuild-offline/broken"  # the name test_offline_build's broken-stand-in test builds under too
 

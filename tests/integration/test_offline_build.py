@@ -14,7 +14,8 @@ from harness import OFFLINE, ROOT, InvokeResult, cells_json, docker_run, invoke,
 from epbuild.offline import matrix_variant
 from epbuild.offload import file_gpu_archs
 
-pytestmark = pytest.mark.docker
+# Each pins stand-in commits through matrix_variant, which reads the stand-ins' commits.json.
+pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("stand_in_repos")]
 
 
 def test_both_cells_build_and_are_tagged_as_matrix_json_says(offline_build: InvokeResult) -> None:
@@ -113,10 +114,6 @@ def test_preflight_refuses_a_flag_the_pin_lacks_before_bake(tmp_path: Path) -> N
     """DeepEP's pinned stand-in (like a9ea9774) has no --rocm-gfx942-fp8-fnuz-max: `invoke build` stops after the
     fetch, naming component, pin, flag and matrix key, and never starts bake (tests/core/test_preflight.py shows the
     same setting passing at the stand-in's later commit that has the flag)."""
-    from epbuild.offline import REPOS_DIR, ensure_fixture_repos
-    from epbuild.offline.settings import FIXTURES_DIR
-
-    ensure_fixture_repos(REPOS_DIR, fixtures_dir=FIXTURES_DIR)
     fnuz = {"deepep": {"gfx942_fp8_fnuz_max": 224}}
     matrix = matrix_variant(tmp_path / "pinned", options=fnuz, image_name="epbuild-offline/preflight")
     invoke("render", "--matrix", str(matrix), check=True)

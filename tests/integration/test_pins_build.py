@@ -15,7 +15,8 @@ from harness import cells_json, docker_run, invoke
 from epbuild.matrix import load_matrix
 from epbuild.offline import REPOS_DIR, matrix_variant
 
-pytestmark = pytest.mark.docker
+# Each pins stand-in commits through matrix_variant, which reads the stand-ins' commits.json.
+pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("stand_in_repos")]
 
 CELL = "gfx950-cx7-sid"
 

@@ -15,7 +15,8 @@ from collections.abc import Iterator
 
 import pytest
 
-pytestmark = pytest.mark.docker
+# Each pins stand-in commits through matrix_variant, which reads the stand-ins' commits.json.
+pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("stand_in_repos")]
 
 from epbuild.manifest import KEY_LABEL
 from epbuild.offline import matrix_variant

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.docker
+# Each pins stand-in commits through matrix_variant, which reads the stand-ins' commits.json.
+pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("stand_in_repos")]
 
 from epbuild.offline import matrix_variant
 from harness import InvokeResult, cells_json, invoke

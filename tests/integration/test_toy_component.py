@@ -16,7 +16,8 @@ from epbuild.offline import matrix_variant
 from epbuild.offload import file_gpu_archs
 from harness import ROOT, InvokeResult, docker_run, invoke
 
-pytestmark = pytest.mark.docker
+# Each pins stand-in commits through matrix_variant, which reads the stand-ins' commits.json.
+pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("stand_in_repos")]
 
 TOY = Path(__file__).resolve().parent / "toy_component" / "toy"
 CELL = "gfx942-thor2-sid"

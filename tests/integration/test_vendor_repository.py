@@ -19,7 +19,8 @@ from epbuild.offline.vendor_apt_repo import REPO_DIR, serve
 from epbuild.vendor import VendorUserspace
 from harness import OFFLINE, ROOT, invoke
 
-pytestmark = pytest.mark.docker
+# Each pins stand-in commits through matrix_variant, which reads the stand-ins' commits.json.
+pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("stand_in_repos")]
 IMAGE = "epbuild-vendor-checks/stack"
 
 

@@ -17,6 +17,7 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -81,9 +82,14 @@ class FreshEngine:
         self.stop()
         raise RuntimeError(f"dockerd {self.index} did not start; the end of its log:\n{log_tail}")
 
-    def load(self, image_tar: Path) -> None:
+    def load(self, image_tar: Path, images: Sequence[str]) -> None:
+        """Loads a `save_images` tar and checks that `images` arrived under their own tags (a build would
+        otherwise try to make a missing base on this engine, which cannot)."""
         with image_tar.open("rb") as tar:
             self.docker("load", stdin=tar)
+        missing = [i for i in images if self.docker("image", "inspect", i, check=False).returncode != 0]
+        if missing:
+            raise RuntimeError(f"engine {self.index}: {', '.join(missing)} not loaded from {image_tar}")
 
     def forget_builds(self, keep_images: tuple[str, ...]) -> None:
         """Every local trace of earlier builds on this engine gone: its BuildKit cache (records, layers, cache
@@ -111,7 +117,24 @@ class FreshEngine:
         shutil.rmtree(self.run_dir, ignore_errors=True)
 
 
-def save_image(image: str, dest: Path) -> Path:
-    """`docker save` of an image of the shared engine (read-only there), to load into fresh engines."""
-    subprocess.run(["docker", "save", "--output", str(dest), image], check=True)
+def base_images(matrix: str, cells: Collection[str] = ()) -> tuple[str, ...]:
+    """The base images the matrix's cells (or only `cells`) start from, as its `bases:` name them: what a fresh
+    engine must be handed, since it cannot make one itself (the offline recipe apt-installs from Debian, and the
+    fresh engine's containers have no network)."""
+    from epbuild import project
+
+    rendering = project.rendering(matrix)
+    unknown = set(cells) - {rc.cell.name for rc in rendering.cells}
+    if unknown:
+        raise ValueError(f"{matrix} has no cell {', '.join(sorted(unknown))}")
+    return tuple(dict.fromkeys(rc.plan.base.image for rc in rendering.cells if not cells or rc.cell.name in cells))
+
+
+def save_images(images: Sequence[str], dest: Path) -> Path:
+    """`docker save` of images of the shared engine (read-only there) into one tar, to load into fresh engines.
+    Each must be there already: the matrix's prepare step (`invoke sources`) makes the offline bases."""
+    for image in images:
+        if subprocess.run(["docker", "image", "inspect", image], capture_output=True).returncode != 0:
+            raise RuntimeError(f"the shared engine has no {image}: prepare the matrix first (invoke sources)")
+    subprocess.run(["docker", "save", "--output", str(dest), *images], check=True)
     return dest

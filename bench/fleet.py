@@ -21,13 +21,14 @@ import sys
 import tempfile
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from bench.engines import FreshEngine, save_image
+from bench.engines import FreshEngine, base_images, save_images
 from bench.results import OFFLINE, ROOT, invoke, record
 from epbuild import pipelines, project
 from epbuild.offline import matrix_variant
@@ -160,23 +161,19 @@ def main() -> None:
     from registry import Registry  # the tests' docker-registry on 127.0.0.1
 
     rendering = project.rendering(OFFLINE)
-    bases = tuple(dict.fromkeys(rc.plan.base.image for rc in rendering.cells))
+    bases = base_images(OFFLINE)
     invoke("sources", "--matrix", OFFLINE, "--all")  # prepares the offline example, then fetches its sources
     work = Path(tempfile.mkdtemp(prefix="fleet-", dir=ROOT / "build"))
     (work / "registry").mkdir()
     registry = Registry(work / "registry")
     engines = [FreshEngine(work / f"engine{i}", i) for i in range(args.agents)]
     try:
-        tars = [save_image(base, work / f"base{i}.tar") for i, base in enumerate(bases)]
+        tar = save_images(bases, work / "bases.tar")
         for engine in engines:
             engine.start()
-        loaders = [threading.Thread(target=e.load, args=(tar,)) for e in engines for tar in tars]
-        for t in loaders:
-            t.start()
-        for t in loaders:
-            t.join()
-        for tar in tars:
-            tar.unlink()
+        with ThreadPoolExecutor(len(engines)) as pool:  # list() re-raises a failed load here
+            list(pool.map(lambda engine: engine.load(tar, bases), engines))
+        tar.unlink()
         cache = f"127.0.0.1:{registry.port}"
 
         cold = pipeline_steps(OFFLINE, cache)

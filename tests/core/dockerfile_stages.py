@@ -28,3 +28,9 @@ def shared(dockerfiles: dict[str, str]) -> dict[str, set[str]]:
         for chain in stage_chains(text).values():
             holders.setdefault(chain, set()).add(cell)
     return holders
+
+
+def run_instructions(dockerfile: str) -> dict[str, int]:
+    """Stage -> how many RUN instructions it holds: the RUN steps BuildKit executes for it when nothing is cached."""
+    blocks = re.findall(r"^FROM \S+ AS (\S+)\n(.*?)(?=^FROM |\Z)", dockerfile, re.S | re.M)
+    return {name: len(re.findall(r"^RUN ", block, re.M)) for name, block in blocks}

@@ -107,10 +107,18 @@ def publish(rc: RenderedCell, runner: Runner, registry_override: str | None = No
     for tag in (tags.moving, *tags.extra):
         if registry.remote_digest(tag) == result.digest:
             continue
-        # A copy of the manifest the registry already holds and was just checked: the same bytes, so the same
-        # digest, and no image of this machine's engine is involved.
-        runner.run(["docker", "buildx", "imagetools", "create", "--tag", tag, source], capture=True,
-                   timeout=timeouts.REGISTRY.seconds(), timeout_setting=timeouts.REGISTRY.env)
+        if image.id == result.digest:
+            # The local image ID is the very manifest the registry holds (and was just checked) as
+            # `result.digest`: pushing that ID gives the same manifest bytes. (buildx 0.13's imagetools would
+            # wrap a lone image manifest, what an OCI-layout export loads as, in a new index of another digest.)
+            runner.run(["docker", "tag", image.id, tag])
+            runner.run(["docker", "push", "--quiet", tag], capture=True, timeout=timeouts.PUSH.seconds(),
+                       timeout_setting=timeouts.PUSH.env)
+        else:
+            # A copy of the manifest the registry already holds and was just checked, made inside the registry:
+            # no image of this machine's engine is involved.
+            runner.run(["docker", "buildx", "imagetools", "create", "--tag", tag, source], capture=True,
+                       timeout=timeouts.REGISTRY.seconds(), timeout_setting=timeouts.REGISTRY.env)
         if not runner.dry_run and registry.remote_digest(tag) != result.digest:
             raise EpbuildError(f"{rc.cell.name}: {tag} does not name {result.digest} after the copy; check the "
                                "registry")

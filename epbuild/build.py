@@ -10,6 +10,8 @@ cell's OCI layout when it came through one (epbuild/reproducible.py), else the o
 
 from __future__ import annotations
 
+import dataclasses
+
 import contextlib
 import hashlib
 import json
@@ -204,11 +206,17 @@ def build(rendering: Rendering, cells: list[RenderedCell], root: Path, options: 
         # Every stage is cached by now: this only writes the serving images' configs.
         with (run_dir / "bake.log").open("a") as bake_log:
             code = runner.stream(bake_command(rendering, root, [serving_target(n) for n in built], options,
-                                              resolved=resolved_file), cwd=root, on_line=bake_log.write)
+                                              resolved=resolved_file, reproducible_file=override),
+                                 cwd=root, on_line=bake_log.write)
         for name in built:
             if code != 0:
                 results[name].error = f"the serving image {serving_target(name)} failed (see {run_dir}/bake.log)"
                 results[name].ok = False
+            elif override is not None:
+                serving = dataclasses.replace(results[name], cell=serving_target(name))
+                reproducible.hand_over(runner, root, run_dir, serving, [serving_target(results[name].tag)])
+                if not serving.ok:
+                    results[name].error, results[name].ok = serving.error, False
     report.wall = time.monotonic() - start
     for result in report.results:
         result.log = str(run_dir / f"{result.cell}.log")

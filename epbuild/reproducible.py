@@ -29,6 +29,7 @@ import shutil
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
+from epbuild.bakefile import serving_target
 from epbuild.buildreport import CellResult
 from epbuild.commands import CommandFailed, Runner, query
 from epbuild.render import RenderedCell
@@ -69,10 +70,13 @@ def bake_override(cells: list[RenderedCell], epochs: Mapping[str, int], root: Pa
     for rc in cells:
         args = {"SOURCE_DATE_EPOCH": str(cell_epoch(rc, epochs))}
         args.update({epoch_arg(name): str(epochs.get(name, LOCAL_TREE_EPOCH)) for name in built_pins(rc.plan)})
-        targets[rc.cell.name] = {
-            "args": args,
-            "output": [f"type=oci,dest={oci_layout(root, rc.cell.name)},tar=false,rewrite-timestamp=true"],
-        }
+        # The serving image goes through the same export, so its layers are the cell's own (same epochs, same
+        # rewritten timestamps) and only its config differs.
+        for name in (rc.cell.name, serving_target(rc.cell.name)):
+            targets[name] = {
+                "args": args,
+                "output": [f"type=oci,dest={oci_layout(root, name)},tar=false,rewrite-timestamp=true"],
+            }
     return json.dumps({"target": targets}, indent=2) + "\n"
 
 

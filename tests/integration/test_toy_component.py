@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import uuid
 import subprocess
 from pathlib import Path
 
@@ -44,6 +45,9 @@ def test_a_toy_component_from_a_folder_builds_and_is_checked(offline_build: Invo
     shutil.copytree(TOY, components / "toy", ignore=shutil.ignore_patterns("fixture", "__pycache__"))
     repo = tmp_path / "toy.git"
     shutil.copytree(TOY / "fixture", repo, ignore=shutil.ignore_patterns("__pycache__"))
+    # A file no earlier run had, so the toy's source (and so its stage) is new to the engine's build cache even
+    # on an engine that built the toy before: the test must see the toy stage execute.
+    (repo / "run-id.txt").write_text(f"{uuid.uuid4()}\n")
     git(repo, "init", "-q")
     git(repo, "add", "-A")
     git(repo, "commit", "-qm", "toy stand-in")

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.docker
 from epbuild.build import BakeStalled, _Bakes
 from epbuild.commands import Runner
 from epbuild.progress import Progress
-from harness import OFFLINE, InvokeResult, invoke
+from harness import OFFLINE, InvokeResult, cells_json, invoke
 from netservers import CrawlingRelay, SilentServer
 from registry import Registry
 
@@ -74,8 +74,14 @@ def test_a_push_that_crawls_is_stopped(crawling_registry: tuple[Registry, Crawli
     assert relay.uploaded > 0  # the push was under way when it was stopped
 
 
+def offline_build_image() -> str:
+    return cells_json()[CELL]["image"]
+
+
 def test_image_checks_that_run_too_long_are_stopped(offline_build: InvokeResult) -> None:
-    result = invoke("test", "--matrix", OFFLINE, "--cell", CELL, "--quiet",
+    # By image reference: later tests may have rebuilt the cell since the session's build, and any image of the
+    # cell serves to show the time limit.
+    result = invoke("test", "--matrix", OFFLINE, "--cell", CELL, "--quiet", "--image", offline_build_image(),
                     env={"EPBUILD_IMAGE_TEST_TIMEOUT": "3"}, timeout=300)
     assert result.code == 1, result.out + result.err
     assert f"{CELL}: error: the checks did not finish within 3 s" in result.out, result.out
@@ -86,7 +92,7 @@ def test_a_silent_bake_is_stopped_and_reported(tmp_path: Path, offline_build: In
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     # A step that prints nothing for 10 minutes; a fresh nonce keeps it from being a cache hit.
     (tmp_path / "Dockerfile").write_text(
-        f"FROM epbuild-offline/base:sid-hip\nRUN echo {uuid.uuid4().hex} && sleep 600\n")
+        f"FROM epbuild-offline/base:sid-hip-ref\nRUN echo {uuid.uuid4().hex} && sleep 600\n")
     (tmp_path / "bake.json").write_text(json.dumps(
         {"target": {"stall": {"context": str(tmp_path), "dockerfile": "Dockerfile"}}}))
     argv = ["docker", "buildx", "bake", "--file", str(tmp_path / "bake.json"), "--progress", "plain", "stall"]

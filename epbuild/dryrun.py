@@ -4,6 +4,7 @@ steps a real run would skip (a tag the registry already holds); it prints them a
 
 from __future__ import annotations
 
+from epbuild import registry_http
 from epbuild.commands import shell_line
 from epbuild.render import RenderedCell
 from epbuild.tags import cell_tags
@@ -16,9 +17,11 @@ def publish_lines(rc: RenderedCell, registry: str | None) -> list[str]:
     local = rc.plan.local_tag
     lines = [f"# {rc.cell.name}: check that {local} was built from recipe {rc.key[:12]} and from no local tree; "
              f"{UNKNOWN_KEY} is its content-key label's first 12 digits; push unless the registry holds it already"]
-    for tag in (tags.immutable, tags.moving, *tags.extra):
-        lines += [shell_line(["docker", "tag", local, tag]), shell_line(["docker", "push", "--quiet", tag])]
-    return lines
+    lines += [shell_line(["docker", "tag", local, tags.immutable]),
+              shell_line(["docker", "push", "--quiet", tags.immutable]),
+              f"# then each moving tag gets the manifest the registry holds for {tags.immutable} (DIGEST), copied "
+              "inside the registry"]
+    return lines + [registry_http.replay_line(f"{tags.repository}@DIGEST", tag) for tag in (tags.moving, *tags.extra)]
 
 
 def pull_lines(rc: RenderedCell, key: str | None, registry: str | None) -> list[str]:

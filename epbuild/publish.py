@@ -3,8 +3,9 @@ this checkout's content key, and only then points the moving tags at it, inside 
 
 The local image is resolved to its ID once: another build (another matrix with the same image name, another
 checkout) may move the local `<image>:<cell>` tag at any moment, so nothing after that reads the tag. Moving tags
-are copied from `immutable@digest` with `docker buildx imagetools create`, never pushed from a local image (whose
-digest differs after any rebuild), so they can only ever name what the immutable tag names. An interrupted
+are copied from `immutable@digest` inside the registry, manifest bytes and all (epbuild/registry_http.py), never
+pushed from a local image (whose digest differs after any rebuild), so they can only ever name the digest the
+immutable tag names. An interrupted
 publish therefore never moves a tag, and a cell that is already published pushes nothing. Credentials: see
 epbuild/credentials.py."""
 
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from epbuild import registry, timeouts
+from epbuild import registry, registry_http, timeouts
 from epbuild.commands import Runner
 from epbuild.errors import EpbuildError
 from epbuild.manifest import DIRTY_LABEL, KEY_LABEL, LABEL_PREFIX, RECIPE_LABEL
@@ -107,18 +108,12 @@ def publish(rc: RenderedCell, runner: Runner, registry_override: str | None = No
     for tag in (tags.moving, *tags.extra):
         if registry.remote_digest(tag) == result.digest:
             continue
-        if image.id == result.digest:
-            # The local image ID is the very manifest the registry holds (and was just checked) as
-            # `result.digest`: pushing that ID gives the same manifest bytes. (buildx 0.13's imagetools would
-            # wrap a lone image manifest, what an OCI-layout export loads as, in a new index of another digest.)
-            runner.run(["docker", "tag", image.id, tag])
-            runner.run(["docker", "push", "--quiet", tag], capture=True, timeout=timeouts.PUSH.seconds(),
-                       timeout_setting=timeouts.PUSH.env)
-        else:
-            # A copy of the manifest the registry already holds and was just checked, made inside the registry:
-            # no image of this machine's engine is involved.
-            runner.run(["docker", "buildx", "imagetools", "create", "--tag", tag, source], capture=True,
-                       timeout=timeouts.REGISTRY.seconds(), timeout_setting=timeouts.REGISTRY.env)
+        # The manifest the registry already holds (and was just checked) as `result.digest`, its very bytes
+        # written under the tag inside the registry: no image of this machine's engine is involved, and the tag
+        # gets that digest (buildx 0.13's imagetools would wrap a lone image manifest in a new index).
+        runner.record(registry_http.replay_line(source, tag))
+        if not runner.dry_run:
+            registry_http.copy_manifest(source, tag)
         if not runner.dry_run and registry.remote_digest(tag) != result.digest:
             raise EpbuildError(f"{rc.cell.name}: {tag} does not name {result.digest} after the copy; check the "
                                "registry")

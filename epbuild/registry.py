@@ -36,6 +36,14 @@ class RegistryUnreadable(RegistryError):
     """The registry answered, but not with a readable image (broken manifest, missing blob, network)."""
 
 
+class RegistryUnreachable(RegistryUnreadable):
+    """No answer from the registry at all (refused connection, unknown host, TLS failure, time limit)."""
+
+
+class RegistryAbsent(RegistryError):
+    """The registry answered that it has no such manifest, where one was required."""
+
+
 @dataclass(frozen=True)
 class RemoteImage:
     digest: str

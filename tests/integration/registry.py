@@ -4,6 +4,7 @@ at exactly that step."""
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import shutil
@@ -90,6 +91,7 @@ class Registry:
     def __init__(self, folder: Path, login: tuple[str, str] | None = None, *, read_only: bool = False) -> None:
         """With `login` (user, password), the registry answers only that account (HTTP basic auth); `read_only`
         puts it in maintenance mode, in which it serves pulls and refuses every upload."""
+        self.login = login
         binary = shutil.which("docker-registry")
         assert binary, "Debian's docker-registry is missing (ci/setup.sh installs it)"
         self.port = free_port()
@@ -137,6 +139,38 @@ class Registry:
         """The tags the registry itself lists for `repository` (its path, without the host)."""
         with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/v2/{repository}/tags/list", timeout=10) as r:
             return sorted(json.load(r)["tags"] or [])
+
+    def _request(self, method: str, path: str, data: bytes | None = None,
+                 headers: dict[str, str] | None = None) -> tuple[bytes, str]:
+        """Straight to the registry (not the relay), with the registry's login if it has one."""
+        sent = dict(headers or {})
+        if self.login:
+            sent["Authorization"] = "Basic " + base64.b64encode(":".join(self.login).encode()).decode()
+        request = urllib.request.Request(f"http://127.0.0.1:{self.port}/v2/{path}", data=data, method=method,
+                                         headers=sent)
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return answer.read(), answer.headers.get("Content-Type", "")
+
+    def manifest(self, repository: str, reference: str) -> tuple[bytes, str]:
+        """The manifest's bytes as the registry stores them, and their media type."""
+        return self._request("GET", f"{repository}/manifests/{reference}", headers={"Accept": ", ".join((
+            "application/vnd.oci.image.index.v1+json", "application/vnd.oci.image.manifest.v1+json",
+            "application/vnd.docker.distribution.manifest.list.v2+json",
+            "application/vnd.docker.distribution.manifest.v2+json"))})
+
+    def put_manifest(self, repository: str, tag: str, body: bytes, media_type: str) -> None:
+        self._request("PUT", f"{repository}/manifests/{tag}", body, {"Content-Type": media_type})
+
+    def restate(self, repository: str, reference: str, into: str, tag: str) -> str:
+        """Writes the image manifest `repository:reference` under `into:tag` re-serialised (same config and
+        layers, other bytes: what another machine's push of the same image may hold), and returns its digest."""
+        body, media_type = self.manifest(repository, reference)
+        document = json.loads(body)
+        for blob in [document["config"], *document["layers"]]:
+            self._request("POST", f"{into}/blobs/uploads/?mount={blob['digest']}&from={repository}", b"")
+        restated = json.dumps(document, indent=2).encode()
+        self.put_manifest(into, tag, restated, media_type)
+        return _digest(restated)
 
     def forget_blob(self, repository: str, digest: str) -> None:
         """Breaks `repository`: it no longer serves the blob `digest` (other repositories still do)."""

@@ -5,6 +5,7 @@ never puts a tag on an image with another content key."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -159,6 +160,24 @@ def test_a_publish_killed_between_the_tag_writes_leaves_the_moving_tag_on_the_ol
     invoke("publish", "--matrix", published["matrix"], "--cell", CELL, "--registry", f"{registry.address}/epbuild",
            check=True)
     assert remote_digest(published["moving"]) == published["digest"]
+
+
+def test_moving_tags_get_the_digest_the_registry_holds_not_the_local_one(
+        registry: Registry, published: dict[str, str]) -> None:
+    # The immutable tag holds the same image as another manifest (pushed from another machine, or a rebuild of
+    # another digest): the moving tag must name that manifest, copied inside the registry.
+    build(published["matrix"])
+    ours = names(registry, "restated", published["matrix"])
+    held = registry.restate(published["path"], published["digest"], ours["path"], ours["immutable"].rsplit(":", 1)[1])
+    assert held != local_image(ours["local"]).id
+    result = invoke("publish", "--matrix", published["matrix"], "--cell", CELL, "--registry",
+                    f"{registry.address}/restated")
+    assert result.code == 0, result.out + result.err
+    assert "nothing pushed" in result.out and f"moved {ours['moving']}" in result.out
+    body, _ = registry.manifest(ours["path"], CELL)
+    assert "sha256:" + hashlib.sha256(body).hexdigest() == held == remote_digest(ours["moving"])
+    assert registry.requests("PUT", rf"/v2/{ours['path']}/blobs/uploads/.*") == []
+    assert "docker push" not in (result.run_dir / "replay.sh").read_text()
 
 
 def keys_in_registry(registry: Registry, found: dict[str, str]) -> dict[str, str]:

@@ -23,6 +23,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from filelock import FileLock
 
@@ -96,12 +97,18 @@ class VendorCache:
         with FileLock(str(dest) + ".lock"):
             marker = _read_marker(dest)
             if marker is not None:
-                return FetchedVendor(request.nic, dest, sorted(marker["debs"]), cached=True)
+                damaged = _damaged(dest, marker)
+                if damaged is None:
+                    return FetchedVendor(request.nic, dest, sorted(marker["debs"]), cached=True)
+                log.warning("%s: the cached %s does not match the SHA256 recorded when it was verified; fetching "
+                            "it again", request.key, damaged)
             tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
             try:
                 debs = self._fetch_into(request, tmp)
                 if dest.exists():
-                    shutil.rmtree(dest)  # no marker: an unverified leftover
+                    # The marker first: a kill mid-removal must not leave a marked, partial folder.
+                    (dest / MARKER).unlink(missing_ok=True)
+                    shutil.rmtree(dest)
                 tmp.rename(dest)
             finally:
                 if tmp.exists():
@@ -110,7 +117,8 @@ class VendorCache:
         return FetchedVendor(request.nic, dest, debs, cached=False)
 
     def _plan(self, request: VendorRequest, dest: Path) -> None:
-        if _read_marker(dest) is not None:
+        marker = _read_marker(dest)
+        if marker is not None and _damaged(dest, marker) is None:
             print(f"# {request.key}: {dest} is verified already; nothing to fetch")
             return
         vendor = request.vendor
@@ -148,9 +156,12 @@ class VendorCache:
                 debs.append(self._deb(request, entry, tmp))
         finally:
             shutil.rmtree(work, ignore_errors=True)
+        # Each .deb's SHA256 (the signed index's, checked above): a later run reuses a file only if it still has it.
         (tmp / MARKER).write_text(json.dumps(
             {"repo": vendor.repo.model_dump(), "fingerprint": vendor.key.fingerprint,
-             "packages": dict(vendor.packages), "debs": debs}, indent=2, sort_keys=True) + "\n")
+             "packages": dict(vendor.packages), "debs": debs,
+             "sha256": {name: hashlib.sha256((tmp / name).read_bytes()).hexdigest() for name in debs}},
+            indent=2, sort_keys=True) + "\n")
         return debs
 
     @staticmethod
@@ -257,12 +268,25 @@ def _check(data: bytes, sha256: str, size: int, url: str, source: str) -> None:
                               f"{source} (size {size} sha256 {sha256 or '(none)'}); nothing was cached")
 
 
-def _read_marker(dest: Path) -> dict[str, list[str]] | None:
+def _read_marker(dest: Path) -> dict[str, Any] | None:
     try:
         marker = json.loads((dest / MARKER).read_text())
     except (OSError, ValueError):
         return None
     return marker if isinstance(marker, dict) and isinstance(marker.get("debs"), list) else None
+
+
+def _damaged(dest: Path, marker: dict[str, Any]) -> str | None:
+    """The first cached .deb that is missing or no longer has its recorded SHA256 (an edited or truncated file,
+    or a marker from before hashes were recorded), or None when every one checks out. The .debs are small."""
+    sums = marker.get("sha256")
+    for name in marker["debs"]:
+        path = dest / name
+        if not isinstance(sums, dict) or not path.is_file():
+            return name
+        if hashlib.sha256(path.read_bytes()).hexdigest() != sums.get(name):
+            return name
+    return None
 
 
 def fetch_all(root: Path, runner: Runner, requests: list[VendorRequest]) -> list[FetchedVendor]:

@@ -111,14 +111,26 @@ def _inputs_digest(lines: list[str], target: PythonTarget) -> str:
     return hashlib.sha256(json.dumps([lines, target.__dict__], sort_keys=True).encode()).hexdigest()
 
 
-def _verified(dest: Path, digest: str) -> bool:
+UNRESOLVED = "not resolved for these inputs"
+
+
+def _unusable(dest: Path, digest: str) -> str | None:
+    """Why the wheelhouse at `dest` cannot be reused as it is (UNRESOLVED: no stamp, or one for other inputs; else
+    a wheel or lock that no longer has the hashes recorded when it was downloaded: an edited or truncated file),
+    or None. Every wheel is hashed on each reuse: they are small."""
     try:
         stamp = json.loads((dest / STAMP_FILE).read_text())
     except (OSError, ValueError):
-        return False
+        return UNRESOLVED
     if stamp.get("inputs") != digest:
-        return False
-    return all((dest / name).is_file() and _sha256(dest / name) == sha for name, sha in stamp["wheels"].items())
+        return UNRESOLVED
+    for name, sha in stamp["wheels"].items():
+        if not (dest / name).is_file() or _sha256(dest / name) != sha:
+            return f"the cached wheel {name} does not match its recorded sha256"
+    lock = "".join(_lock_line(dest / n, s) + "\n" for n, s in stamp["wheels"].items())
+    if not (dest / LOCK_FILE).is_file() or (dest / LOCK_FILE).read_text() != lock:
+        return f"the cached {LOCK_FILE} does not list the recorded wheels' hashes"
+    return None
 
 
 def _lock_line(wheel: Path, sha: str) -> str:
@@ -132,8 +144,11 @@ def ensure(root: Path, component: str, commit: str, base: str, lines: list[str],
     (no network), else resolved with the host's pip into a temporary folder and renamed into place."""
     dest = root / wheelhouse_dir(component, commit, base)
     digest = _inputs_digest(lines, target)
-    if _verified(dest, digest):
+    unusable = _unusable(dest, digest)
+    if unusable is None:
         return dest
+    if unusable != UNRESOLVED:
+        log.warning("%s at %s: %s; downloading the wheelhouse again", component, commit[:12], unusable)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
     try:
@@ -154,6 +169,8 @@ def ensure(root: Path, component: str, commit: str, base: str, lines: list[str],
             os.chmod(path, 0o644)
         os.chmod(tmp, 0o755)
         if dest.exists():
+            # The stamp first: a kill mid-removal must not leave a stamped, partial folder.
+            (dest / STAMP_FILE).unlink(missing_ok=True)
             shutil.rmtree(dest)
         os.replace(tmp, dest)
     finally:

@@ -96,6 +96,28 @@ def test_verified_debs_are_exactly_the_pinned_ones_and_cached(repo: tuple[Path, 
     assert cached_entries(tmp_path) == [first.path.name]
 
 
+@pytest.mark.parametrize("damage", ["edited", "truncated", "removed"])
+def test_a_damaged_cached_deb_is_noticed_and_fetched_again(repo: tuple[Path, str], fetch: Any, tmp_path: Path,
+                                                            caplog: pytest.LogCaptureFixture, damage: str) -> None:
+    root, url = repo
+    first = fetch(vendor(url))
+    cached = first.path / first.debs[0]
+    original = (root / "pool/main" / first.debs[0]).read_bytes()
+    if damage == "edited":
+        cached.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))
+    elif damage == "truncated":
+        cached.write_bytes(original[: len(original) // 2])
+    else:
+        cached.unlink()
+    with caplog.at_level("WARNING"):
+        again = fetch(vendor(url))
+    assert not again.cached and cached.read_bytes() == original
+    [notice] = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert notice == (f"nics.thor2.vendor: the cached {first.debs[0]} does not match the SHA256 recorded when it "
+                      "was verified; fetching it again")
+    assert fetch(vendor(url)).cached
+
+
 def test_wrong_fingerprint_fails_and_caches_nothing(repo: tuple[Path, str], fetch: Any, tmp_path: Path) -> None:
     _, url = repo
     wrong = "0123456789ABCDEF0123456789ABCDEF01234567"

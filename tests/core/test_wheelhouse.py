@@ -61,15 +61,31 @@ def test_resolves_with_pip_into_a_hash_pinned_lock_and_reuses_it_offline(tmp_pat
     assert again == dest and "pip download" not in replay.read_text()
 
 
-def test_a_tampered_wheel_is_resolved_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("damage", ["edited", "truncated", "lock edited"])
+def test_a_damaged_cached_wheel_or_lock_is_noticed_and_downloaded_again(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, damage: str) -> None:
     index = tmp_path / "index"
     wheel = make_wheel(index, "demo", "1.0")
     monkeypatch.setenv("PIP_NO_INDEX", "1")
     monkeypatch.setenv("PIP_FIND_LINKS", str(index))
     dest = ensure(tmp_path / "root", "aiter", "b" * 40, "sid", ["demo"], TARGET, Runner())
-    (dest / wheel.name).write_bytes(b"not the wheel")
-    ensure(tmp_path / "root", "aiter", "b" * 40, "sid", ["demo"], TARGET, Runner())
+    lock = (dest / "requirements.lock").read_text()
+    if damage == "edited":
+        (dest / wheel.name).write_bytes(b"not the wheel")
+    elif damage == "truncated":
+        (dest / wheel.name).write_bytes(wheel.read_bytes()[:100])
+    else:
+        (dest / "requirements.lock").write_text(lock.replace("demo==1.0 --hash", "demo>=0 --hash"))
+    replay = tmp_path / "replay.sh"
+    with caplog.at_level("WARNING"):
+        ensure(tmp_path / "root", "aiter", "b" * 40, "sid", ["demo"], TARGET, Runner(replay=replay))
+    assert "pip download" in replay.read_text()
     assert (dest / wheel.name).read_bytes() == wheel.read_bytes()
+    assert (dest / "requirements.lock").read_text() == lock
+    [notice] = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    what = "requirements.lock" if damage == "lock edited" else wheel.name
+    assert notice.startswith(f"aiter at {'b' * 12}: the cached") and what in notice
+    assert "downloading the wheelhouse again" in notice
 
 
 def test_an_unresolvable_requirement_fails_naming_component_and_python(tmp_path: Path,

@@ -168,7 +168,8 @@ class Registry:
         document = json.loads(body)
         for blob in [document["config"], *document["layers"]]:
             self._request("POST", f"{into}/blobs/uploads/?mount={blob['digest']}&from={repository}", b"")
-        restated = json.dumps(document, indent=2).encode()
+        restated = json.dumps(document, separators=(",", ":")).encode()
+        assert restated != body, "the manifest is compact JSON already: restate it another way"
         self.put_manifest(into, tag, restated, media_type)
         return _digest(restated)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import pytest
 pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("stand_in_repos")]
 
 from epbuild.offline import matrix_variant
-from harness import InvokeResult, cells_json, invoke
+from harness import ROOT, InvokeResult, cells_json, invoke
 from registry import Registry
 
 CELL = "gfx942-thor2-sid"
@@ -124,3 +125,39 @@ def test_with_the_login_an_unpublished_key_still_reads_as_absent(locked_registry
     assert "this cell was never published there" in result.err
     key = cells_json(matrix)["gfx950-cx7-sid"]["content_key"]
     assert key[:12] in result.err
+
+
+HELD_LOGIN = """
+import os, sys, time
+from epbuild.commands import Runner
+from epbuild.credentials import registry_login
+with registry_login(sys.argv[1], Runner()):
+    print(os.environ["DOCKER_CONFIG"], flush=True)
+    time.sleep(600)
+"""
+
+
+def test_a_killed_command_leaves_no_credentials_and_the_next_login_removes_its_folder(
+        locked_registry: Registry, published: tuple[InvokeResult, Path], matrix: str, tmp_path: Path) -> None:
+    env = {**os.environ, **docker_config(tmp_path / "docker", {}), "EPBUILD_REGISTRY_USER": USER,
+           "EPBUILD_REGISTRY_PASSWORD": PASSWORD}
+    holder = subprocess.Popen([sys.executable, "-c", HELD_LOGIN, locked_registry.address], cwd=ROOT, env=env,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None
+        folder = Path(holder.stdout.readline().strip())
+        # Logged in: docker reads the locked registry with that folder's config (and the holder's variables).
+        image = f"{locked_registry.address}/ci/{cells_json(matrix)[CELL]['image']}"
+        inspected = subprocess.run(["docker", "buildx", "imagetools", "inspect", image], capture_output=True,
+                                   text=True, env={**env, "DOCKER_CONFIG": str(folder),
+                                                   "PATH": f"{folder / 'bin'}:{env['PATH']}"})
+        assert inspected.returncode == 0, inspected.stderr
+    finally:
+        holder.kill()  # SIGKILL: no clean-up runs
+        holder.wait()
+    assert folder.is_dir()
+    assert not files_holding(folder, PASSWORD), "a killed command left the password on disk"
+    again = subprocess.run([sys.executable, "-c", HELD_LOGIN.replace("time.sleep(600)", "pass"),
+                            locked_registry.address], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr
+    assert not folder.exists(), "the next login kept the killed command's folder"

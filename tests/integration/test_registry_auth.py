@@ -4,6 +4,7 @@ that is missing, is an error that stops `pull --build`, never a cell "not publis
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -88,6 +89,24 @@ def test_the_replayed_login_reads_the_password_from_the_environment(published: t
     assert replayed.returncode == 0, replayed.stderr[-3000:]
     assert "Login Succeeded" in replayed.stdout + replayed.stderr
     assert not files_holding(tmp_path, PASSWORD)
+
+
+def test_moving_tags_are_copied_in_the_locked_registry_with_the_immutable_digest(
+        locked_registry: Registry, published: tuple[InvokeResult, Path], matrix: str, tmp_path: Path) -> None:
+    cell = cells_json(matrix)[CELL]
+    path = f"ci/{cell['image'].split(':')[0]}"
+    immutable_tag = f"{CELL}-{cell['content_key'][:12]}"
+    # The same image under another manifest (another machine's push): the moving tag must get that digest.
+    held = locked_registry.restate(path, immutable_tag, f"restated/{path.split('/', 1)[1]}", immutable_tag)
+    env = {**docker_config(tmp_path / "docker", {}), "EPBUILD_REGISTRY_USER": USER,
+           "EPBUILD_REGISTRY_PASSWORD": PASSWORD}
+    result = invoke("publish", "--matrix", matrix, "--cell", CELL, "--registry",
+                    f"{locked_registry.address}/restated", env=env)
+    assert result.code == 0, result.out + result.err
+    assert "nothing pushed" in result.out and "moved" in result.out
+    body, _ = locked_registry.manifest(f"restated/{path.split('/', 1)[1]}", CELL)
+    assert "sha256:" + hashlib.sha256(body).hexdigest() == held
+    assert not files_holding(result.run_dir, PASSWORD)
 
 
 def pull_build(registry: Registry, matrix: str, env: dict[str, str]) -> InvokeResult:

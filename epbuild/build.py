@@ -90,7 +90,7 @@ def bake_command(rendering: Rendering, root: Path, targets: list[str], options: 
         argv += ["--file", str(reproducible_file)]
     if options.builder:
         argv += ["--builder", options.builder]
-    if options.push and overlay is None:
+    if options.push and overlay is None and reproducible_file is None:
         # Straight from the builder to the registry (under the tag the resolved file names): a remote builder's
         # layers never visit the local engine.
         for name in targets:
@@ -145,9 +145,11 @@ def build(rendering: Rendering, cells: list[RenderedCell], root: Path, options: 
     report = BuildReport(run_dir, list(results.values()))
     overlay = cache[1] if cache else None
     resolved_file = Path("build/logs/<run>") / records.OVERRIDE_FILE
-    # Images that come back to this engine come reproducibly, through OCI layouts (epbuild/reproducible.py).
-    # The stage cache's targets and --push name their own outputs.
-    override = None if cache or options.push else (run_dir or Path("build/logs/<run>")) / reproducible.OVERRIDE_FILE
+    # Every cell comes reproducibly, through its OCI layout (epbuild/reproducible.py), then goes to the engine or,
+    # with --push, to the registry; the stage cache's stage targets get the same epochs. (--stage builds no cell.)
+    override = (run_dir or Path("build/logs/<run>")) / reproducible.OVERRIDE_FILE
+    layouts = not options.stage
+    pushed_refs: dict[str, str] = {}
 
     def expanded(targets: list[str]) -> list[str]:
         return cache[0].targets(targets) if cache else targets
@@ -159,7 +161,7 @@ def build(rendering: Rendering, cells: list[RenderedCell], root: Path, options: 
         print("# then each base image's digest is resolved, and each cell's record and content key written to "
               f"build/logs/<run>/records/ and {resolved_file}")
         runner.run(command(names), cwd=root)
-        if override is not None:
+        if layouts and not options.push:
             for name in names:
                 for argv in reproducible.load_commands(root, override.parent, name):
                     runner.run(argv)
@@ -174,22 +176,25 @@ def build(rendering: Rendering, cells: list[RenderedCell], root: Path, options: 
                                         push=options.push)
     for name, key in keys.items():
         results[name].content_key = key
+    if options.push:
+        pushed_refs = reproducible.immutable_tags(cells, keys, options.push)
     for base, digest in resolved.base_digests.items():
         log.info("base image %s is %s", rendering.matrix.model.bases[base].image, digest)
-    if override is not None:
-        override.write_text(reproducible.bake_override(cells, {e.component: e.commit_time for e in exported},
-                                                       root))
+    override.write_text(reproducible.bake_override(cells, {e.component: e.commit_time for e in exported}, root,
+                                                   {t: s.cell for t, s in cache[0].stage_targets.items()}
+                                                   if cache else None))
     for name in names:
         (run_dir / f"{name}.sh").write_text(
             "#!/usr/bin/env bash\n# Rebuilds this cell alone, from the project root.\nset -euxo pipefail\n"
             f"cd {shlex.quote(str(root))}\n{shell_line(command([name]))}\n"
             + "".join(f"{shell_line(argv)}\n"
-                      for argv in (reproducible.load_commands(root, run_dir, name) if override else []))
+                      for argv in (reproducible.load_commands(root, run_dir, name) if layouts and not options.push
+                                   else []))
         )
     bakes = _Bakes(command, expanded, _stage_target_cells(cache[0] if cache else None), root, options.quiet,
                    run_dir, report.progress, runner, names)
     start = time.monotonic()
-    held = reproducible.layouts_held(root, names) if override is not None else contextlib.nullcontext()
+    held = reproducible.layouts_held(root, names) if layouts else contextlib.nullcontext()
     with held:
         try:
             _rounds(bakes, report, results, names, cells, options, start)
@@ -198,7 +203,9 @@ def build(rendering: Rendering, cells: list[RenderedCell], root: Path, options: 
                 if not results[name].ok and not results[name].error:
                     results[name].error = str(exc)
         for result in report.results:
-            if result.ok and override is not None:
+            if result.ok and layouts and options.push:
+                reproducible.push_layout(runner, root, result, pushed_refs[result.cell])
+            elif result.ok and layouts:
                 reproducible.hand_over(runner, root, run_dir, result,
                                        [result.tag, checkout_tag(result.tag, root)])
     built = [name for name in names if results[name].ok]
@@ -212,7 +219,7 @@ def build(rendering: Rendering, cells: list[RenderedCell], root: Path, options: 
             if code != 0:
                 results[name].error = f"the serving image {serving_target(name)} failed (see {run_dir}/bake.log)"
                 results[name].ok = False
-            elif override is not None:
+            elif layouts:
                 serving = dataclasses.replace(results[name], cell=serving_target(name))
                 reproducible.hand_over(runner, root, run_dir, serving, [serving_target(results[name].tag)])
                 if not serving.ok:

@@ -13,6 +13,7 @@ Run as `python3 -m epbuild.registry_http SOURCE@DIGEST TAG_REF` (what replay.sh 
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import ipaddress
 import json
@@ -24,6 +25,7 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from email.message import Message
+from typing import BinaryIO
 
 from epbuild import timeouts
 from epbuild.commands import query
@@ -80,6 +82,7 @@ def _insecure_in_engine(host: str) -> bool:
     return configs.get(host, {}).get("Secure") is False
 
 
+@functools.lru_cache(maxsize=None)
 def base_url(host: str) -> str:
     if host == DOCKER_HUB:
         return f"https://{DOCKER_HUB_API}"
@@ -119,7 +122,7 @@ def _challenge(header: str) -> tuple[str, dict[str, str]]:
     return scheme.lower(), dict(re.findall(r'(\w+)="([^"]*)"', params))
 
 
-def _reason(body: bytes, status: int) -> str:
+def reason_of(body: bytes, status: int) -> str:
     """The registry's own message (its JSON `errors`), else the HTTP status."""
     try:
         errors = json.loads(body)["errors"]
@@ -144,7 +147,7 @@ class Session:
     login: tuple[str, str] | None = None
     _authorization: str | None = field(default=None, repr=False)
 
-    def _send(self, method: str, url: str, body: bytes | None, headers: dict[str, str]) -> _Response:
+    def _send(self, method: str, url: str, body: bytes | BinaryIO | None, headers: dict[str, str]) -> _Response:
         request = urllib.request.Request(url, data=body, method=method, headers=headers)
         try:
             with urllib.request.urlopen(request, timeout=timeouts.REGISTRY.seconds()) as answer:
@@ -174,13 +177,20 @@ class Session:
         answer = self._send("GET", f"{params['realm']}?{query_string}", None, headers)
         if answer.status != 200:
             raise RegistryUnauthorised(f"the token service of {self.host} refused us: "
-                                       f"{_reason(answer.body, answer.status)}")
+                                       f"{reason_of(answer.body, answer.status)}")
         token = json.loads(answer.body)
         self._authorization = "Bearer " + str(token.get("token") or token["access_token"])
 
     def request(self, method: str, path: str, body: bytes | None = None,
                 headers: dict[str, str] | None = None) -> _Response:
-        url = f"{base_url(self.host)}/v2/{self.repository}/{path}"
+        """`path` under /v2/<repository>/."""
+        return self.request_url(method, f"{base_url(self.host)}/v2/{self.repository}/{path}", body, headers)
+
+    def request_url(self, method: str, url: str, body: bytes | BinaryIO | None = None,
+                    headers: dict[str, str] | None = None) -> _Response:
+        """A request, with the login the registry asked for (a readable body is sent once: ask for something
+        small first, so the login is known by then)."""
+        path = url.split("/v2/", 1)[-1]
         for _ in range(2):
             sent = dict(headers or {})
             if self._authorization:
@@ -190,8 +200,8 @@ class Session:
                 break
             self._authorize(answer.headers.get("WWW-Authenticate", "Basic"))
         if answer.status in (401, 403):
-            raise RegistryUnauthorised(f"the registry refused {method} {self.host}/{self.repository}/{path} "
-                                       f"({_reason(answer.body, answer.status)}); log in with an account that may "
+            raise RegistryUnauthorised(f"the registry refused {method} {self.host}/v2/{path.split('?')[0]} "
+                                       f"({reason_of(answer.body, answer.status)}); log in with an account that may "
                                        "write it (docker login, or EPBUILD_REGISTRY_USER/_PASSWORD)")
         return answer
 
@@ -206,15 +216,15 @@ def copy_manifest(source: str, tag: str) -> str:
     session = Session(src.host, src.repository, stored_login(src.host))
     got = session.request("GET", f"manifests/{src.reference}", headers={"Accept": ", ".join(MANIFEST_TYPES)})
     if got.status == 404:
-        raise RegistryAbsent(f"the registry has no {source} ({_reason(got.body, got.status)}); nothing was moved")
+        raise RegistryAbsent(f"the registry has no {source} ({reason_of(got.body, got.status)}); nothing was moved")
     if got.status != 200:
-        raise RegistryUnreadable(f"cannot read {source} from its registry: {_reason(got.body, got.status)}")
+        raise RegistryUnreadable(f"cannot read {source} from its registry: {reason_of(got.body, got.status)}")
     if "sha256:" + hashlib.sha256(got.body).hexdigest() != src.reference:
         raise RegistryUnreadable(f"the registry served {source} with bytes of another digest; nothing was moved")
     media_type = got.headers.get("Content-Type") or json.loads(got.body).get("mediaType", "")
     put = session.request("PUT", f"manifests/{dst.reference}", got.body, {"Content-Type": media_type})
     if put.status not in (200, 201):
-        raise RegistryUnreadable(f"the registry did not take {tag}: {_reason(put.body, put.status)}")
+        raise RegistryUnreadable(f"the registry did not take {tag}: {reason_of(put.body, put.status)}")
     written = put.headers.get("Docker-Content-Digest") or src.reference
     if written != src.reference:
         raise RegistryUnreadable(f"the registry stored {tag} as {written}, not {src.reference}")

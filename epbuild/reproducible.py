@@ -31,9 +31,12 @@ from pathlib import Path
 
 from epbuild.bakefile import serving_target
 from epbuild.buildreport import CellResult
-from epbuild.commands import CommandFailed, Runner, query
+from epbuild import registry_push
+from epbuild.commands import CommandFailed, Runner, query, shell_line
+from epbuild.errors import EpbuildError
 from epbuild.render import RenderedCell
 from epbuild.stagegraph import built_pins
+from epbuild.tags import cell_tags
 
 log = logging.getLogger(__name__)
 
@@ -64,12 +67,22 @@ def cell_epoch(rc: RenderedCell, epochs: Mapping[str, int]) -> int:
     return max(epochs.get(name, LOCAL_TREE_EPOCH) for name in built_pins(rc.plan))
 
 
-def bake_override(cells: list[RenderedCell], epochs: Mapping[str, int], root: Path) -> str:
-    """A second bake file, laid over the rendered one: per cell its epochs and its OCI layout as the output."""
-    targets = {}
+def _epoch_args(rc: RenderedCell, epochs: Mapping[str, int]) -> dict[str, str]:
+    args = {"SOURCE_DATE_EPOCH": str(cell_epoch(rc, epochs))}
+    args.update({epoch_arg(name): str(epochs.get(name, LOCAL_TREE_EPOCH)) for name in built_pins(rc.plan)})
+    return args
+
+
+def bake_override(cells: list[RenderedCell], epochs: Mapping[str, int], root: Path,
+                  stage_targets: Mapping[str, RenderedCell] | None = None) -> str:
+    """A second bake file, laid over the rendered one (and the stage cache's): per cell its epochs and its OCI
+    layout as the output, whether the image then goes to the engine or to a registry (push_layout); per stage
+    target of the stage cache (`stage_targets`: target -> the cell it is built from) that cell's epochs, so the
+    stage is the very one the cell builds and its cache ref serves the cell."""
+    targets: dict[str, object] = {target: {"args": _epoch_args(rc, epochs)}
+                                  for target, rc in (stage_targets or {}).items()}
     for rc in cells:
-        args = {"SOURCE_DATE_EPOCH": str(cell_epoch(rc, epochs))}
-        args.update({epoch_arg(name): str(epochs.get(name, LOCAL_TREE_EPOCH)) for name in built_pins(rc.plan)})
+        args = _epoch_args(rc, epochs)
         # The serving image goes through the same export, so its layers are the cell's own (same epochs, same
         # rewritten timestamps) and only its config differs.
         for name in (rc.cell.name, serving_target(rc.cell.name)):
@@ -183,3 +196,22 @@ def hand_over(runner: Runner, root: Path, run_dir: Path, result: CellResult, tag
         result.error = f"built, but not loaded into the engine: {exc}"
     finally:
         archive.unlink(missing_ok=True)
+
+
+def immutable_tags(cells: list[RenderedCell], keys: Mapping[str, str], registry: str) -> dict[str, str]:
+    """Where --push puts each cell: its immutable tag in `registry`, from the content key the build resolved."""
+    return {rc.cell.name: cell_tags(rc, keys[rc.cell.name], registry).immutable for rc in cells}
+
+
+def push_layout(runner: Runner, root: Path, result: CellResult, ref: str) -> None:
+    """Pushes a cell's image from its OCI layout to the registry under `ref` (its immutable tag), bytes unchanged:
+    the digest in the registry is the one a local build of the same inputs loads (see epbuild/registry_push.py)."""
+    layout = oci_layout(root, result.cell)
+    try:
+        result.image_id = layout_image_id(layout)
+        prune_layout(layout)
+        runner.record(shell_line(["python3", "-m", "epbuild.registry_push", str(layout), ref]))
+        registry_push.push_layout(layout, ref)
+    except (EpbuildError, ValueError, OSError) as exc:
+        result.ok = False
+        result.error = f"built, but not pushed to {ref}: {exc}"

@@ -4,6 +4,7 @@ that is missing, is an error that stops `pull --build`, never a cell "not publis
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -43,7 +44,9 @@ def docker_config(folder: Path, config: dict[str, object]) -> dict[str, str]:
 
 
 def files_holding(folder: Path, secret: str) -> list[Path]:
-    return [p for p in folder.rglob("*") if p.is_file() and secret.encode() in p.read_bytes()]
+    """Files holding the secret as it is, or as `docker login` stores it (base64 of user:secret in `auths`)."""
+    forms = [secret.encode(), base64.b64encode(f"{USER}:{secret}".encode())]
+    return [p for p in folder.rglob("*") if p.is_file() and any(form in p.read_bytes() for form in forms)]
 
 
 @pytest.fixture(scope="module")

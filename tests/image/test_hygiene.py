@@ -26,3 +26,32 @@ def test_no_build_leftovers(host: Any, expected: dict[str, Any]) -> None:
                                expected["base_image"], "-c", FIND], capture_output=True, text=True)
         found -= leftovers(lambda _cmd: base.stdout)
     assert not found, "build leftovers in the final image: " + ", ".join(sorted(found)[:20])
+
+
+# The flags word of a .pyc header (PEP 552): 0b11 is hash-based and checked against the source at import.
+PYC_FLAGS = """
+import importlib.metadata as md, json, pathlib, struct
+found, other = 0, []
+for dist in md.distributions():
+    if "file:///install/" not in (dist.read_text("direct_url.json") or ""):
+        continue  # not one of the wheels the final stage installed
+    for file in dist.files or []:
+        if file.suffix == ".pyc":
+            found += 1
+            flags = struct.unpack("<I", pathlib.Path(dist.locate_file(file)).read_bytes()[4:8])[0]
+            if flags != 0b11:
+                other.append(f"{file} ({flags:#b})")
+print(json.dumps([found, other[:10]]))
+"""
+
+
+def test_compiled_python_is_checked_hash(host: Any) -> None:
+    """Hash-based .pyc files (no install time in them, so the layer repeats), checked ones: an edited .py is
+    honoured, never shadowed by its old bytecode (templates/stages/final.Dockerfile.j2 says why not unchecked)."""
+    import json
+
+    result = host.run("python3 -c %s", PYC_FLAGS)
+    assert result.rc == 0, result.stderr
+    found, other = json.loads(result.stdout)
+    assert found, "the installed wheels have no compiled Python"
+    assert not other, "not checked-hash: " + ", ".join(other)

@@ -78,8 +78,8 @@ def bake_command(rendering: Rendering, root: Path, targets: list[str], options: 
     """`resolved`: the run's bake file of resolved inputs (epbuild.records: each cell's record, labels, base
     digest and, with --push, its immutable tag), laid over the committed one and the stage cache's. With
     `reproducible_file` (reproducible.bake_override's file) each cell goes to its OCI layout with rewritten
-    timestamps, which `docker load` then hands to the engine; else, without the stage cache's `overlay` or
-    --push, straight to the engine (--load)."""
+    timestamps, which `docker load` then hands to the engine or, with --push, epbuild uploads to the registry;
+    else, without the stage cache's `overlay`, straight to the engine (--load)."""
     bake_file = os.path.relpath(rendering.out_dir / BAKE_FILE, root)
     argv = ["docker", "buildx", "bake", "--file", bake_file, "--progress", "plain"]
     if overlay is not None:  # the stage cache's targets; each target names its own output there
@@ -90,12 +90,8 @@ def bake_command(rendering: Rendering, root: Path, targets: list[str], options: 
         argv += ["--file", str(reproducible_file)]
     if options.builder:
         argv += ["--builder", options.builder]
-    if options.push and overlay is None and reproducible_file is None:
-        # Straight from the builder to the registry (under the tag the resolved file names): a remote builder's
-        # layers never visit the local engine.
-        for name in targets:
-            argv += ["--set", f"{name}.output=type=registry"]
-    elif overlay is None and reproducible_file is None:
+    # With --push too, each cell goes to its OCI layout (the reproducible file's output), which is then uploaded.
+    if overlay is None and reproducible_file is None:
         argv.append("--load")  # a remote or container builder must hand the image back to the local engine
     if options.no_cache:
         argv.append("--no-cache")

@@ -103,20 +103,24 @@ def test_a_reader_without_push_rights_imports_and_writes_nothing() -> None:
     assert len(targets["gfx950-cx7"]["cache-from"]) == len(overlay(rendering(), ["gfx950-cx7"])["gfx950-cx7"]["cache-from"])
 
 
-def test_push_goes_from_the_builder_to_the_registry_under_the_immutable_tag(tmp_path: Path) -> None:
+def test_push_goes_through_the_reproducible_layout_under_the_immutable_tag(tmp_path: Path) -> None:
     import json
 
-    from epbuild import records
+    from epbuild import records, reproducible
     from epbuild.build import BuildOptions, bake_command
     from epbuild.content_key import content_key
     from epbuild.resolve import Resolved
 
     r = rendering()
     [rc] = [rc for rc in r.cells if rc.cell.name == "gfx950-cx7"]
-    argv = bake_command(r, ROOT, ["gfx950-cx7"], BuildOptions(push="reg.example.com/staging"))
-    assert "--load" not in argv
-    sets = [argv[i + 1] for i, word in enumerate(argv) if word == "--set"]
-    assert sets == ["gfx950-cx7.output=type=registry"]
+    layout_file = tmp_path / reproducible.OVERRIDE_FILE
+    layout_file.write_text(reproducible.bake_override([rc], {}, ROOT))
+    argv = bake_command(r, ROOT, ["gfx950-cx7"], BuildOptions(push="reg.example.com/staging"),
+                        reproducible_file=layout_file)
+    assert "--load" not in argv and "--set" not in argv
+    # The engine's exporter cannot push with rewrite-timestamp (it always unpacks): the cell goes to its layout.
+    [output] = json.loads(layout_file.read_text())["target"]["gfx950-cx7"]["output"]
+    assert output.startswith("type=oci,") and "rewrite-timestamp=true" in output
     # The tag carries the content key, known once the build resolved its inputs: the run's resolved bake file.
     resolved = Resolved(base_digests={rc.cell.base: "sha256:" + "1" * 64},
                         commits={name: pin.commit.ljust(40, "0") for name, pin in rc.plan.pins.items()})
@@ -159,3 +163,21 @@ def test_steps_fetched_from_an_imported_cache_do_not_count_as_executed() -> None
         progress.feed(line, invocation)
     assert {v.id: v.status for v in progress.runs()} == {35: "DONE", 45: "DONE", 50: "DONE"}
     assert [(v.id, v.stage) for v in progress.executed_runs()] == [(50, "final")]
+
+
+def test_the_stage_caches_targets_get_the_epochs_of_the_cell_they_are_built_from() -> None:
+    """A stage target built without the epochs its cell passes would be another build of the stage (its RUN
+    steps read them), so its cache ref would never serve the reproducible cell."""
+    from epbuild import reproducible
+
+    r = rendering()
+    cells = [rc for rc in r.cells if rc.cell.name in ("gfx950-cx7", "gfx950-thor2")]
+    cache = plan("reg.example.com/cache", cells, r.cells)
+    epochs = {name: 1_700_000_000 + i for i, name in enumerate(sorted({n for rc in cells for n in rc.plan.pins}))}
+    targets = json.loads(reproducible.bake_override(
+        cells, epochs, ROOT, {t: s.cell for t, s in cache.stage_targets.items()}))["target"]
+    assert cache.stage_targets
+    for target, stage in cache.stage_targets.items():
+        assert targets[target] == {"args": targets[stage.cell.cell.name]["args"]}, target
+    for rc in cells:
+        assert "SOURCE_DATE_EPOCH_VLLM" in targets[rc.cell.name]["args"]

@@ -133,13 +133,14 @@ def build(c: Context, matrix: str = "matrix.yaml", arch: list[str] | None = None
           serving: bool = False) -> None:
     """Build the selected cells with BuildKit, in one bake so shared stages build once."""
     from epbuild import build as builder_mod, project
+    from epbuild.bake_command import BuildOptions
     from epbuild.commands import Runner
     from epbuild.credentials import registry_login
     from epbuild.tags import checked_registry
 
     logging_setup()
     r, cells = _cells(matrix, arch or [], nic or [], all, cell, base)
-    options = builder_mod.BuildOptions(builder=builder, cache_from=tuple(cache_from or ()),
+    options = BuildOptions(builder=builder, cache_from=tuple(cache_from or ()),
                                        cache_to=tuple(cache_to or ()), keep_going=keep_going,
                                        mirrors=tuple(mirror or ()), quiet=quiet, no_cache=no_cache, cache=cache,
                                        cache_export=_cache_export(cache_export), stage=stage,
@@ -172,16 +173,15 @@ def sources(c: Context, matrix: str = "matrix.yaml", arch: list[str] | None = No
             dry_run: bool = False) -> None:
     """Fetch and export the pinned sources of the selected cells into build/sources/, and their NICs' verified
     vendor packages into build/vendor/."""
-    from epbuild import build as builder_mod, project
+    from epbuild import build_inputs, project
     from epbuild.commands import Runner
 
     logging_setup()
     r, cells = _cells(matrix, arch or [], nic or [], all, cell, base)
     runner = Runner(dry_run=dry_run)
-    options = builder_mod.BuildOptions(mirrors=tuple(mirror or ()))
-    with builder_mod.prepared(r, cells, runner):
-        exported = builder_mod.fetch_sources(r, cells, project.ROOT, options, runner)
-        vendors = builder_mod.fetch_vendor(r, cells, project.ROOT, runner)
+    with build_inputs.prepared(r, cells, runner):
+        exported = build_inputs.fetch_sources(r, cells, project.ROOT, mirror or [], runner)
+        vendors = build_inputs.fetch_vendor(r, cells, project.ROOT, runner)
     for source in exported:
         print(f"{source.component:<10} {source.commit}  {source.path}" + ("  (cached)" if source.cached else ""))
     for fetched in vendors:
@@ -224,10 +224,11 @@ def _login(rc, registry: str | None, runner):  # type: ignore[no-untyped-def]
 
 
 def _run_dir_runner(kind: str):  # type: ignore[no-untyped-def]
-    from epbuild import build as builder_mod, project
+    from epbuild import project
     from epbuild.commands import Runner
+    from epbuild.run_dir import new_run_dir
 
-    run_dir = builder_mod.new_run_dir(project.ROOT, kind)
+    run_dir = new_run_dir(project.ROOT, kind)
     print(f"logs and replayable commands: {run_dir}")
     runner = Runner()
     runner.start_replay(run_dir / "replay.sh", project.ROOT)
@@ -273,7 +274,8 @@ def pull(c: Context, matrix: str = "matrix.yaml", arch: list[str] | None = None,
     """Fetch prebuilt images for the current checkout's pins (by content key) and tag them locally."""
     from pathlib import Path
 
-    from epbuild import build as builder_mod, detect as detector, project, pull as puller
+    from epbuild import build as builder_mod, build_inputs, detect as detector, project, pull as puller
+    from epbuild.bake_command import BuildOptions
     from epbuild.commands import Runner
     from epbuild.content_key import checkout_inputs, content_key
 
@@ -296,7 +298,7 @@ def pull(c: Context, matrix: str = "matrix.yaml", arch: list[str] | None = None,
             print("# then each cell the registry has no image for is built, as `invoke build --dry-run` prints")
         return
     runner = _run_dir_runner("pull")
-    builder_mod.fetch_abbreviated(r, cells, project.ROOT, runner)
+    build_inputs.fetch_abbreviated(r, cells, project.ROOT, runner)
     resolved = checkout_inputs(r, cells, project.ROOT)
     missing = []
     with _login(cells[0], registry, runner):
@@ -310,7 +312,7 @@ def pull(c: Context, matrix: str = "matrix.yaml", arch: list[str] | None = None,
                 print(f"{exc}\nbuilding it instead.")
                 missing.append(rc)
     if missing:
-        report = builder_mod.build(r, missing, project.ROOT, builder_mod.BuildOptions(), Runner(dry_run=dry_run))
+        report = builder_mod.build(r, missing, project.ROOT, BuildOptions(), Runner(dry_run=dry_run))
         print(report.table())
         if not report.ok:
             raise Exit(code=1)
@@ -325,10 +327,11 @@ def pull(c: Context, matrix: str = "matrix.yaml", arch: list[str] | None = None,
 def bump(c: Context, component: str, ref: str, matrix: str = "matrix.yaml", mirror: list[str] | None = None,
          dry_run: bool = False) -> None:
     """Move a pin to the commit a branch, tag or commit names; print the upstream log, the rebuild plan and checks."""
-    from epbuild import bump as bumper, project, sources
+    from epbuild import bump as bumper, project
+    from epbuild.source_requests import mirror_overrides
 
-    result = bumper.bump(project.load(matrix), component, ref, project.ROOT,
-                         sources.mirror_overrides(mirror or []), dry_run=dry_run)
+    result = bumper.bump(project.load(matrix), component, ref, project.ROOT, mirror_overrides(mirror or []),
+                         dry_run=dry_run)
     print(result.report())
 
 

@@ -14,7 +14,8 @@ from epbuild.content_key import content_key
 from epbuild.plan import CellPlan
 from epbuild.render import RenderedCell
 from epbuild.resolve import Resolved
-from epbuild.sources import SourceCache, resolve_url
+from epbuild.source_requests import resolve_url
+from epbuild.sources import SourceCache
 from epbuild.stagegraph import built_pins
 
 EXPECTED_ENV = "EPBUILD_EXPECTED"

@@ -14,7 +14,8 @@ from epbuild.commands import Runner
 from epbuild.component import CellFacts, Component, StageInput
 from epbuild.interface import Use
 from epbuild.render import RenderedCell, Rendering
-from epbuild.sources import SourceCache, SourceRequest, requests_for
+from epbuild.source_requests import SourceRequest, requests_for
+from epbuild.sources import SourceCache
 from epbuild.stagegraph import built_pins
 
 log = logging.getLogger(__name__)

@@ -19,7 +19,8 @@ from epbuild.interface import Interface, Use
 from epbuild.offline.fixtures import _component_repo
 from epbuild.offline.settings import FIXTURES_DIR
 from epbuild.preflight import PreflightError, argparse_options, source_problems
-from epbuild.sources import SourceCache, SourceRequest
+from epbuild.source_requests import SourceRequest
+from epbuild.sources import SourceCache
 
 DEEPEP = Path(deepep.__file__).resolve().parent
 FLAGS = ["--rocm-explicit-ctx", "--aiter-moe", "--rocm-gfx942-fp8-fnuz-max 224", "--enable_timer", "--no-such-flag"]

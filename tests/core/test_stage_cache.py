@@ -107,7 +107,7 @@ def test_push_goes_from_the_builder_to_the_registry_under_the_immutable_tag(tmp_
     import json
 
     from epbuild import records
-    from epbuild.build import BuildOptions, bake_command
+    from epbuild.bake_command import BuildOptions, bake_command
     from epbuild.content_key import content_key
     from epbuild.resolve import Resolved
 
@@ -128,7 +128,7 @@ def test_push_goes_from_the_builder_to_the_registry_under_the_immutable_tag(tmp_
 
 
 def test_a_cache_ref_not_yet_in_the_registry_fails_no_cell() -> None:
-    from epbuild.build import _failed_targets
+    from epbuild.buildreport import failed_targets
     from epbuild.progress import Progress
 
     r = rendering()
@@ -143,7 +143,7 @@ def test_a_cache_ref_not_yet_in_the_registry_fails_no_cell() -> None:
         "#40 ERROR: process \"/bin/sh -c cd /src/deepep\" did not complete successfully: exit code: 1",
     ]:
         progress.feed(line, invocation)
-    failed = _failed_targets(progress, invocation, ["gfx950-cx7", "gfx950-thor2"], cells)
+    failed = failed_targets(progress, invocation, ["gfx950-cx7", "gfx950-thor2"], cells)
     assert list(failed) == ["gfx950-thor2"]
 
 

@@ -15,7 +15,7 @@ import pytest
 
 pytestmark = pytest.mark.docker
 
-from epbuild.build import BakeStalled, _Bakes
+from epbuild.bake_runs import Bakes, BakeStalled
 from epbuild.commands import Runner
 from epbuild.progress import Progress
 from harness import OFFLINE, InvokeResult, cells_json, invoke
@@ -98,7 +98,7 @@ def test_a_silent_bake_is_stopped_and_reported(tmp_path: Path, offline_build: In
     argv = ["docker", "buildx", "bake", "--file", str(tmp_path / "bake.json"), "--progress", "plain", "stall"]
     start = time.monotonic()
     monkeypatch.setenv("EPBUILD_BAKE_SILENCE_TIMEOUT", "15")
-    bakes = _Bakes(lambda targets: list(argv), lambda targets: targets, {}, tmp_path, True, tmp_path, Progress(),
+    bakes = Bakes(lambda targets: list(argv), lambda targets: targets, {}, tmp_path, True, tmp_path, Progress(),
                    Runner(), ["stall"])
     with pytest.raises(BakeStalled) as err:
         bakes.run([["stall"]])

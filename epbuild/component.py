@@ -112,8 +112,9 @@ class Component:
     archs: tuple[str, ...] | None = None
     """The only GPU archs its upstream build keeps (None: any)."""
     nic_flag: tuple[str, ...] | None = None
-    """The values its upstream build accepts for the NIC; each NIC of the matrix names its own in
-    nics.<nic>.flags.<component>, read by the stage as the cell fact `nic.flag`."""
+    """The values its upstream build has for a NIC (a flag it accepts, a backend it builds); each NIC of the
+    matrix names its own in nics.<nic>.flags.<component>: the cell fact `nic.flag` for a stage that uses it,
+    and what the image checks expect."""
     sparse_path: str | None = None
     """The pin option naming the only folder of the repository the stage needs (fetched blob-less, exported
     sparse)."""

@@ -10,12 +10,14 @@ from typing import Any
 from epbuild import stagegraph
 from epbuild.cells import expand
 from epbuild.detect import detect
+from epbuild.expectations import nic_userspace
 from epbuild.matrix import load_matrix
 from epbuild.plan import CellPlan
 from epbuild.render import render_cell
 
 CX8 = {"description": "NVIDIA ConnectX-8", "provider": "mlx5", "provider_library": "libmlx5",
-       "pci_vendors": ["0x15b3"], "rdma_core": "source", "flags": {"deepep": "cx7"}, "vendor": "none"}
+       "pci_vendors": ["0x15b3"], "rdma_core": "source", "flags": {"deepep": "cx7", "rocshmem": "GDA_MLX5"},
+       "vendor": "none"}
 
 
 def add_cx8(data: dict[str, Any]) -> None:
@@ -33,6 +35,24 @@ def test_a_fourth_nic_from_matrix_edits_alone(write_matrix, tmp_path: Path) -> N
     assert "rdma-core" in cx8.stages
     ids8, ids7 = stagegraph.stage_identities(cx8), stagegraph.stage_identities(cx7)
     assert {s for s in ids8 if ids8[s] == ids7.get(s)} == set(ids8) - {"final"}
+
+
+def test_the_new_nic_gets_its_image_checks_from_its_facts(write_matrix) -> None:  # type: ignore[no-untyped-def]
+    """The NIC userspace checks expect what the new entry says: its rocSHMEM backend, and the dlopen sequence
+    through its vendor's fallback (a made-up vendor here, so nothing can come from a table in the code)."""
+    vendor = {"repo": {"url": "https://vendor.example.org/apt", "suite": "jammy"},
+              "key": {"url": "https://vendor.example.org/key.gpg", "fingerprint": "A" * 40},
+              "packages": {"libcx8": "1.0"}, "dlopen_fallback": ["/opt/cx8/lib/libmlx5.so", "/usr/local/lib/libmlx5.so"]}
+
+    def cx8_with_vendor(data: dict[str, Any]) -> None:
+        add_cx8(data)
+        data["nics"]["cx8"] = {**CX8, "flags": {"deepep": "cx7", "rocshmem": "GDA_IONIC"}, "vendor": vendor}
+
+    matrix = load_matrix(write_matrix(cx8_with_vendor)).model
+    cell = {c.name: c for c in expand(matrix)}["gfx950-cx8"]
+    expected = nic_userspace(CellPlan(cell, matrix))
+    assert expected["rocshmem_backend"] == "GDA_IONIC"
+    assert expected["vendor"]["dlopen"] == ["libmlx5.so", "/opt/cx8/lib/libmlx5.so", "/usr/local/lib/libmlx5.so"]
 
 
 def test_detect_finds_the_new_nic(write_matrix, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

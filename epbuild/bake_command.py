@@ -14,6 +14,8 @@ from epbuild.errors import EpbuildError
 from epbuild.render import Rendering
 from epbuild.stage_cache import Export
 
+EXPORTS: tuple[Export, ...] = ("all", "own", "none")
+
 
 @dataclass(frozen=True)
 class BuildOptions:
@@ -86,3 +88,11 @@ def checkout_tag(local_tag: str, root: Path) -> str:
     the engine, and with the containerd image store an image whose last tag moves is deleted: this one keeps
     the image this checkout built (recorded by ID in its run) until its own next build of the cell."""
     return f"{local_tag}-checkout-{hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:8]}"
+
+
+def cache_export(value: str) -> Export:
+    """--cache-export's value, checked."""
+    for export in EXPORTS:
+        if value == export:
+            return export
+    raise EpbuildError(f"--cache-export {value!r}: expected `all`, `own` or `none`")

@@ -106,3 +106,14 @@ def fetch_vendor(rendering: Rendering, cells: list[RenderedCell], root: Path,
     requests = {rc.cell.nic: vendor_repo.VendorRequest(rc.cell.nic, rc.plan.vendor)
                 for rc in cells if rc.plan.vendor is not None}
     return vendor_repo.fetch_all(root, runner, list(requests.values()))
+
+
+def fetch_inputs(rendering: Rendering, cells: list[RenderedCell], root: Path, mirrors: Sequence[str],
+                 runner: Runner) -> list[str]:
+    """`invoke sources`: the cells' sources and their NICs' vendor packages, fetched and verified (the matrix's
+    local preparation first); one line per source and vendor download."""
+    with prepared(rendering, cells, runner):
+        exported = fetch_sources(rendering, cells, root, mirrors, runner)
+        vendors = fetch_vendor(rendering, cells, root, runner)
+    return ([f"{s.component:<10} {s.commit}  {s.path}" + ("  (cached)" if s.cached else "") for s in exported]
+            + [f"{'vendor':<10} {v.nic:<40} {v.path}" + ("  (cached)" if v.cached else "") for v in vendors])

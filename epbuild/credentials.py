@@ -5,6 +5,7 @@ gets a line that reads it from the variable it names, so the replay logs in the 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
@@ -17,6 +18,8 @@ from pathlib import Path
 from epbuild import timeouts
 from epbuild.commands import Runner
 from epbuild.errors import EpbuildError
+from epbuild.render import RenderedCell
+from epbuild.tags import published_name
 
 USER_ENV, PASSWORD_ENV = "EPBUILD_REGISTRY_USER", "EPBUILD_REGISTRY_PASSWORD"
 
@@ -86,3 +89,9 @@ def registry_login(registry_host: str, runner: Runner) -> Iterator[None]:
         else:
             os.environ["DOCKER_CONFIG"] = previous
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def cell_registry_login(rc: RenderedCell, registry: str | None,
+                        runner: Runner) -> contextlib.AbstractContextManager[None]:
+    """registry_login for the registry the cell is published to (`registry` overrides the matrix's)."""
+    return registry_login(published_name(rc, registry).split("/", 1)[0], runner)

@@ -6,7 +6,17 @@ import os
 from datetime import datetime, timezone
 from pathlib import Path
 
+from epbuild.commands import Runner
+
 
 def new_run_dir(root: Path, kind: str) -> Path:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     return root / "build" / "logs" / f"{stamp}-{kind}-{os.getpid()}"
+
+
+def replaying_runner(root: Path, kind: str) -> tuple[Runner, Path]:
+    """A runner that saves every command it runs to a new run folder's replay.sh, and that folder."""
+    run_dir = new_run_dir(root, kind)
+    runner = Runner()
+    runner.start_replay(run_dir / "replay.sh", root)
+    return runner, run_dir

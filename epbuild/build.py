@@ -290,11 +290,13 @@ def prepare_stage_inputs(rendering: Rendering, cells: list[RenderedCell], root: 
         runner.record("# preflight: every flag, variable and file each stage passes, against its source at the pin")
     else:
         stageinputs.check(rendering, cells, root)
+        stageinputs.rust_toolchains(rendering, cells, root)
     mirrors = sources.mirror_overrides(list(options.mirrors))
     stageinputs.versions(rendering, cells, root, sources.SourceCache(root, runner), mirrors)
     stageinputs.git_heads(rendering, cells, root, sources.SourceCache(root, runner), mirrors)
     stageinputs.source_archives(rendering, cells, root, runner)
     stageinputs.wheelhouses(cells, root, runner)
+    stageinputs.crates(cells, root, runner)
 
 
 def check_sources(rendering: Rendering, exported: list[sources.ExportedSource], runner: Runner) -> None:

@@ -26,7 +26,8 @@ FIXTURES_DIR = resource("examples/offline/fixtures")
 
 OFFLINE_BASE_REPOSITORY = "epbuild-offline/base"
 # Tags are shared by every checkout on the engine: the suffix changes whenever examples/offline/base/Dockerfile
-# does (-ref: the image models the reference base's perftest, AITER/MoRI copies and /app/versions.txt).
+# does (-ref: the image models the reference base's perftest, AITER/MoRI copies and /app/versions.txt; -rust: it
+# carries Debian's cargo and rustc for vLLM's Rust frontend).
 BASE_TAG_SUFFIX = "-hip-rust"
 OFFLINE_BASE_IMAGE = f"{OFFLINE_BASE_REPOSITORY}:sid{BASE_TAG_SUFFIX}"
 # The Debian suites a base image can be made from (image `epbuild-offline/base:<suite>-hip-rust`), each with the

@@ -95,5 +95,6 @@ COMPONENT = Component(
     scm_distribution="vllm",
     build_requirements=("requirements/build/rocm.txt",),
     cargo_workspace=cargo_workspace,
+    record=lambda pin: {"rust_frontend": pin.rust_frontend},  # type: ignore[attr-defined]
     folder=Path(__file__).resolve().parent,
 )

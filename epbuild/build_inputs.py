@@ -79,11 +79,13 @@ def prepare_stage_inputs(rendering: Rendering, cells: list[RenderedCell], root: 
         runner.record("# preflight: every flag, variable and file each stage passes, against its source at the pin")
     else:
         stageinputs.check(rendering, cells, root)
+        stageinputs.rust_toolchains(rendering, cells, root)
     overrides = mirror_overrides(list(mirrors))
     stageinputs.versions(rendering, cells, root, SourceCache(root, runner), overrides)
     stageinputs.git_heads(rendering, cells, root, SourceCache(root, runner), overrides)
     stageinputs.source_archives(rendering, cells, root, runner)
     stageinputs.wheelhouses(cells, root, runner)
+    stageinputs.crates(cells, root, runner)
 
 
 def check_sources(rendering: Rendering, exported: list[ExportedSource], runner: Runner) -> None:

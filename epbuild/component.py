@@ -143,6 +143,10 @@ class Component:
     directory from the named context `git-<name>` (epbuild.git_head)."""
     build_requirements: tuple[str, ...] = ()
     """Requirement files in the source, resolved on the host into the wheelhouse context `wheels-<name>`."""
+    cargo_workspace: Callable[[SourcePin], str | None] = lambda pin: None
+    """The folder of the source whose Cargo.lock names the crates the stage compiles (None: no Rust at this pin's
+    settings): vendored on the host into the context `crates-<name>` (epbuild.cargo_vendor), and the base's
+    rustc_version checked against the pin's rust-toolchain.toml before any build."""
     folder: Path = Path()
 
     @property

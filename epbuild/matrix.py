@@ -34,6 +34,7 @@ from epbuild.patterns import (
     PlainText,
     PoolName,
     Registry as RegistryName,
+    RustChannel,
     Tag,
     Version,
 )
@@ -67,6 +68,10 @@ class BaseSettings(Strict):
     build_packages: list[AptPackage] = Field(
         default_factory=list, description="apt packages the `base` stage installs for every build stage."
     )
+    rustc_version: RustChannel | None = Field(
+        None, description="The Rust toolchain the image carries with its build packages (Debian's rustc: its "
+        "release, e.g. 1.85), for stages that compile Rust; preflight compares it with the pin's "
+        "rust-toolchain.toml and the stage checks it against the image's rustc. Unset: no Rust toolchain.")
 
 
 class ArchInfo(Strict):

@@ -139,7 +139,7 @@ RUN --mount=type=bind,from=src-mori,target=/src/mori,rw \
     python3 setup.py bdist_wheel --dist-dir /wheels/mori
 
 FROM base AS vllm
-# Built as docker/Dockerfile.rocm@00305ee5 builds vLLM, in three steps of this one stage:
+# Built as docker/Dockerfile.rocm@00305ee5 builds vLLM, in three steps of this one stage (four with the Rust frontend):
 # 1. Build requirements in their own layer (installed there before any source): resolved and hash-pinned on the
 #    host (epbuild.wheelhouse), no index here; --ignore-installed, since pip cannot uninstall the distribution's
 #    own copies (no RECORD file).
@@ -189,8 +189,8 @@ RUN --mount=type=cache,id=epbuild-ccache,target=/root/.cache/ccache \
     done \
  && rm /tmp/epbuild-ccache.log
 WORKDIR /
-# 3. The wheel, packaged around the extension step 2 built (VLLM_USE_PRECOMPILED=1, as the reference), with the
-#    version setuptools-scm gives the pin (computed on the host: the exported tree has no .git).
+# 3. The wheel, packaged around the extension step 2 built (VLLM_USE_PRECOMPILED=1, as the
+#    reference), with the version setuptools-scm gives the pin (computed on the host: the tree has no .git).
 #    SOURCE_DATE_EPOCH (the pin's commit time) stamps the wheel's zip entries, so its bytes repeat; it is declared
 #    only here, since an ARG in scope is part of every later step's cache key and step 2 must outlive pin moves.
 ARG SOURCE_DATE_EPOCH_VLLM=315532800
@@ -244,7 +244,7 @@ LABEL org.opencontainers.image.title="rocm/vllm-ep gfx942_gfx950-cx7" \
       io.epbuild.arch="gfx942+gfx950" \
       io.epbuild.nic="cx7" \
       io.epbuild.base="rocm72" \
-      io.epbuild.recipe-key="dadadf48125295a833940dd4b72f83848067781cac33c43152d7fa993f060d2a"
+      io.epbuild.recipe-key="a3164db7e2f57568fb51126ad7045a85b3fbded41740812e884fffb2e4cfe1d5"
 CMD ["/bin/bash"]
 
 # The serving image (`invoke build --serving`), as the target vllm-openai of vLLM's docker/Dockerfile.rocm:

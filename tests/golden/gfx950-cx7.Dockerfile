@@ -86,7 +86,8 @@ RUN --mount=type=bind,from=src-aiter,target=/src/aiter,rw \
 
 FROM rdma-core AS rocshmem
 # all_backends finds the sources from its own location and refuses in-source builds, so it runs from a build
-# folder inside the (read-write, discarded) source mount; it builds its tests and examples with 8 jobs itself.
+# folder inside the (read-write, discarded) source mount; it builds with 8 jobs itself. With USE_EXTERNAL_MPI=OFF
+# its CMake finds no MPI and keeps only the functional tests of the tests and examples all_backends asks for.
 # Its CMake makes hipcc the compiler, so ccache reaches the compiles only as the launcher.
 # hadolint ignore=DL3003
 RUN --mount=type=bind,from=src-rocshmem,target=/src/rocshmem,rw \
@@ -244,7 +245,7 @@ LABEL org.opencontainers.image.title="rocm/vllm-ep gfx950-cx7" \
       io.epbuild.arch="gfx950" \
       io.epbuild.nic="cx7" \
       io.epbuild.base="rocm72" \
-      io.epbuild.recipe-key="f86a1d6372141aa86ea6ce15534596733651e6dd15cbb1d3bc31357020eec350"
+      io.epbuild.recipe-key="ee85f65a73ceeff26a8fe15a1e4629bb839da843b3ff051e09ad630c8654f386"
 CMD ["/bin/bash"]
 
 # The serving image (`invoke build --serving`), as the target vllm-openai of vLLM's docker/Dockerfile.rocm:

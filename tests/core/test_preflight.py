@@ -17,6 +17,8 @@ from epbuild.component import CellFacts, StageInput
 from epbuild.components import deepep
 from epbuild.interface import Interface, Use
 from epbuild.offline.fixtures import _component_repo
+from epbuild.offline.gitrepo import _read_tree
+from epbuild.offline.overlays import overlays
 from epbuild.offline.settings import FIXTURES_DIR
 from epbuild.preflight import PreflightError, argparse_options, source_problems
 from epbuild.sources import SourceCache, SourceRequest
@@ -38,12 +40,21 @@ def run_stand_in(setup_py: Path, flag: str, tmp_path: Path) -> subprocess.Comple
                            "--version"], cwd=setup_py.parent, env=env, capture_output=True, text=True)
 
 
+def stand_in_setup_py(tree: str) -> bytes:
+    """setup.py as the stand-in's commit has it: fixture/'s, or what the fixture@<key>/ overlay makes of it."""
+    fixture = DEEPEP / "fixture"
+    if tree == "fixture":
+        return (fixture / "setup.py").read_bytes()
+    [files] = [files for key, files in overlays(fixture, _read_tree(fixture)) if f"fixture@{key}" == tree]
+    return next(e.data for e in files if e.path == "setup.py")
+
+
 @pytest.mark.parametrize("tree", ["fixture", "fixture@fnuz-max"])
 @pytest.mark.parametrize("flag", FLAGS)
 def test_preflight_agrees_with_setuptools_on_every_flag(tree: str, flag: str, tmp_path: Path) -> None:
     folder = tmp_path / "src"
     folder.mkdir()
-    (folder / "setup.py").write_bytes((DEEPEP / tree / "setup.py").read_bytes())
+    (folder / "setup.py").write_bytes(stand_in_setup_py(tree))
     name, *value = flag.split()
     problems = source_problems("deepep", "0" * 40, folder, Interface([Use("flag", name, "test", value[0] if value else None)],
                                                            parser="setup.py"))

@@ -92,7 +92,7 @@ def test_a_silent_bake_is_stopped_and_reported(tmp_path: Path, offline_build: In
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     # A step that prints nothing for 10 minutes; a fresh nonce keeps it from being a cache hit.
     (tmp_path / "Dockerfile").write_text(
-        f"FROM epbuild-offline/base:sid-hip-ref\nRUN echo {uuid.uuid4().hex} && sleep 600\n")
+        f"FROM epbuild-offline/base:sid-hip-ref-mpi-torch\nRUN echo {uuid.uuid4().hex} && sleep 600\n")
     (tmp_path / "bake.json").write_text(json.dumps(
         {"target": {"stall": {"context": str(tmp_path), "dockerfile": "Dockerfile"}}}))
     argv = ["docker", "buildx", "bake", "--file", str(tmp_path / "bake.json"), "--progress", "plain", "stall"]

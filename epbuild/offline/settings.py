@@ -27,7 +27,7 @@ FIXTURES_DIR = resource("examples/offline/fixtures")
 OFFLINE_BASE_REPOSITORY = "epbuild-offline/base"
 # Tags are shared by every checkout on the engine: the suffix changes whenever examples/offline/base/Dockerfile
 # does (-ref: the image models the reference base's perftest, AITER/MoRI copies and /app/versions.txt; -mpi-torch:
-# its libopenmpi-dev and a stand-in torch for MoRI's build).
+# its libopenmpi-dev and a stand-in torch for MoRI's build, and ROCm's .info/version for rocSHMEM's).
 BASE_TAG_SUFFIX = "-hip-ref-mpi-torch"
 OFFLINE_BASE_IMAGE = f"{OFFLINE_BASE_REPOSITORY}:sid{BASE_TAG_SUFFIX}"
 # The Debian suites a base image can be made from (image `epbuild-offline/base:<suite>-hip-ref-mpi-torch`), each with the

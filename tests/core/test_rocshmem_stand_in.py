@@ -1,7 +1,7 @@
 """The rocSHMEM stand-in's CMake configures as the real projects/rocshmem/CMakeLists.txt does (rocm-systems, read
-at b88eb1c7 and 0a1aa2a9; hipcc from cmake/setup_project.cmake@1c1c85ca): configured on the host with a
-stand-in ROCm (a `hipcc` that runs the host's C++ compiler, empty hsa.h and verbs.h), only what the test hands it
-is found, so each case decides whether an MPI or libnuma exists."""
+at b88eb1c7 and 0a1aa2a9; hipcc and the ROCm version from cmake/setup_project.cmake@1c1c85ca): configured on the
+host with a stand-in ROCm (a `hipcc` that runs the host's C++ compiler, empty hsa.h and verbs.h, .info/version),
+only what the test hands it is found, so each case decides whether an MPI or libnuma exists."""
 
 from __future__ import annotations
 
@@ -33,6 +33,8 @@ def rocm(tmp_path: Path) -> Path:
     for header in ("hsa/hsa.h", "infiniband/verbs.h"):
         (prefix / "include" / header).parent.mkdir(parents=True, exist_ok=True)
         (prefix / "include" / header).write_text("")
+    (prefix / ".info").mkdir()
+    (prefix / ".info" / "version").write_text("6.4.43484-9999\n")
     return prefix
 
 
@@ -110,3 +112,14 @@ def test_gda_is_quietly_off_without_libnuma(rocm: Path, tmp_path: Path, numa: bo
     flags = (tmp_path / "build" / "CMakeFiles" / "rocshmem.dir" / "flags.make").read_text()
     assert ("-DGDA_MLX5" in flags) is numa, flags
     assert "-DUSE_IPC" in flags  # the other backends stay on either way
+
+
+def test_a_rocm_without_its_version_file_is_refused_unless_the_version_is_given(rocm: Path, tmp_path: Path) -> None:
+    # setup_project.cmake@1c1c85ca: find_file(... "version" PATH_SUFFIXES ".info" ... REQUIRED), unless
+    # EXPLICIT_ROCM_VERSION is set (Debian's HIP has no such file: the offline base writes it).
+    (rocm / ".info" / "version").unlink()
+    done = configure(rocm, tmp_path / "build")
+    assert done.returncode != 0 and "ROCSHMEM_ROCM_VERSION_FILE" in done.stderr, done.stderr[-2000:]
+    done = configure(rocm, tmp_path / "explicit", "-DEXPLICIT_ROCM_VERSION=6.4.0")
+    assert done.returncode == 0, done.stderr
+    assert "ROCm version: 6.4.0" in done.stdout

@@ -17,7 +17,8 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -138,3 +139,26 @@ def save_images(images: Sequence[str], dest: Path) -> Path:
             raise RuntimeError(f"the shared engine has no {image}: prepare the matrix first (invoke sources)")
     subprocess.run(["docker", "save", "--output", str(dest), *images], check=True)
     return dest
+
+
+@contextmanager
+def private_engine(matrix: str, work: Path) -> Iterator[FreshEngine]:
+    """A fresh engine holding only `matrix`'s base images, made the default for this process and every command
+    it starts (DOCKER_HOST), stopped after. Cold measurements start on it from nothing and empty only its cache,
+    so a benchmark never touches the shared engine's BuildKit cache or tags, and may run beside other builds."""
+    images = base_images(matrix)
+    engine = FreshEngine(work / "engine", 0)
+    previous = os.environ.get("DOCKER_HOST")
+    try:
+        tar = save_images(images, work / "bases.tar")
+        engine.start()
+        engine.load(tar, images)
+        tar.unlink()
+        os.environ["DOCKER_HOST"] = engine.host
+        yield engine
+    finally:
+        if previous is None:
+            os.environ.pop("DOCKER_HOST", None)
+        else:
+            os.environ["DOCKER_HOST"] = previous
+        engine.stop()

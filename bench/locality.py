@@ -4,7 +4,8 @@ Targets: vLLM moved -> only `vllm` and `final`; rocSHMEM moved -> only `rocshmem
 `--vllm-native` measures the vLLM native step alone, on one cell: a pin move that changes only Python recompiles
 no HIP object (the step is cached), and a move to a fresh commit that changes one native source recompiles at
 most 10% of the objects (ccache, whose own results the step prints; CCACHE_BASEDIR keeps the paths the same
-across pins). The step also prints how many entries the compiler cache held: BuildKit's GC may empty it."""
+across pins). The step also prints how many entries the compiler cache held: BuildKit's GC may empty it.
+Both measurements run on a private engine (bench/engines.py), never on the shared one."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import re
 import tempfile
 from pathlib import Path
 
+from bench.engines import private_engine
 from bench.results import OFFLINE, ROOT, build_summary, invoke, record
 from epbuild.offline import matrix_variant
 
@@ -97,7 +99,7 @@ def fresh_native_commits(folder: Path) -> tuple[str, list[str]]:
 def vllm_native() -> None:
     """The native step's locality for a Python-only and a one-source vLLM pin move, on one cell."""
     figures: dict[str, object] = {"cell": NATIVE_CELL}
-    with tempfile.TemporaryDirectory(dir=ROOT / "build") as tmp:
+    with tempfile.TemporaryDirectory(dir=ROOT / "build") as tmp, private_engine(OFFLINE, Path(tmp)):
         repo, (start, moved) = fresh_native_commits(Path(tmp))
         builds = {"start": {"options": {"vllm": {"repo": repo, "commit": start}}},
                   "one_native_source_move": {"options": {"vllm": {"repo": repo, "commit": moved}}},
@@ -107,9 +109,6 @@ def vllm_native() -> None:
             invoke("render", "--matrix", str(matrix))
             summary = build_summary("--matrix", str(matrix), "--cell", NATIVE_CELL)
             figures[name] = native_step(Path(str(summary["run_dir"])))
-        base = matrix_variant(Path(tmp) / "pinned", image_name="epbuild-offline/locality")
-        invoke("render", "--matrix", str(base))
-        build_summary("--matrix", str(base), "--cell", NATIVE_CELL)  # leave the tag at the pins
     python_only, one_source = figures["python_only_move"], figures["one_native_source_move"]
     # A native step that runs builds every object in a fresh build folder; ccache decides which really compile.
     total = int(one_source["objects_built_by_ninja"]) or 1  # type: ignore[index]
@@ -133,10 +132,12 @@ def main() -> None:
     if parser.parse_args().vllm_native:
         vllm_native()
         return
-    warm = build_summary("--matrix", OFFLINE, "--all")  # the starting point: every cell built at the pins
-    figures: dict[str, object] = {"warm_start_run_steps_executed": len(warm["executed_run_steps"])}  # type: ignore[arg-type]
+    invoke("sources", "--matrix", OFFLINE, "--all")
     lines = []
-    with tempfile.TemporaryDirectory(dir=ROOT / "build") as tmp:
+    with tempfile.TemporaryDirectory(dir=ROOT / "build") as tmp, private_engine(OFFLINE, Path(tmp)):
+        build_summary("--matrix", OFFLINE, "--all")  # the starting point: every cell built at the pins
+        again = build_summary("--matrix", OFFLINE, "--all")  # nothing moved: nothing may run
+        figures: dict[str, object] = {"unmoved_run_steps_executed": len(again["executed_run_steps"])}  # type: ignore[arg-type]
         for component, expected in EXPECTED.items():
             summary = build_summary("--matrix", str(moved_matrix(Path(tmp), component)), "--all")
             ran = stages_run(summary)
@@ -145,7 +146,6 @@ def main() -> None:
                          f"; target {', '.join(sorted(expected))}: {'met' if met else 'MISSED'}.")
             figures[component] = {"stages_run": ran, "expected": sorted(expected), "met": met,
                                   "wall_seconds": summary["wall_seconds"]}
-    invoke("build", "--quiet", "--matrix", OFFLINE, "--all")  # leave the local tags at the matrix's pins
     record("Locality", lines, figures)
 
 

@@ -1,27 +1,21 @@
 """Sharing: every cell of the offline example in ONE bake, cold, versus one `docker build --no-cache` per cell
 (the way one hand-written Dockerfile per image is built). Targets: RUN steps executed / distinct = 1.00; and
-the ratio of wall times, side by side. It empties the engine's BuildKit cache first (see prune_build_cache)."""
+the ratio of wall times, side by side. Both run on a private engine (bench/engines.py: fresh, then emptied between
+the two), never on the shared one."""
 
 from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
+from bench.engines import base_images, private_engine
 from bench.results import OFFLINE, ROOT, build_summary, invoke, record
 from epbuild.stagegraph import distinct_run_steps
 from epbuild import project, records
 from epbuild.content_key import checkout_inputs
-
-
-def prune_build_cache() -> None:
-    """A cold measurement needs an empty BuildKit cache. The offline example's base image is a local image, which
-    only the engine's own (docker-driver) builder can see, so it is that builder's cache that goes: all of it."""
-    print("bench: pruning the engine's whole BuildKit cache for a cold measurement", file=sys.stderr)
-    subprocess.run(["docker", "buildx", "prune", "--all", "--force"], check=True, capture_output=True)
 
 
 def one_cell_at_a_time(cells: list[str]) -> dict[str, float]:
@@ -55,16 +49,16 @@ def main() -> None:
     distinct = distinct_run_steps(rendering.cells)
     distinct_runs = sum(n for _, n in distinct.values())
 
-    prune_build_cache()
-    summary = build_summary("--matrix", OFFLINE, "--all")
+    with tempfile.TemporaryDirectory(dir=ROOT / "build", prefix="bench-sharing-") as tmp, \
+            private_engine(OFFLINE, Path(tmp)) as engine:
+        summary = build_summary("--matrix", OFFLINE, "--all")
+        engine.forget_builds(base_images(OFFLINE))  # cold again for the separate builds
+        walls = one_cell_at_a_time(names)
     executed = summary["executed_run_steps"]
     bake_wall = float(summary["wall_seconds"])  # type: ignore[arg-type]
     by_stage: dict[str, int] = {}
     for step in executed:  # type: ignore[union-attr]
         by_stage[step["stage"]] = by_stage.get(step["stage"], 0) + 1
-
-    prune_build_cache()
-    walls = one_cell_at_a_time(names)
     separate_wall = sum(walls.values())
     ratio = len(executed) / distinct_runs  # type: ignore[arg-type]
     record("Sharing", [

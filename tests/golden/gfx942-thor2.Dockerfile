@@ -62,7 +62,8 @@ RUN --mount=type=bind,from=src-aiter,target=/src/aiter,rw \
 
 FROM vendor AS rocshmem
 # all_backends finds the sources from its own location and refuses in-source builds, so it runs from a build
-# folder inside the (read-write, discarded) source mount; it builds its tests and examples with 8 jobs itself.
+# folder inside the (read-write, discarded) source mount; it builds with 8 jobs itself. With USE_EXTERNAL_MPI=OFF
+# its CMake finds no MPI and keeps only the functional tests of the tests and examples all_backends asks for.
 # Its CMake makes hipcc the compiler, so ccache reaches the compiles only as the launcher.
 # hadolint ignore=DL3003
 RUN --mount=type=bind,from=src-rocshmem,target=/src/rocshmem,rw \
@@ -220,7 +221,7 @@ LABEL org.opencontainers.image.title="rocm/vllm-ep gfx942-thor2" \
       io.epbuild.arch="gfx942" \
       io.epbuild.nic="thor2" \
       io.epbuild.base="rocm72" \
-      io.epbuild.recipe-key="3aba93b9a390b6ea2718e3a1f606bf3f2cbfb2bd7f289d41f9b982f4532994a7"
+      io.epbuild.recipe-key="14d39f95d3ce18cd1dc98e45a048849ff0ae2c200d3b87413aa7d151dd58d8fe"
 CMD ["/bin/bash"]
 
 # The serving image (`invoke build --serving`), as the target vllm-openai of vLLM's docker/Dockerfile.rocm:

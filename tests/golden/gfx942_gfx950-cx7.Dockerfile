@@ -86,7 +86,8 @@ RUN --mount=type=bind,from=src-aiter,target=/src/aiter,rw \
 
 FROM rdma-core AS rocshmem
 # all_backends finds the sources from its own location and refuses in-source builds, so it runs from a build
-# folder inside the (read-write, discarded) source mount; it builds its tests and examples with 8 jobs itself.
+# folder inside the (read-write, discarded) source mount; it builds with 8 jobs itself. With USE_EXTERNAL_MPI=OFF
+# its CMake finds no MPI and keeps only the functional tests of the tests and examples all_backends asks for.
 # Its CMake makes hipcc the compiler, so ccache reaches the compiles only as the launcher.
 # hadolint ignore=DL3003
 RUN --mount=type=bind,from=src-rocshmem,target=/src/rocshmem,rw \
@@ -244,7 +245,7 @@ LABEL org.opencontainers.image.title="rocm/vllm-ep gfx942_gfx950-cx7" \
       io.epbuild.arch="gfx942+gfx950" \
       io.epbuild.nic="cx7" \
       io.epbuild.base="rocm72" \
-      io.epbuild.recipe-key="a3164db7e2f57568fb51126ad7045a85b3fbded41740812e884fffb2e4cfe1d5"
+      io.epbuild.recipe-key="da77acee1ca241ca5551a2cffc8423e9800fdd5df116723c460d53a61457ae58"
 CMD ["/bin/bash"]
 
 # The serving image (`invoke build --serving`), as the target vllm-openai of vLLM's docker/Dockerfile.rocm:

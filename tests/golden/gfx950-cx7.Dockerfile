@@ -86,7 +86,8 @@ RUN --mount=type=bind,from=src-aiter,target=/src/aiter,rw \
 
 FROM rdma-core AS rocshmem
 # all_backends finds the sources from its own location and refuses in-source builds, so it runs from a build
-# folder inside the (read-write, discarded) source mount; it builds its tests and examples with 8 jobs itself.
+# folder inside the (read-write, discarded) source mount; it builds with 8 jobs itself. With USE_EXTERNAL_MPI=OFF
+# its CMake finds no MPI and keeps only the functional tests of the tests and examples all_backends asks for.
 # Its CMake makes hipcc the compiler, so ccache reaches the compiles only as the launcher.
 # hadolint ignore=DL3003
 RUN --mount=type=bind,from=src-rocshmem,target=/src/rocshmem,rw \
@@ -244,7 +245,7 @@ LABEL org.opencontainers.image.title="rocm/vllm-ep gfx950-cx7" \
       io.epbuild.arch="gfx950" \
       io.epbuild.nic="cx7" \
       io.epbuild.base="rocm72" \
-      io.epbuild.recipe-key="20a127ef3218d1e27dc02d3f9b9e6219886cce107f8399dc2bd1b933264b2540"
+      io.epbuild.recipe-key="271b98fdb2ca31bd7eaad766aea9bc46c18e502e79ede738001e05b7e42a7e9a"
 CMD ["/bin/bash"]
 
 # The serving image (`invoke build --serving`), as the target vllm-openai of vLLM's docker/Dockerfile.rocm:

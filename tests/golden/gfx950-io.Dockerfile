@@ -100,7 +100,8 @@ RUN --mount=type=bind,from=src-aiter,target=/src/aiter,rw \
 
 FROM vendor AS rocshmem
 # all_backends finds the sources from its own location and refuses in-source builds, so it runs from a build
-# folder inside the (read-write, discarded) source mount; it builds its tests and examples with 8 jobs itself.
+# folder inside the (read-write, discarded) source mount; it builds with 8 jobs itself. With USE_EXTERNAL_MPI=OFF
+# its CMake finds no MPI and keeps only the functional tests of the tests and examples all_backends asks for.
 # Its CMake makes hipcc the compiler, so ccache reaches the compiles only as the launcher.
 # hadolint ignore=DL3003
 RUN --mount=type=bind,from=src-rocshmem,target=/src/rocshmem,rw \
@@ -258,7 +259,7 @@ LABEL org.opencontainers.image.title="rocm/vllm-ep gfx950-io" \
       io.epbuild.arch="gfx950" \
       io.epbuild.nic="io" \
       io.epbuild.base="rocm72" \
-      io.epbuild.recipe-key="894dfea3f508b6a98edd248233729f4a25caf4a83b4a39a69c59540c08fa0bcf"
+      io.epbuild.recipe-key="12e457840ec702cfdc6572e912529e1f38e687bf01d93500824610e0410a7aa5"
 CMD ["/bin/bash"]
 
 # The serving image (`invoke build --serving`), as the target vllm-openai of vLLM's docker/Dockerfile.rocm:

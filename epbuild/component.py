@@ -96,6 +96,10 @@ def _no_source_check(pin: SourcePin, tree: Path) -> list[str]:
     return []
 
 
+def _no_matrix_check(pin: SourcePin, matrix: Any) -> list[tuple[tuple[str | int, ...], str]]:
+    return []
+
+
 @dataclass(frozen=True)
 class Component:
     name: str
@@ -127,6 +131,9 @@ class Component:
     source_check: Callable[[SourcePin, Path], list[str]] = _no_source_check
     """Checks of the exported source tree at the pin, after the fetch and before any stage runs; returns
     problems (MoRI: the NIC flags its setup.py reads are the ones the pin declares)."""
+    matrix_check: Callable[[SourcePin, Any], list[tuple[tuple[str | int, ...], str]]] = _no_matrix_check
+    """Checks of the pin against the rest of the matrix when it is loaded; returns (key path under
+    components.<name>, problem) pairs (MoRI: each provider its nic_build_flags names is some NIC's provider)."""
     record: Callable[[SourcePin], dict[str, Any]] = lambda pin: {}
     """Extra facts the cell record carries for this component (e.g. rdma-core's release)."""
     interface: Callable[[StageInput], Interface] | None = None

@@ -100,7 +100,7 @@ CASES: list[tuple[str, Callable[[dict[str, Any]], None], list[str]]] = [
     ("dlopen fallback not a path", lambda d: d["nics"]["thor2"]["vendor"].update(dlopen_fallback=["libbnxt_re.so"]),
      ["nics.thor2.vendor.dlopen_fallback[0]", "'libbnxt_re.so'"]),
     ("MoRI flag for an unknown provider", lambda d: d["components"]["mori"].update(nic_build_flags={"cxi": "USE_CXI"}),
-     ["components.mori.nic_build_flags", "cxi"]),
+     ["components.mori.nic_build_flags.cxi", "no NIC of the matrix has provider 'cxi'", "bnxt_re, ionic, mlx5"]),
 ]
 
 

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-import functools
 import sys
-from collections.abc import Callable
-from typing import Any
 
 from invoke import Context, Exit
 
 from epbuild.errors import EpbuildError
-from epbuild.taskflags import task
+from epbuild.taskflags import logging_setup, task, user_errors
 
 MATRIX_HELP = {"matrix": "The build matrix file (default: matrix.yaml)."}
 CELL_HELP = {
@@ -22,20 +19,6 @@ CELL_HELP = {
     "all": "Act on every cell of the matrix.",
     "cell": "A cell by name, e.g. gfx950-cx7 (repeatable; combines with --arch/--nic selections).",
 }
-
-
-def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Turns an EpbuildError into a one-paragraph message and exit code 2, with no traceback."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except EpbuildError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            raise Exit(code=2) from None
-
-    return wrapper
 
 
 @task(help={**MATRIX_HELP, "json": "Print JSON for scripts instead of a table."})
@@ -52,30 +35,22 @@ def matrix(c: Context, matrix: str = "matrix.yaml", json: bool = False) -> None:
 @user_errors
 def render(c: Context, matrix: str = "matrix.yaml", check: bool = False) -> None:
     """Render the matrix into images/<cell>/ and images/docker-bake.json, and README.md's stage diagram."""
-    from epbuild import atomicfs, diagram, project
-    from epbuild import render as rendering
+    from epbuild import project, rendered
 
     r = project.rendering(matrix)
-    # The README documents the built-in components: a matrix with extra component folders leaves it alone.
-    readme = None if r.matrix.model.component_dirs else project.ROOT / "README.md"
     if check:
-        problems = rendering.drift(r) + (diagram.drift(readme, r.matrix.model.registry) if readme else [])
-        if problems:
-            print(f"{r.out_dir} is out of date with {r.matrix.path} and the templates; run `invoke render"
-                  f"{'' if matrix == 'matrix.yaml' else ' --matrix ' + matrix}`:", file=sys.stderr)
-            for line in problems:
-                print(f"  {line}", file=sys.stderr)
-            raise Exit(code=1)
+        _fail_on_drift(f"{r.out_dir} is out of date with {r.matrix.path} and the templates", "render", matrix,
+                       rendered.drift(r, project.ROOT))
         print(f"{r.out_dir}: up to date ({len(r.cells)} cells)")
         return
-    written = rendering.write(r)
-    print(f"wrote {len(written)} files for {len(r.cells)} cells to {r.out_dir}")
-    if readme is not None:
-        text = readme.read_text(encoding="utf-8")
-        updated = diagram.readme_with_diagram(text, r.matrix.model.registry)
-        if updated != text:
-            atomicfs.write_text(readme, updated)
-            print(f"wrote the stage diagram in {readme}")
+    print("\n".join(rendered.write(r, project.ROOT)))
+
+
+def _fail_on_drift(what: str, task: str, matrix: str, problems: list[str]) -> None:
+    if problems:
+        option = "" if matrix == "matrix.yaml" else f" --matrix {matrix}"
+        print(f"{what}; run `invoke {task}{option}`:\n" + "\n".join(f"  {line}" for line in problems), file=sys.stderr)
+        raise Exit(code=1)
 
 
 @task(help={"output": "Write the schema to this file (default: matrix.schema.json)."})
@@ -89,15 +64,11 @@ def schema(c: Context, output: str = "matrix.schema.json") -> None:
     print(f"wrote {path}")
 
 
-def _cells(matrix: str, arch: list[str], nic: list[str], all: bool, cell: list[str] | None = None,  # type: ignore[no-untyped-def]
-           base: list[str] | None = None):
+def _cells(matrix: str, arch: list[str] | None, nic: list[str] | None, all: bool,  # type: ignore[no-untyped-def]
+           cell: list[str] | None = None, base: list[str] | None = None):
     from epbuild import project
-    from epbuild.cells import excluded, select
 
-    r = project.rendering(matrix)
-    chosen = {c.name for c in select([rc.cell for rc in r.cells], arch, nic, everything=all, names=cell or [],
-                                     bases=base or [], excluded=excluded(r.matrix.model))}
-    return r, [rc for rc in r.cells if rc.cell.name in chosen]
+    return project.selected(matrix, arch or [], nic or [], everything=all, names=cell, bases=base)
 
 
 @task(
@@ -133,16 +104,17 @@ def build(c: Context, matrix: str = "matrix.yaml", arch: list[str] | None = None
           serving: bool = False) -> None:
     """Build the selected cells with BuildKit, in one bake so shared stages build once."""
     from epbuild import build as builder_mod, project
+    from epbuild.bake_command import BuildOptions, cache_export as export_choice
     from epbuild.commands import Runner
     from epbuild.credentials import registry_login
     from epbuild.tags import checked_registry
 
     logging_setup()
-    r, cells = _cells(matrix, arch or [], nic or [], all, cell, base)
-    options = builder_mod.BuildOptions(builder=builder, cache_from=tuple(cache_from or ()),
+    r, cells = _cells(matrix, arch, nic, all, cell, base)
+    options = BuildOptions(builder=builder, cache_from=tuple(cache_from or ()),
                                        cache_to=tuple(cache_to or ()), keep_going=keep_going,
                                        mirrors=tuple(mirror or ()), quiet=quiet, no_cache=no_cache, cache=cache,
-                                       cache_export=_cache_export(cache_export), stage=stage,
+                                       cache_export=export_choice(cache_export), stage=stage,
                                        push=checked_registry(push) if push is not None else None,
                                        max_jobs=max_jobs or None, local_sources=tuple(source or ()),
                                        serving=serving)
@@ -158,12 +130,6 @@ def build(c: Context, matrix: str = "matrix.yaml", arch: list[str] | None = None
         raise Exit(code=1)
 
 
-def _cache_export(value: str):  # type: ignore[no-untyped-def]
-    if value not in ("all", "own", "none"):
-        raise EpbuildError(f"--cache-export {value!r}: expected `all`, `own` or `none`")
-    return value
-
-
 @task(iterable=["arch", "nic", "base", "cell", "mirror"],
       help={**CELL_HELP, "mirror": "COMPONENT=URL: fetch from a mirror.", "dry_run": "Print the fetch commands only."})
 @user_errors
@@ -172,20 +138,12 @@ def sources(c: Context, matrix: str = "matrix.yaml", arch: list[str] | None = No
             dry_run: bool = False) -> None:
     """Fetch and export the pinned sources of the selected cells into build/sources/, and their NICs' verified
     vendor packages into build/vendor/."""
-    from epbuild import build as builder_mod, project
+    from epbuild import build_inputs, project
     from epbuild.commands import Runner
 
     logging_setup()
-    r, cells = _cells(matrix, arch or [], nic or [], all, cell, base)
-    runner = Runner(dry_run=dry_run)
-    options = builder_mod.BuildOptions(mirrors=tuple(mirror or ()))
-    with builder_mod.prepared(r, cells, runner):
-        exported = builder_mod.fetch_sources(r, cells, project.ROOT, options, runner)
-        vendors = builder_mod.fetch_vendor(r, cells, project.ROOT, runner)
-    for source in exported:
-        print(f"{source.component:<10} {source.commit}  {source.path}" + ("  (cached)" if source.cached else ""))
-    for fetched in vendors:
-        print(f"{'vendor':<10} {fetched.nic:<40} {fetched.path}" + ("  (cached)" if fetched.cached else ""))
+    r, cells = _cells(matrix, arch, nic, all, cell, base)
+    print("\n".join(build_inputs.fetch_inputs(r, cells, project.ROOT, mirror or [], Runner(dry_run=dry_run))))
 
 
 @task(iterable=["arch", "nic", "base", "cell"],
@@ -201,36 +159,19 @@ def test(c: Context, matrix: str = "matrix.yaml", arch: list[str] | None = None,
     cell made, by ID (the local tag is shared by every checkout); a JUnit report per cell goes to build/reports/."""
     from epbuild import imagetest, project
 
-    r, cells = _cells(matrix, arch or [], nic or [], all, cell, base)
-    if image and len(cells) != 1:
-        raise EpbuildError(f"--image checks one cell, but the selection has {len(cells)}: "
-                           + ", ".join(rc.cell.name for rc in cells))
-    from epbuild.content_key import checkout_inputs
-
-    resolved = checkout_inputs(r, cells, project.ROOT)
-    runs = [imagetest.run_checks(rc, image, project.ROOT, r.matrix.directory, resolved, gpu=gpu, quiet=quiet)
-            for rc in cells]
+    r, cells = _cells(matrix, arch, nic, all, cell, base)
+    runs = imagetest.check_cells(r, cells, image, project.ROOT, gpu=gpu, quiet=quiet)
     print(imagetest.summary(runs))
-    # (`all` is this task's --all flag here, not the builtin.)
     if any(not run.ok for run in runs) or (require_gpu and any(run.not_run for run in runs)):
         raise Exit(code=1)
 
 
-def _login(rc, registry: str | None, runner):  # type: ignore[no-untyped-def]
-    from epbuild.credentials import registry_login
-    from epbuild.tags import published_name
-
-    return registry_login(published_name(rc, registry).split("/", 1)[0], runner)
-
-
 def _run_dir_runner(kind: str):  # type: ignore[no-untyped-def]
-    from epbuild import build as builder_mod, project
-    from epbuild.commands import Runner
+    from epbuild import project
+    from epbuild.run_dir import replaying_runner
 
-    run_dir = builder_mod.new_run_dir(project.ROOT, kind)
+    runner, run_dir = replaying_runner(project.ROOT, kind)
     print(f"logs and replayable commands: {run_dir}")
-    runner = Runner()
-    runner.start_replay(run_dir / "replay.sh", project.ROOT)
     return runner
 
 
@@ -243,17 +184,17 @@ def publish(c: Context, matrix: str = "matrix.yaml", arch: list[str] | None = No
             dry_run: bool = False) -> None:
     """Push built cells: the immutable <cell>-<key12> tag first, then move <cell> once the registry holds it."""
     from epbuild import publish as publisher
-    from epbuild.commands import Runner
+    from epbuild.credentials import cell_registry_login
 
     logging_setup()
-    r, cells = _cells(matrix, arch or [], nic or [], all, cell, base)
+    r, cells = _cells(matrix, arch, nic, all, cell, base)
     if dry_run:
         from epbuild.dryrun import publish_lines
 
         print("\n".join(line for rc in cells for line in publish_lines(rc, registry)))
         return
     runner = _run_dir_runner("publish")
-    with _login(cells[0], registry, runner):
+    with cell_registry_login(cells[0], registry, runner):
         for rc in cells:
             print(publisher.publish(rc, runner, registry).line())
 
@@ -274,8 +215,8 @@ def pull(c: Context, matrix: str = "matrix.yaml", arch: list[str] | None = None,
     from pathlib import Path
 
     from epbuild import build as builder_mod, detect as detector, project, pull as puller
+    from epbuild.bake_command import BuildOptions
     from epbuild.commands import Runner
-    from epbuild.content_key import checkout_inputs, content_key
 
     logging_setup()
     if detect and (arch or nic or cell or all):
@@ -285,32 +226,15 @@ def pull(c: Context, matrix: str = "matrix.yaml", arch: list[str] | None = None,
         found = detector.detect(Path(sysfs_root), project.load(matrix).model, Path(rocm_version_file))
         print(f"detected {found.report}: arch {found.arch}, nic {found.nic}, base {found.base or '(any)'}")
         arch, nic, base = [found.arch], [found.nic], [found.base] if found.base else base
-    r, cells = _cells(matrix, arch or [], nic or [], all, cell, base)
+    r, cells = _cells(matrix, arch, nic, all, cell, base)
     if dry_run:
-        from epbuild.content_key import checkout_keys
-        from epbuild.dryrun import pull_lines
+        from epbuild.dryrun import pull_plan
 
-        keys = checkout_keys(r, cells, project.ROOT, engine=False)
-        print("\n".join(line for rc in cells for line in pull_lines(rc, keys[rc.cell.name], registry)))
-        if build:
-            print("# then each cell the registry has no image for is built, as `invoke build --dry-run` prints")
+        print("\n".join(pull_plan(r, cells, project.ROOT, registry, build)))
         return
-    runner = _run_dir_runner("pull")
-    builder_mod.fetch_abbreviated(r, cells, project.ROOT, runner)
-    resolved = checkout_inputs(r, cells, project.ROOT)
-    missing = []
-    with _login(cells[0], registry, runner):
-        for rc in cells:
-            try:
-                digest = puller.pull(rc, content_key(rc, resolved), runner, registry)
-                print(f"{rc.cell.name}: pulled {digest}, tagged {rc.plan.local_tag}")
-            except puller.NotPublished as exc:
-                if not build:
-                    raise
-                print(f"{exc}\nbuilding it instead.")
-                missing.append(rc)
+    missing = puller.pull_cells(r, cells, project.ROOT, _run_dir_runner("pull"), registry, keep_missing=build)
     if missing:
-        report = builder_mod.build(r, missing, project.ROOT, builder_mod.BuildOptions(), Runner(dry_run=dry_run))
+        report = builder_mod.build(r, missing, project.ROOT, BuildOptions(), Runner(dry_run=dry_run))
         print(report.table())
         if not report.ok:
             raise Exit(code=1)
@@ -325,10 +249,11 @@ def pull(c: Context, matrix: str = "matrix.yaml", arch: list[str] | None = None,
 def bump(c: Context, component: str, ref: str, matrix: str = "matrix.yaml", mirror: list[str] | None = None,
          dry_run: bool = False) -> None:
     """Move a pin to the commit a branch, tag or commit names; print the upstream log, the rebuild plan and checks."""
-    from epbuild import bump as bumper, project, sources
+    from epbuild import bump as bumper, project
+    from epbuild.source_requests import mirror_overrides
 
-    result = bumper.bump(project.load(matrix), component, ref, project.ROOT,
-                         sources.mirror_overrides(mirror or []), dry_run=dry_run)
+    result = bumper.bump(project.load(matrix), component, ref, project.ROOT, mirror_overrides(mirror or []),
+                         dry_run=dry_run)
     print(result.report())
 
 
@@ -342,12 +267,6 @@ def setup_docker(c: Context) -> None:
     c.run(f"bash {shlex.quote(str(resource('ci/setup-docker.sh')))}", pty=False)
 
 
-def logging_setup() -> None:
-    import logging
-
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-
-
 @task(help={**MATRIX_HELP, "check": "Render in memory and fail, naming the files, if the CI pipelines differ."})
 @user_errors
 def ci(c: Context, matrix: str = "matrix.yaml", check: bool = False) -> None:
@@ -356,13 +275,7 @@ def ci(c: Context, matrix: str = "matrix.yaml", check: bool = False) -> None:
 
     files = pipelines.render(project.rendering(matrix), project.ROOT)
     if check:
-        problems = pipelines.drift(files)
-        if problems:
-            print(f"the CI pipelines are out of date with {matrix}; run `invoke ci"
-                  f"{'' if matrix == 'matrix.yaml' else ' --matrix ' + matrix}`:", file=sys.stderr)
-            for line in problems:
-                print(f"  {line}", file=sys.stderr)
-            raise Exit(code=1)
+        _fail_on_drift(f"the CI pipelines are out of date with {matrix}", "ci", matrix, pipelines.drift(files))
         print(f"CI pipelines: up to date ({len(files)} files)")
         return
     for path in pipelines.write(files):

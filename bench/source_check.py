@@ -15,7 +15,8 @@ from pathlib import Path
 
 from epbuild.commands import Runner
 from epbuild.matrix import SourcePin
-from epbuild.sources import SourceCache, SourceRequest
+from epbuild.source_requests import SourceRequest
+from epbuild.sources import SourceCache
 
 from bench.results import ROOT, record
 

@@ -12,6 +12,9 @@ command -v docker-registry >/dev/null 2>&1 || missing="$missing docker-registry"
 { command -v gpg && command -v gpgv && command -v gpgconf; } >/dev/null 2>&1 || missing="$missing gnupg gpgv"
 command -v dpkg-deb >/dev/null 2>&1 || missing="$missing dpkg"
 command -v cmake >/dev/null 2>&1 || missing="$missing cmake"  # tests/core/test_archives.py configures the vLLM stand-in's CMake
+command -v cargo >/dev/null 2>&1 || missing="$missing cargo rustc"  # epbuild/cargo_vendor.py vendors crates on the host
+# tests/core/test_rocshmem_stand_in.py configures the rocSHMEM stand-in's CMake with the host's C++ compiler
+{ command -v g++ && command -v make; } >/dev/null 2>&1 || missing="$missing g++ make"
 if [ -n "$missing" ]; then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo -n"
   $SUDO env DEBIAN_FRONTEND=noninteractive apt-get -o Acquire::Check-Valid-Until=false update -qq

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import tarfile
 import tempfile
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from epbuild.atomicfs import filled_dir
 from epbuild.commands import Runner
 from epbuild.errors import EpbuildError
 
@@ -115,13 +115,6 @@ def ensure(archive: PinnedArchive, root: Path, matrix_dir: Path, runner: Runner)
     if dest.is_dir():
         return dest
     tar_path = fetched(archive, root, matrix_dir)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{archive.context}-"))
-    try:
+    with filled_dir(dest, f".{archive.context}-") as tmp:
         _extract_member(tar_path, archive.member, tmp, archive.key)
-        tmp.chmod(0o755)
-        os.replace(tmp, dest)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return dest

@@ -73,6 +73,20 @@ def _exchange(a: Path, b: Path) -> bool:
     raise OSError(err, os.strerror(err), str(a), None, str(b))
 
 
+@contextmanager
+def filled_dir(dest: Path, prefix: str) -> Iterator[Path]:
+    """A new folder beside `dest` (`<prefix>XXXXXXXX`, 0755) for the caller to fill; when the block ends normally it
+    replaces `dest` (replace_dir), when it raises it is deleted, so `dest` is never a half-filled folder."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_dir(dest.parent, prefix)
+    try:
+        yield tmp
+        replace_dir(tmp, dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
 def remove_leftovers(parent: Path, prefix: str) -> list[Path]:
     """Deletes what killed runs left under `parent` named `<prefix>...`. Call it only while holding the lock every
     writer of those names holds, so nothing deleted belongs to a live run."""

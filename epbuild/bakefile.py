@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from epbuild import stagegraph
+from epbuild import cargo_vendor, stagegraph
 
 BAKE_FILE = "docker-bake.json"
 SERVING_STAGE = "vllm-openai"
@@ -63,6 +63,8 @@ def cell_target(rc: stagegraph.Rendered, *, context_root: str) -> dict[str, Any]
             contexts[f"git-{name}"] = f"{GIT_HEAD_DIR}/{name}-{pin.commit}"
         if component.build_requirements:
             contexts[f"wheels-{name}"] = wheelhouse_dir(name, pin.commit, plan.cell.base)
+        if component.cargo_workspace(pin) is not None:
+            contexts[cargo_vendor.context_name(name)] = cargo_vendor.crates_dir(name, pin.commit)
     if plan.vendor is not None:
         contexts[VENDOR_CONTEXT] = vendor_dir(plan.cell.nic, plan.vendor.digest())
     return {

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from epbuild.progress import Progress, Vertex
+from epbuild.render import RenderedCell
+from epbuild.stagegraph import stage_identities
 
 
 @dataclass
@@ -81,3 +84,48 @@ def recorded_image(root: Path, tag: str, content_key: str) -> tuple[str, Path] |
                     and cell.get("content_key") == content_key):
                 return str(cell["image_id"]), summary.parent
     return None
+
+
+def settle(report: BuildReport, results: dict[str, CellResult], invocation: int, targets: list[str], code: int,
+            cells: list[RenderedCell], start: float) -> set[str]:
+    """Records what one bake invocation says about its targets; returns the cells it failed."""
+    now = time.monotonic()
+    if code == 0:
+        for name in targets:
+            results[name].ok = True
+            results[name].duration = _finish_time(report.progress, name, start, now)
+        return set()
+    failed = failed_targets(report.progress, invocation, targets, cells)
+    for name, (vertex, shared_with) in failed.items():
+        results[name].failed_stage = vertex.stage or "(internal)"
+        results[name].failed_vertex = vertex
+        origin = "" if shared_with == name else f" (a stage shared with {shared_with}, where it failed)"
+        results[name].error = f"stage {vertex.stage}{origin}: {vertex.op[:100]}: {vertex.error[:300]}"
+        results[name].duration = now - start
+    if not failed:
+        for name in targets:
+            results[name].error = f"bake exited {code} without naming a failing stage"
+    return set(failed)
+
+
+def failed_targets(progress: Progress, invocation: int, remaining: list[str],
+                    cells: list[RenderedCell]) -> dict[str, tuple[Vertex, str]]:
+    """Each cell of the invocation that failed, with the failing vertex and the cell BuildKit named it under. A
+    stage shared by several cells is printed under one of them, but it fails every cell that contains it."""
+    identities = {rc.cell.name: stage_identities(rc) for rc in cells}
+    out: dict[str, tuple[Vertex, str]] = {}
+    for vertex in progress.failures(invocation):
+        # A cache ref not in the registry yet is an ERROR vertex, but BuildKit builds on without it.
+        if vertex.target not in remaining or vertex.op.startswith("importing cache manifest"):
+            continue
+        failed_identity = identities[vertex.target].get(vertex.stage or "")
+        for name in remaining:
+            shares = failed_identity is not None and failed_identity in identities[name].values()
+            if (name == vertex.target or shares) and name not in out:
+                out[name] = (vertex, vertex.target)
+    return out
+
+
+def _finish_time(progress: Progress, target: str, start: float, fallback: float) -> float:
+    ends = [v.ended for v in progress.vertices.values() if v.target == target and v.ended is not None]
+    return (max(ends) if ends else fallback) - start

@@ -16,8 +16,10 @@ from pathlib import Path
 from epbuild import matrix_edit, pipelines, preflight, rebuild_plan, render, requirements, sources
 from epbuild.commands import Runner, query
 from epbuild.errors import EpbuildError
+from epbuild.git_mirrors import GIT_ENV
 from epbuild.matrix import LoadedMatrix, load_matrix
 from epbuild.patterns import COMMIT
+from epbuild.source_requests import requests_for
 from epbuild.stagegraph import built_pins
 
 LOG_CAP = 20
@@ -75,7 +77,7 @@ def bump(loaded: LoadedMatrix, component: str, ref: str, root: Path, mirrors: di
     if component not in pins:
         raise BumpError(f"{loaded.path}: no component {component!r}; the matrix has {', '.join(pins)}")
     pin = pins[component]
-    request = sources.requests_for(loaded, [component], mirrors)[0]
+    request = requests_for(loaded, [component], mirrors)[0]
     cache = sources.SourceCache(root, Runner())
     wanted = ALL_REFS + [c for c in (ref, pin.commit) if len(c) == 40 and COMMIT.fullmatch(c)]
     mirror = cache.fetch_refs(request, wanted)
@@ -140,7 +142,7 @@ def _load_text(path: Path, text: str) -> LoadedMatrix:
 
 def _log(mirror: Path, old: str, new: str) -> UpstreamLog:
     def git(*args: str) -> str:
-        proc = query(["git", "-C", str(mirror), *args], env=sources.GIT_ENV)
+        proc = query(["git", "-C", str(mirror), *args], env=GIT_ENV)
         if proc.returncode != 0:
             raise BumpError(f"git {' '.join(args)} in {mirror}: {proc.stderr.strip()}")
         return proc.stdout

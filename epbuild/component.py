@@ -96,6 +96,10 @@ def _no_source_check(pin: SourcePin, tree: Path) -> list[str]:
     return []
 
 
+def _no_matrix_check(pin: SourcePin, matrix: Any) -> list[tuple[tuple[str | int, ...], str]]:
+    return []
+
+
 @dataclass(frozen=True)
 class Component:
     name: str
@@ -112,8 +116,9 @@ class Component:
     archs: tuple[str, ...] | None = None
     """The only GPU archs its upstream build keeps (None: any)."""
     nic_flag: tuple[str, ...] | None = None
-    """The values its upstream build accepts for the NIC; each NIC of the matrix names its own in
-    nics.<nic>.flags.<component>, read by the stage as the cell fact `nic.flag`."""
+    """The values its upstream build has for a NIC (a flag it accepts, a backend it builds); each NIC of the
+    matrix names its own in nics.<nic>.flags.<component>: the cell fact `nic.flag` for a stage that uses it,
+    and what the image checks expect."""
     sparse_path: str | None = None
     """The pin option naming the only folder of the repository the stage needs (fetched blob-less, exported
     sparse)."""
@@ -126,6 +131,9 @@ class Component:
     source_check: Callable[[SourcePin, Path], list[str]] = _no_source_check
     """Checks of the exported source tree at the pin, after the fetch and before any stage runs; returns
     problems (MoRI: the NIC flags its setup.py reads are the ones the pin declares)."""
+    matrix_check: Callable[[SourcePin, Any], list[tuple[tuple[str | int, ...], str]]] = _no_matrix_check
+    """Checks of the pin against the rest of the matrix when it is loaded; returns (key path under
+    components.<name>, problem) pairs (MoRI: each provider its nic_build_flags names is some NIC's provider)."""
     record: Callable[[SourcePin], dict[str, Any]] = lambda pin: {}
     """Extra facts the cell record carries for this component (e.g. rdma-core's release)."""
     interface: Callable[[StageInput], Interface] | None = None
@@ -142,6 +150,10 @@ class Component:
     directory from the named context `git-<name>` (epbuild.git_head)."""
     build_requirements: tuple[str, ...] = ()
     """Requirement files in the source, resolved on the host into the wheelhouse context `wheels-<name>`."""
+    cargo_workspace: Callable[[SourcePin], str | None] = lambda pin: None
+    """The folder of the source whose Cargo.lock names the crates the stage compiles (None: no Rust at this pin's
+    settings): vendored on the host into the context `crates-<name>` (epbuild.cargo_vendor), and the base's
+    rustc_version checked against the pin's rust-toolchain.toml before any build."""
     folder: Path = Path()
 
     @property

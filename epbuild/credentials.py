@@ -12,6 +12,7 @@ that script, no secret; the next login removes the folders whose owning process 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -26,6 +27,8 @@ from pathlib import Path
 from epbuild import timeouts
 from epbuild.commands import Runner
 from epbuild.errors import EpbuildError
+from epbuild.render import RenderedCell
+from epbuild.tags import published_name
 
 log = logging.getLogger(__name__)
 
@@ -150,3 +153,9 @@ def registry_login(registry_host: str, runner: Runner) -> Iterator[None]:
             else:
                 os.environ[name] = value
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def cell_registry_login(rc: RenderedCell, registry: str | None,
+                        runner: Runner) -> contextlib.AbstractContextManager[None]:
+    """registry_login for the registry the cell is published to (`registry` overrides the matrix's)."""
+    return registry_login(published_name(rc, registry).split("/", 1)[0], runner)

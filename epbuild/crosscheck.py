@@ -31,6 +31,9 @@ def cross_check(m: Any) -> list[tuple[KeyPath, str]]:
             elif value not in c.nic_flag:
                 out.append((("nics", nic, "flags", name),
                             f"{value!r} is not a value {name} takes for the NIC; it takes {', '.join(c.nic_flag)}"))
+    for name, c in components.items():
+        if name in pins:
+            out.extend((("components", name, *key), problem) for key, problem in c.matrix_check(pins[name], m))
     for nic, info in m.nics.items():
         for flagged in info.flags:
             if flagged not in components:

@@ -4,9 +4,12 @@ steps a real run would skip (a tag the registry already holds); it prints them a
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from epbuild import registry_http
 from epbuild.commands import shell_line
-from epbuild.render import RenderedCell
+from epbuild.content_key import checkout_keys
+from epbuild.render import RenderedCell, Rendering
 from epbuild.tags import cell_tags
 
 UNKNOWN_KEY = "KEY"
@@ -32,3 +35,14 @@ def pull_lines(rc: RenderedCell, key: str | None, registry: str | None) -> list[
     return [f"# {rc.cell.name}: the image for this checkout's {what}",
             shell_line(["docker", "pull", "--quiet", tags.immutable]),
             shell_line(["docker", "tag", tags.immutable, rc.plan.local_tag])]
+
+
+def pull_plan(rendering: Rendering, cells: list[RenderedCell], root: Path, registry: str | None,
+              build: bool) -> list[str]:
+    """Every cell's pull_lines with the keys the matrix alone gives, then (with --build) what happens to the cells
+    the registry has no image for."""
+    keys = checkout_keys(rendering, cells, root, engine=False)
+    lines = [line for rc in cells for line in pull_lines(rc, keys[rc.cell.name], registry)]
+    if build:
+        lines.append("# then each cell the registry has no image for is built, as `invoke build --dry-run` prints")
+    return lines

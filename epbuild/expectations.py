@@ -14,18 +14,12 @@ from epbuild.content_key import content_key
 from epbuild.plan import CellPlan
 from epbuild.render import RenderedCell
 from epbuild.resolve import Resolved
-from epbuild.sources import SourceCache, resolve_url
+from epbuild.source_requests import resolve_url
+from epbuild.sources import SourceCache
 from epbuild.stagegraph import built_pins
 
 EXPECTED_ENV = "EPBUILD_EXPECTED"
 """The image checks (tests/image) read the path of the expectation file from this variable."""
-
-
-ROCSHMEM_DLOPEN_FALLBACK = {"bnxt_re": ["/usr/local/lib/libbnxt_re.so"]}
-"""Where rocSHMEM looks for a provider's library after dlopen by name fails (rocm-systems projects/rocshmem, see
-docs/upstream.md): Broadcom's copy in /usr/local/lib, which is why Broadcom's post-install step copies it there."""
-ROCSHMEM_GDA_BACKEND = {"mlx5": "GDA_MLX5", "ionic": "GDA_IONIC", "bnxt_re": "GDA_BNXT"}
-"""rocSHMEM's CMake option for each provider's GPU-direct-async backend (all_backends turns each on)."""
 
 
 def pin_sources(rc: RenderedCell, root: Path, matrix_dir: Path) -> dict[str, dict[str, str]]:
@@ -57,17 +51,17 @@ def expectation(rc: RenderedCell, image: str, root: Path, matrix_dir: Path, reso
 
 
 def nic_userspace(plan: CellPlan) -> dict[str, Any]:
-    """What the NIC's userspace must look like in the image: the vendor's pinned packages and the order in which
-    rocSHMEM dlopens the provider's library, the rocSHMEM GDA backend for the provider, and the vendor library
-    MoRI links where the pinned MoRI compiles it in."""
-    library, provider, vendor = plan.nic.provider_library, plan.nic.provider, plan.vendor
+    """What the NIC's userspace must look like in the image, from the NIC's facts (nics.<nic>): the vendor's pinned
+    packages and the order in which rocSHMEM dlopens the provider's library (vendor.dlopen_fallback), the rocSHMEM
+    GDA backend for the NIC (flags.rocshmem), and the vendor library MoRI links where the pinned MoRI compiles it in."""
+    library, vendor = plan.nic.provider_library, plan.vendor
     return {
         "pci_vendors": list(plan.nic.pci_vendors),
         "vendor_userspace": vendor is not None,
         "vendor": None if vendor is None else {
             "packages": dict(vendor.packages), "library": library,
-            "dlopen": [f"{library}.so", *ROCSHMEM_DLOPEN_FALLBACK.get(provider, [])]},
-        "rocshmem_backend": ROCSHMEM_GDA_BACKEND.get(provider),
+            "dlopen": [f"{library}.so", *vendor.dlopen_fallback]},
+        "rocshmem_backend": plan.nic.flags.get("rocshmem"),
         "mori_vendor_library": library if plan.vendor_build("mori") else None,
     }
 

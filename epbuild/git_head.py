@@ -10,11 +10,10 @@ only HEAD and the abbreviation length, no objects; git skips its ownership check
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
-import tempfile
 from pathlib import Path
 
+from epbuild.atomicfs import filled_dir
 from epbuild.bakefile import GIT_HEAD_DIR
 from epbuild.errors import EpbuildError
 
@@ -47,17 +46,10 @@ def write(root: Path, component: str, commit: str, full: str, short: str) -> Pat
     dest = root / git_head_dir(component, commit)
     if (dest / "HEAD").is_file():
         return dest
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{component}-"))
-    try:
+    with filled_dir(dest, f".{component}-") as tmp:
         for sub in ("objects", "refs"):
             (tmp / sub).mkdir()
             (tmp / sub / ".keep").touch()  # an empty folder may not survive the context transfer
         (tmp / "HEAD").write_text(full + "\n")
         (tmp / "config").write_text(f"[core]\n\trepositoryformatversion = 0\n\tbare = true\n\tabbrev = {len(short)}\n")
-        tmp.chmod(0o755)
-        os.replace(tmp, dest)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return dest

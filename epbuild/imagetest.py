@@ -15,8 +15,8 @@ from epbuild import expectations, timeouts
 from epbuild.buildreport import recorded_image
 from epbuild.commands import query
 from epbuild.errors import EpbuildError
-from epbuild.render import RenderedCell
-from epbuild.content_key import content_key
+from epbuild.render import RenderedCell, Rendering
+from epbuild.content_key import checkout_inputs, content_key
 from epbuild.resolve import Resolved
 from epbuild.resources import resource
 
@@ -83,6 +83,16 @@ def built_image(rc: RenderedCell, root: Path, key: str) -> tuple[str, str]:
                            f"in the engine, and {tag} names {now or 'nothing'} now: build the cell again")
     return built, (f"{tag} has moved since this checkout built {rc.cell.name} (it names {now or 'nothing'} now): "
                    f"checking the image built in {run_dir}, {built}")
+
+
+def check_cells(rendering: Rendering, cells: list[RenderedCell], image: str | None, root: Path, *,
+                gpu: bool = False, quiet: bool = False) -> list[CheckRun]:
+    """run_checks for each cell, with this checkout's exact inputs; `image` (one cell only) checks that image."""
+    if image and len(cells) != 1:
+        raise EpbuildError(f"--image checks one cell, but the selection has {len(cells)}: "
+                           + ", ".join(rc.cell.name for rc in cells))
+    resolved = checkout_inputs(rendering, cells, root)
+    return [run_checks(rc, image, root, rendering.matrix.directory, resolved, gpu=gpu, quiet=quiet) for rc in cells]
 
 
 def run_checks(rc: RenderedCell, image: str | None, root: Path, matrix_dir: Path, resolved: Resolved, *,

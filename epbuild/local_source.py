@@ -15,7 +15,7 @@ from pathlib import Path
 from epbuild.bakefile import SOURCES_DIR
 from epbuild.commands import query
 from epbuild.errors import EpbuildError
-from epbuild.sources import GIT_ENV
+from epbuild.git_mirrors import GIT_ENV
 
 
 class LocalSourceError(EpbuildError):

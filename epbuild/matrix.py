@@ -25,6 +25,7 @@ from epbuild.patterns import (
     Digest,
     EnvName,
     EnvValue,
+    FlagValue,
     HexId,
     ImageName,
     ImageRef,
@@ -33,6 +34,7 @@ from epbuild.patterns import (
     PlainText,
     PoolName,
     Registry as RegistryName,
+    RustChannel,
     Tag,
     Version,
 )
@@ -66,6 +68,10 @@ class BaseSettings(Strict):
     build_packages: list[AptPackage] = Field(
         default_factory=list, description="apt packages the `base` stage installs for every build stage."
     )
+    rustc_version: RustChannel | None = Field(
+        None, description="The Rust toolchain the image carries with its build packages (Debian's rustc: its "
+        "release, e.g. 1.85), for stages that compile Rust; preflight compares it with the pin's "
+        "rust-toolchain.toml and the stage checks it against the image's rustc. Unset: no Rust toolchain.")
 
 
 class ArchInfo(Strict):
@@ -82,8 +88,9 @@ class NicInfo(Strict):
         default_factory=list, description="PCI vendor IDs (0x15b3) of its RDMA devices, for `invoke pull --detect`.")
     rdma_core: Literal["source", "distribution"] = Field(
         description="Build rdma-core from source, or use the base's distribution libibverbs.")
-    flags: dict[str, NicName] = Field(
-        default_factory=dict, description="Per component, the value its build takes for this NIC (DeepEP's --nic).")
+    flags: dict[str, FlagValue] = Field(
+        default_factory=dict, description="Per component, its value for this NIC: the value its build takes "
+        "(deepep: DeepEP's --nic) or what its image must carry (rocshmem: the GPU-direct-async backend, GDA_MLX5).")
     vendor: Annotated[VendorUserspace | None, BeforeValidator(none_or_vendor)] = Field(
         description="The NIC's vendor userspace (signed apt repository, key, pinned packages), or `none` for a "
         "NIC whose userspace is rdma-core's alone.",

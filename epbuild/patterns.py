@@ -19,7 +19,11 @@ NIC = re.compile(r"^[a-z][a-z0-9]{1,15}$")
 BASE_NAME = re.compile(r"^[a-z][a-z0-9]{0,15}$")
 HEX_ID = re.compile(r"^0x[0-9a-f]{4}$")
 LIB_NAME = re.compile(r"^[a-z][a-z0-9_+-]{0,40}$")
+FLAG_VALUE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,39}$")
 VERSION = re.compile(r"^[0-9]+(\.[0-9]+){0,2}$")
+# A Rust toolchain channel as rust-toolchain.toml names it: a release (1.85, 1.85.1), stable, beta, nightly, or
+# one of those dated (nightly-2026-03-10).
+RUST_CHANNEL = re.compile(r"^([0-9]+\.[0-9]+(\.[0-9]+)?|(stable|beta|nightly)(-[0-9]{4}-[0-9]{2}-[0-9]{2})?)$")
 COMMIT = re.compile(r"^[0-9a-f]{7,40}$")
 DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -75,7 +79,11 @@ NicName = Annotated[str, AfterValidator(_checker(NIC, "a NIC name: a lower-case 
 BaseName = Annotated[str, AfterValidator(_checker(BASE_NAME, "a base name: a lower-case letter, then up to 15 letters or digits"))]
 HexId = Annotated[str, AfterValidator(_checker(HEX_ID, "a PCI ID: 0x and 4 lower-case hex digits, e.g. 0x15b3"))]
 LibName = Annotated[str, AfterValidator(_checker(LIB_NAME, "a library or provider name (a-z, 0-9, _ + -)"))]
+FlagValue = Annotated[str, AfterValidator(_checker(
+    FLAG_VALUE, "a component's value for a NIC: a letter, then up to 39 letters, digits or _ . -"))]
 Version = Annotated[str, AfterValidator(_checker(VERSION, "a version: N, N.N or N.N.N"))]
+RustChannel = Annotated[str, AfterValidator(_checker(
+    RUST_CHANNEL, "a Rust toolchain: a release (1.85, 1.85.1) or stable, beta, nightly, optionally dated (nightly-2026-03-10)"))]
 Commit = Annotated[str, AfterValidator(_checker(COMMIT, "a commit: expected 7 to 40 lower-case hexadecimal digits"))]
 Digest = Annotated[str, AfterValidator(_checker(DIGEST, "an image digest: expected sha256: and 64 hexadecimal digits"))]
 Sha256 = Annotated[str, AfterValidator(_checker(SHA256, "a sha256: expected 64 lower-case hexadecimal digits"))]

@@ -1,11 +1,12 @@
-"""Where things are: the project root builds run from, and the matrix a command names."""
+"""Where things are: the project root builds run from, the matrix a command names, and the cells it selects."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from epbuild.cells import excluded, select
 from epbuild.matrix import LoadedMatrix, load_matrix
-from epbuild.render import Rendering, render_matrix
+from epbuild.render import RenderedCell, Rendering, render_matrix
 from epbuild.resources import project_root
 
 ROOT = project_root()
@@ -23,3 +24,12 @@ def load(path: str = DEFAULT_MATRIX) -> LoadedMatrix:
 
 def rendering(path: str = DEFAULT_MATRIX) -> Rendering:
     return render_matrix(load(path), ROOT)
+
+
+def selected(path: str, archs: list[str], nics: list[str], *, everything: bool = False, names: list[str] | None = None,
+             bases: list[str] | None = None) -> tuple[Rendering, list[RenderedCell]]:
+    """The matrix's rendering and the cells a command line selects (epbuild.cells.select), in matrix order."""
+    r = rendering(path)
+    chosen = {c.name for c in select([rc.cell for rc in r.cells], archs, nics, everything=everything,
+                                     names=names or [], bases=bases or [], excluded=excluded(r.matrix.model))}
+    return r, [rc for rc in r.cells if rc.cell.name in chosen]

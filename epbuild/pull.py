@@ -4,11 +4,17 @@ says so, and how far the moving tag's pins are from this checkout's."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+
 from epbuild import registry, timeouts
+from epbuild.build_inputs import fetch_abbreviated
 from epbuild.commands import Runner
+from epbuild.content_key import checkout_inputs, content_key
+from epbuild.credentials import cell_registry_login
 from epbuild.errors import EpbuildError
 from epbuild.manifest import KEY_LABEL, LABEL_PREFIX
-from epbuild.render import RenderedCell
+from epbuild.render import RenderedCell, Rendering
 from epbuild.stagegraph import built_pins
 from epbuild.tags import cell_tags
 
@@ -64,3 +70,23 @@ def pull(rc: RenderedCell, key: str, runner: Runner, registry_override: str | No
                            f"{key}; it was not tagged locally")
     runner.run(["docker", "tag", pinned, rc.plan.local_tag])
     return held.digest
+
+
+def pull_cells(rendering: Rendering, cells: list[RenderedCell], root: Path, runner: Runner,
+               registry_override: str | None, *, keep_missing: bool, say: Callable[[str], None] = print) -> list[RenderedCell]:
+    """Pulls each cell by this checkout's content key; returns the cells the registry has no image for when
+    `keep_missing` (else the first such cell raises NotPublished)."""
+    fetch_abbreviated(rendering, cells, root, runner)
+    resolved = checkout_inputs(rendering, cells, root)
+    missing = []
+    with cell_registry_login(cells[0], registry_override, runner):
+        for rc in cells:
+            try:
+                digest = pull(rc, content_key(rc, resolved), runner, registry_override)
+                say(f"{rc.cell.name}: pulled {digest}, tagged {rc.plan.local_tag}")
+            except NotPublished as exc:
+                if not keep_missing:
+                    raise
+                say(f"{exc}\nbuilding it instead.")
+                missing.append(rc)
+    return missing

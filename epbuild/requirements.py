@@ -8,7 +8,7 @@ from pathlib import Path
 from epbuild.commands import query
 from epbuild.errors import EpbuildError
 from epbuild.pins import SourcePin
-from epbuild.sources import GIT_ENV
+from epbuild.git_mirrors import GIT_ENV
 
 
 class MissingRequirement(EpbuildError):

@@ -93,6 +93,7 @@ def full_commits(matrix: LoadedMatrix, components: list[str], root: Path,
                  mirrors: Mapping[str, str] | None = None) -> dict[str, str]:
     """Each component's full commit: the matrix's when it has all 40 digits, else the fetched mirror's."""
     from epbuild import sources
+    from epbuild.source_requests import requests_for
 
     pins = matrix.model.components.pins()
     out: dict[str, str] = {}
@@ -101,7 +102,7 @@ def full_commits(matrix: LoadedMatrix, components: list[str], root: Path,
         if len(pin.commit) == FULL_COMMIT:
             out[name] = pin.commit
             continue
-        request = sources.requests_for(matrix, [name], mirrors or {})[0]
+        request = requests_for(matrix, [name], mirrors or {})[0]
         full = sources.resolve_cached(root, request)
         if full is None:
             raise ResolveError(f"{name}: the matrix abbreviates its commit ({pin.commit}) and the sources cache has "

@@ -1,6 +1,7 @@
 """What each stage gets besides its source, prepared on the host after the fetch and before bake: preflight of
-every flag and variable against the source at its pin, the setuptools-scm version (`scm-<component>`) and the
-build-requirement wheelhouse (`wheels-<component>`)."""
+every flag and variable against the source at its pin (and of the base's Rust toolchain against the pin's), the
+setuptools-scm version (`scm-<component>`), the build-requirement wheelhouse (`wheels-<component>`) and the
+vendored Rust crates (`crates-<component>`)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,14 @@ import logging
 from dataclasses import replace
 from pathlib import Path
 
-from epbuild import archives, git_head, preflight, scm_version, wheelhouse
+from epbuild import archives, cargo_vendor, git_head, preflight, rust_toolchain, scm_version, wheelhouse
 from epbuild.bakefile import source_dir
 from epbuild.commands import Runner
 from epbuild.component import CellFacts, Component, StageInput
 from epbuild.interface import Use
 from epbuild.render import RenderedCell, Rendering
-from epbuild.sources import SourceCache, SourceRequest, requests_for
+from epbuild.source_requests import SourceRequest, requests_for
+from epbuild.sources import SourceCache
 from epbuild.stagegraph import built_pins
 
 log = logging.getLogger(__name__)
@@ -125,3 +127,41 @@ def source_archives(rendering: Rendering, cells: list[RenderedCell], root: Path,
                 if archive.dest not in seen:
                     seen.add(archive.dest)
                     archives.ensure(archive, root, rendering.matrix.path.parent, runner)
+
+
+def rust_toolchains(rendering: Rendering, cells: list[RenderedCell], root: Path) -> None:
+    """Preflight of every stage that compiles Rust: the base's rustc (bases.<name>.rustc_version) must satisfy the
+    pin's rust-toolchain.toml; raises PreflightError naming component, pin and keys."""
+    found: list[str] = []
+    for rc in cells:
+        for c in built_components(rc):
+            pin = rc.plan.pins[c.name]
+            if c.cargo_workspace(pin) is None:
+                continue
+            asked = rust_toolchain.channel(source_folder(root, rc, c))
+            if asked is None:
+                continue
+            why = rust_toolchain.problem(asked[0], rc.plan.base.rustc_version)
+            if why is not None:
+                found.append(f"{c.name} at {pin.commit[:12]}: {asked[1]}: {why} (bases.{rc.plan.cell.base}."
+                             f"rustc_version; the Rust step is components.{c.field_name}.rust_frontend)")
+    if found:
+        raise preflight.PreflightError(f"preflight: {rendering.matrix.path}: the bases cannot compile the pinned Rust; "
+                                       "nothing was built.\n  " + "\n  ".join(dict.fromkeys(found)))
+
+
+def crates(cells: list[RenderedCell], root: Path, runner: Runner) -> None:
+    """Vendors the crates of each stage's Cargo workspace on the host (once per pin; verified on reuse)."""
+    done: set[tuple[str, str]] = set()
+    for rc in cells:
+        for c in built_components(rc):
+            pin = rc.plan.pins[c.name]
+            workspace = c.cargo_workspace(pin)
+            if workspace is None or (c.name, pin.commit) in done:
+                continue
+            done.add((c.name, pin.commit))
+            if runner.dry_run:
+                runner.record(f"# {c.name}: cargo vendor --locked {workspace}/Cargo.lock -> "
+                              f"{cargo_vendor.crates_dir(c.name, pin.commit)}")
+                continue
+            cargo_vendor.ensure(root, c.name, pin.commit, source_folder(root, rc, c) / workspace, runner)

@@ -1,4 +1,5 @@
-"""The `@task` decorator of tasks.py: invoke's, with one short flag per option name across every task.
+"""What every task of tasks.py shares: the `@task` decorator (invoke's, with one short flag per option name across
+every task), `user_errors` (an EpbuildError is one line and exit 2, no traceback) and the log format.
 
 invoke gives each option the first free letter of its name, task by task, so `-c` was `--cell` in one task and
 `--cache-from` in another, and `--cache-from` took `-h` from `--help`. Here only the options below get a short
@@ -7,10 +8,15 @@ flag, the same one everywhere; every other option is long only.
 
 from __future__ import annotations
 
+import functools
+import logging
+import sys
 from collections.abc import Callable
 from typing import Any
 
 import invoke
+
+from epbuild.errors import EpbuildError
 
 SHORT_FLAGS = {"matrix": "m", "arch": "a", "nic": "n", "cell": "c", "json": "j", "quiet": "q"}
 
@@ -31,3 +37,21 @@ class EpbuildTask(invoke.Task):  # type: ignore[misc]
 def task(*args: Any, **kwargs: Any) -> Callable[..., Any] | invoke.Task:
     """invoke's @task, bare or with options, making EpbuildTask tasks."""
     return invoke.task(*args, klass=EpbuildTask, **kwargs)
+
+
+def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Turns an EpbuildError into a one-paragraph message and exit code 2, with no traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except EpbuildError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            raise invoke.Exit(code=2) from None
+
+    return wrapper
+
+
+def logging_setup() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)

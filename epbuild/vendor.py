@@ -68,10 +68,18 @@ class VendorUserspace(Strict):
         "makes the fetch stop and list the versions the signed index offers, for you to pin one.",
     )
     post_install: list[CopyLibraries] = Field(default_factory=list)
+    dlopen_fallback: list[AbsPath] = Field(
+        default_factory=list,
+        description="Where rocSHMEM looks for the provider's library after dlopen by name fails, in order, which "
+        "`post_install` must fill (rocm-systems projects/rocshmem: /usr/local/lib/libbnxt_re.so for Broadcom's, "
+        "the reason for Broadcom's copy). The image checks load the library through this sequence.",
+    )
 
     def digest(self) -> str:
-        """Names the verified download: any change to the repository, key or pins is a new one."""
-        return hashlib.sha256(json.dumps(self.model_dump(), sort_keys=True).encode()).hexdigest()
+        """Names the verified download: any change to the repository, key or pins is a new one (what the image
+        checks expect of it is not part of it)."""
+        download = self.model_dump(exclude={"dlopen_fallback"})
+        return hashlib.sha256(json.dumps(download, sort_keys=True).encode()).hexdigest()
 
 
 def none_or_vendor(value: Any) -> Any:

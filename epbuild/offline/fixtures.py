@@ -24,6 +24,7 @@ from epbuild.offline.gitrepo import (
     _submodule_repo_name,
     _submodules,
 )
+from epbuild.offline.overlays import overlays as fixture_overlays
 from epbuild.offline.rdma_core_source import _rdma_core_repo
 from epbuild.offline.settings import (
     BROKEN_COMPONENTS,
@@ -66,16 +67,6 @@ def _component_commits(name: str, tree: list[_Entry], gitlinks: list[_Entry],
     return commits
 
 
-def _overlays(fixture: Path) -> list[tuple[str, list[_Entry]]]:
-    """Extra commits off the pinned one: the component folder's fixture@<key>/ holds the files they change (its
-    README.md only explains the overlay)."""
-    out = []
-    for folder in sorted(fixture.parent.glob(f"{fixture.name}@*")):
-        files = [e for e in _read_tree(folder) if e.path != "README.md"]
-        out.append((folder.name.split("@", 1)[1], files))
-    return out
-
-
 def _simple_repo(dest: Path, name: str, src: Path) -> FixtureRepo:
     tree = _read_tree(src)
     commits = [_Commit("pinned", f"{name}: stand-in fixture\n", tuple(tree))]
@@ -95,7 +86,7 @@ def _component_repo(dest: Path, name: str, fixture: Path, fixtures_dir: Path,
         if any(e.path == sub_path or e.path.startswith(sub_path + "/") for e in tree):
             raise OfflineError(f"fixture {name}: submodule path {sub_path} must not exist in the fixture")
         gitlinks.append(_Entry(sub_path, "160000", done[sub_name].commits["pinned"].encode()))
-    overlays = _overlays(fixture)
+    overlays = fixture_overlays(fixture, tree)
     commits = _component_commits(name, tree, gitlinks, overlays)
     refs = {"refs/heads/main": "pinned", **{f"refs/heads/fixture/{c.key}": c.key for c in commits}}
     tag = FIXTURE_TAGS.get(name)

@@ -24,8 +24,9 @@ import shutil
 import subprocess
 import tempfile
 import threading
-import urllib.request
+import time
 from collections.abc import Iterator
+from typing import Any
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -216,28 +217,35 @@ class _Quiet(http.server.SimpleHTTPRequestHandler):
         log.debug("vendor repository: " + format, *args)
 
 
-def _already_served(port: int, digest: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/{STAMP}", timeout=5) as response:
-            return bool(json.loads(response.read()).get("digest") == digest)
-    except (OSError, ValueError):
-        return False
+PORT_WAIT_SECONDS = 600.0
+"""How long a run waits for the port while another run of the example serves it (a build holds it only while it
+fetches its inputs, seconds to minutes)."""
+
+
+def _bind(port: int, handler: Any, wait: float) -> http.server.ThreadingHTTPServer:
+    """The server on 127.0.0.1:`port`, waiting while another run holds the port. Never the other run's server:
+    it stops when that run has fetched, which may be in the middle of this run's fetch."""
+    deadline = time.monotonic() + wait
+    told = False
+    while True:
+        try:
+            return http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE or time.monotonic() >= deadline:
+                raise OfflineError(f"cannot serve the example's vendor repository on 127.0.0.1:{port}: "
+                                   f"{exc.strerror}" + (f" (waited {wait:g} s for it to be free)"
+                                                        if exc.errno == errno.EADDRINUSE else "")) from None
+            if not told:
+                log.info("127.0.0.1:%d is in use (another run of the example fetching?): waiting up to %g s", port, wait)
+                told = True
+            time.sleep(0.5)
 
 
 @contextlib.contextmanager
-def serve(folder: Path = REPO_DIR, port: int = PORT) -> Iterator[str]:
-    """Serves `folder` on 127.0.0.1:`port` (0: any free port) for the duration; yields the base URL. Where another
-    run of the example already serves the same repository on the port, that one is used."""
+def serve(folder: Path = REPO_DIR, port: int = PORT, wait: float = PORT_WAIT_SECONDS) -> Iterator[str]:
+    """Serves `folder` on 127.0.0.1:`port` (0: any free port) for the duration; yields the base URL."""
     handler = functools.partial(_Quiet, directory=str(folder))
-    try:
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
-    except OSError as exc:
-        stamp = folder / STAMP
-        digest = json.loads(stamp.read_text()).get("digest") if stamp.is_file() else None
-        if exc.errno == errno.EADDRINUSE and digest and _already_served(port, digest):
-            yield f"http://127.0.0.1:{port}"
-            return
-        raise OfflineError(f"cannot serve the example's vendor repository on 127.0.0.1:{port}: {exc.strerror}") from None
+    server = _bind(port, handler, wait)
     thread = threading.Thread(target=server.serve_forever, name="vendor-repo", daemon=True)
     thread.start()
     try:

@@ -91,8 +91,16 @@ CASES: list[tuple[str, Callable[[dict[str, Any]], None], list[str]]] = [
     ("post-install copy outside the pattern",
      lambda d: d["nics"]["thor2"]["vendor"]["post_install"][0].update(copy_files="/usr/local/lib/*/libbnxt_re*"),
      ["nics.thor2.vendor.post_install[0].copy_files", "may end in one '*'"]),
+    ("NIC without its rocSHMEM backend", lambda d: d["nics"]["cx7"]["flags"].pop("rocshmem"),
+     ["nics.cx7.flags", "no value for rocshmem", "GDA_MLX5, GDA_IONIC, GDA_BNXT"]),
+    ("rocSHMEM backend its build lacks", lambda d: d["nics"]["io"]["flags"].update(rocshmem="GDA_CXI"),
+     ["nics.io.flags.rocshmem", "'GDA_CXI'", "GDA_MLX5, GDA_IONIC, GDA_BNXT"]),
+    ("NIC flag value into a shell", lambda d: d["nics"]["cx7"]["flags"].update(deepep="cx7;id"),
+     ["nics.cx7.flags.deepep", "'cx7;id'", "letters, digits"]),
+    ("dlopen fallback not a path", lambda d: d["nics"]["thor2"]["vendor"].update(dlopen_fallback=["libbnxt_re.so"]),
+     ["nics.thor2.vendor.dlopen_fallback[0]", "'libbnxt_re.so'"]),
     ("MoRI flag for an unknown provider", lambda d: d["components"]["mori"].update(nic_build_flags={"cxi": "USE_CXI"}),
-     ["components.mori.nic_build_flags", "cxi"]),
+     ["components.mori.nic_build_flags.cxi", "no NIC of the matrix has provider 'cxi'", "bnxt_re, ionic, mlx5"]),
 ]
 
 

@@ -14,7 +14,8 @@ import pytest
 
 from epbuild.commands import Runner
 from epbuild.matrix import SourcePin
-from epbuild.sources import SourceCache, SourceError, SourceRequest
+from epbuild.source_requests import SourceError, SourceRequest
+from epbuild.sources import SourceCache
 from netservers import FlakyGitServer, SilentServer, closed_port, self_signed
 from test_sources import git, make_repo
 

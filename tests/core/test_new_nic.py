@@ -10,12 +10,14 @@ from typing import Any
 from epbuild import stagegraph
 from epbuild.cells import expand
 from epbuild.detect import detect
+from epbuild.expectations import nic_userspace
 from epbuild.matrix import load_matrix
 from epbuild.plan import CellPlan
 from epbuild.render import render_cell
 
 CX8 = {"description": "NVIDIA ConnectX-8", "provider": "mlx5", "provider_library": "libmlx5",
-       "pci_vendors": ["0x15b3"], "rdma_core": "source", "flags": {"deepep": "cx7"}, "vendor": "none"}
+       "pci_vendors": ["0x15b3"], "rdma_core": "source", "flags": {"deepep": "cx7", "rocshmem": "GDA_MLX5"},
+       "vendor": "none"}
 
 
 def add_cx8(data: dict[str, Any]) -> None:
@@ -35,6 +37,24 @@ def test_a_fourth_nic_from_matrix_edits_alone(write_matrix, tmp_path: Path) -> N
     assert {s for s in ids8 if ids8[s] == ids7.get(s)} == set(ids8) - {"final"}
 
 
+def test_the_new_nic_gets_its_image_checks_from_its_facts(write_matrix) -> None:  # type: ignore[no-untyped-def]
+    """The NIC userspace checks expect what the new entry says: its rocSHMEM backend, and the dlopen sequence
+    through its vendor's fallback (a made-up vendor here, so nothing can come from a table in the code)."""
+    vendor = {"repo": {"url": "https://vendor.example.org/apt", "suite": "jammy"},
+              "key": {"url": "https://vendor.example.org/key.gpg", "fingerprint": "A" * 40},
+              "packages": {"libcx8": "1.0"}, "dlopen_fallback": ["/opt/cx8/lib/libmlx5.so", "/usr/local/lib/libmlx5.so"]}
+
+    def cx8_with_vendor(data: dict[str, Any]) -> None:
+        add_cx8(data)
+        data["nics"]["cx8"] = {**CX8, "flags": {"deepep": "cx7", "rocshmem": "GDA_IONIC"}, "vendor": vendor}
+
+    matrix = load_matrix(write_matrix(cx8_with_vendor)).model
+    cell = {c.name: c for c in expand(matrix)}["gfx950-cx8"]
+    expected = nic_userspace(CellPlan(cell, matrix))
+    assert expected["rocshmem_backend"] == "GDA_IONIC"
+    assert expected["vendor"]["dlopen"] == ["libmlx5.so", "/opt/cx8/lib/libmlx5.so", "/usr/local/lib/libmlx5.so"]
+
+
 def test_detect_finds_the_new_nic(write_matrix, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     def only_cx8(data: dict[str, Any]) -> None:
         add_cx8(data)
@@ -49,3 +69,33 @@ def test_detect_finds_the_new_nic(write_matrix, tmp_path: Path) -> None:  # type
     (sysfs / "class" / "infiniband" / "mlx5_0" / "device" / "vendor").write_text("0x15b3\n")
     found = detect(sysfs, matrix, tmp_path / "no-rocm")
     assert (found.arch, found.nic) == ("gfx950", "cx8") and "NVIDIA ConnectX-8" in found.report
+
+
+def test_a_new_provider_gets_its_own_mori_build_from_matrix_edits_alone(write_matrix, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A NIC with a provider no table in the code knows (HPE Slingshot's cxi), whose vendor library the pinned
+    MoRI compiles in with a flag of its own: declared in the matrix, it builds MoRI per NIC with that flag, and
+    the source check accepts a setup.py that reads it (and refuses one that does not)."""
+    from epbuild.components.mori.nic_flags import check_source
+
+    vendor = {"repo": {"url": "https://vendor.example.org/apt", "suite": "jammy"},
+              "key": {"url": "https://vendor.example.org/key.gpg", "fingerprint": "B" * 40},
+              "packages": {"libcxi": "1.0"}}
+
+    def add_cxi(data: dict[str, Any]) -> None:
+        data["nics"]["ss11"] = {"description": "HPE Slingshot 11", "provider": "cxi", "provider_library": "libcxi",
+                                "pci_vendors": ["0x17db"], "rdma_core": "source",
+                                "flags": {"deepep": "cx7", "rocshmem": "GDA_MLX5"}, "vendor": vendor}
+        data["axes"]["nic"].append("ss11")
+        data["components"]["mori"]["nic_build_flags"]["cxi"] = "USE_CXI"
+
+    matrix = load_matrix(write_matrix(add_cxi)).model
+    cells = {c.name: c for c in expand(matrix)}
+    ss11 = render_cell(CellPlan(cells["gfx950-ss11"], matrix), "matrix.yaml")
+    cx7 = render_cell(CellPlan(cells["gfx950-cx7"], matrix), "matrix.yaml")
+    assert "USE_CXI" in ss11.stages["mori"] and "USE_CXI" not in cx7.stages["mori"]
+    assert stagegraph.stage_identities(ss11)["mori"] != stagegraph.stage_identities(cx7)["mori"]
+    declared = dict(matrix.components.pins()["mori"].nic_build_flags)
+    (tmp_path / "setup.py").write_text('import os\nbnxt = os.environ.get("USE_BNXT")\ncxi = os.environ.get("USE_CXI")\n')
+    assert check_source(declared, "c0ffee", tmp_path) == []
+    (tmp_path / "setup.py").write_text('import os\nbnxt = os.environ.get("USE_BNXT")\n')
+    assert "reads {bnxt_re: USE_BNXT}" in check_source(declared, "c0ffee", tmp_path)[0]

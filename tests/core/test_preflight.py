@@ -17,25 +17,52 @@ from epbuild.component import CellFacts, StageInput
 from epbuild.components import deepep
 from epbuild.interface import Interface, Use
 from epbuild.offline.fixtures import _component_repo
+from epbuild.offline.gitrepo import _read_tree
+from epbuild.offline.overlays import overlays
 from epbuild.offline.settings import FIXTURES_DIR
 from epbuild.preflight import PreflightError, argparse_options, source_problems
-from epbuild.sources import SourceCache, SourceRequest
+from epbuild.resources import resource
+from epbuild.source_requests import SourceRequest
+from epbuild.sources import SourceCache
 
 DEEPEP = Path(deepep.__file__).resolve().parent
+TORCH_STAND_IN = resource("examples/offline/base/torch-stand-in")
 FLAGS = ["--rocm-explicit-ctx", "--aiter-moe", "--rocm-gfx942-fp8-fnuz-max 224", "--enable_timer", "--no-such-flag"]
 
 
-def run_stand_in(setup_py: Path, flag: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
-    """The stand-in's setup.py with a fake rocSHMEM and hipcc: `--version` stops setuptools before any build, so
-    only its option parsing decides the outcome."""
+def run_stand_in(setup_py: Path, flag: str, tmp_path: Path,
+                 with_torch: bool = True) -> subprocess.CompletedProcess[str]:
+    """The stand-in's setup.py with a fake rocSHMEM and hipcc, and the offline base's stand-in torch (or, where
+    ``with_torch`` is false, no torch on the path): `--version` stops setuptools before any build, so only its
+    option parsing decides the outcome."""
     rocshmem = tmp_path / "rocshmem"
     (rocshmem / "lib").mkdir(parents=True, exist_ok=True)
     (rocshmem / "lib" / "librocshmem.a").touch()
     (tmp_path / "rocm" / "bin").mkdir(parents=True, exist_ok=True)
     (tmp_path / "rocm" / "bin" / "hipcc").touch()
-    env = {**os.environ, "ROCSHMEM_DIR": str(rocshmem), "ROCM_HOME": str(tmp_path / "rocm")}
+    env = {**os.environ, "ROCSHMEM_DIR": str(rocshmem), "ROCM_HOME": str(tmp_path / "rocm"),
+           "PYTHONPATH": str(TORCH_STAND_IN) if with_torch else ""}
     return subprocess.run([sys.executable, str(setup_py), "--variant", "rocm", *flag.split(), "--nic", "cx7",
                            "--version"], cwd=setup_py.parent, env=env, capture_output=True, text=True)
+
+
+def test_the_stand_in_needs_torch_before_parsing_anything(tmp_path: Path) -> None:
+    # setup.py@a9ea9774 imports torch.utils.cpp_extension at the top: without torch even --version fails.
+    folder = tmp_path / "src"
+    folder.mkdir()
+    (folder / "setup.py").write_bytes(stand_in_setup_py("fixture"))
+    ran = run_stand_in(folder / "setup.py", "--aiter-moe", tmp_path, with_torch=False)
+    assert ran.returncode != 0 and "No module named 'torch'" in ran.stderr, ran.stderr[-2000:]
+    assert run_stand_in(folder / "setup.py", "--aiter-moe", tmp_path).returncode == 0
+
+
+def stand_in_setup_py(tree: str) -> bytes:
+    """setup.py as the stand-in's commit has it: fixture/'s, or what the fixture@<key>/ overlay makes of it."""
+    fixture = DEEPEP / "fixture"
+    if tree == "fixture":
+        return (fixture / "setup.py").read_bytes()
+    [files] = [files for key, files in overlays(fixture, _read_tree(fixture)) if f"fixture@{key}" == tree]
+    return next(e.data for e in files if e.path == "setup.py")
 
 
 @pytest.mark.parametrize("tree", ["fixture", "fixture@fnuz-max"])
@@ -43,7 +70,7 @@ def run_stand_in(setup_py: Path, flag: str, tmp_path: Path) -> subprocess.Comple
 def test_preflight_agrees_with_setuptools_on_every_flag(tree: str, flag: str, tmp_path: Path) -> None:
     folder = tmp_path / "src"
     folder.mkdir()
-    (folder / "setup.py").write_bytes((DEEPEP / tree / "setup.py").read_bytes())
+    (folder / "setup.py").write_bytes(stand_in_setup_py(tree))
     name, *value = flag.split()
     problems = source_problems("deepep", "0" * 40, folder, Interface([Use("flag", name, "test", value[0] if value else None)],
                                                            parser="setup.py"))

@@ -46,7 +46,8 @@ def matrices(draw: st.DrawFn) -> dict[str, Any]:
     for nic in NICS:
         nic_table[nic] = {"provider": draw(st.sampled_from(["mlx5", "ionic", "bnxt_re"])),
                           "provider_library": "libx", "rdma_core": draw(st.sampled_from(["source", "distribution"])),
-                          "flags": {"deepep": draw(st.sampled_from(["cx7", "io", "thor2"]))},
+                          "flags": {"deepep": draw(st.sampled_from(["cx7", "io", "thor2"])),
+                                    "rocshmem": draw(st.sampled_from(["GDA_MLX5", "GDA_IONIC", "GDA_BNXT"]))},
                           "vendor": draw(st.one_of(st.just("none"), vendors()))}
 
     def pin() -> dict[str, Any]:

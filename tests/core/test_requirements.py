@@ -10,7 +10,8 @@ import pytest
 from epbuild.commands import Runner
 from epbuild.pins import Requirement, SourcePin
 from epbuild.requirements import MissingRequirement, check
-from epbuild.sources import SourceCache, SourceRequest
+from epbuild.source_requests import SourceRequest
+from epbuild.sources import SourceCache
 
 from test_sources import git, make_repo
 

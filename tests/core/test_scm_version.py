@@ -100,7 +100,8 @@ def test_the_source_cache_fetches_the_tags_the_version_needs(history: tuple[Path
     """A fetch by commit brings no tags; history_with_tags does, so the mirror gives the tagged version."""
     from epbuild.commands import Runner
     from epbuild.pins import SourcePin
-    from epbuild.sources import SourceCache, SourceRequest
+    from epbuild.source_requests import SourceRequest
+    from epbuild.sources import SourceCache
 
     bare, shas = history
     pin = SourcePin(repo=bare.as_uri(), commit=shas["after-v1.2.0"])

@@ -17,7 +17,8 @@ import pytest
 
 from epbuild.commands import Runner
 from epbuild.matrix import SourcePin
-from epbuild.sources import SourceCache, SourceError, SourceRequest
+from epbuild.source_requests import SourceError, SourceRequest
+from epbuild.sources import SourceCache
 
 from test_sources import git, make_repo
 
@@ -29,7 +30,8 @@ import sys
 from pathlib import Path
 from epbuild.commands import Runner
 from epbuild.matrix import SourcePin
-from epbuild.sources import SourceCache, SourceRequest
+from epbuild.source_requests import SourceRequest
+from epbuild.sources import SourceCache
 root, url, commit = sys.argv[1:4]
 print("cached" if SourceCache(Path(root), Runner()).export(
     SourceRequest("vllm", SourcePin(repo=url, commit=commit), url)).cached else "exported")

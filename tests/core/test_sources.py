@@ -14,7 +14,8 @@ from epbuild.components.deepep import DeepepPin
 from epbuild.components.rocshmem import RocshmemPin
 from epbuild.matrix import LoadedMatrix
 from epbuild.pins import SourcePin
-from epbuild.sources import SourceCache, SourceError, SourceRequest, mirror_overrides, requests_for
+from epbuild.source_requests import SourceError, SourceRequest, mirror_overrides, requests_for
+from epbuild.sources import SourceCache
 
 GIT_ENV = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
            "GIT_COMMITTER_EMAIL": "t@t"}

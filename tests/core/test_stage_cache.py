@@ -107,7 +107,7 @@ def test_push_goes_through_the_reproducible_layout_under_the_immutable_tag(tmp_p
     import json
 
     from epbuild import records, reproducible
-    from epbuild.build import BuildOptions, bake_command
+    from epbuild.bake_command import BuildOptions, bake_command
     from epbuild.content_key import content_key
     from epbuild.resolve import Resolved
 
@@ -132,7 +132,7 @@ def test_push_goes_through_the_reproducible_layout_under_the_immutable_tag(tmp_p
 
 
 def test_a_cache_ref_not_yet_in_the_registry_fails_no_cell() -> None:
-    from epbuild.build import _failed_targets
+    from epbuild.buildreport import failed_targets
     from epbuild.progress import Progress
 
     r = rendering()
@@ -147,7 +147,7 @@ def test_a_cache_ref_not_yet_in_the_registry_fails_no_cell() -> None:
         "#40 ERROR: process \"/bin/sh -c cd /src/deepep\" did not complete successfully: exit code: 1",
     ]:
         progress.feed(line, invocation)
-    failed = _failed_targets(progress, invocation, ["gfx950-cx7", "gfx950-thor2"], cells)
+    failed = failed_targets(progress, invocation, ["gfx950-cx7", "gfx950-thor2"], cells)
     assert list(failed) == ["gfx950-thor2"]
 
 

@@ -62,7 +62,8 @@ RUN --mount=type=bind,from=src-aiter,target=/src/aiter,rw \
 
 FROM vendor AS rocshmem
 # all_backends finds the sources from its own location and refuses in-source builds, so it runs from a build
-# folder inside the (read-write, discarded) source mount; it builds its tests and examples with 8 jobs itself.
+# folder inside the (read-write, discarded) source mount; it builds with 8 jobs itself. With USE_EXTERNAL_MPI=OFF
+# its CMake finds no MPI and keeps only the functional tests of the tests and examples all_backends asks for.
 # Its CMake makes hipcc the compiler, so ccache reaches the compiles only as the launcher.
 # hadolint ignore=DL3003
 RUN --mount=type=bind,from=src-rocshmem,target=/src/rocshmem,rw \
@@ -115,7 +116,7 @@ RUN --mount=type=bind,from=src-mori,target=/src/mori,rw \
     python3 setup.py bdist_wheel --dist-dir /wheels/mori
 
 FROM base AS vllm
-# Built as docker/Dockerfile.rocm@00305ee5 builds vLLM, in three steps of this one stage:
+# Built as docker/Dockerfile.rocm@00305ee5 builds vLLM, in three steps of this one stage (four with the Rust frontend):
 # 1. Build requirements in their own layer (installed there before any source): resolved and hash-pinned on the
 #    host (epbuild.wheelhouse), no index here; --ignore-installed, since pip cannot uninstall the distribution's
 #    own copies (no RECORD file).
@@ -165,8 +166,8 @@ RUN --mount=type=cache,id=epbuild-ccache,target=/root/.cache/ccache \
     done \
  && rm /tmp/epbuild-ccache.log
 WORKDIR /
-# 3. The wheel, packaged around the extension step 2 built (VLLM_USE_PRECOMPILED=1, as the reference), with the
-#    version setuptools-scm gives the pin (computed on the host: the exported tree has no .git).
+# 3. The wheel, packaged around the extension step 2 built (VLLM_USE_PRECOMPILED=1, as the
+#    reference), with the version setuptools-scm gives the pin (computed on the host: the tree has no .git).
 #    SOURCE_DATE_EPOCH (the pin's commit time) stamps the wheel's zip entries, so its bytes repeat; it is declared
 #    only here, since an ARG in scope is part of every later step's cache key and step 2 must outlive pin moves.
 ARG SOURCE_DATE_EPOCH_VLLM=315532800
@@ -220,7 +221,7 @@ LABEL org.opencontainers.image.title="rocm/vllm-ep gfx942-thor2" \
       io.epbuild.arch="gfx942" \
       io.epbuild.nic="thor2" \
       io.epbuild.base="rocm72" \
-      io.epbuild.recipe-key="4c5e9b449815cecf7d5eceab8d586f4624ae37f1c8faf2c424ffda45df0fb0ae"
+      io.epbuild.recipe-key="14d39f95d3ce18cd1dc98e45a048849ff0ae2c200d3b87413aa7d151dd58d8fe"
 CMD ["/bin/bash"]
 
 # The serving image (`invoke build --serving`), as the target vllm-openai of vLLM's docker/Dockerfile.rocm:

@@ -86,7 +86,8 @@ RUN --mount=type=bind,from=src-aiter,target=/src/aiter,rw \
 
 FROM rdma-core AS rocshmem
 # all_backends finds the sources from its own location and refuses in-source builds, so it runs from a build
-# folder inside the (read-write, discarded) source mount; it builds its tests and examples with 8 jobs itself.
+# folder inside the (read-write, discarded) source mount; it builds with 8 jobs itself. With USE_EXTERNAL_MPI=OFF
+# its CMake finds no MPI and keeps only the functional tests of the tests and examples all_backends asks for.
 # Its CMake makes hipcc the compiler, so ccache reaches the compiles only as the launcher.
 # hadolint ignore=DL3003
 RUN --mount=type=bind,from=src-rocshmem,target=/src/rocshmem,rw \
@@ -139,7 +140,7 @@ RUN --mount=type=bind,from=src-mori,target=/src/mori,rw \
     python3 setup.py bdist_wheel --dist-dir /wheels/mori
 
 FROM base AS vllm
-# Built as docker/Dockerfile.rocm@00305ee5 builds vLLM, in three steps of this one stage:
+# Built as docker/Dockerfile.rocm@00305ee5 builds vLLM, in three steps of this one stage (four with the Rust frontend):
 # 1. Build requirements in their own layer (installed there before any source): resolved and hash-pinned on the
 #    host (epbuild.wheelhouse), no index here; --ignore-installed, since pip cannot uninstall the distribution's
 #    own copies (no RECORD file).
@@ -189,8 +190,8 @@ RUN --mount=type=cache,id=epbuild-ccache,target=/root/.cache/ccache \
     done \
  && rm /tmp/epbuild-ccache.log
 WORKDIR /
-# 3. The wheel, packaged around the extension step 2 built (VLLM_USE_PRECOMPILED=1, as the reference), with the
-#    version setuptools-scm gives the pin (computed on the host: the exported tree has no .git).
+# 3. The wheel, packaged around the extension step 2 built (VLLM_USE_PRECOMPILED=1, as the
+#    reference), with the version setuptools-scm gives the pin (computed on the host: the tree has no .git).
 #    SOURCE_DATE_EPOCH (the pin's commit time) stamps the wheel's zip entries, so its bytes repeat; it is declared
 #    only here, since an ARG in scope is part of every later step's cache key and step 2 must outlive pin moves.
 ARG SOURCE_DATE_EPOCH_VLLM=315532800
@@ -244,7 +245,7 @@ LABEL org.opencontainers.image.title="rocm/vllm-ep gfx942_gfx950-cx7" \
       io.epbuild.arch="gfx942+gfx950" \
       io.epbuild.nic="cx7" \
       io.epbuild.base="rocm72" \
-      io.epbuild.recipe-key="dadadf48125295a833940dd4b72f83848067781cac33c43152d7fa993f060d2a"
+      io.epbuild.recipe-key="da77acee1ca241ca5551a2cffc8423e9800fdd5df116723c460d53a61457ae58"
 CMD ["/bin/bash"]
 
 # The serving image (`invoke build --serving`), as the target vllm-openai of vLLM's docker/Dockerfile.rocm:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from harness import ROOT, InvokeResult, invoke
-from epbuild.build import checkout_tag
+from epbuild.bake_command import checkout_tag
 from epbuild.offline import matrix_variant
 
 # matrix_variant reads the stand-ins' commits.json: made here, never left to an earlier test.

@@ -15,8 +15,9 @@ import pytest
 
 pytestmark = pytest.mark.docker
 
-from epbuild.build import BakeStalled, _Bakes
+from epbuild.bake_runs import Bakes, BakeStalled
 from epbuild.commands import Runner
+from epbuild.offline.settings import OFFLINE_BASE_IMAGE
 from epbuild.progress import Progress
 from harness import OFFLINE, InvokeResult, cells_json, invoke
 from netservers import CrawlingRelay, SilentServer
@@ -92,13 +93,13 @@ def test_a_silent_bake_is_stopped_and_reported(tmp_path: Path, offline_build: In
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     # A step that prints nothing for 10 minutes; a fresh nonce keeps it from being a cache hit.
     (tmp_path / "Dockerfile").write_text(
-        f"FROM epbuild-offline/base:sid-hip-ref\nRUN echo {uuid.uuid4().hex} && sleep 600\n")
+        f"FROM {OFFLINE_BASE_IMAGE}\nRUN echo {uuid.uuid4().hex} && sleep 600\n")
     (tmp_path / "bake.json").write_text(json.dumps(
         {"target": {"stall": {"context": str(tmp_path), "dockerfile": "Dockerfile"}}}))
     argv = ["docker", "buildx", "bake", "--file", str(tmp_path / "bake.json"), "--progress", "plain", "stall"]
     start = time.monotonic()
     monkeypatch.setenv("EPBUILD_BAKE_SILENCE_TIMEOUT", "15")
-    bakes = _Bakes(lambda targets: list(argv), lambda targets: targets, {}, tmp_path, True, tmp_path, Progress(),
+    bakes = Bakes(lambda targets: list(argv), lambda targets: targets, {}, tmp_path, True, tmp_path, Progress(),
                    Runner(), ["stall"])
     with pytest.raises(BakeStalled) as err:
         bakes.run([["stall"]])

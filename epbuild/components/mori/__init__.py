@@ -7,19 +7,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import Field
 
 from epbuild.component import Component, StageInput, Wheel
 from epbuild.interface import Interface, Use
 from epbuild.components.mori.nic_flags import check_source
-from epbuild.patterns import EnvName
+from epbuild.patterns import EnvName, LibName
 from epbuild.pins import SourcePin
 
 
 class MoriPin(SourcePin):
-    nic_build_flags: dict[Literal["mlx5", "ionic", "bnxt_re"], EnvName] = Field(
+    nic_build_flags: dict[LibName, EnvName] = Field(
         default_factory=dict,
         description="The environment flag MoRI's setup.py reads, at this pin, to compile a provider's vendor library "
         "in (by provider). 2d02c6a9: {bnxt_re: USE_BNXT}; 6b5a1e53 adds ionic: USE_IONIC; ead84d86 and later load "
@@ -43,6 +43,14 @@ def preflight(pin: SourcePin, cell: Mapping[str, Any]) -> list[str]:
         return [f"MoRI at {pin.commit} compiles the {provider} vendor library in (nic_build_flags.{provider}), "
                 f"so nics.{cell['nic']}.vendor must give that userspace, not `none`"]
     return []
+
+
+def matrix_check(pin: SourcePin, matrix: Any) -> list[tuple[tuple[str | int, ...], str]]:
+    assert isinstance(pin, MoriPin)
+    providers = sorted({info.provider for info in matrix.nics.values()})
+    return [(("nic_build_flags", provider), f"no NIC of the matrix has provider {provider!r}; the nics table's "
+                                            f"providers are {', '.join(providers)}")
+            for provider in pin.nic_build_flags if provider not in providers]
 
 
 def source_check(pin: SourcePin, tree: Path) -> list[str]:
@@ -72,5 +80,6 @@ COMPONENT = Component(
     vendor_build=vendor_build,
     preflight=preflight,
     source_check=source_check,
+    matrix_check=matrix_check,
     folder=Path(__file__).resolve().parent,
 )

@@ -59,3 +59,15 @@ def test_links_the_vendor_library_exactly_where_its_pin_compiles_it_in(host: Any
             resolved = re.search(rf"^\s*{re.escape(name)} => (\S+)", host.check_output("ldd %s", lib), re.M)
             assert resolved, f"{lib}: {name} does not resolve"
             vendor_origin(host, resolved.group(1), expected["vendor"]["packages"])
+
+
+def test_links_the_mpi_it_requires(host: Any) -> None:
+    # MoRI 2d02c6a9 links MPI::MPI_CXX (src/application and src/shmem CMakeLists.txt: find_package(MPI REQUIRED)),
+    # so its libraries need libmpi and the image must resolve it (the base's openmpi, as in rocm/vllm-dev:base).
+    dist = distribution(host, "mori")
+    assert dist is not None, "mori is not installed"
+    resolved = {}
+    for lib in shared_libraries(dist):
+        resolved.update(re.findall(r"^\s*(libmpi\S*\.so\S*) => (\S+)", host.check_output("ldd %s", lib), re.M))
+    assert resolved, f"no MoRI library links an MPI: {shared_libraries(dist)}"
+    assert "not" not in resolved.values(), f"MoRI's MPI does not resolve: {resolved}"

@@ -44,6 +44,10 @@ COMPONENT = Component(
     # source build where it applies, else the base.
     after=("vendor",),
     uses=("gpu_targets",),
+    # The GPU-direct-async backends scripts/build_configs/all_backends turns on (GDA with MLX5, BNXT and IONIC at
+    # f0acb0c6, docs/upstream.md); each NIC names the one it needs in nics.<nic>.flags.rocshmem, and the image
+    # check finds it in the library. The stage builds them all, so the value changes no stage.
+    nic_flag=("GDA_MLX5", "GDA_IONIC", "GDA_BNXT"),
     sparse_path="path",
     interface=interface,
     folder=Path(__file__).resolve().parent,

@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import Field
 
+from epbuild import cargo_vendor
 from epbuild.archives import PinnedArchive
 from epbuild.component import Component, StageInput, Wheel
 from epbuild.interface import Interface, Use
@@ -29,6 +30,11 @@ class VllmPin(SourcePin):
     triton_kernels: TritonKernelsArchive = Field(
         description="The triton_kernels source TRITON_KERNELS_SRC_DIR names (Dockerfile.rocm@00305ee5 pins ROCm/triton "
                     "0f380657's python/triton_kernels/triton_kernels by sha256); fetched on the host.")
+    rust_frontend: bool = Field(
+        True, description="Build vLLM's Rust frontend (vllm/vllm-rs and vllm/_rust_*.so, tools/build_rust.py) with "
+        "the base's Rust toolchain (bases.<name>.rustc_version) from crates vendored on the host, and ship it in "
+        "the wheel, as Dockerfile.rocm@00305ee5's rust-build stage does. false: no Rust step; setup.py then "
+        "builds it itself only if cargo is in the base (its extensions are optional).")
 
 
 TRITON_KERNELS_CONTEXT = "triton-kernels"
@@ -45,8 +51,22 @@ NATIVE_INPUTS = ("setup.py", "CMakeLists.txt", "pyproject.toml", "cmake", "csrc"
                  "vllm/envs.py", "vllm/__init__.py")
 
 
+# The Cargo workspace of vLLM's Rust frontend (tools/build_rust.py names rust/src/cmd and rust/src/parser/python;
+# their Cargo.lock is rust/Cargo.lock).
+RUST_WORKSPACE = "rust"
+# What the Rust step sees: the workspace, the script that builds it and the toolchain file (the reference's
+# rust-build stage builds from these, Dockerfile.rocm@00305ee5).
+RUST_INPUTS = (RUST_WORKSPACE, "tools/build_rust.py", "rust-toolchain.toml")
+
+
+def cargo_workspace(pin: SourcePin) -> str | None:
+    return RUST_WORKSPACE if pin.rust_frontend else None  # type: ignore[attr-defined]
+
+
 def context(stage: StageInput) -> dict[str, Any]:
-    return {"gpu_targets": stage.cell["gpu_targets"], "native_inputs": NATIVE_INPUTS}
+    return {"gpu_targets": stage.cell["gpu_targets"], "native_inputs": NATIVE_INPUTS,
+            "rust_frontend": stage.pin.rust_frontend, "rust_inputs": RUST_INPUTS,
+            "crates_context": cargo_vendor.context_name("vllm"), "crates_mount": cargo_vendor.IN_STAGE}
 
 
 def interface(stage: StageInput) -> Interface:
@@ -56,6 +76,9 @@ def interface(stage: StageInput) -> Interface:
             Use("env", "TRITON_KERNELS_SRC_DIR", "components.vllm.triton_kernels"),
             Use("env", "PYTORCH_ROCM_ARCH", f"axes.arch ({stage.cell['gpu_targets']})")]
     uses += [Use("file", name, "the vllm stage's native step") for name in NATIVE_INPUTS if "." in name]
+    if stage.pin.rust_frontend:
+        uses += [Use("file", name, "components.vllm.rust_frontend (the vllm stage's Rust step)")
+                 for name in (*RUST_INPUTS[1:], f"{RUST_WORKSPACE}/Cargo.lock")]
     return Interface(uses, readers=("setup.py", "vllm/envs.py", "CMakeLists.txt", "cmake/*.cmake",
                                       "cmake/external_projects/*.cmake"))
 
@@ -71,5 +94,7 @@ COMPONENT = Component(
     # Versioned by setuptools-scm with no fallback; build requirements in requirements/build/rocm.txt.
     scm_distribution="vllm",
     build_requirements=("requirements/build/rocm.txt",),
+    cargo_workspace=cargo_workspace,
+    record=lambda pin: {"rust_frontend": pin.rust_frontend},  # type: ignore[attr-defined]
     folder=Path(__file__).resolve().parent,
 )

@@ -1,9 +1,12 @@
-"""vLLM: the ROCm wheel, importable, its extensions built for exactly the cell's archs."""
+"""vLLM: the ROCm wheel, importable, its extensions built for exactly the cell's archs, its Rust frontend built
+from the pin."""
 
 from __future__ import annotations
 
 import hashlib
+import subprocess
 import tarfile
+import tomllib
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -55,3 +58,60 @@ def test_triton_kernels_are_the_pinned_archive(dist: dict[str, Any], copy_out: C
     assert sorted(installed_files) == sorted(wanted), "vllm/third_party/triton_kernels differs from the archive"
     for rel, content in wanted.items():
         assert copy_out(installed_files[rel]).read_bytes() == content, f"triton_kernels/{rel} is not the pinned file"
+
+
+def _pin_file(source: dict[str, str], path: str) -> str:
+    """A file of the source at the pin, read from the history the build fetched (not from what epbuild wrote)."""
+    return subprocess.run(["git", "--git-dir", source["git_dir"], "show", f"{source['commit']}:{path}"],
+                          check=True, capture_output=True, text=True).stdout
+
+
+def _crate_version(source: dict[str, str], manifest: str) -> str:
+    package = tomllib.loads(_pin_file(source, manifest))["package"]
+    version = package["version"]
+    if isinstance(version, dict) and version.get("workspace"):
+        return tomllib.loads(_pin_file(source, "rust/Cargo.toml"))["workspace"]["package"]["version"]
+    return version
+
+
+def _shipped(dist: dict[str, Any], suffix: str) -> list[str]:
+    return [f for f in dist["files"] if f.endswith(suffix)]
+
+
+@pytest.fixture(scope="module")
+def rust_frontend(expected: dict[str, Any]) -> bool:
+    return bool(expected["components"]["vllm"].get("rust_frontend"))
+
+
+def test_rust_frontend_binary_is_built_from_the_pin(host: Any, dist: dict[str, Any], expected: dict[str, Any],
+                                                    rust_frontend: bool) -> None:
+    # tools/build_rust.py: RustBin vllm-rs from rust/src/cmd/Cargo.toml, shipped as vllm/vllm-rs.
+    if not rust_frontend:
+        pytest.skip("components.vllm.rust_frontend is false in this matrix")
+    binaries = _shipped(dist, "/vllm/vllm-rs")
+    assert len(binaries) == 1, f"the vllm wheel ships {binaries or 'no'} vllm/vllm-rs"
+    result = host.run("%s --version", binaries[0])
+    assert result.rc == 0, f"vllm-rs --version failed: {result.stderr}"
+    version = _crate_version(expected["sources"]["vllm"], "rust/src/cmd/Cargo.toml")
+    assert result.stdout.split()[:2] == ["vllm-rs", version], (
+        f"vllm-rs says {result.stdout.strip()!r}; rust/src/cmd at the pin is version {version}")
+
+
+def test_rust_tool_parser_imports_for_the_stable_abi(host: Any, dist: dict[str, Any],
+                                                     rust_frontend: bool) -> None:
+    # tools/build_rust.py: vllm._rust_tool_parser, PyO3 with py_limited_api (pyo3/abi3-py38): one *.abi3.so.
+    if not rust_frontend:
+        pytest.skip("components.vllm.rust_frontend is false in this matrix")
+    modules = _shipped(dist, ".so")
+    parsers = [m for m in modules if m.rsplit("/", 1)[-1].startswith("_rust_tool_parser.")]
+    assert [p.rsplit("/", 1)[-1] for p in parsers] == ["_rust_tool_parser.abi3.so"], (
+        f"the vllm wheel ships {parsers or 'no'} vllm/_rust_tool_parser.*.so; the build asks for one abi3 module")
+    # Loaded by path, without importing the vllm package (the real one needs torch and a GPU to import fully).
+    script = ("import importlib.util, sys\n"
+              "spec = importlib.util.spec_from_file_location('vllm._rust_tool_parser', sys.argv[1])\n"
+              "module = importlib.util.module_from_spec(spec)\n"
+              "spec.loader.exec_module(module)\n"
+              "print(module.__name__)\n")
+    result = host.run("python3 -c %s %s", script, parsers[0])
+    assert result.rc == 0 and result.stdout.strip() == "vllm._rust_tool_parser", (
+        f"vllm._rust_tool_parser does not import: {result.stderr.strip()}")

@@ -1,0 +1,81 @@
+"""What to fetch: each component's pinned repository as a request, with the URL actually fetched (the matrix's,
+a mirror's given by `--mirror` or EPBUILD_MIRROR_<COMPONENT>, or a path relative to the matrix file), and what an
+export hands back."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from epbuild.errors import EpbuildError
+from epbuild.matrix import LoadedMatrix
+from epbuild.patterns import GIT_URL
+from epbuild.pins import SourcePin
+
+MIRROR_ENV_PREFIX = "EPBUILD_MIRROR_"
+
+
+class SourceError(EpbuildError):
+    pass
+
+
+@dataclass(frozen=True)
+class SourceRequest:
+    component: str
+    pin: SourcePin
+    url: str
+    """The URL actually fetched: the matrix's, a mirror's, or a relative path resolved to an absolute one."""
+    sparse: tuple[str, ...] = ()
+    """The only folders exported (fetched blob-less): the component's sparse path, if its spec names one."""
+
+
+@dataclass(frozen=True)
+class ExportedSource:
+    component: str
+    commit: str
+    path: Path
+    cached: bool
+    commit_time: int = 0
+    """The commit's committer time (Unix seconds): the SOURCE_DATE_EPOCH of what is built from it."""
+
+
+def mirror_overrides(cli: list[str], environ: Mapping[str, str] = os.environ) -> dict[str, str]:
+    """Per-component URL overrides: EPBUILD_MIRROR_<COMPONENT>=URL, then `--mirror component=URL` (wins)."""
+    out: dict[str, str] = {}
+    for key, value in environ.items():
+        if key.startswith(MIRROR_ENV_PREFIX) and value:
+            out[key[len(MIRROR_ENV_PREFIX):].lower().replace("_", "-")] = value
+    for item in cli:
+        name, sep, url = item.partition("=")
+        if not sep or not name:
+            raise SourceError(f"--mirror takes COMPONENT=URL, got {item!r}")
+        out[name] = url
+    for name, url in out.items():
+        if not GIT_URL.fullmatch(url):
+            raise SourceError(f"mirror for {name}: {url!r} is not an allowed repository URL "
+                              "(https://, ssh://, git://, git@host:path, file:///path, ./ or ../ path)")
+    return out
+
+
+def resolve_url(url: str, base: Path) -> str:
+    """Paths relative to the matrix file (./x, ../x) become file:// URLs; real URLs pass through.
+    (A bare path would do for a plain fetch, but git cannot name a partial-clone promisor after one.)"""
+    if url.startswith(("./", "../")):
+        return (base / url).resolve().as_uri()
+    return url
+
+
+def requests_for(matrix: LoadedMatrix, components: list[str], mirrors: Mapping[str, str]) -> list[SourceRequest]:
+    pins = matrix.model.components.pins()
+    unknown = sorted(set(mirrors) - set(pins))
+    if unknown:
+        raise SourceError(f"mirror given for unknown component(s) {', '.join(unknown)}; "
+                          f"the matrix has {', '.join(pins)}")
+    registry = matrix.model.registry
+    return [
+        SourceRequest(name, pins[name], resolve_url(mirrors.get(name, pins[name].repo), matrix.directory),
+                      tuple(registry[name].sparse_paths(pins[name])))
+        for name in components
+    ]

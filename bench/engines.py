@@ -15,7 +15,9 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
+import threading
 import time
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
@@ -58,6 +60,7 @@ class FreshEngine:
                               check=check, **kwargs)  # type: ignore[call-overload]
 
     def start(self) -> None:
+        _stop_on_sigterm()
         self.root.mkdir(parents=True, exist_ok=True)
         subnet = f"10.{213 + (os.getpid() // 200) % 40}.{os.getpid() % 200 + self.index}.1/24"
         subprocess.run(["ip", "link", "add", self.bridge, "type", "bridge"], check=True)
@@ -116,6 +119,14 @@ class FreshEngine:
             subprocess.run(["umount", "--recursive", "--lazy", str(mounted)], capture_output=True, check=False)
         shutil.rmtree(self.root, ignore_errors=True)
         shutil.rmtree(self.run_dir, ignore_errors=True)
+
+
+def _stop_on_sigterm() -> None:
+    """SIGTERM (kill, a CI job's timeout) ends the run through its `finally` blocks, which stop the engines it
+    started: Python's default SIGTERM exits at once and would leave each dockerd running with its mounts and its
+    bridge. Only the main thread may set a handler."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
 
 
 def base_images(matrix: str, cells: Collection[str] = ()) -> tuple[str, ...]:

@@ -32,7 +32,7 @@ from bench.engines import FreshEngine, base_images, save_images
 from bench.results import OFFLINE, ROOT, invoke, record
 from epbuild import pipelines, project
 from epbuild.offline import matrix_variant
-from epbuild.stagegraph import distinct_run_steps
+from epbuild.run_steps import distinct_run_steps
 
 STAGING = re.compile(r"\$\$\{EPBUILD_CI_REGISTRY:\?[^}]*\}")
 
@@ -179,7 +179,7 @@ def main() -> None:
         cold = pipeline_steps(OFFLINE, cache)
         cold_wall = run_fleet(cold, engines)
         executed = sum(len(s.executed) for s in cold)
-        distinct = sum(runs for _, runs in distinct_run_steps(rendering.cells).values())
+        distinct = len(distinct_run_steps(rendering.cells))
 
         moved = matrix_variant(work / "vllm-moved", moved=["vllm"])
         label = os.path.relpath(moved, ROOT)

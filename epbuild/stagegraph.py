@@ -3,18 +3,17 @@ parent, what it leaves for `final`, when it applies and which cell facts its tex
 
 Everything about stages derives from here: the FROM lines and the order of the rendered Dockerfile, the bake
 file's named contexts, the pins a cell builds, stage identities (which stages of a set of cells are the same
-work for BuildKit: the build uses them to fail every cell that shares a failed stage, the sharing benchmark to
-count distinct stages), the sharing property test and the README's stage diagram.
+work for BuildKit: the build uses them to fail every cell that shares a failed stage; epbuild.run_steps refines
+them to single RUN steps for the benchmarks), the sharing property test and the README's stage diagram.
 """
 
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache
-from typing import Any, Protocol
+from typing import Protocol
 
 from epbuild.component import Component, ComponentError, Copy, Registry, System, Wheel
 from epbuild.plan import CellPlan
@@ -165,14 +164,3 @@ def stage_identities(rc: Rendered) -> dict[str, str]:
             parts.append(plan.cell.name)  # final COPYs files of the cell's own folder
         ids[stage.name] = hashlib.sha256("\0".join(parts).encode()).hexdigest()
     return ids
-
-
-def distinct_run_steps(cells: list[Any]) -> dict[str, tuple[str, int]]:
-    """identity -> (stage name, RUN instructions in it), over the distinct stages of `cells`."""
-    out: dict[str, tuple[str, int]] = {}
-    for rc in cells:
-        for name, identity in stage_identities(rc).items():
-            runs = len(re.findall(r"^RUN ", rc.stages[name], re.M))
-            if runs:
-                out[identity] = (name, runs)
-    return out

@@ -158,28 +158,27 @@ def test_preflight_accepts_the_base_toolchain_the_pin_asks_for(tmp_path: Path) -
     stageinputs.rust_toolchains(r, cells, tmp_path)  # type: ignore[arg-type]
 
 
-def test_stand_in_setup_py_fails_without_setuptools_rust(tmp_path: Path) -> None:
-    # The real setup.py imports setuptools_rust.build at module scope, unguarded: ModuleNotFoundError before
-    # anything else, whether or not any Rust is to be built.
+def stand_in_without(module: str, tmp_path: Path) -> str:
+    """The last line of what the stand-in's setup.py prints when `module` is not installed (the others are)."""
     script = ("import runpy, sys, types\n"
               "sys.modules['torch'] = types.ModuleType('torch')  # the base's torch\n"
-              "sys.modules['setuptools_rust'] = None  # as if not installed\n"
+              f"sys.modules[{module!r}] = None  # as if not installed\n"
               "sys.argv = ['setup.py', '--version']\n"
               f"runpy.run_path({str(STAND_IN / 'setup.py')!r}, run_name='__main__')\n")
     proc = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True,
                           env={**os.environ, "VLLM_TARGET_DEVICE": "rocm"})
     assert proc.returncode != 0
-    assert "ModuleNotFoundError" in proc.stderr and "setuptools_rust" in proc.stderr, proc.stderr
+    return proc.stderr.strip().splitlines()[-1]
+
+
+def test_stand_in_setup_py_fails_without_setuptools_rust(tmp_path: Path) -> None:
+    # The real setup.py imports setuptools_rust.build at module scope, unguarded: ModuleNotFoundError before
+    # anything else, whether or not any Rust is to be built.
+    last = stand_in_without("setuptools_rust", tmp_path)
+    assert last.startswith("ModuleNotFoundError") and "setuptools_rust" in last
 
 
 def test_stand_in_setup_py_fails_without_torch(tmp_path: Path) -> None:
     # The real setup.py imports torch at module scope (its first imports), so a base without PyTorch cannot build.
-    script = ("import runpy, sys\n"
-              "sys.modules['torch'] = None  # as if not installed\n"
-              "sys.argv = ['setup.py', '--version']\n"
-              f"runpy.run_path({str(STAND_IN / 'setup.py')!r}, run_name='__main__')\n")
-    proc = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True,
-                          env={**os.environ, "VLLM_TARGET_DEVICE": "rocm"})
-    assert proc.returncode != 0
-    last = proc.stderr.strip().splitlines()[-1]
-    assert last.startswith("ModuleNotFoundError") and "torch" in last, proc.stderr
+    last = stand_in_without("torch", tmp_path)
+    assert last.startswith("ModuleNotFoundError") and "torch" in last

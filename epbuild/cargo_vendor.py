@@ -13,7 +13,6 @@ import hashlib
 import json
 import logging
 import re
-import shutil
 from pathlib import Path
 
 from epbuild import atomicfs
@@ -84,9 +83,7 @@ def ensure(root: Path, component: str, commit: str, workspace: Path, runner: Run
         return dest
     if dest.exists():
         log.info("%s: %s does not match its record; vendoring again", where, dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = atomicfs.temp_dir(dest.parent, f".{dest.name}.")
-    try:
+    with atomicfs.filled_dir(dest, f".{dest.name}.") as tmp:
         # cargo runs from the temporary folder, not the tree: a rustup shim would otherwise read the pin's
         # rust-toolchain.toml and try to download that toolchain just to vendor.
         argv = ["cargo", "vendor", "--locked", "--versioned-dirs", "--manifest-path", str(workspace / "Cargo.toml"),
@@ -99,10 +96,6 @@ def ensure(root: Path, component: str, commit: str, workspace: Path, runner: Run
         (tmp / CONFIG_FILE).write_text(stage_config(done.stdout))
         record = {"cargo_lock_sha256": lock_sha256, "files": _files(tmp)}
         (tmp / RECORD_FILE).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
-        atomicfs.replace_dir(tmp, dest)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     log.info("%s: %d vendored crates in %s", where, sum(1 for p in (dest / VENDOR_DIR).iterdir() if p.is_dir()),
              dest)
     return dest

@@ -14,13 +14,12 @@ import json
 import logging
 import os
 import re
-import shutil
 import subprocess
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from epbuild import atomicfs
 from epbuild.bakefile import wheelhouse_dir
 from epbuild.commands import CommandFailed, Runner
 from epbuild.errors import EpbuildError
@@ -149,9 +148,8 @@ def ensure(root: Path, component: str, commit: str, base: str, lines: list[str],
         return dest
     if unusable != UNRESOLVED:
         log.warning("%s at %s: %s; downloading the wheelhouse again", component, commit[:12], unusable)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
-    try:
+    # filled_dir swaps the new folder in whole: dest is the old wheelhouse or the new one, never a partial one.
+    with atomicfs.filled_dir(dest, f".{dest.name}.") as tmp:
         (tmp / "requirements.in").write_text("".join(line + "\n" for line in lines))
         if lines:
             argv = [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
@@ -167,13 +165,4 @@ def ensure(root: Path, component: str, commit: str, base: str, lines: list[str],
         (tmp / STAMP_FILE).write_text(json.dumps({"inputs": digest, "wheels": wheels}, indent=2) + "\n")
         for path in tmp.iterdir():
             os.chmod(path, 0o644)
-        os.chmod(tmp, 0o755)
-        if dest.exists():
-            # The stamp first: a kill mid-removal must not leave a stamped, partial folder.
-            (dest / STAMP_FILE).unlink(missing_ok=True)
-            shutil.rmtree(dest)
-        os.replace(tmp, dest)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return dest

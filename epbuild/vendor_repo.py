@@ -27,6 +27,7 @@ from typing import Any
 
 from filelock import FileLock
 
+from epbuild import atomicfs
 from epbuild import debindex
 from epbuild.bakefile import vendor_dir
 from epbuild.commands import CommandFailed, Runner, shell_line
@@ -102,17 +103,9 @@ class VendorCache:
                     return FetchedVendor(request.nic, dest, sorted(marker["debs"]), cached=True)
                 log.warning("%s: the cached %s does not match the SHA256 recorded when it was verified; fetching "
                             "it again", request.key, damaged)
-            tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
-            try:
+            # Swapped in whole: dest is the old verified folder or the new one, never a partial one.
+            with atomicfs.filled_dir(dest, f".{dest.name}.") as tmp:
                 debs = self._fetch_into(request, tmp)
-                if dest.exists():
-                    # The marker first: a kill mid-removal must not leave a marked, partial folder.
-                    (dest / MARKER).unlink(missing_ok=True)
-                    shutil.rmtree(dest)
-                tmp.rename(dest)
-            finally:
-                if tmp.exists():
-                    shutil.rmtree(tmp)
         log.info("%s: verified %s into %s", request.key, ", ".join(debs), dest)
         return FetchedVendor(request.nic, dest, debs, cached=False)
 

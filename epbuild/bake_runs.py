@@ -36,6 +36,8 @@ class Bakes:
         self.invocations: list[int] = []
         self.cell_lines: dict[str, list[str]] = {name: [] for name in names}
         self.image_ids: dict[str, str] = {}
+        self.bake_errors: dict[int, list[str]] = {}
+        """Per invocation, bake's own ERROR lines (outside any vertex): why it failed when no vertex says."""
         self._output = threading.Lock()
 
     def run(self, groups: list[list[str]]) -> list[int]:
@@ -84,6 +86,8 @@ class Bakes:
             owner = alone or (vertex.target if vertex is not None else None)
             if owner in self.cell_lines:
                 self.cell_lines[owner].append(line)
+            if line.startswith("ERROR:"):
+                self.bake_errors.setdefault(invocation, []).append(line.strip())
 
         try:
             code = self.runner.stream(argv, cwd=self.root, on_line=on_line,
@@ -114,6 +118,10 @@ class Bakes:
                     if isinstance(entry.get(key), str) and _image_id(entry[key]) == entry[key]:
                         self.image_ids[name] = entry[key]
                         break
+
+    def bake_error(self, invocation: int) -> str:
+        """The last ERROR line bake printed for the invocation, outside any vertex ("" if none)."""
+        return (self.bake_errors.get(invocation) or [""])[-1]
 
     def cell_log(self, name: str, results: dict[str, CellResult]) -> list[str]:
         """The cell's lines, plus those of the vertex that failed it when BuildKit printed that vertex under

@@ -1,6 +1,7 @@
 """`invoke build`: fetches the selected cells' sources, then builds every selected cell in ONE bake solve so the
-stages cells share are built once; keeps going past a failing cell (each survivor once more, on its own) and
-reports each cell's result.
+stages cells share are built once; keeps going past a failing cell (each survivor once more, on its own), builds
+a cell once more when the engine failed it rather than its build (epbuild/engine_errors.py), and reports each
+cell's result.
 
 Each run keeps build/logs/<run>/: replay.sh (every command, in order), bake.log (the whole BuildKit output),
 per cell <cell>.log (its vertices; all of a bake of it alone) and <cell>.sh (the bake command for that cell
@@ -26,6 +27,7 @@ from epbuild.bakefile import serving_target
 from epbuild.builder_caps import require_cache_export
 from epbuild.buildreport import BuildReport, CellResult, settle
 from epbuild.commands import Runner, shell_line
+from epbuild.engine_errors import engine_failure
 from epbuild.errors import EpbuildError
 from epbuild.render import RenderedCell, Rendering
 from epbuild.run_dir import new_run_dir
@@ -152,20 +154,50 @@ def _rounds(bakes: Bakes, report: BuildReport, results: dict[str, CellResult], n
             cells: list[RenderedCell], options: BuildOptions, start: float) -> None:
     # Round 1: every cell in one solve, so shared stages build once. BuildKit cancels the other targets when one
     # fails, so a failure there says nothing about the cells it cancelled.
-    (code,) = bakes.run([names])
-    failed = settle(report, results, bakes.invocations[0], names, code, cells, start)
+    retried: set[str] = set()
+    failed = _bake_round(bakes, report, results, [names], cells, start, retried)
     survivors = [n for n in names if n not in failed and not results[n].error]
     if failed and survivors and options.keep_going:
         # Round 2: each survivor alone, all at once, so one more failure cannot cancel the rest; every cell is
         # built once more at most, and the stages they share are shared by BuildKit's solver (or cached).
         log.warning("cells %s failed; building the others again, each on its own (finished stages are cached)",
-                    ", ".join(failed))
-        codes = bakes.run([[n] for n in survivors])
-        for name, invocation, code in zip(survivors, bakes.invocations[1:], codes):
-            settle(report, results, invocation, [name], code, cells, start)
+                    ", ".join(sorted(failed)))
+        _bake_round(bakes, report, results, [[n] for n in survivors], cells, start, retried)
     elif failed:
         for name in survivors:
             results[name].error = "not built: an earlier cell failed and --no-keep-going was given"
+
+
+def _bake_round(bakes: Bakes, report: BuildReport, results: dict[str, CellResult], groups: list[list[str]],
+                cells: list[RenderedCell], start: float, retried: set[str]) -> set[str]:
+    """Bakes each group (all at once) and settles its cells; returns the cells the build failed. A cell the
+    engine failed (epbuild/engine_errors.py), not its build, is built once more in the run: at once when its
+    group failed only by the engine, else it is left unbuilt (a survivor) for round 2 to build on its own."""
+    codes = bakes.run(groups)
+    failed: set[str] = set()
+    again: list[list[str]] = []
+    for group, invocation, code in zip(groups, bakes.invocations[-len(groups):], codes):
+        group_failed = settle(report, results, invocation, group, code, cells, start, bakes.bake_error(invocation))
+        by_engine: dict[str, str] = {}
+        for name in group_failed | {n for n in group if results[n].error}:
+            vertex = results[name].failed_vertex
+            reason = vertex.error if vertex is not None else bakes.bake_error(invocation)
+            if name not in retried and engine_failure(reason):
+                by_engine[name] = reason
+        failed |= group_failed - set(by_engine)
+        # Only the engine failed this group: build it again, with the cells BuildKit cancelled along with it.
+        rebuild = [n for n in group if not results[n].ok] if by_engine and group_failed <= by_engine.keys() else []
+        if rebuild:
+            again.append(rebuild)
+        for name in by_engine.keys() | set(rebuild):
+            retried.add(name)
+            results[name].forget_failure()
+            results[name].retried_after = by_engine.get(name, "cancelled with a cell the engine failed")[:300]
+    if again:
+        log.warning("the engine, not the build, failed %s; building them once more (%s)",
+                    ", ".join(n for group in again for n in group), results[again[0][0]].retried_after[:200])
+        failed |= _bake_round(bakes, report, results, again, cells, start, retried)
+    return failed
 
 
 def _cache_plan(rendering: Rendering, cells: list[RenderedCell], root: Path, options: BuildOptions,

@@ -27,6 +27,12 @@ class CellResult:
     log: str | None = None
     """The cell's own log: its vertices, and in a bake of it alone all of that bake's output."""
     failed_vertex: Vertex | None = field(default=None, repr=False)
+    retried_after: str = ""
+    """The engine's own error (epbuild/engine_errors.py) after which this cell was built once more."""
+
+    def forget_failure(self) -> None:
+        """Clears a failure that was the engine's, not the build's, before the cell is built again."""
+        self.failed_stage, self.failed_vertex, self.error, self.duration = None, None, "", None
 
     def record(self) -> dict[str, object]:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "failed_vertex"}
@@ -87,8 +93,9 @@ def recorded_image(root: Path, tag: str, content_key: str) -> tuple[str, Path] |
 
 
 def settle(report: BuildReport, results: dict[str, CellResult], invocation: int, targets: list[str], code: int,
-            cells: list[RenderedCell], start: float) -> set[str]:
-    """Records what one bake invocation says about its targets; returns the cells it failed."""
+           cells: list[RenderedCell], start: float, bake_error: str = "") -> set[str]:
+    """Records what one bake invocation says about its targets (`bake_error`: bake's own last ERROR line);
+    returns the cells it failed."""
     now = time.monotonic()
     if code == 0:
         for name in targets:
@@ -104,7 +111,8 @@ def settle(report: BuildReport, results: dict[str, CellResult], invocation: int,
         results[name].duration = now - start
     if not failed:
         for name in targets:
-            results[name].error = f"bake exited {code} without naming a failing stage"
+            results[name].error = (f"bake exited {code} without naming a failing stage"
+                                   + (f": {bake_error[:300]}" if bake_error else ""))
     return set(failed)
 
 

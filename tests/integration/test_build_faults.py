@@ -72,7 +72,8 @@ def test_keep_going_builds_each_survivor_once_more_at_most(tmp_path: Path) -> No
     assert bakes[0] == cells, bakes
     assert all(len(targets) == 1 for targets in bakes[1:]), bakes  # survivors alone: one failure cancels no other
     for name in cells:
-        assert sum(name in targets for targets in bakes) <= 2, bakes
+        # Once more at most, besides one build again after the engine's own failure (tests/core/test_engine_retry.py).
+        assert sum(name in targets for targets in bakes) <= 2 + bool(by_name[name]["retried_after"]), bakes
 
 
 def image_id(ref: str) -> str:

@@ -205,7 +205,7 @@ def main() -> None:
         f"Cold fleet: {executed} RUN steps executed for {distinct} distinct: ratio {ratio:.2f} (target 1.00: "
         f"{'met' if ratio == 1.0 else 'MISSED'}). Per stage: "
         + ", ".join(f"{k} {v}" for k, v in sorted(executed_by_stage(cold).items())) + ".",
-        f"vLLM's pin moved, engines emptied: the fleet re-executed "
+        "vLLM's pin moved, engines emptied: the fleet re-executed "
         + ", ".join(f"{k} (x{v})" for k, v in sorted(moved_stages.items()))
         + f"; target vllm and final only: {'met' if set(moved_stages) == vllm_target else 'MISSED'} "
         f"({moved_wall:.1f} s).",

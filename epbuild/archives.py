@@ -11,14 +11,12 @@ RUN step here.
 from __future__ import annotations
 
 import hashlib
-import os
 import tarfile
-import tempfile
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from epbuild.atomicfs import filled_dir
+from epbuild.atomicfs import filled_dir, write_bytes
 from epbuild.commands import Runner
 from epbuild.errors import EpbuildError
 
@@ -62,14 +60,6 @@ def _read(url: str, matrix_dir: Path, key: str) -> bytes:
         raise ArchiveError(f"{key}: cannot fetch {url}: {e}") from None
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-    os.replace(tmp, path)
-
-
 def fetched(archive: PinnedArchive, root: Path, matrix_dir: Path) -> Path:
     """The verified download (cached by its sha256: a second build reads no network)."""
     path = root / archive.download
@@ -79,7 +69,7 @@ def fetched(archive: PinnedArchive, root: Path, matrix_dir: Path) -> Path:
     got = hashlib.sha256(data).hexdigest()
     if got != archive.sha256:
         raise ArchiveError(f"{archive.key}: {archive.url} has sha256 {got}, the matrix pins {archive.sha256}")
-    _write_atomic(path, data)
+    write_bytes(path, data)
     return path
 
 

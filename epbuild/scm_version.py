@@ -16,11 +16,11 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import tempfile
 from pathlib import Path
 
 from packaging.version import InvalidVersion, Version
 
+from epbuild import atomicfs
 from epbuild.bakefile import SCM_DIR
 from epbuild.errors import EpbuildError
 
@@ -90,11 +90,6 @@ def compute(mirror: Path, commit: str, *, fallback: str | None = None, where: st
 
 def write(root: Path, component: str, commit: str, version: str) -> Path:
     """Writes the version where the stage's named context `scm-<component>` reads it (temp + rename)."""
-    dest = root / scm_dir(component, commit)
-    dest.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest, prefix=".version.")
-    with os.fdopen(fd, "w") as fh:
-        fh.write(version + "\n")
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, dest / VERSION_FILE)
-    return dest / VERSION_FILE
+    path = root / scm_dir(component, commit) / VERSION_FILE
+    atomicfs.write_text(path, version + "\n")
+    return path

@@ -17,7 +17,7 @@ from epbuild.matrix import SourcePin
 from epbuild.source_requests import SourceError, SourceRequest
 from epbuild.sources import SourceCache
 from netservers import FlakyGitServer, SilentServer, closed_port, self_signed
-from test_sources import git, make_repo
+from test_sources import make_repo
 
 
 def bare_copy(repo: Path, root: Path) -> Path:

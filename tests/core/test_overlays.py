@@ -3,7 +3,6 @@ patch that does not apply is refused naming it."""
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest

@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from harness import OFFLINE, InvokeResult, cells_json, invoke
+from harness import OFFLINE, cells_json, invoke
 
 pytestmark = pytest.mark.docker
 CELL = "gfx950-thor2-sid"

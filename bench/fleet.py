@@ -33,6 +33,7 @@ from bench.results import OFFLINE, ROOT, invoke, record
 from epbuild import pipelines, project
 from epbuild.offline import matrix_variant
 from epbuild.run_steps import distinct_run_steps
+from epbuild.stagegraph import component_of
 
 STAGING = re.compile(r"\$\$\{EPBUILD_CI_REGISTRY:\?[^}]*\}")
 
@@ -197,7 +198,8 @@ def main() -> None:
         registry.stop()
         shutil.rmtree(work, ignore_errors=True)
     ratio = round(executed / distinct, 2)
-    vllm_target = {"vllm", "final"}
+    vllm_target = {"vllm", "final"}  # vLLM's stages (its requirements stage is vLLM's too) and final
+    vllm_met = {component_of(stage) for stage in moved_stages} == vllm_target
     lines = [
         f"{args.agents} fresh engines (separate dockerd instances) sharing one docker-registry stage cache on "
         f"127.0.0.1 ran the {len(cold)} build steps of the generated pipeline ({len(cold) - len(rendering.cells)} "
@@ -207,7 +209,7 @@ def main() -> None:
         + ", ".join(f"{k} {v}" for k, v in sorted(executed_by_stage(cold).items())) + ".",
         "vLLM's pin moved, engines emptied: the fleet re-executed "
         + ", ".join(f"{k} (x{v})" for k, v in sorted(moved_stages.items()))
-        + f"; target vllm and final only: {'met' if set(moved_stages) == vllm_target else 'MISSED'} "
+        + f"; target vLLM's stages and final only: {'met' if vllm_met else 'MISSED'} "
         f"({moved_wall:.1f} s).",
         f"Wall time: the cold fleet {cold_wall:.1f} s; one cell per emptied engine without a cache (today's "
         f"pipeline) {uncached:.1f} s on the same {args.agents} engines: {uncached / cold_wall:.2f}x as long.",
@@ -222,7 +224,7 @@ def main() -> None:
         "executed_by_stage": executed_by_stage(cold),
         "vllm_move_stages": sorted(moved_stages),
         "vllm_move_executed_by_stage": moved_stages,
-        "vllm_move_met": set(moved_stages) == vllm_target,
+        "vllm_move_met": vllm_met,
         "cold_fleet_wall_seconds": round(cold_wall, 1),
         "vllm_move_wall_seconds": round(moved_wall, 1),
         "one_cell_per_engine_no_cache_seconds": round(uncached, 1),

@@ -33,6 +33,8 @@ def _note(stage: stagegraph.Stage, by_name: dict[str, stagegraph.Stage]) -> str:
         parts.append("leaves " + ", ".join(p.replace("{", pin_option).replace("}", "") for p in output.paths))
     elif isinstance(output, System):
         parts.append("installs into the system")
+    if stage.requirements_of is not None:
+        parts.append(f"installs {stage.requirements_of.name}'s build requirements (no cell fact: shared per base)")
     if stage.name == stagegraph.FINAL:
         parts.append("installs the wheels and copies what the stages leave")
     return "; ".join(parts)

@@ -60,7 +60,10 @@ def _final_context(plan: CellPlan, key: str) -> dict[str, Any]:
 
 
 def _stage_text(stage: stagegraph.Stage, plan: CellPlan, key: str) -> str:
-    if stage.component is None:
+    if stage.requirements_of is not None:
+        template = TEMPLATES / "stages" / "requirements.Dockerfile.j2"
+        context: dict[str, Any] = {"component": stage.requirements_of.name}
+    elif stage.component is None:
         template = TEMPLATES / "stages" / f"{stage.name}.Dockerfile.j2"
         context = {stagegraph.FINAL: _final_context, stagegraph.VENDOR: vendor_stage.context}.get(
             stage.name, _base_context)(plan, key)

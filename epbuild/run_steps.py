@@ -1,8 +1,10 @@
 """The RUN steps one solve of a set of cells executes, as BuildKit dedups them: a step is the same work wherever
 its stage's parent, its stage's instructions up to and including it, and what those instructions read (the
 stages and named contexts they mount or copy from) are the same. This is finer than stage identity
-(epbuild.stagegraph.stage_identities): a stage's first steps are shared by stages that differ only later, e.g.
-each component's build-requirements layer, which is the same for every arch of one base.
+(epbuild.stagegraph.stage_identities): a stage's first steps would be shared by stages that differ only later.
+The graph keeps that from happening where it matters (each component's build requirements are a stage of their
+own, the same for every arch of one base), and tests/core/test_run_steps.py checks that every distinct step
+belongs to one distinct stage, which is what lets a fleet that builds each stage once run each step once.
 
 Build arguments are not part of a step here: the values bake passes (each pin's commit time, MAX_JOBS) are the
 same for every cell of one build."""

@@ -1,5 +1,7 @@
 """The stage graph as data: `base`, one stage per component (from its folder's spec), `final`; each stage's
-parent, what it leaves for `final`, when it applies and which cell facts its text uses.
+parent, what it leaves for `final`, when it applies and which cell facts its text uses. A component with build
+requirements gets a stage before its own, `<component>-requirements`, that installs them: it reads no cell fact,
+so every cell of one base (and parent) shares it, in one bake and across a fleet's agents alike.
 
 Everything about stages derives from here: the FROM lines and the order of the rendered Dockerfile, the bake
 file's named contexts, the pins a cell builds, stage identities (which stages of a set of cells are the same
@@ -20,6 +22,7 @@ from epbuild.plan import CellPlan
 from epbuild.pins import SourcePin
 
 BASE, VENDOR, FINAL = "base", "vendor", "final"
+REQUIREMENTS = "-requirements"
 BASE_USES = ("base.image", "base.rocm_path", "base.build_packages")
 VENDOR_USES = ("nic.vendor",)
 WHEELS_DIR = "/wheels"
@@ -32,11 +35,27 @@ class Stage:
     uses: tuple[str, ...] = ()
     when: Mapping[str, str] = field(default_factory=dict)
     component: Component | None = None
+    requirements_of: Component | None = None
+    """For `<component>-requirements`: the component whose build requirements it installs from its wheelhouse."""
 
     @property
     def source(self) -> str | None:
         """The component whose source the stage mounts as the named context `src-<source>`."""
         return self.component.name if self.component else None
+
+    @property
+    def owner(self) -> Component | None:
+        """The component the stage builds or prepares (None for base, vendor and final)."""
+        return self.component or self.requirements_of
+
+
+def requirements_stage(component: str) -> str:
+    return component + REQUIREMENTS
+
+
+def component_of(stage: str) -> str:
+    """The component (or base, vendor, final) a stage belongs to: `<component>-requirements` is the component's."""
+    return stage.removesuffix(REQUIREMENTS)
 
 
 @cache
@@ -57,7 +76,13 @@ def graph(registry: Registry) -> list[Stage]:
                 if name not in components:
                     raise ComponentError(f"component {c.name} comes after {name!r}, which is no stage")
                 place(components[name], (*path, c.name))
-        ordered.append(Stage(c.name, c.after, c.uses, c.when, c))
+        after = c.after
+        if c.build_requirements:
+            # Installed before any source, in a stage of its own: the same for every arch, so one agent builds
+            # it and the others import it (upstream installs them first too: Dockerfile.rocm@00305ee5).
+            ordered.append(Stage(requirements_stage(c.name), c.after, (), c.when, requirements_of=c))
+            after = (requirements_stage(c.name),)
+        ordered.append(Stage(c.name, after, c.uses, c.when, c))
         placed.add(c.name)
 
     # The NIC's vendor userspace goes on top of the system installs (rdma-core), before every stage that may build
@@ -78,7 +103,7 @@ def _by_name(registry: Registry) -> dict[str, Stage]:
 
 
 def applies(stage: Stage, plan: CellPlan) -> bool:
-    if stage.component is not None and stage.name not in plan.pins:
+    if stage.owner is not None and stage.owner.name not in plan.pins:
         return False
     if stage.name == VENDOR and plan.vendor is None:
         return False
@@ -95,7 +120,10 @@ def parent(stage: Stage, plan: CellPlan) -> str | None:
     """The stage it builds FROM in this cell: its parent, or, where that does not apply, the parent's own parent
     (None for base, which starts from the base image)."""
     by_name = _by_name(plan.registry)
-    if stage.component is not None and plan.vendor_build(stage.name) is not None:
+    # A component built against the NIC vendor's library starts from `vendor`: its first stage does.
+    first = stage.requirements_of or (stage.component if stage.component and not stage.component.build_requirements
+                                      else None)
+    if first is not None and plan.vendor_build(first.name) is not None:
         return VENDOR
     candidates = list(stage.after)
     while candidates:
@@ -156,8 +184,9 @@ def stage_identities(rc: Rendered) -> dict[str, str]:
         above = parent(stage, plan)
         parts = [text, ids[above] if above else plan.base.image]
         parts += [ids[name] for name in inputs(stage, plan)]
-        if stage.source:
-            parts.append(plan.pins[stage.source].commit)
+        if stage.owner is not None:
+            # The source, or the wheelhouse resolved from the requirement files at that commit.
+            parts.append(plan.pins[stage.owner.name].commit)
         if stage.name == VENDOR:
             parts.append(plan.facts["nic.vendor"])  # the verified .debs it installs follow from the pins
         if stage.name == FINAL:

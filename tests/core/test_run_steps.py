@@ -20,14 +20,14 @@ def steps_of(rc: object, stage: str) -> list[str]:
     return [identity for name, identity in run_step_identities(rc) if name == stage]
 
 
-def test_the_requirements_step_is_shared_by_every_arch_of_one_base_and_the_compile_is_not() -> None:
+def test_the_requirements_stage_is_shared_by_every_arch_of_one_base_and_the_compile_is_not() -> None:
     by_name = cells()
     gfx942, gfx950, trixie = by_name["gfx942-cx7-sid"], by_name["gfx950-cx7-sid"], by_name["gfx942-io-trixie"]
-    a, b, t = steps_of(gfx942, "mori"), steps_of(gfx950, "mori"), steps_of(trixie, "mori")
-    assert len(a) == len(b) == 2
-    assert a[0] == b[0]  # pip install of the same wheelhouse on the same parent
-    assert a[1] != b[1]  # MORI_GPU_ARCHS differs
-    assert t[0] != a[0]  # another base: another parent and another wheelhouse
+    a, b, t = (steps_of(rc, "mori-requirements") for rc in (gfx942, gfx950, trixie))
+    assert len(a) == 1 and a == b  # pip install of the same wheelhouse on the same parent
+    assert t != a  # another base: another parent and another wheelhouse
+    compile_a, compile_b = steps_of(gfx942, "mori"), steps_of(gfx950, "mori")
+    assert len(compile_a) == len(compile_b) == 1 and compile_a != compile_b  # MORI_GPU_ARCHS differs
 
 
 def test_comments_do_not_make_steps_differ_and_continuations_stay_in_their_instruction() -> None:
@@ -47,3 +47,6 @@ def test_distinct_steps_are_no_more_than_the_stages_runs_and_no_fewer_than_the_s
             stage_runs[identity] = (name, rc.stages[name].count("\nRUN ") + rc.stages[name].startswith("RUN "))
     with_runs = {i: n for i, (name, n) in stage_runs.items() if n}
     assert len(with_runs) <= len(steps) <= sum(with_runs.values())
+    # No step is shared across stages that differ (the requirements steps are stages of their own): so a fleet
+    # that builds each distinct stage once executes each distinct step once (bench/fleet.py).
+    assert len(steps) == sum(with_runs.values())

@@ -37,14 +37,18 @@ RUN --mount=type=bind,from=vendor-debs,target=/vendor \
  && ldconfig \
  && apt-get check
 
-FROM base AS aiter
-# Build requirements in their own layer: resolved and hash-pinned on the host (epbuild.wheelhouse), no index here;
-# --ignore-installed, since pip cannot uninstall the distribution's own copies (no RECORD file).
+FROM base AS aiter-requirements
+# aiter's build requirements, installed before any of its source, in a stage of their own: it reads no
+# cell fact, so every arch of one base shares it, and one agent builds it for the fleet. Resolved and hash-pinned
+# on the host (epbuild.wheelhouse), no index here; --ignore-installed, since pip cannot uninstall the
+# distribution's own copies (no RECORD file).
 RUN --mount=type=bind,from=wheels-aiter,target=/wheelhouse \
     if grep -q . /wheelhouse/requirements.lock; then \
       python3 -m pip install --no-cache-dir --no-index --ignore-installed --find-links /wheelhouse \
         --require-hashes -r /wheelhouse/requirements.lock; \
     fi
+
+FROM aiter-requirements AS aiter
 # AITER reads GPU_ARCHS in its JIT code and defaults to "native" (rocminfo), which needs a GPU: always pass it.
 # Without .git its setuptools-scm would fall back to 0.1.0 (pyproject.toml@6a0e7b26), so it gets the pin's version.
 # SOURCE_DATE_EPOCH (the pin's commit time) stamps the wheel's zip entries, so its bytes repeat.
@@ -90,14 +94,18 @@ RUN --mount=type=bind,from=src-deepep,target=/src/deepep,rw \
  && SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH_DEEPEP}" ROCSHMEM_DIR=/opt/rocshmem ROCM_HOME="${ROCM_PATH}" \
     PYTORCH_ROCM_ARCH="gfx942" python3 setup.py --variant rocm --rocm-explicit-ctx --nic thor2 bdist_wheel --dist-dir /wheels/deepep
 
-FROM vendor AS mori
-# Build requirements in their own layer: resolved and hash-pinned on the host (epbuild.wheelhouse), no index here;
-# --ignore-installed, since pip cannot uninstall the distribution's own copies (no RECORD file).
+FROM vendor AS mori-requirements
+# mori's build requirements, installed before any of its source, in a stage of their own: it reads no
+# cell fact, so every arch of one base shares it, and one agent builds it for the fleet. Resolved and hash-pinned
+# on the host (epbuild.wheelhouse), no index here; --ignore-installed, since pip cannot uninstall the
+# distribution's own copies (no RECORD file).
 RUN --mount=type=bind,from=wheels-mori,target=/wheelhouse \
     if grep -q . /wheelhouse/requirements.lock; then \
       python3 -m pip install --no-cache-dir --no-index --ignore-installed --find-links /wheelhouse \
         --require-hashes -r /wheelhouse/requirements.lock; \
     fi
+
+FROM mori-requirements AS mori
 # The source context already holds MoRI's submodules (epbuild fetches them), so no git runs here. There is no .git
 # either, so setuptools-scm gets the version the host computed from the pin's history (setup.py@2d02c6a9 has no
 # fallback version). MoRI's setup.py configures CMake, which takes its compiler launcher from the environment.
@@ -115,17 +123,22 @@ RUN --mount=type=bind,from=src-mori,target=/src/mori,rw \
     MORI_GPU_ARCHS="gfx942" \
     python3 setup.py bdist_wheel --dist-dir /wheels/mori
 
-FROM base AS vllm
-# Built as docker/Dockerfile.rocm@00305ee5 builds vLLM, in three steps of this one stage (four with the Rust frontend):
-# 1. Build requirements in their own layer (installed there before any source): resolved and hash-pinned on the
-#    host (epbuild.wheelhouse), no index here; --ignore-installed, since pip cannot uninstall the distribution's
-#    own copies (no RECORD file).
+FROM base AS vllm-requirements
+# vllm's build requirements, installed before any of its source, in a stage of their own: it reads no
+# cell fact, so every arch of one base shares it, and one agent builds it for the fleet. Resolved and hash-pinned
+# on the host (epbuild.wheelhouse), no index here; --ignore-installed, since pip cannot uninstall the
+# distribution's own copies (no RECORD file).
 RUN --mount=type=bind,from=wheels-vllm,target=/wheelhouse \
     if grep -q . /wheelhouse/requirements.lock; then \
       python3 -m pip install --no-cache-dir --no-index --ignore-installed --find-links /wheelhouse \
         --require-hashes -r /wheelhouse/requirements.lock; \
     fi
-# 2. The native extension, from only the files it is compiled from (the reference's csrc-build copies the same),
+
+FROM vllm-requirements AS vllm
+# Built as docker/Dockerfile.rocm@00305ee5 builds vLLM, on its build requirements (the stage before,
+# vllm-requirements, as the reference installs them before any source), in two steps of this stage (three
+# with the Rust frontend):
+# 1. The native extension, from only the files it is compiled from (the reference's csrc-build copies the same),
 #    so a pin move that touches only Python reuses this step; ccache (CCACHE_BASEDIR: paths are the same for every
 #    pin) makes a move that touches one source recompile that one. MAX_JOBS: `invoke build --max-jobs N`, else the
 #    cores. Nothing of /build reaches `final`, which takes only the wheel.
@@ -166,10 +179,10 @@ RUN --mount=type=cache,id=epbuild-ccache,target=/root/.cache/ccache \
     done \
  && rm /tmp/epbuild-ccache.log
 WORKDIR /
-# 3. The wheel, packaged around the extension step 2 built (VLLM_USE_PRECOMPILED=1, as the
+# 2. The wheel, packaged around the extension step 1 built (VLLM_USE_PRECOMPILED=1, as the
 #    reference), with the version setuptools-scm gives the pin (computed on the host: the tree has no .git).
 #    SOURCE_DATE_EPOCH (the pin's commit time) stamps the wheel's zip entries, so its bytes repeat; it is declared
-#    only here, since an ARG in scope is part of every later step's cache key and step 2 must outlive pin moves.
+#    only here, since an ARG in scope is part of every later step's cache key and step 1 must outlive pin moves.
 ARG SOURCE_DATE_EPOCH_VLLM=315532800
 # hadolint ignore=DL3003
 RUN --mount=type=bind,from=src-vllm,target=/src/vllm,rw \
@@ -221,7 +234,7 @@ LABEL org.opencontainers.image.title="rocm/vllm-ep gfx942-thor2" \
       io.epbuild.arch="gfx942" \
       io.epbuild.nic="thor2" \
       io.epbuild.base="rocm72" \
-      io.epbuild.recipe-key="14d39f95d3ce18cd1dc98e45a048849ff0ae2c200d3b87413aa7d151dd58d8fe"
+      io.epbuild.recipe-key="b63b139320b3e6b98680701e6bbaae94ef5bde953883a8ce2cc95f47540acbb8"
 CMD ["/bin/bash"]
 
 # The serving image (`invoke build --serving`), as the target vllm-openai of vLLM's docker/Dockerfile.rocm:

@@ -61,14 +61,18 @@ RUN --mount=type=bind,from=src-rdma-core,target=/src/rdma-core,rw \
  && apt-get check \
  && rm -f /var/log/dpkg.log /var/cache/apt/*.bin /var/cache/ldconfig/aux-cache
 
-FROM base AS aiter
-# Build requirements in their own layer: resolved and hash-pinned on the host (epbuild.wheelhouse), no index here;
-# --ignore-installed, since pip cannot uninstall the distribution's own copies (no RECORD file).
+FROM base AS aiter-requirements
+# aiter's build requirements, installed before any of its source, in a stage of their own: it reads no
+# cell fact, so every arch of one base shares it, and one agent builds it for the fleet. Resolved and hash-pinned
+# on the host (epbuild.wheelhouse), no index here; --ignore-installed, since pip cannot uninstall the
+# distribution's own copies (no RECORD file).
 RUN --mount=type=bind,from=wheels-aiter,target=/wheelhouse \
     if grep -q . /wheelhouse/requirements.lock; then \
       python3 -m pip install --no-cache-dir --no-index --ignore-installed --find-links /wheelhouse \
         --require-hashes -r /wheelhouse/requirements.lock; \
     fi
+
+FROM aiter-requirements AS aiter
 # AITER reads GPU_ARCHS in its JIT code and defaults to "native" (rocminfo), which needs a GPU: always pass it.
 # Without .git its setuptools-scm would fall back to 0.1.0 (pyproject.toml@6a0e7b26), so it gets the pin's version.
 # SOURCE_DATE_EPOCH (the pin's commit time) stamps the wheel's zip entries, so its bytes repeat.
@@ -114,14 +118,18 @@ RUN --mount=type=bind,from=src-deepep,target=/src/deepep,rw \
  && SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH_DEEPEP}" ROCSHMEM_DIR=/opt/rocshmem ROCM_HOME="${ROCM_PATH}" \
     PYTORCH_ROCM_ARCH="gfx942;gfx950" python3 setup.py --variant rocm --rocm-explicit-ctx --nic cx7 bdist_wheel --dist-dir /wheels/deepep
 
-FROM base AS mori
-# Build requirements in their own layer: resolved and hash-pinned on the host (epbuild.wheelhouse), no index here;
-# --ignore-installed, since pip cannot uninstall the distribution's own copies (no RECORD file).
+FROM base AS mori-requirements
+# mori's build requirements, installed before any of its source, in a stage of their own: it reads no
+# cell fact, so every arch of one base shares it, and one agent builds it for the fleet. Resolved and hash-pinned
+# on the host (epbuild.wheelhouse), no index here; --ignore-installed, since pip cannot uninstall the
+# distribution's own copies (no RECORD file).
 RUN --mount=type=bind,from=wheels-mori,target=/wheelhouse \
     if grep -q . /wheelhouse/requirements.lock; then \
       python3 -m pip install --no-cache-dir --no-index --ignore-installed --find-links /wheelhouse \
         --require-hashes -r /wheelhouse/requirements.lock; \
     fi
+
+FROM mori-requirements AS mori
 # The source context already holds MoRI's submodules (epbuild fetches them), so no git runs here. There is no .git
 # either, so setuptools-scm gets the version the host computed from the pin's history (setup.py@2d02c6a9 has no
 # fallback version). MoRI's setup.py configures CMake, which takes its compiler launcher from the environment.
@@ -139,17 +147,22 @@ RUN --mount=type=bind,from=src-mori,target=/src/mori,rw \
     MORI_GPU_ARCHS="gfx942;gfx950" \
     python3 setup.py bdist_wheel --dist-dir /wheels/mori
 
-FROM base AS vllm
-# Built as docker/Dockerfile.rocm@00305ee5 builds vLLM, in three steps of this one stage (four with the Rust frontend):
-# 1. Build requirements in their own layer (installed there before any source): resolved and hash-pinned on the
-#    host (epbuild.wheelhouse), no index here; --ignore-installed, since pip cannot uninstall the distribution's
-#    own copies (no RECORD file).
+FROM base AS vllm-requirements
+# vllm's build requirements, installed before any of its source, in a stage of their own: it reads no
+# cell fact, so every arch of one base shares it, and one agent builds it for the fleet. Resolved and hash-pinned
+# on the host (epbuild.wheelhouse), no index here; --ignore-installed, since pip cannot uninstall the
+# distribution's own copies (no RECORD file).
 RUN --mount=type=bind,from=wheels-vllm,target=/wheelhouse \
     if grep -q . /wheelhouse/requirements.lock; then \
       python3 -m pip install --no-cache-dir --no-index --ignore-installed --find-links /wheelhouse \
         --require-hashes -r /wheelhouse/requirements.lock; \
     fi
-# 2. The native extension, from only the files it is compiled from (the reference's csrc-build copies the same),
+
+FROM vllm-requirements AS vllm
+# Built as docker/Dockerfile.rocm@00305ee5 builds vLLM, on its build requirements (the stage before,
+# vllm-requirements, as the reference installs them before any source), in two steps of this stage (three
+# with the Rust frontend):
+# 1. The native extension, from only the files it is compiled from (the reference's csrc-build copies the same),
 #    so a pin move that touches only Python reuses this step; ccache (CCACHE_BASEDIR: paths are the same for every
 #    pin) makes a move that touches one source recompile that one. MAX_JOBS: `invoke build --max-jobs N`, else the
 #    cores. Nothing of /build reaches `final`, which takes only the wheel.
@@ -190,10 +203,10 @@ RUN --mount=type=cache,id=epbuild-ccache,target=/root/.cache/ccache \
     done \
  && rm /tmp/epbuild-ccache.log
 WORKDIR /
-# 3. The wheel, packaged around the extension step 2 built (VLLM_USE_PRECOMPILED=1, as the
+# 2. The wheel, packaged around the extension step 1 built (VLLM_USE_PRECOMPILED=1, as the
 #    reference), with the version setuptools-scm gives the pin (computed on the host: the tree has no .git).
 #    SOURCE_DATE_EPOCH (the pin's commit time) stamps the wheel's zip entries, so its bytes repeat; it is declared
-#    only here, since an ARG in scope is part of every later step's cache key and step 2 must outlive pin moves.
+#    only here, since an ARG in scope is part of every later step's cache key and step 1 must outlive pin moves.
 ARG SOURCE_DATE_EPOCH_VLLM=315532800
 # hadolint ignore=DL3003
 RUN --mount=type=bind,from=src-vllm,target=/src/vllm,rw \
@@ -245,7 +258,7 @@ LABEL org.opencontainers.image.title="rocm/vllm-ep gfx942_gfx950-cx7" \
       io.epbuild.arch="gfx942+gfx950" \
       io.epbuild.nic="cx7" \
       io.epbuild.base="rocm72" \
-      io.epbuild.recipe-key="da77acee1ca241ca5551a2cffc8423e9800fdd5df116723c460d53a61457ae58"
+      io.epbuild.recipe-key="f38b2f9c30815a4411d08ff98820b347efa4b31d1bc514997b3ab492e91eace8"
 CMD ["/bin/bash"]
 
 # The serving image (`invoke build --serving`), as the target vllm-openai of vLLM's docker/Dockerfile.rocm:

@@ -179,7 +179,7 @@ def _bake_round(bakes: Bakes, report: BuildReport, results: dict[str, CellResult
     for group, invocation, code in zip(groups, bakes.invocations[-len(groups):], codes):
         group_failed = settle(report, results, invocation, group, code, cells, start, bakes.bake_error(invocation))
         by_engine: dict[str, str] = {}
-        for name in group_failed | {n for n in group if results[n].error}:
+        for name in (n for n in group if results[n].error):  # failed here, with or without a named stage
             vertex = results[name].failed_vertex
             reason = vertex.error if vertex is not None else bakes.bake_error(invocation)
             if name not in retried and engine_failure(reason):

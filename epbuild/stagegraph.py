@@ -53,6 +53,11 @@ def requirements_stage(component: str) -> str:
     return component + REQUIREMENTS
 
 
+def first_stage(component: Component) -> str:
+    """The component's first stage: its requirements stage where it has build requirements, else its own."""
+    return requirements_stage(component.name) if component.build_requirements else component.name
+
+
 def component_of(stage: str) -> str:
     """The component (or base, vendor, final) a stage belongs to: `<component>-requirements` is the component's."""
     return stage.removesuffix(REQUIREMENTS)
@@ -76,13 +81,11 @@ def graph(registry: Registry) -> list[Stage]:
                 if name not in components:
                     raise ComponentError(f"component {c.name} comes after {name!r}, which is no stage")
                 place(components[name], (*path, c.name))
-        after = c.after
         if c.build_requirements:
             # Installed before any source, in a stage of its own: the same for every arch, so one agent builds
             # it and the others import it (upstream installs them first too: Dockerfile.rocm@00305ee5).
-            ordered.append(Stage(requirements_stage(c.name), c.after, (), c.when, requirements_of=c))
-            after = (requirements_stage(c.name),)
-        ordered.append(Stage(c.name, after, c.uses, c.when, c))
+            ordered.append(Stage(first_stage(c), c.after, (), c.when, requirements_of=c))
+        ordered.append(Stage(c.name, (first_stage(c),) if c.build_requirements else c.after, c.uses, c.when, c))
         placed.add(c.name)
 
     # The NIC's vendor userspace goes on top of the system installs (rdma-core), before every stage that may build
@@ -121,9 +124,8 @@ def parent(stage: Stage, plan: CellPlan) -> str | None:
     (None for base, which starts from the base image)."""
     by_name = _by_name(plan.registry)
     # A component built against the NIC vendor's library starts from `vendor`: its first stage does.
-    first = stage.requirements_of or (stage.component if stage.component and not stage.component.build_requirements
-                                      else None)
-    if first is not None and plan.vendor_build(first.name) is not None:
+    owner = stage.owner
+    if owner is not None and stage.name == first_stage(owner) and plan.vendor_build(owner.name) is not None:
         return VENDOR
     candidates = list(stage.after)
     while candidates:

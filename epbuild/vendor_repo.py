@@ -27,8 +27,7 @@ from typing import Any
 
 from filelock import FileLock
 
-from epbuild import atomicfs
-from epbuild import debindex
+from epbuild import atomicfs, debindex
 from epbuild.bakefile import vendor_dir
 from epbuild.commands import CommandFailed, Runner, shell_line
 from epbuild.errors import EpbuildError

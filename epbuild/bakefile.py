@@ -3,6 +3,7 @@ NIC's verified vendor packages as `vendor-debs`)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
@@ -27,6 +28,12 @@ WHEELHOUSE_DIR = "build/wheelhouse"
 """Where each component's build requirements are downloaded (epbuild.wheelhouse)."""
 
 
+NATIVE_DIR = "build/native"
+"""Where each component's native-step inputs are copied from its exported tree (Component.native_inputs)."""
+RUNTIME_WHEELS_CONTEXT = "runtime-wheels"
+"""The final stage's wheelhouse: the runtime requirements its wheels install with them, resolved against the base."""
+
+
 VENDOR_DIR = "build/vendor"
 VENDOR_CONTEXT = "vendor-debs"
 """The named context of the `vendor` stage (templates/stages/vendor.Dockerfile.j2 mounts it)."""
@@ -41,6 +48,23 @@ def wheelhouse_dir(component: str, commit: str, base: str) -> str:
     base: the wheels and the lock depend on the base image's Python, so cells on two bases sharing one folder would
     rewrite it on every switch, changing the `wheels-<component>` context and re-running its install step."""
     return f"{WHEELHOUSE_DIR}/{component}-{commit}-{base}"
+
+
+def runtime_wheelhouse_dir(pins: dict[str, str], base: str) -> str:
+    """Where the runtime requirements of the components pinned at `pins` ({component: commit}, those with runtime
+    requirements) are downloaded for the cells on `base`: shared by every cell with the same pins and base."""
+    key = hashlib.sha256(json.dumps(sorted(pins.items())).encode()).hexdigest()[:16]
+    return f"{WHEELHOUSE_DIR}/runtime-{key}-{base}"
+
+
+def native_dir(component: str, commit: str) -> str:
+    return f"{NATIVE_DIR}/{component}-{commit}"
+
+
+def runtime_pins(plan: Any) -> dict[str, str]:
+    """{component: commit} of the built components whose wheels install runtime requirements."""
+    return {name: pin.commit for name, pin in stagegraph.built_pins(plan).items()
+            if plan.registry[name].runtime_requirements is not None}
 
 
 def vendor_dir(nic: str, digest: str) -> str:
@@ -65,6 +89,10 @@ def cell_target(rc: stagegraph.Rendered, *, context_root: str) -> dict[str, Any]
             contexts[f"wheels-{name}"] = wheelhouse_dir(name, pin.commit, plan.cell.base)
         if component.cargo_workspace(pin) is not None:
             contexts[cargo_vendor.context_name(name)] = cargo_vendor.crates_dir(name, pin.commit)
+        if component.native_inputs is not None:
+            contexts[f"native-{name}"] = native_dir(name, pin.commit)
+    if runtime_pins(plan):
+        contexts[RUNTIME_WHEELS_CONTEXT] = runtime_wheelhouse_dir(runtime_pins(plan), plan.cell.base)
     if plan.vendor is not None:
         contexts[VENDOR_CONTEXT] = vendor_dir(plan.cell.nic, plan.vendor.digest())
     return {

@@ -84,7 +84,8 @@ def prepare_stage_inputs(rendering: Rendering, cells: list[RenderedCell], root: 
     stageinputs.versions(rendering, cells, root, SourceCache(root, runner), overrides)
     stageinputs.git_heads(rendering, cells, root, SourceCache(root, runner), overrides)
     stageinputs.source_archives(rendering, cells, root, runner)
-    stageinputs.wheelhouses(cells, root, runner)
+    stageinputs.wheelhouses(rendering, cells, root, runner)
+    stageinputs.native_inputs(cells, root, runner)
     stageinputs.crates(cells, root, runner)
 
 

@@ -149,7 +149,15 @@ class Component:
     """The component's setup.py asks git for HEAD (DeepEP's version suffix); the stage reads the pin's git
     directory from the named context `git-<name>` (epbuild.git_head)."""
     build_requirements: tuple[str, ...] = ()
-    """Requirement files in the source, resolved on the host into the wheelhouse context `wheels-<name>`."""
+    """Requirement files in the source, resolved on the host against the base (with the source's own
+    `[build-system] requires` and `setup_requires`) into the wheelhouse context `wheels-<name>`."""
+    runtime_requirements: Callable[[Path], tuple[str, ...]] | None = None
+    """The requirement files the component's wheel installs with it, found in the exported source (vLLM: what its
+    setup.py passes to install_requires): resolved on the host against the base into the final stage's
+    wheelhouse `runtime-wheels`, installed before the wheels (their own install is --no-deps)."""
+    native_inputs: Callable[[Path], tuple[str, ...]] | None = None
+    """The paths of the source its native step compiles from, found in the exported source: copied on the host
+    into the context `native-<name>`, so a change anywhere else leaves that step cached."""
     cargo_workspace: Callable[[SourcePin], str | None] = lambda pin: None
     """The folder of the source whose Cargo.lock names the crates the stage compiles (None: no Rust at this pin's
     settings): vendored on the host into the context `crates-<name>` (epbuild.cargo_vendor), and the base's

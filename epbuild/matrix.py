@@ -19,6 +19,7 @@ from epbuild.errors import MatrixError, Problem
 from epbuild.patterns import (
     AbsPath,
     AptPackage,
+    ArchiveUrl,
     Arch,
     ArchValue,
     BaseName,
@@ -143,6 +144,16 @@ class ComponentsBase(Strict):
         return out
 
 
+class PythonSettings(Strict):
+    """How Python requirements are resolved on the host (epbuild/wheelhouse.py): always against the base image's
+    own distributions, through the host's pip configuration (its index, proxy and certificates)."""
+
+    find_links: list[ArchiveUrl] = Field(
+        default_factory=list, description="Extra places pip finds wheels in (folders relative to the matrix file, "
+        "file:// or https URLs), besides the host's pip configuration: a site's own wheels, or the offline "
+        "example's stand-ins.")
+
+
 class MatrixBase(Strict):
     """matrix.yaml: the axes, the facts about each arch, NIC and base, and the pinned components."""
 
@@ -158,6 +169,8 @@ class MatrixBase(Strict):
     archs: dict[Arch, ArchInfo]
     nics: dict[NicName, NicInfo]
     ci: CiSettings = Field(default_factory=CiSettings, description="Where the CI pipelines build.")
+    python: PythonSettings = Field(default_factory=PythonSettings,
+                                   description="How Python requirements are resolved on the host.")
     prepare: Literal["offline-example"] | None = Field(
         None,
         description="A built-in recipe `invoke build` runs first: `offline-example` makes the example's local "

@@ -54,6 +54,9 @@ def _final_context(plan: CellPlan, key: str) -> dict[str, Any]:
         "copies": stagegraph.copies(plan),
         "wheels_dir": stagegraph.WHEELS_DIR,
         "wheel_stages": stagegraph.wheel_stages(plan),
+        "runtime_requirements_of": [name for name in stagegraph.built_pins(plan)
+                                    if plan.registry[name].runtime_requirements is not None],
+        "runtime_wheels": bakefile.RUNTIME_WHEELS_CONTEXT,
         "env": plan.matrix.runtime_env,
         "labels": manifest.static_labels(plan, key),
     }

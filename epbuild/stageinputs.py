@@ -6,13 +6,19 @@ vendored Rust crates (`crates-<component>`)."""
 from __future__ import annotations
 
 import logging
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
-from epbuild import archives, cargo_vendor, git_head, preflight, rust_toolchain, scm_version, wheelhouse
-from epbuild.bakefile import source_dir
+from packaging.requirements import InvalidRequirement
+from packaging.requirements import Requirement as Spec
+
+from epbuild import (archives, atomicfs, base_python, build_requires, cargo_vendor, git_head, preflight,
+                     rust_toolchain, scm_version, wheelhouse)
+from epbuild.bakefile import native_dir, runtime_pins, runtime_wheelhouse_dir, source_dir, wheelhouse_dir
+from epbuild.base_python import BasePython
 from epbuild.commands import Runner
-from epbuild.component import CellFacts, Component, StageInput
+from epbuild.component import CellFacts, Component, StageInput, Wheel
 from epbuild.interface import Use
 from epbuild.render import RenderedCell, Rendering
 from epbuild.source_requests import SourceRequest, requests_for
@@ -97,25 +103,128 @@ def git_heads(rendering: Rendering, cells: list[RenderedCell], root: Path, cache
             log.info("%s: git rev-parse --short HEAD gives %s at the pin", c.name, short)
 
 
-def wheelhouses(cells: list[RenderedCell], root: Path, runner: Runner) -> None:
-    """Resolves each stage's build requirements into its wheelhouse (cached per pin, pinned by hash)."""
-    targets: dict[str, wheelhouse.PythonTarget] = {}
+def _find_links(rendering: Rendering) -> list[str]:
+    """The matrix's `python.find_links`, relative folders made absolute (they are relative to the matrix file)."""
+    out = []
+    for link in rendering.matrix.model.python.find_links:
+        if link.startswith(("./", "../")):
+            out.append(str((rendering.matrix.path.parent / link).resolve()))
+        else:
+            out.append(link)
+    return out
+
+
+def _unmet_by_base(needed: list[wheelhouse.Requirement], base: BasePython) -> list[str]:
+    """The build-system requirements the base does not satisfy, as 'origin: line (the base has ...)'."""
+    provided = base.provided()
+    out = []
+    for requirement in needed:
+        try:
+            spec = Spec(requirement.line)
+        except InvalidRequirement:
+            out.append(f"{requirement.origin}: {requirement.line} (not a requirement pip can read)")
+            continue
+        dist = provided.get(wheelhouse.canonical(spec.name))
+        if dist is None:
+            out.append(f"{requirement.origin}: {requirement.line} (the base has no {spec.name})")
+        elif not spec.specifier.contains(dist.version, prereleases=True):
+            out.append(f"{requirement.origin}: {requirement.line} (the base has {dist.name} {dist.version})")
+    return out
+
+
+def wheelhouses(rendering: Rendering, cells: list[RenderedCell], root: Path, runner: Runner) -> None:
+    """Resolves, against each cell's base image, each stage's build requirements (its requirement files plus its
+    `[build-system] requires` and `setup_requires`) into its wheelhouse and the final stage's runtime requirements
+    into `runtime-wheels` (each cached per pin and base, pinned by hash). A Python stage with no wheelhouse whose
+    build needs what the base lacks is refused: it would need an index in its RUN step."""
+    bases: dict[str, BasePython] = {}
+    links = _find_links(rendering)
+    problems: list[str] = []
+    done: set[str] = set()
+
+    def base_of(rc: RenderedCell) -> BasePython:
+        image = rc.plan.base.image
+        if image not in bases:
+            bases[image] = base_python.read(image)
+        return bases[image]
+
     for rc in cells:
         for c in built_components(rc):
+            pin = rc.plan.pins[c.name]
+            where = f"{c.name} at {pin.commit[:12]}"
+            if not c.build_requirements and not isinstance(c.output, Wheel):
+                continue
+            dest = wheelhouse_dir(c.name, pin.commit, rc.plan.cell.base)
+            if dest in done:
+                continue
+            done.add(dest)
+            if runner.dry_run:
+                if c.build_requirements:
+                    runner.record(f"# {c.name}: resolve {' '.join(c.build_requirements)} and its build-system "
+                                  f"requirements against {rc.plan.base.image}, pip download -> {dest}")
+                continue
+            source = source_folder(root, rc, c)
+            try:
+                needed = build_requires.read(source)
+            except (build_requires.UnreadableBuildRequires, SyntaxError) as exc:
+                problems.append(f"{where}: {exc}")
+                continue
             if not c.build_requirements:
+                problems += [f"{where}: its build needs {unmet}, and its stage has no wheelhouse (no index in the "
+                             "RUN step)" for unmet in _unmet_by_base(needed, base_of(rc))]
+                continue
+            lines = wheelhouse.requirements(source, c.build_requirements, where)
+            lines += [r for r in needed if r.line not in {line.line for line in lines}]
+            wheelhouse.ensure(root, dest, where, lines, base_of(rc), runner, find_links=links)
+        pins = runtime_pins(rc.plan)
+        if not pins:
+            continue
+        dest = runtime_wheelhouse_dir(pins, rc.plan.cell.base)
+        if dest in done:
+            continue
+        done.add(dest)
+        if runner.dry_run:
+            runner.record(f"# runtime requirements of {', '.join(pins)}: resolve against {rc.plan.base.image}, "
+                          f"pip download -> {dest}")
+            continue
+        lines = []
+        for name in pins:
+            c = rc.plan.registry[name]
+            source = source_folder(root, rc, c)
+            assert c.runtime_requirements is not None
+            lines += wheelhouse.requirements(source, c.runtime_requirements(source), f"{name} at {pins[name][:12]}")
+        wheelhouse.ensure(root, dest, f"the runtime requirements of {', '.join(pins)}", lines, base_of(rc), runner,
+                          find_links=links)
+    if problems:
+        raise preflight.PreflightError(f"preflight: {rendering.matrix.path}: a Python build needs what neither the "
+                                       "base nor its wheelhouse has; nothing was built.\n  "
+                                       + "\n  ".join(dict.fromkeys(problems)))
+
+
+def native_inputs(cells: list[RenderedCell], root: Path, runner: Runner) -> None:
+    """Copies the paths each native step compiles from out of the exported tree into `native-<component>` (once
+    per pin): the step then sees only them, so a pin move that touches nothing else keeps it cached."""
+    for rc in cells:
+        for c in built_components(rc):
+            if c.native_inputs is None:
                 continue
             pin = rc.plan.pins[c.name]
+            dest = root / native_dir(c.name, pin.commit)
             if runner.dry_run:
-                runner.record(f"# {c.name}: pip download {' '.join(c.build_requirements)} -> "
-                              f"{wheelhouse.wheelhouse_dir(c.name, pin.commit, rc.plan.cell.base)}")
+                runner.record(f"# {c.name}: copy the paths its native step compiles from -> {dest}")
                 continue
-            where = f"{c.name} at {pin.commit[:12]}"
-            lines = wheelhouse.requirements(source_folder(root, rc, c), c.build_requirements, where)
-            image = rc.plan.base.image
-            if image not in targets:
-                targets[image] = wheelhouse.image_python(image)
-            wheelhouse.ensure(root, c.name, pin.commit, rc.plan.cell.base, lines, targets[image], runner)
-
+            if dest.is_dir():
+                continue
+            source = source_folder(root, rc, c)
+            paths = c.native_inputs(source)
+            with atomicfs.filled_dir(dest, f".{dest.name}.") as tmp:
+                for path in paths:
+                    origin, target = source / path, tmp / path
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    if origin.is_dir():
+                        shutil.copytree(origin, target, symlinks=True)
+                    else:
+                        shutil.copy2(origin, target)
 
 
 def source_archives(rendering: Rendering, cells: list[RenderedCell], root: Path, runner: Runner) -> None:

@@ -1,10 +1,16 @@
-"""Build requirements, hermetic: resolved and downloaded on the host like sources (cached, pinned by hash,
-reusable offline), handed to the stage as the named context `wheels-<component>` and installed there with
+"""Python requirements, hermetic: resolved on the host against what the base image already carries, downloaded
+(cached, pinned by hash, reusable offline), handed to a stage as a named context and installed there with
 `pip install --no-index --require-hashes`, in a layer of its own.
 
-Why: inside a build container pip cannot even verify PyPI's certificate on these machines, and on a user's machine
-a network install makes the build unrepeatable. MoRI lists its build requirements in requirements-build.txt
-(ROCm/mori@2d02c6a9), AITER in requirements.txt (ROCm/aiter@6a0e7b26), vLLM in requirements/build/rocm.txt.
+Why on the host: inside a build container pip cannot even verify PyPI's certificate on these machines, and on a
+user's machine a network install makes the build unrepeatable. Why against the base: the base's PyTorch for ROCm
+is a build no index has; resolved as if nothing were installed, vLLM's requirements pull PyPI's CUDA torch over it
+(epbuild/base_python.py). So the resolver sees the base's distributions as installed, never downloads, installs
+over or replaces one of them, and a requirement only a replacement would satisfy fails here, naming its chain.
+
+Build requirements: MoRI's requirements-build.txt (ROCm/mori@2d02c6a9), AITER's requirements.txt (ROCm/aiter@6a0e7b26),
+vLLM's requirements/build/rocm.txt, plus each one's `[build-system] requires` and `setup_requires`
+(epbuild/build_requires.py). Runtime requirements: what vLLM's setup.py installs with it (requirements/rocm.txt).
 """
 
 from __future__ import annotations
@@ -14,23 +20,28 @@ import json
 import logging
 import os
 import re
-import subprocess
 import sys
+import tempfile
+from collections import deque
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from packaging.markers import default_environment
+from packaging.requirements import InvalidRequirement
+from packaging.requirements import Requirement as Spec
+
 from epbuild import atomicfs
-from epbuild.bakefile import wheelhouse_dir
+from epbuild.base_python import BasePython, PythonTarget, canonical
 from epbuild.commands import CommandFailed, Runner
 from epbuild.errors import EpbuildError
+
+__all__ = ["BasePython", "PythonTarget", "Requirement", "WheelhouseError", "canonical", "ensure", "requirements"]
 
 log = logging.getLogger(__name__)
 
 LOCK_FILE = "requirements.lock"
 STAMP_FILE = ".epbuild-wheelhouse.json"
-# The base image must carry PyTorch for ROCm and what comes with it (docs: base.image); PyPI's torch is the CUDA
-# build, so these are never taken from a requirements file (mori's and vLLM's list torch with ROCm's index).
-BASE_PROVIDED = frozenset({"torch", "torchvision", "torchaudio", "triton", "pytorch-triton-rocm", "amdsmi"})
 NAME = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)")
 
 
@@ -39,35 +50,32 @@ class WheelhouseError(EpbuildError):
 
 
 @dataclass(frozen=True)
-class PythonTarget:
-    """The interpreter the wheels are for: the base image's, read from the image itself."""
+class Requirement:
+    """One requirement line as pip reads it, and where it was read (a requirements file, pyproject.toml's
+    `[build-system] requires`, setup.py's `setup_requires`): the origin starts the chain an error names."""
 
-    version: str  # "3.13"
-    glibc: tuple[int, int]
-    machine: str
+    line: str
+    origin: str
 
-    def pip_args(self) -> list[str]:
-        nodot = self.version.replace(".", "")
-        platforms = [f"manylinux_2_{minor}_{self.machine}" for minor in range(self.glibc[1], 16, -1)]
-        platforms += [f"manylinux2014_{self.machine}", f"linux_{self.machine}"]
-        args = ["--only-binary=:all:", "--python-version", self.version, "--implementation", "cp",
-                "--abi", f"cp{nodot}", "--abi", "abi3", "--abi", "none"]
-        for platform in platforms:
-            args += ["--platform", platform]
-        return args
+    @property
+    def name(self) -> str:
+        match = NAME.match(self.line)
+        return canonical(match.group(1)) if match else self.line
 
 
-def canonical(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
-def requirements(source: Path, files: tuple[str, ...], where: str) -> list[str]:
-    """The requirement lines of `files` (following `-r`), without pip options and without what the base carries."""
-    out: list[str] = []
+def _read(source: Path, files: Iterable[str], where: str) -> tuple[list[Requirement], list[str]]:
+    """The requirement lines of `files` following `-r` (as pip and vLLM's own get_requirements do), and every file
+    read, in order."""
+    out: list[Requirement] = []
+    read_files: list[str] = []
+    seen: set[str] = set()
 
     def read(path: Path, chain: tuple[Path, ...]) -> None:
         if not path.is_file():
             raise WheelhouseError(f"{where}: requirements file {path.relative_to(source)} does not exist at the pin")
+        origin = str(path.relative_to(source))
+        if origin not in read_files:
+            read_files.append(origin)
         for raw in path.read_text().splitlines():
             line = raw.split(" #", 1)[0].strip()
             if not line or line.startswith("#"):
@@ -78,36 +86,35 @@ def requirements(source: Path, files: tuple[str, ...], where: str) -> list[str]:
                     read(target, (*chain, target))
                 continue
             if line.startswith("-"):
-                continue  # index options: the host's pip configuration decides where wheels come from
-            match = NAME.match(line)
-            if match and canonical(match.group(1)) in BASE_PROVIDED:
-                continue
-            if line not in out:
-                out.append(line)
+                continue  # index options
+            if line not in seen:
+                seen.add(line)
+                out.append(Requirement(line, origin))
 
+    source = source.resolve()
     for name in files:
         read(source / name, (source / name,))
-    return out
+    return out, read_files
 
 
-def image_python(image: str) -> PythonTarget:
-    """Asks the base image which Python, glibc and machine it has (no network inside)."""
-    code = ("import os, platform, sys; v = os.confstr('CS_GNU_LIBC_VERSION').split()[1].split('.'); "
-            "print(f'{sys.version_info[0]}.{sys.version_info[1]} {v[0]} {v[1]} {platform.machine()}')")
-    proc = subprocess.run(["docker", "run", "--rm", "--network", "none", "--entrypoint", "python3", image, "-c", code],
-                          capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        raise WheelhouseError(f"cannot ask {image} for its Python: {proc.stderr.strip().splitlines()[-1:]}")
-    version, major, minor, machine = proc.stdout.split()
-    return PythonTarget(version, (int(major), int(minor)), machine)
+def requirements(source: Path, files: Iterable[str], where: str) -> list[Requirement]:
+    """The requirement lines of `files`, without pip options: the host's pip configuration (and the matrix's
+    `python.find_links`) decide where wheels come from."""
+    return _read(source, files, where)[0]
+
+
+def requirement_files(source: Path, files: Iterable[str], where: str) -> list[str]:
+    """`files` and every file they include with `-r`, relative to `source`."""
+    return _read(source, files, where)[1]
 
 
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _inputs_digest(lines: list[str], target: PythonTarget) -> str:
-    return hashlib.sha256(json.dumps([lines, target.__dict__], sort_keys=True).encode()).hexdigest()
+def _inputs_digest(lines: Sequence[Requirement], base: BasePython, find_links: Sequence[str]) -> str:
+    data = [[r.line for r in lines], base.fingerprint(), list(find_links)]
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
 UNRESOLVED = "not resolved for these inputs"
@@ -137,29 +144,124 @@ def _lock_line(wheel: Path, sha: str) -> str:
     return f"{canonical(name)}=={version} --hash=sha256:{sha}"
 
 
-def ensure(root: Path, component: str, commit: str, base: str, lines: list[str], target: PythonTarget,
-           runner: Runner) -> Path:
-    """The wheelhouse for these requirement lines: reused when its stamp and every wheel's hash still match
-    (no network), else resolved with the host's pip into a temporary folder and renamed into place."""
-    dest = root / wheelhouse_dir(component, commit, base)
-    digest = _inputs_digest(lines, target)
+def _pip_reason(exc: CommandFailed) -> str:
+    lines = [line.strip() for line in exc.output.strip().splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("ERROR:")]
+    return (errors or lines or [f"exit {exc.returncode}"])[-1]
+
+
+def _environment(base: BasePython, folder: Path) -> Path:
+    """A Python environment on the host holding only the base's distributions, as metadata: the interpreter pip
+    resolves for (`pip --python`) sees exactly what the base image has installed, and nothing of the host's."""
+    env = folder / "base-env"
+    Runner().run([sys.executable, "-m", "venv", "--without-pip", str(env)], capture=True, record=False)
+    [site] = list((env / "lib").glob("python*/site-packages"))
+    for dist in base.distributions:
+        info = site / f"{re.sub(r'[-_.]+', '_', dist.name)}-{dist.version}.dist-info"
+        info.mkdir(exist_ok=True)
+        metadata = dist.metadata or f"Metadata-Version: 2.1\nName: {dist.name}\nVersion: {dist.version}\n"
+        (info / "METADATA").write_text(metadata)
+        (info / "INSTALLER").write_text("base image\n")
+    return env / "bin" / "python"
+
+
+def _marker_environment(target: PythonTarget) -> dict[str, str]:
+    env = dict(default_environment())
+    env.update(python_version=target.version, python_full_version=f"{target.version}.0", extra="")
+    return env
+
+
+def _chain(wanted: str, lines: Sequence[Requirement], report: list[dict], target: PythonTarget) -> str:
+    """The shortest path from a requirement line to `wanted` through what the resolution would install:
+    `requirements/common.txt: timm -> torch (timm 1.0 requires torch>=2.11)`."""
+    env = _marker_environment(target)
+    needs: dict[str, list[tuple[str, str]]] = {}
+    versions: dict[str, str] = {}
+    for item in report:
+        name = canonical(item["metadata"]["name"])
+        versions[name] = item["metadata"]["version"]
+        for text in item["metadata"].get("requires_dist", []):
+            try:
+                spec = Spec(text)
+            except InvalidRequirement:
+                continue
+            if spec.marker is None or spec.marker.evaluate(env):
+                needs.setdefault(name, []).append((canonical(spec.name), str(spec)))
+    for line in lines:
+        queue: deque[list[tuple[str, str]]] = deque([[(line.name, line.line)]])
+        visited = {line.name}
+        while queue:
+            path = queue.popleft()
+            if path[-1][0] == wanted:
+                names = " -> ".join(node for node, _ in path)
+                why = f" ({path[-2][0]} {versions.get(path[-2][0], '')} requires {path[-1][1]})" if len(path) > 1 \
+                    else f" (asks for {line.line})"
+                return f"{line.origin}: {names}{why}"
+            for child, text in needs.get(path[-1][0], []):
+                if child not in visited:
+                    visited.add(child)
+                    queue.append([*path, (child, text)])
+    return f"{wanted} (asked for by the resolution)"
+
+
+def resolve(lines: Sequence[Requirement], base: BasePython, find_links: Sequence[str], runner: Runner,
+            where: str, folder: Path) -> list[tuple[str, str]]:
+    """(name, version) of every distribution these requirements need beyond what the base carries, resolved with
+    the host's pip as if installing into the base; raises WheelhouseError when that would replace a distribution
+    of the base (naming the chain and the base's version) or when no resolution exists (with pip's reason)."""
+    python = _environment(base, folder)
+    (folder / "requirements.in").write_text("".join(r.line + "\n" for r in lines))
+    report = folder / "report.json"
+    argv = [sys.executable, "-m", "pip", "--python", str(python), "install", "--dry-run", "--quiet",
+            "--disable-pip-version-check", "--report", str(report), *base.target.pip_args(),
+            *[arg for link in find_links for arg in ("--find-links", link)],
+            "--requirement", str(folder / "requirements.in")]
+    try:
+        runner.run(argv, capture=True)
+    except CommandFailed as exc:
+        raise WheelhouseError(f"{where}: cannot resolve its requirements against {base.image} (Python "
+                              f"{base.target.version}): {_pip_reason(exc)}") from None
+    install = json.loads(report.read_text())["install"]
+    provided = base.provided()
+    replaced = [item for item in install if canonical(item["metadata"]["name"]) in provided]
+    if replaced:
+        problems = []
+        for item in replaced:
+            dist = provided[canonical(item["metadata"]["name"])]
+            problems.append(f"{_chain(dist.key, lines, install, base.target)}: would replace the base's "
+                            f"{dist.name} {dist.version} with {item['metadata']['version']}")
+        raise WheelhouseError(f"{where}: its requirements can only be met by replacing what the base image "
+                              f"{base.image} carries, which epbuild never does; nothing was built:\n  "
+                              + "\n  ".join(problems))
+    return [(item["metadata"]["name"], item["metadata"]["version"]) for item in install]
+
+
+def ensure(root: Path, dest_name: str, where: str, lines: Sequence[Requirement], base: BasePython,
+           runner: Runner, *, find_links: Sequence[str] = ()) -> Path:
+    """The wheelhouse `root/dest_name` for these requirement lines: reused when its stamp and every wheel's hash
+    still match (no network), else resolved against the base, downloaded into a temporary folder and swapped in."""
+    dest = root / dest_name
+    digest = _inputs_digest(lines, base, find_links)
     unusable = _unusable(dest, digest)
     if unusable is None:
         return dest
     if unusable != UNRESOLVED:
-        log.warning("%s at %s: %s; downloading the wheelhouse again", component, commit[:12], unusable)
+        log.warning("%s: %s; downloading the wheelhouse again", where, unusable)
+    with tempfile.TemporaryDirectory(prefix="epbuild-resolve-") as scratch:
+        pins = resolve(lines, base, find_links, runner, where, Path(scratch)) if lines else []
     # filled_dir swaps the new folder in whole: dest is the old wheelhouse or the new one, never a partial one.
     with atomicfs.filled_dir(dest, f".{dest.name}.") as tmp:
-        (tmp / "requirements.in").write_text("".join(line + "\n" for line in lines))
-        if lines:
-            argv = [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
-                    *target.pip_args(), "--dest", str(tmp), "--requirement", str(tmp / "requirements.in")]
+        (tmp / "requirements.in").write_text("".join(r.line + "\n" for r in lines))
+        (tmp / "resolved.txt").write_text("".join(f"{name}=={version}\n" for name, version in pins))
+        if pins:
+            argv = [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check", "--no-deps",
+                    *base.target.pip_args(), *[arg for link in find_links for arg in ("--find-links", link)],
+                    "--dest", str(tmp), "--requirement", str(tmp / "resolved.txt")]
             try:
                 runner.run(argv, capture=True)
             except CommandFailed as exc:
-                reason = exc.output.strip().splitlines()[-1] if exc.output.strip() else f"exit {exc.returncode}"
-                raise WheelhouseError(f"{component} at {commit[:12]}: cannot download its build requirements "
-                                      f"for Python {target.version}: {reason}") from None
+                raise WheelhouseError(f"{where}: cannot download its requirements for Python "
+                                      f"{base.target.version}: {_pip_reason(exc)}") from None
         wheels = {p.name: _sha256(p) for p in sorted(tmp.glob("*.whl"))}
         (tmp / LOCK_FILE).write_text("".join(_lock_line(tmp / n, s) + "\n" for n, s in wheels.items()))
         (tmp / STAMP_FILE).write_text(json.dumps({"inputs": digest, "wheels": wheels}, indent=2) + "\n")

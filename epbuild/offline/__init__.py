@@ -25,6 +25,7 @@ from typing import Any
 from epbuild.commands import Runner, shell_line
 from epbuild.offline.base_image import _image_exists, ensure_base_image, suite_of
 from epbuild.offline.fixtures import ensure_fixture_repos
+from epbuild.offline.python_stand_ins import ensure_wheels
 from epbuild.offline import vendor_apt_repo
 from epbuild.offline.gitrepo import FixtureRepo
 from epbuild.offline.vendor_apt_repo import ensure_vendor_repo
@@ -67,6 +68,7 @@ def prepared(matrix: Any, plans: Sequence[Any], runner: Runner) -> Iterator[None
                           lambda image=image, archs=archs: ensure_base_image(image, archs=archs)))
     steps.append((["python3", "-m", "epbuild.offline", "fixtures", str(REPOS_DIR)],
                   lambda: ensure_fixture_repos(REPOS_DIR, fixtures_dir=FIXTURES_DIR, registry=matrix.model.registry)))
+    steps.append((["python3", "-m", "epbuild.offline", "python-wheels"], ensure_wheels))
     steps.append((["python3", "-m", "epbuild.offline", "vendor-repo"], ensure_vendor_repo))
     for argv, step in steps:
         runner.record(shell_line(argv))

@@ -1,4 +1,4 @@
-"""`python -m epbuild.offline base|fixtures|vendor-repo|serve`: make the offline example's inputs by hand."""
+"""`python -m epbuild.offline base|fixtures|python-wheels|vendor-repo|serve`: make the offline example's inputs by hand."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from pathlib import Path
 from epbuild.offline import vendor_apt_repo
 from epbuild.offline.base_image import ensure_base_image
 from epbuild.offline.fixtures import ensure_fixture_repos
+from epbuild.offline.python_stand_ins import ensure_wheels
 from epbuild.offline.settings import FIXTURES_DIR, OFFLINE_BASE_IMAGE
 
 log = logging.getLogger(__name__)
@@ -28,6 +29,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     fixtures = sub.add_parser("fixtures", help="make the fixture git repos")
     fixtures.add_argument("dest", type=Path)
     fixtures.add_argument("--fixtures-dir", type=Path, default=FIXTURES_DIR)
+    sub.add_parser("python-wheels", help="build the stand-in Python distributions' wheels (python.find_links)")
     sub.add_parser("vendor-repo", help="make the signed stand-in vendor apt repository")
     serve = sub.add_parser("serve", help="serve the vendor apt repository on 127.0.0.1 until interrupted")
     serve.add_argument("--port", type=int, default=vendor_apt_repo.PORT)
@@ -35,6 +37,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if args.cmd == "base":
         ensure_base_image(args.image, archs=args.archs, rebuild=args.rebuild)
+    elif args.cmd == "python-wheels":
+        for wheel in ensure_wheels():
+            print(wheel)
     elif args.cmd == "vendor-repo":
         print(vendor_apt_repo.ensure_vendor_repo())
     elif args.cmd == "serve":

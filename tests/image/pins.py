@@ -55,3 +55,26 @@ def installed_version(host: Any, distribution: str) -> str:
                       distribution)
     assert result.rc == 0, f"{distribution} is not installed: {result.stderr}"
     return result.stdout.strip()
+
+
+# vLLM's setup.py (get_vllm_version) appends the ROCm release it was built with to the setuptools-scm version:
+# "+rocm<first three digits>" ("." instead of "+" when the version already has a local part), the release read
+# from librocm-core's getROCmVersion, else torch.version.hip. Read here from the image itself.
+_ROCM_RELEASE = r"""
+import ctypes, os, pathlib, torch
+lib = pathlib.Path(os.environ.get("ROCM_PATH", "/opt/rocm")) / "lib" / "librocm-core.so"
+release = None
+if lib.is_file():
+    core = ctypes.CDLL(str(lib)); v = [ctypes.c_uint32() for _ in range(3)]
+    if core.getROCmVersion(*map(ctypes.byref, v)) == 0:
+        release = ".".join(str(x.value) for x in v)
+print(release or torch.version.hip or "")
+"""
+
+
+def rocm_suffixed(host: Any, version: str) -> str:
+    result = host.run("python3 -c %s", _ROCM_RELEASE)
+    assert result.rc == 0, f"cannot read the image's ROCm release: {result.stderr}"
+    release = result.stdout.strip()
+    assert release, "the image has neither librocm-core nor a torch built for ROCm (torch.version.hip is None)"
+    return f"{version}{'.' if '+' in version else '+'}rocm{release.replace('.', '')[:3]}"

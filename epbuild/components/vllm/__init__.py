@@ -14,6 +14,7 @@ from pydantic import Field
 
 from epbuild import cargo_vendor
 from epbuild.archives import PinnedArchive
+from epbuild.components.vllm import setup_reads
 from epbuild.component import Component, StageInput, Wheel
 from epbuild.interface import Interface, Use
 from epbuild.patterns import ArchiveUrl, RelPath, Sha256
@@ -47,8 +48,15 @@ def archives(pin: SourcePin) -> tuple[PinnedArchive, ...]:
 
 # What the reference's csrc-build stage copies (setup.py reads these), plus pyproject.toml, which it bind-mounts
 # into that step (Dockerfile.rocm@00305ee5, csrc-build).
-NATIVE_INPUTS = ("setup.py", "CMakeLists.txt", "pyproject.toml", "cmake", "csrc", "tools/build_rust.py",
-                 "vllm/envs.py", "vllm/__init__.py")
+REFERENCE_NATIVE_INPUTS = ("setup.py", "CMakeLists.txt", "pyproject.toml", "cmake", "csrc", "tools/build_rust.py",
+                           "vllm/envs.py", "vllm/__init__.py")
+
+
+def native_inputs(source: Path) -> tuple[str, ...]:
+    """What the native step compiles from: the reference's csrc-build copy list and the requirement files setup.py
+    reads in every command (`install_requires=get_requirements()`; the reference's csrc-build is FROM
+    build_vllm_dependencies, which holds them), found by reading the pin's setup.py."""
+    return (*REFERENCE_NATIVE_INPUTS, *setup_reads.rocm_requirements(source))
 
 
 # The Cargo workspace of vLLM's Rust frontend (tools/build_rust.py names rust/src/cmd and rust/src/parser/python;
@@ -64,7 +72,7 @@ def cargo_workspace(pin: SourcePin) -> str | None:
 
 
 def context(stage: StageInput) -> dict[str, Any]:
-    return {"gpu_targets": stage.cell["gpu_targets"], "native_inputs": NATIVE_INPUTS,
+    return {"gpu_targets": stage.cell["gpu_targets"],
             "rust_frontend": stage.pin.rust_frontend, "rust_inputs": RUST_INPUTS,
             "crates_context": cargo_vendor.context_name("vllm"), "crates_mount": cargo_vendor.IN_STAGE}
 
@@ -75,7 +83,7 @@ def interface(stage: StageInput) -> Interface:
             Use("env", "VLLM_USE_PRECOMPILED", "the vllm stage (packages the native step's extension)"),
             Use("env", "TRITON_KERNELS_SRC_DIR", "components.vllm.triton_kernels"),
             Use("env", "PYTORCH_ROCM_ARCH", f"axes.arch ({stage.cell['gpu_targets']})")]
-    uses += [Use("file", name, "the vllm stage's native step") for name in NATIVE_INPUTS if "." in name]
+    uses += [Use("file", name, "the vllm stage's native step") for name in REFERENCE_NATIVE_INPUTS if "." in name]
     if stage.pin.rust_frontend:
         uses += [Use("file", name, "components.vllm.rust_frontend (the vllm stage's Rust step)")
                  for name in (*RUST_INPUTS[1:], f"{RUST_WORKSPACE}/Cargo.lock")]
@@ -94,6 +102,8 @@ COMPONENT = Component(
     # Versioned by setuptools-scm with no fallback; build requirements in requirements/build/rocm.txt.
     scm_distribution="vllm",
     build_requirements=("requirements/build/rocm.txt",),
+    runtime_requirements=setup_reads.rocm_requirements,
+    native_inputs=native_inputs,
     cargo_workspace=cargo_workspace,
     record=lambda pin: {"rust_frontend": pin.rust_frontend},  # type: ignore[attr-defined]
     folder=Path(__file__).resolve().parent,

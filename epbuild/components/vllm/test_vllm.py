@@ -115,3 +115,18 @@ def test_rust_tool_parser_imports_for_the_stable_abi(host: Any, dist: dict[str, 
     result = host.run("python3 -c %s %s", script, parsers[0])
     assert result.rc == 0 and result.stdout.strip() == "vllm._rust_tool_parser", (
         f"vllm._rust_tool_parser does not import: {result.stderr.strip()}")
+
+
+def test_the_vllm_command_runs_and_prints_the_installed_version(host: Any, dist: dict[str, Any]) -> None:
+    # The console script imports the serving stack before it parses anything (vllm/entrypoints/cli/main.py): it
+    # runs only where vLLM's runtime requirements are installed.
+    result = host.run("vllm --version")
+    assert result.rc == 0, f"vllm --version: {result.stderr.strip()[-1000:]}"
+    assert result.stdout.strip() == dist["version"], f"vllm --version prints {result.stdout.strip()!r}"
+
+
+def test_the_server_starts_far_enough_to_print_its_help(host: Any) -> None:
+    # What the serving target runs (ENTRYPOINT ["vllm", "serve"], Dockerfile.rocm@00305ee5 vllm-openai).
+    result = host.run("vllm serve --help")
+    assert result.rc == 0, f"vllm serve --help: {result.stderr.strip()[-1000:]}"
+    assert result.stdout.startswith("usage: vllm serve"), result.stdout[:500]

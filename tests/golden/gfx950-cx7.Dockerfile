@@ -64,11 +64,11 @@ RUN --mount=type=bind,from=src-rdma-core,target=/src/rdma-core,rw \
 FROM base AS aiter-requirements
 # aiter's build requirements, installed before any of its source, in a stage of their own: it reads no
 # cell fact, so every arch of one base shares it, and one agent builds it for the fleet. Resolved and hash-pinned
-# on the host (epbuild.wheelhouse), no index here; --ignore-installed, since pip cannot uninstall the
-# distribution's own copies (no RECORD file).
+# on the host against the base's own distributions (epbuild.wheelhouse): the lock names only what the base lacks,
+# so nothing of the base (its PyTorch for ROCm above all) is installed over or replaced; no index here.
 RUN --mount=type=bind,from=wheels-aiter,target=/wheelhouse \
     if grep -q . /wheelhouse/requirements.lock; then \
-      python3 -m pip install --no-cache-dir --no-index --ignore-installed --find-links /wheelhouse \
+      python3 -m pip install --no-cache-dir --no-index --find-links /wheelhouse \
         --require-hashes -r /wheelhouse/requirements.lock; \
     fi
 
@@ -121,11 +121,11 @@ RUN --mount=type=bind,from=src-deepep,target=/src/deepep,rw \
 FROM base AS mori-requirements
 # mori's build requirements, installed before any of its source, in a stage of their own: it reads no
 # cell fact, so every arch of one base shares it, and one agent builds it for the fleet. Resolved and hash-pinned
-# on the host (epbuild.wheelhouse), no index here; --ignore-installed, since pip cannot uninstall the
-# distribution's own copies (no RECORD file).
+# on the host against the base's own distributions (epbuild.wheelhouse): the lock names only what the base lacks,
+# so nothing of the base (its PyTorch for ROCm above all) is installed over or replaced; no index here.
 RUN --mount=type=bind,from=wheels-mori,target=/wheelhouse \
     if grep -q . /wheelhouse/requirements.lock; then \
-      python3 -m pip install --no-cache-dir --no-index --ignore-installed --find-links /wheelhouse \
+      python3 -m pip install --no-cache-dir --no-index --find-links /wheelhouse \
         --require-hashes -r /wheelhouse/requirements.lock; \
     fi
 
@@ -150,11 +150,11 @@ RUN --mount=type=bind,from=src-mori,target=/src/mori,rw \
 FROM base AS vllm-requirements
 # vllm's build requirements, installed before any of its source, in a stage of their own: it reads no
 # cell fact, so every arch of one base shares it, and one agent builds it for the fleet. Resolved and hash-pinned
-# on the host (epbuild.wheelhouse), no index here; --ignore-installed, since pip cannot uninstall the
-# distribution's own copies (no RECORD file).
+# on the host against the base's own distributions (epbuild.wheelhouse): the lock names only what the base lacks,
+# so nothing of the base (its PyTorch for ROCm above all) is installed over or replaced; no index here.
 RUN --mount=type=bind,from=wheels-vllm,target=/wheelhouse \
     if grep -q . /wheelhouse/requirements.lock; then \
-      python3 -m pip install --no-cache-dir --no-index --ignore-installed --find-links /wheelhouse \
+      python3 -m pip install --no-cache-dir --no-index --find-links /wheelhouse \
         --require-hashes -r /wheelhouse/requirements.lock; \
     fi
 
@@ -162,27 +162,16 @@ FROM vllm-requirements AS vllm
 # Built as docker/Dockerfile.rocm@00305ee5 builds vLLM, on its build requirements (the stage before,
 # vllm-requirements, as the reference installs them before any source), in two steps of this stage (three
 # with the Rust frontend):
-# 1. The native extension, from only the files it is compiled from (the reference's csrc-build copies the same),
-#    so a pin move that touches only Python reuses this step; ccache (CCACHE_BASEDIR: paths are the same for every
-#    pin) makes a move that touches one source recompile that one. MAX_JOBS: `invoke build --max-jobs N`, else the
-#    cores. Nothing of /build reaches `final`, which takes only the wheel.
+# 1. The native extension, from only the files it is compiled from: the reference's csrc-build copy list and the
+#    requirement files the pin's setup.py reads in every command (install_requires=get_requirements(): for ROCm
+#    requirements/rocm.txt and what it includes), copied on the host into the named context native-vllm
+#    (epbuild/components/vllm/setup_reads.py), so a pin move that touches only Python reuses this step; ccache
+#    (CCACHE_BASEDIR: paths are the same for every pin) makes a move that touches one source recompile that one.
+#    MAX_JOBS: `invoke build --max-jobs N`, else the cores. Nothing of /build reaches `final`, which takes only the
+#    wheel.
 WORKDIR /build/vllm
 # hadolint ignore=DL3022
-COPY --from=src-vllm setup.py setup.py
-# hadolint ignore=DL3022
-COPY --from=src-vllm CMakeLists.txt CMakeLists.txt
-# hadolint ignore=DL3022
-COPY --from=src-vllm pyproject.toml pyproject.toml
-# hadolint ignore=DL3022
-COPY --from=src-vllm cmake cmake
-# hadolint ignore=DL3022
-COPY --from=src-vllm csrc csrc
-# hadolint ignore=DL3022
-COPY --from=src-vllm tools/build_rust.py tools/build_rust.py
-# hadolint ignore=DL3022
-COPY --from=src-vllm vllm/envs.py vllm/envs.py
-# hadolint ignore=DL3022
-COPY --from=src-vllm vllm/__init__.py vllm/__init__.py
+COPY --from=native-vllm / /build/vllm/
 ARG MAX_JOBS
 # The cache is shared with every other compiled stage, so this step's own results come from its stats log
 # (one line per result and compile; `ccache --print-stats` would count every stage's). The count of entries the
@@ -204,7 +193,10 @@ RUN --mount=type=cache,id=epbuild-ccache,target=/root/.cache/ccache \
  && rm /tmp/epbuild-ccache.log
 WORKDIR /
 # 2. The wheel, packaged around the extension step 1 built (VLLM_USE_PRECOMPILED=1, as the
-#    reference), with the version setuptools-scm gives the pin (computed on the host: the tree has no .git).
+#    reference), with the version setuptools-scm gives the pin (computed on the host: the tree has no .git), handed
+#    in as the generic SETUPTOOLS_SCM_PRETEND_VERSION: setup.py calls get_version(write_to="vllm/_version.py") with
+#    no distribution name, so setuptools-scm refuses the per-distribution ..._FOR_VLLM form, and
+#    VLLM_VERSION_OVERRIDE would skip the ROCm suffix setup.py appends (get_vllm_version).
 #    SOURCE_DATE_EPOCH (the pin's commit time) stamps the wheel's zip entries, so its bytes repeat; it is declared
 #    only here, since an ARG in scope is part of every later step's cache key and step 1 must outlive pin moves.
 ARG SOURCE_DATE_EPOCH_VLLM=315532800
@@ -214,17 +206,26 @@ RUN --mount=type=bind,from=src-vllm,target=/src/vllm,rw \
     cd /src/vllm \
  && SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH_VLLM}" VLLM_TARGET_DEVICE=rocm VLLM_USE_PRECOMPILED=1 \
     VLLM_PRECOMPILED_WHEEL_LOCATION="$(ls /build/dist/*.whl)" \
-    SETUPTOOLS_SCM_PRETEND_VERSION_FOR_VLLM="$(cat /epbuild/scm/version)" PYTORCH_ROCM_ARCH="gfx950" \
+    SETUPTOOLS_SCM_PRETEND_VERSION="$(cat /epbuild/scm/version)" PYTORCH_ROCM_ARCH="gfx950" \
     python3 setup.py bdist_wheel --dist-dir /wheels/vllm
 
 FROM rdma-core AS final
 COPY --from=rocshmem /opt/rocshmem /opt/rocshmem
+# What vllm installs with its wheel (vLLM: requirements/rocm.txt, what its setup.py passes to
+# install_requires), first and in a layer of its own, as docker/Dockerfile.rocm@00305ee5's final stage does: resolved
+# on the host against this base's own distributions (epbuild/wheelhouse.py), so the base's PyTorch for ROCm is kept
+# (the reference: "No -U flag to avoid upgrading PyTorch ROCm to CUDA version"); hash-pinned, no index here.
+RUN --mount=type=bind,from=runtime-wheels,target=/wheelhouse \
+    if grep -q . /wheelhouse/requirements.lock; then \
+      python3 -m pip install --no-cache-dir --no-index --find-links /wheelhouse --require-hashes \
+        -r /wheelhouse/requirements.lock; \
+    fi
 # Wheels come in through bind mounts, so no build tree, .git or compiler cache reaches this stage. With
 # SOURCE_DATE_EPOCH set, pip compiles hash-based .pyc files (py_compile's rule), not ones stamped with the
 # install time, and ldconfig's aux-cache (file times and inodes) is dropped: a rebuild gives the same layer.
 # --force-reinstall: the base image may carry its own build of a component at the same version (the reference
 # base has AITER v0.1.10.post3), which pip would otherwise keep; the pinned builds must be what the image runs.
-# --no-index --no-deps: nothing is installed from the network here. /app/versions.txt keeps the base's lines and
+# --no-index --no-deps: nothing is installed from the network here; what the wheels need is installed above. /app/versions.txt keeps the base's lines and
 # gets epbuild's, then each wheel's version as its own build computed it (from the wheel's name).
 ARG SOURCE_DATE_EPOCH
 RUN --mount=type=bind,from=aiter,source=/wheels/aiter,target=/install/aiter \
@@ -258,7 +259,7 @@ LABEL org.opencontainers.image.title="rocm/vllm-ep gfx950-cx7" \
       io.epbuild.arch="gfx950" \
       io.epbuild.nic="cx7" \
       io.epbuild.base="rocm72" \
-      io.epbuild.recipe-key="a02605df70346699075fcc5dc6da3f5022cf7bb93def0361ad284c1ca08372c0"
+      io.epbuild.recipe-key="78913c3d0b95fd29ec7810293a7a930d10625ab99d76d3a9c109034d98b1e3bb"
 CMD ["/bin/bash"]
 
 # The serving image (`invoke build --serving`), as the target vllm-openai of vLLM's docker/Dockerfile.rocm:

@@ -211,7 +211,7 @@ def native_inputs(cells: list[RenderedCell], root: Path, runner: Runner) -> None
             pin = rc.plan.pins[c.name]
             dest = root / native_dir(c.name, pin.commit)
             if runner.dry_run:
-                runner.record(f"# {c.name}: copy the paths its native step compiles from -> {dest}")
+                runner.record(f"# {c.name}: copy the paths its native step compiles from -> {native_dir(c.name, pin.commit)}")
                 continue
             if dest.is_dir():
                 continue

@@ -123,7 +123,8 @@ def test_gfx950_cx7_carries_the_real_build_interfaces() -> None:
         assert f" AS {stage}\n" in text
     assert "--mount=type=bind,from=wheels-vllm" in text and "SETUPTOOLS_SCM_PRETEND_VERSION_FOR_MORI" in text
     assert "--mount=type=bind,from=git-deepep,target=/epbuild/git" in text and "GIT_DIR=/epbuild/git" in text
-    assert "COPY --from=src-vllm csrc csrc" in text and "VLLM_USE_PRECOMPILED=1" in text
+    assert "COPY --from=native-vllm / /build/vllm/" in text and "VLLM_USE_PRECOMPILED=1" in text
+    assert 'SETUPTOOLS_SCM_PRETEND_VERSION="$(cat /epbuild/scm/version)"' in text
     # Besides the commit times that make builds reproducible (epbuild passes the pins' own), the only build
     # argument has a default (the builder's cores): no pin arrives as one, nothing a caller may forget to pass.
     args = [line for line in text.splitlines() if line.startswith("ARG ")]

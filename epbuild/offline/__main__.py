@@ -19,6 +19,27 @@ from epbuild.offline.settings import FIXTURES_DIR, OFFLINE_BASE_IMAGE
 log = logging.getLogger(__name__)
 
 
+def repin() -> list[str]:
+    """Rewrites the example matrix's stand-in commits (tags kept) to what the stand-in folders now give."""
+    from epbuild import atomicfs, matrix_edit
+    from epbuild.offline import REPOS_DIR
+    from epbuild.resources import resource
+
+    repos = ensure_fixture_repos(REPOS_DIR, fixtures_dir=FIXTURES_DIR)
+    path = resource("examples/offline/matrix.yaml")
+    text = path.read_text()
+    moved = []
+    for name in ("rocshmem", "deepep", "mori", "aiter", "vllm"):
+        commit = repos[name].commits["pinned"]
+        new = matrix_edit.with_pin(text, path, name, commit, repos[name].tag)
+        if new != text:
+            moved.append(f"{name}: {commit}")
+            text = new
+    if moved:
+        atomicfs.write_text(path, text)
+    return moved or ["every stand-in pin is current"]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m epbuild.offline", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -29,6 +50,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     fixtures = sub.add_parser("fixtures", help="make the fixture git repos")
     fixtures.add_argument("dest", type=Path)
     fixtures.add_argument("--fixtures-dir", type=Path, default=FIXTURES_DIR)
+    sub.add_parser("repin", help="remake the stand-in repositories and point examples/offline/matrix.yaml at "
+                                 "their pinned commits (after editing a stand-in: any file of it, README included)")
     sub.add_parser("python-wheels", help="build the stand-in Python distributions' wheels (python.find_links)")
     sub.add_parser("vendor-repo", help="make the signed stand-in vendor apt repository")
     serve = sub.add_parser("serve", help="serve the vendor apt repository on 127.0.0.1 until interrupted")
@@ -37,6 +60,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if args.cmd == "base":
         ensure_base_image(args.image, archs=args.archs, rebuild=args.rebuild)
+    elif args.cmd == "repin":
+        for line in repin():
+            print(line)
     elif args.cmd == "python-wheels":
         for wheel in ensure_wheels():
             print(wheel)

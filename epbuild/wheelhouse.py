@@ -171,8 +171,9 @@ def _marker_environment(target: PythonTarget) -> dict[str, str]:
     return env
 
 
-def _chain(wanted: str, lines: Sequence[Requirement], report: list[dict], target: PythonTarget) -> str:
-    """The shortest path from a requirement line to `wanted` through what the resolution would install:
+def _chain(wanted: str, have: str, lines: Sequence[Requirement], report: list[dict], target: PythonTarget) -> str:
+    """The path from a requirement line to `wanted` through what the resolution would install, preferring one whose
+    last requirement the base's version `have` does not meet (that one forces the replacement):
     `requirements/common.txt: timm -> torch (timm 1.0 requires torch>=2.11)`."""
     env = _marker_environment(target)
     needs: dict[str, list[tuple[str, str]]] = {}
@@ -187,21 +188,33 @@ def _chain(wanted: str, lines: Sequence[Requirement], report: list[dict], target
                 continue
             if spec.marker is None or spec.marker.evaluate(env):
                 needs.setdefault(name, []).append((canonical(spec.name), str(spec)))
+    found: list[tuple[Requirement, list[tuple[str, str]]]] = []
     for line in lines:
         queue: deque[list[tuple[str, str]]] = deque([[(line.name, line.line)]])
         visited = {line.name}
         while queue:
             path = queue.popleft()
             if path[-1][0] == wanted:
-                names = " -> ".join(node for node, _ in path)
-                why = f" ({path[-2][0]} {versions.get(path[-2][0], '')} requires {path[-1][1]})" if len(path) > 1 \
-                    else f" (asks for {line.line})"
-                return f"{line.origin}: {names}{why}"
+                found.append((line, path))
+                break
             for child, text in needs.get(path[-1][0], []):
                 if child not in visited:
                     visited.add(child)
                     queue.append([*path, (child, text)])
-    return f"{wanted} (asked for by the resolution)"
+
+    def excludes_base(path: list[tuple[str, str]]) -> bool:
+        try:
+            return not Spec(path[-1][1]).specifier.contains(have, prereleases=True)
+        except InvalidRequirement:
+            return False
+
+    if not found:
+        return f"{wanted} (asked for by the resolution)"
+    line, path = sorted(found, key=lambda f: (not excludes_base(f[1]), len(f[1])))[0]
+    names = " -> ".join(node for node, _ in path)
+    why = f"{path[-2][0]} {versions.get(path[-2][0], '')} requires {path[-1][1]}" if len(path) > 1 \
+        else f"asks for {line.line}"
+    return f"{line.origin}: {names} ({why})"
 
 
 def resolve(lines: Sequence[Requirement], base: BasePython, find_links: Sequence[str], runner: Runner,
@@ -228,7 +241,7 @@ def resolve(lines: Sequence[Requirement], base: BasePython, find_links: Sequence
         problems = []
         for item in replaced:
             dist = provided[canonical(item["metadata"]["name"])]
-            problems.append(f"{_chain(dist.key, lines, install, base.target)}: would replace the base's "
+            problems.append(f"{_chain(dist.key, dist.version, lines, install, base.target)}: would replace the base's "
                             f"{dist.name} {dist.version} with {item['metadata']['version']}")
         raise WheelhouseError(f"{where}: its requirements can only be met by replacing what the base image "
                               f"{base.image} carries, which epbuild never does; nothing was built:\n  "

@@ -106,6 +106,8 @@ def matrix_variant(dest: Path, *, moved: Sequence[str] = (), broken: Sequence[st
         data["components"][name].update(settings)
     if image_name:
         data["image"]["name"] = image_name
+    links = data.get("python", {}).get("find_links", [])
+    links[:] = [(source.parent / link).resolve().as_uri() if link.startswith(".") else link for link in links]
     for pin in data["components"].values():
         if pin["repo"].startswith("."):
             pin["repo"] = (source.parent / pin["repo"]).resolve().as_uri()

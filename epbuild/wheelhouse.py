@@ -38,6 +38,14 @@ class WheelhouseError(EpbuildError):
     pass
 
 
+class IndexUnreachable(WheelhouseError):
+    """pip could not reach its package index: the requirements were never checked."""
+
+
+UNREACHABLE = re.compile(r"NewConnectionError|Failed to establish a new connection|Temporary failure in name "
+                         r"resolution|Network is unreachable|ProxyError|ConnectTimeoutError")
+
+
 @dataclass(frozen=True)
 class PythonTarget:
     """The interpreter the wheels are for: the base image's, read from the image itself."""
@@ -158,8 +166,13 @@ def ensure(root: Path, component: str, commit: str, base: str, lines: list[str],
                 runner.run(argv, capture=True)
             except CommandFailed as exc:
                 reason = exc.output.strip().splitlines()[-1] if exc.output.strip() else f"exit {exc.returncode}"
-                raise WheelhouseError(f"{component} at {commit[:12]}: cannot download its build requirements "
-                                      f"for Python {target.version}: {reason}") from None
+                # pip ends with "No matching distribution" both for a requirement the index lacks and for an
+                # index it never reached; only its retry warnings tell the two apart.
+                unreachable = next((line for line in exc.output.splitlines() if UNREACHABLE.search(line)), None)
+                raise (IndexUnreachable if unreachable else WheelhouseError)(
+                    f"{component} at {commit[:12]}: cannot download its build requirements for Python "
+                    f"{target.version}: {reason}" + (f" ({unreachable.strip()[:200]})" if unreachable else "")
+                ) from None
         wheels = {p.name: _sha256(p) for p in sorted(tmp.glob("*.whl"))}
         (tmp / LOCK_FILE).write_text("".join(_lock_line(tmp / n, s) + "\n" for n, s in wheels.items()))
         (tmp / STAMP_FILE).write_text(json.dumps({"inputs": digest, "wheels": wheels}, indent=2) + "\n")

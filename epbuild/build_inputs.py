@@ -32,14 +32,15 @@ def resolve_inputs(cells: list[RenderedCell], exported: list[ExportedSource],
 
 
 @contextlib.contextmanager
-def prepared(rendering: Rendering, cells: list[RenderedCell], runner: Runner) -> Iterator[None]:
+def prepared(rendering: Rendering, cells: list[RenderedCell], runner: Runner, *,
+             base_images: bool = True) -> Iterator[None]:
     """Makes what a matrix says it prepares locally (the offline example's base images, only those the cells
-    start from, its stand-in repos and vendor apt repository), and keeps what must run while inputs are fetched
-    (the example's repository server)."""
+    start from and only with `base_images`, its stand-in repos and vendor apt repository), and keeps what must
+    run while inputs are fetched (the example's repository server)."""
     if rendering.matrix.model.prepare == "offline-example":
         from epbuild import offline
 
-        with offline.prepared(rendering.matrix, [rc.plan for rc in cells], runner):
+        with offline.prepared(rendering.matrix, [rc.plan for rc in cells], runner, base_images=base_images):
             yield
     else:
         yield
@@ -80,10 +81,11 @@ def export_trees(rendering: Rendering, cells: list[RenderedCell], root: Path, mi
 
 
 def prebake(rendering: Rendering, cells: list[RenderedCell], root: Path, mirrors: dict[str, str], runner: Runner,
-            trees: Trees, only: frozenset[str] | None = None) -> prebake_steps.Report:
+            trees: Trees, only: frozenset[str] | None = None, pull_bases: bool = True) -> prebake_steps.Report:
     """Every pre-bake step (epbuild/prebake.py) over the cells (`only`: for these components), on `trees`.
-    `mirrors`: the per-component URL overrides (mirror_overrides)."""
-    return prebake_steps.run(Scope(rendering, cells, root, runner, mirrors, trees.by_component(root, cells), only))
+    `mirrors`: the per-component URL overrides (mirror_overrides); `pull_bases`: see Scope."""
+    return prebake_steps.run(Scope(rendering, cells, root, runner, mirrors, trees.by_component(root, cells), only,
+                                   pull_bases))
 
 
 def fetch_abbreviated(rendering: Rendering, cells: list[RenderedCell], root: Path, runner: Runner) -> None:

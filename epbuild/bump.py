@@ -89,8 +89,8 @@ def bump(loaded: LoadedMatrix, component: str, ref: str, root: Path, mirrors: di
     old_rendering = render.render_matrix(loaded, root)
     runner = Runner()
     # What a build prepares first (the offline example's stand-in repositories among it), for the cells the pin
-    # reaches.
-    with build_inputs.prepared(old_rendering, _reached(old_rendering, component), runner):
+    # reaches; but no base image: bump builds nothing, and checks what needs a base where the engine has it.
+    with build_inputs.prepared(old_rendering, _reached(old_rendering, component), runner, base_images=False):
         result = _bump(loaded, old_rendering, component, ref, root, mirrors, runner)
     result.dry_run = dry_run
     if result.failed:
@@ -141,7 +141,7 @@ def _bump(loaded: LoadedMatrix, old_rendering: render.Rendering, component: str,
     cells = _reached(new_rendering, component)
     # The very steps a build runs before bake, on the new pin's tree, for this component in every cell it reaches.
     prebake = build_inputs.prebake(new_rendering, cells, root, mirrors, runner, Trees([exported]),
-                                   only=frozenset({component}))
+                                   only=frozenset({component}), pull_bases=False)
     checks.append(f"what `invoke build` checks before bake, in the {len(cells)} cell(s) the pin reaches:")
     checks += [f"  {line}" for line in prebake.lines()]
     return Bump(component, ref, kind, old, new, tag, _log(mirror, old, new),

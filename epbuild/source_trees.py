@@ -69,6 +69,9 @@ class Scope:
     trees: dict[str, SourceTree]
     only: frozenset[str] | None = None
     """The components in scope (`invoke bump`: the one it moves); None: every component the cells build."""
+    pull_bases: bool = True
+    """False (`invoke bump`): a base image the engine does not have is not pulled, and what needs it (the
+    wheelhouse, resolved for the base's Python) is reported not checked."""
 
     def pairs(self) -> Iterator[tuple[RenderedCell, Component]]:
         """Each (cell, component) in scope, in build order."""

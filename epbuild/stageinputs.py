@@ -16,6 +16,7 @@ from dataclasses import replace
 
 from epbuild import (archives, cargo_vendor, git_head, preflight, rust_toolchain, scm_version, vendor_repo,
                      wheelhouse)
+from epbuild.commands import query
 from epbuild.component import CellFacts, StageInput
 from epbuild.errors import EpbuildError
 from epbuild.interface import Use
@@ -191,6 +192,9 @@ def wheelhouses(scope: Scope) -> str:
         lines = wheelhouse.requirements(scope.folder(rc, c), c.build_requirements, tree.where)
         image = rc.plan.base.image
         if image not in targets:
+            if not scope.pull_bases and query(["docker", "image", "inspect", image]).returncode != 0:
+                raise NotChecked(f"{c.name}: the wheelhouse is resolved for the base's Python, and the engine has no "
+                                 f"{image} (bases.{rc.plan.cell.base}.image; not pulled here: build once, or pull it)")
             try:
                 targets[image] = wheelhouse.image_python(image)
             except wheelhouse.WheelhouseError as exc:

@@ -27,16 +27,16 @@ class Step:
 
 
 STEPS: list[Step] = [
-    Step("preflight hooks (the components' own checks of the matrix)", stageinputs.hooks),
-    Step("interface (flags, variables, CMake options, files) against the source tree", stageinputs.interfaces),
-    Step("component source checks (e.g. MoRI's NIC flags)", stageinputs.source_checks),
-    Step("Rust toolchain of the base against the tree's rust-toolchain.toml", stageinputs.rust_toolchains),
-    Step("versions (setuptools-scm)", stageinputs.versions),
-    Step("versions (git HEAD)", stageinputs.git_heads),
+    Step("preflight hooks", stageinputs.hooks),  # the components' own checks of the matrix (MoRI's NIC builds)
+    Step("interface", stageinputs.interfaces),  # flags, variables, CMake options, files against the tree
+    Step("source checks", stageinputs.source_checks),  # the components' own checks of the tree (MoRI's NIC flags)
+    Step("Rust toolchain", stageinputs.rust_toolchains),  # the base's rustc against the tree's rust-toolchain.toml
+    Step("scm version", stageinputs.versions),
+    Step("git HEAD", stageinputs.git_heads),
     Step("source archives", stageinputs.source_archives),
-    Step("wheelhouse (build requirements resolved for the base)", stageinputs.wheelhouses),
-    Step("Rust crates (cargo vendor --locked)", stageinputs.crates),
-    Step("vendor packages (signed repository, pinned versions)", stageinputs.vendors),
+    Step("wheelhouse", stageinputs.wheelhouses),  # the tree's build requirements, resolved for the base's Python
+    Step("Rust crates", stageinputs.crates),  # cargo vendor --locked of the tree's Cargo.lock
+    Step("vendor packages", stageinputs.vendors),  # the NIC vendor's signed repository, at the pinned versions
 ]
 """In order: the checks that read nothing but the trees first, so a mismatch fails before any download."""
 
@@ -85,7 +85,7 @@ def run(scope: Scope, steps: Sequence[Step] | None = None) -> Report:
     stopped: str | None = None
     for step in STEPS if steps is None else steps:
         if stopped is not None:
-            outcomes.append(Outcome(step.name, NOT_CHECKED, f"{stopped} failed first"))
+            outcomes.append(Outcome(step.name, NOT_CHECKED, f"`{stopped}` did not pass"))
             continue
         try:
             done = step.run(scope)

@@ -12,12 +12,12 @@ what failed, or NotChecked where it could not run at all. epbuild/prebake.py run
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
+from dataclasses import fields, replace
 
 from epbuild import (archives, cargo_vendor, git_head, preflight, rust_toolchain, scm_version, vendor_repo,
                      wheelhouse)
 from epbuild.commands import query
-from epbuild.component import CellFacts, StageInput
+from epbuild.component import CellFacts, Component, StageInput
 from epbuild.errors import EpbuildError
 from epbuild.interface import Use
 from epbuild.source_requests import requests_for
@@ -37,10 +37,16 @@ def _cells(scope: Scope, components: set[str]) -> str:
     return f"{len(cells)} cell(s), {', '.join(sorted(components))}"
 
 
+def _default(hook: str) -> object:
+    """What a component without its own `hook` has (epbuild/component.py): a check of nothing, which a report must
+    not list as checked."""
+    return next(f.default for f in fields(Component) if f.name == hook)
+
+
 def hooks(scope: Scope) -> str:
     """Pass 1: each component's own preflight hook over every cell it is built in."""
     preflight.check((rc.plan for rc in scope.cells), scope.only)
-    checked = {c.name for _, c in scope.pairs()}
+    checked = {c.name for _, c in scope.pairs() if c.preflight is not _default("preflight")}
     return _cells(scope, checked) if checked else ""
 
 
@@ -73,6 +79,8 @@ def source_checks(scope: Scope) -> str:
     found: list[str] = []
     checked: list[str] = []
     for rc, c in scope.components():
+        if c.source_check is _default("source_check"):
+            continue
         tree = scope.tree(c.name)
         found += [f"{tree.where}: {problem}" for problem in c.source_check(rc.plan.pins[c.name], tree.path)]
         checked.append(c.name)

@@ -71,8 +71,8 @@ def cell_target(rc: stagegraph.Rendered, *, context_root: str) -> dict[str, Any]
     """The bake target that builds `rc`'s final stage: its folder, Dockerfile and named contexts."""
     plan = rc.plan
     contexts = {}
-    for name in stagegraph.built_pins(plan):
-        contexts.update(component_contexts(plan, name, plan.pins[name].commit, source_dir(name, plan.pins[name].commit)))
+    for name, pin in stagegraph.built_pins(plan).items():
+        contexts.update(component_contexts(plan, name, pin.commit, source_dir(name, pin.commit)))
     if plan.vendor is not None:
         contexts[VENDOR_CONTEXT] = vendor_dir(plan.cell.nic, plan.vendor.digest())
     return {

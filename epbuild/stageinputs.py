@@ -62,7 +62,8 @@ def interfaces(scope: Scope) -> str:
         facts = CellFacts(rc.plan.facts_for(c.name), c.uses, c.name)
         interface = c.interface(StageInput(pin, rc.plan.pins, facts))
         files = [Use("file", name, f"the {c.name} stage's build requirements") for name in c.build_requirements]
-        checks.append((scope.tree(c.name).where, scope.folder(rc, c), replace(interface, uses=[*interface.uses, *files])))
+        interface = replace(interface, uses=[*interface.uses, *files])
+        checks.append((scope.tree(c.name).where, scope.folder(rc, c), interface))
         checked.add(c.name)
     if scope.runner.dry_run:
         scope.runner.record("# preflight: every flag, variable and file each stage passes, against its source tree")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import ROOT
+from harness import ROOT, invoke_in
 from epbuild import build as builder, bump as bumper, prebake
 from epbuild.bake_command import BuildOptions
 from epbuild.commands import Runner
@@ -175,3 +175,14 @@ def test_bump_and_build_run_the_same_pre_bake_steps(example: Path, tmp_path: Pat
     names = [s.name for s in prebake.STEPS]
     assert [name for by, name in calls if by == "bump"] == names
     assert [name for by, name in calls if by == "build"] == names
+
+
+def test_the_readme_example_works_on_a_fresh_clone(fresh_clone: Path) -> None:
+    """README's `invoke bump deepep fixture/moved --matrix examples/offline/matrix.yaml --dry-run`, where nothing
+    was prepared yet: bump prepares the stand-in repositories first, as a build does."""
+    [example] = [line.strip() for line in (ROOT / "README.md").read_text().splitlines()
+                 if line.strip().startswith("invoke bump deepep fixture/moved")]
+    done = invoke_in(fresh_clone, *example.split()[1:])
+    assert done.code == 0, done.out[-3000:] + done.err[-3000:]
+    assert "-> " in done.out and "(branch fixture/moved)" in done.out and "interface: ok" in done.out
+    assert "dry run: nothing written" in done.out

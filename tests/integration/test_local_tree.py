@@ -6,16 +6,14 @@ needs fails before bake, naming the local tree."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import setuptools_scm
 
-from harness import ROOT, InvokeResult, docker_run
+from harness import docker_run, invoke_in
 from epbuild.bake_command import checkout_tag
 from epbuild.offline import REPOS_DIR
 
@@ -26,26 +24,9 @@ MATRIX = "examples/offline/matrix.yaml"
 EDIT = 'LOCAL_EDIT = "epbuild-local-edit"\n'
 
 
-def invoke_in(clone: Path, *args: str) -> InvokeResult:
-    """The clone's own `invoke` (its tasks.py and epbuild package), from the clone."""
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    proc = subprocess.run([sys.executable, "-m", "invoke", *args], cwd=clone, capture_output=True, text=True,
-                          timeout=3600, env=env)
-    return InvokeResult(proc.returncode, proc.stdout, proc.stderr)
-
-
 def stand_in_checkout(dest: Path, component: str, branch: str = "fixture/pinned") -> Path:
     subprocess.run(["git", "clone", "--quiet", "--branch", branch, str(REPOS_DIR / f"{component}.git"), str(dest)],
                    check=True)
-    return dest
-
-
-@pytest.fixture(scope="module")
-def clone(tmp_path_factory: pytest.TempPathFactory, docker_engine: None) -> Path:
-    """A fresh clone of this checkout's committed state: no build/, nothing exported, prepared or cached."""
-    dest = tmp_path_factory.mktemp("fresh") / "epbuild"
-    subprocess.run(["git", "clone", "--quiet", str(ROOT), str(dest)], check=True)
-    assert not (dest / "build").exists()
     return dest
 
 
@@ -64,13 +45,16 @@ def image_file(image: str, distribution: str, name: str) -> str:
     return docker_run(image, "python3", "-c", code)
 
 
-def test_a_local_tree_builds_on_a_fresh_clone_with_its_edit_and_its_own_version(clone: Path, vllm_tree: Path) -> None:
-    built = invoke_in(clone, "build", "--matrix", MATRIX, "--cell", CELL, "--quiet", "--source", f"vllm={vllm_tree}")
+def test_a_local_tree_builds_on_a_fresh_clone_with_its_edit_and_its_own_version(fresh_clone: Path,
+                                                                               vllm_tree: Path) -> None:
+    built = invoke_in(fresh_clone, "build", "--matrix", MATRIX, "--cell", CELL, "--quiet",
+                      "--source", f"vllm={vllm_tree}")
     assert built.code == 0, built.out[-3000:] + built.err[-3000:]
     # The pinned vLLM tree was never fetched: the only vLLM tree exported is the local one.
-    assert [p.name.split("-")[1] for p in (clone / "build" / "sources").glob("vllm-*") if p.is_dir()] == ["local"]
-    cells = {c["cell"]: c for c in json.loads(invoke_in(clone, "matrix", "--matrix", MATRIX, "--json").out)["cells"]}
-    image = checkout_tag(cells[CELL]["image"], clone)
+    assert [p.name.split("-")[1] for p in (fresh_clone / "build" / "sources").glob("vllm-*") if p.is_dir()] == ["local"]
+    listed = json.loads(invoke_in(fresh_clone, "matrix", "--matrix", MATRIX, "--json").out)["cells"]
+    cells = {c["cell"]: c for c in listed}
+    image = checkout_tag(cells[CELL]["image"], fresh_clone)
     assert image_file(image, "vllm", "sampling_params.py").endswith(EDIT)
     installed = docker_run(image, "python3", "-c", "import importlib.metadata as m; print(m.version('vllm'))").strip()
     # What setuptools-scm itself gives the checkout (tracked file edited: dirty, so .dev and a date).
@@ -80,20 +64,21 @@ def test_a_local_tree_builds_on_a_fresh_clone_with_its_edit_and_its_own_version(
     assert manifest["dirty"] == ["vllm"] and manifest["components"]["vllm"]["local_tree"] == str(vllm_tree)
 
 
-def test_a_local_tree_missing_a_file_the_stage_needs_fails_naming_it(clone: Path, vllm_tree: Path,
+def test_a_local_tree_missing_a_file_the_stage_needs_fails_naming_it(fresh_clone: Path, vllm_tree: Path,
                                                                      tmp_path: Path) -> None:
     tree = tmp_path / "vllm"
     subprocess.run(["cp", "-a", str(vllm_tree), str(tree)], check=True)
     (tree / "rust" / "Cargo.lock").unlink()
-    failed = invoke_in(clone, "build", "--matrix", MATRIX, "--cell", CELL, "--quiet", "--source", f"vllm={tree}")
+    failed = invoke_in(fresh_clone, "build", "--matrix", MATRIX, "--cell", CELL, "--quiet", "--source", f"vllm={tree}")
     assert failed.code != 0
     assert f"vllm from the local tree {tree}: rust/Cargo.lock does not exist" in failed.err, failed.err[-3000:]
     assert "Traceback" not in failed.err
 
 
-def test_a_local_tree_without_a_flag_the_matrix_asks_for_fails_in_preflight(clone: Path, tmp_path: Path) -> None:
+def test_a_local_tree_without_a_flag_the_matrix_asks_for_fails_in_preflight(fresh_clone: Path,
+                                                                            tmp_path: Path) -> None:
     tree = stand_in_checkout(tmp_path / "DeepEP", "deepep", "fixture/no-explicit-ctx")
-    failed = invoke_in(clone, "build", "--matrix", MATRIX, "--cell", CELL, "--quiet", "--source", f"deepep={tree}")
+    failed = invoke_in(fresh_clone, "build", "--matrix", MATRIX, "--cell", CELL, "--quiet", "--source", f"deepep={tree}")
     assert failed.code != 0
     for part in (f"deepep from the local tree {tree}: setup.py has no option --rocm-explicit-ctx",
                  "components.deepep.explicit_ctx", "nothing was built"):

@@ -1,8 +1,11 @@
 """Preflight, in two passes, so a build that the components can already tell will fail never starts:
 
-1. Before the fetch, each component's own preflight hook (its spec's `preflight`) over every cell it is built in.
-2. After the fetch and before bake, every flag, environment variable, CMake option and file a stage will hand to a
-   component is checked against that component's source at its pin (the component's `interface`).
+1. Each component's own preflight hook (its spec's `preflight`) over every cell it is built in.
+2. Every flag, environment variable, CMake option and file a stage will hand to a component is checked against
+   the tree it is built from: its source at its pin, or a local tree (the component's `interface`).
+
+Both are pre-bake steps (epbuild/prebake.py), run after the fetch and before bake by `invoke build` and, on a new
+pin, by `invoke bump`.
 
 Why the second: DeepEP's setup.py forwards the arguments its parser does not know to setuptools (`sys.argv =
 [sys.argv[0]] + unknown_args`, ROCm/DeepEP setup.py@a9ea9774), which stops with `error: option --X not

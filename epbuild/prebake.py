@@ -3,9 +3,10 @@ trees that will be built. `invoke build` runs it over its cells and every compon
 over the cells the moved pin reaches and that component alone, on the new pin's tree. So what bump calls fit is
 exactly what build would accept: a check added to STEPS is run by both.
 
-The steps stop at the first failure (nothing after it ran: a build fails in seconds, before any download), and
+The steps stop at the first failure (nothing after it runs: a build fails in seconds, before any download), and
 each one reports what it checked, or "not checked: <why>" where it could not run (the base image cannot be asked,
-the package index cannot be reached), which build treats as a failure and bump reports without calling it ok.
+the package index cannot be reached): the steps after it still run, then build refuses it as a failure, and bump
+reports it without calling it ok.
 """
 
 from __future__ import annotations
@@ -90,8 +91,8 @@ def run(scope: Scope, steps: Sequence[Step] | None = None) -> Report:
         try:
             done = step.run(scope)
         except NotChecked as exc:
+            # Says nothing of the trees, so the steps after it still run; a build refuses it once they have.
             outcomes.append(Outcome(step.name, NOT_CHECKED, str(exc), exc))
-            stopped = step.name
             continue
         except EpbuildError as exc:
             outcomes.append(Outcome(step.name, FAILED, str(exc), exc))

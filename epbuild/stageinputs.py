@@ -185,9 +185,11 @@ def source_archives(scope: Scope) -> str:
 
 def wheelhouses(scope: Scope) -> str:
     """Resolves each stage's build requirements, read from its tree, into its wheelhouse (cached per tree and
-    base, pinned by hash)."""
+    base, pinned by hash). Those it cannot resolve for want of the base or the index are named in one NotChecked,
+    after every other was resolved."""
     targets: dict[str, wheelhouse.PythonTarget] = {}
     done: list[str] = []
+    unchecked: list[str] = []
     for rc, c in scope.pairs():
         if not c.build_requirements:
             continue
@@ -196,23 +198,29 @@ def wheelhouses(scope: Scope) -> str:
             scope.runner.record(f"# {c.name}: pip download {' '.join(c.build_requirements)} -> "
                                 f"{wheelhouse.wheelhouse_dir(c.name, tree.ref, rc.plan.cell.base)}")
             continue
-        if f"{c.name} for {rc.plan.cell.base}" in done:
+        label = f"{c.name} for {rc.plan.cell.base}"
+        if label in done or any(line.startswith(label + ":") for line in unchecked):
             continue
         lines = wheelhouse.requirements(scope.folder(rc, c), c.build_requirements, tree.where)
         image = rc.plan.base.image
         if image not in targets:
             if not scope.pull_bases and query(["docker", "image", "inspect", image]).returncode != 0:
-                raise NotChecked(f"{c.name}: the wheelhouse is resolved for the base's Python, and the engine has no "
-                                 f"{image} (bases.{rc.plan.cell.base}.image; not pulled here: build once, or pull it)")
+                unchecked.append(f"{label}: it is resolved for the base's Python, and the engine has no {image} "
+                                 f"(bases.{rc.plan.cell.base}.image; not pulled here: build once, or pull it)")
+                continue
             try:
                 targets[image] = wheelhouse.image_python(image)
             except wheelhouse.WheelhouseError as exc:
-                raise NotChecked(f"{c.name}: the wheelhouse is resolved for the base's Python, and {exc}") from None
+                unchecked.append(f"{label}: it is resolved for the base's Python, and {exc}")
+                continue
         try:
             wheelhouse.ensure(scope.root, c.name, tree.ref, rc.plan.cell.base, lines, targets[image], scope.runner)
         except wheelhouse.IndexUnreachable as exc:
-            raise NotChecked(str(exc)) from None
-        done.append(f"{c.name} for {rc.plan.cell.base}")
+            unchecked.append(f"{label}: {exc}")
+            continue
+        done.append(label)
+    if unchecked:
+        raise NotChecked("; ".join(unchecked) + (f" (resolved: {', '.join(done)})" if done else ""))
     return ", ".join(done)
 
 

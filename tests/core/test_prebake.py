@@ -1,5 +1,5 @@
 """The pre-bake steps' runner (epbuild/prebake.py): a step that could not run is reported "not checked: <why>",
-never ok, and a build refuses it; nothing runs after a step that did not pass."""
+never ok, and a build refuses it; nothing runs after a step that failed."""
 
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ def test_a_wheelhouse_for_a_base_the_engine_lacks_is_not_checked_and_never_ok(tm
     assert ABSENT_BASE in text
     scope = scope_of(tmp_path, text, pull_bases=False)
     report = prebake.run(scope, [s for s in prebake.STEPS if s.name == "wheelhouse"])
-    assert report.lines()[0].startswith(f"wheelhouse: not checked: vllm: the wheelhouse is resolved for the base's "
+    assert report.lines()[0].startswith(f"wheelhouse: not checked: vllm for sid: it is resolved for the base's "
                                         f"Python, and the engine has no {ABSENT_BASE}"), report.lines()
     assert report.failed is None and [o.step for o in report.not_checked] == ["wheelhouse"]
     with pytest.raises(NotChecked):
@@ -76,6 +76,10 @@ def test_nothing_runs_after_a_step_that_did_not_pass(tmp_path: Path) -> None:
     with pytest.raises(EpbuildError, match="refused"):
         report.raise_for_build()
     ran.clear()
-    report = prebake.run(scope, [step("a", "unreachable"), step("b", "x")])
-    assert ran == ["a"] and report.lines() == ["a: not checked: the index cannot be reached",
-                                               "b: not checked: `a` did not pass"]
+    # A step that could not run says nothing of the trees: the others still run, and a build still refuses it.
+    report = prebake.run(scope, [step("a", "unreachable"), step("b", "x"), step("c", "refused"), step("d", "x")])
+    assert ran == ["a", "b", "c"] and report.lines() == [
+        "a: not checked: the index cannot be reached", "b: ok: x", "c: FAILED", "  refused", "  second line",
+        "d: not checked: `c` did not pass"]
+    with pytest.raises(NotChecked):
+        report.raise_for_build()

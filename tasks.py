@@ -244,11 +244,13 @@ def pull(c: Context, matrix: str = "matrix.yaml", arch: list[str] | None = None,
       help={**MATRIX_HELP, "component": "The component whose pin moves, e.g. deepep.",
             "ref": "A branch, tag or commit of the component's repository.",
             "mirror": "COMPONENT=URL: resolve from a mirror (also EPBUILD_MIRROR_<COMPONENT>=URL).",
-            "dry_run": "Resolve and print the log and the plan; write nothing (the sources cache may fetch)."})
+            "dry_run": "Resolve, check and print the log, the plan and the checks; write nothing to the matrix or "
+                       "images/ (the sources cache may fetch, and build/ get the checked inputs)."})
 @user_errors
 def bump(c: Context, component: str, ref: str, matrix: str = "matrix.yaml", mirror: list[str] | None = None,
          dry_run: bool = False) -> None:
-    """Move a pin to the commit a branch, tag or commit names; print the upstream log, the rebuild plan and checks."""
+    """Move a pin to the commit a branch, tag or commit names, if it passes every check a build runs before bake;
+    print the upstream log, the rebuild plan and each check."""
     from epbuild import bump as bumper, project
     from epbuild.source_requests import mirror_overrides
 

@@ -8,6 +8,7 @@ import json
 from typing import Any
 
 from epbuild import cargo_vendor, stagegraph
+from epbuild.plan import CellPlan
 
 BAKE_FILE = "docker-bake.json"
 SERVING_STAGE = "vllm-openai"
@@ -72,25 +73,32 @@ def vendor_dir(nic: str, digest: str) -> str:
     return f"{VENDOR_DIR}/{nic}-{digest[:16]}"
 
 
+def component_contexts(plan: CellPlan, name: str, ref: str, source: str) -> dict[str, str]:
+    """The named contexts of one component's stages in a cell: its source tree `source`, and what the host
+    prepared from that tree under `ref` (the pin's commit; a local tree's own ref, laid over by the build)."""
+    component, pin = plan.registry[name], plan.pins[name]
+    contexts = {f"src-{name}": source}
+    if component.scm_distribution is not None:
+        contexts[f"scm-{name}"] = f"{SCM_DIR}/{name}-{ref}"
+    for archive in component.archives(pin):
+        contexts[archive.context] = archive.dest
+    if component.git_head:
+        contexts[f"git-{name}"] = f"{GIT_HEAD_DIR}/{name}-{ref}"
+    if component.build_requirements:
+        contexts[f"wheels-{name}"] = wheelhouse_dir(name, ref, plan.cell.base)
+    if component.cargo_workspace(pin) is not None:
+        contexts[cargo_vendor.context_name(name)] = cargo_vendor.crates_dir(name, ref)
+    if component.native_inputs is not None:
+        contexts[f"native-{name}"] = native_dir(name, ref)
+    return contexts
+
+
 def cell_target(rc: stagegraph.Rendered, *, context_root: str) -> dict[str, Any]:
     """The bake target that builds `rc`'s final stage: its folder, Dockerfile and named contexts."""
     plan = rc.plan
     contexts = {}
     for name, pin in stagegraph.built_pins(plan).items():
-        component = plan.registry[name]
-        contexts[f"src-{name}"] = source_dir(name, pin.commit)
-        if component.scm_distribution is not None:
-            contexts[f"scm-{name}"] = f"{SCM_DIR}/{name}-{pin.commit}"
-        for archive in component.archives(pin):
-            contexts[archive.context] = archive.dest
-        if component.git_head:
-            contexts[f"git-{name}"] = f"{GIT_HEAD_DIR}/{name}-{pin.commit}"
-        if component.build_requirements:
-            contexts[f"wheels-{name}"] = wheelhouse_dir(name, pin.commit, plan.cell.base)
-        if component.cargo_workspace(pin) is not None:
-            contexts[cargo_vendor.context_name(name)] = cargo_vendor.crates_dir(name, pin.commit)
-        if component.native_inputs is not None:
-            contexts[f"native-{name}"] = native_dir(name, pin.commit)
+        contexts.update(component_contexts(plan, name, pin.commit, source_dir(name, pin.commit)))
     if runtime_pins(plan):
         contexts[RUNTIME_WHEELS_CONTEXT] = runtime_wheelhouse_dir(runtime_pins(plan), plan.cell.base)
     if plan.vendor is not None:

@@ -20,7 +20,7 @@ import shlex
 import time
 from pathlib import Path
 
-from epbuild import build_inputs, local_source, preflight, records, render, reproducible, stage_cache
+from epbuild import build_inputs, records, render, reproducible, stage_cache
 from epbuild.bake_command import BuildOptions, bake_command, checkout_tag
 from epbuild.bake_runs import Bakes, BakeStalled
 from epbuild.bakefile import serving_target
@@ -31,6 +31,8 @@ from epbuild.engine_errors import engine_failure
 from epbuild.errors import EpbuildError
 from epbuild.render import RenderedCell, Rendering
 from epbuild.run_dir import new_run_dir
+from epbuild.source_requests import mirror_overrides
+from epbuild.source_trees import local_contexts
 from epbuild.stage_cache import CachePlan
 
 log = logging.getLogger(__name__)
@@ -44,17 +46,17 @@ def build(rendering: Rendering, cells: list[RenderedCell], root: Path, options: 
             f"{rendering.out_dir} does not match {rendering.matrix.path}; run `invoke render` first:\n  "
             + "\n  ".join(stale)
         )
-    preflight.check(rc.plan for rc in cells)
     run_dir = None if runner.dry_run else new_run_dir(root, "build")
     if run_dir is not None:
         runner.start_replay(run_dir / "replay.sh", root)
     cache = _cache_plan(rendering, cells, root, options, run_dir, runner)  # a builder that cannot fails here
     with build_inputs.prepared(rendering, cells, runner):
-        locals_ = local_source.parse(list(options.local_sources), list(rendering.matrix.model.components.pins()))
-        exported = build_inputs.fetch_sources(rendering, cells, root, options.mirrors, runner, skip=set(locals_))
-        build_inputs.check_sources(rendering, exported, runner)
-        build_inputs.prepare_stage_inputs(rendering, cells, root, options.mirrors, runner)
-        build_inputs.fetch_vendor(rendering, cells, root, runner)
+        # The trees that are built (local ones first), then every pre-bake step on them: the same steps, in the
+        # same function, that `invoke bump` runs on a new pin.
+        trees = build_inputs.export_trees(rendering, cells, root, options.mirrors, options.local_sources, runner)
+        build_inputs.prebake(rendering, cells, root, mirror_overrides(list(options.mirrors)), runner,
+                             trees).raise_for_build()
+    exported = trees.pinned
     names = [rc.cell.name for rc in cells]
     results = {rc.cell.name: CellResult(rc.cell.name, rc.plan.local_tag, rc.key) for rc in cells}
     report = BuildReport(run_dir, list(results.values()))
@@ -82,12 +84,12 @@ def build(rendering: Rendering, cells: list[RenderedCell], root: Path, options: 
                     runner.run(argv)
         return report
     assert run_dir is not None
-    trees = {name: local_source.export(name, path, root) for name, path in locals_.items()}
-    for tree in trees.values():
+    for tree in trees.local.values():
         log.warning("%s: building from the local tree %s (%s), uncommitted changes included; the image is marked "
                     "dirty and cannot be published", tree.component, tree.path, tree.digest)
-    resolved = build_inputs.resolve_inputs(cells, exported, trees)
-    resolved_file, keys = records.write(run_dir, cells, resolved, {name: t.export for name, t in trees.items()},
+    resolved = build_inputs.resolve_inputs(cells, exported, trees.local)
+    resolved_file, keys = records.write(run_dir, cells, resolved,
+                                        {rc.cell.name: local_contexts(rc, trees.local, root) for rc in cells},
                                         push=options.push)
     for name, key in keys.items():
         results[name].content_key = key

@@ -1,6 +1,6 @@
-"""What a build needs before any stage runs, fetched and checked: the matrix's local preparation, the pinned
-sources (with each pin's `requires`), the stage inputs (preflight's second pass, versions, git heads, archives,
-wheels), the NICs' vendor packages, and the exact inputs resolved (base digests, full commits, local trees)."""
+"""What a build needs before any stage runs: the matrix's local preparation, the trees it builds (local trees
+exported first, then the other pins fetched, with each pin's `requires`), the pre-bake steps over them
+(epbuild/prebake.py), and the exact inputs resolved (base digests, full commits, local trees)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,12 @@ import contextlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from epbuild import local_source, preflight, requirements, stageinputs, vendor_repo
+from epbuild import local_source, prebake as prebake_steps, requirements, vendor_repo
 from epbuild.commands import Runner
 from epbuild.render import RenderedCell, Rendering
 from epbuild.resolve import FULL_COMMIT, Resolved, base_digest
 from epbuild.source_requests import ExportedSource, mirror_overrides, requests_for
+from epbuild.source_trees import Scope, Trees
 from epbuild.sources import SourceCache, fetch_all
 from epbuild.stagegraph import built_pins
 
@@ -31,14 +32,15 @@ def resolve_inputs(cells: list[RenderedCell], exported: list[ExportedSource],
 
 
 @contextlib.contextmanager
-def prepared(rendering: Rendering, cells: list[RenderedCell], runner: Runner) -> Iterator[None]:
+def prepared(rendering: Rendering, cells: list[RenderedCell], runner: Runner, *,
+             base_images: bool = True) -> Iterator[None]:
     """Makes what a matrix says it prepares locally (the offline example's base images, only those the cells
-    start from, its stand-in repos and vendor apt repository), and keeps what must run while inputs are fetched
-    (the example's repository server)."""
+    start from and only with `base_images`, its stand-in repos and vendor apt repository), and keeps what must
+    run while inputs are fetched (the example's repository server)."""
     if rendering.matrix.model.prepare == "offline-example":
         from epbuild import offline
 
-        with offline.prepared(rendering.matrix, [rc.plan for rc in cells], runner):
+        with offline.prepared(rendering.matrix, [rc.plan for rc in cells], runner, base_images=base_images):
             yield
     else:
         yield
@@ -65,42 +67,31 @@ def fetch_sources(rendering: Rendering, cells: list[RenderedCell], root: Path, m
     return exported
 
 
+def export_trees(rendering: Rendering, cells: list[RenderedCell], root: Path, mirrors: Sequence[str],
+                 local_sources: Sequence[str], runner: Runner) -> Trees:
+    """The trees a build builds: each local tree (`--source COMPONENT=PATH`) exported first, then the pins of the
+    other components fetched and exported; a component given a local tree is neither fetched nor read at its pin."""
+    given = local_source.parse(list(local_sources), list(rendering.matrix.model.components.pins()))
+    local = {name: local_source.export(name, path, root, copy=not runner.dry_run) for name, path in given.items()}
+    for tree in local.values():
+        if runner.dry_run:
+            print(f"# {tree.component}: the local tree {tree.path} ({tree.digest}) is exported to {tree.export}; "
+                  "its pin is not fetched", file=runner.out)
+    return Trees(fetch_sources(rendering, cells, root, mirrors, runner, skip=set(local)), local)
+
+
+def prebake(rendering: Rendering, cells: list[RenderedCell], root: Path, mirrors: dict[str, str], runner: Runner,
+            trees: Trees, only: frozenset[str] | None = None, pull_bases: bool = True) -> prebake_steps.Report:
+    """Every pre-bake step (epbuild/prebake.py) over the cells (`only`: for these components), on `trees`.
+    `mirrors`: the per-component URL overrides (mirror_overrides); `pull_bases`: see Scope."""
+    return prebake_steps.run(Scope(rendering, cells, root, runner, mirrors, trees.by_component(root, cells), only,
+                                   pull_bases))
+
+
 def fetch_abbreviated(rendering: Rendering, cells: list[RenderedCell], root: Path, runner: Runner) -> None:
     """Fetches the cells' sources when a pin abbreviates its commit: the content key needs the full one."""
     if any(len(pin.commit) < FULL_COMMIT for rc in cells for pin in built_pins(rc.plan).values()):
         fetch_sources(rendering, cells, root, [], runner)
-
-
-def prepare_stage_inputs(rendering: Rendering, cells: list[RenderedCell], root: Path, mirrors: Sequence[str],
-                         runner: Runner) -> None:
-    """Preflight's second pass first (a mismatch fails in seconds, before any download or build), then versions
-    and wheels."""
-    if runner.dry_run:
-        runner.record("# preflight: every flag, variable and file each stage passes, against its source at the pin")
-    else:
-        stageinputs.check(rendering, cells, root)
-        stageinputs.rust_toolchains(rendering, cells, root)
-    overrides = mirror_overrides(list(mirrors))
-    stageinputs.versions(rendering, cells, root, SourceCache(root, runner), overrides)
-    stageinputs.git_heads(rendering, cells, root, SourceCache(root, runner), overrides)
-    stageinputs.source_archives(rendering, cells, root, runner)
-    stageinputs.wheelhouses(rendering, cells, root, runner)
-    stageinputs.native_inputs(cells, root, runner)
-    stageinputs.crates(cells, root, runner)
-
-
-def check_sources(rendering: Rendering, exported: list[ExportedSource], runner: Runner) -> None:
-    """Each component's checks of its exported source (its spec's `source_check`, e.g. MoRI's NIC flags): what
-    the matrix says about a pin that only the source itself can confirm, before any stage runs."""
-    if runner.dry_run:
-        return
-    model = rendering.matrix.model
-    pins = model.components.pins()
-    found = [f"{source.component}: {problem}" for source in exported
-             for problem in model.registry[source.component].source_check(pins[source.component], source.path)]
-    if found:
-        raise preflight.PreflightError("the pinned sources disagree with the matrix; nothing was built:\n  "
-                                       + "\n  ".join(found))
 
 
 def fetch_vendor(rendering: Rendering, cells: list[RenderedCell], root: Path,

@@ -1,9 +1,12 @@
 """`invoke bump COMPONENT REF`: moves one pin to the commit a branch, tag or commit names, and says what that
 means: the upstream log between the pins, the stages that re-execute in each cell, and the new pin's checks.
 
-REF is resolved in the component's repository through the sources cache (mirrors honoured) to a full commit;
-the matrix is rewritten with its comments and layout kept, then images/ (and the CI pipelines, when they are
-this matrix's) are re-rendered. A dry run writes nothing (it may fetch into the sources cache).
+The matrix's local preparation (`prepare: offline-example`) runs first, as for a build. REF is resolved in the
+component's repository through the sources cache (mirrors honoured) to a full commit, whose tree is exported and
+put through every pre-bake step a build runs (epbuild/prebake.py, the same function) in every cell the pin
+reaches. Only when all pass is the matrix rewritten, with its comments and layout kept, and images/ (and the CI
+pipelines, when they are this matrix's) re-rendered. A dry run, or a failing check, writes nothing (either may
+fetch into the sources cache and prepare inputs under build/).
 """
 
 from __future__ import annotations
@@ -13,13 +16,14 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from epbuild import matrix_edit, pipelines, preflight, rebuild_plan, render, requirements, sources
+from epbuild import build_inputs, matrix_edit, pipelines, rebuild_plan, render, requirements, sources
 from epbuild.commands import Runner, query
 from epbuild.errors import EpbuildError
 from epbuild.git_mirrors import GIT_ENV
 from epbuild.matrix import LoadedMatrix, load_matrix
 from epbuild.patterns import COMMIT
 from epbuild.source_requests import requests_for
+from epbuild.source_trees import Trees
 from epbuild.stagegraph import built_pins
 
 LOG_CAP = 20
@@ -51,6 +55,12 @@ class Bump:
     plan: dict[str, list[rebuild_plan.StageRun]]
     checks: list[str]
     written: list[Path] = field(default_factory=list)
+    failed: bool = False
+    """A pre-bake check failed: nothing may be written."""
+    dry_run: bool = True
+    new_text: str = ""
+    """The matrix with the pin moved."""
+    new_rendering: render.Rendering | None = None
 
     def report(self) -> str:
         lines = [f"{self.component}: {self.old[:12]} -> {self.new} ({self.kind} {self.ref}"
@@ -66,7 +76,7 @@ class Bump:
         lines += [f"  {line}" for line in self.checks]
         if self.written:
             lines.append(f"wrote {', '.join(str(p) for p in self.written)}")
-        else:
+        elif self.dry_run:
             lines.append("dry run: nothing written")
         return "\n".join(lines)
 
@@ -76,9 +86,40 @@ def bump(loaded: LoadedMatrix, component: str, ref: str, root: Path, mirrors: di
     pins = loaded.model.components.pins()
     if component not in pins:
         raise BumpError(f"{loaded.path}: no component {component!r}; the matrix has {', '.join(pins)}")
-    pin = pins[component]
+    old_rendering = render.render_matrix(loaded, root)
+    runner = Runner()
+    # What a build prepares first (the offline example's stand-in repositories among it), for the cells the pin
+    # reaches; but no base image: bump builds nothing, and checks what needs a base where the engine has it.
+    with build_inputs.prepared(old_rendering, _reached(old_rendering, component), runner, base_images=False):
+        result = _bump(loaded, old_rendering, component, ref, root, mirrors, runner)
+    result.dry_run = dry_run
+    if result.failed:
+        raise BumpError(result.report() + "\nthe new pin fails a check `invoke build` runs before bake, so the "
+                        "matrix was left as it was")
+    if dry_run:
+        return result
+    new_rendering = result.new_rendering
+    assert new_rendering is not None  # _bump always renders the moved matrix
+    ours = not pipelines.drift(pipelines.render(old_rendering, root))
+    matrix_edit.write_atomically(loaded.path, result.new_text)
+    render.write(new_rendering)
+    result.written = [loaded.path, new_rendering.out_dir]
+    if ours:
+        # The pipelines are generated from this matrix (not another one), so they follow it.
+        result.written += pipelines.write(pipelines.render(new_rendering, root))
+    return result
+
+
+def _reached(rendering: render.Rendering, component: str) -> list[render.RenderedCell]:
+    return [rc for rc in rendering.cells if component in built_pins(rc.plan)]
+
+
+def _bump(loaded: LoadedMatrix, old_rendering: render.Rendering, component: str, ref: str, root: Path,
+          mirrors: dict[str, str], runner: Runner) -> Bump:
+    """Resolves REF, exports its tree and runs the pre-bake steps on it; writes nothing."""
+    pin = loaded.model.components.pins()[component]
     request = requests_for(loaded, [component], mirrors)[0]
-    cache = sources.SourceCache(root, Runner())
+    cache = sources.SourceCache(root, runner)
     wanted = ALL_REFS + [c for c in (ref, pin.commit) if len(c) == 40 and COMMIT.fullmatch(c)]
     mirror = cache.fetch_refs(request, wanted)
     new, kind = _resolve(cache, mirror, ref, request.url)
@@ -94,29 +135,18 @@ def bump(loaded: LoadedMatrix, component: str, ref: str, root: Path, mirrors: di
               f"its tree exports (submodules included) to {exported.path}"]
     checks += [f"contains {r.commit[:12]} ({r.reason})" for r in pin.requires] or ["no `requires` to check"]
 
-    text = loaded.path.read_text()
-    new_text = matrix_edit.with_pin(text, loaded.path, component, new, tag)
+    new_text = matrix_edit.with_pin(loaded.path.read_text(), loaded.path, component, new, tag)
     new_loaded = _load_text(loaded.path, new_text)
-    old_rendering = render.render_matrix(loaded, root)
     new_rendering = render.render_matrix(new_loaded, root)
-    plans = [rc.plan for rc in new_rendering.cells if component in built_pins(rc.plan)]
-    found = preflight.problems(plans)
-    checks.append(f"preflight of {len(plans)} cell(s): " + ("ok" if not found else "FAILED"))
-    checks += [f"  {problem}" for problem in found]
-    result = Bump(component, ref, kind, old, new, tag, _log(mirror, old, new),
-                  rebuild_plan.plan(old_rendering, new_rendering, root), checks)
-    if found and not dry_run:
-        raise BumpError(result.report() + "\nthe new pin fails preflight, so the matrix was left as it was")
-    if dry_run:
-        return result
-    ours = not pipelines.drift(pipelines.render(old_rendering, root))
-    matrix_edit.write_atomically(loaded.path, new_text)
-    render.write(new_rendering)
-    result.written = [loaded.path, new_rendering.out_dir]
-    if ours:
-        # The pipelines are generated from this matrix (not another one), so they follow it.
-        result.written += pipelines.write(pipelines.render(new_rendering, root))
-    return result
+    cells = _reached(new_rendering, component)
+    # The very steps a build runs before bake, on the new pin's tree, for this component in every cell it reaches.
+    prebake = build_inputs.prebake(new_rendering, cells, root, mirrors, runner, Trees([exported]),
+                                   only=frozenset({component}), pull_bases=False)
+    checks.append(f"what `invoke build` checks before bake, in the {len(cells)} cell(s) the pin reaches:")
+    checks += [f"  {line}" for line in prebake.lines()]
+    return Bump(component, ref, kind, old, new, tag, _log(mirror, old, new),
+                rebuild_plan.plan(old_rendering, new_rendering, root), checks, failed=prebake.failed is not None,
+                new_text=new_text, new_rendering=new_rendering)
 
 
 def _resolve(cache: sources.SourceCache, mirror: Path, ref: str, url: str) -> tuple[str, str]:

@@ -33,6 +33,10 @@ class LocalTree:
     """The commit the working tree is based on, when it is a git checkout."""
     export: Path
 
+    @property
+    def ref(self) -> str:
+        return local_ref(self.digest, self.head)
+
 
 def parse(items: list[str], components: list[str]) -> dict[str, Path]:
     out: dict[str, Path] = {}
@@ -81,13 +85,21 @@ def _digest(tree: Path, files: list[Path]) -> str:
     return "sha256:" + h.hexdigest()
 
 
-def export(component: str, tree: Path, root: Path) -> LocalTree:
+def local_ref(digest: str, head: str | None = None) -> str:
+    """What a local tree's export (content alone) and prepared inputs (scm version, git directory, wheelhouse,
+    crates: content and HEAD, which the version reads) are named after, where a pinned tree's are named after its
+    commit."""
+    return "local-" + digest.removeprefix("sha256:")[:16] + (f"-g{head[:12]}" if head else "")
+
+
+def export(component: str, tree: Path, root: Path, *, copy: bool = True) -> LocalTree:
+    """The tree, copied into build/sources/ (unless `copy` is false: a dry run names the folder it would fill)."""
     files = _files(tree)
     if not files:
         raise LocalSourceError(f"--source {component}={tree}: the folder has no files")
     digest = _digest(tree, files)
-    dest = root / SOURCES_DIR / f"{component}-local-{digest.removeprefix('sha256:')[:16]}"
-    if not dest.is_dir():
+    dest = root / SOURCES_DIR / f"{component}-{local_ref(digest)}"
+    if copy and not dest.is_dir():
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
         try:
@@ -99,6 +111,14 @@ def export(component: str, tree: Path, root: Path) -> LocalTree:
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp)
-    head = query(["git", "-C", str(tree), "rev-parse", "--verify", "--quiet", "HEAD^{commit}"],
+    return LocalTree(component, tree, digest, checkout_head(tree), dest)
+
+
+def checkout_head(tree: Path) -> str | None:
+    """The commit a git checkout's HEAD names, when `tree` is the top of one (a folder inside another checkout is
+    no checkout of its own: setuptools-scm refuses it too); None otherwise."""
+    top = query(["git", "-C", str(tree), "rev-parse", "--show-toplevel"], env=GIT_ENV)
+    if top.returncode != 0 or Path(top.stdout.strip()).resolve() != tree.resolve():
+        return None
+    return query(["git", "-C", str(tree), "rev-parse", "--verify", "--quiet", "HEAD^{commit}"],
                  env=GIT_ENV).stdout.strip() or None
-    return LocalTree(component, tree, digest, head, dest)

@@ -1,8 +1,11 @@
 """Preflight, in two passes, so a build that the components can already tell will fail never starts:
 
-1. Before the fetch, each component's own preflight hook (its spec's `preflight`) over every cell it is built in.
-2. After the fetch and before bake, every flag, environment variable, CMake option and file a stage will hand to a
-   component is checked against that component's source at its pin (the component's `interface`).
+1. Each component's own preflight hook (its spec's `preflight`) over every cell it is built in.
+2. Every flag, environment variable, CMake option and file a stage will hand to a component is checked against
+   the tree it is built from: its source at its pin, or a local tree (the component's `interface`).
+
+Both are pre-bake steps (epbuild/prebake.py), run after the fetch and before bake by `invoke build` and, on a new
+pin, by `invoke bump`.
 
 Why the second: DeepEP's setup.py forwards the arguments its parser does not know to setuptools (`sys.argv =
 [sys.argv[0]] + unknown_args`, ROCm/DeepEP setup.py@a9ea9774), which stops with `error: option --X not
@@ -14,7 +17,7 @@ an hour of rocSHMEM.
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,19 +30,22 @@ class PreflightError(EpbuildError):
     pass
 
 
-def problems(plans: Iterable[CellPlan]) -> list[str]:
-    """Pass 1: the components' own hooks."""
+def problems(plans: Iterable[CellPlan], only: Collection[str] | None = None) -> list[str]:
+    """Pass 1: the components' own hooks (`only`: of these components; None: of every one a cell builds)."""
     out: list[str] = []
     for plan in plans:
         for name, pin in built_pins(plan).items():
-            out += [f"{plan.cell.name}: {name}: {p}" for p in plan.registry[name].preflight(pin, plan.facts_for(name))]
+            if only is None or name in only:
+                out += [f"{plan.cell.name}: {name}: {p}"
+                        for p in plan.registry[name].preflight(pin, plan.facts_for(name))]
     return list(dict.fromkeys(out))
 
 
-def check(plans: Iterable[CellPlan]) -> None:
-    found = problems(plans)
+def check(plans: Iterable[CellPlan], only: Collection[str] | None = None) -> None:
+    found = problems(plans, only)
     if found:
         raise PreflightError("preflight checks failed; nothing was built:\n  " + "\n  ".join(found))
+
 
 @dataclass(frozen=True)
 class ArgparseOption:
@@ -74,9 +80,9 @@ def _read_all(folder: Path, globs: Iterable[str]) -> str:
     return "\n".join(texts)
 
 
-def source_problems(component: str, pin: str, folder: Path, interface: Interface) -> list[str]:
-    """Every mismatch between what the stage passes and what the source at the pin accepts, one line each."""
-    where = f"{component} at {pin[:12]}"
+def source_problems(where: str, folder: Path, interface: Interface) -> list[str]:
+    """Every mismatch between what the stage passes and what the source tree accepts, one line each; `where`
+    names the tree (`deepep at 5d90af8b1234`, or a local tree's path)."""
     problems: list[str] = []
     options: dict[str, ArgparseOption] = {}
     if interface.parser is not None:
@@ -96,7 +102,7 @@ def source_problems(component: str, pin: str, folder: Path, interface: Interface
                 fate = "setuptools rejects it (`error: option " + use.name + " not recognized`)" \
                     if interface.forwards_unknown else "the script rejects it"
                 problems.append(f"{where}: {interface.parser} has no option {use.name} ({asked}); {fate}. "
-                                f"Options at this pin: {known}")
+                                f"Options in this tree: {known}")
             elif use.value is not None and option.choices is not None and use.value not in option.choices:
                 problems.append(f"{where}: {interface.parser} {use.name} accepts {', '.join(option.choices)}, "
                                 f"not {use.value!r} ({asked})")
@@ -110,15 +116,13 @@ def source_problems(component: str, pin: str, folder: Path, interface: Interface
     return problems
 
 
-def check_sources(checks: Iterable[tuple[str, str, Path, Interface]], matrix_path: Path) -> None:
-    """Pass 2: every (component, pin, source folder, interface); raises one error listing every problem."""
+def check_sources(checks: Iterable[tuple[str, Path, Interface]], matrix_path: Path) -> None:
+    """Pass 2: every (tree's name, source folder, interface); raises one error listing every problem."""
     problems: list[str] = []
-    seen: set[tuple[str, str, str]] = set()
-    for component, pin, folder, interface in checks:
-        for problem in source_problems(component, pin, folder, interface):
-            if (component, pin, problem) not in seen:
-                seen.add((component, pin, problem))
+    for where, folder, interface in checks:
+        for problem in source_problems(where, folder, interface):
+            if problem not in problems:
                 problems.append(problem)
     if problems:
-        raise PreflightError(f"preflight: {matrix_path}: the sources at their pins do not accept what the build "
+        raise PreflightError(f"preflight: {matrix_path}: the sources to be built do not accept what the build "
                              "would pass; nothing was built.\n  " + "\n  ".join(problems))

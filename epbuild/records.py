@@ -12,16 +12,17 @@ from epbuild.bakefile import serving_target
 from epbuild.content_key import content_key
 from epbuild.render import RenderedCell
 from epbuild.resolve import Resolved
-from epbuild.stagegraph import built_pins
 from epbuild.tags import cell_tags
 
 OVERRIDE_FILE = "docker-bake.resolved.json"
 
 
 def write(run_dir: Path, cells: list[RenderedCell], resolved: Resolved,
-          local_exports: dict[str, Path] | None = None, push: str | None = None) -> tuple[Path, dict[str, str]]:
+          local_contexts: dict[str, dict[str, str]] | None = None,
+          push: str | None = None) -> tuple[Path, dict[str, str]]:
     """Writes the records under run_dir; returns the bake override file and each cell's content key.
-    `local_exports`: component -> the exported local tree that replaces its pinned source (`--source`).
+    `local_contexts`: cell -> the named contexts that replace its pinned ones for components built from local
+    trees (`--source`: the exported tree and what was prepared from it; epbuild/source_trees.py).
     `push`: the registry a cell is pushed to from the builder, under its immutable tag."""
     targets: dict[str, dict[str, object]] = {}
     keys: dict[str, str] = {}
@@ -34,9 +35,7 @@ def write(run_dir: Path, cells: list[RenderedCell], resolved: Resolved,
         (folder / "manifest.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
         (folder / "versions.txt").write_text(manifest.versions_txt(rc.plan, key, resolved))
         contexts = {"epbuild-record": str(folder.resolve())}
-        for component, export in (local_exports or {}).items():
-            if component in built_pins(rc.plan):
-                contexts[f"src-{component}"] = str(export.resolve())
+        contexts.update((local_contexts or {}).get(rc.cell.name, {}))
         # The base is not re-pinned here to the resolved digest through a `docker-image://` context: BuildKit would
         # resolve that reference in a registry, which a local-only base (the offline example's) is not in, and a
         # builder importing a stage cache does so. An unpinned base is resolved just before the bake; pinning

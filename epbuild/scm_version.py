@@ -9,6 +9,13 @@ The rules are setuptools-scm's defaults (version scheme guess-next-dev, local sc
 vcs-versioning 10 implements them (_backends/_git.py: `git describe --dirty --tags --long --abbrev=40 --match
 *[0-9]*`; no tag: the fallback version or 0.0 with every commit counted; _node_utils.py: a node is `g` + 9 hex
 digits; _modify_version._bump_regex: the last number of the tag goes up by one, then `.dev<distance>`).
+
+A component built from a local checkout (`--source`) gets what setuptools-scm gives in that checkout: the same
+rules plus its dirty marker where tracked files have uncommitted changes (vcs-versioning 2.6
+_backends/_git.py: `git status --porcelain --untracked-files=no`; _modify_version._format_local_with_time:
+`+<node>.d<YYYYMMDD>` of SOURCE_DATE_EPOCH or today, UTC; a dirty tree is never exact, so even on a tag the
+version is the next one's .dev0). A local tree that is no git checkout has no such version (setuptools-scm raises
+LookupError), so it gets the component's fallback, or 0.0, marked `+local.<digest>` of its content.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+from datetime import datetime, timezone
 from pathlib import Path
 
 from packaging.version import InvalidVersion, Version
@@ -44,10 +52,9 @@ def pretend_variable(distribution: str) -> str:
     return "SETUPTOOLS_SCM_PRETEND_VERSION_FOR_" + re.sub(r"[-_.]+", "_", distribution).upper()
 
 
-def _git(mirror: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def _run_git(args: list[str]) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "GIT_CONFIG_NOSYSTEM": "1", "GIT_TERMINAL_PROMPT": "0"}
-    return subprocess.run(["git", "--git-dir", str(mirror), *args], capture_output=True, text=True, env=env,
-                          check=False)
+    return subprocess.run(["git", *args], capture_output=True, text=True, env=env, check=False)
 
 
 def _tag_version(tag: str, where: str) -> Version:
@@ -72,20 +79,43 @@ def _bump(version: Version) -> str:
 def compute(mirror: Path, commit: str, *, fallback: str | None = None, where: str = "") -> str:
     """The version of `commit` in the bare repository `mirror`, whose tags must have been fetched."""
     where = where or f"{mirror} at {commit[:12]}"
-    described = _git(mirror, "describe", "--tags", "--long", "--abbrev=40", "--match", "*[0-9]*", commit)
+    return _version(["--git-dir", str(mirror)], commit, fallback, where, dirty=False)
+
+
+def local_version(tree: Path, head: str | None, digest: str, *, fallback: str | None = None, where: str = "") -> str:
+    """The version setuptools-scm gives in the local checkout `tree` (`head`: its HEAD commit; None where the tree
+    is no git checkout, which gets `+local.<digest>` instead); `digest`: the sha256 of the tree's content."""
+    where = where or str(tree)
+    if head is None:
+        return f"{fallback or '0.0'}+local.{digest.removeprefix('sha256:')[:16]}"
+    status = _run_git(["-C", str(tree), "status", "--porcelain", "--untracked-files=no"])
+    if status.returncode != 0:
+        raise ScmVersionError(f"{where}: git status failed: {status.stderr.strip()}")
+    return _version(["-C", str(tree)], head, fallback, where, dirty=bool(status.stdout.strip()))
+
+
+def _version(repo: list[str], commit: str, fallback: str | None, where: str, *, dirty: bool) -> str:
+    described = _run_git([*repo, "describe", "--tags", "--long", "--abbrev=40", "--match", "*[0-9]*", commit])
     if described.returncode == 0:
         match = DESCRIBE.match(described.stdout.strip())
         if match is None:
             raise ScmVersionError(f"{where}: cannot read `git describe` output {described.stdout.strip()!r}")
         tag, distance, node = _tag_version(match["tag"], where), int(match["distance"]), match["node"]
     else:
-        counted = _git(mirror, "rev-list", "--count", commit)
+        counted = _run_git([*repo, "rev-list", "--count", commit])
         if counted.returncode != 0:
             raise ScmVersionError(f"{where}: git rev-list failed: {counted.stderr.strip()}")
         tag, distance, node = Version(fallback or "0.0"), int(counted.stdout.strip()), commit
-    if distance == 0:
+    if distance == 0 and not dirty:
         return str(tag)
-    return f"{_bump(tag)}.dev{distance}+g{node[:NODE_LENGTH]}"
+    local = f"+g{node[:NODE_LENGTH]}" + (f".d{_today():%Y%m%d}" if dirty else "")
+    return f"{_bump(tag)}.dev{distance}{local}"
+
+
+def _today() -> datetime:
+    """setuptools-scm's time for a dirty tree: SOURCE_DATE_EPOCH when set, else now (UTC)."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    return datetime.fromtimestamp(int(epoch), timezone.utc) if epoch else datetime.now(timezone.utc)
 
 
 def write(root: Path, component: str, commit: str, version: str) -> Path:

@@ -44,6 +44,10 @@ class VendorRepoError(EpbuildError):
     pass
 
 
+class VendorUnreachable(VendorRepoError):
+    """The repository could not be reached at all: nothing about its packages was checked."""
+
+
 @dataclass(frozen=True)
 class VendorRequest:
     nic: str
@@ -76,7 +80,7 @@ def download(url: str, *, timeout: float = 60.0, attempts: int = 3, backoff: flo
         except (urllib.error.URLError, OSError) as exc:
             if attempt == attempts:
                 reason = getattr(exc, "reason", exc)
-                raise VendorRepoError(f"cannot fetch {url}: {reason} (after {attempts} attempts)") from None
+                raise VendorUnreachable(f"cannot fetch {url}: {reason} (after {attempts} attempts)") from None
             log.warning("fetching %s failed (%s); retrying", url, getattr(exc, "reason", exc))
             time.sleep(backoff * 2 ** (attempt - 1))
             attempt += 1

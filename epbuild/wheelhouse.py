@@ -36,7 +36,7 @@ from epbuild.base_python import BasePython, PythonTarget, canonical
 from epbuild.commands import CommandFailed, Runner
 from epbuild.errors import EpbuildError
 
-__all__ = ["BasePython", "PythonTarget", "Requirement", "WheelhouseError", "canonical", "ensure", "requirements"]
+__all__ = ["BasePython", "IndexUnreachable", "PythonTarget", "Requirement", "WheelhouseError", "canonical", "ensure", "requirements"]
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,14 @@ NAME = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)")
 
 class WheelhouseError(EpbuildError):
     pass
+
+
+class IndexUnreachable(WheelhouseError):
+    """pip could not reach its package index: the requirements were never checked."""
+
+
+UNREACHABLE = re.compile(r"NewConnectionError|Failed to establish a new connection|Temporary failure in name "
+                         r"resolution|Network is unreachable|ProxyError|ConnectTimeoutError")
 
 
 @dataclass(frozen=True)
@@ -150,6 +158,15 @@ def _pip_reason(exc: CommandFailed) -> str:
     return (errors or lines or [f"exit {exc.returncode}"])[-1]
 
 
+def _failure(exc: CommandFailed, message: str) -> WheelhouseError:
+    """pip's failure as one line; IndexUnreachable where it never reached its index: pip ends with "No matching
+    distribution" both for a requirement the index lacks and for an index it never reached, and only its retry
+    warnings tell the two apart."""
+    unreachable = next((line for line in exc.output.splitlines() if UNREACHABLE.search(line)), None)
+    text = f"{message}: {_pip_reason(exc)}" + (f" ({unreachable.strip()[:200]})" if unreachable else "")
+    return (IndexUnreachable if unreachable else WheelhouseError)(text)
+
+
 def _environment(base: BasePython, folder: Path) -> Path:
     """A Python environment on the host holding only the base's distributions, as metadata: the interpreter pip
     resolves for (`pip --python`) sees exactly what the base image has installed, and nothing of the host's."""
@@ -232,8 +249,8 @@ def resolve(lines: Sequence[Requirement], base: BasePython, find_links: Sequence
     try:
         runner.run(argv, capture=True)
     except CommandFailed as exc:
-        raise WheelhouseError(f"{where}: cannot resolve its requirements against {base.image} (Python "
-                              f"{base.target.version}): {_pip_reason(exc)}") from None
+        raise _failure(exc, f"{where}: cannot resolve its requirements against {base.image} (Python "
+                            f"{base.target.version})") from None
     install = json.loads(report.read_text())["install"]
     provided = base.provided()
     replaced = [item for item in install if canonical(item["metadata"]["name"]) in provided]
@@ -273,8 +290,8 @@ def ensure(root: Path, dest_name: str, where: str, lines: Sequence[Requirement],
             try:
                 runner.run(argv, capture=True)
             except CommandFailed as exc:
-                raise WheelhouseError(f"{where}: cannot download its requirements for Python "
-                                      f"{base.target.version}: {_pip_reason(exc)}") from None
+                raise _failure(exc, f"{where}: cannot download its requirements for Python "
+                                    f"{base.target.version}") from None
         wheels = {p.name: _sha256(p) for p in sorted(tmp.glob("*.whl"))}
         (tmp / LOCK_FILE).write_text("".join(_lock_line(tmp / n, s) + "\n" for n, s in wheels.items()))
         (tmp / STAMP_FILE).write_text(json.dumps({"inputs": digest, "wheels": wheels}, indent=2) + "\n")

@@ -44,10 +44,11 @@ REPOS_DIR = REPO_ROOT / "build" / "offline" / "repos"
 
 
 @contextlib.contextmanager
-def prepared(matrix: Any, plans: Sequence[Any], runner: Runner) -> Iterator[None]:
-    """Makes what the offline example cannot pull or clone: the base images the given cells start from, the
-    stand-in repositories and the signed vendor apt repository, then serves that repository on 127.0.0.1 until
-    the caller is done fetching.
+def prepared(matrix: Any, plans: Sequence[Any], runner: Runner, *, base_images: bool = True) -> Iterator[None]:
+    """Makes what the offline example cannot pull or clone: the base images the given cells start from (unless
+    `base_images` is false: `invoke bump` builds nothing, so it checks what needs a base only where it exists),
+    the stand-in repositories and the signed vendor apt repository, then serves that repository on 127.0.0.1
+    until the caller is done fetching.
 
     Each step does nothing when its result is already there. Each is one command of this package's own CLI,
     which is what a dry run prints and what the run's replay.sh records.
@@ -55,7 +56,7 @@ def prepared(matrix: Any, plans: Sequence[Any], runner: Runner) -> Iterator[None
     from epbuild.cells import expand
 
     steps: list[tuple[list[str], Callable[[], object]]] = []
-    for name in dict.fromkeys(plan.cell.base for plan in plans):
+    for name in dict.fromkeys(plan.cell.base for plan in plans) if base_images else ():
         image = matrix.model.bases[name].image
         suite_of(image)  # a base the recipe cannot make fails here, before anything runs
         # The toolchain must compile for every arch any cell on this base targets, not only the selected ones.

@@ -69,3 +69,22 @@ def test_the_abbreviation_length_of_the_history_is_kept(mirror: tuple[Path, Path
 def test_a_commit_missing_from_the_history_is_a_clear_error(mirror: tuple[Path, Path, str]) -> None:
     with pytest.raises(EpbuildError, match="deepep at 0123456: git rev-parse"):
         git_head.short_revision(mirror[0], "0123456789abcdef0123456789abcdef01234567", where="deepep at 0123456")
+
+
+def test_a_local_checkout_answers_with_its_own_head(mirror: tuple[Path, Path, str], tmp_path: Path) -> None:
+    """--source: the stage's git directory answers as the local checkout itself does, uncommitted changes aside."""
+    _, work, _ = mirror
+    (work / "setup.py").write_text("# my change\n")
+    full, short = git_head.checkout_revision(work, where="deepep from the local tree")
+    git_head.write(tmp_path, "deepep", "local-test", full, short)
+    env = {**GIT_ENV, "GIT_DIR": str(tmp_path / git_head.git_head_dir("deepep", "local-test"))}
+    assert git(tmp_path, "rev-parse", "--short", "HEAD", env=env) == git(work, "rev-parse", "--short", "HEAD")
+
+
+def test_a_local_tree_that_is_no_checkout_gets_a_directory_where_git_fails(tmp_path: Path) -> None:
+    """As outside any checkout, `git rev-parse HEAD` fails, so DeepEP's setup.py takes its plain 1.0.0."""
+    git_head.write(tmp_path, "deepep", "local-nogit", None)
+    env = {**GIT_ENV, "GIT_DIR": str(tmp_path / git_head.git_head_dir("deepep", "local-nogit"))}
+    done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=tmp_path, env=env, capture_output=True,
+                          text=True)
+    assert done.returncode != 0 and not done.stdout.strip()

@@ -65,15 +65,15 @@ def stand_in_setup_py(tree: str) -> bytes:
     return next(e.data for e in files if e.path == "setup.py")
 
 
-@pytest.mark.parametrize("tree", ["fixture", "fixture@fnuz-max"])
+@pytest.mark.parametrize("tree", ["fixture", "fixture@fnuz-max", "fixture@no-explicit-ctx"])
 @pytest.mark.parametrize("flag", FLAGS)
 def test_preflight_agrees_with_setuptools_on_every_flag(tree: str, flag: str, tmp_path: Path) -> None:
     folder = tmp_path / "src"
     folder.mkdir()
     (folder / "setup.py").write_bytes(stand_in_setup_py(tree))
     name, *value = flag.split()
-    problems = source_problems("deepep", "0" * 40, folder, Interface([Use("flag", name, "test", value[0] if value else None)],
-                                                           parser="setup.py"))
+    problems = source_problems("deepep at 000000000000", folder,
+                               Interface([Use("flag", name, "test", value[0] if value else None)], parser="setup.py"))
     ran = run_stand_in(folder / "setup.py", flag, tmp_path)
     rejected = ran.returncode != 0
     assert rejected == bool(problems), (ran.stdout, ran.stderr, problems)
@@ -102,7 +102,8 @@ def deepep_at(tmp_path: Path, key: str, fnuz_max: float | None) -> tuple[StageIn
 def test_preflight_refuses_a_flag_the_pin_lacks_naming_component_pin_flag_and_key(tmp_path: Path) -> None:
     stage, folder = deepep_at(tmp_path, "pinned", 224)
     with pytest.raises(PreflightError) as err:
-        preflight.check_sources([("deepep", stage.pin.commit, folder, deepep.interface(stage))], Path("matrix.yaml"))
+        preflight.check_sources([(f"deepep at {stage.pin.commit[:12]}", folder, deepep.interface(stage))],
+                                Path("matrix.yaml"))
     message = str(err.value)
     for part in (f"deepep at {stage.pin.commit[:12]}", "--rocm-gfx942-fp8-fnuz-max",
                  "components.deepep.gfx942_fp8_fnuz_max", "not recognized", "nothing was built"):
@@ -111,4 +112,4 @@ def test_preflight_refuses_a_flag_the_pin_lacks_naming_component_pin_flag_and_ke
 
 def test_the_same_flag_passes_at_the_commit_that_has_it(tmp_path: Path) -> None:
     stage, folder = deepep_at(tmp_path, "fnuz-max", 224)
-    assert source_problems("deepep", stage.pin.commit, folder, deepep.interface(stage)) == []
+    assert source_problems(f"deepep at {stage.pin.commit[:12]}", folder, deepep.interface(stage)) == []

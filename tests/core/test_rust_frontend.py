@@ -21,6 +21,7 @@ from epbuild.components import vllm
 from epbuild.matrix import load_matrix
 from epbuild.preflight import PreflightError
 from epbuild.render import render_matrix
+from epbuild.source_trees import Scope, Trees
 
 ROOT = Path(__file__).resolve().parents[2]
 STAND_IN = vllm.COMPONENT.fixture
@@ -141,13 +142,17 @@ def offline_rendering(tmp_path: Path, rustc_version: str | None) -> tuple[object
     return r, cells, tree
 
 
+def scope(r: object, cells: list[object], root: Path) -> Scope:
+    return Scope(r, cells, root, Runner(), {}, Trees().by_component(root, cells))  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize("rustc_version", ["1.80", None])
 def test_preflight_refuses_a_base_toolchain_older_than_the_pin_asks(rustc_version: str | None,
                                                                     tmp_path: Path) -> None:
     r, cells, tree = offline_rendering(tmp_path, rustc_version)
     commit = tree.name.removeprefix("vllm-")
     with pytest.raises(PreflightError) as err:
-        stageinputs.rust_toolchains(r, cells, tmp_path)  # type: ignore[arg-type]
+        stageinputs.rust_toolchains(scope(r, cells, tmp_path))
     message = str(err.value)
     assert f"vllm at {commit[:12]}: rust-toolchain.toml: it asks for Rust 1.85" in message
     assert "bases.sid.rustc_version" in message and "components.vllm.rust_frontend" in message
@@ -155,7 +160,7 @@ def test_preflight_refuses_a_base_toolchain_older_than_the_pin_asks(rustc_versio
 
 def test_preflight_accepts_the_base_toolchain_the_pin_asks_for(tmp_path: Path) -> None:
     r, cells, _ = offline_rendering(tmp_path, "1.85")
-    stageinputs.rust_toolchains(r, cells, tmp_path)  # type: ignore[arg-type]
+    stageinputs.rust_toolchains(scope(r, cells, tmp_path))
 
 
 def stand_in_without(module: str, tmp_path: Path) -> str:

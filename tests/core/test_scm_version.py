@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -110,3 +111,30 @@ def test_the_source_cache_fetches_the_tags_the_version_needs(history: tuple[Path
     mirror = cache.history_with_tags(SourceRequest("mori", pin, pin.repo))
     expected = real_setuptools_scm(tmp_path / "check", bare, shas["after-v1.2.0"])
     assert scm_version.compute(mirror, shas["after-v1.2.0"]) == expected and expected.startswith("1.2.1.dev2+g")
+
+
+@pytest.mark.parametrize("name", ["untagged", "v1.2.0", "after-v1.2.0", "post-tag"])
+@pytest.mark.parametrize("change", ["edited", "untracked", "none"])
+def test_a_local_checkout_gets_what_setuptools_scm_gives_it_dirty_marker_included(
+        history: tuple[Path, dict[str, str]], tmp_path: Path, name: str, change: str) -> None:
+    """--source: the version of a local checkout, uncommitted changes included (an edited tracked file makes it
+    dirty, an untracked one does not), is the one setuptools-scm itself computes in that checkout."""
+    bare, shas = history
+    tree = tmp_path / "tree"
+    subprocess.run(["git", "clone", "-q", str(bare), str(tree)], env=GIT_ENV, check=True)
+    git(tree, "checkout", "-q", "--detach", shas[name])
+    if change == "edited":
+        (tree / "f.txt").write_text("my change")
+    elif change == "untracked":
+        (tree / "new.txt").write_text("new")
+    expected = subprocess.run([sys.executable, "-m", "setuptools_scm", "--root", str(tree)], capture_output=True,
+                              text=True, check=True, cwd=tree).stdout.strip().splitlines()[-1]
+    got = scm_version.local_version(tree, git(tree, "rev-parse", "HEAD"), "sha256:" + "ab" * 32)
+    assert got == expected
+    assert bool(re.search(r"\.d\d{8}$", got)) == (change == "edited")  # setuptools-scm's dirty marker: the date
+
+
+def test_a_local_tree_that_is_no_checkout_is_marked_local_with_its_digest(tmp_path: Path) -> None:
+    digest = "sha256:" + "0123456789abcdef" * 4
+    assert scm_version.local_version(tmp_path, None, digest) == "0.0+local.0123456789abcdef"
+    assert scm_version.local_version(tmp_path, None, digest, fallback="0.1.0") == "0.1.0+local.0123456789abcdef"

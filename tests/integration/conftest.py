@@ -4,10 +4,11 @@ have one (.ci/run installs it), and a skipped build test would hide exactly that
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 
 import pytest
 
-from harness import OFFLINE, InvokeResult, invoke
+from harness import OFFLINE, ROOT, InvokeResult, invoke
 from epbuild.offline import REPOS_DIR, ensure_fixture_repos
 from epbuild.offline.settings import FIXTURES_DIR
 
@@ -32,6 +33,16 @@ def stand_in_repos() -> None:
     prepare runs (idempotent), so a test that pins a stand-in commit through `matrix_variant` before its first
     build passes alone and in any order."""
     ensure_fixture_repos(REPOS_DIR, fixtures_dir=FIXTURES_DIR)
+
+
+@pytest.fixture(scope="session")
+def fresh_clone(tmp_path_factory: pytest.TempPathFactory, docker_engine: None) -> Path:
+    """A fresh clone of this checkout's committed state, as a new user has it: no build/ (nothing exported,
+    prepared or cached). Run its own tasks with harness.invoke_in."""
+    dest = tmp_path_factory.mktemp("fresh") / "epbuild"
+    subprocess.run(["git", "clone", "--quiet", str(ROOT), str(dest)], check=True)
+    assert not (dest / "build").exists()
+    return dest
 
 
 # The toy component's in-image check runs inside an image through `invoke test`, never in this session.

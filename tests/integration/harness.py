@@ -42,6 +42,16 @@ def invoke(*args: str, check: bool = False, timeout: int = 3600, env: dict[str, 
     return result
 
 
+def invoke_in(clone: Path, *args: str, timeout: int = 3600) -> InvokeResult:
+    """Another checkout's own `invoke` (its tasks.py and epbuild package), run from that checkout."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    proc = subprocess.run([sys.executable, "-m", "invoke", *args], cwd=clone, capture_output=True, text=True,
+                          timeout=timeout, env=env)
+    return InvokeResult(proc.returncode, proc.stdout, proc.stderr)
+
+
 def cells_json(matrix: str = OFFLINE) -> dict[str, dict[str, Any]]:
     data = json.loads(invoke("matrix", "--matrix", matrix, "--json", check=True).out)
     return {c["cell"]: c for c in data["cells"]}

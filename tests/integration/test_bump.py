@@ -1,8 +1,10 @@
-"""`invoke bump` on the offline example: deepep moves to its stand-in's `moved` commit by branch name."""
+"""`invoke bump` on the offline example: deepep moves to its stand-in's `moved` commit by branch name, and a commit
+that lacks a flag the matrix asks for is refused by the same pre-bake steps `invoke build` runs."""
 
 from __future__ import annotations
 
 import difflib
+import io
 import json
 import re
 import shutil
@@ -12,14 +14,21 @@ from pathlib import Path
 
 import pytest
 
-from harness import ROOT
-from epbuild import bump as bumper
+from harness import ROOT, invoke_in
+from epbuild import build as builder, bump as bumper, prebake
+from epbuild.bake_command import BuildOptions
+from epbuild.commands import Runner
+from epbuild.errors import EpbuildError
+from epbuild.render import render_matrix
+from epbuild.source_trees import Scope
 from epbuild.component import discover
 from epbuild.matrix import load_matrix
 from epbuild.offline import REPOS_DIR, ensure_fixture_repos
 from epbuild.offline.settings import FIXTURES_DIR
 
 BRANCH = "fixture/moved"
+# bump prepares the offline example as a build does (its vendor repository is made in a container).
+pytestmark = pytest.mark.docker
 
 
 @pytest.fixture(scope="module")
@@ -113,16 +122,67 @@ def test_bump_refuses_a_pin_that_lacks_a_required_commit(example: Path,
     assert example.read_text() == text
 
 
-def test_the_preflight_result_is_printed_and_a_failing_one_writes_nothing(
-        example: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from epbuild import preflight
+@pytest.mark.parametrize("dry_run", [True, False])
+def test_a_pin_without_a_flag_the_matrix_asks_for_is_refused_and_nothing_written(
+        example: Path, stand_in_commits: dict[str, dict[str, str]], dry_run: bool) -> None:
+    """The stand-in's no-explicit-ctx commit has setup.py@5d90af8b's options; the example asks for
+    --rocm-explicit-ctx (components.deepep.explicit_ctx: true), which `invoke build` refuses before bake."""
+    before = snapshot(example.parent)
+    proc = subprocess.run([sys.executable, "-m", "invoke", "bump", "deepep", "fixture/no-explicit-ctx", "--matrix",
+                           str(example), *(["--dry-run"] if dry_run else [])], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode != 0, proc.stdout
+    for part in (stand_in_commits["deepep"]["no-explicit-ctx"][:12], "interface: FAILED",
+                 "setup.py has no option --rocm-explicit-ctx", "components.deepep.explicit_ctx",
+                 "the matrix was left as it was"):
+        assert part in proc.stderr, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr
+    assert snapshot(example.parent) == before
 
-    clean = bumper.bump(load_matrix(example), "deepep", BRANCH, ROOT, {}, dry_run=True).report()
-    assert re.search(r"preflight of \d+ cell\(s\): ok", clean)
-    problem = "setup.py has no option --rocm-explicit-ctx"
-    monkeypatch.setattr(preflight, "problems", lambda plans: [f"{plans[0].cell.name}: deepep: {problem}"])
-    before = example.read_text()
-    with pytest.raises(bumper.BumpError) as info:
-        bumper.bump(load_matrix(example), "deepep", BRANCH, ROOT, {}, dry_run=False)
-    assert "preflight of" in str(info.value) and problem in str(info.value)
-    assert example.read_text() == before
+
+def test_a_pin_with_every_flag_passes_every_check_a_build_runs(example: Path) -> None:
+    out = invoke("bump", "deepep", BRANCH, "--matrix", str(example), "--dry-run")
+    steps = out.split("before bake, in the")[1].split("dry run: nothing written")[0]
+    assert "interface: ok: 9 cell(s), deepep" in steps and "git HEAD: ok" in steps
+    assert "FAILED" not in steps and "not checked" not in steps
+
+
+def test_bump_and_build_run_the_same_pre_bake_steps(example: Path, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both call prebake.run over prebake.STEPS: every step, and a step added to the list, runs in both."""
+    calls: list[tuple[str, str]] = []
+
+    def recorded(step: prebake.Step, who: list[str]) -> prebake.Step:
+        def run(scope: Scope) -> str:
+            calls.append((who[0], step.name))
+            return step.run(scope)
+        return prebake.Step(step.name, run)
+
+    def canary(scope: Scope) -> str:
+        raise EpbuildError("the canary check refuses " + ", ".join(sorted({rc.cell.name for rc in scope.cells})))
+
+    who = ["bump"]
+    monkeypatch.setattr(prebake, "STEPS", [recorded(s, who) for s in prebake.STEPS]
+                        + [recorded(prebake.Step("canary", canary), who)])
+    with pytest.raises(bumper.BumpError) as bumped:
+        bumper.bump(load_matrix(example), "deepep", BRANCH, tmp_path, {}, dry_run=True)
+    assert "canary: FAILED" in str(bumped.value) and "the canary check refuses gfx942-cx7-sid" in str(bumped.value)
+
+    who[0] = "build"
+    rendering = render_matrix(load_matrix(example), ROOT)  # as `invoke render` rendered it
+    cells = [rc for rc in rendering.cells if rc.cell.name == "gfx950-cx7-sid"]
+    with pytest.raises(EpbuildError, match="the canary check refuses gfx950-cx7-sid"):
+        builder.build(rendering, cells, ROOT, BuildOptions(), Runner(dry_run=True, out=io.StringIO()))
+    names = [s.name for s in prebake.STEPS]
+    assert [name for by, name in calls if by == "bump"] == names
+    assert [name for by, name in calls if by == "build"] == names
+
+
+def test_the_readme_example_works_on_a_fresh_clone(fresh_clone: Path) -> None:
+    """README's `invoke bump deepep fixture/moved --matrix examples/offline/matrix.yaml --dry-run`, where nothing
+    was prepared yet: bump prepares the stand-in repositories first, as a build does."""
+    [example] = [line.strip() for line in (ROOT / "README.md").read_text().splitlines()
+                 if line.strip().startswith("invoke bump deepep fixture/moved")]
+    done = invoke_in(fresh_clone, *example.split()[1:])
+    assert done.code == 0, done.out[-3000:] + done.err[-3000:]
+    assert "-> " in done.out and "(branch fixture/moved)" in done.out and "interface: ok" in done.out
+    assert "dry run: nothing written" in done.out

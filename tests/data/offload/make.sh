@@ -2,7 +2,7 @@
 # Makes the offload bundles tests/core/test_offload.py reads, with the real toolchain: hipcc and
 # clang-offload-bundler of the offline example's base image (Debian sid's HIP on LLVM 21). To refresh them, from
 # this folder:
-#   docker run --rm --network none -v "$PWD:/out" --entrypoint bash epbuild-offline/base:sid-hip-ref-mpi-torch-rust /out/make.sh
+#   docker run --rm --network none -v "$PWD:/out" --entrypoint bash epbuild-offline/base:sid-hip-ref-mpi-torchhip-rust /out/make.sh
 # tests/integration/test_offload_bundles.py runs it again in a scratch folder and checks the listing still holds.
 # Each file's expected triples are what clang-offload-bundler --list says (listing.txt), never our own encoder.
 set -euo pipefail

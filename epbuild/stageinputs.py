@@ -62,14 +62,15 @@ def versions(rendering: Rendering, cells: list[RenderedCell], root: Path, cache:
             if cache.runner.dry_run:
                 cache.runner.record(f"# {c.name}: setuptools-scm version of {pin.commit} -> {written}")
                 continue
-            if written.is_file():
+            # A version from before the build recorded its history is computed again, so the checks can read it.
+            if written.is_file() and scm_version.history_record(root, c.name, pin.commit).is_file():
                 out[c.name] = written.read_text().strip()
                 continue
             request: SourceRequest = requests_for(rendering.matrix, [c.name], mirrors)[0]
             mirror = cache.history_with_tags(request)
             version = scm_version.compute(mirror, pin.commit, fallback=c.scm_fallback,
                                           where=f"{c.name} at {pin.commit[:12]}")
-            scm_version.write(root, c.name, pin.commit, version)
+            scm_version.write(root, c.name, pin.commit, version, history=mirror, url=request.url)
             log.info("%s: version %s (setuptools-scm rules, from the history at %s)", c.name, version,
                      pin.commit[:12])
             out[c.name] = version

@@ -1,0 +1,34 @@
+"""The markers tell the truth: the selection the pipelines' check job runs, `-m "not docker and not gpu"`, passes
+on a host with no Docker engine and no network. It runs here in a fresh network namespace (`unshare -n`: only a
+loopback, which tests/loopback.py brings up) with DOCKER_HOST pointing at a socket that does not exist, so a test
+that needs either and is not marked fails this one. (This test is deselected inside, or it would run itself.)"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+SELF = "tests/core/test_offline_selection.py::test_the_unmarked_tests_pass_with_no_engine_and_no_network"
+
+
+def test_the_unmarked_tests_pass_with_no_engine_and_no_network(tmp_path: Path) -> None:
+    unshare = shutil.which("unshare")
+    assert unshare, "unshare (util-linux) is missing: the offline selection cannot be proven"
+    # Not root: a user namespace maps us to root in it, which a new network namespace needs.
+    isolate = [unshare, "-n"] if os.geteuid() == 0 else [unshare, "-r", "-n"]
+    env = {**os.environ, "DOCKER_HOST": "unix:///nonexistent/docker.sock"}
+    env.pop("DOCKER_CONTEXT", None)
+    proc = subprocess.run([*isolate, sys.executable, "-m", "pytest", "-m", "not docker and not gpu", "-q", "-x",
+                           "-p", "no:cacheprovider", "--deselect", SELF, "--basetemp", str(tmp_path / "t")],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=3600)
+    tail = (proc.stdout + proc.stderr)[-4000:]
+    assert proc.returncode == 0, f"the offline selection failed (a test needs an engine or the network):\n{tail}"
+    summary = proc.stdout.strip().splitlines()[-1]
+    assert " passed" in summary and "failed" not in summary and "error" not in summary, summary
+    # An isolation that did not isolate proves nothing: the engine must be unreachable in there.
+    probe = subprocess.run([*isolate, "docker", "info"], env=env, capture_output=True, text=True)
+    assert probe.returncode != 0, "docker info worked inside the isolation"

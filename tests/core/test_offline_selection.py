@@ -32,3 +32,6 @@ def test_the_unmarked_tests_pass_with_no_engine_and_no_network(tmp_path: Path) -
     # An isolation that did not isolate proves nothing: the engine must be unreachable in there.
     probe = subprocess.run([*isolate, "docker", "info"], env=env, capture_output=True, text=True)
     assert probe.returncode != 0, "docker info worked inside the isolation"
+    reach = "import socket; socket.create_connection(('1.1.1.1', 443), timeout=5)"
+    probe = subprocess.run([*isolate, sys.executable, "-c", reach], capture_output=True, text=True)
+    assert probe.returncode != 0 and "unreachable" in probe.stderr, "another host was reachable inside the isolation"

@@ -9,22 +9,26 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 SELF = "tests/core/test_offline_selection.py::test_the_unmarked_tests_pass_with_no_engine_and_no_network"
 
 
-def test_the_unmarked_tests_pass_with_no_engine_and_no_network(tmp_path: Path) -> None:
+def test_the_unmarked_tests_pass_with_no_engine_and_no_network() -> None:
     unshare = shutil.which("unshare")
     assert unshare, "unshare (util-linux) is missing: the offline selection cannot be proven"
     # Not root: a user namespace maps us to root in it, which a new network namespace needs.
     isolate = [unshare, "-n"] if os.geteuid() == 0 else [unshare, "-r", "-n"]
     env = {**os.environ, "DOCKER_HOST": "unix:///nonexistent/docker.sock"}
     env.pop("DOCKER_CONTEXT", None)
+    # A short temp root: gpg's agent socket path under it must stay within the 108 bytes a socket path allows.
+    basetemp = tempfile.mkdtemp(prefix="epb-offline-")
     proc = subprocess.run([*isolate, sys.executable, "-m", "pytest", "-m", "not docker and not gpu", "-q", "-x",
-                           "-p", "no:cacheprovider", "--deselect", SELF, "--basetemp", str(tmp_path / "t")],
+                           "-p", "no:cacheprovider", "--deselect", SELF, "--basetemp", basetemp],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=3600)
+    shutil.rmtree(basetemp, ignore_errors=True)
     tail = (proc.stdout + proc.stderr)[-4000:]
     assert proc.returncode == 0, f"the offline selection failed (a test needs an engine or the network):\n{tail}"
     summary = proc.stdout.strip().splitlines()[-1]

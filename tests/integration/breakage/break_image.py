@@ -8,6 +8,7 @@ import importlib.metadata as md
 import pathlib
 import py_compile
 import re
+import subprocess
 import sys
 
 
@@ -75,6 +76,32 @@ def timestamp_pyc(name: str) -> None:
     sys.exit(f"{name} has no .pyc beside its source")
 
 
+def rename_needed(name: str, old: str, new: str) -> None:
+    """The distribution's libraries need `new...` instead of each `old...` library they need; a link of that name in
+    the loader's default folder points at what `old...` resolved to, so they still load (ldconfig is not run: it
+    would re-link by SONAME)."""
+    libdir = pathlib.Path("/usr/lib/x86_64-linux-gnu")
+    libs = dist_files(name, ".so")
+    renamed = 0
+    for lib in libs:
+        dynamic = subprocess.run(["readelf", "-d", str(lib)], check=True, capture_output=True, text=True).stdout
+        needed = [n for n in re.findall(r"Shared library: \[(\S+)\]", dynamic) if n.startswith(old)]
+        if not needed:
+            continue
+        resolved = subprocess.run(["ldd", str(lib)], check=True, capture_output=True, text=True).stdout
+        for soname in needed:
+            target = re.search(rf"^\s*{re.escape(soname)} => (\S+)", resolved, re.M)
+            if target is None:
+                sys.exit(f"{lib}: {soname} does not resolve")
+            link = libdir / (new + soname[len(old):])
+            if not link.exists():
+                link.symlink_to(target.group(1))
+        replace_bytes([lib], old, new)
+        renamed += 1
+    if not renamed:
+        sys.exit(f"no library of {name} needs {old}*")
+
+
 def main(argv: list[str]) -> None:
     command, *args = argv
     if command == "bytes":  # bytes DIST SUFFIX OLD NEW: in every file of DIST ending SUFFIX
@@ -90,6 +117,8 @@ def main(argv: list[str]) -> None:
         set_version(args[0], args[1])
     elif command == "unrecord":
         unrecord(args[0], args[1])
+    elif command == "rename-needed":  # rename-needed DIST OLD NEW (same length)
+        rename_needed(args[0], args[1], args[2])
     elif command == "timestamp-pyc":
         timestamp_pyc(args[0])
     else:

@@ -7,11 +7,11 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import shlex
 import subprocess
 import tarfile
 from collections.abc import Callable
-import re
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +39,8 @@ def expected() -> dict[str, Any]:
     if not path:
         raise pytest.UsageError(f"the GPU tier needs {EXPECTED_ENV}: run it through `invoke test --gpu`")
     data = json.loads(Path(path).read_text())
-    return {**data["record"], **data.get("nic_userspace", {}), "image": data["image"], "sources": data.get("sources", {})}
+    return {**data["record"], **data.get("nic_userspace", {}), "image": data["image"],
+            "sources": data.get("sources", {})}
 
 
 def dry_run() -> bool:

@@ -39,7 +39,8 @@ def stanza(package: str, status: str, extra: str = "") -> str:
 def repoint(lib: str, version: str) -> str:
     """`lib`.so.1 resolves to a copy of its file under another release number."""
     return (f"RUN cd {LIBDIR} && real=$(readlink -f {lib}.so.1) && new=$(echo \"$real\" | "
-            f"sed -E 's/\\.[0-9]+$/.{version}/') && cp \"$real\" \"$new\" && ln -sf \"$(basename \"$new\")\" {lib}.so.1")
+            f"sed -E 's/\\.[0-9]+$/.{version}/') && cp \"$real\" \"$new\" && "
+            f"ln -sf \"$(basename \"$new\")\" {lib}.so.1")
 
 
 BREAKAGES = [
@@ -107,7 +108,8 @@ BREAKAGES = [
              repoint("librdmacm", "99")),
     Breakage("test_rdma_core::test_source_built_provider_library_at_the_pinned_version", CX7, "d",
              repoint("libmlx5", "99")),
-    Breakage("test_rdma_core::test_provider_plugins_and_driver_files", CX7, "a", "RUN rm /etc/libibverbs.d/mlx5.driver"),
+    Breakage("test_rdma_core::test_provider_plugins_and_driver_files", CX7, "a",
+             "RUN rm /etc/libibverbs.d/mlx5.driver"),
     Breakage("test_rdma_core::test_pkg_config_reports_the_release", CX7, "d",
              f"RUN sed -i 's/^Version: .*/Version: 1.14.0/' {LIBDIR}/pkgconfig/libibverbs.pc"),
     Breakage("test_rdma_core::test_unversioned_libibverbs_link_for_rocshmem_dlopen", CX7, "c",
@@ -123,7 +125,8 @@ BREAKAGES = [
     # epbuild/components/vllm/test_vllm.py
     Breakage("test_vllm::test_imports", CX7, "c",
              "RUN $BREAK append vllm vllm/__init__.py 'raise ImportError(\"broken on purpose\")'"),
-    Breakage("test_vllm::test_device_code_for_exactly_the_cell_archs", CX7, "d", "RUN $BREAK bytes vllm .so gfx950 gfx942"),
+    Breakage("test_vllm::test_device_code_for_exactly_the_cell_archs", CX7, "d",
+             "RUN $BREAK bytes vllm .so gfx950 gfx942"),
     Breakage("test_vllm::test_smoke_tools_vllm_ci_expects", CX7, "a",
              "RUN for tool in rocminfo amd-smi; do p=$(command -v $tool) && rm \"$p\"; done; "
              "! command -v rocminfo && ! command -v amd-smi"),

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 CX7 = "gfx950-cx7-sid"  # rdma-core from source, no vendor userspace
 THOR2 = "gfx950-thor2-sid"  # the distribution's rdma-core, Broadcom's userspace
 LIBDIR = "/usr/lib/x86_64-linux-gnu"
-BNXT = "/usr/local/lib/x86_64-linux-gnu/libbnxt_re-rdmav34.so"
 
 
 @dataclass(frozen=True)
@@ -141,10 +140,15 @@ BREAKAGES = [
     # Broadcom's post-install copy is what rocSHMEM's fallback dlopen finds (ldconfig does not cache libbnxt_re.so).
     Breakage("test_nic_userspace::test_rocshmem_dlopen_sequence_loads_the_vendor_library", THOR2, "t1",
              "RUN rm /usr/local/lib/libbnxt_re* && ldconfig"),
+    # The packages' installed versions are also what the two checks below read (vendor_files.vendor_origin); what
+    # only this check reads is `dpkg --verify`: the package's files against its recorded checksums.
     Breakage("test_nic_userspace::test_pinned_vendor_packages_at_their_versions", THOR2, "t2",
-             f"RUN cp {LIBDIR}/libz.so.1 {BNXT}"),
+             "RUN sed -i 's/^[0-9a-f]\\{32\\}/00000000000000000000000000000000/' "
+             "/var/lib/dpkg/info/bnxt-rocelib.md5sums"),
     Breakage("test_nic_userspace::test_provider_library_resolves_from_the_pinned_package", THOR2, "t3",
-             f"RUN cp $(readlink -f {LIBDIR}/libibverbs.so.1) {LIBDIR}/libbnxt_re.so.9 && ldconfig"),
+             # A copy of the vendor's library that is not byte-identical (no package's file), found by ldconfig.
+             f"RUN cp /usr/local/lib/x86_64-linux-gnu/libbnxt_re-rdmav34.so {LIBDIR}/libbnxt_re-rdmav99.so && "
+             f"printf x >> {LIBDIR}/libbnxt_re-rdmav99.so && ldconfig"),
 ]
 
 BREAK_TOOL = "/tmp/epbuild-break-image.py"

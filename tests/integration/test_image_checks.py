@@ -37,8 +37,8 @@ def test_gpu_tier_refuses_a_host_whose_gpus_cannot_run_the_cell(offline_build: I
     assert strict.code == 1
 
 
-def test_gpu_dry_run_prints_each_case_on_a_host_without_gpus(offline_build: InvokeResult, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    empty = tmp_path / "sys"  # no GPU at all: a dry run needs none
+def test_gpu_dry_run_prints_each_case_on_a_host_without_gpus(docker_engine: None, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    empty = tmp_path / "sys"  # no GPU at all, and no image needed: a dry run runs nothing
     empty.mkdir()
     result = invoke("test", "--matrix", OFFLINE, "--cell", CELL, "--gpu", "--dry-run",
                     env={"EPBUILD_SYSFS_ROOT": str(empty), "EPBUILD_NUM_GPUS": "2"})

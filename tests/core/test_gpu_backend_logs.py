@@ -95,7 +95,8 @@ def pin_repo(folder: Path, files: dict[str, str]) -> dict[str, str]:
     return {"git_dir": str(folder / ".git"), "commit": commit}
 
 
-def run_tier(tmp_path: Path, case: str, printed_log: Path | None, *, dry_run: bool = False) -> tuple[CheckRun, str]:
+def run_tier(tmp_path: Path, case: str, printed_log: Path | None, *, dry_run: bool = False,
+             nodes: int = 1) -> tuple[CheckRun, str]:
     sysfs = tmp_path / "sys"
     for node, version in (("1", "90500"), ("2", "90500")):  # two gfx950 GPUs
         (sysfs / "class/kfd/kfd/topology/nodes" / node).mkdir(parents=True)
@@ -119,6 +120,8 @@ def run_tier(tmp_path: Path, case: str, printed_log: Path | None, *, dry_run: bo
            "PATH": f"{bin_dir}:/usr/bin:/bin", "PYTHONPATH": str(ROOT), "HOME": str(tmp_path)}
     if dry_run:
         env["EPBUILD_GPU_DRY_RUN"] = "1"
+    if nodes > 1:  # this agent is node 0; the address is only passed on (the stand-in docker runs nothing)
+        env.update({"EPBUILD_GPU_NODES": str(nodes), "EPBUILD_GPU_NODE_RANK": "0", "EPBUILD_GPU_MASTER": "node0:29500"})
     target = f"{ROOT}/tests/gpu/test_ep_backends.py" + (f"::{case}" if case else "")
     proc = subprocess.run([sys.executable, "-m", "pytest", target,
                            "-p", "no:cacheprovider", f"--junitxml={report}", "-o", "junit_family=xunit2",
@@ -147,6 +150,17 @@ def test_the_tier_says_the_inter_node_kernel_was_not_run_on_one_node(tmp_path: P
     run, out = run_tier(tmp_path, "test_mori_low_latency_runs_its_inter_node_kernel", None)
     assert run.passed == 0 and not run.failed, out
     assert len(run.checks_not_run) == 1 and "not run: InterNodeV1LL runs only across nodes" in run.checks_not_run[0]
+
+
+@pytest.mark.parametrize("log_name,passes", [("mori_low_latency-internode.log", True),
+                                             ("fallback-mori_low_latency-internode-v1.log", False)])
+def test_across_nodes_the_tier_asserts_mori_low_latencys_own_kernel(tmp_path: Path, log_name: str,
+                                                                    passes: bool) -> None:
+    case = "test_mori_low_latency_runs_its_inter_node_kernel"
+    run, out = run_tier(tmp_path, case, LOGS / log_name, nodes=2)
+    assert (run.passed, run.failed) == ((1, []) if passes else (0, [f"test_ep_backends::{case}"])), out
+    if not passes:
+        assert "MoRI ops made with kernel type InterNodeV1, expected InterNodeV1LL" in out
 
 
 def test_the_tier_fails_eplb_without_a_rearrangement(tmp_path: Path) -> None:

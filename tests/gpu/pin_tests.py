@@ -7,9 +7,9 @@ is a pytest module). A pin that has no such file (an older pin, a stand-in) has 
 
 from __future__ import annotations
 
+import io
 import subprocess
 import tarfile
-import io
 from dataclasses import dataclass
 from pathlib import Path
 

@@ -53,15 +53,19 @@ def test_vllm_instantiates_the_backend_asked_for(gpu_count: int, expected: dict[
     assert not found, "\n".join(found)
 
 
-def test_mori_low_latency_runs_its_inter_node_kernel(topology: Topology, expected: dict[str, Any]) -> None:
+def test_mori_low_latency_runs_its_inter_node_kernel(gpu_count: int, expected: dict[str, Any], vllm_examples: Path,
+                                                    topology: Topology, run_in_image: Callable[..., str]) -> None:
     """MoRI's InterNodeV1LL (the point of the MoRI backend split) runs only across nodes; on one node vLLM picks
-    IntraNode for both MoRI backends, so this agent cannot prove it and says so."""
+    IntraNode for both MoRI backends, so such an agent cannot prove it and says so."""
     if not topology.internode:
         pytest.skip("not run: InterNodeV1LL runs only across nodes; set EPBUILD_GPU_NODES, EPBUILD_GPU_NODE_RANK "
-                    "and EPBUILD_GPU_MASTER on each of two agents (test_vllm_instantiates_the_backend_asked_for"
-                    "[mori_low_latency] then asserts InterNodeV1LL)")
+                    "and EPBUILD_GPU_MASTER on each of two agents")
     needs_component(expected, "mori", "mori_low_latency")
-    assert expectation("mori_low_latency", internode=True).kernel_type == "InterNodeV1LL"
+    expect = expectation("mori_low_latency", internode=True)
+    log = run_in_image("mori_low_latency-internode", example_argv("mori_low_latency", gpu_count, topology),
+                       mounts={str(vllm_examples): EXAMPLES}, expect=str(expect))
+    found = problems(log, expect)
+    assert not found, "\n".join(found)
 
 
 def test_eplb_rearranges_experts(gpu_count: int, expected: dict[str, Any], vllm_examples: Path,

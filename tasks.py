@@ -150,17 +150,18 @@ def sources(c: Context, matrix: str = "matrix.yaml", arch: list[str] | None = No
       help={**CELL_HELP, "image": "Check this image reference as the selected cell (one cell only).",
             "gpu": "Run the GPU tier (tests/gpu) instead of the static checks; needs AMD GPUs.",
             "require_gpu": "With --gpu: fail, instead of reporting 'not run', on a host without AMD GPUs (CI agents).",
-            "quiet": "Only the summary, not pytest's per-check lines."})
+            "quiet": "Only the summary, not pytest's per-check lines.",
+            "dry_run": "With --gpu: print each GPU case's command and what it asserts; run nothing."})
 @user_errors
 def test(c: Context, matrix: str = "matrix.yaml", arch: list[str] | None = None, nic: list[str] | None = None,
          base: list[str] | None = None, all: bool = False, cell: list[str] | None = None, image: str | None = None, gpu: bool = False,
-         require_gpu: bool = False, quiet: bool = False) -> None:
+         require_gpu: bool = False, quiet: bool = False, dry_run: bool = False) -> None:
     """Check built images from the inside (testinfra): by default the image this checkout's newest build of the
     cell made, by ID (the local tag is shared by every checkout); a JUnit report per cell goes to build/reports/."""
     from epbuild import imagetest, project
 
     r, cells = _cells(matrix, arch, nic, all, cell, base)
-    runs = imagetest.check_cells(r, cells, image, project.ROOT, gpu=gpu, quiet=quiet)
+    runs = imagetest.check_cells(r, cells, image, project.ROOT, gpu=gpu, quiet=quiet, dry_run=dry_run)
     print(imagetest.summary(runs))
     if any(not run.ok for run in runs) or (require_gpu and any(run.not_run for run in runs)):
         raise Exit(code=1)

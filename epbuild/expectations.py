@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from epbuild import manifest
+from epbuild import manifest, scm_version
 from epbuild.commands import Runner
 from epbuild.content_key import content_key
 from epbuild.plan import CellPlan
@@ -24,11 +24,15 @@ EXPECTED_ENV = "EPBUILD_EXPECTED"
 
 def pin_sources(rc: RenderedCell, root: Path, matrix_dir: Path) -> dict[str, dict[str, str]]:
     """Where each built component's history is on this host (the bare mirror the build fetched into) and the
-    commit pinned, so the checks can read the source at the pin themselves (not what epbuild wrote about it)."""
+    commit pinned, so the checks can read the source at the pin themselves (not what epbuild wrote about it).
+    A setuptools-scm-versioned component also names the build's record of the history its version was computed
+    from (`scm_history`; the file may be missing, and the check then says it cannot check the version)."""
     cache = SourceCache(root, Runner())
     out = {}
     for name, pin in built_pins(rc.plan).items():
         out[name] = {"git_dir": str(cache.mirror_path(resolve_url(pin.repo, matrix_dir))), "commit": pin.commit}
+        if rc.plan.registry[name].scm_distribution is not None:
+            out[name]["scm_history"] = str(scm_version.history_record(root, name, pin.commit))
     return out
 
 

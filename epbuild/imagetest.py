@@ -45,6 +45,9 @@ class CheckRun:
 STOP_GRACE = 60.0
 """Seconds an interrupted check run gets to remove its container before it is killed."""
 
+GPU_DRY_RUN_ENV = "EPBUILD_GPU_DRY_RUN"
+"""Tells the GPU tier (tests/gpu/conftest.py) to print each case instead of running it."""
+
 SYSFS_ENV = "EPBUILD_SYSFS_ROOT"
 """Where to read sysfs from (default /sys); tests point it at a tree they write."""
 
@@ -86,29 +89,33 @@ def built_image(rc: RenderedCell, root: Path, key: str) -> tuple[str, str]:
 
 
 def check_cells(rendering: Rendering, cells: list[RenderedCell], image: str | None, root: Path, *,
-                gpu: bool = False, quiet: bool = False) -> list[CheckRun]:
+                gpu: bool = False, quiet: bool = False, dry_run: bool = False) -> list[CheckRun]:
     """run_checks for each cell, with this checkout's exact inputs; `image` (one cell only) checks that image."""
     if image and len(cells) != 1:
         raise EpbuildError(f"--image checks one cell, but the selection has {len(cells)}: "
                            + ", ".join(rc.cell.name for rc in cells))
     resolved = checkout_inputs(rendering, cells, root)
-    return [run_checks(rc, image, root, rendering.matrix.directory, resolved, gpu=gpu, quiet=quiet) for rc in cells]
+    return [run_checks(rc, image, root, rendering.matrix.directory, resolved, gpu=gpu, quiet=quiet, dry_run=dry_run)
+            for rc in cells]
 
 
 def run_checks(rc: RenderedCell, image: str | None, root: Path, matrix_dir: Path, resolved: Resolved, *,
-               gpu: bool = False, quiet: bool = False) -> CheckRun:
+               gpu: bool = False, quiet: bool = False, dry_run: bool = False) -> CheckRun:
     """Checks `image` as the cell; with no image, the one this checkout built for it (built_image).
-    `resolved`: this checkout's exact inputs, which give the cell's content key."""
+    `resolved`: this checkout's exact inputs, which give the cell's content key. `dry_run` (GPU tier only): each
+    case prints its command and what it asserts and is reported not run; no image or GPU is needed."""
+    if dry_run and not gpu:
+        raise EpbuildError("--dry-run applies to the GPU tier only (invoke test --gpu --dry-run)")
     note = ""
     if image is None:
         image, note = built_image(rc, root, content_key(rc, resolved))
     kind = "gpu" if gpu else "static"
     report = root / "build" / "reports" / f"{rc.cell.name}-{kind}.xml"
     run = CheckRun(rc.cell.name, image, report, note)
-    if not image_exists(image):
+    if not dry_run and not image_exists(image):
         raise EpbuildError(f"image {image} for cell {rc.cell.name} is not in the local engine: build it "
                            f"(invoke build --arch {rc.cell.arch} --nic {rc.cell.nic}) or pull it (invoke pull ...)")
-    if gpu:
+    if gpu and not dry_run:
         host = amd_gpus()
         if not host:
             run.not_run = "not run: no AMD GPU (no /dev/kfd with a GPU node on this host)"
@@ -121,7 +128,7 @@ def run_checks(rc: RenderedCell, image: str | None, root: Path, matrix_dir: Path
     expect = expectations.write(expectations.expectation(rc, image, root, matrix_dir, resolved),
                                 root / "build" / "reports" / f"{rc.cell.name}.expected.json")
     if gpu:
-        paths, plugin = [TESTS / "gpu"], []
+        paths, plugin = [TESTS / "gpu"], ["-s", "-rs"] if dry_run else []
     else:
         # Each component's checks sit in its folder; the plugin deselects those of components the cell lacks.
         # testinfra is used as a library: its own plugin (registered as "testinfra" or, by newer releases,
@@ -135,6 +142,8 @@ def run_checks(rc: RenderedCell, image: str | None, root: Path, matrix_dir: Path
     # tests/image holds the plugin and the helpers the component checks import.
     pythonpath = os.pathsep.join(filter(None, [str(TESTS / "image"), os.environ.get("PYTHONPATH")]))
     env = {**os.environ, expectations.EXPECTED_ENV: str(expect), "PYTHONPATH": pythonpath}
+    if dry_run:
+        env[GPU_DRY_RUN_ENV] = "1"
     limit = timeouts.IMAGE_TESTS
     code = _run_with_deadline(argv, root, env, limit.seconds())
     if code is None:

@@ -20,6 +20,7 @@ LookupError), so it gets the component's fallback, or 0.0, marked `+local.<diges
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -33,6 +34,10 @@ from epbuild.bakefile import SCM_DIR
 from epbuild.errors import EpbuildError
 
 VERSION_FILE = "version"
+HISTORY_SUFFIX = ".history.json"
+"""Beside each version folder (not in it: the folder is a build context): the history the version was computed
+from, so the image checks recompute it from that same history (a mirror of another URL, or one fetched without
+the tags, gives another version) or say they cannot."""
 # setuptools-scm's default tag_regex: an optional `name-` prefix, an optional v, then the version.
 TAG_REGEX = re.compile(r"^(?:[\w-]+-)?(?P<version>[vV]?\d+(?:\.\d+){0,2}[^\+]*)(?:\+.*)?$")
 DESCRIBE = re.compile(r"^(?P<tag>.+)-(?P<distance>\d+)-g(?P<node>[0-9a-f]+)$")
@@ -118,8 +123,17 @@ def _today() -> datetime:
     return datetime.fromtimestamp(int(epoch), timezone.utc) if epoch else datetime.now(timezone.utc)
 
 
-def write(root: Path, component: str, commit: str, version: str) -> Path:
-    """Writes the version where the stage's named context `scm-<component>` reads it (temp + rename)."""
+def history_record(root: Path, component: str, commit: str) -> Path:
+    """Where the build records the history it computed `component`'s version at `commit` from."""
+    return root / (scm_dir(component, commit) + HISTORY_SUFFIX)
+
+
+def write(root: Path, component: str, commit: str, version: str, *, history: Path, url: str) -> Path:
+    """Writes the version where the stage's named context `scm-<component>` reads it (temp + rename), after the
+    record of the history (`history`, the bare mirror of `url`) it was computed from: a version on disk always
+    has its record."""
+    record = {"component": component, "commit": commit, "version": version, "git_dir": str(history), "url": url}
+    atomicfs.write_text(history_record(root, component, commit), json.dumps(record, indent=2, sort_keys=True) + "\n")
     path = root / scm_dir(component, commit) / VERSION_FILE
     atomicfs.write_text(path, version + "\n")
     return path

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+from pathlib import Path
 from dataclasses import fields, replace
 
 from packaging.requirements import InvalidRequirement
@@ -136,16 +137,21 @@ def versions(scope: Scope) -> str:
         if scope.runner.dry_run:
             scope.runner.record(f"# {c.name}: setuptools-scm version of {tree.where} -> {written}")
             continue
+        history: Path | None = None
+        url: str | None = None
         if tree.local is not None:
             version = scm_version.local_version(tree.local.path, tree.local.head, tree.local.digest,
                                                 fallback=c.scm_fallback, where=tree.where)
-        elif written.is_file():
-            version = written.read_text().strip()
+        elif written.is_file() and scm_version.history_record(scope.root, c.name, tree.ref).is_file():
+            out.append(f"{c.name} {written.read_text().strip()}")
+            continue
         else:
-            mirror = cache.history_with_tags(requests_for(scope.rendering.matrix, [c.name], scope.mirrors)[0])
-            version = scm_version.compute(mirror, tree.ref, fallback=c.scm_fallback, where=tree.where)
+            # A version from before the build recorded its history is computed again, so the checks can read it.
+            request = requests_for(scope.rendering.matrix, [c.name], scope.mirrors)[0]
+            history, url = cache.history_with_tags(request), request.url
+            version = scm_version.compute(history, tree.ref, fallback=c.scm_fallback, where=tree.where)
             log.info("%s: version %s (setuptools-scm rules, from the history)", tree.where, version)
-        scm_version.write(scope.root, c.name, tree.ref, version)
+        scm_version.write(scope.root, c.name, tree.ref, version, history=history, url=url)
         out.append(f"{c.name} {version}")
     return ", ".join(out)
 

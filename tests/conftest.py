@@ -8,7 +8,18 @@ from typing import Any
 import pytest
 import yaml
 
+from loopback import ensure_loopback_up
+
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    try:
+        ensure_loopback_up()
+    except OSError as exc:
+        config.issue_config_time_warning(pytest.PytestWarning(
+            f"the loopback interface is down and cannot be brought up ({exc}): tests serving on 127.0.0.1 will fail"),
+            stacklevel=2)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

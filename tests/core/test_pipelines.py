@@ -215,9 +215,13 @@ def test_a_pool_can_be_moved_for_one_run_without_editing_anything() -> None:
 
 
 def test_gpu_steps_ask_for_the_pools_gpu_count() -> None:
-    for step in bk_find(bk_steps(ROOT), "invoke test --gpu"):
+    steps = bk_find(bk_steps(ROOT), "invoke test --gpu")
+    jobs = gh_find(gh_jobs(ROOT), "invoke test --gpu")
+    # One GPU step per cell of the default matrix (each single-arch cell runs on its arch's pool).
+    assert len(steps) == len(CELLS) and len(jobs) == len(CELLS), (len(steps), len(jobs))
+    for step in steps:
         assert step["env"]["EPBUILD_NUM_GPUS"] == "2"
-    for job in gh_find(gh_jobs(ROOT), "invoke test --gpu").values():
+    for job in jobs.values():
         assert job["env"]["EPBUILD_NUM_GPUS"] == "2"
 
 
@@ -278,6 +282,11 @@ def test_fat_cell_gets_a_gpu_test_on_each_archs_pool(tmp_path: Path) -> None:
 
 def test_images_travel_between_agents_through_the_staging_registry() -> None:
     steps = bk_steps(ROOT)
+    keys = [step.get("key", "") for step in steps]
+    # Every cell has a build, a GPU test and a publish step: the loop below must see all of them.
+    assert sum(k.startswith("build-") for k in keys) == len(CELLS), keys
+    assert sum(k.startswith("gpu-") for k in keys) == len(CELLS), keys
+    assert sum(k.startswith("publish-") for k in keys) == len(CELLS), keys
     for step in steps:
         cmd = step.get("command", "")
         # The upload leaves the variable to the agent's shell, which stops the step when it is unset.
@@ -285,7 +294,10 @@ def test_images_travel_between_agents_through_the_staging_registry() -> None:
             assert cmd.split("&&")[-1].strip().startswith('invoke publish --registry "${EPBUILD_CI_REGISTRY:?')
         if step.get("key", "").startswith(("gpu-", "publish-")):
             assert 'invoke pull --registry "${EPBUILD_CI_REGISTRY:?' in cmd.split("&&")[1]
-    for name, job in gh_jobs(ROOT).items():
+    jobs = gh_jobs(ROOT)
+    assert sum(n.startswith("gpu-") for n in jobs) == len(CELLS), list(jobs)
+    assert sum(n.startswith("publish-") for n in jobs) == len(CELLS), list(jobs)
+    for name, job in jobs.items():
         run = job["steps"][-1]["run"]
         if name.startswith(("gpu-", "publish-")):
             assert 'invoke pull --registry "${{ vars.EPBUILD_CI_REGISTRY }}"' in run
@@ -313,6 +325,8 @@ def test_each_shared_stage_is_one_step_and_cells_wait_for_theirs() -> None:
     dockerfiles = {d.name: (d / "Dockerfile").read_text() for d in (ROOT / "images").iterdir() if d.is_dir()}
     holders = shared(dockerfiles)
     expected = Counter(chain.split("\0")[0] for chain, cells in holders.items() if len(cells) > 1)
+    # The default matrix's six cells share their early stages: an empty count would make the loop below vacuous.
+    assert len(dockerfiles) == len(CELLS) and expected, (sorted(dockerfiles), expected)
     steps = bk_steps(ROOT)
     stage_steps = shared_stage_steps(steps)
     assert Counter(stage for stage, _ in stage_steps.values()) == expected
@@ -380,10 +394,10 @@ def test_a_second_base_gives_each_cell_steps_of_its_own(tmp_path: Path) -> None:
 
 def test_the_gpu_count_follows_the_matrix(tmp_path: Path) -> None:
     project = variant(tmp_path, ("    agent_pool: mi355_2\n    gpu_count: 2", "    agent_pool: mi355_2\n    gpu_count: 8"))
-    for step in bk_find(bk_steps(project), "invoke test --gpu --arch gfx950"):
-        assert step["env"]["EPBUILD_NUM_GPUS"] == "8"
-    for step in bk_find(bk_steps(project), "invoke test --gpu --arch gfx942"):
-        assert step["env"]["EPBUILD_NUM_GPUS"] == "2"
+    for arch, count in (("gfx950", "8"), ("gfx942", "2")):
+        steps = bk_find(bk_steps(project), f"invoke test --gpu --arch {arch}")
+        assert len(steps) == 3, f"{arch}: expected one GPU step per NIC, found {len(steps)}"  # cx7, io, thor2
+        assert {s["env"]["EPBUILD_NUM_GPUS"] for s in steps} == {count}, arch
     for arch, count in (("gfx950", "8"), ("gfx942", "2")):
         jobs = gh_find(gh_jobs(project), f"invoke test --gpu --arch {arch}").values()
         assert jobs and {j["env"]["EPBUILD_NUM_GPUS"] for j in jobs} == {count}, arch

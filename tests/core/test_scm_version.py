@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import os
 import re
 import subprocess
@@ -91,9 +93,14 @@ def test_pretend_variable_normalizes_the_distribution_name() -> None:
 
 
 def test_write_is_atomic_and_readable(tmp_path: Path) -> None:
-    path = scm_version.write(tmp_path, "mori", "a" * 40, "0.1.dev3+gabc")
+    mirror = tmp_path / "cache" / "mori.git"
+    path = scm_version.write(tmp_path, "mori", "a" * 40, "0.1.dev3+gabc", history=mirror, url="https://x/mori.git")
     assert path.read_text() == "0.1.dev3+gabc\n"
-    assert [p.name for p in path.parent.iterdir()] == ["version"]
+    assert [p.name for p in path.parent.iterdir()] == ["version"]  # the build context holds the version only
+    record = json.loads(scm_version.history_record(tmp_path, "mori", "a" * 40).read_text())
+    assert record == {"component": "mori", "commit": "a" * 40, "version": "0.1.dev3+gabc", "git_dir": str(mirror),
+                      "url": "https://x/mori.git"}
+    assert not list(path.parent.parent.glob(".*"))  # no temporary file left
 
 
 def test_the_source_cache_fetches_the_tags_the_version_needs(history: tuple[Path, dict[str, str]],

@@ -4,6 +4,7 @@ itself computes in a checkout of the pin."""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -33,11 +34,34 @@ def fixture_revision(source: dict[str, str]) -> str | None:
     return match.group(1).decode()
 
 
+def versioned_history(source: dict[str, str]) -> str:
+    """The bare repository the build computed the version from, as the build recorded it (`scm_history`). The
+    version depends on the tags that history holds, so recomputing it from any other history (this checkout's
+    mirror of the pin's URL, say, when build/ came from another checkout) checks nothing: without the record, or
+    with the recorded history gone or lacking the pin, this fails saying it cannot check."""
+    record_path = Path(source.get("scm_history", ""))
+    if not source.get("scm_history") or not record_path.is_file():
+        raise AssertionError(f"cannot check the version of {source['commit'][:12]}: the build left no record of the "
+                             f"history it computed it from ({record_path}); build the cell again with this epbuild")
+    record = json.loads(record_path.read_text())
+    git_dir = Path(record["git_dir"])
+    if record.get("commit") != source["commit"] or not (git_dir / "HEAD").is_file():
+        raise AssertionError(f"cannot check the version of {source['commit'][:12]}: {record_path} names "
+                             f"{record.get('commit')} in {git_dir}, which is not the pin or no longer exists")
+    if subprocess.run(["git", "--git-dir", str(git_dir), "cat-file", "-e", f"{source['commit']}^{{commit}}"],
+                      capture_output=True).returncode != 0:
+        raise AssertionError(f"cannot check the version of {source['commit'][:12]}: the recorded history {git_dir} "
+                             "no longer holds the pin")
+    return str(git_dir)
+
+
 def setuptools_scm_version(source: dict[str, str]) -> str:
-    """What setuptools-scm prints in a fresh checkout of the pin (its own pyproject settings included)."""
+    """What setuptools-scm prints in a fresh checkout of the pin (its own pyproject settings included), cloned from
+    the history the build versioned it from."""
+    history = versioned_history(source)
     with tempfile.TemporaryDirectory(prefix="epbuild-scm-check-") as tmp:
         work = Path(tmp) / "checkout"
-        subprocess.run(["git", "clone", "-q", "--shared", "--no-checkout", source["git_dir"], str(work)], check=True,
+        subprocess.run(["git", "clone", "-q", "--shared", "--no-checkout", history, str(work)], check=True,
                        capture_output=True)
         subprocess.run(["git", "-C", str(work), "checkout", "-q", "--detach", source["commit"]], check=True,
                        capture_output=True)

@@ -1,0 +1,170 @@
+"""Every in-image check, seen failing: for each check (tests/image/*.py and each component's test_*.py), an edit
+that breaks exactly the property it checks, made on a good image of the offline example.
+
+To add a check: add one Breakage naming it, the cell whose image it is derived from, and the Dockerfile lines
+(after FROM the good image) that break its property and nothing else. Breakages of one group go into one derived
+image, checked once; the test asserts that exactly the group's checks fail there, and that every check run on a
+good image has a breakage (tests/integration/test_checks_seen_failing.py). Put a breakage in a new group when
+it touches what another of the group touches. `$BREAK` runs tests/integration/breakage/break_image.py in the image.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+CX7 = "gfx950-cx7-sid"  # rdma-core from source, no vendor userspace
+THOR2 = "gfx950-thor2-sid"  # the distribution's rdma-core, Broadcom's userspace
+LIBDIR = "/usr/lib/x86_64-linux-gnu"
+
+
+@dataclass(frozen=True)
+class Breakage:
+    check: str
+    """The check that must fail: `<file stem>::<test name>[<param>]`, as `invoke test` names it."""
+    cell: str
+    group: str
+    dockerfile: str
+
+
+def stanza(package: str, status: str, extra: str = "") -> str:
+    """A dpkg status entry appended to the database (printf, so the entry ends with its blank line)."""
+    text = (f"Package: {package}\\nStatus: {status}\\nPriority: optional\\nSection: misc\\nMaintainer: epbuild\\n"
+            f"Architecture: all\\nVersion: 1.0\\n{extra}Description: broken on purpose\\n\\n")
+    # With its file list and checksums, as dpkg keeps for an installed package (else `dpkg --audit` reports it).
+    return (f"RUN printf '{text}' >> /var/lib/dpkg/status && "
+            f"touch /var/lib/dpkg/info/{package}.list /var/lib/dpkg/info/{package}.md5sums")
+
+
+def repoint(lib: str, version: str) -> str:
+    """`lib`.so.1 resolves to a copy of its file under another release number."""
+    return (f"RUN cd {LIBDIR} && real=$(readlink -f {lib}.so.1) && new=$(echo \"$real\" | "
+            f"sed -E 's/\\.[0-9]+$/.{version}/') && cp \"$real\" \"$new\" && "
+            f"ln -sf \"$(basename \"$new\")\" {lib}.so.1")
+
+
+BREAKAGES = [
+    # tests/image/test_apt.py
+    Breakage("test_apt::test_apt_get_check_passes", CX7, "a",
+             stanza("epbuild-broken", "install ok installed", "Depends: epbuild-absent\\n")),
+    Breakage("test_apt::test_dpkg_audit_finds_nothing", CX7, "b", stanza("epbuild-half", "install ok half-configured")),
+    # tests/image/test_hygiene.py
+    Breakage("test_hygiene::test_no_build_leftovers", CX7, "a",
+             "RUN mkdir -p /src/deepep/build && touch /src/deepep/build/CMakeCache.txt"),
+    Breakage("test_hygiene::test_compiled_python_is_checked_hash", CX7, "b", "RUN $BREAK timestamp-pyc vllm"),
+    # tests/image/test_libraries.py: a library in a prefix `final` copies, needing a library nobody ships.
+    Breakage("test_libraries::test_no_missing_shared_library_dependencies", CX7, "a",
+             f"RUN cp {LIBDIR}/libz.so.1 /opt/rocshmem/lib/libepbuild-broken.so && "
+             "$BREAK file-bytes /opt/rocshmem/lib/libepbuild-broken.so libc.so.6 libq.so.6"),
+    # tests/image/test_manifest.py
+    Breakage("test_manifest::test_manifest_names_the_built_pins", CX7, "b",
+             "RUN sed -i 's/\"commit\": \"[0-9a-f]*\"/\"commit\": \"0000000000\"/' /opt/epbuild/manifest.json"),
+    Breakage("test_manifest::test_labels_name_the_built_pins_and_the_manifests_key", CX7, "a",
+             "LABEL io.epbuild.pin.deepep=0000000000"),
+    Breakage("test_manifest::test_versions_txt_lists_every_pin_and_each_wheels_own_version", CX7, "a",
+             "RUN sed -i 's/^DEEPEP_COMMIT: .*/DEEPEP_COMMIT: 0000000000/' /app/versions.txt"),
+    Breakage("test_manifest::test_versions_txt_keeps_the_base_images_lines", CX7, "b",
+             "RUN sed -i 1d /app/versions.txt"),
+    # tests/image/test_runtime.py
+    Breakage("test_runtime::test_image_environment", CX7, "a", "ENV VLLM_ROCM_USE_AITER=0"),
+    Breakage("test_runtime::test_a_login_shell_keeps_the_image_environment", CX7, "b",
+             "RUN echo 'export VLLM_ROCM_USE_AITER=0' > /etc/profile.d/zz-epbuild-broken.sh"),
+    # tests/image/test_built_from_pins.py: the revision string each stand-in compiles in, and each version.
+    Breakage("test_built_from_pins::test_built_files_carry_the_revision_of_the_pin[rocshmem]", CX7, "b",
+             "RUN $BREAK file-bytes /opt/rocshmem/lib/librocshmem.a rocshmem-fixture-rev- rocshmem-fixture-rez-"),
+    *(Breakage(f"test_built_from_pins::test_built_files_carry_the_revision_of_the_pin[{component}]", CX7, "b",
+               f"RUN $BREAK bytes {dist} .so {component}-fixture-rev- {component}-fixture-rez-")
+      for component, dist in (("deepep", "deep_ep"), ("mori", "mori"), ("aiter", "amd-aiter"), ("vllm", "vllm"))),
+    *(Breakage(f"test_built_from_pins::test_installed_version_is_what_setuptools_scm_gives_the_pin[{component}]",
+               CX7, "c", f"RUN $BREAK version {dist} 9.9.9")
+      for component, dist in (("mori", "mori"), ("aiter", "amd-aiter"), ("vllm", "vllm"))),
+    # epbuild/components/aiter/test_aiter.py
+    Breakage("test_aiter::test_imports", CX7, "a",
+             "RUN $BREAK append amd-aiter aiter/__init__.py 'raise ImportError(\"broken on purpose\")'"),
+    Breakage("test_aiter::test_device_code_for_exactly_the_cell_archs", CX7, "c",
+             "RUN $BREAK bytes amd-aiter .so gfx950 gfx942"),
+    # epbuild/components/deepep/test_deepep.py
+    Breakage("test_deepep::test_package_and_extension_installed", CX7, "a",
+             "RUN $BREAK unrecord deep_ep deep_ep/__init__.py"),
+    Breakage("test_deepep::test_device_code_for_exactly_the_cell_archs", CX7, "c",
+             "RUN $BREAK bytes deep_ep .so gfx950 gfx942"),
+    Breakage("test_deepep::test_imports", CX7, "d",
+             "RUN $BREAK append deep_ep deep_ep/__init__.py 'raise ImportError(\"broken on purpose\")'"),
+    Breakage("test_deepep::test_version_is_what_a_checkout_of_the_pin_gives", CX7, "c",
+             "RUN $BREAK version deep_ep 1.0.0+0000000"),
+    # epbuild/components/mori/test_mori.py
+    Breakage("test_mori::test_kernel_types_vllm_selects", CX7, "a",
+             # The stand-in defines the enum in Python (the real one in its pybind module): rename a member.
+             "RUN $BREAK bytes mori ops/dispatch_combine.py InterNodeV1LL InterNodeV1XX"),
+    Breakage("test_mori::test_device_code_for_exactly_the_cell_archs", CX7, "c",
+             "RUN $BREAK bytes mori .so gfx950 gfx942"),
+    # The links stay resolvable (libmpx -> libmpi, libepbx_re -> libbnxt_re), so only the link checks notice.
+    Breakage("test_mori::test_links_the_mpi_it_requires", CX7, "d", "RUN $BREAK rename-needed mori libmpi libmpx"),
+    Breakage("test_mori::test_links_the_vendor_library_exactly_where_its_pin_compiles_it_in", THOR2, "t2",
+             "RUN $BREAK rename-needed mori libbnxt_re libepbx_re"),
+    # epbuild/components/rdma_core/test_rdma_core.py
+    Breakage("test_rdma_core::test_source_built_library_at_the_pinned_version[libibverbs]", CX7, "a",
+             repoint("libibverbs", "99")),
+    Breakage("test_rdma_core::test_source_built_library_at_the_pinned_version[librdmacm]", CX7, "c",
+             repoint("librdmacm", "99")),
+    Breakage("test_rdma_core::test_source_built_provider_library_at_the_pinned_version", CX7, "d",
+             repoint("libmlx5", "99")),
+    Breakage("test_rdma_core::test_provider_plugins_and_driver_files", CX7, "a",
+             "RUN rm /etc/libibverbs.d/mlx5.driver"),
+    Breakage("test_rdma_core::test_pkg_config_reports_the_release", CX7, "d",
+             f"RUN sed -i 's/^Version: .*/Version: 1.14.0/' {LIBDIR}/pkgconfig/libibverbs.pc"),
+    Breakage("test_rdma_core::test_unversioned_libibverbs_link_for_rocshmem_dlopen", CX7, "c",
+             f"RUN rm {LIBDIR}/libibverbs.so"),
+    Breakage("test_rdma_core::test_distribution_libibverbs_and_no_source_built_copy", THOR2, "t1",
+             f"RUN cp $(readlink -f {LIBDIR}/libibverbs.so.1) {LIBDIR}/libibverbs.so.1.99.0"),
+    # epbuild/components/rocshmem/test_rocshmem.py
+    Breakage("test_rocshmem::test_install_layout", CX7, "a", "RUN rm /opt/rocshmem/include/rocshmem/rocshmem.hpp"),
+    Breakage("test_rocshmem::test_device_code_for_exactly_the_cell_archs", CX7, "c",
+             "RUN $BREAK file-bytes /opt/rocshmem/lib/librocshmem.a gfx950 gfx942"),
+    Breakage("test_rocshmem::test_carries_the_gda_backend_for_the_nic", CX7, "d",
+             "RUN $BREAK file-bytes /opt/rocshmem/lib/librocshmem.a backends= backendz="),
+    # epbuild/components/vllm/test_vllm.py
+    Breakage("test_vllm::test_imports", CX7, "c",
+             "RUN $BREAK append vllm vllm/__init__.py 'raise ImportError(\"broken on purpose\")'"),
+    Breakage("test_vllm::test_device_code_for_exactly_the_cell_archs", CX7, "d",
+             "RUN $BREAK bytes vllm .so gfx950 gfx942"),
+    Breakage("test_vllm::test_smoke_tools_vllm_ci_expects", CX7, "a",
+             "RUN for tool in rocminfo amd-smi; do p=$(command -v $tool) && rm \"$p\"; done; "
+             "! command -v rocminfo && ! command -v amd-smi"),
+    Breakage("test_vllm::test_triton_kernels_are_the_pinned_archive", CX7, "a",
+             "RUN $BREAK append vllm third_party/triton_kernels/__init__.py '# edited on purpose'"),
+    Breakage("test_vllm::test_rust_frontend_binary_is_built_from_the_pin", CX7, "b",
+             "RUN p=$($BREAK path vllm vllm/vllm-rs) && printf '#!/bin/sh\\necho vllm-rs 0.0.0\\n' > \"$p\""),
+    Breakage("test_vllm::test_rust_tool_parser_imports_for_the_stable_abi", CX7, "c",
+             "RUN p=$($BREAK path vllm .abi3.so) && : > \"$p\""),
+    # tests/image/test_nic_userspace.py (Broadcom's userspace on thor2)
+    # Broadcom's post-install copy is what rocSHMEM's fallback dlopen finds (ldconfig does not cache libbnxt_re.so).
+    Breakage("test_nic_userspace::test_rocshmem_dlopen_sequence_loads_the_vendor_library", THOR2, "t1",
+             "RUN rm /usr/local/lib/libbnxt_re* && ldconfig"),
+    # The packages' installed versions are also what the two checks below read (vendor_files.vendor_origin); what
+    # only this check reads is `dpkg --verify`: the package's files against its recorded checksums.
+    Breakage("test_nic_userspace::test_pinned_vendor_packages_at_their_versions", THOR2, "t2",
+             "RUN sed -i 's/^[0-9a-f]\\{32\\}/00000000000000000000000000000000/' "
+             "/var/lib/dpkg/info/bnxt-rocelib.md5sums"),
+    Breakage("test_nic_userspace::test_provider_library_resolves_from_the_pinned_package", THOR2, "t3",
+             # A copy of the vendor's library that is not byte-identical (no package's file), found by ldconfig.
+             f"RUN cp /usr/local/lib/x86_64-linux-gnu/libbnxt_re-rdmav34.so {LIBDIR}/libbnxt_re-rdmav99.so && "
+             f"printf x >> {LIBDIR}/libbnxt_re-rdmav99.so && ldconfig"),
+]
+
+BREAK_TOOL = "/tmp/epbuild-break-image.py"
+
+
+def groups() -> dict[tuple[str, str], list[Breakage]]:
+    """(cell, group) -> its breakages, in table order."""
+    out: dict[tuple[str, str], list[Breakage]] = {}
+    for breakage in BREAKAGES:
+        out.setdefault((breakage.cell, breakage.group), []).append(breakage)
+    return out
+
+
+def dockerfile(good_image: str, breakages: list[Breakage]) -> str:
+    """The derived image: the edit tool copied in, each breakage's lines, the tool removed again."""
+    lines = [f"FROM {good_image}", f"COPY break_image.py {BREAK_TOOL}"]
+    lines += [b.dockerfile.replace("$BREAK", f"python3 {BREAK_TOOL}") for b in breakages]
+    lines.append(f"RUN rm {BREAK_TOOL}")
+    return "\n".join(lines) + "\n"

@@ -24,6 +24,13 @@ class Breakage:
     cell: str
     group: str
     dockerfile: str
+    also: tuple[str, ...] = ()
+    """Checks that cannot hold without the broken property and so fail with it (said why where listed)."""
+
+
+# vLLM's console script imports vllm (vllm.entrypoints.cli.main): an image where vllm does not import cannot run it.
+VLLM_CLI = ("test_vllm::test_the_vllm_command_runs_and_prints_the_pin_s_version",
+            "test_vllm::test_the_server_starts_far_enough_to_print_its_help")
 
 
 def stanza(package: str, status: str, extra: str = "") -> str:
@@ -124,7 +131,20 @@ BREAKAGES = [
              "RUN $BREAK file-bytes /opt/rocshmem/lib/librocshmem.a backends= backendz="),
     # epbuild/components/vllm/test_vllm.py
     Breakage("test_vllm::test_imports", CX7, "c",
-             "RUN $BREAK append vllm vllm/__init__.py 'raise ImportError(\"broken on purpose\")'"),
+             "RUN $BREAK append vllm vllm/__init__.py 'raise ImportError(\"broken on purpose\")'", also=VLLM_CLI),
+    # vllm --version prints vllm.__version__ (vllm/_version.py); `vllm serve` loses its subcommand.
+    Breakage("test_vllm::test_the_vllm_command_runs_and_prints_the_pin_s_version", CX7, "e",
+             "RUN $BREAK bytes vllm _version.py .dev .dex"),
+    Breakage("test_vllm::test_the_server_starts_far_enough_to_print_its_help", CX7, "e",
+             "RUN $BREAK bytes vllm cli/main.py '\"serve\"' '\"servx\"'"),
+    # tests/image/test_python_env.py: a distribution whose requirement nothing provides; a torch other than the
+    # base's (the version string only, so nothing else reads a changed file).
+    Breakage("test_python_env::test_pip_check_is_clean", CX7, "e",
+             "RUN d=\"$(python3 -c 'import sysconfig; print(sysconfig.get_paths()[\"purelib\"])')/epbuild_broken-1.0.dist-info\" "
+             "&& mkdir -p \"$d\" && printf 'Metadata-Version: 2.1\\nName: epbuild-broken\\nVersion: 1.0\\n"
+             "Requires-Dist: epbuild-absent\\n' > \"$d/METADATA\""),
+    Breakage("test_python_env::test_torch_is_the_base_images_own", CX7, "e",
+             "RUN $BREAK bytes torch torch/__init__.py '\"2.10.0+' '\"2.15.0+'"),
     Breakage("test_vllm::test_device_code_for_exactly_the_cell_archs", CX7, "d",
              "RUN $BREAK bytes vllm .so gfx950 gfx942"),
     Breakage("test_vllm::test_smoke_tools_vllm_ci_expects", CX7, "a",

@@ -50,8 +50,12 @@ def facts(plan: CellPlan) -> dict[str, Any]:
 def recipe_key(plan: CellPlan, keyless_stages: list[str]) -> str:
     # Commits are left to the content key, which takes them in full: an abbreviated and a full spelling of one
     # commit must give one key. `requires` only checks a pin; it changes nothing in the image.
-    pins = {name: pin.model_dump(mode="json", exclude={"commit", "requires"})
-            for name, pin in stagegraph.built_pins(plan).items()}
+    built = stagegraph.built_pins(plan)
+    memo_key = ("recipe-pins", *built)  # the same for every cell that builds the same components (a frozen matrix)
+    if memo_key not in plan.shared:
+        plan.shared[memo_key] = {name: pin.model_dump(mode="json", exclude={"commit", "requires"})
+                                 for name, pin in built.items()}
+    pins = plan.shared[memo_key]
     payload = {"stages": keyless_stages, "facts": facts(plan), "base_digest": pinned_digest(plan.base),
                "pins": pins}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()

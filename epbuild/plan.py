@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -20,6 +21,11 @@ class CellPlan:
     memo: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
     """What other modules derive from the plan once (the stage graph's stages for the cell): a 1,000-cell render
     asks for them thousands of times."""
+
+    @property
+    def shared(self) -> dict[Any, Any]:
+        """What the cells of one matrix derive once between them (epbuild.render's stage texts): see matrix_memo."""
+        return matrix_memo(self.matrix)
 
     @property
     def registry(self) -> Registry:
@@ -60,12 +66,20 @@ class CellPlan:
             "nic.provider_library": nic.provider_library,
             "nic.rdma_core": nic.rdma_core,
             # The vendor userspace by its digest (the `vendor` stage's text and .debs follow from it), or None.
-            "nic.vendor": nic.vendor.digest() if nic.vendor else None,
+            "nic.vendor": self.vendor_digest,
             "base": self.cell.base,
             "base.image": base.image,
             "base.rocm_path": base.rocm_path,
             "base.build_packages": tuple(base.build_packages),
         }
+
+    @property
+    def vendor_digest(self) -> str | None:
+        """The digest of the NIC's vendor userspace (VendorUserspace.digest), computed once per NIC and matrix."""
+        key = ("vendor-digest", self.cell.nic)
+        if key not in self.shared:
+            self.shared[key] = self.vendor.digest() if self.vendor else None
+        return self.shared[key]  # type: ignore[no-any-return]
 
     @property
     def vendor(self) -> VendorUserspace | None:
@@ -87,3 +101,18 @@ class CellPlan:
         """The cell facts plus the component's own: `nic.flag` (nics.<nic>.flags.<component>) and
         `nic.vendor_build` (see vendor_build)."""
         return {**self.facts, "nic.flag": self.nic.flags.get(component), "nic.vendor_build": self.vendor_build(component)}
+
+
+_MATRIX_MEMOS: dict[int, dict[Any, Any]] = {}
+
+
+def matrix_memo(matrix: MatrixBase) -> dict[Any, Any]:
+    """One memo per matrix object, dropped with it. Sound because a matrix is frozen (its pins and facts never
+    change): whatever is derived from it once holds for its lifetime. Keyed by id() since a matrix (holding dicts)
+    is not hashable; the entry is removed when the matrix is collected, before its id can be reused."""
+    key = id(matrix)
+    memo = _MATRIX_MEMOS.get(key)
+    if memo is None:
+        memo = _MATRIX_MEMOS[key] = {}
+        weakref.finalize(matrix, _MATRIX_MEMOS.pop, key, None)
+    return memo

@@ -113,10 +113,27 @@ def applies(stage: Stage, plan: CellPlan) -> bool:
     return all(plan.facts.get(k) == v for k, v in stage.when.items())
 
 
+@cache
+def _when_facts(registry: Registry) -> tuple[str, ...]:
+    return tuple(sorted({name for s in graph(registry) for name in s.when}))
+
+
 def stages_for(plan: CellPlan) -> list[Stage]:
     if "stages" not in plan.memo:
-        plan.memo["stages"] = [s for s in graph(plan.registry) if applies(s, plan)]
+        # What `applies` reads besides the matrix's pins (one set for every cell of a matrix): whether the NIC has
+        # a vendor userspace and the facts of the stages' `when`. Cells that agree on them share the list.
+        shared_key = ("stages", plan.vendor is None, *(plan.facts.get(name) for name in _when_facts(plan.registry)))
+        if shared_key not in plan.shared:
+            stages = [s for s in graph(plan.registry) if applies(s, plan)]
+            plan.shared[shared_key] = (stages, frozenset(s.name for s in stages))
+        plan.memo["stages"], plan.memo["applied"] = plan.shared[shared_key]
     return list(plan.memo["stages"])
+
+
+def _applied(plan: CellPlan) -> frozenset[str]:
+    """The names of the stages that apply to the cell (stages_for's, as a set)."""
+    stages_for(plan)
+    return plan.memo["applied"]  # type: ignore[no-any-return]
 
 
 def parent(stage: Stage, plan: CellPlan) -> str | None:
@@ -127,10 +144,11 @@ def parent(stage: Stage, plan: CellPlan) -> str | None:
     owner = stage.owner
     if owner is not None and stage.name == first_stage(owner) and plan.vendor_build(owner.name) is not None:
         return VENDOR
+    applied = _applied(plan)
     candidates = list(stage.after)
     while candidates:
         name = candidates.pop(0)
-        if applies(by_name[name], plan):
+        if name in applied:
             return name
         candidates = list(by_name[name].after) + candidates
     return None

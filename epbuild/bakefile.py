@@ -8,6 +8,7 @@ from json.encoder import encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import Any
 
 from epbuild import cargo_vendor, stagegraph
+from epbuild.plan import CellPlan
 
 BAKE_FILE = "docker-bake.json"
 SERVING_STAGE = "vllm-openai"
@@ -52,6 +53,24 @@ def vendor_dir(nic: str, digest: str) -> str:
 def cell_target(rc: stagegraph.Rendered, *, context_root: str) -> dict[str, Any]:
     """The bake target that builds `rc`'s final stage: its folder, Dockerfile and named contexts."""
     plan = rc.plan
+    # The sources' contexts follow from the stages that apply and the base (wheelhouses are per base): found once
+    # per matrix for each.
+    key = ("bake-contexts", stagegraph.applied_names(plan), plan.cell.base)
+    if key not in plan.shared:
+        plan.shared[key] = _source_contexts(plan)
+    contexts = dict(plan.shared[key])
+    if plan.vendor_digest is not None:  # the NIC has a vendor userspace
+        contexts[VENDOR_CONTEXT] = vendor_dir(plan.cell.nic, plan.vendor_digest)
+    return {
+        "context": f"{context_root}/{plan.cell.name}",
+        "dockerfile": "Dockerfile",
+        "contexts": contexts,
+        "target": "final",
+        "tags": [plan.local_tag],
+    }
+
+
+def _source_contexts(plan: CellPlan) -> dict[str, str]:
     contexts = {}
     for name, pin in stagegraph.built_pins(plan).items():
         component = plan.registry[name]
@@ -66,15 +85,7 @@ def cell_target(rc: stagegraph.Rendered, *, context_root: str) -> dict[str, Any]
             contexts[f"wheels-{name}"] = wheelhouse_dir(name, pin.commit, plan.cell.base)
         if component.cargo_workspace(pin) is not None:
             contexts[cargo_vendor.context_name(name)] = cargo_vendor.crates_dir(name, pin.commit)
-    if plan.vendor_digest is not None:  # the NIC has a vendor userspace
-        contexts[VENDOR_CONTEXT] = vendor_dir(plan.cell.nic, plan.vendor_digest)
-    return {
-        "context": f"{context_root}/{plan.cell.name}",
-        "dockerfile": "Dockerfile",
-        "contexts": contexts,
-        "target": "final",
-        "tags": [plan.local_tag],
-    }
+    return contexts
 
 
 def bake_json(cells: list[stagegraph.Rendered], *, context_root: str) -> str:
@@ -85,27 +96,41 @@ def bake_json(cells: list[stagegraph.Rendered], *, context_root: str) -> str:
         targets[serving_target(name)] = {**targets[name], "target": SERVING_STAGE,
                                          "tags": [serving_target(rc.plan.local_tag)]}
     doc = {"group": {"default": {"targets": names}}, "target": targets}
-    return indented_json(doc) + "\n"
+    return indented_json(doc, memo={}) + "\n"
 
 
-def indented_json(value: Any, indent: str = "") -> str:
+def indented_json(value: Any, indent: str = "", memo: dict[tuple[int, str], str] | None = None) -> str:
     """json.dumps(value, indent=2), character for character, for what a bake file holds (dicts, lists, strings,
     numbers, booleans, null). The standard library writes indented JSON with its pure-Python encoder (its C encoder
-    does no indenting before Python 3.14), which took a third of a 1,000-cell render; this builds the same text
-    from the C-accelerated string escaping."""
+    does no indenting before Python 3.14), which took a fifth of a 1,000-cell render; this builds the same text
+    from the C-accelerated string escaping. With `memo`, a dict or list met again (the same object: a serving
+    target's named contexts are its cell's) is written once; the objects must not change during the call."""
     inner = indent + "  "
-    if isinstance(value, dict):
-        if not value:
-            return "{}"
-        items = (f"{inner}{_string(key)}: {indented_json(item, inner)}" for key, item in value.items())
-        return "{\n" + ",\n".join(items) + f"\n{indent}}}"
-    if isinstance(value, (list, tuple)):
-        if not value:
-            return "[]"
-        return "[\n" + ",\n".join(inner + indented_json(item, inner) for item in value) + f"\n{indent}]"
+    if isinstance(value, (dict, list, tuple)) and memo is not None:
+        key = (id(value), indent)
+        if key not in memo:
+            memo[key] = _container(value, indent, inner, memo)
+        return memo[key]
+    if isinstance(value, (dict, list, tuple)):
+        return _container(value, indent, inner, memo)
     if isinstance(value, str):
         return _string(value)
     return json.dumps(value)
+
+
+def _container(value: dict[Any, Any] | list[Any] | tuple[Any, ...], indent: str, inner: str,
+               memo: dict[tuple[int, str], str] | None) -> str:
+    if isinstance(value, dict):
+        if not value:
+            return "{}"
+        if all(type(item) is str for item in value.values()):  # named contexts: no call per entry
+            items = (f"{inner}{_string(key)}: {encode_basestring_ascii(item)}" for key, item in value.items())
+        else:
+            items = (f"{inner}{_string(key)}: {indented_json(item, inner, memo)}" for key, item in value.items())
+        return "{\n" + ",\n".join(items) + f"\n{indent}}}"
+    if not value:
+        return "[]"
+    return "[\n" + ",\n".join(inner + indented_json(item, inner, memo) for item in value) + f"\n{indent}]"
 
 
 def _string(value: Any) -> str:

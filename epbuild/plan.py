@@ -22,7 +22,7 @@ class CellPlan:
     """What other modules derive from the plan once (the stage graph's stages for the cell): a 1,000-cell render
     asks for them thousands of times."""
 
-    @property
+    @cached_property
     def shared(self) -> dict[Any, Any]:
         """What the cells of one matrix derive once between them (epbuild.render's stage texts): see matrix_memo."""
         return matrix_memo(self.matrix)
@@ -45,7 +45,9 @@ class CellPlan:
 
     @cached_property
     def pins(self) -> dict[str, SourcePin]:
-        return self.matrix.components.pins()
+        if "pins" not in self.shared:  # every cell of a matrix has its pins (read-only)
+            self.shared["pins"] = self.matrix.components.pins()
+        return self.shared["pins"]  # type: ignore[no-any-return]
 
     @property
     def local_tag(self) -> str:
@@ -96,6 +98,14 @@ class CellPlan:
                 found = self.registry[component].vendor_build(self.pins[component], self.facts)
             self.memo[key] = found
         return self.memo[key]  # type: ignore[no-any-return]
+
+    def fact(self, component: str | None, name: str) -> Any:
+        """facts_for(component).get(name) (facts.get(name) without a component), without building the dict."""
+        if component is not None and name == "nic.flag":
+            return self.nic.flags.get(component)
+        if component is not None and name == "nic.vendor_build":
+            return self.vendor_build(component)
+        return self.facts.get(name)
 
     def facts_for(self, component: str) -> dict[str, Any]:
         """The cell facts plus the component's own: `nic.flag` (nics.<nic>.flags.<component>) and

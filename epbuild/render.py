@@ -54,6 +54,23 @@ def _template_in(folder: Path, name: str) -> jinja2.Template:
     return _environment(folder).get_template(name)
 
 
+@cache
+def _globals(template: jinja2.Template) -> dict[str, Any]:
+    return dict(template.globals)
+
+
+def _render(template: jinja2.Template, context: dict[str, Any]) -> str:
+    """template.render(**context), with the template's globals merged into the context once per template instead
+    of on every call (jinja merges them into a new dict each time: more than half the cost of rendering a small
+    stage, and a 1,000-cell render renders 5,000 templates)."""
+    try:
+        ctx = template.new_context({**_globals(template), **context}, shared=True)
+        return template.environment.concat(template.root_render_func(ctx))  # type: ignore[attr-defined,no-any-return]
+    except Exception:
+        template.environment.handle_exception()  # raises it, its traceback pointing into the template
+        raise
+
+
 def _base_context(plan: CellPlan, key: str) -> dict[str, Any]:
     cell = CellFacts(plan.facts, stagegraph.BASE_USES, stagegraph.BASE)
     return {"rocm_path": cell["base.rocm_path"], "packages": cell["base.build_packages"]}
@@ -78,8 +95,8 @@ def _stage_text(stage: stagegraph.Stage, plan: CellPlan, key: str) -> str:
     above = stagegraph.parent(stage, plan) or base_reference(plan)
     if stage.name == stagegraph.FINAL:
         return _render_stage(stage, plan, key, above)
-    facts = plan.facts_for(stage.component.name) if stage.component is not None else plan.facts
-    memo_key = ("stage-text", stage.name, above, *(facts.get(name) for name in stage.uses))
+    component = stage.component.name if stage.component is not None else None
+    memo_key = ("stage-text", stage.name, above, *(plan.fact(component, name) for name in stage.uses))
     try:
         return plan.shared[memo_key]  # type: ignore[no-any-return]
     except KeyError:
@@ -104,7 +121,7 @@ def _render_stage(stage: stagegraph.Stage, plan: CellPlan, key: str, above: str)
         if isinstance(c.output, Wheel):
             context["wheel_dir"] = stagegraph.wheel_dir(c.name)
         template = _template_in(c.folder, TEMPLATE)
-    body = template.render(**context).rstrip("\n")
+    body = _render(template, context).rstrip("\n")
     return f"FROM {above} AS {stage.name}\n{body}\n"
 
 
@@ -151,10 +168,11 @@ def output_dir(matrix: LoadedMatrix) -> Path:
 
 def render_cell(plan: CellPlan, matrix_label: str) -> RenderedCell:
     texts = {stage.name: _stage_text(stage, plan, "") for stage in stagegraph.stages_for(plan)}
-    outer = _template(TEMPLATES / "Dockerfile.j2")
+    outer = _template_in(TEMPLATES, "Dockerfile.j2")
 
     def assemble(stage_texts: dict[str, str]) -> str:
-        return outer.render(matrix_file=matrix_label, cell=plan.cell.name, stages=list(stage_texts.values()))
+        return _render(outer, {"matrix_file": matrix_label, "cell": plan.cell.name,
+                               "stages": list(stage_texts.values())})
 
     # The header names the matrix's path: it is left out, so the key does not depend on where the matrix is.
     key = manifest.recipe_key(plan, list(texts.values()))

@@ -28,7 +28,7 @@ pytestmark = pytest.mark.docker
 def test_a_python_only_vllm_move_reuses_the_native_step(docker_engine: None) -> None:
     invoke("sources", "--matrix", OFFLINE, "--cell", NATIVE_CELL, check=True)  # the stand-ins and base image
     (ROOT / "build").mkdir(exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=ROOT / "build") as tmp, private_engine(OFFLINE, Path(tmp)):
+    with tempfile.TemporaryDirectory(dir=ROOT / "build") as tmp, private_engine(OFFLINE, Path(tmp), [NATIVE_CELL]):
         repo, (start,), python_only = fresh_vllm_commits(Path(tmp), native_moves=1)
         steps = vllm_native_builds(Path(tmp), {"start": start, "python_only_move": python_only}, repo)
     assert steps["start"]["step_ran"] and steps["start"]["objects_built_by_ninja"], steps["start"]

@@ -16,6 +16,7 @@ import copy
 import statistics
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import yaml
 
@@ -66,21 +67,93 @@ def timed_renders(cells: int = CELLS, runs: int = RUNS) -> tuple[int, list[Timin
     return files, timings
 
 
+# One timed render of a fresh generated matrix by the epbuild in the current folder, printed as "wall cpu": only
+# APIs every renderer since the stage graph has (so --against can run it on an older commit's tree).
+ONE_RUN = """
+import copy, sys, time, yaml
+from pathlib import Path
+from epbuild.bakefile import bake_json
+from epbuild.cells import expand
+from epbuild.matrix import Matrix
+from epbuild.plan import CellPlan
+from epbuild.render import render_cell
+def matrix():
+    data = copy.deepcopy(yaml.safe_load(Path("matrix.yaml").read_text()))
+    archs = [f"gfx9{i // 16:02d}{i % 16:x}" for i in range(-(-int(sys.argv[1]) // 3))]
+    data["archs"] = {a: {"gpus": ["synthetic"], "agent_pool": "pool"} for a in archs}
+    data["axes"]["arch"] = archs
+    return Matrix.model_validate(data)
+def render(m):
+    bake_json([render_cell(CellPlan(c, m), "matrix.yaml") for c in expand(m)], context_root="images")
+render(matrix())
+m = matrix()
+wall, cpu = time.perf_counter(), time.process_time()
+render(m)
+print(time.perf_counter() - wall, time.process_time() - cpu)
+"""
+
+
+def against(commit: str, runs: int = RUNS) -> tuple[list[Timing], list[Timing]]:
+    """This checkout's renderer and `commit`'s, one timed render each in turn (a process per render), so both
+    meet the same load: (this checkout's timings, the commit's)."""
+    import subprocess
+    import sys
+    import tempfile
+
+    def one(folder: Path) -> Timing:
+        out = subprocess.run([sys.executable, "-c", ONE_RUN, str(CELLS)], cwd=folder, capture_output=True,
+                             text=True, check=True, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(folder)}).stdout
+        wall, cpu = out.split()
+        return Timing(float(wall), float(cpu))
+
+    with tempfile.TemporaryDirectory() as tmp:
+        archive = subprocess.run(["git", "-C", str(ROOT), "archive", commit, "epbuild", "templates", "matrix.yaml",
+                                  "tasks.py"], capture_output=True, check=True).stdout
+        subprocess.run(["tar", "-x", "-C", tmp], input=archive, check=True)
+        ours, theirs = [], []
+        for _ in range(runs):
+            ours.append(one(ROOT))
+            theirs.append(one(Path(tmp)))
+    return ours, theirs
+
+
 def main() -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python3 -m bench.render_speed", description=__doc__.splitlines()[0])
+    parser.add_argument("--against", metavar="COMMIT",
+                        help="also time COMMIT's renderer, a render of each in turn, and report the ratio of the "
+                             "medians: a comparison the machine's load disturbs far less than either figure")
+    args = parser.parse_args()
     cells = len(expand(generated_matrix(CELLS)))
     files, timings = timed_renders()
     walls = [t.wall for t in timings]
     median, best = statistics.median(walls), min(walls)
     cpu = statistics.median(t.cpu for t in timings)
     met = median <= TARGET_SECONDS
-    record("Render speed", [
+    lines = [
         f"Rendering a generated {cells}-cell matrix ({files} files plus the bake file) takes {median:.3f} s "
         f"(median of {RUNS}, each on a fresh matrix; best {best:.3f} s; CPU time {cpu:.3f} s). Target: at most "
         f"{TARGET_SECONDS} s: {'met' if met else 'MISSED'}.",
         "Other processes may share the machine's cores while this runs: the wall time is only as good as the "
         "machine was idle (the CPU time shows how much of it was this render's).",
-    ], {"cells": cells, "files": files, "median_seconds": round(median, 4), "best_seconds": round(best, 4),
-        "median_cpu_seconds": round(cpu, 4), "target_seconds": TARGET_SECONDS, "met": met})
+    ]
+    figures: dict[str, object] = {
+        "cells": cells, "files": files, "median_seconds": round(median, 4), "best_seconds": round(best, 4),
+        "median_cpu_seconds": round(cpu, 4), "target_seconds": TARGET_SECONDS, "met": met}
+    if args.against:
+        ours, theirs = against(args.against)
+        ratio = statistics.median(t.wall for t in ours) / statistics.median(t.wall for t in theirs)
+        cpu_ratio = statistics.median(t.cpu for t in ours) / statistics.median(t.cpu for t in theirs)
+        lines.append(f"Against {args.against}, one render of each in turn ({RUNS} each, a process per render): "
+                     f"{statistics.median(t.wall for t in ours):.3f} s vs "
+                     f"{statistics.median(t.wall for t in theirs):.3f} s (median wall), {ratio:.2f}x its time "
+                     f"({cpu_ratio:.2f}x its CPU time).")
+        figures["against"] = {"commit": args.against,
+                              "median_seconds": round(statistics.median(t.wall for t in ours), 4),
+                              "their_median_seconds": round(statistics.median(t.wall for t in theirs), 4),
+                              "wall_ratio": round(ratio, 3), "cpu_ratio": round(cpu_ratio, 3)}
+    record("Render speed", lines, figures)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,9 @@ def machine() -> str:
     mem = int(re.search(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text()).group(1)) // (1024 * 1024)  # type: ignore[union-attr]
     engine = subprocess.run(["docker", "version", "--format", "{{.Server.Version}}"], capture_output=True,
                             text=True).stdout.strip() or "none"
-    return f"{os.cpu_count()} cores ({cpu}), {mem} GiB, Docker {engine}, Python {platform.python_version()}"
+    load = os.getloadavg()[0]  # other work on the machine stretches wall times: say how much there was
+    return (f"{os.cpu_count()} cores ({cpu}), {mem} GiB, Docker {engine}, Python {platform.python_version()}, "
+            f"load average {load:.1f} at the end")
 
 
 def measured_commit() -> str:

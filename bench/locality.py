@@ -120,15 +120,17 @@ def fresh_vllm_commits(folder: Path, native_moves: int) -> tuple[str, list[str],
     return work.as_uri(), natives, python_only
 
 
-def vllm_native_builds(folder: Path, commits: dict[str, str], repo: str) -> dict[str, dict[str, int | bool]]:
+def vllm_native_builds(folder: Path, commits: dict[str, str], repo: str,
+                       build_args: tuple[str, ...] = ()) -> dict[str, dict[str, int | bool]]:
     """Builds NATIVE_CELL at each commit in turn (a private image name, so no other tag moves) and returns what
-    the native step did in each build."""
+    the native step did in each build. `build_args`: more `invoke build` options (a test builds only the vllm
+    stage: `--stage vllm --cache ...`)."""
     out = {}
     for name, commit in commits.items():
         matrix = matrix_variant(folder / name, image_name="epbuild-offline/locality",
                                 options={"vllm": {"repo": repo, "commit": commit}})
         invoke("render", "--matrix", str(matrix))
-        summary = build_summary("--matrix", str(matrix), "--cell", NATIVE_CELL)
+        summary = build_summary("--matrix", str(matrix), "--cell", NATIVE_CELL, *build_args)
         out[name] = native_step(Path(str(summary["run_dir"])))
     return out
 

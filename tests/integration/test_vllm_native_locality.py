@@ -7,8 +7,9 @@ python-only files. What the step did is read from BuildKit's own output (bake.lo
 On an engine of its own, as the benchmark: on the shared engine, other builds' BuildKit garbage collection emptied
 the cell's cache between two builds (every compiled stage ran again; seen while writing this test). Only the vllm
 stage and the stages it starts from (base, vllm-requirements) are built, not the cell: the first build compiles
-the stand-in's 20 native objects and its Rust frontend, the second packages the wheel again (cost measured on
-the 2-core machine at a load of 15-20: see the commit that made it a --stage build)."""
+the stand-in's native objects and its Rust frontend, the second packages the wheel again. Cost on the 2-core
+machine at a load of 15-20: 12.5 min in all, of which the engine's start and base image load, the first build
+572 s (CMake configure, 22 HIP objects, Rust), the second 8.5 s."""
 
 from __future__ import annotations
 

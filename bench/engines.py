@@ -153,11 +153,12 @@ def save_images(images: Sequence[str], dest: Path) -> Path:
 
 
 @contextmanager
-def private_engine(matrix: str, work: Path) -> Iterator[FreshEngine]:
-    """A fresh engine holding only `matrix`'s base images, made the default for this process and every command
-    it starts (DOCKER_HOST), stopped after. Cold measurements start on it from nothing and empty only its cache,
-    so a benchmark never touches the shared engine's BuildKit cache or tags, and may run beside other builds."""
-    images = base_images(matrix)
+def private_engine(matrix: str, work: Path, cells: Collection[str] = ()) -> Iterator[FreshEngine]:
+    """A fresh engine holding only `matrix`'s base images (those of `cells`, if given), made the default for this
+    process and every command it starts (DOCKER_HOST), stopped after. Cold measurements start on it from nothing
+    and empty only its cache, so a benchmark never touches the shared engine's BuildKit cache or tags, and may run
+    beside other builds."""
+    images = base_images(matrix, cells)
     engine = FreshEngine(work / "engine", 0)
     previous = os.environ.get("DOCKER_HOST")
     try:

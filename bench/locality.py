@@ -62,15 +62,28 @@ def native_step(run_dir: Path) -> dict[str, int | bool]:
             "ccache_hits": hits, "hip_compiles": stats["cache_miss"] if ran else 0}
 
 
-def fresh_native_commits(folder: Path) -> tuple[str, list[str]]:
-    """Two vLLM commits no earlier run compiled: the stand-in's pinned commit, each with a new revision string in
-    the one native source that includes it. The first is the start (its native step surely runs, filling the
-    compiler cache), the second the one-source move."""
+PYTHON_ONLY = "python-only"
+"""The stand-in's overlay (epbuild/components/vllm/fixture@python-only/) whose files change Python only."""
+
+
+def fresh_vllm_commits(folder: Path, native_moves: int) -> tuple[str, list[str], str]:
+    """vLLM commits no earlier run compiled: `native_moves` commits, each the stand-in's pinned commit with a new
+    revision string in the one native source that includes it (the first is a start whose native step surely
+    runs, filling the compiler cache; the next a one-source move), then a commit on top of the last of them with
+    the files of the stand-in's python-only overlay, which touch Python only.
+
+    The Python-only move must start from the commit built just before it. The overlay's own commit in the
+    stand-in branches off `pinned`, whose csrc/fixture_rev.h differs from the fresh commits': a build of it after
+    them moves a native input too (revision.cpp, the one object that includes it, recompiled; measured on a fresh
+    engine, whose cache holds no build of `pinned`)."""
     import json
     import subprocess
     import time
 
+    from epbuild.component import discover
     from epbuild.offline import REPOS_DIR
+    from epbuild.offline.gitrepo import _read_tree
+    from epbuild.offline.overlays import overlays
 
     pinned = json.loads((REPOS_DIR / "commits.json").read_text())["vllm"]["commits"]["pinned"]
     work = folder / "vllm-work"
@@ -81,44 +94,65 @@ def fresh_native_commits(folder: Path) -> tuple[str, list[str]]:
         return subprocess.run(["git", "-C", str(work), *args], check=True, env=env, capture_output=True,
                               text=True).stdout.strip()
 
+    def commit(message: str, n: int) -> str:
+        # Distinct commit times: the export carries them as mtimes, and BuildKit's sync of a local context skips
+        # a file whose size and mtime did not change.
+        stamp = f"{int(time.time()) + 10 * n} +0000"
+        subprocess.run(["git", "-C", str(work), "commit", "-qam", message], check=True,
+                       env={**env, "GIT_AUTHOR_DATE": stamp, "GIT_COMMITTER_DATE": stamp})
+        git("tag", f"bench-{n}")  # keeps the commit reachable for the fetch
+        return git("rev-parse", "HEAD")
+
     subprocess.run(["git", "clone", "-q", str(REPOS_DIR / "vllm.git"), str(work)], check=True, env=env)
-    commits = []
-    for _ in range(2):
+    natives = []
+    for n in range(native_moves):
         git("checkout", "-q", pinned)
         rev = work / "csrc" / "fixture_rev.h"
         rev.write_text(rev.read_text().replace('-fixture-rev-A"', f'-fixture-rev-T{time.time_ns()}"'))
-        # Distinct commit times: the export carries them as mtimes, and BuildKit's sync of a local context skips
-        # a file whose size and mtime did not change.
-        stamp = f"{int(time.time()) + 10 * len(commits)} +0000"
-        subprocess.run(["git", "-C", str(work), "commit", "-qam", "bench: a native change"], check=True,
-                       env={**env, "GIT_AUTHOR_DATE": stamp, "GIT_COMMITTER_DATE": stamp})
-        commits.append(git("rev-parse", "HEAD"))
-        git("tag", f"bench-{len(commits)}")  # keeps the commit reachable for the fetch
-    return work.as_uri(), commits
+        natives.append(commit("bench: a native change", n))
+    fixture = discover()["vllm"].fixture
+    changes = dict(overlays(fixture, _read_tree(fixture)))[PYTHON_ONLY]
+    for entry in changes:
+        (work / entry.path).parent.mkdir(parents=True, exist_ok=True)
+        (work / entry.path).write_bytes(entry.data)
+    git("add", "-A")
+    python_only = commit("bench: a Python-only change (the stand-in's python-only overlay)", native_moves)
+    return work.as_uri(), natives, python_only
+
+
+def vllm_native_builds(folder: Path, commits: dict[str, str], repo: str,
+                       build_args: tuple[str, ...] = ()) -> dict[str, dict[str, int | bool]]:
+    """Builds NATIVE_CELL at each commit in turn (a private image name, so no other tag moves) and returns what
+    the native step did in each build. `build_args`: more `invoke build` options (a test builds only the vllm
+    stage: `--stage vllm --cache ...`)."""
+    out = {}
+    for name, commit in commits.items():
+        matrix = matrix_variant(folder / name, image_name="epbuild-offline/locality",
+                                options={"vllm": {"repo": repo, "commit": commit}})
+        invoke("render", "--matrix", str(matrix))
+        summary = build_summary("--matrix", str(matrix), "--cell", NATIVE_CELL, *build_args)
+        out[name] = native_step(Path(str(summary["run_dir"])))
+    return out
 
 
 def vllm_native() -> None:
     """The native step's locality for a Python-only and a one-source vLLM pin move, on one cell."""
     figures: dict[str, object] = {"cell": NATIVE_CELL}
-    with tempfile.TemporaryDirectory(dir=ROOT / "build") as tmp, private_engine(OFFLINE, Path(tmp)):
-        repo, (start, moved) = fresh_native_commits(Path(tmp))
-        builds = {"start": {"options": {"vllm": {"repo": repo, "commit": start}}},
-                  "one_native_source_move": {"options": {"vllm": {"repo": repo, "commit": moved}}},
-                  "python_only_move": {"at": {"vllm": "python-only"}}}
-        for name, move in builds.items():
-            matrix = matrix_variant(Path(tmp) / name, image_name="epbuild-offline/locality", **move)  # type: ignore[arg-type]
-            invoke("render", "--matrix", str(matrix))
-            summary = build_summary("--matrix", str(matrix), "--cell", NATIVE_CELL)
-            figures[name] = native_step(Path(str(summary["run_dir"])))
-    python_only, one_source = figures["python_only_move"], figures["one_native_source_move"]
+    with tempfile.TemporaryDirectory(dir=ROOT / "build") as tmp, private_engine(OFFLINE, Path(tmp), [NATIVE_CELL]):
+        repo, (start, moved), python_only = fresh_vllm_commits(Path(tmp), native_moves=2)
+        figures.update(vllm_native_builds(Path(tmp), {"start": start, "one_native_source_move": moved,
+                                                      "python_only_move": python_only}, repo))
+    python_only_move, one_source = figures["python_only_move"], figures["one_native_source_move"]
     # A native step that runs builds every object in a fresh build folder; ccache decides which really compile.
     total = int(one_source["objects_built_by_ninja"]) or 1  # type: ignore[index]
     share = int(one_source["hip_compiles"]) / total  # type: ignore[index]
-    figures["targets"] = {"python_only_move_recompiles_nothing": python_only["hip_compiles"] == 0,  # type: ignore[index]
+    figures["targets"] = {"python_only_move_recompiles_nothing": (not python_only_move["step_ran"]  # type: ignore[index]
+                                                                  and python_only_move["hip_compiles"] == 0),  # type: ignore[index]
                           "one_source_move_recompiles_at_most_10_percent": share <= 0.10}
     lines = [f"vLLM native step on {NATIVE_CELL}: {total} native objects at the pin.",
-             f"Python-only pin move: native step {'ran' if python_only['step_ran'] else 'cached'}, "  # type: ignore[index]
-             f"{python_only['hip_compiles']} HIP compiles; target 0: "  # type: ignore[index]
+             f"Python-only pin move (the stand-in's {PYTHON_ONLY} files on top of the commit built before): native "
+             f"step {'ran' if python_only_move['step_ran'] else 'cached'}, "  # type: ignore[index]
+             f"{python_only_move['hip_compiles']} HIP compiles; target: cached, 0: "  # type: ignore[index]
              f"{'met' if figures['targets']['python_only_move_recompiles_nothing'] else 'MISSED'}.",  # type: ignore[index]
              f"One-native-source pin move: {one_source['hip_compiles']} of {total} objects recompiled "  # type: ignore[index]
              f"({share:.0%}, {one_source['ccache_hits']} ccache hits, {one_source['ccache_entries_held_before']} "  # type: ignore[index]

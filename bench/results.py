@@ -1,5 +1,5 @@
 """What every benchmark shares: the machine it ran on, and recording its figures in docs/benchmarks.md (one
-section per benchmark, replaced on each run, with the date and the machine)."""
+section per benchmark, replaced on each run, with the date, the commit measured and the machine)."""
 
 from __future__ import annotations
 
@@ -28,13 +28,34 @@ def machine() -> str:
     mem = int(re.search(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text()).group(1)) // (1024 * 1024)  # type: ignore[union-attr]
     engine = subprocess.run(["docker", "version", "--format", "{{.Server.Version}}"], capture_output=True,
                             text=True).stdout.strip() or "none"
-    return f"{os.cpu_count()} cores ({cpu}), {mem} GiB, Docker {engine}, Python {platform.python_version()}"
+    load = os.getloadavg()[0]  # other work on the machine stretches wall times: say how much there was
+    return (f"{os.cpu_count()} cores ({cpu}), {mem} GiB, Docker {engine}, Python {platform.python_version()}, "
+            f"load average {load:.1f} at the end")
+
+
+def measured_commit() -> str:
+    """The checkout a benchmark measured: HEAD's short hash, with the files that differ from it named (this doc
+    excepted, which every benchmark rewrites), so a figure is never taken for a commit's that it is not."""
+    def git(*args: str) -> str:
+        proc = subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True)
+        return proc.stdout if proc.returncode == 0 else ""  # not stripped: a status line starts with its columns
+
+    head = git("rev-parse", "--short=12", "HEAD").strip() or "unknown (not a git checkout)"
+    changed = [line[3:] for line in git("status", "--porcelain", "--untracked-files=no").splitlines()
+               if line[3:] != str(DOC.relative_to(ROOT))]
+    if changed:
+        shown = ", ".join(changed[:5]) + (f" and {len(changed) - 5} more" if len(changed) > 5 else "")
+        return f"{head} with uncommitted changes to {shown}"
+    return head
 
 
 def record(section: str, lines: list[str], figures: dict[str, object]) -> None:
-    """Prints the figures (last, as the benchmarks promise) and rewrites this benchmark's section of the doc."""
+    """Prints the figures (last, as the benchmarks promise) and rewrites this benchmark's section of the doc,
+    naming the commit it measured (the figures carry it too, as `commit`)."""
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    body = [f"## {section}", "", f"Run {stamp} on {machine()}.", "", *lines, "",
+    commit = measured_commit()
+    figures = {"commit": commit, **figures}
+    body = [f"## {section}", "", f"Run {stamp} at commit {commit} on {machine()}.", "", *lines, "",
             "```json", json.dumps(figures, indent=2), "```", ""]
     text = DOC.read_text() if DOC.exists() else HEADER
     pattern = re.compile(rf"^## {re.escape(section)}\n.*?(?=^## |\Z)", re.S | re.M)

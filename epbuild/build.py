@@ -20,7 +20,7 @@ import shlex
 import time
 from pathlib import Path
 
-from epbuild import build_inputs, records, render, reproducible, stage_cache
+from epbuild import build_inputs, records, registry_http, render, reproducible, stage_cache
 from epbuild.bake_command import BuildOptions, bake_command, checkout_tag
 from epbuild.bake_runs import Bakes, BakeStalled
 from epbuild.bakefile import serving_target
@@ -213,6 +213,11 @@ def _cache_plan(rendering: Rendering, cells: list[RenderedCell], root: Path, opt
     plan = stage_cache.plan(options.cache, cells, rendering.cells, export=options.cache_export,
                             only_stage=options.stage)
     require_cache_export(options.builder)
+    if options.cache_export == "own" and not options.stage:
+        if runner.dry_run:
+            runner.record("# the fleet guard: every shared stage's ref must be in the cache, else the build stops")
+        else:
+            stage_cache.require_shared_refs(plan, rendering.cells, registry_http.has_manifest)
     # With --push, the immutable tag comes with the content key, from the run's resolved bake file.
     outputs = {rc.cell.name: ({"output": ["type=registry"]} if options.push else {"output": ["type=docker"]})
                for rc in cells}

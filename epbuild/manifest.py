@@ -50,11 +50,27 @@ def facts(plan: CellPlan) -> dict[str, Any]:
 def recipe_key(plan: CellPlan, keyless_stages: list[str]) -> str:
     # Commits are left to the content key, which takes them in full: an abbreviated and a full spelling of one
     # commit must give one key. `requires` only checks a pin; it changes nothing in the image.
-    pins = {name: pin.model_dump(mode="json", exclude={"commit", "requires"})
-            for name, pin in stagegraph.built_pins(plan).items()}
-    payload = {"stages": keyless_stages, "facts": facts(plan), "base_digest": pinned_digest(plan.base),
-               "pins": pins}
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+    built = stagegraph.built_pins(plan)
+    pins_key = ("recipe-pins", *built)  # the same for every cell that builds the same components (a frozen matrix)
+    if pins_key not in plan.shared:
+        plan.shared[pins_key] = json.dumps({name: pin.model_dump(mode="json", exclude={"commit", "requires"})
+                                            for name, pin in built.items()}, sort_keys=True)
+    # The key hashes json.dumps(payload, sort_keys=True) of {"base_digest", "facts", "pins", "stages"}, written out
+    # here in that (sorted) order with the default separators, so that the pins and each stage text are encoded
+    # once per matrix: cells share most of them, and escaping their kilobytes for every cell was a fifth of a
+    # 1,000-cell render.
+    stages = ", ".join(_json_string(plan, text) for text in keyless_stages)
+    payload = (f'{{"base_digest": {json.dumps(pinned_digest(plan.base))}, '
+               f'"facts": {json.dumps(facts(plan), sort_keys=True)}, "pins": {plan.shared[pins_key]}, '
+               f'"stages": [{stages}]}}')
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def _json_string(plan: CellPlan, text: str) -> str:
+    key = ("json-string", text)
+    if key not in plan.shared:
+        plan.shared[key] = json.dumps(text)
+    return plan.shared[key]  # type: ignore[no-any-return]
 
 
 def pins_record(plan: CellPlan, resolved: Resolved) -> dict[str, dict[str, Any]]:

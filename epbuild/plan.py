@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -21,6 +22,11 @@ class CellPlan:
     """What other modules derive from the plan once (the stage graph's stages for the cell): a 1,000-cell render
     asks for them thousands of times."""
 
+    @cached_property
+    def shared(self) -> dict[Any, Any]:
+        """What the cells of one matrix derive once between them (epbuild.render's stage texts): see matrix_memo."""
+        return matrix_memo(self.matrix)
+
     @property
     def registry(self) -> Registry:
         return self.matrix.registry
@@ -39,7 +45,9 @@ class CellPlan:
 
     @cached_property
     def pins(self) -> dict[str, SourcePin]:
-        return self.matrix.components.pins()
+        if "pins" not in self.shared:  # every cell of a matrix has its pins (read-only)
+            self.shared["pins"] = self.matrix.components.pins()
+        return self.shared["pins"]  # type: ignore[no-any-return]
 
     @property
     def local_tag(self) -> str:
@@ -60,12 +68,20 @@ class CellPlan:
             "nic.provider_library": nic.provider_library,
             "nic.rdma_core": nic.rdma_core,
             # The vendor userspace by its digest (the `vendor` stage's text and .debs follow from it), or None.
-            "nic.vendor": nic.vendor.digest() if nic.vendor else None,
+            "nic.vendor": self.vendor_digest,
             "base": self.cell.base,
             "base.image": base.image,
             "base.rocm_path": base.rocm_path,
             "base.build_packages": tuple(base.build_packages),
         }
+
+    @property
+    def vendor_digest(self) -> str | None:
+        """The digest of the NIC's vendor userspace (VendorUserspace.digest), computed once per NIC and matrix."""
+        key = ("vendor-digest", self.cell.nic)
+        if key not in self.shared:
+            self.shared[key] = self.vendor.digest() if self.vendor else None
+        return self.shared[key]  # type: ignore[no-any-return]
 
     @property
     def vendor(self) -> VendorUserspace | None:
@@ -83,7 +99,30 @@ class CellPlan:
             self.memo[key] = found
         return self.memo[key]  # type: ignore[no-any-return]
 
+    def fact(self, component: str | None, name: str) -> Any:
+        """facts_for(component).get(name) (facts.get(name) without a component), without building the dict."""
+        if component is not None and name == "nic.flag":
+            return self.nic.flags.get(component)
+        if component is not None and name == "nic.vendor_build":
+            return self.vendor_build(component)
+        return self.facts.get(name)
+
     def facts_for(self, component: str) -> dict[str, Any]:
         """The cell facts plus the component's own: `nic.flag` (nics.<nic>.flags.<component>) and
         `nic.vendor_build` (see vendor_build)."""
         return {**self.facts, "nic.flag": self.nic.flags.get(component), "nic.vendor_build": self.vendor_build(component)}
+
+
+_MATRIX_MEMOS: dict[int, dict[Any, Any]] = {}
+
+
+def matrix_memo(matrix: MatrixBase) -> dict[Any, Any]:
+    """One memo per matrix object, dropped with it. Sound because a matrix is frozen (its pins and facts never
+    change): whatever is derived from it once holds for its lifetime. Keyed by id() since a matrix (holding dicts)
+    is not hashable; the entry is removed when the matrix is collected, before its id can be reused."""
+    key = id(matrix)
+    memo = _MATRIX_MEMOS.get(key)
+    if memo is None:
+        memo = _MATRIX_MEMOS[key] = {}
+        weakref.finalize(matrix, _MATRIX_MEMOS.pop, key, None)
+    return memo

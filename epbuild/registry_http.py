@@ -231,6 +231,19 @@ def copy_manifest(source: str, tag: str) -> str:
     return written
 
 
+def has_manifest(ref: str) -> bool:
+    """Whether the registry holds a manifest under `ref` (`host/repository:tag`): a HEAD request, no body read.
+    A BuildKit cache export writes the manifest last, after every blob it names, so a ref that is there is whole."""
+    where = Reference.parse(ref)
+    session = Session(where.host, where.repository, stored_login(where.host))
+    answer = session.request("HEAD", f"manifests/{where.reference}", headers={"Accept": ", ".join(MANIFEST_TYPES)})
+    if answer.status == 404:
+        return False
+    if answer.status != 200:
+        raise RegistryUnreadable(f"cannot ask the registry {where.host} for {ref}: HTTP {answer.status}")
+    return True
+
+
 def replay_line(source: str, tag: str) -> str:
     """The command replay.sh records for a copy (it runs from the project root, so `epbuild` imports)."""
     from epbuild.commands import shell_line

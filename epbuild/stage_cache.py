@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -161,6 +162,30 @@ class CachePlan:
                     **cell_outputs[rc.cell.name],
                 }
         return json.dumps({"target": targets}, indent=2) + "\n"
+
+
+def shared_imports(plan: CachePlan, all_cells: list[RenderedCell]) -> list[tuple[str, str, str]]:
+    """(cell, stage, ref) of every stage of the plan's cells that another cell of the matrix shares: what a cell step
+    (`--cache-export own`) must import, since the pipeline gives each of them to a stage step of its own."""
+    shared = shared_identities(all_cells)
+    return [(rc.cell.name, stage.name, ref(plan.repo, stage.name, stage.identity))
+            for rc in plan.cells for stage in cached_stages(rc) if stage.identity in shared]
+
+
+def require_shared_refs(plan: CachePlan, all_cells: list[RenderedCell], has_ref: Callable[[str], bool]) -> None:
+    """The fleet guard of a cell step: every shared stage it contains must be in the cache before its bake starts.
+    Where a ref is missing (its stage step has not run, failed, or exported elsewhere), BuildKit would quietly
+    compile that stage again in this step, on this agent (a full vLLM compile per arch); the step stops instead,
+    naming the stage and the ref."""
+    missing: dict[str, tuple[str, str]] = {}
+    for cell, stage, wanted in shared_imports(plan, all_cells):
+        if wanted not in missing and not has_ref(wanted):
+            missing[wanted] = (cell, stage)
+    if missing:
+        raise CacheError(
+            "--cache-export own builds only the cell's own stages, but the stage cache lacks shared stages it "
+            "imports; their stage steps must run (and succeed) first, with the same --cache: "
+            + "; ".join(f"{stage} of {cell} (ref {wanted} is missing)" for wanted, (cell, stage) in missing.items()))
 
 
 def plan(repo: str, cells: list[RenderedCell], all_cells: list[RenderedCell], *, export: Export = "all",

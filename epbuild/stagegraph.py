@@ -12,10 +12,10 @@ them to single RUN steps for the benchmarks), the sharing property test and the 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from epbuild.component import Component, ComponentError, Copy, Registry, System, Wheel
 from epbuild.plan import CellPlan
@@ -26,6 +26,7 @@ REQUIREMENTS = "-requirements"
 BASE_USES = ("base.image", "base.rocm_path", "base.build_packages")
 VENDOR_USES = ("nic.vendor",)
 WHEELS_DIR = "/wheels"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -113,33 +114,68 @@ def applies(stage: Stage, plan: CellPlan) -> bool:
     return all(plan.facts.get(k) == v for k, v in stage.when.items())
 
 
+@cache
+def _when_facts(registry: Registry) -> tuple[str, ...]:
+    return tuple(sorted({name for s in graph(registry) for name in s.when}))
+
+
 def stages_for(plan: CellPlan) -> list[Stage]:
     if "stages" not in plan.memo:
-        plan.memo["stages"] = [s for s in graph(plan.registry) if applies(s, plan)]
+        # What `applies` reads besides the matrix's pins (one set for every cell of a matrix): whether the NIC has
+        # a vendor userspace and the facts of the stages' `when`. Cells that agree on them share the list.
+        shared_key = ("stages", plan.vendor is None, *(plan.facts.get(name) for name in _when_facts(plan.registry)))
+        if shared_key not in plan.shared:
+            stages = [s for s in graph(plan.registry) if applies(s, plan)]
+            plan.shared[shared_key] = (stages, frozenset(s.name for s in stages))
+        plan.memo["stages"], plan.memo["applied"] = plan.shared[shared_key]
     return list(plan.memo["stages"])
+
+
+def applied_names(plan: CellPlan) -> frozenset[str]:
+    """The names of the stages that apply to the cell (stages_for's, as a set)."""
+    stages_for(plan)
+    return plan.memo["applied"]  # type: ignore[no-any-return]
 
 
 def parent(stage: Stage, plan: CellPlan) -> str | None:
     """The stage it builds FROM in this cell: its parent, or, where that does not apply, the parent's own parent
     (None for base, which starts from the base image)."""
-    by_name = _by_name(plan.registry)
     # A component built against the NIC vendor's library starts from `vendor`: its first stage does.
     owner = stage.owner
     if owner is not None and stage.name == first_stage(owner) and plan.vendor_build(owner.name) is not None:
         return VENDOR
+    # Otherwise the parent follows from the stages that apply alone: found once per matrix for each set of them.
+    applied = applied_names(plan)
+    key = ("parent", stage.name, applied)
+    if key not in plan.shared:
+        plan.shared[key] = _nearest_applied(stage, applied, _by_name(plan.registry))
+    return plan.shared[key]  # type: ignore[no-any-return]
+
+
+def _nearest_applied(stage: Stage, applied: frozenset[str], by_name: dict[str, Stage]) -> str | None:
     candidates = list(stage.after)
     while candidates:
         name = candidates.pop(0)
-        if applies(by_name[name], plan):
+        if name in applied:
             return name
         candidates = list(by_name[name].after) + candidates
     return None
 
 
+def _per_stage_set(plan: CellPlan, name: str, derive: Callable[[list[Stage]], T]) -> T:
+    """What `derive` makes of the cell's stages, found once per matrix for each set of stages that apply (with
+    the matrix's pins, which are the same for every cell of it)."""
+    key = (name, applied_names(plan))
+    if key not in plan.shared:
+        plan.shared[key] = derive(stages_for(plan))
+    return plan.shared[key]  # type: ignore[no-any-return]
+
+
 def built_pins(plan: CellPlan) -> dict[str, SourcePin]:
     """The pins of the components this cell builds (a cell without rdma-core's stage does not build it), in build
     order."""
-    return {s.source: plan.pins[s.source] for s in stages_for(plan) if s.source}
+    return dict(_per_stage_set(plan, "built_pins",
+                               lambda stages: {s.source: plan.pins[s.source] for s in stages if s.source}))
 
 
 def wheel_dir(name: str) -> str:
@@ -148,19 +184,22 @@ def wheel_dir(name: str) -> str:
 
 def wheel_stages(plan: CellPlan) -> list[str]:
     """Stages that leave a wheel in /wheels/<stage> for `final` to install."""
-    return [s.name for s in stages_for(plan) if s.component and isinstance(s.component.output, Wheel)]
+    return list(_per_stage_set(plan, "wheel_stages", lambda stages: [
+        s.name for s in stages if s.component and isinstance(s.component.output, Wheel)]))
 
 
 def copies(plan: CellPlan) -> list[tuple[str, str]]:
     """(stage, path) of every path `final` copies from a stage."""
-    return [(s.name, path) for s in stages_for(plan) if s.component and isinstance(s.component.output, Copy)
-            for path in s.component.copies(plan.pins[s.name])]
+    return list(_per_stage_set(plan, "copies", lambda stages: [
+        (s.name, path) for s in stages if s.component and isinstance(s.component.output, Copy)
+        for path in s.component.copies(plan.pins[s.name])]))
 
 
 def distributions(plan: CellPlan) -> list[str]:
     """The distribution names the cell's wheels may install under."""
-    return [d for s in stages_for(plan) if s.component and isinstance(s.component.output, Wheel)
-            for d in s.component.output.distributions]
+    return list(_per_stage_set(plan, "distributions", lambda stages: [
+        d for s in stages if s.component and isinstance(s.component.output, Wheel)
+        for d in s.component.output.distributions]))
 
 
 def inputs(stage: Stage, plan: CellPlan) -> list[str]:

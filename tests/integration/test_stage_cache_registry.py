@@ -6,6 +6,7 @@ registry's access log."""
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections import Counter
 from collections.abc import Iterator
@@ -114,3 +115,27 @@ def test_a_builder_that_cannot_export_caches_fails_at_once(docker_engine: None, 
     assert message.startswith("error: --cache needs a builder that exports BuildKit caches")
     assert "containerd-snapshotter" in message and "docker-container" in message
     assert "Traceback" not in proc.err and "docker buildx bake" not in proc.out + proc.err
+
+
+def test_a_cell_step_stops_when_a_shared_stage_is_missing_from_the_cache(docker_engine: None,
+                                                                        registry: Registry) -> None:
+    """The fleet guard: a CI cell step (`--cache-export own`) whose shared stages have no ref yet stops before its
+    bake, naming each such stage and its ref, instead of compiling them again itself."""
+    repo = f"127.0.0.1:{registry.port}/epbuild/guard"
+    cell = SHARING[1]
+    proc = invoke("build", "--matrix", OFFLINE, "--cell", cell, "--cache", repo, "--cache-export", "own")
+    assert proc.code == 2, proc.out + proc.err
+    message = proc.err.strip().splitlines()[-1]
+    assert message.startswith("error: --cache-export own builds only the cell's own stages"), message
+    assert "Traceback" not in proc.err and "docker buildx bake" not in proc.out + proc.err
+    # The stages the cell shares with another cell of the matrix, read from the rendered Dockerfiles alone.
+    images = ROOT / "examples/offline/images"
+    dockerfiles = {p.parent.name: p.read_text() for p in sorted(images.glob("*/Dockerfile"))}
+    holders = shared(dockerfiles)
+    expected = {chain.split("\0")[0] for chain, cells in holders.items() if cell in cells and len(cells) > 1}
+    assert expected, "the cell shares no stage"
+    named = dict(re.findall(rf"(\S+) of {cell} \(ref {re.escape(repo)}:(\S+) is missing\)", message))
+    assert set(named) == expected, (named, expected)
+    assert all(tag.startswith(f"{stage}-") for stage, tag in named.items())
+    # Nothing was written to the cache: the step stopped before any build.
+    assert registry.requests("PUT", r"/v2/epbuild/guard/.+") == []

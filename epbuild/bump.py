@@ -13,7 +13,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from epbuild import matrix_edit, pipelines, preflight, rebuild_plan, render, requirements, sources
+from epbuild import follow_reference, matrix_edit, pipelines, preflight, rebuild_plan, render, requirements, sources
 from epbuild.commands import Runner, query
 from epbuild.errors import EpbuildError
 from epbuild.git_mirrors import GIT_ENV
@@ -50,6 +50,9 @@ class Bump:
     log: UpstreamLog
     plan: dict[str, list[rebuild_plan.StageRun]]
     checks: list[str]
+    reference: list[str] = field(default_factory=list)
+    """Where the bumped component holds the reference the matrix follows: its pins at the new commit, beside the
+    matrix's."""
     written: list[Path] = field(default_factory=list)
 
     def report(self) -> str:
@@ -64,6 +67,9 @@ class Bump:
         lines += rebuild_plan.describe(self.plan)
         lines.append("checks of the new pin:")
         lines += [f"  {line}" for line in self.checks]
+        if self.reference:
+            lines.append("the reference at the new pin, beside the matrix (`invoke pins --write` follows it):")
+            lines += [f"  {line}" for line in self.reference]
         if self.written:
             lines.append(f"wrote {', '.join(str(p) for p in self.written)}")
         else:
@@ -105,6 +111,9 @@ def bump(loaded: LoadedMatrix, component: str, ref: str, root: Path, mirrors: di
     checks += [f"  {problem}" for problem in found]
     result = Bump(component, ref, kind, old, new, tag, _log(mirror, old, new),
                   rebuild_plan.plan(old_rendering, new_rendering, root), checks)
+    if loaded.model.reference is not None and loaded.model.reference.component == component:
+        result.reference = follow_reference.beside_bump(loaded, exported.path, f"{component}@{new[:12]}", root,
+                                                       mirrors)
     if found and not dry_run:
         raise BumpError(result.report() + "\nthe new pin fails preflight, so the matrix was left as it was")
     if dry_run:

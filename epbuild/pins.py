@@ -28,3 +28,7 @@ class SourcePin(Strict):
         default_factory=list,
         description="Commits the pin must contain, each with its reason; checked against the pin's history when "
         "it is fetched and when it is bumped.")
+    reference_differs: dict[str, Reason] = Field(
+        default_factory=dict,
+        description="Keys of this pin (commit, or an option such as gfx942_fp8_fnuz_max) that deliberately differ "
+        "from the reference the matrix follows (`reference:`), each with the reason `invoke pins` prints.")

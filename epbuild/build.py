@@ -52,7 +52,7 @@ def build(rendering: Rendering, cells: list[RenderedCell], root: Path, options: 
     with build_inputs.prepared(rendering, cells, runner):
         locals_ = local_source.parse(list(options.local_sources), list(rendering.matrix.model.components.pins()))
         exported = build_inputs.fetch_sources(rendering, cells, root, options.mirrors, runner, skip=set(locals_))
-        build_inputs.check_sources(rendering, exported, runner)
+        build_inputs.check_sources(rendering, exported, runner, cells)
         build_inputs.prepare_stage_inputs(rendering, cells, root, options.mirrors, runner)
         build_inputs.fetch_vendor(rendering, cells, root, runner)
     names = [rc.cell.name for rc in cells]

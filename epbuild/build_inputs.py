@@ -8,7 +8,7 @@ import contextlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from epbuild import local_source, preflight, requirements, stageinputs, vendor_repo
+from epbuild import local_source, nic_support, preflight, requirements, stageinputs, vendor_repo
 from epbuild.commands import Runner
 from epbuild.render import RenderedCell, Rendering
 from epbuild.resolve import FULL_COMMIT, Resolved, base_digest
@@ -89,15 +89,19 @@ def prepare_stage_inputs(rendering: Rendering, cells: list[RenderedCell], root: 
     stageinputs.crates(cells, root, runner)
 
 
-def check_sources(rendering: Rendering, exported: list[ExportedSource], runner: Runner) -> None:
+def check_sources(rendering: Rendering, exported: list[ExportedSource], runner: Runner,
+                  cells: list[RenderedCell] | None = None) -> None:
     """Each component's checks of its exported source (its spec's `source_check`, e.g. MoRI's NIC flags): what
-    the matrix says about a pin that only the source itself can confirm, before any stage runs."""
+    the matrix says about a pin that only the source itself can confirm, before any stage runs; then whether each
+    cell's NIC is one its components can drive at their pins (epbuild.nic_support)."""
     if runner.dry_run:
         return
     model = rendering.matrix.model
     pins = model.components.pins()
     found = [f"{source.component}: {problem}" for source in exported
              for problem in model.registry[source.component].source_check(pins[source.component], source.path)]
+    found += nic_support.problems((rc.plan for rc in (cells if cells is not None else rendering.cells)),
+                                  {source.component: source.path for source in exported})
     if found:
         raise preflight.PreflightError("the pinned sources disagree with the matrix; nothing was built:\n  "
                                        + "\n  ".join(found))

@@ -99,6 +99,10 @@ class NicInfo(Strict):
         "NIC whose userspace is rdma-core's alone.",
         json_schema_extra=none_in_schema,
     )
+    unsupported: dict[str, Reason] = Field(
+        default_factory=dict,
+        description="Components accepted in this NIC's cells although their pinned source cannot drive it (the NIC "
+        "support check before a build), each with the reason.")
 
 
 class Axes(Strict):

@@ -33,6 +33,8 @@ class SourceRequest:
     """The URL is a mirror's: the submodules come from mirrors too (submodule_url), never from upstream."""
     submodule_mirrors: tuple[tuple[str, str], ...] = ()
     """Explicit mirrors of submodules, by their path in the component (`--mirror aiter/3rdparty/ck=URL`)."""
+    mirror_home: str = ""
+    """For a submodule of a mirrored component: the component's mirror URL, beside which its submodules are."""
 
     def submodule_url(self, path: str, upstream: str) -> str:
         """Where a submodule at `path` (relative to the component) whose .gitmodules URL is `upstream` (absolute) is
@@ -44,7 +46,8 @@ class SourceRequest:
             return explicit[path]
         if not self.mirrored:
             return upstream
-        return self.url.rstrip("/").rsplit("/", 1)[0] + "/" + upstream.rstrip("/").rsplit("/", 1)[-1]
+        home = self.mirror_home or self.url
+        return home.rstrip("/").rsplit("/", 1)[0] + "/" + upstream.rstrip("/").rsplit("/", 1)[-1]
 
 
 @dataclass(frozen=True)

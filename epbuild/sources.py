@@ -166,9 +166,10 @@ class SourceCache(GitMirrors):
             if len(entry) < 3 or entry[1] != "commit":
                 raise SourceError(f"{where}: no commit recorded for {sub_path}")
             sub_commit = entry[2]
-            sub_request = SourceRequest(f"{request.component}/{prefix}{sub_path}",
+            sub_request = SourceRequest(f"{request.component.split('/')[0]}/{prefix}{sub_path}",
                                         SourcePin(repo=request.pin.repo, commit=sub_commit, tag=None), url,
-                                        mirrored=request.mirrored, submodule_mirrors=request.submodule_mirrors)
+                                        mirrored=request.mirrored, submodule_mirrors=request.submodule_mirrors,
+                                        mirror_home=request.mirror_home or request.url)
             sub_mirror = self._ensure_mirror(url)
             with FileLock(str(sub_mirror) + ".lock"):
                 self._fetch_into(sub_mirror, sub_request)

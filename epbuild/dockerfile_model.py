@@ -145,10 +145,12 @@ def parse(text: str, source: str) -> Dockerfile:
                     # An ARG without a default inside a stage takes the global one (Dockerfile semantics).
                     stage.args.update({k: v or global_args.get(k, "") for k, v in declared.items()})
             elif stage is not None and instruction == "ENV":
-                scope = {**stage.args, **stage.inherited_env, **stage.env}  # ENV wins over ARG; global ARGs only where redeclared
+                # ENV wins over ARG; global ARGs count only where a stage redeclares them (Dockerfile semantics).
+                scope = {**stage.args, **stage.inherited_env, **stage.env}
                 stage.env.update({k: expand(v, scope) for k, v in _env(value).items()})
             elif stage is not None and instruction == "RUN":
-                scope = {**stage.args, **stage.inherited_env, **stage.env}  # ENV wins over ARG; global ARGs only where redeclared
+                # ENV wins over ARG; global ARGs count only where a stage redeclares them (Dockerfile semantics).
+                scope = {**stage.args, **stage.inherited_env, **stage.env}
                 stage.commands += [[expand(w, scope) for w in cmd] for cmd in shell_commands(_run_script(value))]
         except ValueError as exc:
             raise DockerfileError(f"{source}:{item['startline'] + 1}: unreadable {instruction} ({exc})") from None

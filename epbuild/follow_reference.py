@@ -13,7 +13,7 @@ from epbuild import matrix_edit, render, sources
 from epbuild.commands import Runner
 from epbuild.dockerfile_model import parse
 from epbuild.errors import EpbuildError
-from epbuild.matrix import LoadedMatrix, MatrixBase, load_matrix
+from epbuild.matrix import LoadedMatrix, load_matrix
 from epbuild.patterns import COMMIT
 from epbuild.reference import Reference, read
 from epbuild.reference_diff import DIFFERS, Resolved, Row, compare, unexplained

@@ -72,7 +72,9 @@ def nic_support(pin: SourcePin, tree: Path) -> NicOffer | None:
     if not setup.is_file():
         return None
     choices = argparse_choices(setup.read_text(errors="replace"), "--nic")
-    return None if choices is None else NicOffer("flag", frozenset(choices), f"setup.py --nic choices at {pin.commit[:12]}")
+    if choices is None:
+        return None
+    return NicOffer("flag", frozenset(choices), f"setup.py --nic choices at {pin.commit[:12]}")
 
 
 COMPONENT = Component(

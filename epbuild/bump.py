@@ -13,7 +13,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from epbuild import follow_reference, matrix_edit, pipelines, preflight, rebuild_plan, render, requirements, sources
+from epbuild import follow_reference, matrix_edit, nic_support, pipelines, preflight, rebuild_plan, render, requirements, sources
 from epbuild.commands import Runner, query
 from epbuild.errors import EpbuildError
 from epbuild.git_mirrors import GIT_ENV
@@ -106,7 +106,7 @@ def bump(loaded: LoadedMatrix, component: str, ref: str, root: Path, mirrors: di
     old_rendering = render.render_matrix(loaded, root)
     new_rendering = render.render_matrix(new_loaded, root)
     plans = [rc.plan for rc in new_rendering.cells if component in built_pins(rc.plan)]
-    found = preflight.problems(plans)
+    found = preflight.problems(plans) + nic_support.problems(plans, {component: exported.path})
     checks.append(f"preflight of {len(plans)} cell(s): " + ("ok" if not found else "FAILED"))
     checks += [f"  {problem}" for problem in found]
     result = Bump(component, ref, kind, old, new, tag, _log(mirror, old, new),

@@ -260,6 +260,29 @@ def bump(c: Context, component: str, ref: str, matrix: str = "matrix.yaml", mirr
     print(result.report())
 
 
+@task(iterable=["mirror"],
+      help={**MATRIX_HELP,
+            "check": "Exit non-zero on a difference from the reference the matrix does not explain "
+                     "(reference_differs).",
+            "write": "Move the matrix to the reference (comments kept) and re-render images/.",
+            "mirror": "COMPONENT=URL: fetch from a mirror (also EPBUILD_MIRROR_<COMPONENT>=URL)."})
+@user_errors
+def pins(c: Context, matrix: str = "matrix.yaml", check: bool = False, write: bool = False,
+         mirror: list[str] | None = None) -> None:
+    """Compare the pins, flags, vendor repositories and runtime environment with the reference build (vLLM's
+    Dockerfiles at its pin); read-only unless --write."""
+    from epbuild import follow_reference, project
+    from epbuild.reference_diff import unexplained
+    from epbuild.source_requests import mirror_overrides
+
+    report = follow_reference.pins(project.load(matrix), project.ROOT, mirror_overrides(mirror or []), write=write)
+    print(report.text())
+    if check and unexplained(report.rows):
+        print(f"error: {matrix}: differs from the reference where it explains nothing (write reference_differs "
+              "on the key, or run `invoke pins --write`)", file=sys.stderr)
+        raise Exit(code=1)
+
+
 @task
 def setup_docker(c: Context) -> None:
     """Install and start a Docker engine with buildx where missing (does nothing when one works)."""

@@ -16,7 +16,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from epbuild import build_inputs, matrix_edit, pipelines, rebuild_plan, render, requirements, sources
+from epbuild import build_inputs, follow_reference, matrix_edit, pipelines, rebuild_plan, render, requirements, sources
 from epbuild.commands import Runner, query
 from epbuild.errors import EpbuildError
 from epbuild.git_mirrors import GIT_ENV
@@ -54,6 +54,9 @@ class Bump:
     log: UpstreamLog
     plan: dict[str, list[rebuild_plan.StageRun]]
     checks: list[str]
+    reference: list[str] = field(default_factory=list)
+    """Where the bumped component holds the reference the matrix follows: its pins at the new commit, beside the
+    matrix's."""
     written: list[Path] = field(default_factory=list)
     failed: bool = False
     """A pre-bake check failed: nothing may be written."""
@@ -74,6 +77,9 @@ class Bump:
         lines += rebuild_plan.describe(self.plan)
         lines.append("checks of the new pin:")
         lines += [f"  {line}" for line in self.checks]
+        if self.reference:
+            lines.append("the reference at the new pin, beside the matrix (`invoke pins --write` follows it):")
+            lines += [f"  {line}" for line in self.reference]
         if self.written:
             lines.append(f"wrote {', '.join(str(p) for p in self.written)}")
         elif self.dry_run:
@@ -144,9 +150,13 @@ def _bump(loaded: LoadedMatrix, old_rendering: render.Rendering, component: str,
                                    only=frozenset({component}), pull_bases=False)
     checks.append(f"what `invoke build` checks before bake, in the {len(cells)} cell(s) the pin reaches:")
     checks += [f"  {line}" for line in prebake.lines()]
-    return Bump(component, ref, kind, old, new, tag, _log(mirror, old, new),
-                rebuild_plan.plan(old_rendering, new_rendering, root), checks, failed=prebake.failed is not None,
-                new_text=new_text, new_rendering=new_rendering)
+    result = Bump(component, ref, kind, old, new, tag, _log(mirror, old, new),
+                  rebuild_plan.plan(old_rendering, new_rendering, root), checks, failed=prebake.failed is not None,
+                  new_text=new_text, new_rendering=new_rendering)
+    if loaded.model.reference is not None and loaded.model.reference.component == component:
+        result.reference = follow_reference.beside_bump(loaded, exported.path, f"{component}@{new[:12]}", root,
+                                                       mirrors)
+    return result
 
 
 def _resolve(cache: sources.SourceCache, mirror: Path, ref: str, url: str) -> tuple[str, str]:

@@ -131,6 +131,10 @@ class Component:
     source_check: Callable[[SourcePin, Path], list[str]] = _no_source_check
     """Checks of the exported source tree at the pin, after the fetch and before any stage runs; returns
     problems (MoRI: the NIC flags its setup.py reads are the ones the pin declares)."""
+    nic_support: Callable[[SourcePin, Path], Any] | None = None
+    """What the exported source at the pin can drive, read before any build (an epbuild.nic_support.NicOffer:
+    DeepEP's --nic choices, rocSHMEM's GDA backends, MoRI's providers), or None where it cannot tell; each cell's
+    NIC is checked against it (epbuild.nic_support)."""
     matrix_check: Callable[[SourcePin, Any], list[tuple[tuple[str | int, ...], str]]] = _no_matrix_check
     """Checks of the pin against the rest of the matrix when it is loaded; returns (key path under
     components.<name>, problem) pairs (MoRI: each provider its nic_build_flags names is some NIC's provider)."""

@@ -34,7 +34,9 @@ from epbuild.patterns import (
     NicName,
     PlainText,
     PoolName,
+    Reason,
     Registry as RegistryName,
+    RelPath,
     RustChannel,
     Tag,
     Version,
@@ -97,6 +99,10 @@ class NicInfo(Strict):
         "NIC whose userspace is rdma-core's alone.",
         json_schema_extra=none_in_schema,
     )
+    unsupported: dict[str, Reason] = Field(
+        default_factory=dict,
+        description="Components accepted in this NIC's cells although their pinned source cannot drive it (the NIC "
+        "support check before a build), each with the reason.")
 
 
 class Axes(Strict):
@@ -154,6 +160,20 @@ class PythonSettings(Strict):
         "example's stand-ins.")
 
 
+class ReferenceSettings(Strict):
+    """The build the pins follow: vLLM's own Dockerfiles at the vLLM pin (`invoke pins` compares against them)."""
+
+    component: str = Field("vllm", description="The component whose source holds the reference files.")
+    files: list[RelPath] = Field(
+        default_factory=lambda: ["docker/Dockerfile.rocm", "docker/Dockerfile.rocm_base"], min_length=1,
+        description="The reference Dockerfiles, relative to that component's source.")
+    differs: dict[str, Reason] = Field(
+        default_factory=dict,
+        description="Differences from the reference outside the pins, each with its reason: runtime_env.<VAR>, "
+        "nics.<nic>.vendor (a vendor repository or package version), reference.vendor.<url> (a repository the "
+        "reference installs that no NIC of the matrix uses).")
+
+
 class MatrixBase(Strict):
     """matrix.yaml: the axes, the facts about each arch, NIC and base, and the pinned components."""
 
@@ -179,6 +199,8 @@ class MatrixBase(Strict):
     runtime_env: dict[EnvName, EnvValue] = Field(
         default_factory=lambda: dict(DEFAULT_RUNTIME_ENV), description="Environment of the final image."
     )
+    reference: ReferenceSettings | None = Field(
+        None, description="The reference build the pins follow (`invoke pins` compares the matrix with it).")
 
     @property
     def base_names(self) -> list[str]:

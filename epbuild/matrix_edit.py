@@ -73,3 +73,36 @@ def write_atomically(path: Path, text: str) -> None:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def with_edits(text: str, path: Path, edits: list[tuple[tuple[str, ...], object]]) -> str:
+    """The matrix text with each (key path, value) set, or removed where the value is None, comments and layout
+    kept; refuses when the round trip would change a line that holds none of the edited keys."""
+    rt = _yaml()
+    data = rt.load(text)
+    for keys, value in edits:
+        node = data
+        for key in keys[:-1]:
+            if node.get(key) is None:
+                raise MatrixEditError(f"{path}: {'.'.join(keys)}: no {key!r} to edit under")
+            node = node[key]
+        last = keys[-1]
+        if value is None:
+            if last in node:
+                del node[last]
+        else:
+            scalar = _scalar(value) if isinstance(value, str) else value
+            if last not in node and last == "tag" and "commit" in node:
+                node.insert(list(node).index("commit"), last, scalar)  # where a pin's tag always stands
+            else:
+                node[last] = scalar
+    out = io.StringIO()
+    rt.dump(data, out)
+    new = out.getvalue()
+    names = {keys[-1] for keys, _ in edits}
+    changed = [line for line in difflib.ndiff(text.splitlines(), new.splitlines()) if line[:1] in "+-"]
+    stray = [line for line in changed if line[2:].lstrip().split(":", 1)[0] not in names]
+    if stray:
+        raise MatrixEditError(f"{path}: the edit would also change other lines "
+                              f"({'; '.join(s.strip() for s in stray[:3])}); edit the matrix by hand")
+    return new

@@ -3,7 +3,7 @@ pin model (in its folder under epbuild/components/) extends SourcePin with its o
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from epbuild.patterns import Commit, GitUrl, Reason, Ref
 
@@ -28,3 +28,16 @@ class SourcePin(Strict):
         default_factory=list,
         description="Commits the pin must contain, each with its reason; checked against the pin's history when "
         "it is fetched and when it is bumped.")
+    reference_differs: dict[str, Reason] = Field(
+        default_factory=dict,
+        description="Keys of this pin (commit, or an option such as gfx942_fp8_fnuz_max) that deliberately differ "
+        "from the reference the matrix follows (`reference:`), each with the reason `invoke pins` prints.")
+
+    @model_validator(mode="after")
+    def _differs_names_keys_of_this_pin(self) -> "SourcePin":
+        keys = set(type(self).model_fields) - {"repo", "requires", "reference_differs"}
+        unknown = sorted(set(self.reference_differs) - keys)
+        if unknown:
+            raise ValueError(f"reference_differs names {', '.join(unknown)}, which this pin has no key for; "
+                             f"allowed: {', '.join(sorted(keys))}")
+        return self

@@ -31,6 +31,7 @@ STEPS: list[Step] = [
     Step("preflight hooks", stageinputs.hooks),  # the components' own checks of the matrix (MoRI's NIC builds)
     Step("interface", stageinputs.interfaces),  # flags, variables, CMake options, files against the tree
     Step("source checks", stageinputs.source_checks),  # the components' own checks of the tree (MoRI's NIC flags)
+    Step("NIC support", stageinputs.nic_support),  # each cell's NIC against what each tree can drive
     Step("Rust toolchain", stageinputs.rust_toolchains),  # the base's rustc against the tree's rust-toolchain.toml
     Step("scm version", stageinputs.versions),
     Step("git HEAD", stageinputs.git_heads),

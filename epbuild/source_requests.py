@@ -29,6 +29,25 @@ class SourceRequest:
     """The URL actually fetched: the matrix's, a mirror's, or a relative path resolved to an absolute one."""
     sparse: tuple[str, ...] = ()
     """The only folders exported (fetched blob-less): the component's sparse path, if its spec names one."""
+    mirrored: bool = False
+    """The URL is a mirror's: the submodules come from mirrors too (submodule_url), never from upstream."""
+    submodule_mirrors: tuple[tuple[str, str], ...] = ()
+    """Explicit mirrors of submodules, by their path in the component (`--mirror aiter/3rdparty/ck=URL`)."""
+    mirror_home: str = ""
+    """For a submodule of a mirrored component: the component's mirror URL, beside which its submodules are."""
+
+    def submodule_url(self, path: str, upstream: str) -> str:
+        """Where a submodule at `path` (relative to the component) whose .gitmodules URL is `upstream` (absolute) is
+        fetched: its explicit mirror; else, for a mirrored component, the repository of the same name beside the
+        component's mirror (a mirror of ROCm/aiter at https://m/rocm/aiter.git serves composable_kernel.git as
+        https://m/rocm/composable_kernel.git); else upstream."""
+        explicit = dict(self.submodule_mirrors)
+        if path in explicit:
+            return explicit[path]
+        if not self.mirrored:
+            return upstream
+        home = self.mirror_home or self.url
+        return home.rstrip("/").rsplit("/", 1)[0] + "/" + upstream.rstrip("/").rsplit("/", 1)[-1]
 
 
 @dataclass(frozen=True)
@@ -42,7 +61,8 @@ class ExportedSource:
 
 
 def mirror_overrides(cli: list[str], environ: Mapping[str, str] = os.environ) -> dict[str, str]:
-    """Per-component URL overrides: EPBUILD_MIRROR_<COMPONENT>=URL, then `--mirror component=URL` (wins)."""
+    """Per-component URL overrides: EPBUILD_MIRROR_<COMPONENT>=URL, then `--mirror component=URL` (wins); a
+    submodule's own mirror is `--mirror component/path/in/component=URL`."""
     out: dict[str, str] = {}
     for key, value in environ.items():
         if key.startswith(MIRROR_ENV_PREFIX) and value:
@@ -69,13 +89,16 @@ def resolve_url(url: str, base: Path) -> str:
 
 def requests_for(matrix: LoadedMatrix, components: list[str], mirrors: Mapping[str, str]) -> list[SourceRequest]:
     pins = matrix.model.components.pins()
-    unknown = sorted(set(mirrors) - set(pins))
+    unknown = sorted({name.split("/", 1)[0] for name in mirrors} - set(pins))
     if unknown:
         raise SourceError(f"mirror given for unknown component(s) {', '.join(unknown)}; "
                           f"the matrix has {', '.join(pins)}")
     registry = matrix.model.registry
     return [
         SourceRequest(name, pins[name], resolve_url(mirrors.get(name, pins[name].repo), matrix.directory),
-                      tuple(registry[name].sparse_paths(pins[name])))
+                      tuple(registry[name].sparse_paths(pins[name])), mirrored=name in mirrors,
+                      submodule_mirrors=tuple((key.split("/", 1)[1], resolve_url(url, matrix.directory))
+                                              for key, url in sorted(mirrors.items())
+                                              if key.startswith(f"{name}/")))
         for name in components
     ]

@@ -152,6 +152,10 @@ class SourceCache(GitMirrors):
             url = self._git([*config, f"submodule.{name}.url"], capture=True, record=False).stdout.strip()
             if url.startswith(("./", "../")):
                 url = _join_url(request.url, url)
+            else:
+                # A mirrored component's submodules come from mirrors too, so that a site that reaches only
+                # its mirrors fetches every submodule (AITER's composable_kernel, MoRI's third-party code).
+                url = request.submodule_url(f"{prefix}{sub_path}", url)
             where = f"{request.component}: submodule {name!r} in .gitmodules at {commit[:12]}"
             if not REL_PATH.fullmatch(sub_path):
                 raise SourceError(f"{where}: path {sub_path!r} is not a plain relative path")
@@ -162,8 +166,10 @@ class SourceCache(GitMirrors):
             if len(entry) < 3 or entry[1] != "commit":
                 raise SourceError(f"{where}: no commit recorded for {sub_path}")
             sub_commit = entry[2]
-            sub_request = SourceRequest(f"{request.component}/{prefix}{sub_path}",
-                                        SourcePin(repo=request.pin.repo, commit=sub_commit, tag=None), url)
+            sub_request = SourceRequest(f"{request.component.split('/')[0]}/{prefix}{sub_path}",
+                                        SourcePin(repo=request.pin.repo, commit=sub_commit, tag=None), url,
+                                        mirrored=request.mirrored, submodule_mirrors=request.submodule_mirrors,
+                                        mirror_home=request.mirror_home or request.url)
             sub_mirror = self._ensure_mirror(url)
             with FileLock(str(sub_mirror) + ".lock"):
                 self._fetch_into(sub_mirror, sub_request)

@@ -22,6 +22,7 @@ from packaging.requirements import Requirement as Spec
 from epbuild import (archives, atomicfs, base_python, build_requires, cargo_vendor, git_head, preflight,
                      rust_toolchain, scm_version, vendor_repo, wheelhouse)
 from epbuild.bakefile import native_dir, runtime_pins, runtime_wheelhouse_dir, wheelhouse_dir
+from epbuild import nic_support as epbuild_nic_support
 from epbuild.base_python import BasePython
 from epbuild.commands import query
 from epbuild.component import CellFacts, Component, StageInput, Wheel
@@ -97,6 +98,19 @@ def source_checks(scope: Scope) -> str:
         raise preflight.PreflightError("the sources disagree with the matrix; nothing was built:\n  "
                                        + "\n  ".join(found))
     return ", ".join(checked)
+
+
+def nic_support(scope: Scope) -> str:
+    """Whether each cell's NIC is one its components can drive at the trees they are built from (DeepEP's --nic
+    choices, MoRI's providers, rocSHMEM's GDA backends: epbuild/nic_support.py); raises PreflightError naming cell,
+    component, NIC and what the tree offers."""
+    trees = {name: scope.tree(name).path for _, c in scope.components() for name in (c.name,)}
+    found = epbuild_nic_support.problems((rc.plan for rc in scope.cells), trees)
+    if found:
+        raise preflight.PreflightError("the sources to be built cannot drive these cells' NICs; nothing was built:\n  "
+                                       + "\n  ".join(found))
+    checked = {c.name for _, c in scope.pairs() if c.nic_support is not None}
+    return _cells(scope, checked) if checked else ""
 
 
 def rust_toolchains(scope: Scope) -> str:

@@ -20,17 +20,26 @@ log = logging.getLogger(__name__)
 
 
 def repin() -> list[str]:
-    """Rewrites the example matrix's stand-in commits (tags kept) to what the stand-in folders now give."""
+    """Rewrites the example matrix's stand-in commits (tags kept) to what the stand-in folders now give, each
+    component on the commit of the same name as before."""
+    import yaml
+
     from epbuild import atomicfs, matrix_edit
     from epbuild.offline import REPOS_DIR
     from epbuild.resources import resource
 
+    before = REPOS_DIR / "commits.json"
+    # Which of its stand-in's commits each component is pinned at (`pinned`, or an overlay such as MoRI's `ionic`),
+    # read before the repositories are made again: the pin stays on the commit of that name.
+    names = {commit: kind for entry in (json.loads(before.read_text()).values() if before.is_file() else [])
+             for kind, commit in entry["commits"].items()}
     repos = ensure_fixture_repos(REPOS_DIR, fixtures_dir=FIXTURES_DIR)
     path = resource("examples/offline/matrix.yaml")
     text = path.read_text()
+    pinned = yaml.safe_load(text)["components"]
     moved = []
     for name in ("rocshmem", "deepep", "mori", "aiter", "vllm"):
-        commit = repos[name].commits["pinned"]
+        commit = repos[name].commits[names.get(pinned[name]["commit"], "pinned")]
         new = matrix_edit.with_pin(text, path, name, commit, repos[name].tag)
         if new != text:
             moved.append(f"{name}: {commit}")

@@ -114,7 +114,7 @@ def test_bad_matrix_names_file_key_value_and_allowed(write_matrix, edit, expecte
 
 
 def test_error_gives_the_line(write_matrix) -> None:  # type: ignore[no-untyped-def]
-    text = (ROOT / "matrix.yaml").read_text().replace("commit: a9ea9774", "commit: zz")
+    text = (ROOT / "matrix.yaml").read_text().replace("commit: 0f63d3e9", "commit: zz")
     path = write_matrix(text=text)
     line = next(i for i, l in enumerate(text.splitlines(), 1) if "commit: zz" in l)
     assert f"{path}:{line}: components.deepep.commit" in error_for(path)

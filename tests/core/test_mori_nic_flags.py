@@ -53,7 +53,13 @@ def test_a_nic_without_the_vendor_library_the_pin_compiles_in_fails_preflight(wr
     from epbuild.matrix import load_matrix
     from epbuild.plan import CellPlan
 
-    matrix = load_matrix(write_matrix(lambda d: d["nics"]["thor2"].update(vendor="none"))).model
+    def edit(d):  # type: ignore[no-untyped-def]
+        # MoRI at 2d02c6a9 (the reference's), which compiles Broadcom's library in; thor2 without its userspace.
+        d["components"]["mori"].update(commit="2d02c6a9", nic_build_flags={"bnxt_re": "USE_BNXT"},
+                                       reference_differs={})
+        d["nics"]["thor2"].update(vendor="none")
+
+    matrix = load_matrix(write_matrix(edit)).model
     plans = [CellPlan(c, matrix) for c in expand(matrix)]
     found = preflight.problems(plans)
     assert found and all("thor2" in p for p in found)

@@ -31,7 +31,7 @@ def test_a_fourth_nic_from_matrix_edits_alone(write_matrix, tmp_path: Path) -> N
     assert {"gfx942-cx8", "gfx950-cx8"} <= set(cells)
     cx8 = render_cell(CellPlan(cells["gfx950-cx8"], matrix), "matrix.yaml")
     cx7 = render_cell(CellPlan(cells["gfx950-cx7"], matrix), "matrix.yaml")
-    assert "--variant rocm --rocm-explicit-ctx --nic cx7" in cx8.stages["deepep"]
+    assert "--variant rocm --rocm-explicit-ctx --rocm-gfx942-fp8-fnuz-max 224 --nic cx7" in cx8.stages["deepep"]
     assert "rdma-core" in cx8.stages
     ids8, ids7 = stagegraph.stage_identities(cx8), stagegraph.stage_identities(cx7)
     assert {s for s in ids8 if ids8[s] == ids7.get(s)} == set(ids8) - {"final"}
@@ -86,7 +86,9 @@ def test_a_new_provider_gets_its_own_mori_build_from_matrix_edits_alone(write_ma
                                 "pci_vendors": ["0x17db"], "rdma_core": "source",
                                 "flags": {"deepep": "cx7", "rocshmem": "GDA_MLX5"}, "vendor": vendor}
         data["axes"]["nic"].append("ss11")
-        data["components"]["mori"]["nic_build_flags"]["cxi"] = "USE_CXI"
+        # A MoRI that compiles vendor libraries in (2d02c6a9's USE_BNXT), plus the new one.
+        data["components"]["mori"].update(commit="2d02c6a9", reference_differs={},
+                                           nic_build_flags={"bnxt_re": "USE_BNXT", "cxi": "USE_CXI"})
 
     matrix = load_matrix(write_matrix(add_cxi)).model
     cells = {c.name: c for c in expand(matrix)}

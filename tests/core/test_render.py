@@ -73,7 +73,7 @@ def test_render_check_fails_on_any_unrendered_edit(tmp_path: Path, edit: str) ->
     project = copy_project(tmp_path)
     if edit == "matrix":
         path = project / "matrix.yaml"
-        path.write_text(path.read_text().replace("commit: 2d02c6a9", "commit: 2d02c6a0"))
+        path.write_text(path.read_text().replace("commit: 0f63d3e9", "commit: 0f63d3e0"))
         expected = "docker-bake.json: differs"  # the pin's source folder
     elif edit == "template":
         path = project / "epbuild" / "components" / "vllm" / "stage.Dockerfile.j2"
@@ -118,7 +118,7 @@ def test_gfx950_cx7_carries_the_real_build_interfaces() -> None:
     assert "-DNO_MAN_PAGES=1" in text and "cmake -S /src/rdma-core" in text
     assert "bash ../scripts/build_configs/all_backends" in text
     assert '-DGPU_TARGETS="gfx950"' in text and "-DUSE_EXTERNAL_MPI=OFF" in text
-    assert "--variant rocm --rocm-explicit-ctx --nic cx7" in text
+    assert "--variant rocm --rocm-explicit-ctx --rocm-gfx942-fp8-fnuz-max 224 --nic cx7" in text
     for stage in ("base", "rdma-core", "rocshmem", "deepep", "mori", "aiter", "vllm", "final"):
         assert f" AS {stage}\n" in text
     assert "--mount=type=bind,from=wheels-vllm" in text and "SETUPTOOLS_SCM_PRETEND_VERSION_FOR_MORI" in text

@@ -92,9 +92,9 @@ RUN --mount=type=bind,from=src-deepep,target=/src/deepep,rw \
     cd /src/deepep \
  && export CCACHE_BASEDIR=/src/deepep GIT_DIR=/epbuild/git \
  && SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH_DEEPEP}" ROCSHMEM_DIR=/opt/rocshmem ROCM_HOME="${ROCM_PATH}" \
-    PYTORCH_ROCM_ARCH="gfx942" python3 setup.py --variant rocm --rocm-explicit-ctx --nic thor2 bdist_wheel --dist-dir /wheels/deepep
+    PYTORCH_ROCM_ARCH="gfx942" python3 setup.py --variant rocm --rocm-explicit-ctx --rocm-gfx942-fp8-fnuz-max 224 --nic thor2 bdist_wheel --dist-dir /wheels/deepep
 
-FROM vendor AS mori-requirements
+FROM base AS mori-requirements
 # mori's build requirements, installed before any of its source, in a stage of their own: it reads no
 # cell fact, so every arch of one base shares it, and one agent builds it for the fleet. Resolved and hash-pinned
 # on the host against the base's own distributions (epbuild.wheelhouse): the lock names only what the base lacks,
@@ -119,7 +119,7 @@ RUN --mount=type=bind,from=src-mori,target=/src/mori,rw \
  && export CCACHE_BASEDIR=/src/mori CMAKE_C_COMPILER_LAUNCHER=ccache CMAKE_CXX_COMPILER_LAUNCHER=ccache \
       CMAKE_HIP_COMPILER_LAUNCHER=ccache \
  && SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH_MORI}" \
-    USE_BNXT=ON SETUPTOOLS_SCM_PRETEND_VERSION_FOR_MORI="$(cat /epbuild/scm/version)" \
+    SETUPTOOLS_SCM_PRETEND_VERSION_FOR_MORI="$(cat /epbuild/scm/version)" \
     MORI_GPU_ARCHS="gfx942" \
     python3 setup.py bdist_wheel --dist-dir /wheels/mori
 
@@ -226,7 +226,9 @@ ENV HSA_NO_SCRATCH_RECLAIM=1 \
     HIP_FORCE_DEV_KERNARG=1 \
     TOKENIZERS_PARALLELISM=false \
     SAFETENSORS_FAST_GPU=1 \
-    VLLM_ROCM_USE_AITER=1
+    VLLM_ROCM_USE_AITER=1 \
+    HSA_ENABLE_IPC_MODE_LEGACY=1 \
+    PYTORCH_NVML_BASED_CUDA_CHECK=1
 LABEL org.opencontainers.image.title="rocm/vllm-ep gfx942-thor2" \
       org.opencontainers.image.description="ROCm expert-parallel inference stack (aiter, rocshmem, deepep, mori, vllm) built by epbuild" \
       org.opencontainers.image.source="https://github.com/vllm-project/vllm.git" \
@@ -235,7 +237,7 @@ LABEL org.opencontainers.image.title="rocm/vllm-ep gfx942-thor2" \
       io.epbuild.arch="gfx942" \
       io.epbuild.nic="thor2" \
       io.epbuild.base="rocm72" \
-      io.epbuild.recipe-key="26b259d0fb6aae4012cd8bcea4aff6f709483c62dfb9fc1b7d508fb9dfd71aa6"
+      io.epbuild.recipe-key="ac0153a7165d7ceb20ecba26ddd030c941a4f6689413ab5367600abdfd37f27f"
 CMD ["/bin/bash"]
 
 # The serving image (`invoke build --serving`), as the target vllm-openai of vLLM's docker/Dockerfile.rocm:

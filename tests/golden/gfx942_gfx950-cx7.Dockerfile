@@ -116,7 +116,7 @@ RUN --mount=type=bind,from=src-deepep,target=/src/deepep,rw \
     cd /src/deepep \
  && export CCACHE_BASEDIR=/src/deepep GIT_DIR=/epbuild/git \
  && SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH_DEEPEP}" ROCSHMEM_DIR=/opt/rocshmem ROCM_HOME="${ROCM_PATH}" \
-    PYTORCH_ROCM_ARCH="gfx942;gfx950" python3 setup.py --variant rocm --rocm-explicit-ctx --nic cx7 bdist_wheel --dist-dir /wheels/deepep
+    PYTORCH_ROCM_ARCH="gfx942;gfx950" python3 setup.py --variant rocm --rocm-explicit-ctx --rocm-gfx942-fp8-fnuz-max 224 --nic cx7 bdist_wheel --dist-dir /wheels/deepep
 
 FROM base AS mori-requirements
 # mori's build requirements, installed before any of its source, in a stage of their own: it reads no
@@ -250,7 +250,9 @@ ENV HSA_NO_SCRATCH_RECLAIM=1 \
     HIP_FORCE_DEV_KERNARG=1 \
     TOKENIZERS_PARALLELISM=false \
     SAFETENSORS_FAST_GPU=1 \
-    VLLM_ROCM_USE_AITER=1
+    VLLM_ROCM_USE_AITER=1 \
+    HSA_ENABLE_IPC_MODE_LEGACY=1 \
+    PYTORCH_NVML_BASED_CUDA_CHECK=1
 LABEL org.opencontainers.image.title="rocm/vllm-ep gfx942_gfx950-cx7" \
       org.opencontainers.image.description="ROCm expert-parallel inference stack (rdma-core, aiter, rocshmem, deepep, mori, vllm) built by epbuild" \
       org.opencontainers.image.source="https://github.com/vllm-project/vllm.git" \
@@ -259,7 +261,7 @@ LABEL org.opencontainers.image.title="rocm/vllm-ep gfx942_gfx950-cx7" \
       io.epbuild.arch="gfx942+gfx950" \
       io.epbuild.nic="cx7" \
       io.epbuild.base="rocm72" \
-      io.epbuild.recipe-key="20e1cab0de6b013d6a795994eb491f05be7447ab6776113ae92b0ae92ea78fc7"
+      io.epbuild.recipe-key="c8a46c1d6ce87237928110574c45bd2ef47f90354b6c0cb07915be52894d75b1"
 CMD ["/bin/bash"]
 
 # The serving image (`invoke build --serving`), as the target vllm-openai of vLLM's docker/Dockerfile.rocm:

@@ -130,7 +130,7 @@ RUN --mount=type=bind,from=src-deepep,target=/src/deepep,rw \
     cd /src/deepep \
  && export CCACHE_BASEDIR=/src/deepep GIT_DIR=/epbuild/git \
  && SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH_DEEPEP}" ROCSHMEM_DIR=/opt/rocshmem ROCM_HOME="${ROCM_PATH}" \
-    PYTORCH_ROCM_ARCH="gfx950" python3 setup.py --variant rocm --rocm-explicit-ctx --nic io bdist_wheel --dist-dir /wheels/deepep
+    PYTORCH_ROCM_ARCH="gfx950" python3 setup.py --variant rocm --rocm-explicit-ctx --rocm-gfx942-fp8-fnuz-max 224 --nic io bdist_wheel --dist-dir /wheels/deepep
 
 FROM base AS mori-requirements
 # mori's build requirements, installed before any of its source, in a stage of their own: it reads no
@@ -264,7 +264,9 @@ ENV HSA_NO_SCRATCH_RECLAIM=1 \
     HIP_FORCE_DEV_KERNARG=1 \
     TOKENIZERS_PARALLELISM=false \
     SAFETENSORS_FAST_GPU=1 \
-    VLLM_ROCM_USE_AITER=1
+    VLLM_ROCM_USE_AITER=1 \
+    HSA_ENABLE_IPC_MODE_LEGACY=1 \
+    PYTORCH_NVML_BASED_CUDA_CHECK=1
 LABEL org.opencontainers.image.title="rocm/vllm-ep gfx950-io" \
       org.opencontainers.image.description="ROCm expert-parallel inference stack (rdma-core, aiter, rocshmem, deepep, mori, vllm) built by epbuild" \
       org.opencontainers.image.source="https://github.com/vllm-project/vllm.git" \
@@ -273,7 +275,7 @@ LABEL org.opencontainers.image.title="rocm/vllm-ep gfx950-io" \
       io.epbuild.arch="gfx950" \
       io.epbuild.nic="io" \
       io.epbuild.base="rocm72" \
-      io.epbuild.recipe-key="32dda4e66f6acff484d51e31a6dbb1b7458f1d02bf716394ee1aa19435ea06ad"
+      io.epbuild.recipe-key="a8857d391c702136d7bc0a04d9fdea9f1a4bab646af49654d23be1923ed47c96"
 CMD ["/bin/bash"]
 
 # The serving image (`invoke build --serving`), as the target vllm-openai of vLLM's docker/Dockerfile.rocm:

@@ -9,6 +9,7 @@ from pydantic import Field
 
 from epbuild.component import Component, StageInput, Wheel
 from epbuild.interface import Interface, Use
+from epbuild.nic_offer import NicOffer, argparse_choices
 from epbuild.pins import SourcePin
 
 
@@ -64,6 +65,18 @@ def context(stage: StageInput) -> dict[str, Any]:
     }
 
 
+def nic_support(pin: SourcePin, tree: Path) -> NicOffer | None:
+    """The NICs setup.py's `--nic` accepts at the pin (`choices=[...]`; ROCm/DeepEP setup.py@a9ea9774: cx7, io,
+    thor2)."""
+    setup = tree / "setup.py"
+    if not setup.is_file():
+        return None
+    choices = argparse_choices(setup.read_text(errors="replace"), "--nic")
+    if choices is None:
+        return None
+    return NicOffer("flag", frozenset(choices), f"setup.py --nic choices at {pin.commit[:12]}")
+
+
 COMPONENT = Component(
     name="deepep",
     pin=DeepepPin,
@@ -75,6 +88,7 @@ COMPONENT = Component(
     archs=("gfx942", "gfx950"),
     nic_flag=("cx7", "io", "thor2"),
     interface=interface,
+    nic_support=nic_support,
     # setup.py@a9ea9774 appends `+$(git rev-parse --short HEAD)` to its version; the exported tree has no .git.
     git_head=True,
     folder=Path(__file__).resolve().parent,

@@ -14,6 +14,7 @@ from pydantic import Field
 from epbuild.component import Component, StageInput, Wheel
 from epbuild.interface import Interface, Use
 from epbuild.components.mori.nic_flags import check_source
+from epbuild.nic_offer import NicOffer
 from epbuild.patterns import EnvName, LibName
 from epbuild.pins import SourcePin
 
@@ -58,6 +59,21 @@ def source_check(pin: SourcePin, tree: Path) -> list[str]:
     return check_source(dict(pin.nic_build_flags), pin.commit, tree)
 
 
+PROVIDERS_DIR = "src/application/transport/rdma/providers"
+PROVIDER_OF_FOLDER = {"mlx5": "mlx5", "bnxt": "bnxt_re", "ionic": "ionic"}
+"""MoRI's provider folders and the libibverbs provider each drives: 2d02c6a9 has bnxt, ibverbs (generic verbs, no
+vendor's direct verbs) and mlx5; ionic arrived in 6b5a1e53 (and is loaded at run time from ead84d86 on)."""
+
+
+def nic_support(pin: SourcePin, tree: Path) -> NicOffer | None:
+    folder = tree / PROVIDERS_DIR
+    if not folder.is_dir():
+        return None
+    found = sorted(p.name for p in folder.iterdir() if p.is_dir())
+    return NicOffer("provider", frozenset(PROVIDER_OF_FOLDER[f] for f in found if f in PROVIDER_OF_FOLDER),
+                    f"{PROVIDERS_DIR}/ at {pin.commit[:12]} has {', '.join(found) or 'nothing'}")
+
+
 def interface(stage: StageInput) -> Interface:
     # setup.py@2d02c6a9 reads MORI_GPU_ARCHS (over GPU_ARCHS and PYTORCH_ROCM_ARCH).
     return Interface([Use("env", "MORI_GPU_ARCHS", f"axes.arch ({stage.cell['gpu_targets']})")],
@@ -80,6 +96,7 @@ COMPONENT = Component(
     vendor_build=vendor_build,
     preflight=preflight,
     source_check=source_check,
+    nic_support=nic_support,
     matrix_check=matrix_check,
     folder=Path(__file__).resolve().parent,
 )

@@ -3,6 +3,7 @@ the NIC has one, rdma-core's source build where it applies, else the base's); `f
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ from pydantic import Field
 
 from epbuild.component import Component, Copy, StageInput
 from epbuild.interface import Interface, Use
+from epbuild.nic_offer import NicOffer
 from epbuild.patterns import AbsPath, RelPath
 from epbuild.pins import SourcePin
 
@@ -28,6 +30,20 @@ def interface(stage: StageInput) -> Interface:
                       Use("cmake", "GPU_TARGETS", f"axes.arch ({stage.cell['gpu_targets']})"),
                       Use("cmake", "USE_EXTERNAL_MPI", "the rocshmem stage (OFF, as the reference)")],
                      readers=(SCRIPT, "CMakeLists.txt", "cmake/*.cmake", "cmake/**/*.cmake"))
+
+
+GDA_ON = re.compile(r"-D(GDA_[A-Z0-9_]+)=ON\b")
+
+
+def nic_support(pin: SourcePin, tree: Path) -> NicOffer | None:
+    """The GPU-direct-async backends scripts/build_configs/all_backends turns on at the pin (`-DGDA_MLX5=ON` ...,
+    rocm-systems projects/rocshmem, read at b88eb1c7 and 0a1aa2a9)."""
+    assert isinstance(pin, RocshmemPin)
+    script = tree / pin.path / SCRIPT
+    if not script.is_file():
+        return None
+    return NicOffer("flag", frozenset(GDA_ON.findall(script.read_text(errors="replace"))),
+                    f"{SCRIPT} at {pin.commit[:12]}")
 
 
 def context(stage: StageInput) -> dict[str, Any]:
@@ -50,5 +66,6 @@ COMPONENT = Component(
     nic_flag=("GDA_MLX5", "GDA_IONIC", "GDA_BNXT"),
     sparse_path="path",
     interface=interface,
+    nic_support=nic_support,
     folder=Path(__file__).resolve().parent,
 )

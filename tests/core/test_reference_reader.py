@@ -1,0 +1,123 @@
+"""The reference Dockerfiles read as data: shapes of vLLM's docker/Dockerfile.rocm@00305ee5 and
+Dockerfile.rocm_base@00256d59 (written out here in small, as the real files have them), and what the reader
+takes from them."""
+
+from __future__ import annotations
+
+import pytest
+
+from epbuild.dockerfile_model import DockerfileError, parse, shell_commands
+from epbuild.reference import read
+
+ROCM = r'''ARG COMMON_WORKDIR=/app
+ARG AINIC_VERSION=1.117.3-hydra
+ARG UBUNTU_CODENAME=jammy
+FROM rocm/vllm-dev:base AS base
+ENV CCACHE_DIR=/root/.cache/ccache
+
+FROM base AS build_rocshmem
+ARG ROCSHMEM_BRANCH="f0acb0c6"
+ENV ROCM_PATH=/opt/rocm
+RUN --mount=type=cache,target=/root/.cache/ccache \
+    git clone --no-checkout --filter=blob:none https://example.invalid/rocm-systems.git \
+ && cd rocm-systems/projects/rocshmem/build \
+ && CC="ccache gcc" INSTALL_PREFIX=/opt/rocshmem \
+    bash ../scripts/build_configs/all_backends \
+      -DROCM_PATH=${ROCM_PATH} \
+      -DGPU_TARGETS="gfx942;gfx950" \
+      -DUSE_EXTERNAL_MPI=OFF
+
+FROM build_rocshmem AS build_deepep
+ARG DEEPEP_BRANCH="0f63d3e9"
+ARG DEEPEP_NIC="cx7"
+# a comment between instructions
+RUN --mount=type=cache,target=/root/.cache/ccache \
+    export PYTORCH_ROCM_ARCH="gfx942;gfx950" \
+ && git checkout ${DEEPEP_BRANCH} \
+ && LDFLAGS="-fuse-ld=mold" MAX_JOBS="${MAX_JOBS:-$(nproc)}" python3 setup.py --variant rocm --rocm-explicit-ctx --nic ${DEEPEP_NIC} --rocm-gfx942-fp8-fnuz-max 224 bdist_wheel --dist-dir=/app/deep_install
+
+FROM base AS mori_base
+ARG AINIC_VERSION
+ARG UBUNTU_CODENAME
+RUN /bin/bash -lc 'set -euo pipefail; \
+ install_ainic() { \
+   apt-get update && apt-get install -y --no-install-recommends ca-certificates curl gnupg; \
+   echo "deb [arch=amd64 signed-by=/etc/apt/keyrings/amdainic.gpg] https://repo.example/amdainic/${AINIC_VERSION} ${UBUNTU_CODENAME} main" \
+     > /etc/apt/sources.list.d/amdainic.list; \
+   apt-get update && apt-get install -y --no-install-recommends \
+     libionic-dev \
+     ionic-common \
+   ; \
+ }; \
+ # NOTE: a comment line inside the continued script, dropped as Docker drops it \
+ install_bnxt() { \
+   echo "deb [arch=amd64 signed-by=/etc/apt/keyrings/broadcom-nic.asc] https://packages.example/nic jammy main" \
+     > /etc/apt/sources.list.d/broadcom-nic.list; \
+   apt-get update && apt-get install -y --no-install-recommends bnxt-rocelib=235.2.86.0; \
+ }; \
+ case "${NIC_BACKEND}" in all) install_ainic; install_bnxt ;; esac'
+
+FROM mori_base AS ci_base
+ARG DEEPEP_NIC
+RUN if [ "${DEEPEP_NIC}" = "cx7" ]; then \
+    git clone --branch v62.0 --depth 1 https://example.invalid/rdma-core.git /tmp/rdma-core; \
+fi
+
+FROM mori_base AS final
+ARG COMMON_WORKDIR
+ENV SCCACHE_BUCKET=
+ENV HSA_ENABLE_IPC_MODE_LEGACY=1
+ENV KINETO_CONFIG="${COMMON_WORKDIR}/libkineto.conf"
+'''
+
+BASE = '''ARG AITER_BRANCH="v0.1.10.post3"
+ARG PYTORCH_BRANCH="8514f051" # release/2.10 as of 3/17
+ARG MORI_BRANCH="2d02c6a9"
+FROM rocm/dev-ubuntu-22.04:7.2.1-complete AS base
+ENV AITER_ROCM_ARCH=gfx942;gfx950
+FROM base AS build_aiter
+RUN cd aiter \\
+    && if [ "$USE_SCCACHE" = "1" ]; then export HIP_CLANG_PATH=/opt/sccache-wrappers; fi \\
+    && PREBUILD_KERNELS=1 GPU_ARCHS=${AITER_ROCM_ARCH} python3 setup.py bdist_wheel --dist-dir=dist
+FROM base AS final
+'''
+
+
+@pytest.fixture(scope="module")
+def reference():  # type: ignore[no-untyped-def]
+    return read([parse(ROCM, "Dockerfile.rocm"), parse(BASE, "Dockerfile.rocm_base")])
+
+
+def test_pins_come_from_the_branch_args_and_the_rdma_core_clone(reference) -> None:  # type: ignore[no-untyped-def]
+    assert reference.pins == {"rocshmem": "f0acb0c6", "deepep": "0f63d3e9", "mori": "2d02c6a9",
+                              "aiter": "v0.1.10.post3", "rdma-core": "v62.0"}
+
+
+def test_build_line_flags_with_args_and_env_expanded(reference) -> None:  # type: ignore[no-untyped-def]
+    assert reference.flags["deepep"] == ["--variant", "rocm", "--rocm-explicit-ctx", "--nic", "cx7",
+                                         "--rocm-gfx942-fp8-fnuz-max", "224"]
+    assert reference.flags["rocshmem"] == ["-DROCM_PATH=/opt/rocm", "-DGPU_TARGETS=gfx942;gfx950",
+                                           "-DUSE_EXTERNAL_MPI=OFF"]
+    assert reference.flags["aiter"] == ["PREBUILD_KERNELS=1", "GPU_ARCHS=gfx942;gfx950"]
+
+
+def test_vendor_repositories_and_versions_from_the_bash_script(reference) -> None:  # type: ignore[no-untyped-def]
+    repos = {(v.url, v.suite, v.component): v.packages for v in reference.vendors}
+    # The prerequisites installed before the repository is added belong to no repository.
+    assert repos == {("https://repo.example/amdainic/1.117.3-hydra", "jammy", "main"):
+                     {"libionic-dev": None, "ionic-common": None},
+                     ("https://packages.example/nic", "jammy", "main"): {"bnxt-rocelib": "235.2.86.0"}}
+
+
+def test_final_env_is_the_stage_own_non_empty_env(reference) -> None:  # type: ignore[no-untyped-def]
+    assert reference.env == {"HSA_ENABLE_IPC_MODE_LEGACY": "1", "KINETO_CONFIG": "/app/libkineto.conf"}
+
+
+def test_shell_words_split_like_a_shell() -> None:
+    assert shell_commands('a "b c" && d;e | f') == [["a", "b c"], ["d"], ["e"], ["f"]]
+    assert shell_commands("if x; then y z; fi") == [["if", "x"], ["y", "z"], ["fi"]]
+
+
+def test_no_from_is_no_dockerfile() -> None:
+    with pytest.raises(DockerfileError, match="no FROM"):
+        parse("ARG A=1\n", "x/Dockerfile")

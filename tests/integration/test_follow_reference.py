@@ -1,0 +1,98 @@
+"""`invoke pins` on the offline example: the stand-in vLLM's reference Dockerfiles at the vLLM pin against the
+matrix; its `reference-moved` commit moves DeepEP's pin and adds a flag, which `--check` reports and `--write`
+applies with the matrix's comments kept."""
+
+from __future__ import annotations
+
+import difflib
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness import ROOT
+from epbuild.component import discover
+from epbuild.matrix import load_matrix
+from epbuild.offline import REPOS_DIR, ensure_fixture_repos
+from epbuild.offline.settings import FIXTURES_DIR
+
+OFFLINE = ROOT / "examples" / "offline" / "matrix.yaml"
+
+
+@pytest.fixture(scope="module")
+def commits() -> dict[str, dict[str, str]]:
+    ensure_fixture_repos(REPOS_DIR, fixtures_dir=FIXTURES_DIR, registry=discover())
+    return {name: entry["commits"] for name, entry in json.loads((REPOS_DIR / "commits.json").read_text()).items()}
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "invoke", *args], cwd=ROOT, capture_output=True, text=True)
+
+
+@pytest.fixture
+def moved(tmp_path: Path, commits: dict[str, dict[str, str]]) -> Path:
+    """A copy of the offline example, laid out as in the repository, whose vLLM pin is the stand-in's
+    `reference-moved` commit."""
+    matrix = tmp_path / "examples" / "offline" / "matrix.yaml"
+    matrix.parent.mkdir(parents=True)
+    text = OFFLINE.read_text()
+    pinned, moved_vllm = commits["vllm"]["pinned"], commits["vllm"]["reference-moved"]
+    assert f"commit: {pinned}" in text
+    matrix.write_text(text.replace(f"commit: {pinned}", f"commit: {moved_vllm}"))
+    (tmp_path / "build" / "offline").mkdir(parents=True)
+    (tmp_path / "build" / "offline" / "repos").symlink_to(REPOS_DIR)
+    assert run("render", "--matrix", str(matrix)).returncode == 0
+    return matrix
+
+
+def test_the_offline_example_has_no_unexplained_difference(commits: dict[str, dict[str, str]]) -> None:
+    proc = run("pins", "--check", "--matrix", str(OFFLINE))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.rstrip().endswith("no unexplained difference")
+    # The MoRI pin differs from the stand-in reference's on purpose, and says why.
+    mori = next(line for line in proc.stdout.splitlines() if line.lstrip("~ ").startswith("mori pin"))
+    assert mori.startswith("~") and commits["mori"]["pinned"][:12] in mori
+
+
+def test_a_moved_reference_is_reported_and_written_with_comments_kept(
+        moved: Path, commits: dict[str, dict[str, str]]) -> None:
+    before = moved.read_text()
+    check = run("pins", "--check", "--matrix", str(moved))
+    assert check.returncode == 1, check.stdout + check.stderr
+    differs = [line for line in check.stdout.splitlines() if line.startswith("!")]
+    assert len(differs) == 2, check.stdout
+    assert differs[0].split()[1:3] == ["deepep", "pin"] and commits["deepep"]["fnuz-max"][:12] in differs[0]
+    assert differs[1].split()[1:4] == ["deepep", "--rocm-gfx942-fp8-fnuz-max", "-"] and " 224 " in differs[1]
+    assert "differs from the reference" in check.stderr
+
+    written = run("pins", "--write", "--matrix", str(moved))
+    assert written.returncode == 0, written.stdout + written.stderr
+    after = moved.read_text()
+    changed = [line for line in difflib.ndiff(before.splitlines(), after.splitlines()) if line[:1] in "+-"]
+    assert changed == [f"-     commit: {commits['deepep']['pinned']}", f"+     commit: {commits['deepep']['fnuz-max']}",
+                       "+     gfx942_fp8_fnuz_max: 224"]
+    comments = [line for line in before.splitlines() if line.lstrip().startswith("#")]
+    assert comments and comments == [line for line in after.splitlines() if line.lstrip().startswith("#")]
+    deepep = load_matrix(moved).model.components.deepep
+    assert deepep.commit == commits["deepep"]["fnuz-max"] and deepep.gfx942_fp8_fnuz_max == 224
+    assert run("pins", "--check", "--matrix", str(moved)).returncode == 0
+    assert run("render", "--check", "--matrix", str(moved)).returncode == 0
+
+
+def test_bump_of_vllm_shows_the_reference_beside_its_plan(tmp_path: Path, commits: dict[str, dict[str, str]]) -> None:
+    matrix = tmp_path / "examples" / "offline" / "matrix.yaml"
+    matrix.parent.mkdir(parents=True)
+    shutil.copy(OFFLINE, matrix)
+    (tmp_path / "build" / "offline").mkdir(parents=True)
+    (tmp_path / "build" / "offline" / "repos").symlink_to(REPOS_DIR)
+    assert run("render", "--matrix", str(matrix)).returncode == 0
+    proc = run("bump", "vllm", "fixture/reference-moved", "--dry-run", "--matrix", str(matrix))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = proc.stdout
+    assert out.index("rebuild plan") < out.index("the reference at the new pin")
+    shown = out.split("the reference at the new pin")[1]
+    assert "! deepep pin" in shown and commits["deepep"]["fnuz-max"][:12] in shown
+    assert "! deepep --rocm-gfx942-fp8-fnuz-max" in shown

@@ -76,7 +76,14 @@ def _link_one(blob: Path, stored: Path) -> int:
 
 def orphans(store: Path) -> list[Path]:
     """The store's files no layout links any more."""
-    return [p for p in blob_files(store) if p.stat().st_nlink == 1]
+    return [p for p in blob_files(store) if _links(p) == 1]
+
+
+def _links(path: Path) -> int:
+    try:
+        return path.stat().st_nlink
+    except FileNotFoundError:
+        return 0  # another build's sweep took it since the listing
 
 
 def sweep(store: Path) -> int:

@@ -20,6 +20,7 @@ import fcntl
 import os
 import re
 import shutil
+import stat as stat_module
 import subprocess
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -242,7 +243,8 @@ def _files(path: Path) -> Iterator[os.stat_result]:
 
 def plan(root: Path, need: Needed, keep: int = 0) -> Plan:
     """Everything nothing current needs, with the bytes each frees."""
-    result = Plan(notes=[need.unknown_mirrors] if need.unknown_mirrors else [])
+    has_mirrors = GitMirrors(root, Runner()).git_dir.is_dir()
+    result = Plan(notes=[need.unknown_mirrors] if need.unknown_mirrors and has_mirrors else [])
     items = _layout_items(root, need) + _pin_items(root, need, keep) + _mirror_items(root, need)
     links: dict[tuple[int, int], int] = {}
     stats: dict[tuple[int, int], os.stat_result] = {}
@@ -264,7 +266,8 @@ def plan(root: Path, need: Needed, keep: int = 0) -> Plan:
             stats[inode] = stat
             owner.setdefault(inode, item)
     for inode, count in links.items():
-        if count >= stats[inode].st_nlink:
+        # A folder's link count is its subfolders' `..` entries: a folder in the plan goes whole.
+        if count >= stats[inode].st_nlink or stat_module.S_ISDIR(stats[inode].st_mode):
             owner[inode].freed += stats[inode].st_blocks * 512
     result.items = items
     return result
@@ -294,7 +297,8 @@ def collect(root: Path, planned: Plan) -> tuple[int, list[Item]]:
     """Removes the plan's items (not one while a build from this checkout runs, none whose lock is held);
     returns the bytes freed and the items kept because something held them."""
     store = blobstore.store_path(root)
-    freed, held = 0, []
+    removed: list[Item] = []
+    held: list[Item] = []
     with buildlock.no_build_running(root):
         for item in planned.items:
             if store in item.path.parents:
@@ -308,14 +312,16 @@ def collect(root: Path, planned: Plan) -> tuple[int, list[Item]]:
                 for sidecar in item.sidecars:
                     if sidecar != item.lock:
                         _remove(sidecar)
-                freed += item.freed
+                removed.append(item)
             finally:
                 if fd >= 0:
                     if item.lock in item.sidecars:
                         item.lock.unlink(missing_ok=True)
                     os.close(fd)
-        freed += blobstore.sweep(store)
-    return freed, held
+        # Only what no layout links any more: a blob of a held layout stays.
+        blobstore.sweep(store)
+    removed += [item for item in planned.items if store in item.path.parents and not os.path.lexists(item.path)]
+    return sum(item.freed for item in removed), held
 
 
 def human(size: int) -> str:

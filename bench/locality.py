@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import argparse
 import re
-import tempfile
 from pathlib import Path
 
 from bench.engines import private_engine
-from bench.results import OFFLINE, ROOT, build_summary, invoke, record
+from bench.results import OFFLINE, build_summary, invoke, record
+from bench.scratch import scratch
 from epbuild.offline import matrix_variant
 from epbuild.stagegraph import component_of
 
@@ -100,7 +100,7 @@ def fresh_native_commits(folder: Path) -> tuple[str, list[str]]:
 def vllm_native() -> None:
     """The native step's locality for a Python-only and a one-source vLLM pin move, on one cell."""
     figures: dict[str, object] = {"cell": NATIVE_CELL}
-    with tempfile.TemporaryDirectory(dir=ROOT / "build") as tmp, private_engine(OFFLINE, Path(tmp)):
+    with scratch("locality-") as tmp, private_engine(OFFLINE, Path(tmp)):
         repo, (start, moved) = fresh_native_commits(Path(tmp))
         builds = {"start": {"options": {"vllm": {"repo": repo, "commit": start}}},
                   "one_native_source_move": {"options": {"vllm": {"repo": repo, "commit": moved}}},
@@ -135,7 +135,7 @@ def main() -> None:
         return
     invoke("sources", "--matrix", OFFLINE, "--all")
     lines = []
-    with tempfile.TemporaryDirectory(dir=ROOT / "build") as tmp, private_engine(OFFLINE, Path(tmp)):
+    with scratch("locality-") as tmp, private_engine(OFFLINE, Path(tmp)):
         build_summary("--matrix", OFFLINE, "--all")  # the starting point: every cell built at the pins
         again = build_summary("--matrix", OFFLINE, "--all")  # nothing moved: nothing may run
         figures: dict[str, object] = {"unmoved_run_steps_executed": len(again["executed_run_steps"])}  # type: ignore[arg-type]

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import statistics
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
@@ -18,7 +17,8 @@ from epbuild.matrix import SourcePin
 from epbuild.source_requests import SourceRequest
 from epbuild.sources import SourceCache
 
-from bench.results import ROOT, record
+from bench.results import record
+from bench.scratch import scratch
 
 FILES = 10_000
 FILE_BYTES = 10_000
@@ -44,7 +44,7 @@ def timed(action) -> float:  # type: ignore[no-untyped-def]
 
 
 def main() -> None:
-    with tempfile.TemporaryDirectory(dir=ROOT / "build") as tmp:
+    with scratch("source-check-") as tmp:
         repo = Path(tmp) / "repo"
         repo.mkdir()
         commit = make_repo(repo)

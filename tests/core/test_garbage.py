@@ -19,6 +19,7 @@ from epbuild import blobstore, buildlock, garbage, project, reproducible
 from epbuild.errors import EpbuildError
 from epbuild.git_mirrors import GitMirrors
 from epbuild.commands import Runner
+from epbuild.source_requests import requests_for
 
 OFFLINE = project.ROOT / "examples" / "offline"
 OLD = "0123456789abcdef0123456789abcdef01234567"
@@ -109,11 +110,11 @@ def checkout(tmp_path: Path, rendering) -> dict[str, set[Path]]:  # type: ignore
     gone.add(kept / "blobs" / "sha256" / hashlib.sha256(old).hexdigest())
     # Mirrors: each repository the matrix names and a submodule one of its exports records are kept.
     mirrors = GitMirrors(tmp_path, Runner())
-    vllm_url = garbage.requests_for(rendering.matrix, ["vllm"], {})[0].url
+    vllm_url = requests_for(rendering.matrix, ["vllm"], {})[0].url
     vllm_export = next(p for p in needed if p.parent.name == "sources" and p.name.startswith("vllm-"))
     (vllm_export / ".gitmodules").write_text('[submodule "kernels"]\n\tpath = third_party/kernels\n'
                                              '\turl = ../kernels.git\n')
-    for request in garbage.requests_for(rendering.matrix, list(rendering.matrix.model.components.pins()), {}):
+    for request in requests_for(rendering.matrix, list(rendering.matrix.model.components.pins()), {}):
         put(mirrors.mirror_for(request.url) / "HEAD", 30)
     submodule = mirrors.mirror_for(vllm_url.rsplit("/", 1)[0] + "/kernels.git")
     put(submodule / "HEAD", 30)

@@ -21,7 +21,6 @@ import os
 import re
 import shutil
 import stat as stat_module
-import subprocess
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -29,9 +28,9 @@ from pathlib import Path, PurePosixPath
 from epbuild import archives, blobstore, buildlock, cargo_vendor, reproducible
 from epbuild.bakefile import (GIT_HEAD_DIR, SCM_DIR, SOURCES_DIR, VENDOR_DIR, WHEELHOUSE_DIR, cell_target,
                               serving_target, source_dir)
-from epbuild.commands import Runner
+from epbuild.commands import Runner, query
 from epbuild.errors import EpbuildError
-from epbuild.git_mirrors import GitMirrors
+from epbuild.git_mirrors import GIT_ENV, GitMirrors
 from epbuild.render import Rendering
 from epbuild.source_requests import mirror_overrides, requests_for
 from epbuild.sources import join_url
@@ -78,6 +77,7 @@ class Plan:
 
 
 def needed(renderings: Iterable[Rendering], root: Path) -> Needed:
+    """What builds of every cell of these matrices read under `root`."""
     paths: set[str] = set()
     layouts: set[str] = set()
     urls: dict[str, str] = {}
@@ -96,6 +96,8 @@ def needed(renderings: Iterable[Rendering], root: Path) -> Needed:
             urls[request.url] = source_dir(request.component, request.pin.commit)
     mirrors = GitMirrors(root, Runner())
     names = {mirrors.mirror_for(url).name for url in urls}
+    # Only the exports a cell builds from are read for submodules (a pin no cell builds is never exported).
+    urls = {url: export for url, export in urls.items() if export in paths}
     missing = sorted(export for export in set(urls.values()) if not (root / export).is_dir())
     if missing:
         return Needed(frozenset(paths), frozenset(layouts), None,
@@ -111,8 +113,8 @@ def submodule_urls(tree: Path, url: str) -> Iterator[str]:
     gitmodules = tree / ".gitmodules"
     if not gitmodules.is_file():
         return
-    proc = subprocess.run(["git", "config", "--file", str(gitmodules), "--get-regexp", r"^submodule\..*\.(path|url)$"],
-                          capture_output=True, text=True, check=False, env={**os.environ, "GIT_CONFIG_NOSYSTEM": "1"})
+    proc = query(["git", "config", "--file", str(gitmodules), "--get-regexp", r"^submodule\..*\.(path|url)$"],
+                 env=GIT_ENV)
     entries: dict[str, dict[str, str]] = {}
     for line in proc.stdout.splitlines():
         key, _, value = line.partition(" ")

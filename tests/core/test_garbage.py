@@ -202,3 +202,14 @@ def test_the_task_lists_by_default_and_rejects_a_negative_keep(tmp_path: Path, c
     assert all(os.path.lexists(p) for p in checkout["gone"])
     with pytest.raises(EpbuildError, match="--keep"):
         garbage.run([rendering], tmp_path, keep=-1)
+
+
+def test_mirrors_are_kept_while_an_export_to_read_submodules_from_is_missing(tmp_path: Path, checkout,  # type: ignore[no-untyped-def]
+                                                                            rendering) -> None:
+    import shutil
+
+    export = next(p for p in checkout["needed"] if p.parent.name == "sources" and p.name.startswith("deepep-"))
+    shutil.rmtree(export)
+    planned = garbage.plan(tmp_path, garbage.needed([rendering], tmp_path))
+    assert not any(item.path.name.endswith(".git") for item in planned.items)
+    assert any("mirrors kept" in note and export.name in note for note in planned.notes)

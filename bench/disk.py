@@ -44,7 +44,10 @@ def _regular_files(folder: Path) -> Iterator[tuple[Path, os.stat_result]]:
     for parent, _, names in os.walk(folder):
         for name in names:
             path = Path(parent, name)
-            st = path.lstat()
+            try:
+                st = path.lstat()
+            except FileNotFoundError:
+                continue  # a temporary file a running export renamed or removed meanwhile
             if stat.S_ISREG(st.st_mode):
                 yield path, st
 
@@ -74,7 +77,10 @@ def _measure_files(files: list[tuple[Path, os.stat_result]]) -> tuple[int, int]:
             continue
         contents: dict[str, int] = {}
         for path, st in unique.values():
-            contents.setdefault(_sha256(path), st.st_blocks * 512)
+            try:
+                contents.setdefault(_sha256(path), st.st_blocks * 512)
+            except FileNotFoundError:
+                continue
         distinct += sum(contents.values())
     return on_disk, distinct
 

@@ -74,6 +74,27 @@ def _link_one(blob: Path, stored: Path) -> int:
     return 0
 
 
+def seed(store: Path, layout: Path) -> int:
+    """Before an export: links every store blob the layout lacks into it, so BuildKit, which writes only the blobs
+    a layout lacks, writes just the new ones (a cell's first export would otherwise copy the base image's layers
+    again, while the build runs). The prune after the export unlinks those its image does not name. Returns how
+    many were linked."""
+    linked = 0
+    for stored in blob_files(store):
+        blob = layout / "blobs" / stored.parent.name / stored.name
+        if blob.exists():
+            continue
+        blob.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(stored, blob)
+            linked += 1
+        except FileNotFoundError:
+            pass  # swept meanwhile: nothing linked it
+        except FileExistsError:
+            pass
+    return linked
+
+
 def orphans(store: Path) -> list[Path]:
     """The store's files no layout links any more."""
     return [p for p in blob_files(store) if _links(p) == 1]

@@ -168,7 +168,8 @@ def layout_lock(root: Path, cell: str) -> Path:
 def layouts_held(root: Path, cells: list[str]) -> Iterator[None]:
     """Holds the cells' layouts for one build, from the export to the load: a second build of the same cell from
     this checkout waits here rather than have its blobs pruned mid-export. A layout a killed build left without
-    a readable index is removed first (it is only a cache; BuildKit could not add to it)."""
+    a readable index is removed first (it is only a cache; BuildKit could not add to it). Then the store's blobs
+    are linked in (blobstore.seed), so the export writes only blobs no kept layout has."""
     with contextlib.ExitStack() as stack:
         for cell in sorted(cells):
             layout = oci_layout(root, cell)
@@ -179,12 +180,16 @@ def layouts_held(root: Path, cells: list[str]) -> Iterator[None]:
             except BlockingIOError:
                 log.warning("another build of %s from this checkout is exporting; waiting for it", cell)
                 fcntl.flock(lock, fcntl.LOCK_EX)
-            if layout.exists():
+            if (layout / "index.json").exists():  # (a layout of seeded blobs alone has none yet: BuildKit adds it)
                 try:
                     _index(layout)
                 except ValueError as exc:
                     log.warning("%s; starting it again", exc)
                     shutil.rmtree(layout)
+            try:
+                blobstore.seed(blobstore.store_path(root), layout)
+            except OSError as exc:  # no hard links here: BuildKit writes every blob, as it did before the store
+                log.warning("cannot link the stored blobs into %s (%s)", layout, exc)
         yield
 
 

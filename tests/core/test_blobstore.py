@@ -134,3 +134,17 @@ def test_sharing_again_changes_nothing(tmp_path: Path) -> None:
     inodes = [p.stat().st_ino for p in every_blob(layout)]
     assert blobstore.share(store, layout) == 0
     assert [p.stat().st_ino for p in every_blob(layout)] == inodes
+
+
+def test_seeding_links_the_stored_blobs_a_new_layout_lacks(tmp_path: Path) -> None:
+    """A cell's first export finds the blobs other cells keep (the base image's layers) already in its layout, as
+    links, so BuildKit writes only its new ones; nothing is copied."""
+    store, a, b = tmp_path / "oci-store", tmp_path / "oci" / "a", tmp_path / "oci" / "b"
+    base = write_blob(a, os.urandom(200_000))
+    blobstore.share(store, a)
+    assert blobstore.seed(store, b) == 1
+    seeded = b / "blobs" / "sha256" / base.name
+    assert os.path.samefile(seeded, base) and seeded.read_bytes() == base.read_bytes()
+    assert blobstore.seed(store, b) == 0  # present already
+    seeded.unlink()  # b's prune: its image does not name it
+    assert blobstore.sweep(store) == 0 and base.exists()  # a still names it

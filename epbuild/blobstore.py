@@ -3,7 +3,9 @@ and each cell's layout (build/oci/<cell>/, which BuildKit exports into) names it
 
 BuildKit writes into a layout only the blobs it lacks there, so a layout whose blobs are links is exported into as
 before, and `docker load` and the registry push read it as before. The base image's layers, which every cell on
-one base shares, take their bytes once instead of once per cell.
+one base shares, take their bytes once instead of once per cell. Before an export the layout is seeded with links
+to every stored blob it lacks, so even a cell's first export writes only the blobs no kept layout has; the prune
+after it unlinks what its image does not name.
 
 No lock is needed between builds of different cells: each step only adds a name for bytes that are already right.
 A layout's blob is replaced, by a rename, with a link to the store's file of the same digest; a blob the store

@@ -53,3 +53,17 @@ def no_build_running(root: Path) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
+
+
+def build_is_running(root: Path) -> bool:
+    """Whether a build from this checkout holds the lock now (for a report; gc --yes takes the lock itself)."""
+    if not (root / LOCK_FILE).exists():
+        return False
+    fd = _open(root)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)

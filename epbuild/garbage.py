@@ -207,10 +207,13 @@ def _layout_items(root: Path, need: Needed) -> list[Item]:
         if entry.name not in need.layouts:
             items.append(Item(entry, "layout of a cell the matrices no longer have", lock, sidecars))
             continue
+        if not (entry / "index.json").exists():
+            items.append(Item(entry, "layout without an image (its build did not finish)", lock))
+            continue
         try:
             stale = reproducible.unreferenced_blobs(entry)
         except ValueError:
-            items.append(Item(entry, "layout without a readable index (a killed build's)", lock))
+            items.append(Item(entry, "layout with a torn index (a killed build's)", lock))
             continue
         items += [Item(blob, f"blobs no manifest of {entry.name} names", lock, blob=True) for blob in stale]
     return items
@@ -358,8 +361,10 @@ def run(renderings: list[Rendering], root: Path, *, keep: int = 0, delete: bool 
     if not planned.items:
         return [*lines, "nothing to remove"]
     if not delete:
-        return [*lines, f"would free {human(planned.freed)} ({planned.freed} bytes); "
-                        "run `invoke gc --yes` to remove it"]
+        running = (["a build from this checkout is running: what it is writing shows up here, and `invoke gc --yes` "
+                    "removes nothing until it ends"] if buildlock.build_is_running(root) else [])
+        return [*lines, *running, f"would free {human(planned.freed)} ({planned.freed} bytes); "
+                                  "run `invoke gc --yes` to remove it"]
     freed, held = collect(root, planned)
     lines += [f"kept {os.path.relpath(item.path, root)}: a running build holds it" for item in held]
     return [*lines, f"freed {human(freed)} ({freed} bytes)"]

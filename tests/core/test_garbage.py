@@ -213,3 +213,15 @@ def test_mirrors_are_kept_while_an_export_to_read_submodules_from_is_missing(tmp
     planned = garbage.plan(tmp_path, garbage.needed([rendering], tmp_path))
     assert not any(item.path.name.endswith(".git") for item in planned.items)
     assert any("mirrors kept" in note and export.name in note for note in planned.notes)
+
+
+def test_a_layout_whose_build_did_not_finish_goes_whole(tmp_path: Path, rendering) -> None:  # type: ignore[no-untyped-def]
+    unfinished = reproducible.oci_layout(tmp_path, "gfx950-cx7-sid")
+    torn = reproducible.oci_layout(tmp_path, "gfx950-io-sid")
+    blob(unfinished, os.urandom(1000))
+    blob(torn, os.urandom(1000))
+    (torn / "index.json").write_text('{"schemaVersion":2,"manifests":[{"mediaT')
+    planned = garbage.plan(tmp_path, garbage.needed([rendering], tmp_path))
+    assert {item.path: item.why for item in planned.items} == {
+        unfinished: "layout without an image (its build did not finish)",
+        torn: "layout with a torn index (a killed build's)"}

@@ -39,7 +39,7 @@ def test_on_disk_counts_links_once_and_distinct_counts_copies_once(tmp_path: Pat
               len(other): (build / "sources" / "other").stat().st_blocks * 512}
     assert usage.distinct == blocks[len(big)] + 2 * blocks[len(other)]
     assert usage.on_disk == usage.distinct + blocks[len(big)]  # the one real duplicate
-    assert usage.by_folder["oci"] == (blocks[len(big)], blocks[len(big)])
+    assert usage.by_folder["oci+oci-store"] == (blocks[len(big)], blocks[len(big)])
     assert per_layout_copies(build) == 2 * len(big)
 
 

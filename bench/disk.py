@@ -136,7 +136,7 @@ def main() -> None:
     if not args.no_build:
         invoke("sources", "--matrix", OFFLINE, *selection)
         summary = build_summary("--matrix", OFFLINE, *selection)
-        built = [c["cell"] for c in summary["cells"] if c["result"] == "ok"]  # type: ignore[index, union-attr]
+        built = [c["cell"] for c in summary["cells"] if c["ok"]]  # type: ignore[index, union-attr]
     layouts = sorted(p.name for p in (ROOT / "build" / "oci").iterdir()
                      if p.is_dir()) if (ROOT / "build" / "oci").is_dir() else []
     usage = measure(ROOT / "build")

@@ -306,3 +306,18 @@ def ci(c: Context, matrix: str = "matrix.yaml", check: bool = False) -> None:
         return
     for path in pipelines.write(files):
         print(f"wrote {path}")
+
+
+@task(iterable=["matrix"],
+      help={"matrix": "A matrix whose builds' data is kept (repeatable; default: matrix.yaml). Name every matrix "
+                      "you build from this checkout: what only the others need is removed.",
+            "keep": "Keep the newest N leftovers of earlier pins of each kind (exports, wheelhouses, crates, ...).",
+            "yes": "Remove them (default: only list what would go and the bytes it would free)."})
+@user_errors
+def gc(c: Context, matrix: list[str] | None = None, keep: int = 0, yes: bool = False) -> None:
+    """List (and with --yes remove) what under build/ nothing current needs: layouts of dropped cells, unused
+    blobs, exports/wheelhouses/crates/archives of old pins, mirrors of repositories no longer named."""
+    from epbuild import garbage, project
+
+    renderings = [project.rendering(path) for path in matrix or [project.DEFAULT_MATRIX]]
+    print("\n".join(garbage.run(renderings, project.ROOT, keep=keep, delete=yes)))

@@ -20,7 +20,6 @@ import shlex
 import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -32,6 +31,7 @@ import yaml
 
 from bench.engines import FreshEngine, base_images, save_images
 from bench.results import OFFLINE, ROOT, invoke, record
+from bench.scratch import new_scratch
 from epbuild import pipelines, project
 from epbuild.offline import matrix_variant
 from epbuild.run_steps import distinct_run_steps
@@ -223,7 +223,7 @@ def main() -> None:
     rendering = project.rendering(OFFLINE)
     bases = base_images(OFFLINE)
     invoke("sources", "--matrix", OFFLINE, "--all")  # prepares the offline example, then fetches its sources
-    work = Path(tempfile.mkdtemp(prefix="fleet-", dir=ROOT / "build"))
+    work = new_scratch("fleet-")
     (work / "registry").mkdir()
     registry = Registry(work / "registry")
     engines = [FreshEngine(work / f"engine{i}", i) for i in range(args.agents)]

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import argparse
 import re
-import tempfile
 from pathlib import Path
 
 from bench.engines import private_engine
-from bench.results import OFFLINE, ROOT, build_summary, invoke, record
+from bench.results import OFFLINE, build_summary, invoke, record
+from bench.scratch import scratch
 from epbuild.offline import matrix_variant
 from epbuild.stagegraph import component_of
 
@@ -138,7 +138,7 @@ def vllm_native_builds(folder: Path, commits: dict[str, str], repo: str,
 def vllm_native() -> None:
     """The native step's locality for a Python-only and a one-source vLLM pin move, on one cell."""
     figures: dict[str, object] = {"cell": NATIVE_CELL}
-    with tempfile.TemporaryDirectory(dir=ROOT / "build") as tmp, private_engine(OFFLINE, Path(tmp), [NATIVE_CELL]):
+    with scratch("locality-") as tmp, private_engine(OFFLINE, Path(tmp), [NATIVE_CELL]):
         repo, (start, moved), python_only = fresh_vllm_commits(Path(tmp), native_moves=2)
         figures.update(vllm_native_builds(Path(tmp), {"start": start, "one_native_source_move": moved,
                                                       "python_only_move": python_only}, repo))
@@ -169,7 +169,7 @@ def main() -> None:
         return
     invoke("sources", "--matrix", OFFLINE, "--all")
     lines = []
-    with tempfile.TemporaryDirectory(dir=ROOT / "build") as tmp, private_engine(OFFLINE, Path(tmp)):
+    with scratch("locality-") as tmp, private_engine(OFFLINE, Path(tmp)):
         build_summary("--matrix", OFFLINE, "--all")  # the starting point: every cell built at the pins
         again = build_summary("--matrix", OFFLINE, "--all")  # nothing moved: nothing may run
         figures: dict[str, object] = {"unmoved_run_steps_executed": len(again["executed_run_steps"])}  # type: ignore[arg-type]

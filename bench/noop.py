@@ -4,16 +4,16 @@ Targets: at most 5% of the cold build's wall time, and zero RUN steps executed. 
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 from bench.engines import private_engine
-from bench.results import OFFLINE, ROOT, build_summary, invoke, record
+from bench.results import OFFLINE, build_summary, invoke, record
+from bench.scratch import scratch
 
 
 def main() -> None:
     invoke("sources", "--matrix", OFFLINE, "--all")
-    with tempfile.TemporaryDirectory(dir=ROOT / "build", prefix="bench-noop-") as tmp, \
+    with scratch("noop-") as tmp, \
             private_engine(OFFLINE, Path(tmp)):
         cold = build_summary("--matrix", OFFLINE, "--all")
         noop = build_summary("--matrix", OFFLINE, "--all")

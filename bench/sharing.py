@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import json
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
 from bench.engines import base_images, private_engine
 from bench.results import OFFLINE, ROOT, build_summary, invoke, record
+from bench.scratch import scratch
 from epbuild.run_steps import distinct_run_steps
 from epbuild import project, records
 from epbuild.content_key import checkout_inputs
@@ -22,7 +22,7 @@ def one_cell_at_a_time(cells: list[str]) -> dict[str, float]:
     bake = json.loads((ROOT / "examples" / "offline" / "images" / "docker-bake.json").read_text())
     rendering = project.rendering(OFFLINE)
     # What `invoke build` adds to the committed bake file: each cell's record and the base image's digest.
-    with tempfile.TemporaryDirectory(dir=ROOT / "build") as tmp:
+    with scratch("sharing-records-") as tmp:
         override, _ = records.write(Path(tmp), rendering.cells, checkout_inputs(rendering, rendering.cells, ROOT))
         resolved = json.loads(override.read_text())["target"]
         return _build_each(cells, bake, resolved)
@@ -49,7 +49,7 @@ def main() -> None:
     distinct = distinct_run_steps(rendering.cells)
     distinct_runs = len(distinct)
 
-    with tempfile.TemporaryDirectory(dir=ROOT / "build", prefix="bench-sharing-") as tmp, \
+    with scratch("sharing-") as tmp, \
             private_engine(OFFLINE, Path(tmp)) as engine:
         summary = build_summary("--matrix", OFFLINE, "--all")
         engine.forget_builds(base_images(OFFLINE))  # cold again for the separate builds

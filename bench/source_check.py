@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import statistics
 import subprocess
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,8 @@ from epbuild.matrix import SourcePin
 from epbuild.source_requests import SourceRequest
 from epbuild.sources import SourceCache
 
-from bench.results import ROOT, record
+from bench.results import record
+from bench.scratch import scratch
 
 FILES = 10_000
 FILE_BYTES = 10_000
@@ -63,8 +63,7 @@ class SourceCheckTimes:
 
 
 def measure() -> SourceCheckTimes:
-    (ROOT / "build").mkdir(exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=ROOT / "build") as tmp:
+    with scratch("source-check-") as tmp:
         repo = Path(tmp) / "repo"
         repo.mkdir()
         commit = make_repo(repo)

@@ -22,6 +22,8 @@ from epbuild.errors import EpbuildError
 
 ARCHIVES_DIR = "build/archives"
 """Where the archives are fetched and extracted, relative to the folder builds run from."""
+DOWNLOADS_DIR = f"{ARCHIVES_DIR}/downloads"
+"""Where each verified download is kept, named by its sha256."""
 DOWNLOAD_TIMEOUT_S = 120
 
 
@@ -47,7 +49,7 @@ class PinnedArchive:
 
     @property
     def download(self) -> str:
-        return f"{ARCHIVES_DIR}/downloads/{self.sha256}.tar"
+        return f"{DOWNLOADS_DIR}/{self.sha256}.tar"
 
 
 def _read(url: str, matrix_dir: Path, key: str) -> bytes:

@@ -20,7 +20,7 @@ import shlex
 import time
 from pathlib import Path
 
-from epbuild import build_inputs, records, registry_http, render, reproducible, stage_cache
+from epbuild import build_inputs, buildlock, records, registry_http, render, reproducible, stage_cache
 from epbuild.bake_command import BuildOptions, bake_command, checkout_tag
 from epbuild.bake_runs import Bakes, BakeStalled
 from epbuild.bakefile import serving_target
@@ -40,6 +40,16 @@ log = logging.getLogger(__name__)
 
 def build(rendering: Rendering, cells: list[RenderedCell], root: Path, options: BuildOptions,
           runner: Runner) -> BuildReport:
+    """Builds the cells; a real build holds the checkout's build lock throughout, so `invoke gc` deletes nothing
+    it uses (epbuild/buildlock.py)."""
+    if runner.dry_run:
+        return _build(rendering, cells, root, options, runner)
+    with buildlock.build_running(root):
+        return _build(rendering, cells, root, options, runner)
+
+
+def _build(rendering: Rendering, cells: list[RenderedCell], root: Path, options: BuildOptions,
+           runner: Runner) -> BuildReport:
     stale = render.drift(rendering)
     if stale:
         raise EpbuildError(

@@ -11,7 +11,9 @@ The layout is a DIRECTORY kept per cell under build/oci/ (tar=false), not an arc
 it only the blobs it lacks, so exporting an unchanged image again takes about half a second, where writing a
 fresh archive of the same image took 17.6 s and made every no-op rebuild slow. Blobs the newest export no longer
 references are removed after each build, so the folder holds one image per cell. A build holds its cells'
-layouts (a lock file beside each) from the export until the engine has the image.
+layouts (a lock file beside each) from the export until the engine has the image. Then every blob of the layout
+becomes a hard link into one content store (epbuild/blobstore.py), so a blob several cells share (the base image's
+layers) is on disk once, and the store's blobs no layout links any more are removed.
 
 Each wheel stage also gets the commit time of its own pin (SOURCE_DATE_EPOCH_<COMPONENT>, set as
 SOURCE_DATE_EPOCH for its bdist_wheel, which then stamps every zip entry with it): a stage shared by several
@@ -31,7 +33,7 @@ from pathlib import Path
 
 from epbuild.bakefile import serving_target
 from epbuild.buildreport import CellResult
-from epbuild import registry_push
+from epbuild import blobstore, registry_push
 from epbuild.commands import CommandFailed, Runner, query, shell_line
 from epbuild.errors import EpbuildError
 from epbuild.render import RenderedCell
@@ -50,6 +52,16 @@ def epoch_arg(component: str) -> str:
 def oci_layout(root: Path, cell: str) -> Path:
     """The cell's OCI image layout (a directory), kept from one build to the next."""
     return root / "build" / "oci" / cell
+
+
+def kept(root: Path, layout: Path) -> None:
+    """After a prune: the layout's blobs shared through the store, and the store's unlinked blobs removed."""
+    store = blobstore.store_path(root)
+    try:
+        blobstore.share(store, layout)
+        blobstore.sweep(store)
+    except OSError as exc:  # e.g. build/oci and the store on two file systems: no hard links between them
+        log.warning("%s keeps its own copy of each blob: cannot link it into %s (%s)", layout, store, exc)
 
 
 def load_archive(run_dir: Path, cell: str) -> Path:
@@ -131,40 +143,53 @@ def _referenced(layout: Path, descriptors: list[dict[str, object]]) -> Iterator[
             yield from _referenced(layout, children)
 
 
-def prune_layout(layout: Path) -> int:
-    """Removes the blobs of earlier exports that the index no longer reaches; returns how many."""
+def unreferenced_blobs(layout: Path) -> list[Path]:
+    """The layout's blobs of earlier exports that its index no longer reaches (ValueError: no readable index)."""
     manifests = _index(layout)["manifests"]
     assert isinstance(manifests, list)
     keep = {_blob(layout, digest) for digest in _referenced(layout, manifests)}
-    removed = 0
-    for path in (layout / "blobs").glob("*/*"):
-        if path.is_file() and path not in keep:
-            path.unlink()
-            removed += 1
-    return removed
+    return sorted(path for path in (layout / "blobs").glob("*/*") if path.is_file() and path not in keep)
+
+
+def prune_layout(layout: Path) -> int:
+    """Removes the blobs of earlier exports that the index no longer reaches; returns how many."""
+    removed = unreferenced_blobs(layout)
+    for path in removed:
+        path.unlink()
+    return len(removed)
+
+
+def layout_lock(root: Path, cell: str) -> Path:
+    """The lock file a build holds while it exports into and loads from the cell's layout (layouts_held)."""
+    return oci_layout(root, cell).parent / f".{cell}.lock"
 
 
 @contextlib.contextmanager
 def layouts_held(root: Path, cells: list[str]) -> Iterator[None]:
     """Holds the cells' layouts for one build, from the export to the load: a second build of the same cell from
     this checkout waits here rather than have its blobs pruned mid-export. A layout a killed build left without
-    a readable index is removed first (it is only a cache; BuildKit could not add to it)."""
+    a readable index is removed first (it is only a cache; BuildKit could not add to it). Then the store's blobs
+    are linked in (blobstore.seed), so the export writes only blobs no kept layout has."""
     with contextlib.ExitStack() as stack:
         for cell in sorted(cells):
             layout = oci_layout(root, cell)
             layout.parent.mkdir(parents=True, exist_ok=True)
-            lock = stack.enter_context(open(layout.parent / f".{cell}.lock", "w"))
+            lock = stack.enter_context(open(layout_lock(root, cell), "w"))
             try:
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 log.warning("another build of %s from this checkout is exporting; waiting for it", cell)
                 fcntl.flock(lock, fcntl.LOCK_EX)
-            if layout.exists():
+            if (layout / "index.json").exists():  # (a layout of seeded blobs alone has none yet: BuildKit adds it)
                 try:
                     _index(layout)
                 except ValueError as exc:
                     log.warning("%s; starting it again", exc)
                     shutil.rmtree(layout)
+            try:
+                blobstore.seed(blobstore.store_path(root), layout)
+            except OSError as exc:  # no hard links here: BuildKit writes every blob, as it did before the store
+                log.warning("cannot link the stored blobs into %s (%s)", layout, exc)
         yield
 
 
@@ -184,6 +209,7 @@ def hand_over(runner: Runner, root: Path, run_dir: Path, result: CellResult, tag
     try:
         result.image_id = layout_image_id(layout)
         prune_layout(layout)
+        kept(root, layout)
         if query(["docker", "image", "inspect", result.image_id]).returncode != 0:
             for argv in load_commands(root, run_dir, result.cell):
                 runner.run(argv, capture=True)
@@ -210,6 +236,7 @@ def push_layout(runner: Runner, root: Path, result: CellResult, ref: str) -> Non
     try:
         result.image_id = layout_image_id(layout)
         prune_layout(layout)
+        kept(root, layout)
         runner.record(shell_line(["python3", "-m", "epbuild.registry_push", str(layout), ref]))
         registry_push.push_layout(layout, ref)
     except (EpbuildError, ValueError, OSError) as exc:

@@ -151,7 +151,7 @@ class SourceCache(GitMirrors):
             name = key[len("submodule."):-len(".path")]
             url = self._git([*config, f"submodule.{name}.url"], capture=True, record=False).stdout.strip()
             if url.startswith(("./", "../")):
-                url = _join_url(request.url, url)
+                url = join_url(request.url, url)
             else:
                 # A mirrored component's submodules come from mirrors too, so that a site that reaches only
                 # its mirrors fetches every submodule (AITER's composable_kernel, MoRI's third-party code).
@@ -203,7 +203,7 @@ def _record_path(dest: Path) -> Path:
     return dest.with_name(dest.name + RECORD_SUFFIX)
 
 
-def _join_url(base: str, relative: str) -> str:
+def join_url(base: str, relative: str) -> str:
     """git's rule for relative submodule URLs: resolve against the superproject URL as if it were a folder."""
     parts = base.rstrip("/").split("/")
     for piece in relative.split("/"):

@@ -19,7 +19,7 @@ from epbuild.matrix import load_matrix
 
 ROOT = Path(__file__).resolve().parents[2]
 OFFLINE = ROOT / "examples" / "offline" / "matrix.yaml"
-TASKS = ["matrix", "render", "schema", "build", "sources", "test", "publish", "pull", "ci"]
+TASKS = ["matrix", "render", "schema", "build", "sources", "test", "publish", "pull", "ci", "gc"]
 
 
 def run(*args: str, cwd: Path = ROOT, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -44,10 +44,11 @@ def context(plan: CellPlan, key: str = "") -> dict[str, Any]:
         # Sorted by name, the order dpkg-query lists them in, so the two lists compare line by line.
         "names": [shlex.quote(name) for name in sorted(vendor.packages)],
         "pins": [shlex.quote(f"{name}={version}") for name, version in sorted(vendor.packages.items())],
-        # The glob must stay unquoted to expand; the matrix pattern admits only inert characters before it.
         # The provider's unowned copies to remove first (none where the vendor does not ship the provider).
-        "unowned_provider": ([_glob_word(path) for path in provider_copies(plan.nic.provider, plan.nic.provider_library)]
+        "unowned_provider": ([_glob_word(path)
+                              for path in provider_copies(plan.nic.provider, plan.nic.provider_library)]
                              if vendor.provides_provider else []),
+        # The glob must stay unquoted to expand; the matrix pattern admits only inert characters before it.
         "copies": [(shlex.quote(step.copy_files.rstrip("*")) + ("*" if step.copy_files.endswith("*") else ""),
                     shlex.quote(step.to)) for step in vendor.post_install],
     }

@@ -56,7 +56,8 @@ else:
 # buildlib/config.h.in VERBS_PROVIDER_SUFFIX).
 LIBIBVERBS_PABI = """
 import os, re, sys
-print(" ".join(sorted({m.decode() for m in re.findall(rb"IBVERBS_PRIVATE_([0-9]+)", open(os.path.realpath(sys.argv[1]), "rb").read())})))
+data = open(os.path.realpath(sys.argv[1]), "rb").read()
+print(" ".join(sorted({m.decode() for m in re.findall(rb"IBVERBS_PRIVATE_([0-9]+)", data)})))
 """
 LIBDIR = "/usr/lib/x86_64-linux-gnu"
 VERBS_PROVIDER_DIR = f"{LIBDIR}/libibverbs"

@@ -56,7 +56,8 @@ def expectation(rc: RenderedCell, image: str, root: Path, matrix_dir: Path, reso
 
 def nic_userspace(plan: CellPlan) -> dict[str, Any]:
     """What the NIC's userspace must look like in the image, from the NIC's facts (nics.<nic>): the vendor's pinned
-    packages and the order in which rocSHMEM dlopens the provider's library (vendor.dlopen_fallback), the rocSHMEM
+    packages and the order in which rocSHMEM dlopens the provider's library (vendor.dlopen_fallback), whether they ship
+    the verbs provider itself (vendor.provides_provider), the rocSHMEM
     GDA backend for the NIC (flags.rocshmem), and the vendor library MoRI links where the pinned MoRI compiles it in."""
     library, vendor = plan.nic.provider_library, plan.vendor
     return {
@@ -65,6 +66,8 @@ def nic_userspace(plan: CellPlan) -> dict[str, Any]:
         "vendor": None if vendor is None else {
             "packages": dict(vendor.packages), "library": library,
             "dlopen": [f"{library}.so", *vendor.dlopen_fallback]},
+        # The vendor's packages are the verbs provider: verbs' plugin and rocSHMEM's dlopen load one library of theirs.
+        "vendor_provider": vendor is not None and vendor.provides_provider,
         "rocshmem_backend": plan.nic.flags.get("rocshmem"),
         "mori_vendor_library": library if plan.vendor_build("mori") else None,
     }

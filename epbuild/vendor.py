@@ -67,6 +67,14 @@ class VendorUserspace(Strict):
         description="Each package at its exact version, as the repository's Packages index lists it. `unknown` "
         "makes the fetch stop and list the versions the signed index offers, for you to pin one.",
     )
+    provides_provider: bool = Field(
+        False,
+        description="The vendor's packages ship the NIC's verbs provider itself: the provider library, the "
+        "libibverbs plugin lib<provider>-rdmav<ABI>.so and /etc/libibverbs.d/<provider>.driver (AMD's libionic1 "
+        "does). The `vendor` stage then removes every copy of the provider no package owns (rdma-core's source "
+        "build of it) before installing them, so the image holds one provider library, owned by the vendor's "
+        "package, which verbs and rocSHMEM's dlopen both load.",
+    )
     post_install: list[CopyLibraries] = Field(default_factory=list)
     dlopen_fallback: list[AbsPath] = Field(
         default_factory=list,

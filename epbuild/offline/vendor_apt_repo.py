@@ -4,8 +4,12 @@ the throwaway key, and served over HTTP on 127.0.0.1 while a build fetches from 
 The layout follows the real repositories vLLM's docker/Dockerfile.rocm (00305ee5, stage mori_base) names:
   broadcom/ethernet-nic-debian-public  jammy main: bnxt-rocelib 235.2.86.0 (libbnxt_re, exporting bnxt_re_dv_*,
       installed under /usr/local/lib/x86_64-linux-gnu like Broadcom's)
-  amdainic/pensando/ubuntu/1.117.3-hydra  jammy main: libionic-dev and ionic-common (libionic, exporting ionic_dv_*)
-Both are signed by one key (epbuild/offline/throwaway_key.py).
+  amdainic/pensando/ubuntu/1.117.3-hydra  jammy main: libionic1 (libionic, exporting ionic_dv_*, with its libibverbs
+      plugin and driver file: AMD's package is the whole ionic verbs provider), libionic-dev (header and link,
+      depending on libionic1, which apt pulls in for the reference's `apt-get install libionic-dev ionic-common`)
+      and ionic-common
+Both are signed by one key (epbuild/offline/throwaway_key.py). What each stand-in models, and what is not known of
+the real packages, is in examples/offline/fixtures/README.md ("Vendor packages").
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ REPO_DIR = REPO_ROOT / "build" / "offline" / "vendor-repo"
 PORT = 8931
 """The example's matrix names http://127.0.0.1:8931/... (examples/offline/matrix.yaml)."""
 STAMP = "epbuild-vendor-repo.json"
-GENERATOR_VERSION = "2"
+GENERATOR_VERSION = "3"
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,17 @@ IONIC_SOURCE = """
 int ionic_dv_ctx_get_udma_count(void *context) { (void)context; return 2; }
 int ionic_dv_query_version(void) { return 11173; }
 """
+IONIC_HEADER = """/* Stand-in for AMD's ionic_dv.h (libionic-dev): the direct-verbs calls libionic exports. */
+#ifndef IONIC_DV_H
+#define IONIC_DV_H
+int ionic_dv_ctx_get_udma_count(void *context);
+int ionic_dv_query_version(void);
+#endif
+"""
+IONIC_COMMON_NOTE = "Stand-in of AMD's ionic-common: what the real package holds is not known here.\n"
+IONIC_PABI = "65"
+"""The libibverbs private ABI the stand-in provider is built for: rdma-core 65.0's IBVERBS_PABI_VERSION
+(CMakeLists.txt), the rdma-core the offline example builds. libibverbs loads only lib<p>-rdmav<its PABI>.so."""
 BNXT_DIR = "usr/local/lib/x86_64-linux-gnu"
 IONIC_DIR = "usr/lib/x86_64-linux-gnu"
 
@@ -77,12 +92,20 @@ REPOSITORIES: dict[str, tuple[str, list[StandIn]]] = {
     "amdainic/pensando/ubuntu/1.117.3-hydra": ("jammy", [
         StandIn("ionic-common", "1.117.3-hydra", "all", "",
                 "AMD Pensando ionic common files (epbuild offline stand-in)",
-                {"usr/share/ionic/ionic-common.conf": "# ionic userspace configuration (stand-in)\n"}),
-        StandIn("libionic-dev", "1.117.3-hydra", "amd64", "libc6, ionic-common (= 1.117.3-hydra)",
-                "AMD Pensando ionic userspace library (epbuild offline stand-in)",
+                {"usr/share/doc/ionic-common/README.epbuild": IONIC_COMMON_NOTE}),
+        StandIn("libionic1", "1.117.3-hydra", "amd64", "libc6, libibverbs1",
+                "AMD Pensando ionic verbs provider (epbuild offline stand-in)",
                 {f"{IONIC_DIR}/libionic.so.1.1.117.3": IONIC_SOURCE,
                  f"{IONIC_DIR}/libionic.so.1": "-> libionic.so.1.1.117.3",
-                 f"{IONIC_DIR}/libionic.so": "-> libionic.so.1"}),
+                 # rdma-core's layout of a shared provider (buildlib/rdma_functions.cmake, rdma_shared_provider):
+                 # the plugin libibverbs loads is a relative link to the versioned library.
+                 f"{IONIC_DIR}/libibverbs/libionic-rdmav{IONIC_PABI}.so": "-> ../libionic.so.1.1.117.3",
+                 "etc/libibverbs.d/ionic.driver": "driver ionic\n"}),
+        StandIn("libionic-dev", "1.117.3-hydra", "amd64",
+                "libionic1 (= 1.117.3-hydra), ionic-common (= 1.117.3-hydra)",
+                "AMD Pensando ionic verbs provider, development files (epbuild offline stand-in)",
+                {f"{IONIC_DIR}/libionic.so": "-> libionic.so.1",
+                 "usr/include/infiniband/ionic_dv.h": IONIC_HEADER}),
     ]),
 }
 
@@ -134,6 +157,10 @@ def _build_debs(pkgs: list[StandIn], out: Path) -> None:
         for pkg in pkgs:
             (work / pkg.name / "DEBIAN").mkdir(parents=True)
             (work / pkg.name / "DEBIAN" / "control").write_text(_control(pkg))
+            # Files under /etc are conffiles, as debhelper marks them in a real package.
+            conffiles = [f"/{path}" for path in pkg.files if path.startswith("etc/")]
+            if conffiles:
+                (work / pkg.name / "DEBIAN" / "conffiles").write_text("".join(f"{c}\n" for c in conffiles))
             for path, content in pkg.files.items():
                 if not content.startswith("-> "):
                     (work / "src" / (os.path.basename(path) + (".c" if ".so" in path else ""))).write_text(content)

@@ -101,3 +101,30 @@ def test_a_new_provider_gets_its_own_mori_build_from_matrix_edits_alone(write_ma
     assert check_source(declared, "c0ffee", tmp_path) == []
     (tmp_path / "setup.py").write_text('import os\nbnxt = os.environ.get("USE_BNXT")\n')
     assert "reads {bnxt_re: USE_BNXT}" in check_source(declared, "c0ffee", tmp_path)[0]
+
+
+def test_a_vendor_that_ships_the_provider_replaces_rdma_cores_copy_of_it(write_matrix) -> None:  # type: ignore[no-untyped-def]
+    """`provides_provider` is matrix data: a made-up vendor of the mlx5 provider gets a vendor stage that removes
+    the unowned copies of mlx5 (rdma-core's), and image checks that expect its packages to be the provider; the same
+    vendor without it removes nothing."""
+    vendor = {"repo": {"url": "https://vendor.example.org/apt", "suite": "jammy"},
+              "key": {"url": "https://vendor.example.org/key.gpg", "fingerprint": "A" * 40},
+              "packages": {"libmlx5-vendor": "1.0"}}
+
+    def cx8_with(provides: bool) -> Any:
+        def edit(data: dict[str, Any]) -> None:
+            add_cx8(data)
+            data["nics"]["cx8"] = {**CX8, "vendor": {**vendor, "provides_provider": provides}}
+        matrix = load_matrix(write_matrix(edit)).model
+        cell = {c.name: c for c in expand(matrix)}["gfx950-cx8"]
+        return CellPlan(cell, matrix), render_cell(CellPlan(cell, matrix), "matrix.yaml").stages["vendor"]
+
+    plan, stage = cx8_with(True)
+    for path in ("/usr/lib/x86_64-linux-gnu/libmlx5.so.*", "/usr/lib/x86_64-linux-gnu/libibverbs/libmlx5-rdmav*.so",
+                 "/etc/libibverbs.d/mlx5.driver", "/usr/include/infiniband/mlx5_dv.h"):
+        assert path in stage
+    assert stage.index('dpkg -S "$f"') < stage.index("dpkg -i /vendor/*.deb")
+    assert nic_userspace(plan)["vendor_provider"] is True
+    plan, stage = cx8_with(False)
+    assert "libmlx5.so" not in stage and "mlx5.driver" not in stage and 'dpkg -S "$f"' not in stage
+    assert nic_userspace(plan)["vendor_provider"] is False

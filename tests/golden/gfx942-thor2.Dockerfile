@@ -27,6 +27,8 @@ FROM base AS vendor
 # signed by unknown.
 # epbuild fetched these .debs on the host, verified the signed Release and each file's SHA256 from its Packages
 # index, and hands them in as the named context vendor-debs: this step needs neither network nor key.
+# dpkg's log, apt's package cache and ldconfig's aux-cache (file times and inodes) would differ in every build, so
+# they do not stay in the layer.
 RUN --mount=type=bind,from=vendor-debs,target=/vendor \
     dpkg -i /vendor/*.deb \
  && dpkg-query -W -f='${Package}=${Version}\n' bnxt-rocelib > /tmp/vendor-installed \
@@ -35,7 +37,8 @@ RUN --mount=type=bind,from=vendor-debs,target=/vendor \
  && rm /tmp/vendor-pinned /tmp/vendor-installed \
  && cp -a /usr/local/lib/x86_64-linux-gnu/libbnxt_re* /usr/local/lib \
  && ldconfig \
- && apt-get check
+ && apt-get check \
+ && rm -f /var/log/dpkg.log /var/cache/apt/*.bin /var/cache/ldconfig/aux-cache
 
 FROM base AS aiter-requirements
 # aiter's build requirements, installed before any of its source, in a stage of their own: it reads no
@@ -237,7 +240,7 @@ LABEL org.opencontainers.image.title="rocm/vllm-ep gfx942-thor2" \
       io.epbuild.arch="gfx942" \
       io.epbuild.nic="thor2" \
       io.epbuild.base="rocm72" \
-      io.epbuild.recipe-key="ac0153a7165d7ceb20ecba26ddd030c941a4f6689413ab5367600abdfd37f27f"
+      io.epbuild.recipe-key="47dd76eb9e5247dc4e393020af1133689cbc8d057ce01d44e66e33a2cb5b02a6"
 CMD ["/bin/bash"]
 
 # The serving image (`invoke build --serving`), as the target vllm-openai of vLLM's docker/Dockerfile.rocm:

@@ -66,14 +66,28 @@ FROM rdma-core AS vendor
 # signed by CA8BB4727A47B4D09B4EE8969386B48A1A693C5C.
 # epbuild fetched these .debs on the host, verified the signed Release and each file's SHA256 from its Packages
 # index, and hands them in as the named context vendor-debs: this step needs neither network nor key.
+# The vendor's packages ship the verbs provider (nics.<nic>.vendor.provides_provider): first every copy of it
+# that no package owns (rdma-core's source build) goes, so that verbs and rocSHMEM's dlopen load one library, the
+# vendor's.
+# dpkg's log, apt's package cache and ldconfig's aux-cache (file times and inodes) would differ in every build, so
+# they do not stay in the layer.
 RUN --mount=type=bind,from=vendor-debs,target=/vendor \
-    dpkg -i /vendor/*.deb \
- && dpkg-query -W -f='${Package}=${Version}\n' ionic-common libionic-dev > /tmp/vendor-installed \
- && printf '%s\n' ionic-common=unknown libionic-dev=unknown > /tmp/vendor-pinned \
+    for f in /usr/lib/x86_64-linux-gnu/libionic.so \
+        /usr/lib/x86_64-linux-gnu/libionic.so.* \
+        /usr/lib/x86_64-linux-gnu/libibverbs/libionic-rdmav*.so \
+        /etc/libibverbs.d/ionic.driver \
+        /usr/include/infiniband/ionic_dv.h \
+        /usr/lib/x86_64-linux-gnu/pkgconfig/libionic.pc; do \
+      if [ -e "$f" ] || [ -L "$f" ]; then dpkg -S "$f" >/dev/null 2>&1 || rm -f "$f"; fi; \
+    done \
+ && dpkg -i /vendor/*.deb \
+ && dpkg-query -W -f='${Package}=${Version}\n' ionic-common libionic-dev libionic1 > /tmp/vendor-installed \
+ && printf '%s\n' ionic-common=unknown libionic-dev=unknown libionic1=unknown > /tmp/vendor-pinned \
  && diff -u /tmp/vendor-pinned /tmp/vendor-installed \
  && rm /tmp/vendor-pinned /tmp/vendor-installed \
  && ldconfig \
- && apt-get check
+ && apt-get check \
+ && rm -f /var/log/dpkg.log /var/cache/apt/*.bin /var/cache/ldconfig/aux-cache
 
 FROM base AS aiter-requirements
 # aiter's build requirements, installed before any of its source, in a stage of their own: it reads no
@@ -275,7 +289,7 @@ LABEL org.opencontainers.image.title="rocm/vllm-ep gfx950-io" \
       io.epbuild.arch="gfx950" \
       io.epbuild.nic="io" \
       io.epbuild.base="rocm72" \
-      io.epbuild.recipe-key="a8857d391c702136d7bc0a04d9fdea9f1a4bab646af49654d23be1923ed47c96"
+      io.epbuild.recipe-key="3a995062ee48097ee9e5700d9ed4deec3b9884c88c6fd1eb45113dd093bb654b"
 CMD ["/bin/bash"]
 
 # The serving image (`invoke build --serving`), as the target vllm-openai of vLLM's docker/Dockerfile.rocm:

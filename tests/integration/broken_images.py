@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 CX7 = "gfx950-cx7-sid"  # rdma-core from source, no vendor userspace
 THOR2 = "gfx950-thor2-sid"  # the distribution's rdma-core, Broadcom's userspace
+IO = "gfx950-io-sid"  # rdma-core from source, AMD's userspace as the ionic provider (vendor.provides_provider)
 LIBDIR = "/usr/lib/x86_64-linux-gnu"
 
 
@@ -169,6 +170,18 @@ BREAKAGES = [
              # A copy of the vendor's library that is not byte-identical (no package's file), found by ldconfig.
              f"RUN cp /usr/local/lib/x86_64-linux-gnu/libbnxt_re-rdmav34.so {LIBDIR}/libbnxt_re-rdmav99.so && "
              f"printf x >> {LIBDIR}/libbnxt_re-rdmav99.so && ldconfig"),
+]
+
+BREAKAGES += [
+    # tests/image/test_nic_userspace.py on io: what rdma-core's source build left before issue 18 (its own libionic
+    # beside the vendor's, verbs' plugin naming it while ldconfig's libionic.so.1, what rocSHMEM's dlopen reaches,
+    # names the vendor's); and a vendor release built for another libibverbs (its plugin named for another ABI).
+    Breakage("test_nic_userspace::test_one_provider_library_in_the_image_owned_by_the_vendor", IO, "i1",
+             f"RUN cp {LIBDIR}/libionic.so.1.1.117.3 {LIBDIR}/libionic.so.1.0.65.0 "
+             f"&& ln -sfn ../libionic.so.1.0.65.0 {LIBDIR}/libibverbs/libionic-rdmav65.so",
+             also=("test_nic_userspace::test_verbs_and_rocshmem_dlopen_load_the_same_vendor_library",)),
+    Breakage("test_nic_userspace::test_verbs_and_rocshmem_dlopen_load_the_same_vendor_library", IO, "i2",
+             f"RUN mv {LIBDIR}/libibverbs/libionic-rdmav65.so {LIBDIR}/libibverbs/libionic-rdmav34.so"),
 ]
 
 BREAK_TOOL = "/tmp/epbuild-break-image.py"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from broken_images import BREAKAGES, CX7, THOR2, dockerfile, groups
+from broken_images import BREAKAGES, CX7, IO, THOR2, dockerfile, groups
 from harness import OFFLINE, ROOT, cells_json, invoke, own_image
 
 pytestmark = pytest.mark.docker
@@ -33,11 +33,11 @@ def checks_run(report: Path) -> set[str]:
 
 @pytest.fixture(scope="module")
 def good(docker_engine: None) -> dict[str, dict[str, object]]:
-    """The two cells' good images, built in one invocation, each checked once: cell -> image and checks run."""
-    invoke("build", "--matrix", OFFLINE, "--cell", CX7, "--cell", THOR2, "--quiet", check=True)
+    """The cells' good images, built in one invocation, each checked once: cell -> image and checks run."""
+    invoke("build", "--matrix", OFFLINE, "--cell", CX7, "--cell", THOR2, "--cell", IO, "--quiet", check=True)
     cells = cells_json()
     out: dict[str, dict[str, object]] = {}
-    for cell in (CX7, THOR2):
+    for cell in (CX7, THOR2, IO):
         result = invoke("test", "--matrix", OFFLINE, "--cell", cell, "--quiet")
         assert result.code == 0 and " 0 failed" in result.out, result.out + result.err
         out[cell] = {"image": own_image(cells[cell]),

@@ -109,7 +109,11 @@ def build(c: Context, matrix: str = "matrix.yaml", arch: list[str] | None = None
     from epbuild.credentials import registry_login
     from epbuild.tags import checked_registry
 
+    from epbuild.stage_cache import checked_repo
+
     logging_setup()
+    if cache is not None:
+        checked_repo(cache)  # an empty --cache (an unset CI variable) is refused, never read as "no cache"
     r, cells = _cells(matrix, arch, nic, all, cell, base)
     options = BuildOptions(builder=builder, cache_from=tuple(cache_from or ()),
                                        cache_to=tuple(cache_to or ()), keep_going=keep_going,

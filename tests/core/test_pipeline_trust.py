@@ -363,3 +363,13 @@ def test_the_readme_counts_the_shared_stage_steps_the_pipelines_have() -> None:
     [said] = re.findall(r"(\d+) shared-stage\s+steps", readme)
     assert int(said) == count
     assert f"# {count} shared-stage steps" in (ROOT / BUILDKITE).read_text()
+
+
+@pytest.mark.parametrize("args", [["build", "--cache", "", "--cell", "gfx950-cx7", "--dry-run"],
+                                  ["publish", "--registry", "", "--staging", "--cell", "gfx950-cx7"],
+                                  ["publish", "--digest", "", "--cell", "gfx950-cx7"],
+                                  ["pull", "--registry", "r.example/x", "--digest", "", "--cell", "gfx950-cx7"]])
+def test_epbuild_itself_refuses_an_empty_registry_cache_or_digest(args: list[str]) -> None:
+    """Behind the steps' own guards: an empty value never means "the default" (issue #28: `--cache "/epbuild-cache"`)."""
+    proc = invoke(ROOT, *args)
+    assert proc.returncode == 2 and "unset?" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr

@@ -219,10 +219,21 @@ def publish(c: Context, matrix: str = "matrix.yaml", arch: list[str] | None = No
 
         print("\n".join(line for rc in cells for line in publish_lines(rc, registry)))
         return
+    if staging:
+        from epbuild import project
+        from epbuild.buildreport import recorded_image
+        from epbuild.content_key import checkout_inputs, content_key
+
+        # The image this checkout's build made, by ID: the local tag is engine-wide, and another build on the
+        # agent may have moved it since.
+        resolved = checkout_inputs(r, cells, project.ROOT)
+        built = {rc.cell.name: recorded_image(project.ROOT, rc.plan.local_tag, content_key(rc, resolved))
+                 for rc in cells}
     runner = _run_dir_runner("publish")
     with cell_registry_login(cells[0], registry, runner):
         for rc in cells:
-            result = publisher.publish(rc, runner, registry, digest=digest, staging=staging)
+            own = built[rc.cell.name] if staging else None
+            result = publisher.publish(rc, runner, registry, digest=own[0] if own else digest, staging=staging)
             print(result.line())
     if digest_file:
         atomicfs.write_text(Path(digest_file), result.digest + "\n")

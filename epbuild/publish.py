@@ -7,7 +7,12 @@ are copied from `immutable@digest` inside the registry, manifest bytes and all (
 pushed from a local image (whose digest differs after any rebuild), so they can only ever name the digest the
 immutable tag names. An interrupted
 publish therefore never moves a tag, and a cell that is already published pushes nothing. Credentials: see
-epbuild/credentials.py."""
+epbuild/credentials.py.
+
+CI (docs/ci.md) uses two more modes: `staging` (the build step) always pushes this checkout's build, since a
+staging tag may name an image someone else pushed first, and hands on the digest it wrote; `digest` (the publish
+step) publishes exactly the image with that ID, pulled by digest, and refuses a registry whose immutable tag
+names another: a staging image with the right key but another digest is never what gets published."""
 
 from __future__ import annotations
 

@@ -109,7 +109,11 @@ def build(c: Context, matrix: str = "matrix.yaml", arch: list[str] | None = None
     from epbuild.credentials import registry_login
     from epbuild.tags import checked_registry
 
+    from epbuild.stage_cache import checked_repo
+
     logging_setup()
+    if cache is not None:
+        checked_repo(cache)  # an empty --cache (an unset CI variable) is refused, never read as "no cache"
     r, cells = _cells(matrix, arch, nic, all, cell, base)
     options = BuildOptions(builder=builder, cache_from=tuple(cache_from or ()),
                                        cache_to=tuple(cache_to or ()), keep_going=keep_going,
@@ -146,21 +150,25 @@ def sources(c: Context, matrix: str = "matrix.yaml", arch: list[str] | None = No
     print("\n".join(build_inputs.fetch_inputs(r, cells, project.ROOT, mirror or [], Runner(dry_run=dry_run))))
 
 
-@task(iterable=["arch", "nic", "base", "cell"],
+@task(iterable=["arch", "nic", "base", "cell", "gpu_arch"],
       help={**CELL_HELP, "image": "Check this image reference as the selected cell (one cell only).",
             "gpu": "Run the GPU tier (tests/gpu) instead of the static checks; needs AMD GPUs.",
             "require_gpu": "With --gpu: fail, instead of reporting 'not run', on a host without AMD GPUs (CI agents).",
+            "gpu_arch": "With --gpu: fail unless this host's GPUs include this arch (CI: the pool's archs, so a pool "
+                        "override that names other hardware fails).",
             "quiet": "Only the summary, not pytest's per-check lines.",
             "dry_run": "With --gpu: print each GPU case's command and what it asserts; run nothing."})
 @user_errors
 def test(c: Context, matrix: str = "matrix.yaml", arch: list[str] | None = None, nic: list[str] | None = None,
          base: list[str] | None = None, all: bool = False, cell: list[str] | None = None, image: str | None = None, gpu: bool = False,
-         require_gpu: bool = False, quiet: bool = False, dry_run: bool = False) -> None:
+         require_gpu: bool = False, gpu_arch: list[str] | None = None, quiet: bool = False, dry_run: bool = False) -> None:
     """Check built images from the inside (testinfra): by default the image this checkout's newest build of the
     cell made, by ID (the local tag is shared by every checkout); a JUnit report per cell goes to build/reports/."""
     from epbuild import imagetest, project
 
     r, cells = _cells(matrix, arch, nic, all, cell, base)
+    if gpu_arch:
+        imagetest.require_archs(gpu_arch, cells)
     runs = imagetest.check_cells(r, cells, image, project.ROOT, gpu=gpu, quiet=quiet, dry_run=dry_run)
     print(imagetest.summary(runs))
     if any(not run.ok for run in runs) or (require_gpu and any(run.not_run for run in runs)):
@@ -178,26 +186,58 @@ def _run_dir_runner(kind: str):  # type: ignore[no-untyped-def]
 
 @task(iterable=["arch", "nic", "base", "cell"],
       help={**CELL_HELP, "registry": "Publish to this registry instead of the matrix's image.registry.",
+            "digest": "Publish exactly the local image with this ID (sha256:..., from `invoke pull --digest`), and "
+                      "refuse a registry whose immutable tag names another (one cell only; CI's publish step).",
+            "staging": "Push the image even when the registry holds its immutable tag, and move no tags (a staging "
+                       "namespace; CI's build step).",
+            "digest_file": "Write the digest the registry holds for the immutable tag to this file (one cell only).",
             "dry_run": "Print the commands only."})
 @user_errors
 def publish(c: Context, matrix: str = "matrix.yaml", arch: list[str] | None = None, nic: list[str] | None = None,
             base: list[str] | None = None, all: bool = False, cell: list[str] | None = None, registry: str | None = None,
+            digest: str | None = None, staging: bool = False, digest_file: str | None = None,
             dry_run: bool = False) -> None:
     """Push built cells: the immutable <cell>-<key12> tag first, then move <cell> once the registry holds it."""
-    from epbuild import publish as publisher
+    from pathlib import Path
+
+    from epbuild import atomicfs, publish as publisher
     from epbuild.credentials import cell_registry_login
+    from epbuild.patterns import DIGEST
+    from epbuild.tags import checked_registry
 
     logging_setup()
     r, cells = _cells(matrix, arch, nic, all, cell, base)
+    if (digest is not None or digest_file) and len(cells) != 1:
+        raise EpbuildError(f"--digest and --digest-file name one cell's image, but the selection has {len(cells)}")
+    if digest is not None and not DIGEST.fullmatch(digest):
+        raise EpbuildError(f"--digest {digest!r} is not an image digest: expected sha256: and 64 hexadecimal digits"
+                           + (" (is the variable that should hold it unset?)" if not digest else ""))
+    if staging and (digest is not None or not checked_registry(registry)):
+        raise EpbuildError("--staging pushes this checkout's build to a staging namespace: give --registry, "
+                           "and not --digest")
     if dry_run:
         from epbuild.dryrun import publish_lines
 
         print("\n".join(line for rc in cells for line in publish_lines(rc, registry)))
         return
+    if staging:
+        from epbuild import project
+        from epbuild.buildreport import recorded_image
+        from epbuild.content_key import checkout_inputs, content_key
+
+        # The image this checkout's build made, by ID: the local tag is engine-wide, and another build on the
+        # agent may have moved it since.
+        resolved = checkout_inputs(r, cells, project.ROOT)
+        built = {rc.cell.name: recorded_image(project.ROOT, rc.plan.local_tag, content_key(rc, resolved))
+                 for rc in cells}
     runner = _run_dir_runner("publish")
     with cell_registry_login(cells[0], registry, runner):
         for rc in cells:
-            print(publisher.publish(rc, runner, registry).line())
+            own = built[rc.cell.name] if staging else None
+            result = publisher.publish(rc, runner, registry, digest=own[0] if own else digest, staging=staging)
+            print(result.line())
+    if digest_file:
+        atomicfs.write_text(Path(digest_file), result.digest + "\n")
 
 
 @task(iterable=["arch", "nic", "base", "cell"],
@@ -206,12 +246,14 @@ def publish(c: Context, matrix: str = "matrix.yaml", arch: list[str] | None = No
             "detect": "Pick the cell from this host's GPU (KFD topology) and RDMA NIC (PCI vendor).",
             "sysfs_root": "Read the host from this sysfs tree instead of /sys (for tests).",
             "rocm_version_file": "Read the host's ROCm release from this file (for tests).",
+            "digest": "Pull exactly this digest (sha256:...) of the cell's image, check it was built from this "
+                      "checkout, and tag nothing (one cell only; CI's GPU and publish steps).",
             "dry_run": "Print the commands only."})
 @user_errors
 def pull(c: Context, matrix: str = "matrix.yaml", arch: list[str] | None = None, nic: list[str] | None = None,
          base: list[str] | None = None, all: bool = False, cell: list[str] | None = None, registry: str | None = None, build: bool = False,
          detect: bool = False, sysfs_root: str = "/sys", rocm_version_file: str = "/opt/rocm/.info/version",
-         dry_run: bool = False) -> None:
+         digest: str | None = None, dry_run: bool = False) -> None:
     """Fetch prebuilt images for the current checkout's pins (by content key) and tag them locally."""
     from pathlib import Path
 
@@ -228,6 +270,15 @@ def pull(c: Context, matrix: str = "matrix.yaml", arch: list[str] | None = None,
         print(f"detected {found.report}: arch {found.arch}, nic {found.nic}, base {found.base or '(any)'}")
         arch, nic, base = [found.arch], [found.nic], [found.base] if found.base else base
     r, cells = _cells(matrix, arch, nic, all, cell, base)
+    if digest is not None:
+        from epbuild.credentials import cell_registry_login
+
+        if len(cells) != 1 or build or detect:
+            raise EpbuildError("--digest pulls one cell's image: select exactly one cell, without --build or --detect")
+        runner = Runner(dry_run=dry_run) if dry_run else _run_dir_runner("pull")
+        with cell_registry_login(cells[0], registry, runner):
+            print(f"{cells[0].cell.name}: pulled {puller.pull_digest(cells[0], digest, runner, registry)}")
+        return
     if dry_run:
         from epbuild.dryrun import pull_plan
 

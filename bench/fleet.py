@@ -37,7 +37,7 @@ from epbuild.offline import matrix_variant
 from epbuild.run_steps import distinct_run_steps
 from epbuild.stagegraph import component_of
 
-STAGING = re.compile(r"\$\$\{EPBUILD_CI_REGISTRY:\?[^}]*\}")
+CACHE = re.compile(r"\"\$\$\{EPBUILD_CI_CACHE:\?[^}]*\}\"")
 
 
 @dataclass
@@ -54,11 +54,12 @@ def pipeline_steps(matrix: str, registry: str) -> list[Step]:
     text = pipelines.buildkite(project.rendering(matrix), matrix)
     steps = []
     for step in yaml.safe_load(text)["steps"]:
-        build = [part for part in step["command"].split(" && ") if part.startswith("invoke build ")]
+        # Each `invoke build` is preceded by the cache login's variables, which the fresh engines do not need.
+        build = [part[part.index("invoke build "):] for part in step["command"].split(" && ") if "invoke build " in part]
         if not build:
             continue
         needs = [n for n in step.get("depends_on", []) if n != "check"]
-        argv = shlex.split(STAGING.sub(registry, build[0]))
+        argv = shlex.split(CACHE.sub(f"{registry}/epbuild-cache", build[0]))
         steps.append(Step(step["key"], [sys.executable, "-m", *argv, "--quiet"], needs))
     return steps
 

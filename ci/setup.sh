@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # Everything a fresh machine needs before `invoke` and the tests run: Python packages, a Docker engine with
 # buildx (started if it is not running) and a registry server for the publish tests. Safe to run again.
+# The Python packages go into a virtual environment, build/ci-venv (EPBUILD_VENV moves it), from the hashed lock
+# ci/requirements.lock: PEP 668 agents (Debian 12, Ubuntu 24.04) refuse installs into the system Python, and a
+# hash pins each file pip may install. Activate it with `. build/ci-venv/bin/activate`.
+# Refresh the lock after editing ci/requirements.txt:
+#   uv pip compile --universal --python-version 3.10 --generate-hashes --no-header ci/requirements.txt -o ci/requirements.lock
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python3 -m pip install --quiet --disable-pip-version-check -r ci/requirements.txt
-bash ci/setup-docker.sh
 # The tests publish to Debian's docker-registry on 127.0.0.1 (root, or a CI runner's passwordless sudo).
 # gpg and gpgv verify vendor repositories (epbuild/vendor_repo.py); dpkg-deb indexes the offline example's.
 missing=""
+python3 -c "import ensurepip, venv" >/dev/null 2>&1 || missing="$missing python3-venv"  # Debian splits venv out
 command -v docker-registry >/dev/null 2>&1 || missing="$missing docker-registry"
 { command -v gpg && command -v gpgv && command -v gpgconf; } >/dev/null 2>&1 || missing="$missing gnupg gpgv"
 command -v dpkg-deb >/dev/null 2>&1 || missing="$missing dpkg"
@@ -21,3 +25,9 @@ if [ -n "$missing" ]; then
   # shellcheck disable=SC2086 # one word per package
   $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
 fi
+venv="${EPBUILD_VENV:-build/ci-venv}"
+[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check --require-hashes \
+  -r ci/requirements.lock
+# The tests run `python -m invoke`, pytest and the linters from the environment that runs them: the venv's.
+bash ci/setup-docker.sh

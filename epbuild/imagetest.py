@@ -60,6 +60,21 @@ def amd_gpus() -> list[str]:
     return kfd_gfx_targets(sysfs) if Path("/dev/kfd").exists() or SYSFS_ENV in os.environ else []
 
 
+def require_archs(archs: list[str], cells: list[RenderedCell]) -> None:
+    """Refuses a host whose GPUs lack one of `archs` (CI passes the archs of the pool a GPU step was meant for, so
+    an override that sends it to another arch's agents fails here, naming both), or an arch no selected cell has."""
+    foreign = sorted({a for a in archs if not any(a in rc.cell.archs for rc in cells)})
+    if foreign:
+        raise EpbuildError(f"--gpu-arch {foreign[0]}: the selected cells carry device code for "
+                           f"{', '.join(sorted({a for rc in cells for a in rc.cell.archs}))} only")
+    host = sorted(set(amd_gpus()))
+    missing = [a for a in archs if a not in host]
+    if missing:
+        raise EpbuildError(f"this agent's GPUs are {', '.join(host) or 'none'}, but the step is for "
+                           f"{', '.join(missing)}: its pool (or a pool override variable, EPBUILD_POOL_<POOL>) names "
+                           "agents of another arch")
+
+
 def image_exists(image: str) -> bool:
     return query(["docker", "image", "inspect", image]).returncode == 0
 

@@ -135,6 +135,12 @@ class CiSettings(Strict):
         "label of GitHub self-hosted runners, since hosted runners cannot build this stack). Its agents need Docker "
         "with a builder that exports caches (ci/setup.sh) and push access to the staging registry.",
     )
+    publish: bool = Field(
+        True,
+        description="Whether the pipelines publish each cell to image.registry on main. Publishing needs every "
+        "base pinned by digest (bases.<name>.digest), so that every step works out one content key: `invoke ci` "
+        "refuses an unpinned base while this is on.",
+    )
 
 
 class ComponentsBase(Strict):

@@ -2,9 +2,12 @@
 
 Both have one shape: a drift and unit-test check; each stage that cells share, built once into the stage cache
 as a step of its own (epbuild/pipeline_graph.py); per cell a build that imports those stages and builds only its
-own, with static image checks; a GPU test on each of its archs' agent pools; and a publish on main once every
-check passed. Rendering is pure (texts by path); `invoke ci` writes them or, with --check, fails on drift like
-`invoke render --check`. Every value written into a command is shell-quoted.
+own, with static image checks, and pushes to staging, handing on the digest it pushed; a GPU test of exactly that
+digest on each of its archs' agent pools; and, with ci.publish, a publish of exactly that digest on main once
+every check passed. Each kind of step holds only its own credentials, and the registries of its build's trust
+(docs/ci.md). Rendering is pure (texts by path); `invoke ci` writes them or, with --check, fails on drift like
+`invoke render --check`. Every matrix value written into a command is shell-quoted; registries, credentials
+and digests are the agent's variables, expanded by its shell and refused when empty.
 """
 
 from __future__ import annotations
@@ -19,9 +22,11 @@ import yaml
 
 from epbuild import atomicfs
 from epbuild.cells import Cell
+from epbuild.errors import EpbuildError
 from epbuild.matrix import MatrixBase
 from epbuild.pipeline_graph import StageStep, pipeline_graph
 from epbuild.render import Rendering
+from epbuild.resolve import pinned_digest
 
 BUILDKITE = Path("ci/pipeline.yml")
 GITHUB = Path(".github/workflows/epbuild.yml")
@@ -54,32 +59,97 @@ class GpuRun(Pool):
 
     gpus: int
     """GPUs per agent of the pool (archs.<arch>.gpu_count)."""
+    archs: tuple[str, ...]
+    """The cell's archs whose agent_pool this is: the agent must carry them, whatever pool an override names."""
 
 
 def gpu_runs(cell: Cell, matrix: MatrixBase) -> list[GpuRun]:
     """One run per distinct pool of the cell's archs: a fat cell is tested on each arch's hardware."""
-    runs: dict[str, GpuRun] = {}
+    archs: dict[str, list[str]] = {}
     for arch in cell.archs:
-        info = matrix.archs[arch]
-        runs.setdefault(info.agent_pool, GpuRun(info.agent_pool, info.gpu_count))
-    return list(runs.values())
+        archs.setdefault(matrix.archs[arch].agent_pool, []).append(arch)
+    return [GpuRun(pool, matrix.archs[found[0]].gpu_count, tuple(found)) for pool, found in archs.items()]
 
 
-def _header(matrix_label: str, build: Pool, runs: list[GpuRun], how: list[str]) -> str:
-    moved, to = runs[-1], runs[0].pool if len(runs) > 1 else "<another pool>"
+CI_REGISTRY_ENV = "EPBUILD_CI_REGISTRY"
+"""The staging namespace of this build's trust: main's for builds of main, another for branches and pull requests
+(set per trust by the Buildkite agent hook, or by the GitHub environment of the job)."""
+CI_CACHE_ENV = "EPBUILD_CI_CACHE"
+"""The stage cache repository of this build's trust: main imports and writes only main's."""
+DIGEST_ENV = "EPBUILD_DIGEST"
+"""The digest the build step pushed to staging: what the GPU tests check and the publish step publishes."""
+PUBLISH_QUEUE = "epbuild-publish"
+"""The Buildkite queue of the publish steps: its agents alone hold the publish credentials, and their hook
+(ci/buildkite/pre-command) runs only builds of main's commits."""
+PUBLISH_ENVIRONMENT = "epbuild-publish"
+"""The GitHub environment of the publish jobs: it holds the publish credentials and admits only main."""
+TRUST_ENVIRONMENT = "${{ github.ref == 'refs/heads/main' && 'epbuild-main' || 'epbuild-branches' }}"
+"""The GitHub environment of the other self-hosted jobs: main's staging and cache for main (an environment whose
+deployment branches are main only), the branches' own for everything else."""
+SAME_REPOSITORY = ("github.event_name != 'pull_request' || "
+                   "github.event.pull_request.head.repo.full_name == github.repository")
+"""Jobs on self-hosted runners never run a fork's code (a fork's pull request gets the hosted check only)."""
+ON_MAIN = "github.ref == 'refs/heads/main' && github.event_name != 'pull_request'"
+
+CHECKOUT = "actions/checkout@11bd71901bbe5b1630ceea73d27597364c9af683"  # v4.2.2
+SETUP_PYTHON = "actions/setup-python@a26af69be951a213d495a4c3e4e4022e16d87065"  # v5.6.0
+UPLOAD_ARTIFACT = "actions/upload-artifact@ea165f8d65b6e75b540449e92b4886f43607fa02"  # v4.6.2
+"""Actions by commit: a tag can be moved to other code. The versions are in the comments beside them."""
+SETUP = "./ci/setup.sh && . build/ci-venv/bin/activate"
+"""Every step's start: the agent's tools and CI's Python packages, in their virtual environment (ci/setup.sh)."""
+
+
+TIMEOUT_MINUTES = {"check": 60, "stage": 480, "build": 480, "gpu": 180, "publish": 60}
+"""Per kind of step: a stage or cell step may compile vLLM from nothing; a publish moves one image."""
+ARTIFACTS = ["build/logs/**/*", "build/reports/**/*"]
+"""Uploaded whatever the step's outcome: the run logs (epbuild/run_dir.py) and the JUnit reports of `invoke test`."""
+
+
+@dataclass(frozen=True)
+class Login:
+    """One credential pair of the split, named by what it may do; it reaches `docker login` (epbuild/credentials.py)
+    as EPBUILD_REGISTRY_USER/_PASSWORD for one command only."""
+
+    name: str
+    may: str
+
+    @property
+    def user(self) -> str:
+        return f"EPBUILD_{self.name}_USER"
+
+    @property
+    def password(self) -> str:
+        return f"EPBUILD_{self.name}_PASSWORD"
+
+
+CACHE = Login("CACHE", "push to the stage cache")
+STAGING = Login("STAGING", "push to the staging namespace")
+STAGING_READ = Login("STAGING_READ", "pull from the staging namespace")
+PUBLISH = Login("PUBLISH", "push to the image.registry of the matrix")
+LOGINS = {"stage": [CACHE], "build": [CACHE, STAGING], "gpu": [STAGING_READ], "publish": [STAGING_READ, PUBLISH]}
+"""The credentials each kind of step holds: GPU steps read only; publish credentials only in publish steps."""
+
+
+def digest_file(cell: Cell) -> str:
+    return f"build/ci/{cell.name}.digest"
+
+
+def _header(matrix_label: str, build: Pool, runs: list[GpuRun], how: list[str], shared_stages: int) -> str:
+    moved = runs[-1]
     lines = [
         f"generated by epbuild from {matrix_label}, do not edit: change the matrix and run `invoke ci`",
-        "(the check step fails on drift: `invoke ci --check`).",
+        "(the check step fails on drift: `invoke ci --check`). Trust boundaries: docs/ci.md.",
         "GPU tests run on each arch's agent_pool (archs.<arch>.agent_pool in the matrix). When a pool has no",
-        f"agents, move its tests for one run with its override variable, e.g. {moved.env}={to}:",
+        "agents, move its tests for one run to another pool of the same arch with its override variable, e.g.",
+        f"{moved.env}=<another {'+'.join(moved.archs)} pool> (the test fails on an agent without that arch):",
         *how,
         "To move them for good, edit agent_pool in the matrix and run `invoke ci`.",
         f"Builds run on the build pool {build.pool} (ci.build_pool in the matrix; override variable {build.env}).",
         "Pools and their override variables: " + ", ".join(f"{r.pool} ({r.env})" for r in [build, *runs]) + ".",
-        f"Images travel between agents through the staging registry {CI_REGISTRY_ENV} (pushed by the build step",
-        "under their immutable content-key tags); only the publish step writes the matrix's registry.",
-        "Each stage that cells share is built once, by its own stage step, into the stage cache in the staging",
-        f"registry ({CACHE_REPO} there, one ref per stage identity); cell steps import it and build only their own.",
+        f"The build step pushes each checked image to the staging namespace {CI_REGISTRY_ENV} of its trust (main's,",
+        "or the branches' own) and hands its digest on; GPU tests and publish pull exactly that digest.",
+        f"{shared_stages} shared-stage steps build each stage that cells share once, into the stage cache",
+        f"{CI_CACHE_ENV} of the build's trust (one ref per stage identity); cell steps import it, build only their own.",
     ]
     return "".join(f"# {line}\n" for line in lines)
 
@@ -88,24 +158,24 @@ def _dump(header: str, doc: dict[str, Any]) -> str:
     return header + str(yaml.safe_dump(doc, sort_keys=False, width=120))
 
 
-CI_REGISTRY_ENV = "EPBUILD_CI_REGISTRY"
-"""The staging registry that carries a cell's checked image from its build agent to its GPU and publish agents;
-only the publish step (main, after every check) writes the matrix's registry."""
-
-
-CACHE_REPO = "epbuild-cache"
-"""The stage cache's repository in the staging registry: refs are content-addressed, so every branch, matrix and
-agent can share it."""
-
-
 class _Commands:
-    """The invoke command lines of the steps. `ci_registry` is a shell expression for the staging registry (an
-    environment variable, expanded on the agent inside double quotes); everything else is quoted as a literal."""
+    """The command lines of the steps. Registries, credentials and the digest are the agent's environment
+    variables, expanded by its shell inside double quotes (`dollar` is how a pipeline writes a shell `$`), which
+    stop the step when unset or empty; everything else is quoted as a literal."""
 
-    def __init__(self, matrix_label: str, ci_registry: str) -> None:
+    def __init__(self, matrix_label: str, dollar: str) -> None:
+        self.dollar = dollar
         self.matrix = "" if matrix_label == DEFAULT_MATRIX else f" --matrix {shlex.quote(matrix_label)}"
-        self.staging = f'--registry "{ci_registry}"'
-        self.cache = f'--cache "{ci_registry}/{CACHE_REPO}"'
+        self.staging = f"--registry {self.var(CI_REGISTRY_ENV, 'the staging namespace')}"
+        self.cache = f"--cache {self.var(CI_CACHE_ENV, 'the stage cache repository')}"
+        self.digest = self.var(DIGEST_ENV, "the digest the build step pushed")
+
+    def var(self, name: str, what: str) -> str:
+        return f'"{self.dollar}{{{name}:?set {name} to {what}}}"'
+
+    def login(self, login: Login, command: str) -> str:
+        return (f"EPBUILD_REGISTRY_USER={self.var(login.user, 'the account that may ' + login.may)} "
+                f"EPBUILD_REGISTRY_PASSWORD={self.var(login.password, 'its password')} {command}")
 
     def __call__(self, task: str, *args: str) -> str:
         return " ".join(["invoke", task, *args]) + self.matrix
@@ -125,112 +195,179 @@ class _Commands:
         return self(task, *flags, *self.select(cell))
 
     def stage(self, step: StageStep) -> str:
-        return self("build", self.cache, "--stage", shlex.quote(step.stage.name), "--cell",
-                    shlex.quote(step.cell.cell.name))
+        return self.login(CACHE, self("build", self.cache, "--stage", shlex.quote(step.stage.name), "--cell",
+                                      shlex.quote(step.cell.cell.name)))
 
     def build(self, cell: Cell) -> str:
         # --cache-export own: the shared stages are imported; their stage steps are their refs' only writers.
-        build = f"{self.cell('build', cell)} {self.cache} --cache-export own"
-        return (f"{build} && {self.cell('test', cell)} && "
-                f"{self.cell('publish', cell, self.staging)}")
+        build = self.login(CACHE, f"{self.cell('build', cell)} {self.cache} --cache-export own")
+        # --staging pushes this build's image even when staging holds the tag: the digest handed on is this build's.
+        stage = self.login(STAGING, self.cell("publish", cell, self.staging, "--staging", "--digest-file",
+                                              shlex.quote(digest_file(cell))))
+        return f"{build} && {self.cell('test', cell)} && {stage}"
 
-    def gpu(self, cell: Cell) -> str:
+    def pull(self, cell: Cell) -> str:
+        return self.login(STAGING_READ, self.cell("pull", cell, self.staging, "--digest", self.digest))
+
+    def gpu(self, cell: Cell, run: GpuRun) -> str:
         # The GPU tier runs vLLM's examples/ from the pinned source, which the wheel does not ship.
-        gpu_test = self("test", "--gpu", *self.select(cell), "--require-gpu")
-        return f"{self.cell('pull', cell, self.staging)} && {self.cell('sources', cell)} && {gpu_test}"
+        archs = [word for arch in run.archs for word in ("--gpu-arch", shlex.quote(arch))]
+        gpu_test = self("test", "--gpu", *self.select(cell), "--require-gpu", *archs, "--image", self.digest)
+        return f"{self.pull(cell)} && {self.cell('sources', cell)} && {gpu_test}"
 
     def publish(self, cell: Cell) -> str:
-        return f"{self.cell('pull', cell, self.staging)} && {self.cell('publish', cell)}"
+        return f"{self.pull(cell)} && {self.login(PUBLISH, self.cell('publish', cell, '--digest', self.digest))}"
 
 
 def build_pool(matrix: MatrixBase) -> Pool:
     return Pool(matrix.ci.build_pool)
 
 
+def publishes(rendering: Rendering) -> bool:
+    """Whether the pipelines publish: ci.publish, refused with a base that has no digest pin, since every step
+    would then work the content key out from whatever base its own engine or registry holds."""
+    m = rendering.matrix.model
+    if not m.ci.publish:
+        return False
+    unpinned = sorted({rc.cell.base for rc in rendering.cells if pinned_digest(m.bases[rc.cell.base]) is None})
+    if unpinned:
+        raise EpbuildError(
+            f"{rendering.matrix.path}: ci.publish is on, but bases.{unpinned[0]}.digest is not set"
+            + (f" (nor for {', '.join(unpinned[1:])})" if unpinned[1:] else "")
+            + ": a published cell's key must be the same in every step, so pin each base's digest (sha256:..., "
+            "from `docker buildx imagetools inspect IMAGE`), or set ci.publish: false")
+    return True
+
+
+BUILDKITE_LOST_AGENT = {"automatic": [{"exit_status": -1, "limit": 2}, {"signal_reason": "agent_stop", "limit": 2}]}
+"""A step whose agent was lost or stopped runs again; one that failed does not."""
+
+
 def buildkite(rendering: Rendering, matrix_label: str) -> str:
-    # $$ defers the variable to the agent's shell (`pipeline upload` would interpolate it); :? stops the step
-    # when the agent does not set it, and epbuild refuses an empty --registry anyway.
-    run = _Commands(matrix_label, f"$${{{CI_REGISTRY_ENV}:?set {CI_REGISTRY_ENV} to the staging registry}}")
+    # $$ defers a variable to the agent's shell (`pipeline upload` would interpolate it).
+    run = _Commands(matrix_label, "$$")
     m = rendering.matrix.model
     graph = pipeline_graph(rendering.cells)
     builder = build_pool(m)
+    publish = publishes(rendering)
 
-    def build_agents() -> dict[str, str]:
-        return {"queue": builder.buildkite}  # a fresh dict per step: shared ones would be dumped as YAML anchors
+    def step(kind: str, label: str, key: str, command: str, agents: dict[str, str], **extra: Any) -> dict[str, Any]:
+        # Fresh dicts per step: shared ones would be dumped as YAML anchors.
+        retry = {"automatic": False} if kind == "publish" else {
+            "automatic": [dict(rule) for rule in BUILDKITE_LOST_AGENT["automatic"]]}
+        return {"label": label, "key": key, **extra, "agents": agents, "timeout_in_minutes": TIMEOUT_MINUTES[kind],
+                "retry": retry, "artifact_paths": list(ARTIFACTS), "command": f"{SETUP} && {command}"}
 
-    setup = "./ci/setup.sh && "
-    steps: list[dict[str, Any]] = [
-        {"label": ":mag: drift and unit tests", "key": "check", "agents": build_agents(),
-         "command": setup + run.check()},
-    ]
+    def on_builders() -> dict[str, str]:
+        return {"queue": builder.buildkite}
+
+    steps = [step("check", ":mag: drift and unit tests", "check", run.check(), on_builders())]
     for stage in graph.stages:
-        steps.append({"label": f":card_file_box: stage {stage.label}", "key": stage.key,
-                      "depends_on": ["check", *stage.needs], "agents": build_agents(),
-                      "command": setup + run.stage(stage)})
+        steps.append(step("stage", f":card_file_box: stage {stage.label}", stage.key, run.stage(stage),
+                          on_builders(), depends_on=["check", *stage.needs]))
     all_runs: dict[str, GpuRun] = {}
     for rc in rendering.cells:
         cell = rc.cell
         build = f"build-{cell.name}"
-        steps.append({"label": f":docker: build {cell.name}", "key": build,
-                      "depends_on": ["check", *graph.cell_needs[cell.name]],
-                      "agents": build_agents(), "command": setup + run.build(cell)})
+        handoff = f"buildkite-agent meta-data set {shlex.quote('digest-' + cell.name)} < {digest_file(cell)}"
+        steps.append(step("build", f":docker: build {cell.name}", build, f"{run.build(cell)} && {handoff}",
+                          on_builders(), depends_on=["check", *graph.cell_needs[cell.name]]))
+        fetch = f"{DIGEST_ENV}=\"$$(buildkite-agent meta-data get {shlex.quote('digest-' + cell.name)})\""
         gpu_keys = []
         for gr in gpu_runs(cell, m):
             all_runs[gr.pool] = gr
             gpu_keys.append(f"gpu-{cell.name}-{gr.pool}")
-            steps.append({"label": f":rocket: GPU {cell.name} on {gr.buildkite}", "key": gpu_keys[-1],
-                          "depends_on": build, "agents": {"pool": gr.buildkite},
-                          "env": {"EPBUILD_NUM_GPUS": str(gr.gpus)},
-                          "command": setup + run.gpu(cell)})
-        steps.append({"label": f":package: publish {cell.name}", "key": f"publish-{cell.name}",
-                      "branches": "main", "depends_on": ["check", build, *gpu_keys], "agents": build_agents(),
-                      "command": setup + run.publish(cell)})
+            steps.append(step("gpu", f":rocket: GPU {cell.name} on {gr.buildkite}", gpu_keys[-1],
+                              f"{fetch} && {run.gpu(cell, gr)}", {"pool": gr.buildkite}, depends_on=build,
+                              env={"EPBUILD_NUM_GPUS": str(gr.gpus)}))
+        if publish:
+            # Ordered: publishes of one cell run one at a time, in the order their builds were made.
+            steps.append(step("publish", f":package: publish {cell.name}", f"publish-{cell.name}",
+                              f"{fetch} && {run.publish(cell)}", {"queue": PUBLISH_QUEUE}, branches="main",
+                              depends_on=["check", build, *gpu_keys],
+                              concurrency_group=f"epbuild/publish/{cell.name}", concurrency=1,
+                              concurrency_method="ordered"))
     # No dollar sign in this comment: pipeline upload interpolates variables.
     how = ["  set it in the build's environment (New Build > Environment Variables); `buildkite-agent pipeline upload`",
            "  reads it there and falls back to the matrix's pool."]
-    return _dump(_header(matrix_label, builder, list(all_runs.values()), how), {"steps": steps})
+    # The checkout keeps what git ignores (build/: sources, wheelhouses, layouts, the CI venv) from run to run.
+    doc = {"env": {"BUILDKITE_GIT_CLEAN_FLAGS": "-ffdq"}, "steps": steps}
+    return _dump(_header(matrix_label, builder, list(all_runs.values()), how, len(graph.stages)), doc)
 
 
 def github(rendering: Rendering, matrix_label: str) -> str:
-    run = _Commands(matrix_label, f"${{{{ vars.{CI_REGISTRY_ENV} }}}}")
+    run = _Commands(matrix_label, "$")
     m = rendering.matrix.model
     graph = pipeline_graph(rendering.cells)
     builder = build_pool(m)
+    publish = publishes(rendering)
 
-    def job(name: str, runs_on: Any, command: str, **extra: Any) -> dict[str, Any]:
-        # Fresh step dicts per job: shared ones would be dumped as YAML anchors.
-        steps = [{"uses": "actions/checkout@v4"},
-                 {"uses": "actions/setup-python@v5", "with": {"python-version": "3.11"}},
-                 {"run": f"./ci/setup.sh && {command}"}]
-        return {"name": name, "runs-on": runs_on, **extra, "steps": steps}
+    def secrets(kind: str) -> dict[str, str]:
+        return {name: f"${{{{ secrets.{name} }}}}" for login in LOGINS[kind] for name in (login.user, login.password)}
+
+    def job(kind: str, name: str, runs_on: Any, command: str, *, env: dict[str, str] | None = None,
+            run_id: str | None = None, **extra: Any) -> dict[str, Any]:
+        hosted = runs_on == "ubuntu-latest"
+        # Fresh step dicts per job: shared ones would be dumped as YAML anchors. No token stays in .git/config;
+        # self-hosted runners keep the ignored build/ (sources, wheelhouses, layouts, the CI venv) between runs.
+        checkout: dict[str, Any] = {"persist-credentials": False, **({} if hosted else {"clean": False})}
+        steps: list[dict[str, Any]] = [
+            {"uses": CHECKOUT, "with": checkout},
+            {"uses": SETUP_PYTHON, "with": {"python-version": "3.11"}},
+            {**({"id": run_id} if run_id else {}), "run": f"{SETUP} && {command}"},
+            {"if": "always()", "uses": UPLOAD_ARTIFACT,
+             "with": {"name": "${{ github.job }}-logs", "path": "build/logs\nbuild/reports",
+                      "if-no-files-found": "ignore"}},
+        ]
+        if extra.get("environment") == PUBLISH_ENVIRONMENT:
+            # Only the newest commit of main publishes: an older run that finishes later never moves a tag back.
+            steps.insert(2, {"id": "newest", "run": "./ci/newest-on-main.sh >> \"$GITHUB_OUTPUT\""})
+            steps[3]["if"] = "steps.newest.outputs.newest == 'true'"
+        out = {"name": name, "runs-on": runs_on, **extra, "permissions": {"contents": "read"},
+               "timeout-minutes": TIMEOUT_MINUTES[kind]}
+        if env:
+            out["env"] = env
+        return {**out, "steps": steps}
 
     def on_builders() -> list[str]:
         # Hosted runners have neither the disk nor the hours to build ROCm's vLLM: build jobs need the matrix's
         # self-hosted build pool.
         return ["self-hosted", builder.github]
 
-    # The check only renders and runs the unit tests: a hosted runner does.
-    jobs: dict[str, Any] = {"check": job("drift and unit tests", "ubuntu-latest", run.check())}
+    def trusted(kind: str, **env: str) -> dict[str, Any]:
+        return {"if": SAME_REPOSITORY, "environment": TRUST_ENVIRONMENT, "env": {**env, **secrets(kind)}}
+
+    cache = f"${{{{ vars.{CI_CACHE_ENV} }}}}"
+    staging = f"${{{{ vars.{CI_REGISTRY_ENV} }}}}"
+    # The check only renders and runs the unit tests: a hosted runner does, for forks too.
+    jobs: dict[str, Any] = {"check": job("check", "drift and unit tests", "ubuntu-latest", run.check())}
     for stage in graph.stages:
-        jobs[stage.key] = job(f"stage {stage.label}", on_builders(), run.stage(stage),
-                              needs=["check", *stage.needs])
+        jobs[stage.key] = job("stage", f"stage {stage.label}", on_builders(), run.stage(stage),
+                              needs=["check", *stage.needs], **trusted("stage", **{CI_CACHE_ENV: cache}))
     all_runs: dict[str, GpuRun] = {}
     for rc in rendering.cells:
         cell = rc.cell
         build = f"build-{cell.name}"
-        jobs[build] = job(f"build {cell.name}", on_builders(), run.build(cell),
-                          needs=["check", *graph.cell_needs[cell.name]])
+        handoff = f'echo "digest=$(cat {digest_file(cell)})" >> "$GITHUB_OUTPUT"'
+        jobs[build] = job("build", f"build {cell.name}", on_builders(), f"{run.build(cell)} && {handoff}",
+                          run_id="build", needs=["check", *graph.cell_needs[cell.name]],
+                          outputs={"digest": "${{ steps.build.outputs.digest }}"},
+                          **trusted("build", **{CI_CACHE_ENV: cache, CI_REGISTRY_ENV: staging}))
+        digest = f"${{{{ needs.{build}.outputs.digest }}}}"
         gpu_jobs = []
         for gr in gpu_runs(cell, m):
             all_runs[gr.pool] = gr
             gpu_jobs.append(f"gpu-{cell.name}-{gr.pool}")
-            jobs[gpu_jobs[-1]] = job(f"GPU {cell.name} on {gr.github}", ["self-hosted", gr.github],
-                                     run.gpu(cell), needs=build,
-                                     env={"EPBUILD_NUM_GPUS": str(gr.gpus)})
-        jobs[f"publish-{cell.name}"] = job(
-            f"publish {cell.name}", on_builders(), run.publish(cell),
-            needs=["check", build, *gpu_jobs], permissions={"contents": "read", "packages": "write"},
-            **{"if": "github.ref == 'refs/heads/main'"})
+            jobs[gpu_jobs[-1]] = job("gpu", f"GPU {cell.name} on {gr.github}", ["self-hosted", gr.github],
+                                     run.gpu(cell, gr), needs=build,
+                                     **trusted("gpu", **{CI_REGISTRY_ENV: staging, DIGEST_ENV: digest,
+                                                         "EPBUILD_NUM_GPUS": str(gr.gpus)}))
+        if publish:
+            jobs[f"publish-{cell.name}"] = job(
+                "publish", f"publish {cell.name}", on_builders(), run.publish(cell),
+                needs=["check", build, *gpu_jobs], environment=PUBLISH_ENVIRONMENT,
+                concurrency={"group": f"epbuild-publish-{cell.name}", "cancel-in-progress": False},
+                env={CI_REGISTRY_ENV: staging, DIGEST_ENV: digest, **secrets("publish")}, **{"if": ON_MAIN})
     runs = list(all_runs.values())
     inputs = {r.env: {"description": f"Agent pool for the tests of pool {r.pool} (default: {r.pool})",
                       "type": "string", "required": False} for r in runs}
@@ -238,14 +375,14 @@ def github(rendering: Rendering, matrix_label: str) -> str:
                            "type": "string", "required": False}
     how = ["  run the workflow by hand (workflow_dispatch) with the input of that name, or, until the pool is back,",
            "  set a repository variable of that name (Settings > Secrets and variables > Actions > Variables)."]
-    # Registry credentials reach `docker login --password-stdin` through the environment, from repository
-    # secrets; epbuild never writes them anywhere else.
-    credentials = {"EPBUILD_REGISTRY_USER": "${{ secrets.EPBUILD_REGISTRY_USER }}",
-                   "EPBUILD_REGISTRY_PASSWORD": "${{ secrets.EPBUILD_REGISTRY_PASSWORD }}"}
+    # A pull request's new push cancels its run in progress; every other run has a group of its own.
+    concurrency = {"group": "epbuild-${{ github.event_name == 'pull_request' && github.event.pull_request.number "
+                            "|| github.run_id }}",
+                   "cancel-in-progress": "${{ github.event_name == 'pull_request' }}"}
     doc = {"name": "epbuild", "on": {"push": {"branches": ["main"]}, "pull_request": {},
                                      "workflow_dispatch": {"inputs": inputs}},
-           "permissions": {"contents": "read"}, "env": credentials, "jobs": jobs}
-    return _dump(_header(matrix_label, builder, runs, how), doc)
+           "permissions": {}, "concurrency": concurrency, "jobs": jobs}
+    return _dump(_header(matrix_label, builder, runs, how, len(graph.stages)), doc)
 
 
 def render(rendering: Rendering, root: Path) -> dict[Path, str]:

@@ -7,7 +7,12 @@ are copied from `immutable@digest` inside the registry, manifest bytes and all (
 pushed from a local image (whose digest differs after any rebuild), so they can only ever name the digest the
 immutable tag names. An interrupted
 publish therefore never moves a tag, and a cell that is already published pushes nothing. Credentials: see
-epbuild/credentials.py."""
+epbuild/credentials.py.
+
+CI (docs/ci.md) uses two more modes: `staging` (the build step) always pushes this checkout's build, since a
+staging tag may name an image someone else pushed first, and hands on the digest it wrote; `digest` (the publish
+step) publishes exactly the image with that ID, pulled by digest, and refuses a registry whose immutable tag
+names another: a staging image with the right key but another digest is never what gets published."""
 
 from __future__ import annotations
 
@@ -36,31 +41,37 @@ class Published:
         return f"{self.cell}: {self.immutable} {what} ({self.digest}){moved}"
 
 
-def _checked_local(rc: RenderedCell) -> registry.LocalImage:
-    """The local image, once its labels show it was built from this checkout's recipe and pinned commits, from no
-    local tree, and with a content key."""
-    local = rc.plan.local_tag
+def _checked_local(rc: RenderedCell, digest: str | None = None) -> registry.LocalImage:
+    """The local image (the one whose ID is `digest` when given, else the cell's local tag), once its labels show
+    it was built from this checkout's recipe and pinned commits, from no local tree, and with a content key."""
+    local = digest or rc.plan.local_tag
     image = registry.local_image(local)
-    if image is None:
-        raise EpbuildError(f"{rc.cell.name}: no local image {local}; build it first "
-                           f"(invoke build --cell {rc.cell.name})")
-    labels = image.labels
+    if image is None or (digest and image.id != digest):
+        how = (f"pull it first (invoke pull --digest {digest} --registry STAGING ...)" if digest else
+               f"build it first (invoke build --cell {rc.cell.name})")
+        raise EpbuildError(f"{rc.cell.name}: no local image {local}; {how}")
+    checked_labels(rc, f"the local image {local}", image.labels)
+    return image
+
+
+def checked_labels(rc: RenderedCell, what: str, labels: dict[str, str]) -> None:
+    """Refuses an image whose labels do not show this checkout's recipe and pinned commits, a content key, and no
+    local tree."""
     if labels.get(RECIPE_LABEL) != rc.key or not labels.get(KEY_LABEL):
         raise EpbuildError(
-            f"{rc.cell.name}: the local image {local} was built from recipe {labels.get(RECIPE_LABEL, '(none)')[:12]}, "
+            f"{rc.cell.name}: {what} was built from recipe {labels.get(RECIPE_LABEL, '(none)')[:12]}, "
             f"but this checkout's matrix gives {rc.key[:12]}; rebuild it (invoke build --cell {rc.cell.name})")
     if labels.get(DIRTY_LABEL, "false") != "false":
         raise EpbuildError(
-            f"{rc.cell.name}: the local image {local} was built from local trees ({labels[DIRTY_LABEL]}, "
+            f"{rc.cell.name}: {what} was built from local trees ({labels[DIRTY_LABEL]}, "
             "uncommitted changes included); publish only images built from pinned commits: commit, pin "
             f"(invoke bump), rebuild")
     moved = [f"{name} (image {labels.get(f'{LABEL_PREFIX}.pin.{name}', '(none)')[:12]}, matrix {pin.commit[:12]})"
              for name, pin in built_pins(rc.plan).items()
              if not labels.get(f"{LABEL_PREFIX}.pin.{name}", "").startswith(pin.commit)]
     if moved:
-        raise EpbuildError(f"{rc.cell.name}: the local image {local} was built from other commits than this "
+        raise EpbuildError(f"{rc.cell.name}: {what} was built from other commits than this "
                            f"checkout's: {', '.join(moved)}; rebuild it (invoke build --cell {rc.cell.name})")
-    return image
 
 
 def _checked_remote(rc: RenderedCell, ref: str, held: registry.RemoteImage, key: str) -> str:
@@ -92,18 +103,29 @@ def _push_immutable(rc: RenderedCell, image: registry.LocalImage, tags: CellTags
     return digest
 
 
-def publish(rc: RenderedCell, runner: Runner, registry_override: str | None = None) -> Published:
-    image = _checked_local(rc)
+def publish(rc: RenderedCell, runner: Runner, registry_override: str | None = None, *, digest: str | None = None,
+            staging: bool = False) -> Published:
+    """`digest`: publish exactly the local image with that ID (CI's publish step, after `invoke pull --digest`),
+    refusing a registry whose immutable tag names another. `staging`: push the image even when the registry holds
+    the immutable tag (a staging namespace: the tag names what was pushed last, and the digest this push wrote
+    is what travels on), and move no tags."""
+    image = _checked_local(rc, digest)
     # The image's own key: it covers the base digest and full commits its build resolved.
     key = image.labels[KEY_LABEL]
     tags = cell_tags(rc, key, registry_override)
     result = Published(rc.cell.name, tags.immutable)
-    held = registry.remote_image(tags.immutable)
+    held = None if staging else registry.remote_image(tags.immutable)
     if held is None:
         result.digest = _push_immutable(rc, image, tags, runner, key)
         result.pushed = True
     else:
         result.digest = _checked_remote(rc, tags.immutable, held, key)
+    if digest and result.digest != digest:
+        raise EpbuildError(f"{rc.cell.name}: the registry's {tags.immutable} names {result.digest}, not {digest}, the "
+                           "image this run built and checked: nothing was moved (an immutable tag is never "
+                           "rewritten; delete it in the registry if it is wrong)")
+    if staging:
+        return result
     source = f"{tags.repository}@{result.digest}"
     for tag in (tags.moving, *tags.extra):
         if registry.remote_digest(tag) == result.digest:

@@ -14,6 +14,8 @@ from epbuild.content_key import checkout_inputs, content_key
 from epbuild.credentials import cell_registry_login
 from epbuild.errors import EpbuildError
 from epbuild.manifest import KEY_LABEL, LABEL_PREFIX
+from epbuild.patterns import DIGEST
+from epbuild.publish import checked_labels
 from epbuild.render import RenderedCell, Rendering
 from epbuild.stagegraph import built_pins
 from epbuild.tags import cell_tags
@@ -70,6 +72,25 @@ def pull(rc: RenderedCell, key: str, runner: Runner, registry_override: str | No
                            f"{key}; it was not tagged locally")
     runner.run(["docker", "tag", pinned, rc.plan.local_tag])
     return held.digest
+
+
+def pull_digest(rc: RenderedCell, digest: str, runner: Runner, registry_override: str | None = None) -> str:
+    """Pulls exactly `digest` from the cell's repository (CI's GPU and publish steps: the digest the build step
+    pushed), checks its labels show this checkout's recipe and pins, and tags nothing: later steps name the image
+    by its ID, which is `digest` (the containerd image store), never by a tag another pull could move."""
+    if not DIGEST.fullmatch(digest):
+        raise EpbuildError(f"--digest {digest!r} is not an image digest: expected sha256: and 64 hexadecimal digits"
+                           + (" (is the variable that should hold it unset?)" if not digest else ""))
+    pinned = f"{cell_tags(rc, '', registry_override).repository}@{digest}"
+    runner.run(["docker", "pull", "--quiet", pinned], timeout=timeouts.PULL.seconds(), timeout_setting=timeouts.PULL.env)
+    if runner.dry_run:
+        return digest
+    image = registry.local_image(pinned)
+    if image is None or image.id != digest:
+        raise EpbuildError(f"{rc.cell.name}: the engine holds {image.id if image else 'nothing'} for {pinned}, not "
+                           f"{digest}; it needs the containerd image store (ci/setup-docker.sh turns it on)")
+    checked_labels(rc, pinned, image.labels)
+    return digest
 
 
 def pull_cells(rendering: Rendering, cells: list[RenderedCell], root: Path, runner: Runner,

@@ -9,6 +9,7 @@ Buildkite parses it; GitHub's `inputs.X || vars.X || 'd'` is evaluated the way A
 from __future__ import annotations
 
 import difflib
+import hashlib
 import shlex
 from collections import Counter
 import fnmatch
@@ -29,6 +30,11 @@ ROOT = Path(__file__).resolve().parents[2]
 BUILDKITE = Path("ci/pipeline.yml")
 GITHUB = Path(".github/workflows/epbuild.yml")
 FAT = "include: [{arch: gfx942+gfx950, nic: cx7}]"
+# A digest for the base, so that the pipelines may publish: any well-formed one does, the pipelines never pull it.
+BASE_DIGEST = "sha256:" + hashlib.sha256(b"a stand-in for rocm/vllm-dev:base").hexdigest()
+PUBLISHING = (("  publish: false", "  publish: true"),
+              ("    image: docker.io/rocm/vllm-dev:base\n", f"    image: docker.io/rocm/vllm-dev:base\n    digest: {BASE_DIGEST}\n"))
+"""The matrix edits that make the pipelines publish: on, and the base pinned by digest."""
 
 
 def copy_project(tmp_path: Path) -> Path:
@@ -60,13 +66,20 @@ def variant(tmp_path: Path, *edits: tuple[str, str]) -> Path:
     return project
 
 
+@pytest.fixture(scope="module")
+def publishing(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The default matrix with publishing on (and its base pinned), rendered by `invoke ci`."""
+    return variant(tmp_path_factory.mktemp("publishing"), *PUBLISHING)
+
+
 # Buildkite: steps by what they run, and the pool an agent query resolves to in a given environment.
 
 def agent_upload(text: str, env: dict[str, str]) -> str:
     """The pipeline text after `pipeline upload`'s expansion in `env`. bash's here-document does the same POSIX
     parameter expansion; Buildkite's `$$` escape is bash's `\\$`, and backslashes and backquotes, which Buildkite
     leaves alone, are escaped. An unset `${VAR:?}` fails the upload, as it fails bash."""
-    assert "$(" not in text and "EPBUILD_END_OF_PIPELINE" not in text
+    # A command substitution is written $$( (the agent's shell runs it, not the upload).
+    assert not re.search(r"(?<!\$)\$\(", text) and "EPBUILD_END_OF_PIPELINE" not in text
     escaped = text.replace("\\", "\\\\").replace("`", "\\`").replace("$$", "\\$")
     proc = subprocess.run(["bash", "-c", f"cat <<EPBUILD_END_OF_PIPELINE\n{escaped}EPBUILD_END_OF_PIPELINE\n"],
                           env={"PATH": os.environ["PATH"], **env}, capture_output=True, text=True, check=False)
@@ -139,14 +152,17 @@ def gh_gpu_pools(project: Path, arch: str, nic: str, inputs: dict[str, str] | No
     return sorted(out)
 
 
+PUBLISH = 'invoke publish --digest "${EPBUILD_DIGEST:?set EPBUILD_DIGEST to the digest the build step pushed}"'
+"""The publish command's start, as the agent's shell gets it: the digest the build step handed on."""
+
 CELLS = [(a, n) for a in ("gfx942", "gfx950") for n in ("cx7", "io", "thor2")]
 
 
 # (a) both files are valid for their tools, as committed and for a fat matrix with a moved pool.
 
-@pytest.mark.parametrize("which", ["committed", "fat-and-moved"])
-def test_pipelines_validate_against_their_tools_schemas(tmp_path: Path, which: str) -> None:
-    project = ROOT if which == "committed" else variant(
+@pytest.mark.parametrize("which", ["committed", "fat-and-moved", "publishing"])
+def test_pipelines_validate_against_their_tools_schemas(tmp_path: Path, which: str, publishing: Path) -> None:
+    project = {"committed": ROOT, "publishing": publishing}.get(which) or variant(
         tmp_path, ("include: []", FAT), ("agent_pool: mi355_2", "agent_pool: mi325_2"))
     for schema, path in (("vendor.buildkite", BUILDKITE), ("vendor.github-workflows", GITHUB)):
         proc = subprocess.run([sys.executable, "-m", "check_jsonschema", "--builtin-schema", schema, str(path)],
@@ -227,20 +243,27 @@ def test_gpu_steps_ask_for_the_pools_gpu_count() -> None:
 
 # (d) publish runs only on main, only after the drift check, the build's checks and every GPU test of its cell.
 
-def test_buildkite_publishes_only_on_main_after_all_checks() -> None:
-    steps = bk_steps(ROOT)
+def test_buildkite_publishes_only_on_main_after_all_checks(publishing: Path) -> None:
+    assert not bk_find(bk_steps(ROOT), PUBLISH)  # the default matrix's base has no digest pin
+    steps = bk_steps(publishing)
     [check] = bk_find(steps, "invoke ci --check")
     assert "invoke render --check" in check["command"] and "pytest" in check["command"]
     feature = bk_on_branch(steps, "feature/x")
-    assert not bk_find(feature, "invoke publish --arch")
+    assert not bk_find(feature, PUBLISH)
     assert len(feature) == len(steps) - len(CELLS)  # everything else runs on every branch
-    assert len(bk_find(bk_on_branch(steps, "main"), "invoke publish --arch")) == len(CELLS)
+    assert len(bk_find(bk_on_branch(steps, "main"), PUBLISH)) == len(CELLS)
     for arch, nic in CELLS:
         cell = f"--arch {arch} --nic {nic}"
-        [publish] = bk_find(steps, f"invoke publish {cell}")
+        [publish] = bk_find(steps, f"{PUBLISH} {cell}")
         [build] = bk_find(steps, f"invoke build {cell}")
         gpu = bk_find(steps, f"invoke test --gpu {cell}")
         assert publish["branches"] == "main"
+        # The publish queue's agents alone hold the publish credentials; their hook (ci/buildkite/pre-command)
+        # runs only main's commits. A pool override cannot move it.
+        assert publish["agents"] == {"queue": "epbuild-publish"}
+        assert publish["retry"] == {"automatic": False}
+        assert publish["concurrency"] == 1 and publish["concurrency_method"] == "ordered"
+        assert publish["concurrency_group"] == f"epbuild/publish/{arch}-{nic}"
         assert f"invoke test {cell}" in build["command"]
         assert build["agents"]["queue"] == "build"
         assert set(publish["depends_on"]) >= {check["key"], build["key"], *(g["key"] for g in gpu)}
@@ -248,17 +271,22 @@ def test_buildkite_publishes_only_on_main_after_all_checks() -> None:
         assert "allow_dependency_failure" not in publish
 
 
-def test_github_publishes_only_on_main_after_all_checks() -> None:
-    jobs = gh_jobs(ROOT)
+def test_github_publishes_only_on_main_after_all_checks(publishing: Path) -> None:
+    assert not gh_find(gh_jobs(ROOT), PUBLISH)
+    jobs = gh_jobs(publishing)
     [check] = gh_find(jobs, "invoke ci --check")
-    gated = {k for k, j in jobs.items() if "if" in j}
-    assert gated == set(gh_find(jobs, "invoke publish --arch"))
+    publishers = {k for k, j in jobs.items() if j.get("environment") == "epbuild-publish"}
+    assert publishers == set(gh_find(jobs, PUBLISH))
+    assert len(publishers) == len(CELLS)
     for arch, nic in CELLS:
         cell = f"--arch {arch} --nic {nic}"
-        [job] = gh_find(jobs, f"invoke publish {cell}").values()
+        [job] = gh_find(jobs, f"{PUBLISH} {cell}").values()
         [build] = gh_find(jobs, f"invoke build {cell}")
         gpu = gh_find(jobs, f"invoke test --gpu {cell}")
-        assert job["if"] == "github.ref == 'refs/heads/main'"  # no always()/failure(): needs must succeed
+        # No always()/failure(): needs must succeed; never for a pull request, whatever its branch.
+        assert job["if"] == "github.ref == 'refs/heads/main' && github.event_name != 'pull_request'"
+        assert job["environment"] == "epbuild-publish"
+        assert job["concurrency"] == {"group": f"epbuild-publish-{arch}-{nic}", "cancel-in-progress": False}
         assert set(job["needs"]) >= {check, build, *gpu}
         assert all(g["needs"] == build for g in gpu.values())
 
@@ -266,43 +294,24 @@ def test_github_publishes_only_on_main_after_all_checks() -> None:
 # (e) a fat cell is tested on the hardware of each of its archs.
 
 def test_fat_cell_gets_a_gpu_test_on_each_archs_pool(tmp_path: Path) -> None:
-    project = variant(tmp_path, ("include: []", FAT))
+    project = variant(tmp_path, ("include: []", FAT), *PUBLISHING)
     assert bk_gpu_pools(project, "gfx942+gfx950", "cx7") == ["mi325_2", "mi355_2"]
     assert gh_gpu_pools(project, "gfx942+gfx950", "cx7") == ["mi325_2", "mi355_2"]
     steps = bk_steps(project)
-    [publish] = bk_find(steps, "invoke publish --arch gfx942+gfx950 --nic cx7")
+    [publish] = bk_find(steps, f"{PUBLISH} --arch gfx942+gfx950 --nic cx7")
     assert {g["key"] for g in bk_find(steps, "invoke test --gpu --arch gfx942+gfx950")} <= set(publish["depends_on"])
     jobs = gh_jobs(project)
-    [job] = gh_find(jobs, "invoke publish --arch gfx942+gfx950 --nic cx7").values()
+    [job] = gh_find(jobs, f"{PUBLISH} --arch gfx942+gfx950 --nic cx7").values()
     assert set(gh_find(jobs, "invoke test --gpu --arch gfx942+gfx950")) <= set(job["needs"])
     # Both archs on one pool: one test there, not the same test twice.
     both = variant(tmp_path / "moved", ("include: []", FAT), ("agent_pool: mi355_2", "agent_pool: mi325_2"))
     assert bk_gpu_pools(both, "gfx942+gfx950", "cx7") == ["mi325_2"]
-
-
-def test_images_travel_between_agents_through_the_staging_registry() -> None:
-    steps = bk_steps(ROOT)
-    keys = [step.get("key", "") for step in steps]
-    # Every cell has a build, a GPU test and a publish step: the loop below must see all of them.
-    assert sum(k.startswith("build-") for k in keys) == len(CELLS), keys
-    assert sum(k.startswith("gpu-") for k in keys) == len(CELLS), keys
-    assert sum(k.startswith("publish-") for k in keys) == len(CELLS), keys
-    for step in steps:
-        cmd = step.get("command", "")
-        # The upload leaves the variable to the agent's shell, which stops the step when it is unset.
-        if step.get("key", "").startswith("build-"):
-            assert cmd.split("&&")[-1].strip().startswith('invoke publish --registry "${EPBUILD_CI_REGISTRY:?')
-        if step.get("key", "").startswith(("gpu-", "publish-")):
-            assert 'invoke pull --registry "${EPBUILD_CI_REGISTRY:?' in cmd.split("&&")[1]
-    jobs = gh_jobs(ROOT)
-    assert sum(n.startswith("gpu-") for n in jobs) == len(CELLS), list(jobs)
-    assert sum(n.startswith("publish-") for n in jobs) == len(CELLS), list(jobs)
-    for name, job in jobs.items():
-        run = job["steps"][-1]["run"]
-        if name.startswith(("gpu-", "publish-")):
-            assert 'invoke pull --registry "${{ vars.EPBUILD_CI_REGISTRY }}"' in run
-        if name.startswith("publish-"):
-            assert run.rstrip().split("&&")[-1].strip().startswith("invoke publish --arch")
+    # Each GPU step asks its agent for the archs of the pool it was meant for: both, on the one pool.
+    [gpu] = bk_find(bk_steps(both), "invoke test --gpu --arch gfx942+gfx950")
+    assert "--gpu-arch gfx942 --gpu-arch gfx950" in gpu["command"]
+    for step in bk_find(steps, "invoke test --gpu --arch gfx942+gfx950"):
+        wanted = {"mi325_2": "gfx942", "mi355_2": "gfx950"}[step["agents"]["pool"]]
+        assert re.findall(r"--gpu-arch (\S+)", step["command"]) == [wanted]
 
 
 # (f) the fleet shares: each stage that cells share is one step, built once into the stage cache; cell steps import
@@ -379,13 +388,13 @@ def test_an_odd_matrix_path_reaches_every_command_quoted(tmp_path: Path) -> None
 def test_a_second_base_gives_each_cell_steps_of_its_own(tmp_path: Path) -> None:
     project = variant(tmp_path, ("  base: [rocm72]", "  base: [rocm72, rocm70]"),
                       ("bases:\n", "bases:\n  rocm70:\n    image: docker.io/rocm/vllm-dev:base-7.0\n"
-                                   "    rocm_version: \"7.0\"\n"))
+                                   f"    digest: {BASE_DIGEST}\n    rocm_version: \"7.0\"\n"), *PUBLISHING)
     steps = bk_steps(project)
     for base in ("rocm72", "rocm70"):
         [build] = bk_find(steps, f"invoke build --arch gfx950 --nic cx7 --base {base}")
         assert f"invoke test --arch gfx950 --nic cx7 --base {base}" in build["command"]
         assert f"build gfx950-cx7-{base}" in build["label"]
-        [publish] = bk_find(steps, f"invoke publish --arch gfx950 --nic cx7 --base {base}")
+        [publish] = bk_find(steps, f"{PUBLISH} --arch gfx950 --nic cx7 --base {base}")
         assert build["key"] in publish["depends_on"]
         assert bk_find(steps, f"invoke test --gpu --arch gfx950 --nic cx7 --base {base}")
     jobs = gh_jobs(project)

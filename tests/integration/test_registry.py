@@ -267,3 +267,65 @@ def test_pull_build_builds_what_the_registry_lacks(registry: Registry, published
     assert "building it instead" in result.out and f"{cell}  ok" in result.out
     built = local_image(expected["image"])
     assert built is not None and built.labels[KEY_LABEL] == expected["content_key"]
+
+
+def test_ci_publishes_the_digest_it_built_never_a_staging_image_with_the_right_key(
+        registry: Registry, published: dict[str, str], tmp_path) -> None:
+    """Issue #28: staging holds `<cell>-<key12>` with the right content key but another digest (what a branch, or
+    a pull request, could have pushed first). CI's build step still pushes its own image and hands on its digest;
+    the publish step pulls and publishes exactly that digest, and a production immutable tag naming another
+    digest is refused."""
+    ours = published["digest"]
+    local = local_image(published["local"])
+    assert local is not None and local.id == ours
+    staging = names(registry, "staging", published["matrix"])
+    tag = staging["immutable"].rsplit(":", 1)[1]
+    planted = registry.restate(published["path"], ours, staging["path"], tag)
+    assert planted != ours and remote_image(staging["immutable"]).labels[KEY_LABEL] == staging["key"]
+    # The build step: `invoke publish --staging` pushes even though staging holds the tag.
+    digest_file = tmp_path / "digest"
+    pushed = invoke("publish", "--matrix", published["matrix"], "--cell", CELL, "--registry",
+                    f"{registry.address}/staging", "--staging", "--digest-file", str(digest_file))
+    assert pushed.code == 0, pushed.out + pushed.err
+    assert digest_file.read_text().strip() == ours == remote_digest(staging["immutable"])
+    assert registry.tags(staging["path"]) == [tag]  # staging gets no moving tag
+    # Someone plants the other image again after the build step: the digest hand-off makes it irrelevant.
+    assert registry.restate(published["path"], ours, staging["path"], tag) == planted
+    pulled = invoke("pull", "--matrix", published["matrix"], "--cell", CELL, "--registry",
+                    f"{registry.address}/staging", "--digest", ours)
+    assert pulled.code == 0 and f"pulled {ours}" in pulled.out, pulled.out + pulled.err
+    production = names(registry, "production", published["matrix"])
+    result = invoke("publish", "--matrix", published["matrix"], "--cell", CELL, "--registry",
+                    f"{registry.address}/production", "--digest", ours)
+    assert result.code == 0, result.out + result.err
+    assert remote_digest(production["immutable"]) == ours == remote_digest(production["moving"])
+    body, _ = registry.manifest(production["path"], CELL)
+    assert "sha256:" + hashlib.sha256(body).hexdigest() == ours != planted
+    # A production immutable tag that names another digest is never overwritten nor followed.
+    other = names(registry, "taken", published["matrix"])
+    registry.restate(published["path"], ours, other["path"], tag)
+    refused = invoke("publish", "--matrix", published["matrix"], "--cell", CELL, "--registry",
+                     f"{registry.address}/taken", "--digest", ours)
+    assert refused.code == 2, refused.out + refused.err
+    assert f"names {planted}, not {ours}" in refused.err and "nothing was moved" in refused.err
+    assert registry.tags(other["path"]) == [tag]
+
+
+def test_a_digest_the_registry_lacks_or_a_foreign_image_is_not_pulled(registry: Registry,
+                                                                      published: dict[str, str]) -> None:
+    missing = "sha256:" + hashlib.sha256(b"no such image").hexdigest()
+    result = invoke("pull", "--matrix", published["matrix"], "--cell", CELL, "--registry",
+                    f"{registry.address}/epbuild", "--digest", missing)
+    assert result.code == 2 and "docker pull" in result.err and "Traceback" not in result.err, result.err
+    empty = invoke("pull", "--matrix", published["matrix"], "--cell", CELL, "--registry",
+                   f"{registry.address}/epbuild", "--digest", "")
+    assert empty.code == 2 and "is the variable that should hold it unset?" in empty.err
+    # The image of the other matrix (vLLM moved) under its own digest: its labels show other pins.
+    build(published["moved"])
+    theirs = names(registry, "foreign", published["moved"])
+    invoke("publish", "--matrix", published["moved"], "--cell", CELL, "--registry", f"{registry.address}/foreign",
+           check=True)
+    foreign = remote_digest(theirs["immutable"])
+    result = invoke("pull", "--matrix", published["matrix"], "--cell", CELL, "--registry",
+                    f"{registry.address}/foreign", "--digest", foreign)
+    assert result.code == 2 and "was built from" in result.err, result.out + result.err

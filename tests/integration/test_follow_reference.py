@@ -82,6 +82,7 @@ def test_a_moved_reference_is_reported_and_written_with_comments_kept(
     assert run("render", "--check", "--matrix", str(moved)).returncode == 0
 
 
+@pytest.mark.docker  # bump prepares what a build prepares first: the offline example's vendor packages are built in a container
 def test_bump_of_vllm_shows_the_reference_beside_its_plan(tmp_path: Path, commits: dict[str, dict[str, str]]) -> None:
     matrix = tmp_path / "examples" / "offline" / "matrix.yaml"
     matrix.parent.mkdir(parents=True)

@@ -302,7 +302,7 @@ def wheelhouses(scope: Scope) -> str:
             problems.append(f"{tree.where}: {exc}")
             continue
         if not c.build_requirements:
-            base = base_of(rc, label)
+            base = base_of(rc, label) if needed else None  # nothing to meet: no need to ask the base
             if base is not None:
                 problems += [f"{tree.where}: its build needs {unmet}, and its stage has no wheelhouse (no index in "
                              "the RUN step)" for unmet in _unmet_by_base(needed, base)]

@@ -57,9 +57,12 @@ def test_a_local_tree_builds_on_a_fresh_clone_with_its_edit_and_its_own_version(
     image = checkout_tag(cells[CELL]["image"], fresh_clone)
     assert image_file(image, "vllm", "sampling_params.py").endswith(EDIT)
     installed = docker_run(image, "python3", "-c", "import importlib.metadata as m; print(m.version('vllm'))").strip()
-    # What setuptools-scm itself gives the checkout (tracked file edited: dirty, so .dev and a date).
-    expected = setuptools_scm.get_version(root=str(vllm_tree))
-    assert installed == expected and re.search(r"\.d\d{8}$", expected), (installed, expected)
+    # What setuptools-scm itself gives the checkout (tracked file edited: dirty, so .dev and a date), with the ROCm
+    # suffix vLLM's setup.py appends (no librocm-core in the offline base: torch.version.hip, read in the image).
+    scm = setuptools_scm.get_version(root=str(vllm_tree))
+    hip = docker_run(image, "python3", "-c", "import torch; print(torch.version.hip)").strip()
+    expected = f"{scm}{'.' if '+' in scm else '+'}rocm{hip.replace('.', '')[:3]}"
+    assert installed == expected and re.search(r"\.d\d{8}$", scm), (installed, expected)
     manifest = json.loads(docker_run(image, "cat", "/opt/epbuild/manifest.json"))
     assert manifest["dirty"] == ["vllm"] and manifest["components"]["vllm"]["local_tree"] == str(vllm_tree)
 

@@ -30,6 +30,7 @@ from pathlib import Path
 from packaging.markers import default_environment
 from packaging.requirements import InvalidRequirement
 from packaging.requirements import Requirement as Spec
+from packaging.version import InvalidVersion, Version
 
 from epbuild import atomicfs
 from epbuild.base_python import BasePython, PythonTarget, canonical
@@ -182,6 +183,14 @@ def _environment(base: BasePython, folder: Path) -> Path:
     return env / "bin" / "python"
 
 
+def _is_version(text: str) -> bool:
+    try:
+        Version(text)
+    except InvalidVersion:
+        return False
+    return True
+
+
 def _marker_environment(target: PythonTarget) -> dict[str, str]:
     env = dict(default_environment())
     env.update(python_version=target.version, python_full_version=f"{target.version}.0", extra="")
@@ -207,17 +216,21 @@ def _chain(wanted: str, have: str, lines: Sequence[Requirement], report: list[di
                 needs.setdefault(name, []).append((canonical(spec.name), str(spec)))
     found: list[tuple[Requirement, list[tuple[str, str]]]] = []
     for line in lines:
-        queue: deque[list[tuple[str, str]]] = deque([[(line.name, line.line)]])
-        visited = {line.name}
+        # Every node reachable from the line, by its shortest path; each edge from one of them into `wanted` is a
+        # chain (the one whose requirement the base does not meet is picked below).
+        paths = {line.name: [(line.name, line.line)]}
+        queue: deque[str] = deque([line.name])
         while queue:
-            path = queue.popleft()
-            if path[-1][0] == wanted:
-                found.append((line, path))
-                break
-            for child, text in needs.get(path[-1][0], []):
-                if child not in visited:
-                    visited.add(child)
-                    queue.append([*path, (child, text)])
+            node = queue.popleft()
+            if node == wanted:
+                found.append((line, paths[node]))
+                continue
+            for child, text in needs.get(node, []):
+                if child == wanted:
+                    found.append((line, [*paths[node], (child, text)]))
+                elif child not in paths:
+                    paths[child] = [*paths[node], (child, text)]
+                    queue.append(child)
 
     def excludes_base(path: list[tuple[str, str]]) -> bool:
         try:
@@ -241,19 +254,36 @@ def resolve(lines: Sequence[Requirement], base: BasePython, find_links: Sequence
     of the base (naming the chain and the base's version) or when no resolution exists (with pip's reason)."""
     python = _environment(base, folder)
     (folder / "requirements.in").write_text("".join(r.line + "\n" for r in lines))
+    # The base's distributions as constraints at their own versions: pip then looks for releases that work with
+    # them (an older setuptools-scm where the newest needs a newer packaging than the base's) instead of
+    # upgrading them. Only where no such resolution exists is it asked again without them, to name the chain.
+    (folder / "base-constraints.txt").write_text("".join(f"{d.name}=={d.version}\n" for d in base.distributions
+                                                         if _is_version(d.version)))
     report = folder / "report.json"
-    argv = [sys.executable, "-m", "pip", "--python", str(python), "install", "--dry-run", "--quiet",
-            "--disable-pip-version-check", "--report", str(report), *base.target.pip_args(),
-            *[arg for link in find_links for arg in ("--find-links", link)],
-            "--requirement", str(folder / "requirements.in")]
+
+    def dry_run(*extra: str) -> list[str]:
+        return [sys.executable, "-m", "pip", "--python", str(python), "install", "--dry-run", "--quiet",
+                "--disable-pip-version-check", "--report", str(report), *base.target.pip_args(),
+                *[arg for link in find_links for arg in ("--find-links", link)], *extra,
+                "--requirement", str(folder / "requirements.in")]
+
     try:
-        runner.run(argv, capture=True)
+        runner.run(dry_run("--constraint", str(folder / "base-constraints.txt")), capture=True)
+        return [(item["metadata"]["name"], item["metadata"]["version"])
+                for item in json.loads(report.read_text())["install"]]
+    except CommandFailed as exc:
+        constrained = exc
+    try:
+        runner.run(dry_run(), capture=True)
     except CommandFailed as exc:
         raise _failure(exc, f"{where}: cannot resolve its requirements against {base.image} (Python "
                             f"{base.target.version})") from None
     install = json.loads(report.read_text())["install"]
     provided = base.provided()
     replaced = [item for item in install if canonical(item["metadata"]["name"]) in provided]
+    if not replaced:
+        raise _failure(constrained, f"{where}: cannot resolve its requirements against {base.image} (Python "
+                                    f"{base.target.version})")
     if replaced:
         problems = []
         for item in replaced:

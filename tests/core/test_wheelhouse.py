@@ -189,3 +189,18 @@ def test_what_the_base_s_own_packages_need_is_never_replaced_either(tmp_path: Pa
                                               r"the base's triton 3.5.0\+rocm with 3.6.0"):
         ensure(tmp_path / "root", "x-sid", "x at ffffffffffff", lines("triton==3.6.0"), base, Runner(),
                find_links=[str(index)])
+
+
+def test_an_older_release_that_keeps_the_base_s_distribution_is_chosen_over_replacing_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """setuptools-scm's newest release needs a newer packaging than Debian trixie's base carries (vcs-versioning
+    2.6.0: packaging>=26.2, against the base's 25.0): the resolver takes the release that works with the base's,
+    as an install into the image would have to."""
+    index = tmp_path / "index"
+    make_wheel(index, "scmtool", "2.0", ("packaging>=26.2",))
+    old = make_wheel(index, "scmtool", "1.0", ("packaging>=20",))
+    make_wheel(index, "packaging", "26.4")
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    dest = ensure(tmp_path / "root", "aiter-trixie", "aiter at eeeeeeeeeeee", lines("scmtool"),
+                  _base_with(("packaging", "25.0", ())), Runner(), find_links=[str(index)])
+    assert sorted(p.name for p in dest.glob("*.whl")) == [old.name]

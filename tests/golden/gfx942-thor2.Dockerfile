@@ -194,10 +194,13 @@ COPY --from=rocshmem /opt/rocshmem /opt/rocshmem
 # install_requires), first and in a layer of its own, as docker/Dockerfile.rocm@00305ee5's final stage does: resolved
 # on the host against this base's own distributions (epbuild/wheelhouse.py), so the base's PyTorch for ROCm is kept
 # (the reference: "No -U flag to avoid upgrading PyTorch ROCm to CUDA version"); hash-pinned, no index here.
+# SOURCE_DATE_EPOCH set makes pip compile checked-hash .pyc files (py_compile's rule), whose bytes hold no time, so
+# the layer repeats; any value gives the same bytes, and a constant one keeps this step's cache key free of the pins'
+# dates (the ARG below carries them).
 RUN --mount=type=bind,from=runtime-wheels,target=/wheelhouse \
     if grep -q . /wheelhouse/requirements.lock; then \
-      python3 -m pip install --no-cache-dir --no-index --find-links /wheelhouse --require-hashes \
-        -r /wheelhouse/requirements.lock; \
+      SOURCE_DATE_EPOCH=315532800 python3 -m pip install --no-cache-dir --no-index --find-links /wheelhouse \
+        --require-hashes -r /wheelhouse/requirements.lock; \
     fi
 # Wheels come in through bind mounts, so no build tree, .git or compiler cache reaches this stage. With
 # SOURCE_DATE_EPOCH set, pip compiles hash-based .pyc files (py_compile's rule), not ones stamped with the
@@ -240,7 +243,7 @@ LABEL org.opencontainers.image.title="rocm/vllm-ep gfx942-thor2" \
       io.epbuild.arch="gfx942" \
       io.epbuild.nic="thor2" \
       io.epbuild.base="rocm72" \
-      io.epbuild.recipe-key="47dd76eb9e5247dc4e393020af1133689cbc8d057ce01d44e66e33a2cb5b02a6"
+      io.epbuild.recipe-key="fe57867144b6a16fe656cd5d9f216c5a2bffda47210f102cfdd81934def39e76"
 CMD ["/bin/bash"]
 
 # The serving image (`invoke build --serving`), as the target vllm-openai of vLLM's docker/Dockerfile.rocm:

@@ -215,10 +215,13 @@ COPY --from=rocshmem /opt/rocshmem /opt/rocshmem
 # install_requires), first and in a layer of its own, as docker/Dockerfile.rocm@00305ee5's final stage does: resolved
 # on the host against this base's own distributions (epbuild/wheelhouse.py), so the base's PyTorch for ROCm is kept
 # (the reference: "No -U flag to avoid upgrading PyTorch ROCm to CUDA version"); hash-pinned, no index here.
+# SOURCE_DATE_EPOCH set makes pip compile checked-hash .pyc files (py_compile's rule), whose bytes hold no time, so
+# the layer repeats; any value gives the same bytes, and a constant one keeps this step's cache key free of the pins'
+# dates (the ARG below carries them).
 RUN --mount=type=bind,from=runtime-wheels,target=/wheelhouse \
     if grep -q . /wheelhouse/requirements.lock; then \
-      python3 -m pip install --no-cache-dir --no-index --find-links /wheelhouse --require-hashes \
-        -r /wheelhouse/requirements.lock; \
+      SOURCE_DATE_EPOCH=315532800 python3 -m pip install --no-cache-dir --no-index --find-links /wheelhouse \
+        --require-hashes -r /wheelhouse/requirements.lock; \
     fi
 # Wheels come in through bind mounts, so no build tree, .git or compiler cache reaches this stage. With
 # SOURCE_DATE_EPOCH set, pip compiles hash-based .pyc files (py_compile's rule), not ones stamped with the
@@ -261,7 +264,7 @@ LABEL org.opencontainers.image.title="rocm/vllm-ep gfx942_gfx950-cx7" \
       io.epbuild.arch="gfx942+gfx950" \
       io.epbuild.nic="cx7" \
       io.epbuild.base="rocm72" \
-      io.epbuild.recipe-key="c8a46c1d6ce87237928110574c45bd2ef47f90354b6c0cb07915be52894d75b1"
+      io.epbuild.recipe-key="80c44351526bd97cea6612ae45a138b62f766dd3d4b192a4cc96ed7f628d00f7"
 CMD ["/bin/bash"]
 
 # The serving image (`invoke build --serving`), as the target vllm-openai of vLLM's docker/Dockerfile.rocm:

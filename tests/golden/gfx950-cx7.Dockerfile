@@ -215,10 +215,13 @@ COPY --from=rocshmem /opt/rocshmem /opt/rocshmem
 # install_requires), first and in a layer of its own, as docker/Dockerfile.rocm@00305ee5's final stage does: resolved
 # on the host against this base's own distributions (epbuild/wheelhouse.py), so the base's PyTorch for ROCm is kept
 # (the reference: "No -U flag to avoid upgrading PyTorch ROCm to CUDA version"); hash-pinned, no index here.
+# SOURCE_DATE_EPOCH set makes pip compile checked-hash .pyc files (py_compile's rule), whose bytes hold no time, so
+# the layer repeats; any value gives the same bytes, and a constant one keeps this step's cache key free of the pins'
+# dates (the ARG below carries them).
 RUN --mount=type=bind,from=runtime-wheels,target=/wheelhouse \
     if grep -q . /wheelhouse/requirements.lock; then \
-      python3 -m pip install --no-cache-dir --no-index --find-links /wheelhouse --require-hashes \
-        -r /wheelhouse/requirements.lock; \
+      SOURCE_DATE_EPOCH=315532800 python3 -m pip install --no-cache-dir --no-index --find-links /wheelhouse \
+        --require-hashes -r /wheelhouse/requirements.lock; \
     fi
 # Wheels come in through bind mounts, so no build tree, .git or compiler cache reaches this stage. With
 # SOURCE_DATE_EPOCH set, pip compiles hash-based .pyc files (py_compile's rule), not ones stamped with the
@@ -261,7 +264,7 @@ LABEL org.opencontainers.image.title="rocm/vllm-ep gfx950-cx7" \
       io.epbuild.arch="gfx950" \
       io.epbuild.nic="cx7" \
       io.epbuild.base="rocm72" \
-      io.epbuild.recipe-key="1af47050a3909210f5e7dfb305536e4d64607bf85e52d161364af9995cdad73c"
+      io.epbuild.recipe-key="83ff2921d30e34748b4e23eed597802ed7f61500799e00343f36d68d9a328598"
 CMD ["/bin/bash"]
 
 # The serving image (`invoke build --serving`), as the target vllm-openai of vLLM's docker/Dockerfile.rocm:

@@ -243,10 +243,13 @@ COPY --from=rocshmem /opt/rocshmem /opt/rocshmem
 # install_requires), first and in a layer of its own, as docker/Dockerfile.rocm@00305ee5's final stage does: resolved
 # on the host against this base's own distributions (epbuild/wheelhouse.py), so the base's PyTorch for ROCm is kept
 # (the reference: "No -U flag to avoid upgrading PyTorch ROCm to CUDA version"); hash-pinned, no index here.
+# SOURCE_DATE_EPOCH set makes pip compile checked-hash .pyc files (py_compile's rule), whose bytes hold no time, so
+# the layer repeats; any value gives the same bytes, and a constant one keeps this step's cache key free of the pins'
+# dates (the ARG below carries them).
 RUN --mount=type=bind,from=runtime-wheels,target=/wheelhouse \
     if grep -q . /wheelhouse/requirements.lock; then \
-      python3 -m pip install --no-cache-dir --no-index --find-links /wheelhouse --require-hashes \
-        -r /wheelhouse/requirements.lock; \
+      SOURCE_DATE_EPOCH=315532800 python3 -m pip install --no-cache-dir --no-index --find-links /wheelhouse \
+        --require-hashes -r /wheelhouse/requirements.lock; \
     fi
 # Wheels come in through bind mounts, so no build tree, .git or compiler cache reaches this stage. With
 # SOURCE_DATE_EPOCH set, pip compiles hash-based .pyc files (py_compile's rule), not ones stamped with the
@@ -289,7 +292,7 @@ LABEL org.opencontainers.image.title="rocm/vllm-ep gfx950-io" \
       io.epbuild.arch="gfx950" \
       io.epbuild.nic="io" \
       io.epbuild.base="rocm72" \
-      io.epbuild.recipe-key="3a995062ee48097ee9e5700d9ed4deec3b9884c88c6fd1eb45113dd093bb654b"
+      io.epbuild.recipe-key="9e1aa40a17cf240d7dbd2491c8c1ab4ae6de1bf0ae3d1f2cd2a93e8d39fec75a"
 CMD ["/bin/bash"]
 
 # The serving image (`invoke build --serving`), as the target vllm-openai of vLLM's docker/Dockerfile.rocm:

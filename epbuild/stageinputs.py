@@ -311,10 +311,11 @@ def wheelhouses(scope: Scope) -> str:
         lines += [r for r in needed if r.line not in {line.line for line in lines}]
         resolve(rc, label, dest, tree.where, lines)
     for rc in scope.cells:
-        refs = {name: ref for name, ref in runtime_refs(scope, rc).items() if scope.only is None or name in scope.only}
+        every = runtime_refs(scope, rc)  # the wheelhouse is one per cell: all of them go into it
+        refs = {name: ref for name, ref in every.items() if scope.only is None or name in scope.only}
         if not refs:
             continue
-        dest = runtime_wheelhouse_dir(runtime_refs(scope, rc), rc.plan.cell.base)
+        dest = runtime_wheelhouse_dir(every, rc.plan.cell.base)
         if dest in seen:
             continue
         seen.add(dest)
@@ -323,7 +324,7 @@ def wheelhouses(scope: Scope) -> str:
                                 f"{rc.plan.base.image}, pip download -> {dest}")
             continue
         lines = []
-        for name in runtime_refs(scope, rc):
+        for name in every:
             c = rc.plan.registry[name]
             assert c.runtime_requirements is not None
             folder = scope.folder(rc, c)

@@ -15,6 +15,7 @@ import yaml
 
 from harness import invoke
 from epbuild.offline import matrix_variant
+from epbuild.offline.python_stand_ins import ensure_wheels
 
 pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("stand_in_repos")]
 
@@ -48,7 +49,12 @@ def test_a_requirement_that_would_replace_the_base_torch_fails_before_bake_namin
     write_wheel(wheels, "torch", "99.0")
     matrix = matrix_variant(tmp_path / "m", image_name="epbuild-offline/replaces-torch")
     data = yaml.safe_load(matrix.read_text())
-    data["python"]["find_links"].insert(0, wheels.as_uri())
+    # Only this release of it is to be had (an older one that the base's torch meets would be taken instead): the
+    # example's other stand-in wheels beside it, and no other place.
+    for wheel in ensure_wheels(wheels):
+        if wheel.name.startswith("vllm_stand_in_vision-1."):
+            wheel.unlink()
+    data["python"]["find_links"] = [wheels.as_uri()]
     matrix.write_text(yaml.safe_dump(data, sort_keys=False))
     invoke("render", "--matrix", str(matrix), check=True)
     # The host's own pip configuration may cap torch (a constraints file): that is not what is tested here.

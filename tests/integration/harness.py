@@ -14,6 +14,20 @@ ROOT = Path(__file__).resolve().parents[2]
 OFFLINE = "examples/offline/matrix.yaml"
 
 
+def offline_example_copy(dest: Path, text: str | None = None) -> Path:
+    """A copy of the offline example's matrix under `dest`, laid out as in the repository so that every path it
+    names relative to itself (`../../build/offline/...`: the stand-in repositories and the stand-in wheels its
+    `python.find_links` names) reaches this checkout's, which the prepare step makes. Returns the matrix."""
+    matrix = dest / "examples" / "offline" / "matrix.yaml"
+    matrix.parent.mkdir(parents=True)
+    matrix.write_text((ROOT / OFFLINE).read_text() if text is None else text)
+    offline = dest / "build" / "offline"
+    offline.mkdir(parents=True)
+    for name in ("repos", "wheels"):
+        (offline / name).symlink_to(ROOT / "build" / "offline" / name, target_is_directory=True)
+    return matrix
+
+
 @dataclass
 class InvokeResult:
     code: int

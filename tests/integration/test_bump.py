@@ -7,14 +7,13 @@ import difflib
 import io
 import json
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from harness import ROOT, invoke_in
+from harness import ROOT, invoke_in, offline_example_copy
 from epbuild import build as builder, bump as bumper, prebake
 from epbuild.bake_command import BuildOptions
 from epbuild.commands import Runner
@@ -40,11 +39,7 @@ def stand_in_commits() -> dict[str, dict[str, str]]:
 @pytest.fixture
 def example(tmp_path: Path, stand_in_commits: dict[str, dict[str, str]]) -> Path:
     """A copy of the offline example laid out as in the repository, so its relative repository paths hold."""
-    matrix = tmp_path / "examples" / "offline" / "matrix.yaml"
-    matrix.parent.mkdir(parents=True)
-    shutil.copy(ROOT / "examples" / "offline" / "matrix.yaml", matrix)
-    (tmp_path / "build" / "offline").mkdir(parents=True)
-    (tmp_path / "build" / "offline" / "repos").symlink_to(REPOS_DIR)
+    matrix = offline_example_copy(tmp_path)
     invoke("render", "--matrix", str(matrix))
     return matrix
 

@@ -6,20 +6,23 @@ from __future__ import annotations
 
 import difflib
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from harness import ROOT
+from harness import ROOT, offline_example_copy
 from epbuild.component import discover
 from epbuild.matrix import load_matrix
 from epbuild.offline import REPOS_DIR, ensure_fixture_repos
 from epbuild.offline.settings import FIXTURES_DIR
 
 OFFLINE = ROOT / "examples" / "offline" / "matrix.yaml"
+
+# The stand-in repositories are made on first use, and rdma-core's among them is Debian's source package, fetched
+# through a debootstrapped base in a container: every test here needs the engine and the network.
+pytestmark = pytest.mark.docker
 
 
 @pytest.fixture(scope="module")
@@ -36,14 +39,10 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
 def moved(tmp_path: Path, commits: dict[str, dict[str, str]]) -> Path:
     """A copy of the offline example, laid out as in the repository, whose vLLM pin is the stand-in's
     `reference-moved` commit."""
-    matrix = tmp_path / "examples" / "offline" / "matrix.yaml"
-    matrix.parent.mkdir(parents=True)
     text = OFFLINE.read_text()
     pinned, moved_vllm = commits["vllm"]["pinned"], commits["vllm"]["reference-moved"]
     assert f"commit: {pinned}" in text
-    matrix.write_text(text.replace(f"commit: {pinned}", f"commit: {moved_vllm}"))
-    (tmp_path / "build" / "offline").mkdir(parents=True)
-    (tmp_path / "build" / "offline" / "repos").symlink_to(REPOS_DIR)
+    matrix = offline_example_copy(tmp_path, text.replace(f"commit: {pinned}", f"commit: {moved_vllm}"))
     assert run("render", "--matrix", str(matrix)).returncode == 0
     return matrix
 
@@ -82,13 +81,8 @@ def test_a_moved_reference_is_reported_and_written_with_comments_kept(
     assert run("render", "--check", "--matrix", str(moved)).returncode == 0
 
 
-@pytest.mark.docker  # bump prepares what a build prepares first: the offline example's vendor packages are built in a container
 def test_bump_of_vllm_shows_the_reference_beside_its_plan(tmp_path: Path, commits: dict[str, dict[str, str]]) -> None:
-    matrix = tmp_path / "examples" / "offline" / "matrix.yaml"
-    matrix.parent.mkdir(parents=True)
-    shutil.copy(OFFLINE, matrix)
-    (tmp_path / "build" / "offline").mkdir(parents=True)
-    (tmp_path / "build" / "offline" / "repos").symlink_to(REPOS_DIR)
+    matrix = offline_example_copy(tmp_path)
     assert run("render", "--matrix", str(matrix)).returncode == 0
     proc = run("bump", "vllm", "fixture/reference-moved", "--dry-run", "--matrix", str(matrix))
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -133,7 +133,7 @@ def base_images(matrix: str, cells: Collection[str] = ()) -> tuple[str, ...]:
     """The base images the matrix's cells (or only `cells`) start from, as its `bases:` name them: what a fresh
     engine must be handed, since it cannot make one itself (the offline recipe apt-installs from Debian, and the
     fresh engine's containers have no network)."""
-    from epbuild import project
+    from epbuild.cli import project
 
     rendering = project.rendering(matrix)
     unknown = set(cells) - {rc.cell.name for rc in rendering.cells}

@@ -32,10 +32,11 @@ import yaml
 from bench.engines import FreshEngine, base_images, save_images
 from bench.results import OFFLINE, ROOT, invoke, record
 from bench.scratch import new_scratch
-from epbuild import pipelines, project
+from epbuild.build.run_steps import distinct_run_steps
+from epbuild.ci import pipelines
+from epbuild.cli import project
+from epbuild.model.stagegraph import component_of
 from epbuild.offline import matrix_variant
-from epbuild.run_steps import distinct_run_steps
-from epbuild.stagegraph import component_of
 
 CACHE = re.compile(r"\"\$\$\{EPBUILD_CI_CACHE:\?[^}]*\}\"")
 
@@ -179,7 +180,7 @@ class ColdRun:
 
 def shared_stage_runs(steps: list[Step]) -> dict[str, list[str]]:
     """Cell steps (`--cache-export own`) that executed a RUN step of a stage: which stages. With the fleet guard
-    (epbuild/stage_cache.py require_shared_refs) a cell step stops rather than compile a shared stage whose ref
+    (epbuild/build/stage_cache.py require_shared_refs) a cell step stops rather than compile a shared stage whose ref
     is missing; what shows here ran although the ref was there (its cache key differed from the stage step's)."""
     out: dict[str, list[str]] = {}
     for step in steps:

@@ -16,8 +16,8 @@ from pathlib import Path
 from bench.engines import private_engine
 from bench.results import OFFLINE, build_summary, invoke, record
 from bench.scratch import scratch
+from epbuild.model.stagegraph import component_of
 from epbuild.offline import matrix_variant
-from epbuild.stagegraph import component_of
 
 EXPECTED = {"vllm": {"vllm", "final"}, "rocshmem": {"rocshmem", "deepep", "final"}}
 NATIVE_CELL = "gfx950-cx7-sid"
@@ -80,7 +80,7 @@ def fresh_vllm_commits(folder: Path, native_moves: int) -> tuple[str, list[str],
     import subprocess
     import time
 
-    from epbuild.component import discover
+    from epbuild.model.component import discover
     from epbuild.offline import REPOS_DIR
     from epbuild.offline.gitrepo import _read_tree
     from epbuild.offline.overlays import overlays

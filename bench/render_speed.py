@@ -6,7 +6,7 @@ same per-cell code path (stage contexts, templates, content keys, manifests, bak
 EP-arch cross-check is left out. What is measured is how the renderer scales.
 
 Each timed render gets a matrix of its own, made before the clock starts: what a render derives from its matrix
-once (epbuild.plan.matrix_memo) never carries over from one run to the next, as between two `invoke render`s.
+once (epbuild.model.plan.matrix_memo) never carries over from one run to the next, as between two `invoke render`s.
 The process's CPU time is recorded beside the wall time: other processes' load does not count in it, which is what
 the test suite checks (tests/core/test_benchmark_targets.py)."""
 
@@ -20,13 +20,12 @@ from pathlib import Path
 
 import yaml
 
-from epbuild.bakefile import bake_json
-from epbuild.cells import expand
-from epbuild.matrix import Matrix
-from epbuild.plan import CellPlan
-from epbuild.render import render_cell
-
 from bench.results import ROOT, record
+from epbuild.model.cells import expand
+from epbuild.model.matrix import Matrix
+from epbuild.model.plan import CellPlan
+from epbuild.render.bakefile import bake_json
+from epbuild.render.dockerfiles import render_cell
 
 CELLS = 1000
 RUNS = 5
@@ -72,11 +71,11 @@ def timed_renders(cells: int = CELLS, runs: int = RUNS) -> tuple[int, list[Timin
 ONE_RUN = """
 import copy, sys, time, yaml
 from pathlib import Path
-from epbuild.bakefile import bake_json
-from epbuild.cells import expand
-from epbuild.matrix import Matrix
-from epbuild.plan import CellPlan
-from epbuild.render import render_cell
+from epbuild.render.bakefile import bake_json
+from epbuild.model.cells import expand
+from epbuild.model.matrix import Matrix
+from epbuild.model.plan import CellPlan
+from epbuild.render.dockerfiles import render_cell
 def matrix():
     data = copy.deepcopy(yaml.safe_load(Path("matrix.yaml").read_text()))
     archs = [f"gfx9{i // 16:02d}{i % 16:x}" for i in range(-(-int(sys.argv[1]) // 3))]

@@ -13,9 +13,10 @@ from pathlib import Path
 from bench.engines import base_images, private_engine
 from bench.results import OFFLINE, ROOT, build_summary, invoke, record
 from bench.scratch import scratch
-from epbuild.run_steps import distinct_run_steps
-from epbuild import project, records
-from epbuild.content_key import checkout_inputs
+from epbuild.build import records
+from epbuild.build.run_steps import distinct_run_steps
+from epbuild.cli import project
+from epbuild.render.content_key import checkout_inputs
 
 
 def one_cell_at_a_time(cells: list[str]) -> dict[str, float]:
@@ -63,7 +64,7 @@ def main() -> None:
     ratio = len(executed) / distinct_runs  # type: ignore[arg-type]
     record("Sharing", [
         f"{len(names)} cells ({', '.join(names)}) in one bake, cold: {len(executed)} RUN steps executed for "
-        f"{distinct_runs} distinct RUN steps (epbuild/run_steps.py): ratio {ratio:.2f} "
+        f"{distinct_runs} distinct RUN steps (epbuild/build/run_steps.py): ratio {ratio:.2f} "
         f"(target 1.00: {'met' if abs(ratio - 1) < 1e-9 else 'MISSED'}). Executed per stage: "
         + ", ".join(f"{k} {v}" for k, v in sorted(by_stage.items())) + ".",
         f"Wall time: one bake {bake_wall:.1f} s; one `docker build --no-cache` per cell {separate_wall:.1f} s "

@@ -7,7 +7,7 @@ from __future__ import annotations
 import subprocess
 
 from bench.results import OFFLINE, invoke, record
-from epbuild import project
+from epbuild.cli import project
 
 LIST = ["find", "/", "-xdev", "-type", "f", "-printf", "%s %p\\n"]
 

@@ -13,13 +13,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from epbuild.commands import Runner
-from epbuild.matrix import SourcePin
-from epbuild.source_requests import SourceRequest
-from epbuild.sources import SourceCache
-
 from bench.results import record
 from bench.scratch import scratch
+from epbuild.inputs.source_requests import SourceRequest
+from epbuild.inputs.sources import SourceCache
+from epbuild.model.matrix import SourcePin
+from epbuild.util.commands import Runner
 
 FILES = 10_000
 FILE_BYTES = 10_000

@@ -9,14 +9,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # The tests publish to Debian's docker-registry on 127.0.0.1 (root, or a CI runner's passwordless sudo).
-# gpg and gpgv verify vendor repositories (epbuild/vendor_repo.py); dpkg-deb indexes the offline example's.
+# gpg and gpgv verify vendor repositories (epbuild/inputs/vendor_repo.py); dpkg-deb indexes the offline example's.
 missing=""
 python3 -c "import ensurepip, venv" >/dev/null 2>&1 || missing="$missing python3-venv"  # Debian splits venv out
 command -v docker-registry >/dev/null 2>&1 || missing="$missing docker-registry"
 { command -v gpg && command -v gpgv && command -v gpgconf; } >/dev/null 2>&1 || missing="$missing gnupg gpgv"
 command -v dpkg-deb >/dev/null 2>&1 || missing="$missing dpkg"
 command -v cmake >/dev/null 2>&1 || missing="$missing cmake"  # tests/core/test_archives.py configures the vLLM stand-in's CMake
-command -v cargo >/dev/null 2>&1 || missing="$missing cargo rustc"  # epbuild/cargo_vendor.py vendors crates on the host
+command -v cargo >/dev/null 2>&1 || missing="$missing cargo rustc"  # epbuild/inputs/cargo_vendor.py vendors crates on the host
 # tests/core/test_rocshmem_stand_in.py configures the rocSHMEM stand-in's CMake with the host's C++ compiler
 { command -v g++ && command -v make; } >/dev/null 2>&1 || missing="$missing g++ make"
 if [ -n "$missing" ]; then

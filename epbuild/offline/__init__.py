@@ -16,26 +16,26 @@ Nothing here needs GitHub or Docker Hub, only Debian's package mirror:
 
 from __future__ import annotations
 
-import json
 import contextlib
+import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from epbuild.commands import Runner, shell_line
+from epbuild.offline import vendor_apt_repo
 from epbuild.offline.base_image import _image_exists, ensure_base_image, suite_of
 from epbuild.offline.fixtures import ensure_fixture_repos
-from epbuild.offline.python_stand_ins import ensure_wheels
-from epbuild.offline import vendor_apt_repo
 from epbuild.offline.gitrepo import FixtureRepo
-from epbuild.offline.vendor_apt_repo import ensure_vendor_repo
-from epbuild.resources import resource
+from epbuild.offline.python_stand_ins import ensure_wheels
 from epbuild.offline.settings import (
     FIXTURES_DIR,
     OFFLINE_BASE_IMAGE,
     REPO_ROOT,
     OfflineError,
 )
+from epbuild.offline.vendor_apt_repo import ensure_vendor_repo
+from epbuild.util.commands import Runner, shell_line
+from epbuild.util.resources import resource
 
 __all__ = ["OFFLINE_BASE_IMAGE", "FixtureRepo", "OfflineError", "ensure_base_image", "ensure_fixture_repos",
            "matrix_variant", "prepared"]
@@ -53,7 +53,7 @@ def prepared(matrix: Any, plans: Sequence[Any], runner: Runner, *, base_images: 
     Each step does nothing when its result is already there. Each is one command of this package's own CLI,
     which is what a dry run prints and what the run's replay.sh records.
     """
-    from epbuild.cells import expand
+    from epbuild.model.cells import expand
 
     steps: list[tuple[list[str], Callable[[], object]]] = []
     for name in dict.fromkeys(plan.cell.base for plan in plans) if base_images else ():

@@ -24,9 +24,10 @@ def repin() -> list[str]:
     component on the commit of the same name as before."""
     import yaml
 
-    from epbuild import atomicfs, matrix_edit
     from epbuild.offline import REPOS_DIR
-    from epbuild.resources import resource
+    from epbuild.pinning import matrix_edit
+    from epbuild.util import atomicfs
+    from epbuild.util.resources import resource
 
     before = REPOS_DIR / "commits.json"
     # Which of its stand-in's commits each component is pinned at (`pinned`, or an overlay such as MoRI's `ionic`),

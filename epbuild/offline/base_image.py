@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import shlex
+import shutil
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from epbuild.commands import query
 from epbuild.offline.settings import (
     BASE_DIR,
     BASE_TAG_SUFFIX,
@@ -24,6 +23,7 @@ from epbuild.offline.settings import (
     OfflineError,
     _run,
 )
+from epbuild.util.commands import query
 
 log = logging.getLogger(__name__)
 

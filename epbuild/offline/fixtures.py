@@ -13,7 +13,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from epbuild.component import Registry, discover
+from epbuild.model.component import Registry, discover
 from epbuild.offline.gitrepo import (
     FixtureRepo,
     _Commit,

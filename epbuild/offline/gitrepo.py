@@ -15,19 +15,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from epbuild.commands import query
 from epbuild.offline.settings import (
     _EPOCH,
     _IDENT,
     _SKIP_DIRS,
-    _SKIP_TOP_DIRS,
     _SKIP_SUFFIXES,
+    _SKIP_TOP_DIRS,
     GENERATOR_VERSION,
     STAMP_FILE,
     OfflineError,
     _run,
     _sha256,
 )
+from epbuild.util.commands import query
 
 log = logging.getLogger(__name__)
 

@@ -14,13 +14,14 @@ import base64
 import hashlib
 import io
 import re
-import tomllib
 import zipfile
 from pathlib import Path
 
-from epbuild import atomicfs
+import tomllib
+
 from epbuild.offline.settings import REPO_ROOT, OfflineError
-from epbuild.resources import resource
+from epbuild.util import atomicfs
+from epbuild.util.resources import resource
 
 SOURCES_DIR = resource("examples/offline/python")
 WHEELS_DIR = REPO_ROOT / "build" / "offline" / "wheels"

@@ -12,9 +12,9 @@ import subprocess
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
-from epbuild.commands import CommandFailed, Runner, ToolMissing
-from epbuild.errors import EpbuildError
-from epbuild.resources import project_root, resource
+from epbuild.util.commands import CommandFailed, Runner, ToolMissing
+from epbuild.util.errors import EpbuildError
+from epbuild.util.resources import project_root, resource
 
 log = logging.getLogger(__name__)
 

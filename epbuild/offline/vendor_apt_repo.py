@@ -30,9 +30,9 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from epbuild.offline import throwaway_key
 from epbuild.offline.settings import OFFLINE_BASE_IMAGE, REPO_ROOT, OfflineError, _locked, _run

@@ -8,8 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from epbuild.component import BUILTIN_DIR
-from epbuild.resources import resource
+from epbuild.model.component import BUILTIN_DIR
+from epbuild.util.resources import resource
 
 FIXTURE = BUILTIN_DIR / "aiter" / "fixture"
 CK = resource("examples/offline/fixtures/aiter-ck")

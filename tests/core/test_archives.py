@@ -13,10 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from epbuild import archives
-from epbuild.commands import Runner
-from epbuild.component import BUILTIN_DIR
-from epbuild.errors import EpbuildError
+from epbuild.inputs import archives
+from epbuild.model.component import BUILTIN_DIR, PinnedArchive
+from epbuild.util import paths
+from epbuild.util.commands import Runner
+from epbuild.util.errors import EpbuildError
 
 MEMBER = "triton-abc/python/triton_kernels/triton_kernels"
 STAND_IN_CMAKE = BUILTIN_DIR / "vllm" / "fixture" / "cmake" / "external_projects" / "triton_kernels.cmake"
@@ -34,15 +35,15 @@ def make_tar(path: Path, files: dict[str, bytes]) -> str:
 
 
 @pytest.fixture
-def archive(tmp_path: Path) -> archives.PinnedArchive:
+def archive(tmp_path: Path) -> PinnedArchive:
     files = {f"{MEMBER}/__init__.py": b"A = 1\n", f"{MEMBER}/sub/m.py": b"B = 2\n",
              "triton-abc/python/setup.py": b"outside\n"}
     sha = make_tar(tmp_path / "t.tar.gz", files)
-    return archives.PinnedArchive("triton-kernels", "./t.tar.gz", sha, MEMBER, "components.vllm.triton_kernels")
+    return PinnedArchive("triton-kernels", "./t.tar.gz", sha, MEMBER, "components.vllm.triton_kernels")
 
 
 def test_only_the_member_is_extracted_and_a_second_build_needs_no_download(
-        archive: archives.PinnedArchive, tmp_path: Path) -> None:
+        archive: PinnedArchive, tmp_path: Path) -> None:
     root = tmp_path / "root"
     dest = archives.ensure(archive, root, tmp_path, Runner())
     assert dest == root / archive.dest
@@ -54,19 +55,19 @@ def test_only_the_member_is_extracted_and_a_second_build_needs_no_download(
     assert (dest / "sub" / "m.py").read_bytes() == b"B = 2\n"
 
 
-def test_other_bytes_are_refused_naming_the_key(archive: archives.PinnedArchive, tmp_path: Path) -> None:
-    wrong = archives.PinnedArchive(archive.context, archive.url, "0" * 64, archive.member, archive.key)
+def test_other_bytes_are_refused_naming_the_key(archive: PinnedArchive, tmp_path: Path) -> None:
+    wrong = PinnedArchive(archive.context, archive.url, "0" * 64, archive.member, archive.key)
     with pytest.raises(EpbuildError, match=r"components\.vllm\.triton_kernels: \./t\.tar\.gz has sha256 [0-9a-f]{64}, "
                                            r"the matrix pins 0{64}"):
         archives.ensure(wrong, tmp_path / "root", tmp_path, Runner())
     assert not (tmp_path / "root" / wrong.dest).exists()
 
 
-def test_a_member_the_archive_lacks_is_refused(archive: archives.PinnedArchive, tmp_path: Path) -> None:
-    missing = archives.PinnedArchive(archive.context, archive.url, archive.sha256, "triton-abc/nope", archive.key)
+def test_a_member_the_archive_lacks_is_refused(archive: PinnedArchive, tmp_path: Path) -> None:
+    missing = PinnedArchive(archive.context, archive.url, archive.sha256, "triton-abc/nope", archive.key)
     with pytest.raises(EpbuildError, match="holds no files under triton-abc/nope"):
         archives.ensure(missing, tmp_path / "root", tmp_path, Runner())
-    assert list((tmp_path / "root" / archives.ARCHIVES_DIR).glob(".triton-kernels-*")) == []
+    assert list((tmp_path / "root" / paths.ARCHIVES_DIR).glob(".triton-kernels-*")) == []
 
 
 def configure_stand_in(tmp_path: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -84,7 +85,7 @@ def test_the_stand_in_cannot_build_without_triton_kernels_src_dir(tmp_path: Path
     assert "TRITON_KERNELS_SRC_DIR is not set" in done.stderr
 
 
-def test_the_stand_in_installs_the_named_package(archive: archives.PinnedArchive, tmp_path: Path) -> None:
+def test_the_stand_in_installs_the_named_package(archive: PinnedArchive, tmp_path: Path) -> None:
     src = archives.ensure(archive, tmp_path / "root", tmp_path, Runner())
     done = configure_stand_in(tmp_path, {"PATH": "/usr/bin:/bin", "TRITON_KERNELS_SRC_DIR": str(src)})
     assert done.returncode == 0, done.stderr
@@ -100,8 +101,8 @@ def test_the_stand_in_refuses_a_directory_that_is_not_the_package(tmp_path: Path
     assert done.returncode != 0 and "no __init__.py" in done.stderr
 
 
-def test_a_file_url_is_read_like_a_download(archive: archives.PinnedArchive, tmp_path: Path) -> None:
-    by_uri = archives.PinnedArchive(archive.context, (tmp_path / "t.tar.gz").as_uri(), archive.sha256,
+def test_a_file_url_is_read_like_a_download(archive: PinnedArchive, tmp_path: Path) -> None:
+    by_uri = PinnedArchive(archive.context, (tmp_path / "t.tar.gz").as_uri(), archive.sha256,
                                     archive.member, archive.key)
     dest = archives.ensure(by_uri, tmp_path / "root", tmp_path / "elsewhere", Runner())
     assert (dest / "__init__.py").read_bytes() == b"A = 1\n"

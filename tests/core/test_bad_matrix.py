@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from epbuild.errors import MatrixError
-from epbuild.matrix import load_matrix
+from epbuild.model.matrix import load_matrix
+from epbuild.util.errors import MatrixError
 
 ROOT = Path(__file__).resolve().parents[2]
 

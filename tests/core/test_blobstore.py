@@ -1,4 +1,4 @@
-"""The kept layouts' content store (epbuild/blobstore.py): a blob several layouts hold is on disk once, every name
+"""The kept layouts' content store (epbuild/build/blobstore.py): a blob several layouts hold is on disk once, every name
 keeps the bytes its digest says while two builds of different cells (and a sweep, as `invoke gc` runs) work on the
 store at the same time, and a blob is removed from the store only once no layout links it."""
 
@@ -10,12 +10,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from epbuild import blobstore
+from epbuild.build import blobstore
 
 WRITER = r"""
 import hashlib, os, random, sys
 from pathlib import Path
-from epbuild import blobstore
+from epbuild.build import blobstore
 
 store, layout, cell, rounds = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3], int(sys.argv[4])
 
@@ -51,7 +51,7 @@ print("done", flush=True)
 SWEEPER = r"""
 import sys, time
 from pathlib import Path
-from epbuild import blobstore
+from epbuild.build import blobstore
 store, seconds = Path(sys.argv[1]), float(sys.argv[2])
 end = time.monotonic() + seconds
 while time.monotonic() < end:

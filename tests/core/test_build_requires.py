@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from epbuild import build_requires
-from epbuild.component import BUILTIN_DIR
 from epbuild.components.vllm import setup_reads
+from epbuild.inputs import build_requires
+from epbuild.inputs.wheelhouse import Requirement, WheelhouseError
+from epbuild.model.component import BUILTIN_DIR
 from epbuild.offline.python_stand_ins import SOURCES_DIR, wheel_bytes
-from epbuild.wheelhouse import Requirement, WheelhouseError
 
 
 def test_aiter_s_setup_requires_list_and_its_appends_are_read(tmp_path: Path) -> None:

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from epbuild.cells import excluded, expand, select
-from epbuild.errors import EpbuildError, MatrixError
-from epbuild.matrix import load_matrix
+from epbuild.model.cells import excluded, expand, select
+from epbuild.model.matrix import load_matrix
+from epbuild.util.errors import EpbuildError, MatrixError
 
 ROOT = Path(__file__).resolve().parents[2]
 OFFLINE = ROOT / "examples" / "offline" / "matrix.yaml"

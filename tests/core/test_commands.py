@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from epbuild.commands import CommandFailed, CommandTimedOut, Runner, ToolMissing, query
-from epbuild.errors import EpbuildError
+from epbuild.util.commands import CommandFailed, CommandTimedOut, Runner, ToolMissing, query
+from epbuild.util.errors import EpbuildError
 
 
 def test_a_failed_command_carries_its_reason_not_its_boilerplate(tmp_path: Path) -> None:

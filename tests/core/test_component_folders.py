@@ -11,17 +11,18 @@ from typing import Any
 
 import pytest
 
-from epbuild import preflight, stagegraph
-from epbuild.cells import expand
-from epbuild.errors import MatrixError
-from epbuild.matrix import load_matrix
-from epbuild.plan import CellPlan
-from epbuild.render import render_cell
+from epbuild.inputs import preflight
+from epbuild.model import stagegraph
+from epbuild.model.cells import expand
+from epbuild.model.matrix import load_matrix
+from epbuild.model.plan import CellPlan
+from epbuild.render.dockerfiles import render_cell
+from epbuild.util.errors import MatrixError
 
 SPEC = '''
 from pathlib import Path
-from epbuild.component import Component, Copy
-from epbuild.pins import SourcePin
+from epbuild.model.component import Component, Copy
+from epbuild.model.pins import SourcePin
 
 
 class GadgetPin(SourcePin):

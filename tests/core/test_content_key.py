@@ -6,10 +6,10 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from epbuild.content_key import content_key
-from epbuild.matrix import load_matrix
-from epbuild.render import render_matrix
-from epbuild.resolve import Resolved
+from epbuild.inputs.resolve import Resolved
+from epbuild.model.matrix import load_matrix
+from epbuild.render.content_key import content_key
+from epbuild.render.dockerfiles import render_matrix
 
 ROOT = Path(__file__).resolve().parents[2]
 OFFLINE = ROOT / "examples" / "offline" / "matrix.yaml"

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from epbuild.commands import Runner
-from epbuild.credentials import login_line, registry_login
-from epbuild.errors import EpbuildError
+from epbuild.registry.credentials import login_line, registry_login
+from epbuild.util.commands import Runner
+from epbuild.util.errors import EpbuildError
 
 FAKE_DOCKER = """#!/usr/bin/env bash
 # Records what `docker login` was given, where the real one would write its config.

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from epbuild.detect import detect, gfx_name
-from epbuild.errors import EpbuildError
-from epbuild.matrix import Matrix
+from epbuild.checks.detect import detect, gfx_name
+from epbuild.model.matrix import Matrix
+from epbuild.util.errors import EpbuildError
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = yaml.safe_load((ROOT / "matrix.yaml").read_text())

@@ -13,14 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from epbuild.bake_command import BuildOptions
-from epbuild.bake_runs import Bakes
-from epbuild.build import _rounds
-from epbuild.buildreport import BuildReport, CellResult
-from epbuild.commands import Runner
-from epbuild.engine_errors import engine_failure
-from epbuild.matrix import load_matrix
-from epbuild.render import render_matrix
+from epbuild.build.bake_command import BuildOptions
+from epbuild.build.bake_runs import Bakes
+from epbuild.build.buildreport import BuildReport, CellResult
+from epbuild.build.engine_errors import engine_failure
+from epbuild.build.flow import _rounds
+from epbuild.model.matrix import load_matrix
+from epbuild.render.dockerfiles import render_matrix
+from epbuild.util.commands import Runner
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -11,13 +11,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
-from epbuild.commands import Runner
-from epbuild.matrix import SourcePin
-from epbuild.source_requests import SourceError, SourceRequest
-from epbuild.sources import SourceCache
-from netservers import FlakyGitServer, SilentServer, closed_port, self_signed
 from test_sources import make_repo
+
+from epbuild.inputs.source_requests import SourceError, SourceRequest
+from epbuild.inputs.sources import SourceCache
+from epbuild.model.matrix import SourcePin
+from epbuild.util.commands import Runner
+
+from netservers import FlakyGitServer, SilentServer, closed_port, self_signed
 
 
 def bare_copy(repo: Path, root: Path) -> Path:

@@ -1,4 +1,4 @@
-"""`invoke gc` (epbuild/garbage.py) on a checkout laid out as the offline example's builds leave it: what the
+"""`invoke gc` (epbuild/build/garbage.py) on a checkout laid out as the offline example's builds leave it: what the
 matrix needs is kept (the expectation read from the committed bake file and the matrix file, not from gc's own
 code), what old pins, dropped cells and unnamed repositories left goes, the bytes it reports freed are what `du`
 sees go, and nothing goes while a build holds it."""
@@ -15,11 +15,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from epbuild import blobstore, buildlock, garbage, project, reproducible
-from epbuild.errors import EpbuildError
-from epbuild.git_mirrors import GitMirrors
-from epbuild.commands import Runner
-from epbuild.source_requests import requests_for
+from epbuild.build import blobstore, buildlock, garbage, reproducible
+from epbuild.cli import project
+from epbuild.inputs.git_mirrors import GitMirrors
+from epbuild.inputs.source_requests import requests_for
+from epbuild.util.commands import Runner
+from epbuild.util.errors import EpbuildError
 
 OFFLINE = project.ROOT / "examples" / "offline"
 OLD = "0123456789abcdef0123456789abcdef01234567"

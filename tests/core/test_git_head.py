@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from epbuild import git_head
-from epbuild.errors import EpbuildError
+from epbuild.inputs import git_head
+from epbuild.util.errors import EpbuildError
 
 GIT_ENV = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
            "GIT_COMMITTER_EMAIL": "t@t", "GIT_CONFIG_NOSYSTEM": "1"}

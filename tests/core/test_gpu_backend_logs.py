@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from epbuild.imagetest import CheckRun, _read_report
+from epbuild.checks.imagetest import CheckRun, _read_report
 
 ROOT = Path(__file__).resolve().parents[2]
 LOGS = ROOT / "tests" / "gpu" / "logs"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from epbuild.imagetest import CheckRun, _read_report
+from epbuild.checks.imagetest import CheckRun, _read_report
 
 ROOT = Path(__file__).resolve().parents[2]
 

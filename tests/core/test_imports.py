@@ -33,7 +33,7 @@ def imports(path: Path, known: set[str], root: Path = ROOT) -> set[str]:
             if node.level:
                 anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
                 base = ".".join(anchor + ([base] if base else []))
-            # `from epbuild import render` imports the module epbuild.render; `from x import name`, module x.
+            # `from epbuild.render import dockerfiles` imports the module epbuild.render.dockerfiles; `from x import name`, module x.
             targets = [f"{base}.{alias.name}" if f"{base}.{alias.name}" in known else base for alias in node.names]
         else:
             continue
@@ -99,3 +99,29 @@ def test_no_import_cycle_in_epbuild() -> None:
     assert sum(len(v) for v in graph.values()) > 50, "the walker found implausibly few imports"
     found = cycles(graph)
     assert not found, "import cycles: " + "; ".join(" <-> ".join(c) for c in found)
+
+
+LAYERS = ("util", "model", "registry", "inputs", "render", "build", "release", "ci", "checks", "pinning", "cli")
+"""epbuild's subpackages from the bottom up (docs/architecture.md): each may import only those before it."""
+
+
+def test_each_subpackage_imports_only_the_layers_below_it() -> None:
+    graph = import_graph(PACKAGE)
+    rank = {name: i for i, name in enumerate(LAYERS)}
+    present = {p.name for p in PACKAGE.iterdir() if (p / "__init__.py").is_file()} - {"components", "offline"}
+    assert present == set(LAYERS), f"subpackages not placed in a layer: {sorted(present ^ set(LAYERS))}"
+    upward = []
+    for module, targets in graph.items():
+        layer = module.split(".")[1] if module.count(".") >= 1 else None
+        if layer not in rank:
+            continue
+        for target in targets:
+            target_layer = target.split(".")[1] if target.count(".") >= 1 else None
+            if target_layer in rank and rank[target_layer] > rank[layer]:
+                upward.append(f"{module} -> {target}")
+    assert not upward, "imports up the layers:\n  " + "\n  ".join(sorted(upward))
+
+
+def test_the_top_level_holds_only_the_subpackages() -> None:
+    top = sorted(p.name for p in PACKAGE.glob("*.py"))
+    assert top == ["__init__.py"], f"modules outside a subpackage: {top}"

@@ -9,12 +9,12 @@ import sys
 import time
 from pathlib import Path
 
-from epbuild import reproducible
+from epbuild.build import reproducible
 
 HOLD = """
 import sys, time
 from pathlib import Path
-from epbuild import reproducible
+from epbuild.build import reproducible
 with reproducible.layouts_held(Path(sys.argv[1]), ["cell-a"]):
     print("held", flush=True)
     time.sleep(float(sys.argv[2]))

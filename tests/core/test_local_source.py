@@ -7,10 +7,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-
-from epbuild.local_source import LocalSourceError, export, parse
-
 from test_sources import git, make_repo
+
+from epbuild.inputs.local_source import LocalSourceError, export, parse
 
 
 def test_uncommitted_and_untracked_files_are_included_ignored_ones_are_not(tmp_path: Path) -> None:

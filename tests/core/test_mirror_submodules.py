@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from epbuild.commands import Runner
-from epbuild.pins import SourcePin
-from epbuild.source_requests import SourceError, SourceRequest, mirror_overrides
-from epbuild.sources import SourceCache
+from epbuild.inputs.source_requests import SourceError, SourceRequest, mirror_overrides
+from epbuild.inputs.sources import SourceCache
+from epbuild.model.pins import SourcePin
+from epbuild.util.commands import Runner
 
 UPSTREAM = "https://127.0.0.1:9/upstream"
 ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t",

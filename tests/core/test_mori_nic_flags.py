@@ -48,10 +48,10 @@ def test_a_flag_the_source_no_longer_reads_is_a_problem(tmp_path: Path) -> None:
 
 
 def test_a_nic_without_the_vendor_library_the_pin_compiles_in_fails_preflight(write_matrix) -> None:  # type: ignore[no-untyped-def]
-    from epbuild import preflight
-    from epbuild.cells import expand
-    from epbuild.matrix import load_matrix
-    from epbuild.plan import CellPlan
+    from epbuild.inputs import preflight
+    from epbuild.model.cells import expand
+    from epbuild.model.matrix import load_matrix
+    from epbuild.model.plan import CellPlan
 
     def edit(d):  # type: ignore[no-untyped-def]
         # MoRI at 2d02c6a9 (the reference's), which compiles Broadcom's library in; thor2 without its userspace.

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from epbuild.component import BUILTIN_DIR
-from epbuild.resources import resource
+from epbuild.model.component import BUILTIN_DIR
+from epbuild.util.resources import resource
 
 FIXTURE = BUILTIN_DIR / "mori" / "fixture"
 TORCH_STAND_IN = resource("examples/offline/base/torch-stand-in")

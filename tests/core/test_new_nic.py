@@ -7,13 +7,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from epbuild import stagegraph
-from epbuild.cells import expand
-from epbuild.detect import detect
-from epbuild.expectations import nic_userspace
-from epbuild.matrix import load_matrix
-from epbuild.plan import CellPlan
-from epbuild.render import render_cell
+from epbuild.checks.detect import detect
+from epbuild.checks.expectations import nic_userspace
+from epbuild.model import stagegraph
+from epbuild.model.cells import expand
+from epbuild.model.matrix import load_matrix
+from epbuild.model.plan import CellPlan
+from epbuild.render.dockerfiles import render_cell
 
 CX8 = {"description": "NVIDIA ConnectX-8", "provider": "mlx5", "provider_library": "libmlx5",
        "pci_vendors": ["0x15b3"], "rdma_core": "source", "flags": {"deepep": "cx7", "rocshmem": "GDA_MLX5"},

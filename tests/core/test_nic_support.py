@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from epbuild import nic_support, render
 from epbuild.components.mori import PROVIDERS_DIR
-from epbuild.matrix import load_matrix
+from epbuild.inputs import nic_support
+from epbuild.model.matrix import load_matrix
+from epbuild.render import dockerfiles as render
 
 ROOT = Path(__file__).resolve().parents[2]
 OFFLINE = ROOT / "examples" / "offline" / "matrix.yaml"
@@ -70,7 +71,7 @@ def test_an_accepted_nic_passes_and_deepep_choices_are_checked(tmp_path: Path) -
 
 @pytest.mark.parametrize("component", ["deepep", "rocshmem", "mori"])
 def test_each_nic_component_reads_its_offer(component: str) -> None:
-    from epbuild.component import discover
+    from epbuild.model.component import discover
 
     registry = discover()
     pin = load_matrix(OFFLINE).model.components.pins()[component]

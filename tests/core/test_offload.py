@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from epbuild.offload import MAGIC, bundle_triples, gpu_archs
+from epbuild.checks.offload import MAGIC, bundle_triples, gpu_archs
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "offload"
 

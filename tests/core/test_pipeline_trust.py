@@ -18,14 +18,27 @@ from typing import Any
 
 import pytest
 import yaml
+from test_pipelines import (
+    BASE_DIGEST,
+    BUILDKITE,
+    CELLS,
+    GITHUB,
+    PUBLISH,
+    PUBLISHING,
+    ROOT,
+    bk_find,
+    bk_steps,
+    gh_find,
+    gh_jobs,
+    invoke,
+    variant,
+)
 
-from epbuild import project
-from epbuild.errors import EpbuildError
-from epbuild.imagetest import SYSFS_ENV, require_archs
-from epbuild.pipeline_graph import pipeline_graph
-from epbuild.stagegraph import stage_identities
-from test_pipelines import (BASE_DIGEST, BUILDKITE, CELLS, GITHUB, PUBLISH, PUBLISHING, ROOT, bk_find, bk_steps,
-                            gh_find, gh_jobs, invoke, variant)
+from epbuild.checks.imagetest import SYSFS_ENV, require_archs
+from epbuild.ci.pipeline_graph import pipeline_graph
+from epbuild.cli import project
+from epbuild.model.stagegraph import stage_identities
+from epbuild.util.errors import EpbuildError
 
 SETUP = "./ci/setup.sh && . build/ci-venv/bin/activate && "
 BUILT = "sha256:" + "d1" * 32

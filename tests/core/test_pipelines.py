@@ -9,21 +9,21 @@ Buildkite parses it; GitHub's `inputs.X || vars.X || 'd'` is evaluated the way A
 from __future__ import annotations
 
 import difflib
-import hashlib
-import shlex
-from collections import Counter
 import fnmatch
+import hashlib
 import os
 import re
-import shutil
+import shlex
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from checkout_copy import copy_project
 from dockerfile_stages import shared, stage_chains
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,13 +35,6 @@ BASE_DIGEST = "sha256:" + hashlib.sha256(b"a stand-in for rocm/vllm-dev:base").h
 PUBLISHING = (("  publish: false", "  publish: true"),
               ("    image: docker.io/rocm/vllm-dev:base\n", f"    image: docker.io/rocm/vllm-dev:base\n    digest: {BASE_DIGEST}\n"))
 """The matrix edits that make the pipelines publish: on, and the base pinned by digest."""
-
-
-def copy_project(tmp_path: Path) -> Path:
-    dest = tmp_path / "project"
-    shutil.copytree(ROOT, dest, ignore=shutil.ignore_patterns("build", ".git", "__pycache__", ".hypothesis",
-                                                              ".pytest_cache"))
-    return dest
 
 
 def invoke(project: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -1,4 +1,4 @@
-"""The pre-bake steps' runner (epbuild/prebake.py): a step that could not run is reported "not checked: <why>",
+"""The pre-bake steps' runner (epbuild/build/prebake.py): a step that could not run is reported "not checked: <why>",
 never ok, and a build refuses it; nothing runs after a step that failed."""
 
 from __future__ import annotations
@@ -9,15 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from epbuild import prebake
-from epbuild.bakefile import source_dir
-from epbuild.commands import Runner
+from epbuild.build import prebake
+from epbuild.build.source_trees import Scope, Trees
+from epbuild.build.stageinputs import NotChecked
 from epbuild.components import vllm
-from epbuild.errors import EpbuildError
-from epbuild.matrix import load_matrix
-from epbuild.render import render_matrix
-from epbuild.source_trees import Scope, Trees
-from epbuild.stageinputs import NotChecked
+from epbuild.model.matrix import load_matrix
+from epbuild.render.dockerfiles import render_matrix
+from epbuild.util.commands import Runner
+from epbuild.util.errors import EpbuildError
+from epbuild.util.paths import source_dir
 
 ROOT = Path(__file__).resolve().parents[2]
 ABSENT_BASE = "epbuild-offline/base:absent-prebake-test"

@@ -11,19 +11,19 @@ from pathlib import Path
 
 import pytest
 
-from epbuild import preflight
-from epbuild.commands import Runner
-from epbuild.component import CellFacts, StageInput
 from epbuild.components import deepep
-from epbuild.interface import Interface, Use
+from epbuild.inputs import preflight
+from epbuild.inputs.preflight import PreflightError, argparse_options, source_problems
+from epbuild.inputs.source_requests import SourceRequest
+from epbuild.inputs.sources import SourceCache
+from epbuild.model.component import CellFacts, StageInput
+from epbuild.model.interface import Interface, Use
 from epbuild.offline.fixtures import _component_repo
 from epbuild.offline.gitrepo import _read_tree
 from epbuild.offline.overlays import overlays
 from epbuild.offline.settings import FIXTURES_DIR
-from epbuild.preflight import PreflightError, argparse_options, source_problems
-from epbuild.resources import resource
-from epbuild.source_requests import SourceRequest
-from epbuild.sources import SourceCache
+from epbuild.util.commands import Runner
+from epbuild.util.resources import resource
 
 DEEPEP = Path(deepep.__file__).resolve().parent
 TORCH_STAND_IN = resource("examples/offline/base/torch-stand-in")

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from epbuild.progress import Progress
+from epbuild.build.progress import Progress
 
 # `invoke build --cell gfx942-thor2` of the offline example with DeepEP at its broken stand-in commit.
 ONE_TARGET = """\

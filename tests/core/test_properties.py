@@ -9,12 +9,12 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from epbuild import stagegraph
-from epbuild.cells import expand
-from epbuild.crosscheck import cross_check
-from epbuild.matrix import Matrix
-from epbuild.plan import CellPlan
-from epbuild.render import render_cell
+from epbuild.model import stagegraph
+from epbuild.model.cells import expand
+from epbuild.model.crosscheck import cross_check
+from epbuild.model.matrix import Matrix
+from epbuild.model.plan import CellPlan
+from epbuild.render.dockerfiles import render_cell
 
 hexes = st.text("0123456789abcdef", min_size=7, max_size=40)
 packages = st.lists(st.from_regex(r"[a-z][a-z0-9-]{2,12}", fullmatch=True), max_size=3)

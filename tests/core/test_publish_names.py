@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from epbuild import project
-from epbuild.errors import EpbuildError
-from epbuild.registry import familiar
-from epbuild.tags import cell_tags
+from epbuild.cli import project
+from epbuild.registry.reads import familiar
+from epbuild.render.tags import cell_tags
+from epbuild.util.errors import EpbuildError
 
 ROOT = Path(__file__).resolve().parents[2]
 

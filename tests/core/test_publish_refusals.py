@@ -8,12 +8,13 @@ from typing import Any
 
 import pytest
 
-from epbuild import publish, registry
-from epbuild.commands import Runner
-from epbuild.errors import EpbuildError
-from epbuild.matrix import load_matrix
-from epbuild.render import RenderedCell, render_matrix
-from epbuild.stagegraph import built_pins
+from epbuild.model.matrix import load_matrix
+from epbuild.model.stagegraph import built_pins
+from epbuild.registry import reads as registry
+from epbuild.release import publish
+from epbuild.render.dockerfiles import RenderedCell, render_matrix
+from epbuild.util.commands import Runner
+from epbuild.util.errors import EpbuildError
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY = "abcdef012345" + "0" * 52

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from epbuild.dockerfile_model import DockerfileError, parse, shell_commands
-from epbuild.reference import read
+from epbuild.pinning.dockerfile_model import DockerfileError, parse, shell_commands
+from epbuild.pinning.reference import read
 
 ROCM = r'''ARG COMMON_WORKDIR=/app
 ARG AINIC_VERSION=1.117.3-hydra

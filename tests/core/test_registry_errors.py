@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from epbuild import registry
+from epbuild.registry import reads as registry
 
 REF = "127.0.0.1:5932/t/small:nope"
 MESSAGES = {

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from epbuild.registry import RegistryAbsent, RegistryUnauthorised, RegistryUnreachable
-from epbuild.registry_http import copy_manifest, main
+from epbuild.registry.api import copy_manifest, main
+from epbuild.registry.reads import RegistryAbsent, RegistryUnauthorised, RegistryUnreachable
+
 from netservers import closed_port
 
 USER, PASSWORD, TOKEN = "ci-bot", "s3cret:with-colon", "token-for-ci-bot"

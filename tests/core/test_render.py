@@ -11,10 +11,12 @@ from typing import Any
 
 import pytest
 
-from epbuild.cells import Cell, expand
-from epbuild.matrix import Matrix
-from epbuild.plan import CellPlan
-from epbuild.render import render_cell
+from epbuild.model.cells import Cell, expand
+from epbuild.model.matrix import Matrix
+from epbuild.model.plan import CellPlan
+from epbuild.render.dockerfiles import render_cell
+
+from checkout_copy import copy_project
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = ROOT / "tests" / "golden"
@@ -56,16 +58,9 @@ def test_committed_images_match_the_matrix(matrix: str) -> None:
 
 
 def test_committed_schema_matches_the_models() -> None:
-    from epbuild.schema import json_schema
+    from epbuild.model.schema import json_schema
 
     assert (ROOT / "matrix.schema.json").read_text() == json_schema(), "run `invoke schema`"
-
-
-def copy_project(tmp_path: Path) -> Path:
-    dest = tmp_path / "project"
-    shutil.copytree(ROOT, dest, ignore=shutil.ignore_patterns("build", ".git", "__pycache__", ".hypothesis",
-                                                              ".pytest_cache"))
-    return dest
 
 
 @pytest.mark.parametrize("edit", ["matrix", "template", "stale-file", "diagram"])

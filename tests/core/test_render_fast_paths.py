@@ -7,8 +7,10 @@ from __future__ import annotations
 import hashlib
 import json
 
-from epbuild import bakefile, manifest, project, stagegraph
-from epbuild.resolve import pinned_digest
+from epbuild.cli import project
+from epbuild.inputs.resolve import pinned_digest
+from epbuild.model import stagegraph
+from epbuild.render import bakefile, manifest
 
 OFFLINE = "examples/offline/matrix.yaml"
 

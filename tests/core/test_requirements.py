@@ -6,14 +6,13 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
-from epbuild.commands import Runner
-from epbuild.pins import Requirement, SourcePin
-from epbuild.requirements import MissingRequirement, check
-from epbuild.source_requests import SourceRequest
-from epbuild.sources import SourceCache
-
 from test_sources import git, make_repo
+
+from epbuild.inputs.requirements import MissingRequirement, check
+from epbuild.inputs.source_requests import SourceRequest
+from epbuild.inputs.sources import SourceCache
+from epbuild.model.pins import Requirement, SourcePin
+from epbuild.util.commands import Runner
 
 REASON = "MHC accuracy fix (first released in v0.1.14)"
 

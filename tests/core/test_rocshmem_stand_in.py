@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from epbuild.component import BUILTIN_DIR
+from epbuild.model.component import BUILTIN_DIR
 
 PROJECT = BUILTIN_DIR / "rocshmem" / "fixture" / "projects" / "rocshmem"
 # The options scripts/build_configs/all_backends@0a1aa2a9 configures with (it then appends the caller's).

@@ -1,12 +1,12 @@
-"""Distinct RUN steps as BuildKit dedups them (epbuild/run_steps.py): a stage's first steps are shared by stages
+"""Distinct RUN steps as BuildKit dedups them (epbuild/build/run_steps.py): a stage's first steps are shared by stages
 that differ only in later lines, and never across stages whose parents or inputs differ."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from epbuild import project
-from epbuild.run_steps import _instructions, distinct_run_steps, run_step_identities
+from epbuild.build.run_steps import _instructions, distinct_run_steps, run_step_identities
+from epbuild.cli import project
 
 ROOT = Path(__file__).resolve().parents[2]
 OFFLINE = "examples/offline/matrix.yaml"
@@ -37,7 +37,7 @@ def test_comments_do_not_make_steps_differ_and_continuations_stay_in_their_instr
 
 
 def test_distinct_steps_are_no_more_than_the_stages_runs_and_no_fewer_than_the_stages() -> None:
-    from epbuild.stagegraph import stage_identities
+    from epbuild.model.stagegraph import stage_identities
 
     rendered = list(cells().values())
     steps = distinct_run_steps(rendered)

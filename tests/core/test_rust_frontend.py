@@ -13,15 +13,16 @@ from pathlib import Path
 
 import pytest
 
-from epbuild import cargo_vendor, rust_toolchain, stageinputs
-from epbuild.bakefile import source_dir
-from epbuild.cargo_vendor import CargoVendorError
-from epbuild.commands import Runner
+from epbuild.build import stageinputs
+from epbuild.build.source_trees import Scope, Trees
 from epbuild.components import vllm
-from epbuild.matrix import load_matrix
-from epbuild.preflight import PreflightError
-from epbuild.render import render_matrix
-from epbuild.source_trees import Scope, Trees
+from epbuild.inputs import cargo_vendor, rust_toolchain
+from epbuild.inputs.cargo_vendor import CargoVendorError
+from epbuild.inputs.preflight import PreflightError
+from epbuild.model.matrix import load_matrix
+from epbuild.render.dockerfiles import render_matrix
+from epbuild.util.commands import Runner
+from epbuild.util.paths import source_dir
 
 ROOT = Path(__file__).resolve().parents[2]
 STAND_IN = vllm.COMPONENT.fixture

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from epbuild import scm_version
+from epbuild.inputs import scm_version
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "image"))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-
 import os
 import re
 import subprocess
@@ -12,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from epbuild import scm_version
+from epbuild.inputs import scm_version
 
 GIT_ENV = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
            "GIT_COMMITTER_EMAIL": "t@t", "GIT_CONFIG_NOSYSTEM": "1"}
@@ -106,10 +105,10 @@ def test_write_is_atomic_and_readable(tmp_path: Path) -> None:
 def test_the_source_cache_fetches_the_tags_the_version_needs(history: tuple[Path, dict[str, str]],
                                                             tmp_path: Path) -> None:
     """A fetch by commit brings no tags; history_with_tags does, so the mirror gives the tagged version."""
-    from epbuild.commands import Runner
-    from epbuild.pins import SourcePin
-    from epbuild.source_requests import SourceRequest
-    from epbuild.sources import SourceCache
+    from epbuild.inputs.source_requests import SourceRequest
+    from epbuild.inputs.sources import SourceCache
+    from epbuild.model.pins import SourcePin
+    from epbuild.util.commands import Runner
 
     bare, shas = history
     pin = SourcePin(repo=bare.as_uri(), commit=shas["after-v1.2.0"])

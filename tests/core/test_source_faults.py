@@ -14,13 +14,12 @@ import time
 from pathlib import Path
 
 import pytest
-
-from epbuild.commands import Runner
-from epbuild.matrix import SourcePin
-from epbuild.source_requests import SourceError, SourceRequest
-from epbuild.sources import SourceCache
-
 from test_sources import git, make_repo
+
+from epbuild.inputs.source_requests import SourceError, SourceRequest
+from epbuild.inputs.sources import SourceCache
+from epbuild.model.matrix import SourcePin
+from epbuild.util.commands import Runner
 
 ROOT = Path(__file__).resolve().parents[2]
 FILES = 800  # enough that an export takes a while, so kills land inside it
@@ -28,10 +27,10 @@ FILES = 800  # enough that an export takes a while, so kills land inside it
 EXPORT = """
 import sys
 from pathlib import Path
-from epbuild.commands import Runner
-from epbuild.matrix import SourcePin
-from epbuild.source_requests import SourceRequest
-from epbuild.sources import SourceCache
+from epbuild.util.commands import Runner
+from epbuild.model.matrix import SourcePin
+from epbuild.inputs.source_requests import SourceRequest
+from epbuild.inputs.sources import SourceCache
 root, url, commit = sys.argv[1:4]
 print("cached" if SourceCache(Path(root), Runner()).export(
     SourceRequest("vllm", SourcePin(repo=url, commit=commit), url)).cached else "exported")

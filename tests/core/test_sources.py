@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from epbuild.commands import Runner
 from epbuild.components.aiter import AiterPin
 from epbuild.components.deepep import DeepepPin
 from epbuild.components.rocshmem import RocshmemPin
-from epbuild.matrix import LoadedMatrix
-from epbuild.pins import SourcePin
-from epbuild.source_requests import SourceError, SourceRequest, mirror_overrides, requests_for
-from epbuild.sources import SourceCache
+from epbuild.inputs.source_requests import SourceError, SourceRequest, mirror_overrides, requests_for
+from epbuild.inputs.sources import SourceCache
+from epbuild.model.matrix import LoadedMatrix
+from epbuild.model.pins import SourcePin
+from epbuild.util.commands import Runner
 
 GIT_ENV = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
            "GIT_COMMITTER_EMAIL": "t@t"}
@@ -133,7 +133,7 @@ def test_mirrors_from_environment_and_command_line(tmp_path: Path) -> None:
     assert mirror_overrides(["rdma-core=file:///srv/rdma.git"], env)["rdma-core"] == "file:///srv/rdma.git"
     with pytest.raises(SourceError, match="not an allowed repository URL"):
         mirror_overrides(["vllm=https://x.org/a;rm -rf /"], {})
-    from epbuild.matrix import load_matrix
+    from epbuild.model.matrix import load_matrix
 
     matrix: LoadedMatrix = load_matrix(Path(__file__).resolve().parents[2] / "matrix.yaml")
     with pytest.raises(SourceError, match="unknown component"):

@@ -13,11 +13,12 @@ from typing import Any
 
 import pytest
 
+from epbuild.build.stage_cache import plan
+from epbuild.model.matrix import load_matrix
+from epbuild.render.dockerfiles import Rendering, render_matrix
+from epbuild.util.errors import EpbuildError
+
 from dockerfile_stages import shared, stage_chains
-from epbuild.errors import EpbuildError
-from epbuild.matrix import load_matrix
-from epbuild.render import Rendering, render_matrix
-from epbuild.stage_cache import plan
 
 ROOT = Path(__file__).resolve().parents[2]
 REPO = "registry.example.com/epbuild/cache"
@@ -107,10 +108,10 @@ def test_a_reader_without_push_rights_imports_and_writes_nothing() -> None:
 def test_push_goes_through_the_reproducible_layout_under_the_immutable_tag(tmp_path: Path) -> None:
     import json
 
-    from epbuild import records, reproducible
-    from epbuild.bake_command import BuildOptions, bake_command
-    from epbuild.content_key import content_key
-    from epbuild.resolve import Resolved
+    from epbuild.build import records, reproducible
+    from epbuild.build.bake_command import BuildOptions, bake_command
+    from epbuild.inputs.resolve import Resolved
+    from epbuild.render.content_key import content_key
 
     r = rendering()
     [rc] = [rc for rc in r.cells if rc.cell.name == "gfx950-cx7"]
@@ -133,8 +134,8 @@ def test_push_goes_through_the_reproducible_layout_under_the_immutable_tag(tmp_p
 
 
 def test_a_cache_ref_not_yet_in_the_registry_fails_no_cell() -> None:
-    from epbuild.buildreport import failed_targets
-    from epbuild.progress import Progress
+    from epbuild.build.buildreport import failed_targets
+    from epbuild.build.progress import Progress
 
     r = rendering()
     cells = [rc for rc in r.cells if rc.cell.name in ("gfx950-cx7", "gfx950-thor2")]
@@ -155,7 +156,7 @@ def test_a_cache_ref_not_yet_in_the_registry_fails_no_cell() -> None:
 def test_steps_fetched_from_an_imported_cache_do_not_count_as_executed() -> None:
     """Vertices of a real bake.log (a cell step importing the stage cache on a fresh engine): rocshmem (#35) was
     printed CACHED then fetched, deepep (#45) only fetched; final's pip install (#50) really ran."""
-    from epbuild.progress import Progress
+    from epbuild.build.progress import Progress
 
     progress = Progress()
     # A cell step: the cell and the stage-cache targets of its stages, so BuildKit prefixes every vertex.
@@ -169,7 +170,7 @@ def test_steps_fetched_from_an_imported_cache_do_not_count_as_executed() -> None
 def test_the_stage_caches_targets_get_the_epochs_of_the_cell_they_are_built_from() -> None:
     """A stage target built without the epochs its cell passes would be another build of the stage (its RUN
     steps read them), so its cache ref would never serve the reproducible cell."""
-    from epbuild import reproducible
+    from epbuild.build import reproducible
 
     r = rendering()
     cells = [rc for rc in r.cells if rc.cell.name in ("gfx950-cx7", "gfx950-thor2")]

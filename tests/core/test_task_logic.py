@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from epbuild import imagetest, project
-from epbuild.bake_command import cache_export
-from epbuild.dryrun import pull_plan
-from epbuild.errors import EpbuildError
-from epbuild.run_dir import replaying_runner
+from epbuild.build.bake_command import cache_export
+from epbuild.build.run_dir import replaying_runner
+from epbuild.checks import imagetest
+from epbuild.cli import project
+from epbuild.release.dryrun import pull_plan
+from epbuild.util.errors import EpbuildError
 
 ROOT = Path(__file__).resolve().parents[2]
 OFFLINE = str(ROOT / "examples" / "offline" / "matrix.yaml")

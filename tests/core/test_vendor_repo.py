@@ -1,4 +1,4 @@
-"""The vendor packages fetch (epbuild/vendor_repo.py) against a real signed apt repository served over HTTP:
+"""The vendor packages fetch (epbuild/inputs/vendor_repo.py) against a real signed apt repository served over HTTP:
 made here with gpg and the offline example's throwaway key, so every verification step runs for real. Each bad
 repository fails with a clear error and leaves nothing under build/vendor/."""
 
@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 
-from epbuild.commands import Runner
+from epbuild.inputs.vendor_repo import VendorCache, VendorRepoError, VendorRequest, download
+from epbuild.model.vendor import VendorUserspace
 from epbuild.offline import throwaway_key
 from epbuild.offline.vendor_apt_repo import serve
-from epbuild.vendor import VendorUserspace
-from epbuild.vendor_repo import VendorCache, VendorRepoError, VendorRequest, download
+from epbuild.util.commands import Runner
 
 DEBS = {("bnxt-rocelib", "235.2.86.0"): b"stand-in deb 235.2.86.0", ("bnxt-rocelib", "235.2.80.0"): b"older deb",
         ("bnxt-re-conf", "235.2.86.0"): b"conf deb"}

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from epbuild.commands import Runner
-from epbuild.base_python import BasePython, Distribution
-from epbuild.wheelhouse import PythonTarget, Requirement, WheelhouseError, ensure, requirements
+from epbuild.inputs.base_python import BasePython, Distribution
+from epbuild.inputs.wheelhouse import PythonTarget, Requirement, WheelhouseError, ensure, requirements
+from epbuild.util.commands import Runner
 
 TARGET = PythonTarget("3.13", (2, 41), "x86_64")
 EMPTY_BASE = BasePython("base", TARGET, ())

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from test_pipelines import GITHUB, PUBLISHING, ROOT, variant
 
 SAME_REPOSITORY = ("github.event_name != 'pull_request' || "

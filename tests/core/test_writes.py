@@ -15,8 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from epbuild import pipelines, render, schema
-from epbuild.matrix import load_matrix
+from epbuild.ci import pipelines
+from epbuild.model import schema
+from epbuild.model.matrix import load_matrix
+from epbuild.render import dockerfiles as render
 
 ROOT = Path(__file__).resolve().parents[2]
 FAT = {"arch": "gfx942+gfx950", "nic": "cx7"}
@@ -116,8 +118,8 @@ def test_images_is_complete_at_every_step_of_a_replacement(write_matrix: Callabl
 WRITER = """
 import sys
 from pathlib import Path
-from epbuild import render
-from epbuild.matrix import load_matrix
+from epbuild.render import dockerfiles as render
+from epbuild.model.matrix import load_matrix
 path = Path(sys.argv[1])
 r = render.render_matrix(load_matrix(path), path.parent)
 print("ready", flush=True)

@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from epbuild.expectations import EXPECTED_ENV
-from epbuild.imagetest import GPU_DRY_RUN_ENV, amd_gpus
 from topology import Topology
+
+from epbuild.checks.expectations import EXPECTED_ENV
+from epbuild.checks.imagetest import GPU_DRY_RUN_ENV, amd_gpus
 
 ROOT = Path(__file__).resolve().parents[2]
 GPU_COUNT_ENV = "EPBUILD_NUM_GPUS"

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from pin_tests import PIN_TESTS, PinTest, export_tests, pin_has
 from topology import Topology
 from vllm_log import expectation, problems, rearrangements

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from epbuild.detect import rdma_vendors
+from epbuild.checks.detect import rdma_vendors
 
 pytestmark = pytest.mark.gpu
 

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from epbuild.offload import file_gpu_archs
+from epbuild.checks.offload import file_gpu_archs
 
 DIST_FILES = """
 import importlib.metadata as md, json, sys

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import testinfra
 
-from epbuild.expectations import EXPECTED_ENV
+from epbuild.checks.expectations import EXPECTED_ENV
 
 
 def pytest_configure(config: pytest.Config) -> None:

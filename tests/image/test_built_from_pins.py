@@ -10,10 +10,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from helpers import distribution, shared_libraries
-from pins import (DISTRIBUTIONS, SCM_VERSIONED, fixture_revision, installed_version, revisions_in, rocm_suffixed,
-                  setuptools_scm_version)
+from pins import (
+    DISTRIBUTIONS,
+    SCM_VERSIONED,
+    fixture_revision,
+    installed_version,
+    revisions_in,
+    rocm_suffixed,
+    setuptools_scm_version,
+)
 
 
 def built_files(component: str, host: Any, expected: dict[str, Any]) -> list[str]:

@@ -11,9 +11,7 @@ import re
 from typing import Any
 
 import pytest
-
 from vendor_files import vendor_origin
-
 
 # Which file rocSHMEM's dlopen sequence loads (the first name that loads wins), read from the process's mappings.
 LOADED_BY_DLOPEN = """

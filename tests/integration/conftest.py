@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from harness import OFFLINE, ROOT, InvokeResult, invoke
 from epbuild.offline import REPOS_DIR, ensure_fixture_repos
 from epbuild.offline.settings import FIXTURES_DIR
+
+from harness import OFFLINE, ROOT, InvokeResult, invoke
 
 
 @pytest.fixture(scope="session")

@@ -74,7 +74,7 @@ def cells_json(matrix: str = OFFLINE) -> dict[str, dict[str, Any]]:
 def own_image(cell: dict[str, Any]) -> str:
     """The image this checkout built for a cell (`cell` as `invoke matrix --json` lists it). Its local tag is shared
     by every checkout on the engine, and other builds move it; the checkout's own tag is this checkout's alone."""
-    from epbuild.bake_command import checkout_tag
+    from epbuild.build.bake_command import checkout_tag
 
     return checkout_tag(cell["image"], ROOT)
 

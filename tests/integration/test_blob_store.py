@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from epbuild import blobstore, reproducible
+from epbuild.build import blobstore, reproducible
+
 from harness import OFFLINE, ROOT
 
 pytestmark = pytest.mark.docker

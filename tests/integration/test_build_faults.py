@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from harness import ROOT, InvokeResult, invoke
-from epbuild.bake_command import checkout_tag
+from epbuild.build.bake_command import checkout_tag
 from epbuild.offline import matrix_variant
+
+from harness import ROOT, InvokeResult, invoke
 
 # matrix_variant reads the stand-ins' commits.json: made here, never left to an earlier test.
 pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("stand_in_repos")]

@@ -13,17 +13,20 @@ from pathlib import Path
 
 import pytest
 
-from harness import ROOT, invoke_in, offline_example_copy
-from epbuild import build as builder, bump as bumper, prebake
-from epbuild.bake_command import BuildOptions
-from epbuild.commands import Runner
-from epbuild.errors import EpbuildError
-from epbuild.render import render_matrix
-from epbuild.source_trees import Scope
-from epbuild.component import discover
-from epbuild.matrix import load_matrix
+from epbuild.build import flow as builder
+from epbuild.build import prebake
+from epbuild.build.bake_command import BuildOptions
+from epbuild.build.source_trees import Scope
+from epbuild.model.component import discover
+from epbuild.model.matrix import load_matrix
 from epbuild.offline import REPOS_DIR, ensure_fixture_repos
 from epbuild.offline.settings import FIXTURES_DIR
+from epbuild.pinning import bump as bumper
+from epbuild.render.dockerfiles import render_matrix
+from epbuild.util.commands import Runner
+from epbuild.util.errors import EpbuildError
+
+from harness import ROOT, invoke_in, offline_example_copy
 
 BRANCH = "fixture/moved"
 # bump prepares the offline example as a build does (its vendor repository is made in a container).

@@ -13,7 +13,8 @@ import pytest
 
 pytestmark = pytest.mark.docker
 
-from epbuild.manifest import KEY_LABEL
+from epbuild.render.manifest import KEY_LABEL
+
 from harness import OFFLINE, InvokeResult, cells_json, invoke
 from registry import Registry, put_image
 

@@ -12,11 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from harness import ROOT, offline_example_copy
-from epbuild.component import discover
-from epbuild.matrix import load_matrix
+from epbuild.model.component import discover
+from epbuild.model.matrix import load_matrix
 from epbuild.offline import REPOS_DIR, ensure_fixture_repos
 from epbuild.offline.settings import FIXTURES_DIR
+
+from harness import ROOT, offline_example_copy
 
 OFFLINE = ROOT / "examples" / "offline" / "matrix.yaml"
 

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from epbuild.matrix import load_matrix
+from epbuild.model.matrix import load_matrix
 from epbuild.offline import matrix_variant
+
 from harness import ROOT, invoke
 
 pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("stand_in_repos")]

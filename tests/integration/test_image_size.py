@@ -14,7 +14,7 @@ from harness import OFFLINE, ROOT, InvokeResult
 
 sys.path.insert(0, str(ROOT))
 from bench.size import TARGET_RATIO, cell_sizes  # noqa: E402
-from epbuild import project  # noqa: E402
+from epbuild.cli import project  # noqa: E402
 
 pytestmark = pytest.mark.docker
 

@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 import setuptools_scm
 
-from harness import docker_run, invoke_in
-from epbuild.bake_command import checkout_tag
+from epbuild.build.bake_command import checkout_tag
 from epbuild.offline import REPOS_DIR
+
+from harness import docker_run, invoke_in
 
 pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("stand_in_repos")]
 

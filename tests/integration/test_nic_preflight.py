@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness import ROOT, invoke
 from epbuild.offline import matrix_variant
+
+from harness import ROOT, invoke
 
 pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("stand_in_repos")]
 

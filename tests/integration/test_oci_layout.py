@@ -1,4 +1,4 @@
-"""The OCI layout a cell is exported to (epbuild/reproducible.py), against BuildKit's own exporter and the engine:
+"""The OCI layout a cell is exported to (epbuild/build/reproducible.py), against BuildKit's own exporter and the engine:
 a second export into the same folder leaves one image there after pruning, the ID read from the layout is the one
 the engine gives the loaded image, and what the engine runs is the second export's content."""
 
@@ -12,7 +12,8 @@ import pytest
 
 pytestmark = pytest.mark.docker
 
-from epbuild import reproducible
+from epbuild.build import reproducible
+
 from harness import OFFLINE, ROOT, InvokeResult, invoke
 
 

@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness import OFFLINE, ROOT, InvokeResult, cells_json, docker_run, invoke, own_image
+from epbuild.checks.offload import file_gpu_archs
 from epbuild.offline import matrix_variant
-from epbuild.offload import file_gpu_archs
+
+from harness import OFFLINE, ROOT, InvokeResult, cells_json, docker_run, invoke, own_image
 
 # Each pins stand-in commits through matrix_variant, which reads the stand-ins' commits.json.
 pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("stand_in_repos")]

@@ -12,8 +12,9 @@ import pytest
 
 pytestmark = pytest.mark.docker
 
-from epbuild.offload import bundle_triples
+from epbuild.checks.offload import bundle_triples
 from epbuild.offline.settings import OFFLINE_BASE_IMAGE
+
 from harness import InvokeResult
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "offload"

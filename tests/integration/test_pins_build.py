@@ -11,9 +11,10 @@ from typing import Any
 
 import pytest
 
-from harness import cells_json, docker_run, invoke
-from epbuild.matrix import load_matrix
+from epbuild.model.matrix import load_matrix
 from epbuild.offline import REPOS_DIR, matrix_variant
+
+from harness import cells_json, docker_run, invoke
 
 # Each pins stand-in commits through matrix_variant, which reads the stand-ins' commits.json.
 pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("stand_in_repos")]

@@ -19,9 +19,10 @@ import pytest
 # Each pins stand-in commits through matrix_variant, which reads the stand-ins' commits.json.
 pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("stand_in_repos")]
 
-from epbuild.manifest import KEY_LABEL
 from epbuild.offline import matrix_variant
-from epbuild.registry import local_image, remote_digest, remote_image
+from epbuild.registry.reads import local_image, remote_digest, remote_image
+from epbuild.render.manifest import KEY_LABEL
+
 from harness import ROOT, InvokeResult, cells_json, invoke
 from registry import Registry
 

@@ -19,6 +19,7 @@ import pytest
 pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("stand_in_repos")]
 
 from epbuild.offline import matrix_variant
+
 from harness import ROOT, InvokeResult, cells_json, invoke
 from registry import Registry
 
@@ -151,8 +152,8 @@ def test_with_the_login_an_unpublished_key_still_reads_as_absent(locked_registry
 
 HELD_LOGIN = """
 import os, sys, time
-from epbuild.commands import Runner
-from epbuild.credentials import registry_login
+from epbuild.util.commands import Runner
+from epbuild.registry.credentials import registry_login
 with registry_login(sys.argv[1], Runner()):
     print(os.environ["DOCKER_CONFIG"], flush=True)
     time.sleep(600)

@@ -18,8 +18,9 @@ import pytest
 
 pytestmark = pytest.mark.docker
 
-from epbuild.cells import expand
-from epbuild.matrix import load_matrix
+from epbuild.model.cells import expand
+from epbuild.model.matrix import load_matrix
+
 from harness import OFFLINE, ROOT, InvokeResult, invoke
 
 CELLS = {"cx7": "gfx950-cx7-sid", "io": "gfx950-io-sid", "thor2": "gfx950-thor2-sid"}

@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness import invoke
 from epbuild.offline import matrix_variant
 from epbuild.offline.python_stand_ins import ensure_wheels
+
+from harness import invoke
 
 pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("stand_in_repos")]
 

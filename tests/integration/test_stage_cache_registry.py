@@ -19,6 +19,7 @@ from registry import Registry
 
 sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "core")]
 from bench.engines import FreshEngine, base_images, save_images  # noqa: E402
+
 from dockerfile_stages import run_instructions, shared  # noqa: E402
 
 pytestmark = pytest.mark.docker

@@ -15,10 +15,11 @@ import pytest
 
 pytestmark = pytest.mark.docker
 
-from epbuild.bake_runs import Bakes, BakeStalled
-from epbuild.commands import Runner
+from epbuild.build.bake_runs import Bakes, BakeStalled
+from epbuild.build.progress import Progress
 from epbuild.offline.settings import OFFLINE_BASE_IMAGE
-from epbuild.progress import Progress
+from epbuild.util.commands import Runner
+
 from harness import OFFLINE, InvokeResult, cells_json, invoke
 from netservers import CrawlingRelay, SilentServer
 from registry import Registry

@@ -6,15 +6,16 @@ from __future__ import annotations
 
 import json
 import shutil
-import uuid
 import subprocess
+import uuid
 from pathlib import Path
 
 import pytest
 import yaml
 
+from epbuild.checks.offload import file_gpu_archs
 from epbuild.offline import matrix_variant
-from epbuild.offload import file_gpu_archs
+
 from harness import ROOT, InvokeResult, docker_run, invoke
 
 # Each pins stand-in commits through matrix_variant, which reads the stand-ins' commits.json.

@@ -13,10 +13,11 @@ from typing import Any
 import pytest
 import yaml
 
-from epbuild.bakefile import vendor_dir
+from epbuild.model.vendor import VendorUserspace
 from epbuild.offline import matrix_variant
 from epbuild.offline.vendor_apt_repo import REPO_DIR, serve
-from epbuild.vendor import VendorUserspace
+from epbuild.util.paths import vendor_dir
+
 from harness import OFFLINE, ROOT, invoke
 
 # Each pins stand-in commits through matrix_variant, which reads the stand-ins' commits.json.

@@ -7,9 +7,9 @@ from typing import Any
 
 from pydantic import Field
 
-from epbuild.component import Component, StageInput, Wheel
-from epbuild.interface import Interface, Use
-from epbuild.pins import SourcePin
+from epbuild.model.component import Component, StageInput, Wheel
+from epbuild.model.interface import Interface, Use
+from epbuild.model.pins import SourcePin
 
 
 class AiterPin(SourcePin):

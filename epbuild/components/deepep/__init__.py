@@ -7,10 +7,10 @@ from typing import Any
 
 from pydantic import Field
 
-from epbuild.component import Component, StageInput, Wheel
-from epbuild.interface import Interface, Use
-from epbuild.nic_offer import NicOffer, argparse_choices
-from epbuild.pins import SourcePin
+from epbuild.model.component import Component, StageInput, Wheel
+from epbuild.model.interface import Interface, Use
+from epbuild.model.nic_offer import NicOffer, argparse_choices
+from epbuild.model.pins import SourcePin
 
 
 class DeepepPin(SourcePin):

@@ -3,14 +3,12 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import re
-
 import pytest
-
 from helpers import assert_exact_archs, device_archs, distribution
 from pins import git, installed_version
 

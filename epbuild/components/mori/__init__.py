@@ -11,12 +11,12 @@ from typing import Any
 
 from pydantic import Field
 
-from epbuild.component import Component, StageInput, Wheel
-from epbuild.interface import Interface, Use
 from epbuild.components.mori.nic_flags import check_source
-from epbuild.nic_offer import NicOffer
-from epbuild.patterns import EnvName, LibName
-from epbuild.pins import SourcePin
+from epbuild.model.component import Component, StageInput, Wheel
+from epbuild.model.interface import Interface, Use
+from epbuild.model.nic_offer import NicOffer
+from epbuild.model.patterns import EnvName, LibName
+from epbuild.model.pins import SourcePin
 
 
 class MoriPin(SourcePin):

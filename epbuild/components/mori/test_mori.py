@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from helpers import distribution, shared_libraries
 from python_component import check_device_code, installed
 from vendor_files import vendor_origin

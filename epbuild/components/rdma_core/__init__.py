@@ -8,10 +8,10 @@ from typing import Any
 
 from pydantic import Field
 
-from epbuild.component import Component, StageInput, System
-from epbuild.interface import Interface, Use
-from epbuild.patterns import AptPackage
-from epbuild.pins import SourcePin
+from epbuild.model.component import Component, StageInput, System
+from epbuild.model.interface import Interface, Use
+from epbuild.model.patterns import AptPackage
+from epbuild.model.pins import SourcePin
 
 
 class RdmaCorePin(SourcePin):

@@ -9,11 +9,11 @@ from typing import Any
 
 from pydantic import Field
 
-from epbuild.component import Component, Copy, StageInput
-from epbuild.interface import Interface, Use
-from epbuild.nic_offer import NicOffer
-from epbuild.patterns import AbsPath, RelPath
-from epbuild.pins import SourcePin
+from epbuild.model.component import Component, Copy, StageInput
+from epbuild.model.interface import Interface, Use
+from epbuild.model.nic_offer import NicOffer
+from epbuild.model.patterns import AbsPath, RelPath
+from epbuild.model.pins import SourcePin
 
 
 class RocshmemPin(SourcePin):

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from helpers import assert_exact_archs, device_archs
 
 pytestmark = pytest.mark.component("rocshmem")

@@ -12,13 +12,12 @@ from typing import Any
 
 from pydantic import Field
 
-from epbuild import cargo_vendor
-from epbuild.archives import PinnedArchive
 from epbuild.components.vllm import setup_reads
-from epbuild.component import Component, StageInput, Wheel
-from epbuild.interface import Interface, Use
-from epbuild.patterns import ArchiveUrl, RelPath, Sha256
-from epbuild.pins import SourcePin, Strict
+from epbuild.inputs import cargo_vendor
+from epbuild.model.component import Component, PinnedArchive, StageInput, Wheel
+from epbuild.model.interface import Interface, Use
+from epbuild.model.patterns import ArchiveUrl, RelPath, Sha256
+from epbuild.model.pins import SourcePin, Strict
 
 
 class TritonKernelsArchive(Strict):

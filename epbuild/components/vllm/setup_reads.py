@@ -13,7 +13,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from epbuild.wheelhouse import WheelhouseError, requirement_files
+from epbuild.inputs.wheelhouse import WheelhouseError, requirement_files
 
 
 class SetupReadError(WheelhouseError):

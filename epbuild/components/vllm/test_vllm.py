@@ -6,13 +6,12 @@ from __future__ import annotations
 import hashlib
 import subprocess
 import tarfile
-import tomllib
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pytest
-
+import tomllib
 from pins import setuptools_scm_version
 from python_component import check_device_code, check_import, installed
 

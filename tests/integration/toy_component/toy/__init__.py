@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from epbuild.component import Component, StageInput, Wheel
-from epbuild.pins import SourcePin
+from epbuild.model.component import Component, StageInput, Wheel
+from epbuild.model.pins import SourcePin
 
 
 class ToyPin(SourcePin):

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from python_component import check_device_code, check_import, installed
 
 pytestmark = pytest.mark.component("toy")

@@ -1,0 +1,284 @@
+"""Renders every cell of a matrix into images/<cell>/Dockerfile plus the bake file.
+
+Rendering is pure: it returns the files as text, and writing or checking them is a separate step, so an
+invalid matrix or a failing template never leaves a half-written images/.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from epbuild.model import stagegraph
+from epbuild.model.cells import Cell, expand
+from epbuild.model.component import TEMPLATE, CellFacts, StageInput, Wheel
+from epbuild.model.matrix import LoadedMatrix
+from epbuild.model.plan import CellPlan
+from epbuild.render import bakefile, manifest, vendor_stage
+from epbuild.util import atomicfs
+from epbuild.util.resources import resource
+
+TEMPLATES = resource("templates")
+STAGE_TEMPLATES = TEMPLATES / "stages"
+GENERATED_FILES = ("Dockerfile",)
+
+
+@cache
+def _environment(folder: Path) -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(folder),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,
+        # Templates are read once per process: checking each one's mtime on every render (jinja's default) cost a
+        # stat per stage per cell.
+        auto_reload=False,
+    )
+
+
+@cache
+def _template_in(folder: Path, name: str) -> jinja2.Template:
+    """The compiled template, by folder and name: looked up without joining a path for each stage of each cell."""
+    return _environment(folder).get_template(name)
+
+
+@cache
+def _globals(template: jinja2.Template) -> dict[str, Any]:
+    return dict(template.globals)
+
+
+def _render(template: jinja2.Template, context: dict[str, Any]) -> str:
+    """template.render(**context), with the template's globals merged into the context once per template instead
+    of on every call (jinja merges them into a new dict each time: more than half the cost of rendering a small
+    stage, and a 1,000-cell render renders 5,000 templates)."""
+    try:
+        ctx = template.new_context({**_globals(template), **context}, shared=True)
+        return template.environment.concat(template.root_render_func(ctx))  # type: ignore[attr-defined,no-any-return]
+    except Exception:
+        template.environment.handle_exception()  # raises it, its traceback pointing into the template
+        raise
+
+
+def _base_context(plan: CellPlan, key: str) -> dict[str, Any]:
+    cell = CellFacts(plan.facts, stagegraph.BASE_USES, stagegraph.BASE)
+    return {"rocm_path": cell["base.rocm_path"], "packages": cell["base.build_packages"]}
+
+
+def _final_context(plan: CellPlan, key: str) -> dict[str, Any]:
+    """With key="" this renders the keyless text the recipe key is computed from."""
+    return {
+        "copies": stagegraph.copies(plan),
+        "wheels_dir": stagegraph.WHEELS_DIR,
+        "wheel_stages": stagegraph.wheel_stages(plan),
+        "runtime_requirements_of": [name for name in stagegraph.built_pins(plan)
+                                    if plan.registry[name].runtime_requirements is not None],
+        "runtime_wheels": bakefile.RUNTIME_WHEELS_CONTEXT,
+        "env": plan.matrix.runtime_env,
+        "labels": manifest.static_labels(plan, key),
+    }
+
+
+def _stage_text(stage: stagegraph.Stage, plan: CellPlan, key: str) -> str:
+    """The stage's text. Every stage but `final` is a function of the matrix's pins, the cell facts its spec
+    declares in `uses` (CellFacts refuses any other) and its parent: cells that agree on those get the text
+    rendered once per matrix, which is most of a render's work (bench.render_speed's 1,002 cells hold about
+    3,000 distinct stage texts among their 11,000 stages besides `final`)."""
+    above = stagegraph.parent(stage, plan) or base_reference(plan)
+    if stage.name == stagegraph.FINAL:
+        return _render_stage(stage, plan, key, above)
+    component = stage.component.name if stage.component is not None else None
+    memo_key = ("stage-text", stage.name, above, *(plan.fact(component, name) for name in stage.uses))
+    try:
+        return plan.shared[memo_key]  # type: ignore[no-any-return]
+    except KeyError:
+        text = plan.shared[memo_key] = _render_stage(stage, plan, key, above)
+        return text
+    except TypeError:  # an unhashable fact value (none today): rendered for this cell alone
+        return _render_stage(stage, plan, key, above)
+
+
+def _render_stage(stage: stagegraph.Stage, plan: CellPlan, key: str, above: str) -> str:
+    if stage.requirements_of is not None:
+        template = _template_in(STAGE_TEMPLATES, "requirements.Dockerfile.j2")
+        context: dict[str, Any] = {"component": stage.requirements_of.name}
+    elif stage.component is None:
+        template = _template_in(STAGE_TEMPLATES, f"{stage.name}.Dockerfile.j2")
+        context = {stagegraph.FINAL: _final_context, stagegraph.VENDOR: vendor_stage.context}.get(
+            stage.name, _base_context)(plan, key)
+    else:
+        c = stage.component
+        facts = CellFacts(plan.facts_for(c.name), c.uses, c.name)
+        context = c.context(StageInput(plan.pins[c.name], plan.pins, facts))
+        if isinstance(c.output, Wheel):
+            context["wheel_dir"] = stagegraph.wheel_dir(c.name)
+        template = _template_in(c.folder, TEMPLATE)
+    body = _render(template, context).rstrip("\n")
+    return f"FROM {above} AS {stage.name}\n{body}\n"
+
+
+def base_reference(plan: CellPlan) -> str:
+    """What `base` starts FROM: the base image, at its pinned digest when the matrix pins one."""
+    base = plan.base
+    return f"{base.image}@{base.digest}" if base.digest else base.image
+
+
+@dataclass(frozen=True)
+class RenderedCell:
+    plan: CellPlan
+    stages: dict[str, str]
+    dockerfile: str
+    key: str
+    """The recipe key (epbuild.render.manifest.recipe_key); the content key adds the inputs resolved at build time."""
+
+    @property
+    def cell(self) -> Cell:
+        return self.plan.cell
+
+    def files(self) -> dict[str, str]:
+        return {"Dockerfile": self.dockerfile}
+
+
+@dataclass(frozen=True)
+class Rendering:
+    matrix: LoadedMatrix
+    out_dir: Path
+    cells: list[RenderedCell]
+    bake: str
+
+    def files(self) -> dict[Path, str]:
+        """Every generated file by its path under out_dir."""
+        out = {Path(rc.cell.name) / name: text for rc in self.cells for name, text in rc.files().items()}
+        out[Path(bakefile.BAKE_FILE)] = self.bake
+        return out
+
+
+def output_dir(matrix: LoadedMatrix) -> Path:
+    """images/ beside the matrix file: images/ for ./matrix.yaml, examples/offline/images/ for the example."""
+    return matrix.directory / "images"
+
+
+def render_cell(plan: CellPlan, matrix_label: str) -> RenderedCell:
+    texts = {stage.name: _stage_text(stage, plan, "") for stage in stagegraph.stages_for(plan)}
+    outer = _template_in(TEMPLATES, "Dockerfile.j2")
+
+    def assemble(stage_texts: dict[str, str]) -> str:
+        return _render(outer, {"matrix_file": matrix_label, "cell": plan.cell.name,
+                               "stages": list(stage_texts.values())})
+
+    # The header names the matrix's path: it is left out, so the key does not depend on where the matrix is.
+    key = manifest.recipe_key(plan, list(texts.values()))
+    final = next(s for s in stagegraph.stages_for(plan) if s.name == stagegraph.FINAL)
+    texts[final.name] = _keyed_final(texts[final.name], key, lambda: _stage_text(final, plan, key))
+    return RenderedCell(plan=plan, stages=texts, dockerfile=assemble(texts), key=key)
+
+
+def _keyed_final(keyless: str, key: str, render: Callable[[], str]) -> str:
+    """`final` with the recipe key: the key reaches its text only as the value of the recipe label
+    (manifest.static_labels), so the keyless text with that value filled in is the keyed render, without
+    rendering `final` a second time (half of its cost in a render). Rendered again if the label is not there once."""
+    empty = f'{manifest.RECIPE_LABEL}=""'
+    if keyless.count(empty) != 1:
+        return render()
+    return keyless.replace(empty, f'{manifest.RECIPE_LABEL}="{key}"')
+
+
+def render_matrix(matrix: LoadedMatrix, root: Path) -> Rendering:
+    """Renders every cell; `root` is the folder builds run from (bake paths are relative to it)."""
+    label = _relative(matrix.path, root)
+    out_dir = output_dir(matrix)
+    cells = [render_cell(CellPlan(cell, matrix.model), label) for cell in expand(matrix.model)]
+    bake = bakefile.bake_json(cells, context_root=_relative(out_dir, root))
+    return Rendering(matrix=matrix, out_dir=out_dir, cells=cells, bake=bake)
+
+
+def _relative(path: Path, root: Path) -> str:
+    return Path(os.path.relpath(path.resolve(), root.resolve())).as_posix()
+
+
+def write(rendering: Rendering) -> list[Path]:
+    """Replaces out_dir with the rendering in one step (readers see the old images/ or the new, never none or a
+    mix). Files epbuild did not write there (a README, notes) are carried over; files it wrote for cells the
+    matrix no longer has are dropped."""
+    out_dir = rendering.out_dir
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    expected = rendering.files()
+    prefix = f".{out_dir.name}-"
+    with atomicfs.locked_dir(out_dir.parent):
+        atomicfs.remove_leftovers(out_dir.parent, prefix)  # staging folders of killed renders
+        staging = atomicfs.temp_dir(out_dir.parent, prefix)
+        try:
+            for rel in _kept_files(out_dir, expected):
+                _make_dirs(staging, rel.parent)
+                shutil.copy2(out_dir / rel, staging / rel, follow_symlinks=False)
+            for rel, text in expected.items():
+                _make_dirs(staging, rel.parent)
+                (staging / rel).write_text(text, encoding="utf-8")
+                (staging / rel).chmod(atomicfs.FILE_MODE)
+            atomicfs.replace_dir(staging, out_dir)
+        finally:
+            if staging.exists():
+                shutil.rmtree(staging)
+    return sorted(out_dir / rel for rel in expected)
+
+
+def _cell_file_names(expected: dict[Path, str]) -> set[str]:
+    """The names of the files a render writes into each cell's folder."""
+    return set(GENERATED_FILES) | {rel.name for rel in expected if len(rel.parts) == 2}
+
+
+def _generated_before(out_dir: Path, names: set[str]) -> set[Path]:
+    """The files an earlier render wrote: the bake file and each cell's files for the cells it names."""
+    try:
+        cells = json.loads((out_dir / bakefile.BAKE_FILE).read_text(encoding="utf-8"))["target"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return {Path(bakefile.BAKE_FILE)}
+    return {Path(bakefile.BAKE_FILE)} | {Path(str(cell)) / name for cell in cells for name in names}
+
+
+def _kept_files(out_dir: Path, expected: dict[Path, str]) -> list[Path]:
+    if not out_dir.is_dir():
+        return []
+    ours = _generated_before(out_dir, _cell_file_names(expected)) | set(expected)
+    return sorted(rel for path in out_dir.rglob("*") if not path.is_dir() or path.is_symlink()
+                  if (rel := path.relative_to(out_dir)) not in ours)
+
+
+def _make_dirs(root: Path, rel: Path) -> None:
+    """Creates root/rel with every new folder at 0755, whatever the umask."""
+    path = root
+    for part in rel.parts:
+        path = path / part
+        if not path.is_dir():
+            path.mkdir()
+            path.chmod(atomicfs.DIR_MODE)
+
+
+def drift(rendering: Rendering) -> list[str]:
+    """Files under out_dir that differ from the rendering: changed, missing, or no longer generated."""
+    expected = rendering.files()
+    problems: list[str] = []
+    for rel, text in sorted(expected.items()):
+        path = rendering.out_dir / rel
+        if not path.is_file():
+            problems.append(f"{path}: missing")
+        elif path.read_text(encoding="utf-8") != text:
+            problems.append(f"{path}: differs from the rendering")
+    if rendering.out_dir.is_dir():
+        # Only files shaped like generated ones: `invoke render` keeps anything else (a README), so reporting it
+        # would fail the check for good.
+        names = _cell_file_names(expected)
+        for path in sorted(p for p in rendering.out_dir.glob("*/*") if p.name in names):
+            if path.relative_to(rendering.out_dir) not in expected:
+                problems.append(f"{path}: not generated by the matrix (a stale cell? `invoke render` drops the "
+                                "cells it wrote before; delete others by hand)")
+    return problems

@@ -1,12 +1,9 @@
 """`invoke gc`: what under build/ nothing current needs, listed and (with --yes) removed.
 
-What is needed is derived from the matrices given, through the same path functions the build uses: every named
-context bakefile.cell_target hands a cell (exports, versions, git heads, archives, wheelhouses, crates, vendor
-packages), each archive's download, each cell's layout and its serving image's, and the mirror of every repository
-the matrices name (with the submodules their exports record). Everything else in the folders those paths live in
-that is named after a pin (a commit or a content digest in its name) is garbage: a pin the matrix moved away from
-leaves its export, wheelhouse and crates behind. `keep` keeps the newest N such leftovers of each kind (same name
-but for the pin), for moving a pin back without fetching again. Nothing else under build/ is touched (logs, the
+What is needed is derived from the matrices given (epbuild/build/gc_needed.py). Everything else in the folders those
+paths live in that is named after a pin (a commit or a content digest in its name) is garbage: a pin the matrix moved
+away from leaves its export, wheelhouse and crates behind. `keep` keeps the newest N such leftovers of each kind (same
+name but for the pin), for moving a pin back without fetching again. Nothing else under build/ is touched (logs, the
 offline example's repositories, what other tools put there).
 
 Bytes are counted per inode: a blob of a layout is a hard link to the content store (epbuild/build/blobstore.py), and
@@ -21,22 +18,19 @@ import os
 import re
 import shutil
 import stat as stat_module
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from epbuild.build import blobstore, buildlock, reproducible
+from epbuild.build.gc_needed import Needed, needed
 from epbuild.inputs import cargo_vendor
-from epbuild.inputs.git_mirrors import GIT_ENV, GitMirrors
-from epbuild.inputs.source_requests import mirror_overrides, requests_for
-from epbuild.inputs.sources import join_url
-from epbuild.model.stagegraph import built_pins
-from epbuild.render.bakefile import cell_target, serving_target
+from epbuild.inputs.git_mirrors import GitMirrors
 from epbuild.render.dockerfiles import Rendering
 from epbuild.util import paths
-from epbuild.util.commands import Runner, query
+from epbuild.util.commands import Runner
 from epbuild.util.errors import EpbuildError
-from epbuild.util.paths import GIT_HEAD_DIR, SCM_DIR, SOURCES_DIR, VENDOR_DIR, WHEELHOUSE_DIR, source_dir
+from epbuild.util.paths import GIT_HEAD_DIR, SCM_DIR, SOURCES_DIR, VENDOR_DIR, WHEELHOUSE_DIR
 
 BUILD = "build"
 PIN_DIRS = (SOURCES_DIR, SCM_DIR, GIT_HEAD_DIR, WHEELHOUSE_DIR, VENDOR_DIR, cargo_vendor.CRATES_DIR,
@@ -44,17 +38,6 @@ PIN_DIRS = (SOURCES_DIR, SCM_DIR, GIT_HEAD_DIR, WHEELHOUSE_DIR, VENDOR_DIR, carg
 """The folders of per-pin data the build writes (each also named by the path table for the pins it needs)."""
 PIN = re.compile(r"(?:^|-)([0-9a-f]{7,64})(?=$|[-.])")
 """A commit or content digest in an entry's name: what makes it data of one pin."""
-
-
-@dataclass(frozen=True)
-class Needed:
-    """What a build of the current matrices reads, relative to the checkout."""
-
-    paths: frozenset[str]
-    layouts: frozenset[str]
-    mirrors: frozenset[str] | None
-    """Names of the mirror folders needed; None when unknown (an export to read submodules from is missing)."""
-    unknown_mirrors: str = ""
 
 
 @dataclass
@@ -76,60 +59,6 @@ class Plan:
     @property
     def freed(self) -> int:
         return sum(item.freed for item in self.items)
-
-
-def needed(renderings: Iterable[Rendering], root: Path) -> Needed:
-    """What builds of every cell of these matrices read under `root`."""
-    paths: set[str] = set()
-    layouts: set[str] = set()
-    urls: dict[str, str] = {}
-    overrides = mirror_overrides([])
-    for rendering in renderings:
-        for rc in rendering.cells:
-            paths.update(cell_target(rc, context_root=".")["contexts"].values())
-            for name, pin in built_pins(rc.plan).items():
-                paths.update(a.download for a in rc.plan.registry[name].archives(pin))
-            layouts.update({rc.cell.name, serving_target(rc.cell.name)})
-        model = rendering.matrix.model
-        pins = model.components.pins()
-        for request in requests_for(rendering.matrix, list(pins), {}):
-            urls[request.url] = source_dir(request.component, request.pin.commit)
-        for request in requests_for(rendering.matrix, [n for n in overrides if n in pins], overrides):
-            urls[request.url] = source_dir(request.component, request.pin.commit)
-    mirrors = GitMirrors(root, Runner())
-    names = {mirrors.mirror_for(url).name for url in urls}
-    # Only the exports a cell builds from are read for submodules (a pin no cell builds is never exported).
-    urls = {url: export for url, export in urls.items() if export in paths}
-    missing = sorted(export for export in set(urls.values()) if not (root / export).is_dir())
-    if missing:
-        return Needed(frozenset(paths), frozenset(layouts), None,
-                      f"mirrors kept: {', '.join(missing)} not exported, so the submodules they need are unknown")
-    for url, export in urls.items():
-        names.update(mirrors.mirror_for(sub).name for sub in submodule_urls(root / export, url))
-    return Needed(frozenset(paths), frozenset(layouts), frozenset(names))
-
-
-def submodule_urls(tree: Path, url: str) -> Iterator[str]:
-    """The URL of every submodule an exported tree records in its .gitmodules (nested ones too), relative URLs
-    resolved against the superproject's as the export resolved them (epbuild/inputs/sources.py)."""
-    gitmodules = tree / ".gitmodules"
-    if not gitmodules.is_file():
-        return
-    proc = query(["git", "config", "--file", str(gitmodules), "--get-regexp", r"^submodule\..*\.(path|url)$"],
-                 env=GIT_ENV)
-    entries: dict[str, dict[str, str]] = {}
-    for line in proc.stdout.splitlines():
-        key, _, value = line.partition(" ")
-        name, _, kind = key[len("submodule."):].rpartition(".")
-        entries.setdefault(name, {})[kind] = value
-    for entry in entries.values():
-        sub = entry.get("url", "")
-        if not sub:
-            continue
-        sub = join_url(url, sub) if sub.startswith(("./", "../")) else sub
-        yield sub
-        if entry.get("path"):
-            yield from submodule_urls(tree / entry["path"], sub)
 
 
 def _under_build(rel: str) -> bool:

@@ -14,9 +14,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from epbuild.build import stageinputs
+from epbuild.build import prebake_checks, stageinputs
+from epbuild.build.prebake_checks import NotChecked
 from epbuild.build.source_trees import Scope
-from epbuild.build.stageinputs import NotChecked
 from epbuild.util.errors import EpbuildError
 
 
@@ -28,11 +28,11 @@ class Step:
 
 
 STEPS: list[Step] = [
-    Step("preflight hooks", stageinputs.hooks),  # the components' own checks of the matrix (MoRI's NIC builds)
-    Step("interface", stageinputs.interfaces),  # flags, variables, CMake options, files against the tree
-    Step("source checks", stageinputs.source_checks),  # the components' own checks of the tree (MoRI's NIC flags)
-    Step("NIC support", stageinputs.nic_support),  # each cell's NIC against what each tree can drive
-    Step("Rust toolchain", stageinputs.rust_toolchains),  # the base's rustc against the tree's rust-toolchain.toml
+    Step("preflight hooks", prebake_checks.hooks),  # the components' own checks of the matrix (MoRI's NIC builds)
+    Step("interface", prebake_checks.interfaces),  # flags, variables, CMake options, files against the tree
+    Step("source checks", prebake_checks.source_checks),  # the components' own checks of the tree (MoRI's NIC flags)
+    Step("NIC support", prebake_checks.nic_support),  # each cell's NIC against what each tree can drive
+    Step("Rust toolchain", prebake_checks.rust_toolchains),  # the base's rustc against the tree's rust-toolchain.toml
     Step("scm version", stageinputs.versions),
     Step("git HEAD", stageinputs.git_heads),
     Step("source archives", stageinputs.source_archives),

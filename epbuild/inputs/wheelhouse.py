@@ -23,8 +23,7 @@ import re
 import sys
 import tempfile
 from collections import deque
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 
 from packaging.markers import default_environment
@@ -33,21 +32,17 @@ from packaging.requirements import Requirement as Spec
 from packaging.version import InvalidVersion, Version
 
 from epbuild.inputs.base_python import BasePython, PythonTarget, canonical
+from epbuild.inputs.requirement_files import Requirement, WheelhouseError, requirement_files, requirements
 from epbuild.util import atomicfs
 from epbuild.util.commands import CommandFailed, Runner
-from epbuild.util.errors import EpbuildError
 
-__all__ = ["BasePython", "IndexUnreachable", "PythonTarget", "Requirement", "WheelhouseError", "canonical", "ensure", "requirements"]
+__all__ = ["BasePython", "IndexUnreachable", "PythonTarget", "Requirement", "WheelhouseError", "canonical", "ensure",
+           "requirement_files", "requirements"]
 
 log = logging.getLogger(__name__)
 
 LOCK_FILE = "requirements.lock"
 STAMP_FILE = ".epbuild-wheelhouse.json"
-NAME = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)")
-
-
-class WheelhouseError(EpbuildError):
-    pass
 
 
 class IndexUnreachable(WheelhouseError):
@@ -56,65 +51,6 @@ class IndexUnreachable(WheelhouseError):
 
 UNREACHABLE = re.compile(r"NewConnectionError|Failed to establish a new connection|Temporary failure in name "
                          r"resolution|Network is unreachable|ProxyError|ConnectTimeoutError")
-
-
-@dataclass(frozen=True)
-class Requirement:
-    """One requirement line as pip reads it, and where it was read (a requirements file, pyproject.toml's
-    `[build-system] requires`, setup.py's `setup_requires`): the origin starts the chain an error names."""
-
-    line: str
-    origin: str
-
-    @property
-    def name(self) -> str:
-        match = NAME.match(self.line)
-        return canonical(match.group(1)) if match else self.line
-
-
-def _read(source: Path, files: Iterable[str], where: str) -> tuple[list[Requirement], list[str]]:
-    """The requirement lines of `files` following `-r` (as pip and vLLM's own get_requirements do), and every file
-    read, in order."""
-    out: list[Requirement] = []
-    read_files: list[str] = []
-    seen: set[str] = set()
-
-    def read(path: Path, chain: tuple[Path, ...]) -> None:
-        if not path.is_file():
-            raise WheelhouseError(f"{where}: requirements file {path.relative_to(source)} does not exist at the pin")
-        origin = str(path.relative_to(source))
-        if origin not in read_files:
-            read_files.append(origin)
-        for raw in path.read_text().splitlines():
-            line = raw.split(" #", 1)[0].strip()
-            if not line or line.startswith("#"):
-                continue
-            if line.startswith(("-r ", "--requirement ")):
-                target = (path.parent / line.split(None, 1)[1]).resolve()
-                if target not in chain:
-                    read(target, (*chain, target))
-                continue
-            if line.startswith("-"):
-                continue  # index options
-            if line not in seen:
-                seen.add(line)
-                out.append(Requirement(line, origin))
-
-    source = source.resolve()
-    for name in files:
-        read(source / name, (source / name,))
-    return out, read_files
-
-
-def requirements(source: Path, files: Iterable[str], where: str) -> list[Requirement]:
-    """The requirement lines of `files`, without pip options: the host's pip configuration (and the matrix's
-    `python.find_links`) decide where wheels come from."""
-    return _read(source, files, where)[0]
-
-
-def requirement_files(source: Path, files: Iterable[str], where: str) -> list[str]:
-    """`files` and every file they include with `-r`, relative to `source`."""
-    return _read(source, files, where)[1]
 
 
 def _sha256(path: Path) -> str:

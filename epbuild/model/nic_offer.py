@@ -1,5 +1,5 @@
-"""What a component's pinned source can drive, as its `nic_support` hook reads it (epbuild.inputs.nic_support checks each
-cell's NIC against it). Its own module, so the component folders can build one without importing the planner."""
+"""What a component's pinned source can drive, as its `nic_support` hook reads it (epbuild.inputs.nic_support checks
+each cell's NIC against it). Its own module, so the component folders can build one without importing the planner."""
 
 from __future__ import annotations
 

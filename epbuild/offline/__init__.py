@@ -27,12 +27,7 @@ from epbuild.offline.base_image import _image_exists, ensure_base_image, suite_o
 from epbuild.offline.fixtures import ensure_fixture_repos
 from epbuild.offline.gitrepo import FixtureRepo
 from epbuild.offline.python_stand_ins import ensure_wheels
-from epbuild.offline.settings import (
-    FIXTURES_DIR,
-    OFFLINE_BASE_IMAGE,
-    REPO_ROOT,
-    OfflineError,
-)
+from epbuild.offline.settings import FIXTURES_DIR, OFFLINE_BASE_IMAGE, REPO_ROOT, OfflineError
 from epbuild.offline.vendor_apt_repo import ensure_vendor_repo
 from epbuild.util.commands import Runner, shell_line
 from epbuild.util.resources import resource

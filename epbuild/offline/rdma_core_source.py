@@ -11,14 +11,7 @@ import tempfile
 from pathlib import Path
 
 from epbuild.offline.base_image import _ensure_minbase
-from epbuild.offline.gitrepo import (
-    FixtureRepo,
-    _Commit,
-    _digest,
-    _Entry,
-    _install_repo,
-    _stamp_ok,
-)
+from epbuild.offline.gitrepo import FixtureRepo, _Commit, _digest, _Entry, _install_repo, _stamp_ok
 from epbuild.offline.settings import (
     DEBIAN_MIRROR,
     MINBASE_IMAGE,

@@ -1,7 +1,7 @@
-"""`invoke pins`: the reference's files read from the reference component's exported source at its pin (the
-normal fetch: sources cache, mirrors honoured), parsed (epbuild.pinning.dockerfile_model, epbuild.pinning.reference), compared with
-the matrix (epbuild.pinning.reference_diff); `--check` fails on an unexplained difference, `--write` moves the matrix to
-the reference through the round-trip editor and re-renders."""
+"""`invoke pins`: the reference's files read from the reference component's exported source at its pin (the normal
+fetch: sources cache, mirrors honoured), parsed (epbuild.pinning.dockerfile_model, epbuild.pinning.reference), compared
+with the matrix (epbuild.pinning.reference_diff); `--check` fails on an unexplained difference, `--write` moves the
+matrix to the reference through the round-trip editor and re-renders."""
 
 from __future__ import annotations
 

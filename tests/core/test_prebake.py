@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from epbuild.build import prebake
+from epbuild.build.prebake_checks import NotChecked
 from epbuild.build.source_trees import Scope, Trees
-from epbuild.build.stageinputs import NotChecked
 from epbuild.components import vllm
 from epbuild.model.matrix import load_matrix
 from epbuild.render.dockerfiles import render_matrix

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from epbuild.build import stageinputs
+from epbuild.build import prebake_checks
 from epbuild.build.source_trees import Scope, Trees
 from epbuild.components import vllm
 from epbuild.inputs import cargo_vendor, rust_toolchain
@@ -153,7 +153,7 @@ def test_preflight_refuses_a_base_toolchain_older_than_the_pin_asks(rustc_versio
     r, cells, tree = offline_rendering(tmp_path, rustc_version)
     commit = tree.name.removeprefix("vllm-")
     with pytest.raises(PreflightError) as err:
-        stageinputs.rust_toolchains(scope(r, cells, tmp_path))
+        prebake_checks.rust_toolchains(scope(r, cells, tmp_path))
     message = str(err.value)
     assert f"vllm at {commit[:12]}: rust-toolchain.toml: it asks for Rust 1.85" in message
     assert "bases.sid.rustc_version" in message and "components.vllm.rust_frontend" in message
@@ -161,7 +161,7 @@ def test_preflight_refuses_a_base_toolchain_older_than_the_pin_asks(rustc_versio
 
 def test_preflight_accepts_the_base_toolchain_the_pin_asks_for(tmp_path: Path) -> None:
     r, cells, _ = offline_rendering(tmp_path, "1.85")
-    stageinputs.rust_toolchains(scope(r, cells, tmp_path))
+    prebake_checks.rust_toolchains(scope(r, cells, tmp_path))
 
 
 def stand_in_without(module: str, tmp_path: Path) -> str:

@@ -20,7 +20,7 @@ from epbuild.render.dockerfiles import RenderedCell
 from epbuild.util.commands import Runner
 
 EXPECTED_ENV = "EPBUILD_EXPECTED"
-"""The image checks (tests/image) read the path of the expectation file from this variable."""
+"""The image checks (epbuild/checks/image) read the path of the expectation file from this variable."""
 
 
 def pin_sources(rc: RenderedCell, root: Path, matrix_dir: Path) -> dict[str, dict[str, str]]:

@@ -1,5 +1,5 @@
-"""`invoke test`: runs the in-image checks (tests/image, testinfra) against a cell's image, or the GPU tier
-(tests/gpu), writing a JUnit report per cell under build/reports/ and summarising what failed."""
+"""`invoke test`: runs the in-image checks (epbuild/checks/image, testinfra) against a cell's image, or the GPU tier
+(epbuild/checks/gpu), writing a JUnit report per cell under build/reports/ and summarising what failed."""
 
 from __future__ import annotations
 
@@ -19,9 +19,9 @@ from epbuild.render.dockerfiles import RenderedCell, Rendering
 from epbuild.util import timeouts
 from epbuild.util.commands import query
 from epbuild.util.errors import EpbuildError
-from epbuild.util.resources import resource
 
-TESTS = resource("tests")
+CHECKS = Path(__file__).resolve().parent
+"""The in-image checks (image/: the static tier, testinfra; gpu/: the GPU tier), shipped in the package."""
 
 
 @dataclass
@@ -47,7 +47,7 @@ STOP_GRACE = 60.0
 """Seconds an interrupted check run gets to remove its container before it is killed."""
 
 GPU_DRY_RUN_ENV = "EPBUILD_GPU_DRY_RUN"
-"""Tells the GPU tier (tests/gpu/conftest.py) to print each case instead of running it."""
+"""Tells the GPU tier (epbuild/checks/gpu/conftest.py) to print each case instead of running it."""
 
 SYSFS_ENV = "EPBUILD_SYSFS_ROOT"
 """Where to read sysfs from (default /sys); tests point it at a tree they write."""
@@ -144,19 +144,19 @@ def run_checks(rc: RenderedCell, image: str | None, root: Path, matrix_dir: Path
     expect = expectations.write(expectations.expectation(rc, image, root, matrix_dir, resolved),
                                 root / "build" / "reports" / f"{rc.cell.name}.expected.json")
     if gpu:
-        paths, plugin = [TESTS / "gpu"], ["-s", "-rs"] if dry_run else []
+        paths, plugin = [CHECKS / "gpu"], ["-s", "-rs"] if dry_run else []
     else:
         # Each component's checks sit in its folder; the plugin deselects those of components the cell lacks.
         # testinfra is used as a library: its own plugin (registered as "testinfra" or, by newer releases,
         # "pytest11.testinfra") would replace the plugin's `host` fixture with a local one.
         checks = [path for c in rc.plan.registry.components for path in c.checks()]
-        paths, plugin = [TESTS / "image", *checks], ["-p", "imagecheck", "-p", "no:testinfra",
+        paths, plugin = [CHECKS / "image", *checks], ["-p", "imagecheck", "-p", "no:testinfra",
                                                       "-p", "no:pytest11.testinfra"]
     argv = [sys.executable, "-m", "pytest", *map(str, paths), *plugin, "-p", "no:cacheprovider",
-            f"--junitxml={report}", "-o", "junit_family=xunit2", "--rootdir", str(TESTS.parent),
+            f"--junitxml={report}", "-o", "junit_family=xunit2", "--rootdir", str(CHECKS.parents[1]),
             "-q" if quiet else "-v"]
-    # tests/image holds the plugin and the helpers the component checks import.
-    pythonpath = os.pathsep.join(filter(None, [str(TESTS / "image"), os.environ.get("PYTHONPATH")]))
+    # epbuild/checks/image holds the plugin and the helpers the component checks import.
+    pythonpath = os.pathsep.join(filter(None, [str(CHECKS / "image"), os.environ.get("PYTHONPATH")]))
     env = {**os.environ, expectations.EXPECTED_ENV: str(expect), "PYTHONPATH": pythonpath}
     if dry_run:
         env[GPU_DRY_RUN_ENV] = "1"

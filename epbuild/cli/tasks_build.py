@@ -92,7 +92,7 @@ def sources(c: Context, matrix: str = "matrix.yaml", arch: list[str] | None = No
 
 @task(iterable=["arch", "nic", "base", "cell", "gpu_arch"],
       help={**CELL_HELP, "image": "Check this image reference as the selected cell (one cell only).",
-            "gpu": "Run the GPU tier (tests/gpu) instead of the static checks; needs AMD GPUs.",
+            "gpu": "Run the GPU tier (epbuild/checks/gpu) instead of the static checks; needs AMD GPUs.",
             "require_gpu": "With --gpu: fail, instead of reporting 'not run', on a host without AMD GPUs (CI agents).",
             "gpu_arch": "With --gpu: fail unless this host's GPUs include this arch (CI: the pool's archs, so a pool "
                         "override that names other hardware fails).",

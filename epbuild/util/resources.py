@@ -17,7 +17,7 @@ def from_checkout() -> bool:
 
 
 def resource(relative: str) -> Path:
-    """A project file by its path in the repository, e.g. `templates` or `tests/image`."""
+    """A project file by its path in the repository, e.g. `templates` or `epbuild/checks/image`."""
     return (CHECKOUT if from_checkout() else INSTALLED) / relative
 
 

@@ -1,5 +1,5 @@
 """The GPU tier's backend assertions, proven here without a GPU: on vLLM logs modelled line by line on vLLM's own
-(tests/gpu/logs/README.md) they pass for the backend asked and fail on every fallback; the tier's real test, run
+(epbuild/checks/gpu/logs/README.md) they pass for the backend asked and fail on every fallback; the tier's real test, run
 with a stand-in `docker` that prints such a log, fails on a fallback and passes on the right backend; and its dry
 run prints each case and reports it not run."""
 
@@ -16,8 +16,8 @@ import pytest
 from epbuild.checks.imagetest import CheckRun, _read_report
 
 ROOT = Path(__file__).resolve().parents[2]
-LOGS = ROOT / "tests" / "gpu" / "logs"
-sys.path.insert(0, str(ROOT / "tests" / "gpu"))
+LOGS = ROOT / "epbuild" / "checks" / "gpu" / "logs"
+sys.path.insert(0, str(ROOT / "epbuild" / "checks" / "gpu"))
 
 from vllm_log import expectation, problems, rearrangements  # noqa: E402
 
@@ -122,10 +122,10 @@ def run_tier(tmp_path: Path, case: str, printed_log: Path | None, *, dry_run: bo
         env["EPBUILD_GPU_DRY_RUN"] = "1"
     if nodes > 1:  # this agent is node 0; the address is only passed on (the stand-in docker runs nothing)
         env.update({"EPBUILD_GPU_NODES": str(nodes), "EPBUILD_GPU_NODE_RANK": "0", "EPBUILD_GPU_MASTER": "node0:29500"})
-    target = f"{ROOT}/tests/gpu/test_ep_backends.py" + (f"::{case}" if case else "")
+    target = f"{ROOT}/epbuild/checks/gpu/test_ep_backends.py" + (f"::{case}" if case else "")
     proc = subprocess.run([sys.executable, "-m", "pytest", target,
                            "-p", "no:cacheprovider", f"--junitxml={report}", "-o", "junit_family=xunit2",
-                           "--rootdir", str(ROOT / "tests" / "gpu"), "-q", "-s", "-rs"], cwd=tmp_path,
+                           "--rootdir", str(ROOT / "epbuild" / "checks" / "gpu"), "-q", "-s", "-rs"], cwd=tmp_path,
                           capture_output=True, text=True, env=env)
     run = CheckRun("gfx950-cx7-sid", "image", report)
     _read_report(run, proc.returncode)

@@ -24,8 +24,8 @@ def gpu_tier(tmp_path: Path, gpus: int, env: dict[str, str]) -> subprocess.Compl
     expected.write_text(json.dumps({"image": "epbuild-offline/stack:gfx950-cx7-sid", "record": {
         "cell": "gfx950-cx7-sid", "components": {"vllm": {"commit": "0" * 40}, "mori": {}}}}))
     return subprocess.run(
-        [sys.executable, "-m", "pytest", str(ROOT / "tests" / "gpu" / "test_ep_backends.py"), "-p", "no:cacheprovider",
-         "--rootdir", str(ROOT / "tests" / "gpu"), "-q", "-k", "deepep_low_latency"],
+        [sys.executable, "-m", "pytest", str(ROOT / "epbuild" / "checks" / "gpu" / "test_ep_backends.py"), "-p", "no:cacheprovider",
+         "--rootdir", str(ROOT / "epbuild" / "checks" / "gpu"), "-q", "-k", "deepep_low_latency"],
         cwd=ROOT, capture_output=True, text=True,
         env={"EPBUILD_EXPECTED": str(expected), "EPBUILD_SYSFS_ROOT": str(tmp_path / "sys"), "PATH": "/usr/bin:/bin",
              "PYTHONPATH": str(ROOT), **env})

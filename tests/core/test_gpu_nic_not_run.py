@@ -25,9 +25,9 @@ def test_nic_smoke_test_is_not_run_without_the_cells_nic(tmp_path: Path, devices
         "cell": "gfx950-thor2-sid", "nic": "thor2", "provider": "bnxt_re", "provider_library": "libbnxt_re",
         "components": {}}, "nic_userspace": {"pci_vendors": ["0x14e4"]}}))
     report = tmp_path / "report.xml"
-    proc = subprocess.run([sys.executable, "-m", "pytest", str(ROOT / "tests" / "gpu" / "test_nic.py"),
+    proc = subprocess.run([sys.executable, "-m", "pytest", str(ROOT / "epbuild" / "checks" / "gpu" / "test_nic.py"),
                            "-p", "no:cacheprovider", f"--junitxml={report}", "-o", "junit_family=xunit2",
-                           "--rootdir", str(ROOT / "tests" / "gpu"), "-q"], cwd=ROOT, capture_output=True, text=True,
+                           "--rootdir", str(ROOT / "epbuild" / "checks" / "gpu"), "-q"], cwd=ROOT, capture_output=True, text=True,
                           env={"EPBUILD_EXPECTED": str(expected), "EPBUILD_SYSFS_ROOT": str(sysfs),
                                "PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)})
     run = CheckRun("gfx950-thor2", "image", report)

@@ -1,4 +1,4 @@
-"""The in-image version check (tests/image/pins.py) recomputes a setuptools-scm version from the history the build
+"""The in-image version check (epbuild/checks/image/pins.py) recomputes a setuptools-scm version from the history the build
 recorded computing it from, never from another one (issue 21: a history without the tag gave 0.1.1.dev1+g... for
 an image rightly carrying 0.1.10.post3), and says it cannot check when that record is missing or stale."""
 
@@ -14,7 +14,7 @@ import pytest
 from epbuild.inputs import scm_version
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "tests" / "image"))
+sys.path.insert(0, str(ROOT / "epbuild" / "checks" / "image"))
 
 from pins import setuptools_scm_version  # noqa: E402
 

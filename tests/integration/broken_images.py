@@ -1,4 +1,4 @@
-"""Every in-image check, seen failing: for each check (tests/image/*.py and each component's test_*.py), an edit
+"""Every in-image check, seen failing: for each check (epbuild/checks/image/*.py and each component's test_*.py), an edit
 that breaks exactly the property it checks, made on a good image of the offline example.
 
 To add a check: add one Breakage naming it, the cell whose image it is derived from, and the Dockerfile lines
@@ -51,19 +51,19 @@ def repoint(lib: str, version: str) -> str:
 
 
 BREAKAGES = [
-    # tests/image/test_apt.py
+    # epbuild/checks/image/test_apt.py
     Breakage("test_apt::test_apt_get_check_passes", CX7, "a",
              stanza("epbuild-broken", "install ok installed", "Depends: epbuild-absent\\n")),
     Breakage("test_apt::test_dpkg_audit_finds_nothing", CX7, "b", stanza("epbuild-half", "install ok half-configured")),
-    # tests/image/test_hygiene.py
+    # epbuild/checks/image/test_hygiene.py
     Breakage("test_hygiene::test_no_build_leftovers", CX7, "a",
              "RUN mkdir -p /src/deepep/build && touch /src/deepep/build/CMakeCache.txt"),
     Breakage("test_hygiene::test_compiled_python_is_checked_hash", CX7, "b", "RUN $BREAK timestamp-pyc vllm"),
-    # tests/image/test_libraries.py: a library in a prefix `final` copies, needing a library nobody ships.
+    # epbuild/checks/image/test_libraries.py: a library in a prefix `final` copies, needing a library nobody ships.
     Breakage("test_libraries::test_no_missing_shared_library_dependencies", CX7, "a",
              f"RUN cp {LIBDIR}/libz.so.1 /opt/rocshmem/lib/libepbuild-broken.so && "
              "$BREAK file-bytes /opt/rocshmem/lib/libepbuild-broken.so libc.so.6 libq.so.6"),
-    # tests/image/test_manifest.py
+    # epbuild/checks/image/test_manifest.py
     Breakage("test_manifest::test_manifest_names_the_built_pins", CX7, "b",
              "RUN sed -i 's/\"commit\": \"[0-9a-f]*\"/\"commit\": \"0000000000\"/' /opt/epbuild/manifest.json"),
     Breakage("test_manifest::test_labels_name_the_built_pins_and_the_manifests_key", CX7, "a",
@@ -72,11 +72,11 @@ BREAKAGES = [
              "RUN sed -i 's/^DEEPEP_COMMIT: .*/DEEPEP_COMMIT: 0000000000/' /app/versions.txt"),
     Breakage("test_manifest::test_versions_txt_keeps_the_base_images_lines", CX7, "b",
              "RUN sed -i 1d /app/versions.txt"),
-    # tests/image/test_runtime.py
+    # epbuild/checks/image/test_runtime.py
     Breakage("test_runtime::test_image_environment", CX7, "a", "ENV VLLM_ROCM_USE_AITER=0"),
     Breakage("test_runtime::test_a_login_shell_keeps_the_image_environment", CX7, "b",
              "RUN echo 'export VLLM_ROCM_USE_AITER=0' > /etc/profile.d/zz-epbuild-broken.sh"),
-    # tests/image/test_built_from_pins.py: the revision string each stand-in compiles in, and each version.
+    # epbuild/checks/image/test_built_from_pins.py: the revision string each stand-in compiles in, and each version.
     Breakage("test_built_from_pins::test_built_files_carry_the_revision_of_the_pin[rocshmem]", CX7, "b",
              "RUN $BREAK file-bytes /opt/rocshmem/lib/librocshmem.a rocshmem-fixture-rev- rocshmem-fixture-rez-"),
     *(Breakage(f"test_built_from_pins::test_built_files_carry_the_revision_of_the_pin[{component}]", CX7, "b",
@@ -138,7 +138,7 @@ BREAKAGES = [
              "RUN $BREAK bytes vllm _version.py .dev .dex"),
     Breakage("test_vllm::test_the_server_starts_far_enough_to_print_its_help", CX7, "e",
              "RUN $BREAK bytes vllm cli/main.py '\"serve\"' '\"servx\"'"),
-    # tests/image/test_python_env.py: a distribution whose requirement nothing provides; a torch other than the
+    # epbuild/checks/image/test_python_env.py: a distribution whose requirement nothing provides; a torch other than the
     # base's (the version string only, so nothing else reads a changed file).
     Breakage("test_python_env::test_pip_check_is_clean", CX7, "e",
              "RUN d=\"$(python3 -c 'import sysconfig; print(sysconfig.get_paths()[\"purelib\"])')/epbuild_broken-1.0.dist-info\" "
@@ -157,7 +157,7 @@ BREAKAGES = [
              "RUN p=$($BREAK path vllm vllm/vllm-rs) && printf '#!/bin/sh\\necho vllm-rs 0.0.0\\n' > \"$p\""),
     Breakage("test_vllm::test_rust_tool_parser_imports_for_the_stable_abi", CX7, "c",
              "RUN p=$($BREAK path vllm .abi3.so) && : > \"$p\""),
-    # tests/image/test_nic_userspace.py (Broadcom's userspace on thor2)
+    # epbuild/checks/image/test_nic_userspace.py (Broadcom's userspace on thor2)
     # Broadcom's post-install copy is what rocSHMEM's fallback dlopen finds (ldconfig does not cache libbnxt_re.so).
     Breakage("test_nic_userspace::test_rocshmem_dlopen_sequence_loads_the_vendor_library", THOR2, "t1",
              "RUN rm /usr/local/lib/libbnxt_re* && ldconfig"),
@@ -173,7 +173,7 @@ BREAKAGES = [
 ]
 
 BREAKAGES += [
-    # tests/image/test_nic_userspace.py on io: what rdma-core's source build left before issue 18 (its own libionic
+    # epbuild/checks/image/test_nic_userspace.py on io: what rdma-core's source build left before issue 18 (its own libionic
     # beside the vendor's, verbs' plugin naming it while ldconfig's libionic.so.1, what rocSHMEM's dlopen reaches,
     # names the vendor's); and a vendor release built for another libibverbs (its plugin named for another ABI).
     Breakage("test_nic_userspace::test_one_provider_library_in_the_image_owned_by_the_vendor", IO, "i1",

@@ -29,7 +29,7 @@ def test_source_built_library_at_the_pinned_version(host: Any, expected: dict[st
 
 @pytest.mark.cell(rdma_core="source", vendor_userspace=False)
 def test_source_built_provider_library_at_the_pinned_version(host: Any, expected: dict[str, Any]) -> None:
-    # Where the NIC has vendor userspace, the provider library is the vendor's (tests/image/test_nic_userspace.py).
+    # Where the NIC has vendor userspace, the provider library is the vendor's (epbuild/checks/image/test_nic_userspace.py).
     check_source_built(host, expected, expected["provider_library"])
 
 
@@ -50,7 +50,7 @@ def test_provider_plugins_and_driver_files(host: Any, expected: dict[str, Any]) 
     assert plugins, f"no provider plugin lib{provider}-rdmav<ABI>.so in {LIBDIR}/libibverbs"
     abis = {re.fullmatch(r"lib.*-rdmav(\d+)\.so", f).group(1) for f in found if f.endswith(".so")}  # type: ignore[union-attr]
     assert len(abis) == 1, f"provider plugins disagree on the provider ABI: rdmav{', rdmav'.join(sorted(abis))}"
-    # Where the NIC's vendor packages are its provider, the plugin is theirs (tests/image/test_nic_userspace.py).
+    # Where the NIC's vendor packages are its provider, the plugin is theirs (epbuild/checks/image/test_nic_userspace.py).
     for plugin in ([] if expected.get("vendor_provider") else plugins):
         assert not owned_by_package(host, f"{LIBDIR}/libibverbs/{plugin}"), f"{plugin} is the distribution's"
     assert host.file(f"/etc/libibverbs.d/{provider}.driver").exists, f"/etc/libibverbs.d/{provider}.driver missing"

@@ -1,4 +1,4 @@
-"""The pytest plugin of the in-image checks (`invoke test` loads it with `-p imagecheck`, for tests/image and for
+"""The pytest plugin of the in-image checks (`invoke test` loads it with `-p imagecheck`, for epbuild/checks/image and for
 each component folder's test_*.py): one container per image, a testinfra host on it, and the cell's record
 (written by `invoke test`). Checks that do not apply to the cell are deselected, not skipped."""
 

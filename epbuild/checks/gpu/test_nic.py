@@ -1,6 +1,6 @@
 """The NIC smoke test, for agents that have the cell's NIC: with /dev/infiniband passed in, `ibv_devices` in the
 image lists the host's devices of the cell's provider, and the libraries rocSHMEM and MoRI load open them
-(rocSHMEM's GDA backends dlopen "libibverbs.so" and the provider's "<lib>.so", tests/image/test_nic_userspace.py).
+(rocSHMEM's GDA backends dlopen "libibverbs.so" and the provider's "<lib>.so", epbuild/checks/image/test_nic_userspace.py).
 An agent without that NIC reports the test "not run" (its skip reason says so), never a pass."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The NIC's userspace: the vendor's packages at the pinned versions, the provider library rocSHMEM and MoRI load
 resolving to the vendor's file, rocSHMEM's GDA backend for the NIC and MoRI's vendor link read from the built
-libraries (dpkg's consistency: tests/image/test_apt.py, for every cell). Where the vendor's packages are the verbs provider
+libraries (dpkg's consistency: epbuild/checks/image/test_apt.py, for every cell). Where the vendor's packages are the verbs provider
 (vendor.provides_provider), the image holds one provider library, theirs, and the plugin libibverbs loads for the
 NIC maps the same file as rocSHMEM's dlopen."""
 

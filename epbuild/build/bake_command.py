@@ -9,6 +9,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from epbuild.build import compile_cache
 from epbuild.build.stage_cache import Export
 from epbuild.render.bakefile import BAKE_FILE
 from epbuild.render.dockerfiles import Rendering
@@ -39,16 +40,21 @@ class BuildOptions:
     """Also tag each built cell's serving image (target vllm-openai) as <image>:<cell>-vllm-openai."""
     local_sources: tuple[str, ...] = ()
     """COMPONENT=PATH: build a component from a local working tree (uncommitted changes included)."""
+    compile_cache: bool = False
+    """Hand the compile steps the shared compile cache whose URL EPBUILD_COMPILE_CACHE holds, as a BuildKit secret
+    (epbuild/build/compile_cache.py); the URL itself is never part of the options or the command line."""
 
 
 def bake_command(rendering: Rendering, root: Path, targets: list[str], options: BuildOptions,
                  overlay: Path | None = None, resolved: Path | None = None,
-                 reproducible_file: Path | None = None) -> list[str]:
+                 reproducible_file: Path | None = None, network_file: Path | None = None) -> list[str]:
     """`resolved`: the run's bake file of resolved inputs (epbuild.build.records: each cell's record, labels, base
     digest and, with --push, its immutable tag), laid over the committed one and the stage cache's. With
     `reproducible_file` (reproducible.bake_override's file) each cell goes to its OCI layout with rewritten
     timestamps, which `docker load` then hands to the engine or, with --push, epbuild uploads to the registry;
-    else, without the stage cache's `overlay`, straight to the engine (--load)."""
+    else, without the stage cache's `overlay`, straight to the engine (--load). `network_file`
+    (compile_cache.network_overlay's file) runs every step on the host network, with or without the compile cache,
+    so that the steps' identities do not depend on it."""
     bake_file = os.path.relpath(rendering.out_dir / BAKE_FILE, root)
     argv = ["docker", "buildx", "bake", "--file", bake_file, "--progress", "plain"]
     if overlay is not None:  # the stage cache's targets; each target names its own output there
@@ -57,6 +63,10 @@ def bake_command(rendering: Rendering, root: Path, targets: list[str], options: 
         argv += ["--file", str(resolved)]
     if reproducible_file is not None:
         argv += ["--file", str(reproducible_file)]
+    if network_file is not None:
+        argv += ["--file", str(network_file)]
+    if options.compile_cache:
+        argv += compile_cache.bake_arguments()
     if options.builder:
         argv += ["--builder", options.builder]
     # With --push too, each cell goes to its OCI layout (the reproducible file's output), which is then uploaded.

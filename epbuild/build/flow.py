@@ -20,7 +20,7 @@ import shlex
 import time
 from pathlib import Path
 
-from epbuild.build import build_inputs, buildlock, records, reproducible, stage_cache
+from epbuild.build import build_inputs, buildlock, compile_cache, records, reproducible, stage_cache
 from epbuild.build.bake_command import BuildOptions, bake_command, checkout_tag
 from epbuild.build.bake_runs import Bakes, BakeStalled
 from epbuild.build.builder_caps import require_cache_export
@@ -77,6 +77,8 @@ def _build(rendering: Rendering, cells: list[RenderedCell], root: Path, options:
     # Every cell comes reproducibly, through its OCI layout (epbuild/build/reproducible.py), then goes to the engine or,
     # with --push, to the registry; the stage cache's stage targets get the same epochs. (--stage builds no cell.)
     override = (run_dir or Path("build/logs/<run>")) / reproducible.OVERRIDE_FILE
+    # Every step on the host network, compile cache or not (epbuild/build/compile_cache.py: one identity either way).
+    network = (run_dir or Path("build/logs/<run>")) / compile_cache.NETWORK_OVERLAY
     layouts = not options.stage
     pushed_refs: dict[str, str] = {}
 
@@ -84,7 +86,7 @@ def _build(rendering: Rendering, cells: list[RenderedCell], root: Path, options:
         return cache[0].targets(targets) if cache else targets
 
     def command(targets: list[str]) -> list[str]:
-        return bake_command(rendering, root, expanded(targets), options, overlay, resolved_file, override)
+        return bake_command(rendering, root, expanded(targets), options, overlay, resolved_file, override, network)
 
     if runner.dry_run:
         print("# then each base image's digest is resolved, and each cell's record and content key written to "
@@ -109,6 +111,7 @@ def _build(rendering: Rendering, cells: list[RenderedCell], root: Path, options:
         pushed_refs = reproducible.immutable_tags(cells, keys, options.push)
     for base, digest in resolved.base_digests.items():
         log.info("base image %s is %s", rendering.matrix.model.bases[base].image, digest)
+    network.write_text(compile_cache.network_overlay([*expanded(names), *(serving_target(n) for n in names)]))
     override.write_text(reproducible.bake_override(cells, {e.component: e.commit_time for e in exported}, root,
                                                    {t: s.cell for t, s in cache[0].stage_targets.items()}
                                                    if cache else None))
@@ -142,7 +145,8 @@ def _build(rendering: Rendering, cells: list[RenderedCell], root: Path, options:
         # Every stage is cached by now: this only writes the serving images' configs.
         with (run_dir / "bake.log").open("a") as bake_log:
             code = runner.stream(bake_command(rendering, root, [serving_target(n) for n in built], options,
-                                              resolved=resolved_file, reproducible_file=override),
+                                              resolved=resolved_file, reproducible_file=override,
+                                              network_file=network),
                                  cwd=root, on_line=bake_log.write)
         for name in built:
             if code != 0:

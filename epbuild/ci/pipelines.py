@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from epbuild.build import compile_cache
 from epbuild.ci import policy
 from epbuild.ci.pipeline_graph import StageStep, pipeline_graph
 from epbuild.inputs.resolve import pinned_digest
@@ -202,8 +203,10 @@ def github(rendering: Rendering, matrix_label: str) -> str:
     publish = publishes(rendering)
 
     def secrets(kind: str) -> dict[str, str]:
-        return {name: f"${{{{ secrets.{name} }}}}"
-                for login in policy.LOGINS[kind] for name in (login.user, login.password)}
+        names = [name for login in policy.LOGINS[kind] for name in (login.user, login.password)]
+        if kind in policy.COMPILE_CACHE_KINDS:  # the trust's environment's secret; empty when unset: no cache
+            names.append(compile_cache.ENV_VAR)
+        return {name: f"${{{{ secrets.{name} }}}}" for name in names}
 
     def job(kind: str, name: str, runs_on: Any, command: str, *, env: dict[str, str] | None = None,
             run_id: str | None = None, **extra: Any) -> dict[str, Any]:

@@ -51,6 +51,9 @@ CI_REGISTRY_ENV = "EPBUILD_CI_REGISTRY"
 (set per trust by the Buildkite agent hook, or by the GitHub environment of the job)."""
 CI_CACHE_ENV = "EPBUILD_CI_CACHE"
 """The stage cache repository of this build's trust: main imports and writes only main's."""
+COMPILE_CACHE_KINDS = ("stage", "build")
+"""The steps that compile, and so get the trust's shared compile cache (EPBUILD_COMPILE_CACHE, a secret: its URL
+may hold a password; unset, the steps build without it)."""
 DIGEST_ENV = "EPBUILD_DIGEST"
 """The digest the build step pushed to staging: what the GPU tests check and the publish step publishes."""
 PUBLISH_QUEUE = "epbuild-publish"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 
 from invoke import Context, Exit
 
@@ -31,6 +32,9 @@ from epbuild.cli.taskflags import CELL_HELP, logging_setup, selected_cells, task
                    "<image>:<cell>-vllm-openai.",
         "source": "COMPONENT=PATH: build a component from a local working tree, uncommitted changes included "
                   "(the image is marked dirty; publish refuses it).",
+        "compile_cache": "URL of the fleet's shared compile cache (ccache remote storage: redis://[[USER:]PASSWORD@]"
+                         "HOST[:PORT] or http(s)://HOST[:PORT]/PATH); default: EPBUILD_COMPILE_CACHE. Reaches the "
+                         "compile steps as a BuildKit secret: no image or log holds it.",
     },
 )
 @user_errors
@@ -39,8 +43,9 @@ def build(c: Context, matrix: str = "matrix.yaml", arch: list[str] | None = None
           cache_to: list[str] | None = None, keep_going: bool = True, mirror: list[str] | None = None,
           quiet: bool = False, cache: str | None = None, cache_export: str = "all", stage: str | None = None,
           push: str | None = None, no_cache: bool = False, max_jobs: int = 0, source: list[str] | None = None,
-          serving: bool = False) -> None:
+          serving: bool = False, compile_cache: str | None = None) -> None:
     """Build the selected cells with BuildKit, in one bake so shared stages build once."""
+    from epbuild.build import compile_cache as shared_ccache
     from epbuild.build import flow as builder_mod
     from epbuild.build.bake_command import BuildOptions
     from epbuild.build.bake_command import cache_export as export_choice
@@ -53,6 +58,10 @@ def build(c: Context, matrix: str = "matrix.yaml", arch: list[str] | None = None
     logging_setup()
     if cache is not None:
         checked_repo(cache)  # an empty --cache (an unset CI variable) is refused, never read as "no cache"
+    cache_url = shared_ccache.chosen_url(compile_cache)
+    if cache_url is not None:
+        # buildx reads the secret from this variable: the command line and replay.sh name only the variable.
+        os.environ[shared_ccache.ENV_VAR] = cache_url
     r, cells = selected_cells(matrix, arch, nic, all, cell, base)
     options = BuildOptions(builder=builder, cache_from=tuple(cache_from or ()),
                                        cache_to=tuple(cache_to or ()), keep_going=keep_going,
@@ -60,7 +69,7 @@ def build(c: Context, matrix: str = "matrix.yaml", arch: list[str] | None = None
                                        cache_export=export_choice(cache_export), stage=stage,
                                        push=checked_registry(push) if push is not None else None,
                                        max_jobs=max_jobs or None, local_sources=tuple(source or ()),
-                                       serving=serving)
+                                       serving=serving, compile_cache=cache_url is not None)
     runner = Runner(dry_run=dry_run)
     # BuildKit pushes the stage cache with the docker CLI's credentials.
     login = registry_login(cache.split("/", 1)[0], runner) if cache else contextlib.nullcontext()

@@ -217,6 +217,8 @@ def test_each_job_holds_only_its_own_credentials(publishing: Path) -> None:
         kind = key.split("-")[0]
         seen.add(kind)
         expected = {f"EPBUILD_{login}_{part}" for login in kinds[kind] for part in ("USER", "PASSWORD")}
+        if kind in ("stage", "build"):  # the compiling steps also get the trust's shared compile cache (#22)
+            expected.add("EPBUILD_COMPILE_CACHE")
         assert secrets_of(job) == expected, key
         assert job["permissions"] == {"contents": "read"}, key
         if kind == "publish":

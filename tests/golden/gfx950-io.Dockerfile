@@ -35,7 +35,10 @@ FROM base AS rdma-core
 # hadolint ignore=SC2086,DL4006
 RUN --mount=type=bind,from=src-rdma-core,target=/src/rdma-core,rw \
     --mount=type=cache,id=epbuild-ccache,target=/root/.cache/ccache \
+    --mount=type=secret,id=epbuild-compile-cache,required=false \
     export CCACHE_BASEDIR=/src/rdma-core \
+ && CCACHE_REMOTE_STORAGE="$(cat /run/secrets/epbuild-compile-cache 2>/dev/null || true)" \
+ && export CCACHE_REMOTE_STORAGE CCACHE_SECONDARY_STORAGE="$CCACHE_REMOTE_STORAGE" \
  && version="$(sed -n 's/^set(PACKAGE_VERSION "\([0-9.]*\)")$/\1/p' /src/rdma-core/CMakeLists.txt)" \
  && test -n "$version" \
  && purge="$(dpkg-query -W -f '${db:Status-Abbrev} ${Package} ${Provides}\n' \
@@ -109,8 +112,11 @@ ARG SOURCE_DATE_EPOCH_AITER=315532800
 RUN --mount=type=bind,from=src-aiter,target=/src/aiter,rw \
     --mount=type=bind,from=scm-aiter,target=/epbuild/scm \
     --mount=type=cache,id=epbuild-ccache,target=/root/.cache/ccache \
+    --mount=type=secret,id=epbuild-compile-cache,required=false \
     cd /src/aiter \
  && export CCACHE_BASEDIR=/src/aiter \
+ && CCACHE_REMOTE_STORAGE="$(cat /run/secrets/epbuild-compile-cache 2>/dev/null || true)" \
+ && export CCACHE_REMOTE_STORAGE CCACHE_SECONDARY_STORAGE="$CCACHE_REMOTE_STORAGE" \
  && SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH_AITER}" \
     SETUPTOOLS_SCM_PRETEND_VERSION_FOR_AMD_AITER="$(cat /epbuild/scm/version)" \
     PREBUILD_KERNELS=1 GPU_ARCHS="gfx950" \
@@ -124,9 +130,12 @@ FROM vendor AS rocshmem
 # hadolint ignore=DL3003
 RUN --mount=type=bind,from=src-rocshmem,target=/src/rocshmem,rw \
     --mount=type=cache,id=epbuild-ccache,target=/root/.cache/ccache \
+    --mount=type=secret,id=epbuild-compile-cache,required=false \
     mkdir /src/rocshmem/projects/rocshmem/build \
  && cd /src/rocshmem/projects/rocshmem/build \
  && export CCACHE_BASEDIR=/src/rocshmem \
+ && CCACHE_REMOTE_STORAGE="$(cat /run/secrets/epbuild-compile-cache 2>/dev/null || true)" \
+ && export CCACHE_REMOTE_STORAGE CCACHE_SECONDARY_STORAGE="$CCACHE_REMOTE_STORAGE" \
  && INSTALL_PREFIX=/opt/rocshmem bash ../scripts/build_configs/all_backends \
       -DROCM_PATH="${ROCM_PATH}" -DGPU_TARGETS="gfx950" -DUSE_EXTERNAL_MPI=OFF \
       -DCMAKE_CXX_COMPILER_LAUNCHER=ccache
@@ -141,8 +150,11 @@ ARG SOURCE_DATE_EPOCH_DEEPEP=315532800
 RUN --mount=type=bind,from=src-deepep,target=/src/deepep,rw \
     --mount=type=bind,from=git-deepep,target=/epbuild/git \
     --mount=type=cache,id=epbuild-ccache,target=/root/.cache/ccache \
+    --mount=type=secret,id=epbuild-compile-cache,required=false \
     cd /src/deepep \
  && export CCACHE_BASEDIR=/src/deepep GIT_DIR=/epbuild/git \
+ && CCACHE_REMOTE_STORAGE="$(cat /run/secrets/epbuild-compile-cache 2>/dev/null || true)" \
+ && export CCACHE_REMOTE_STORAGE CCACHE_SECONDARY_STORAGE="$CCACHE_REMOTE_STORAGE" \
  && SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH_DEEPEP}" ROCSHMEM_DIR=/opt/rocshmem ROCM_HOME="${ROCM_PATH}" \
     PYTORCH_ROCM_ARCH="gfx950" python3 setup.py --variant rocm --rocm-explicit-ctx --rocm-gfx942-fp8-fnuz-max 224 --nic io bdist_wheel --dist-dir /wheels/deepep
 
@@ -167,9 +179,12 @@ ARG SOURCE_DATE_EPOCH_MORI=315532800
 RUN --mount=type=bind,from=src-mori,target=/src/mori,rw \
     --mount=type=bind,from=scm-mori,target=/epbuild/scm \
     --mount=type=cache,id=epbuild-ccache,target=/root/.cache/ccache \
+    --mount=type=secret,id=epbuild-compile-cache,required=false \
     cd /src/mori \
  && export CCACHE_BASEDIR=/src/mori CMAKE_C_COMPILER_LAUNCHER=ccache CMAKE_CXX_COMPILER_LAUNCHER=ccache \
       CMAKE_HIP_COMPILER_LAUNCHER=ccache \
+ && CCACHE_REMOTE_STORAGE="$(cat /run/secrets/epbuild-compile-cache 2>/dev/null || true)" \
+ && export CCACHE_REMOTE_STORAGE CCACHE_SECONDARY_STORAGE="$CCACHE_REMOTE_STORAGE" \
  && SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH_MORI}" \
     SETUPTOOLS_SCM_PRETEND_VERSION_FOR_MORI="$(cat /epbuild/scm/version)" \
     MORI_GPU_ARCHS="gfx950" \
@@ -204,18 +219,24 @@ ARG MAX_JOBS
 # The cache is shared with every other compiled stage, so this step's own results come from its stats log
 # (one line per result and compile; `ccache --print-stats` would count every stage's). The count of entries the
 # cache holds first shows whether BuildKit kept it since the last build (its GC may drop cache mounts).
+# With `invoke build --compile-cache URL` the secret epbuild-compile-cache holds the fleet's shared ccache store
+# (epbuild/build/compile_cache.py); without it the secret is absent, the value empty and the step the same.
 # TRITON_KERNELS_SRC_DIR: the pinned triton_kernels package, fetched and sha256-checked on the host (the reference
 # downloads it in this stage; without it vLLM's CMake clones triton from GitHub).
 # hadolint ignore=DL4006
 RUN --mount=type=cache,id=epbuild-ccache,target=/root/.cache/ccache \
+    --mount=type=secret,id=epbuild-compile-cache,required=false \
     --mount=type=bind,from=triton-kernels,target=/opt/rocm-triton-kernels \
     export CCACHE_BASEDIR=/build/vllm CCACHE_STATSLOG=/tmp/epbuild-ccache.log \
       SETUPTOOLS_SCM_PRETEND_VERSION=0.0.0+rocm.csrc.build TRITON_KERNELS_SRC_DIR=/opt/rocm-triton-kernels \
+ && CCACHE_REMOTE_STORAGE="$(cat /run/secrets/epbuild-compile-cache 2>/dev/null || true)" \
+ && export CCACHE_REMOTE_STORAGE CCACHE_SECONDARY_STORAGE="$CCACHE_REMOTE_STORAGE" \
  && echo "epbuild: ccache holds $(find /root/.cache/ccache -type f ! -name stats ! -name CACHEDIR.TAG ! -path '*/tmp/*' | wc -l) entries before the native step" \
  && VLLM_TARGET_DEVICE=rocm PYTORCH_ROCM_ARCH="gfx950" MAX_JOBS="${MAX_JOBS:-$(nproc)}" \
     python3 setup.py bdist_wheel --dist-dir /build/dist \
  && echo "epbuild: ccache results of the vLLM native step" \
- && for key in cache_miss direct_cache_hit preprocessed_cache_hit; do \
+ && for key in cache_miss direct_cache_hit preprocessed_cache_hit remote_storage_read_hit remote_storage_error \
+      remote_storage_timeout; do \
       printf '%s\t%s\n' "$key" "$(grep -cx "$key" /tmp/epbuild-ccache.log || true)"; \
     done \
  && rm /tmp/epbuild-ccache.log
@@ -292,7 +313,7 @@ LABEL org.opencontainers.image.title="rocm/vllm-ep gfx950-io" \
       io.epbuild.arch="gfx950" \
       io.epbuild.nic="io" \
       io.epbuild.base="rocm72" \
-      io.epbuild.recipe-key="9e1aa40a17cf240d7dbd2491c8c1ab4ae6de1bf0ae3d1f2cd2a93e8d39fec75a"
+      io.epbuild.recipe-key="cf6b5ddc0b4a5d0bb70577cd9d5ee51a4f90d4825e16fded1afb373d781d1a41"
 CMD ["/bin/bash"]
 
 # The serving image (`invoke build --serving`), as the target vllm-openai of vLLM's docker/Dockerfile.rocm:

@@ -1,0 +1,127 @@
+"""The shared compile cache's plumbing without an engine: what `invoke build --compile-cache URL` accepts and
+refuses, that the URL and its password never reach the command line a run records, and that every compiled step
+of the rendered Dockerfiles mounts the secret the same way whether the cache is on or not. Expectations come
+from the rendered files and the command line, not from the module's own constants alone."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from epbuild.build.compile_cache import CompileCacheError, checked_url, chosen_url, network_overlay, where
+
+ROOT = Path(__file__).resolve().parents[2]
+SECRET_MOUNT = "--mount=type=secret,id=epbuild-compile-cache,required=false"
+
+
+def invoke(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "invoke", *args], cwd=ROOT, capture_output=True, text=True,
+                          check=False, env={**os.environ, **(env or {})})
+
+
+@pytest.mark.parametrize("url", ["redis://127.0.0.1:6379", "redis://:pw@cache.example:6380",
+                                 "redis://user:pw@[::1]:6379", "http://127.0.0.1:8080/ccache",
+                                 "https://cache.example/ccache|connect-timeout=500|layout=bazel"])
+def test_the_back_ends_ccache_offers_are_accepted(url: str) -> None:
+    assert checked_url(url) == url
+
+
+@pytest.mark.parametrize("url, said", [("ftp://127.0.0.1/x", "'ftp' is not supported"),
+                                       ("file:/srv/ccache", "not a compile cache URL"),
+                                       ("127.0.0.1:6379", "not a compile cache URL"),
+                                       ("redis://127.0.0.1:99999", "out of range"),
+                                       ("", "unset?")])
+def test_anything_else_is_refused_by_name(url: str, said: str) -> None:
+    with pytest.raises(CompileCacheError, match=re.escape(said)):
+        checked_url(url)
+
+
+def test_a_refusal_never_repeats_the_password() -> None:
+    with pytest.raises(CompileCacheError) as caught:
+        checked_url("redis://user:hunter2@127.0.0.1:99999")
+    assert "hunter2" not in str(caught.value) and "redis://127.0.0.1:99999" in str(caught.value)
+    assert where("http://u:hunter2@h.example:81/p") == "http://h.example:81"
+
+
+def test_the_flag_wins_and_an_empty_variable_means_no_cache() -> None:
+    env = {"EPBUILD_COMPILE_CACHE": "redis://127.0.0.1:1"}
+    assert chosen_url("http://127.0.0.1:2/c", env) == "http://127.0.0.1:2/c"
+    assert chosen_url(None, env) == "redis://127.0.0.1:1"
+    assert chosen_url(None, {"EPBUILD_COMPILE_CACHE": ""}) is None
+    assert chosen_url(None, {}) is None
+    with pytest.raises(CompileCacheError, match="EPBUILD_COMPILE_CACHE"):
+        chosen_url(None, {"EPBUILD_COMPILE_CACHE": "nonsense"})
+
+
+def test_the_network_overlay_puts_every_target_on_the_host_network_and_sets_nothing_else() -> None:
+    doc = yaml.safe_load(network_overlay(["gfx950-cx7", "stage-vllm", "gfx950-cx7"]))
+    assert doc == {"services": {name: {"build": {"network": "host"}} for name in ("gfx950-cx7", "stage-vllm")}}
+    with pytest.raises(CompileCacheError, match="not a name"):
+        network_overlay(["a: b"])
+
+
+def test_the_build_command_names_the_variable_never_the_url() -> None:
+    proc = invoke("build", "--cell", "gfx950-cx7", "--dry-run", "--compile-cache", "redis://:hunter2@127.0.0.1:6379")
+    assert proc.returncode == 0, proc.stderr
+    [bake] = [line for line in proc.stdout.splitlines() if "docker buildx bake" in line]
+    assert "'*.secrets=id=epbuild-compile-cache,env=EPBUILD_COMPILE_CACHE'" in bake
+    assert "host-network.compose.yaml" in bake
+    assert "hunter2" not in proc.stdout + proc.stderr
+
+
+def test_without_the_cache_only_the_secret_is_missing_from_the_command() -> None:
+    proc = invoke("build", "--cell", "gfx950-cx7", "--dry-run", env={"EPBUILD_COMPILE_CACHE": ""})
+    assert proc.returncode == 0, proc.stderr
+    [bake] = [line for line in proc.stdout.splitlines() if "docker buildx bake" in line]
+    assert "secrets" not in bake and "host-network.compose.yaml" in bake
+
+
+def test_an_empty_flag_is_refused_in_one_line() -> None:
+    proc = invoke("build", "--cell", "gfx950-cx7", "--dry-run", "--compile-cache", "")
+    assert proc.returncode != 0 and "unset?" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+
+
+def _run_steps(dockerfile: str) -> list[str]:
+    """Each RUN instruction with its continuation lines, as one string."""
+    steps, current = [], ""
+    for line in dockerfile.splitlines():
+        if line.startswith("RUN ") or current:
+            current += line + "\n"
+            if not line.endswith("\\"):
+                steps.append(current)
+                current = ""
+    return steps
+
+
+@pytest.mark.parametrize("folder", ["images", "examples/offline/images"])
+def test_every_compile_step_mounts_the_secret_optionally_and_hands_it_to_ccache(folder: str) -> None:
+    compiling = [step for path in sorted((ROOT / folder).glob("*/Dockerfile"))
+                 for step in _run_steps(path.read_text()) if "id=epbuild-ccache" in step]
+    assert compiling, f"no ccache step in {folder}"
+    for step in compiling:
+        assert SECRET_MOUNT in step, step
+        assert 'CCACHE_REMOTE_STORAGE="$(cat /run/secrets/epbuild-compile-cache 2>/dev/null || true)"' in step
+        assert 'CCACHE_SECONDARY_STORAGE="$CCACHE_REMOTE_STORAGE"' in step  # ccache 4.5's name (Ubuntu 22.04)
+        assert "--network" not in step  # the run's compose overlay sets the mode, the same with or without cache
+    # rdma-core, rocSHMEM, DeepEP, MoRI and vLLM's native step all compile in the offline example.
+    names = " ".join(compiling)
+    for source in ("/src/rdma-core", "/src/rocshmem", "/src/deepep", "/src/mori", "/build/vllm"):
+        assert f"CCACHE_BASEDIR={source}" in names
+
+
+def test_the_pipelines_hand_the_cache_to_the_compiling_steps_only() -> None:
+    jobs = yaml.safe_load((ROOT / ".github/workflows/epbuild.yml").read_text())["jobs"]
+    compiling = {name for name in jobs if name.startswith(("stage-", "build-"))}
+    assert compiling and any(name.startswith("stage-") for name in compiling)
+    for name, job in jobs.items():
+        held = job.get("env", {}).get("EPBUILD_COMPILE_CACHE")
+        assert held == ("${{ secrets.EPBUILD_COMPILE_CACHE }}" if name in compiling else None), name
+    hook = (ROOT / "ci/buildkite/pre-command").read_text()
+    build_role = hook[hook.index("  build)"):hook.index("  gpu)")]
+    assert "EPBUILD_COMPILE_CACHE" in build_role  # Buildkite: the build agents' hook, from the trust's own file

@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from epbuild.build import compile_cache
 from epbuild.build.progress import Progress, Vertex
 from epbuild.model.stagegraph import stage_identities
 from epbuild.render.dockerfiles import RenderedCell
@@ -60,7 +61,13 @@ class BuildReport:
             "executed_run_steps": [{"target": v.target, "stage": v.stage, "op": v.op[:200],
                                     "seconds": round((v.ended or v.started) - v.started, 2)}
                                    for v in self.progress.executed_runs()],
+            "compile_steps": [dataclasses.asdict(s) for s in self.compile_steps()],
         }
+
+    def compile_steps(self) -> list[compile_cache.StepStats]:
+        """What each compiled step that ran did: real compiles, results from the shared store, unreachable."""
+        found = (compile_cache.step_stats(v.stage or v.target, v.lines) for v in self.progress.executed_runs())
+        return [s for s in found if s is not None]
 
     def table(self) -> str:
         rows = [("CELL", "RESULT", "DURATION", "IMAGE ID", "TAG", "FAILED STAGE")]
@@ -72,6 +79,8 @@ class BuildReport:
         for r in self.results:
             if r.error:
                 lines.append(f"{r.cell}: {r.error}" + (f" (log: {r.log})" if r.log else ""))
+        if notice := compile_cache.notice(self.compile_steps()):
+            lines.append(notice)
         if self.run_dir is not None:
             lines.append(f"logs and replayable commands: {self.run_dir}")
         return "\n".join(lines)

@@ -15,7 +15,10 @@ The tool is ccache's remote storage, not sccache:
 - Back-ends: Redis (`redis://[[USER:]PASSWORD@]HOST[:PORT]`) and HTTP (`http://HOST[:PORT]/PATH`, any server that
   answers GET/PUT/HEAD: nginx WebDAV, bazel-remote's /cas, ...), both in every ccache since 4.4.
 - An unreachable store costs a connect timeout per compile (100 ms by default) and counts `remote_storage_error`;
-  the compile itself goes on locally, so a dead server makes a build slower, never failed.
+  the compile itself goes on locally, so a dead server makes a build slower, never failed. Each compiled step
+  prints its own counts last (STEP_LINE, from its CCACHE_STATSLOG, removed before the layer is taken), and the
+  build's summary names the stages whose compiles the store did not answer (seen: rocSHMEM's stand-in against a
+  port nothing listens on, `1 compiled, 0 from the shared cache, 1 unreachable`, image built).
 
 How the URL reaches the steps without changing any stage's identity:
 - As a BuildKit secret (`--set *.secrets=id=epbuild-compile-cache,env=EPBUILD_COMPILE_CACHE`): the argv names only
@@ -41,6 +44,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 
 from epbuild.util.errors import EpbuildError
 
@@ -107,3 +111,39 @@ def network_overlay(targets: Iterable[str]) -> str:
             raise CompileCacheError(f"bake target {target!r}: not a name a compose file can hold")
         lines += [f"  {target}:", "    build:", "      network: host"]
     return "\n".join(lines) + "\n"
+
+
+STEP_LINE = re.compile(r"epbuild: compile cache: (?P<compiled>\d+) compiled, (?P<shared>\d+) from the shared cache, "
+                       r"(?P<unreachable>\d+) unreachable$")
+"""What each compiled step prints last (its own ccache statistics log: CCACHE_STATSLOG, one line per counter and
+compile, since `ccache --print-stats` would count every stage that shares the local cache mount)."""
+
+
+@dataclass(frozen=True)
+class StepStats:
+    stage: str
+    compiled: int
+    """Real compiler runs (ccache's cache_miss)."""
+    shared: int
+    """Results the shared store gave (remote_storage_hit)."""
+    unreachable: int
+    """Compiles for which the store did not answer (remote_storage_error or _timeout): built locally instead."""
+
+
+def step_stats(stage: str, lines: Iterable[str]) -> StepStats | None:
+    """The statistics one step printed, from its progress lines (`#N 12.3 epbuild: compile cache: ...`)."""
+    for line in lines:
+        if (m := STEP_LINE.search(line.rstrip("\n"))) is not None:
+            return StepStats(stage, int(m["compiled"]), int(m["shared"]), int(m["unreachable"]))
+    return None
+
+
+def notice(steps: Iterable[StepStats]) -> str:
+    """One line for the build's summary when the store did not answer, else empty."""
+    missed = [s for s in steps if s.unreachable]
+    if not missed:
+        return ""
+    total = sum(s.unreachable for s in missed)
+    stages = ", ".join(sorted({s.stage for s in missed}))
+    return (f"compile cache unreachable: {total} compile{'' if total == 1 else 's'} of {stages} went without the "
+            "shared cache and were built locally (the images are the same; check the server and --compile-cache)")

@@ -125,3 +125,47 @@ def test_the_pipelines_hand_the_cache_to_the_compiling_steps_only() -> None:
     hook = (ROOT / "ci/buildkite/pre-command").read_text()
     build_role = hook[hook.index("  build)"):hook.index("  gpu)")]
     assert "EPBUILD_COMPILE_CACHE" in build_role  # Buildkite: the build agents' hook, from the trust's own file
+
+
+# From a real `invoke build --stage rocshmem --compile-cache redis://127.0.0.1:1` of the offline example (a fresh
+# rocSHMEM commit whose device source changed; nothing listens on port 1), shortened to the lines that matter.
+DEAD_SERVER = """\
+#27 [rdma-core 1/1] RUN --mount=type=bind,from=src-rdma-core,target=/src/rdma-core,rw     export CCACHE_BASEDIR=/src/rdma-core
+#27 CACHED
+#28 [rocshmem 1/1] RUN --mount=type=bind,from=src-rocshmem,target=/src/rocshmem,rw     mkdir /src/rocshmem/projects/rocshmem/build
+#28 11.27 [ 14%] Building CXX object CMakeFiles/rocshmem.dir/src/rocshmem_device.cpp.o
+#28 38.24 epbuild: compile cache: 1 compiled, 0 from the shared cache, 1 unreachable
+#28 DONE 38.4s
+"""
+
+
+def test_a_dead_server_is_named_in_the_summary_and_a_live_one_is_not() -> None:
+    from epbuild.build.buildreport import BuildReport, CellResult
+    from epbuild.build.compile_cache import StepStats
+
+    report = BuildReport(None, [CellResult("gfx950-cx7-sid", "t", ok=True)])
+    invocation = report.progress.start(["gfx950-cx7-sid"])
+    for line in DEAD_SERVER.splitlines(keepends=True):
+        report.progress.feed(line, invocation)
+    assert report.compile_steps() == [StepStats("rocshmem", 1, 0, 1)]  # the cached rdma-core step printed nothing
+    assert report.summary()["compile_steps"] == [{"stage": "rocshmem", "compiled": 1, "shared": 0, "unreachable": 1}]
+    [notice] = [line for line in report.table().splitlines() if "compile cache" in line]
+    assert notice.startswith("compile cache unreachable: 1 compile of rocshmem went without the shared cache")
+
+    live = BuildReport(None, [CellResult("gfx950-cx7-sid", "t", ok=True)])
+    invocation = live.progress.start(["gfx950-cx7-sid"])
+    for line in DEAD_SERVER.replace("1 compiled, 0 from the shared cache, 1 unreachable",
+                                    "0 compiled, 4 from the shared cache, 0 unreachable").splitlines(keepends=True):
+        live.progress.feed(line, invocation)
+    assert live.compile_steps() == [StepStats("rocshmem", 0, 4, 0)]
+    assert "compile cache" not in live.table()
+
+
+@pytest.mark.parametrize("folder", ["images", "examples/offline/images"])
+def test_every_compile_step_reports_its_own_statistics_and_leaves_no_log_in_its_layer(folder: str) -> None:
+    for path in sorted((ROOT / folder).glob("*/Dockerfile")):
+        for step in _run_steps(path.read_text()):
+            if "id=epbuild-ccache" in step:
+                assert "CCACHE_STATSLOG=/tmp/epbuild-ccache.log" in step, step
+                assert "epbuild: compile cache: $(grep -cx cache_miss /tmp/epbuild-ccache.log" in step, step
+                assert step.rstrip().endswith("&& rm /tmp/epbuild-ccache.log"), step

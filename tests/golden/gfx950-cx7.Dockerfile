@@ -39,6 +39,7 @@ RUN --mount=type=bind,from=src-rdma-core,target=/src/rdma-core,rw \
     export CCACHE_BASEDIR=/src/rdma-core \
  && CCACHE_REMOTE_STORAGE="$(cat /run/secrets/epbuild-compile-cache 2>/dev/null || true)" \
  && export CCACHE_REMOTE_STORAGE CCACHE_SECONDARY_STORAGE="$CCACHE_REMOTE_STORAGE" \
+      CCACHE_STATSLOG=/tmp/epbuild-ccache.log \
  && version="$(sed -n 's/^set(PACKAGE_VERSION "\([0-9.]*\)")$/\1/p' /src/rdma-core/CMakeLists.txt)" \
  && test -n "$version" \
  && purge="$(dpkg-query -W -f '${db:Status-Abbrev} ${Package} ${Provides}\n' \
@@ -62,7 +63,12 @@ RUN --mount=type=bind,from=src-rdma-core,target=/src/rdma-core,rw \
  && dpkg -i /tmp/epbuild-rdma-core.deb \
  && rm -rf /tmp/epbuild-rdma-core /tmp/epbuild-rdma-core.deb \
  && apt-get check \
- && rm -f /var/log/dpkg.log /var/cache/apt/*.bin /var/cache/ldconfig/aux-cache
+ && rm -f /var/log/dpkg.log /var/cache/apt/*.bin /var/cache/ldconfig/aux-cache \
+ && touch /tmp/epbuild-ccache.log \
+ && echo "epbuild: compile cache: $(grep -cx cache_miss /tmp/epbuild-ccache.log || true) compiled," \
+      "$(grep -cx remote_storage_hit /tmp/epbuild-ccache.log || true) from the shared cache," \
+      "$(grep -cxE 'remote_storage_(error|timeout)' /tmp/epbuild-ccache.log || true) unreachable" \
+ && rm /tmp/epbuild-ccache.log
 
 FROM base AS aiter-requirements
 # aiter's build requirements, installed before any of its source, in a stage of their own: it reads no
@@ -89,10 +95,16 @@ RUN --mount=type=bind,from=src-aiter,target=/src/aiter,rw \
  && export CCACHE_BASEDIR=/src/aiter \
  && CCACHE_REMOTE_STORAGE="$(cat /run/secrets/epbuild-compile-cache 2>/dev/null || true)" \
  && export CCACHE_REMOTE_STORAGE CCACHE_SECONDARY_STORAGE="$CCACHE_REMOTE_STORAGE" \
+      CCACHE_STATSLOG=/tmp/epbuild-ccache.log \
  && SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH_AITER}" \
     SETUPTOOLS_SCM_PRETEND_VERSION_FOR_AMD_AITER="$(cat /epbuild/scm/version)" \
     PREBUILD_KERNELS=1 GPU_ARCHS="gfx950" \
-    python3 setup.py bdist_wheel --dist-dir /wheels/aiter
+    python3 setup.py bdist_wheel --dist-dir /wheels/aiter \
+ && touch /tmp/epbuild-ccache.log \
+ && echo "epbuild: compile cache: $(grep -cx cache_miss /tmp/epbuild-ccache.log || true) compiled," \
+      "$(grep -cx remote_storage_hit /tmp/epbuild-ccache.log || true) from the shared cache," \
+      "$(grep -cxE 'remote_storage_(error|timeout)' /tmp/epbuild-ccache.log || true) unreachable" \
+ && rm /tmp/epbuild-ccache.log
 
 FROM rdma-core AS rocshmem
 # all_backends finds the sources from its own location and refuses in-source builds, so it runs from a build
@@ -108,9 +120,15 @@ RUN --mount=type=bind,from=src-rocshmem,target=/src/rocshmem,rw \
  && export CCACHE_BASEDIR=/src/rocshmem \
  && CCACHE_REMOTE_STORAGE="$(cat /run/secrets/epbuild-compile-cache 2>/dev/null || true)" \
  && export CCACHE_REMOTE_STORAGE CCACHE_SECONDARY_STORAGE="$CCACHE_REMOTE_STORAGE" \
+      CCACHE_STATSLOG=/tmp/epbuild-ccache.log \
  && INSTALL_PREFIX=/opt/rocshmem bash ../scripts/build_configs/all_backends \
       -DROCM_PATH="${ROCM_PATH}" -DGPU_TARGETS="gfx950" -DUSE_EXTERNAL_MPI=OFF \
-      -DCMAKE_CXX_COMPILER_LAUNCHER=ccache
+      -DCMAKE_CXX_COMPILER_LAUNCHER=ccache \
+ && touch /tmp/epbuild-ccache.log \
+ && echo "epbuild: compile cache: $(grep -cx cache_miss /tmp/epbuild-ccache.log || true) compiled," \
+      "$(grep -cx remote_storage_hit /tmp/epbuild-ccache.log || true) from the shared cache," \
+      "$(grep -cxE 'remote_storage_(error|timeout)' /tmp/epbuild-ccache.log || true) unreachable" \
+ && rm /tmp/epbuild-ccache.log
 
 FROM rocshmem AS deepep
 # Every flag here was checked against DeepEP's setup.py at the pin before the build started (epbuild.preflight):
@@ -127,8 +145,14 @@ RUN --mount=type=bind,from=src-deepep,target=/src/deepep,rw \
  && export CCACHE_BASEDIR=/src/deepep GIT_DIR=/epbuild/git \
  && CCACHE_REMOTE_STORAGE="$(cat /run/secrets/epbuild-compile-cache 2>/dev/null || true)" \
  && export CCACHE_REMOTE_STORAGE CCACHE_SECONDARY_STORAGE="$CCACHE_REMOTE_STORAGE" \
+      CCACHE_STATSLOG=/tmp/epbuild-ccache.log \
  && SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH_DEEPEP}" ROCSHMEM_DIR=/opt/rocshmem ROCM_HOME="${ROCM_PATH}" \
-    PYTORCH_ROCM_ARCH="gfx950" python3 setup.py --variant rocm --rocm-explicit-ctx --rocm-gfx942-fp8-fnuz-max 224 --nic cx7 bdist_wheel --dist-dir /wheels/deepep
+    PYTORCH_ROCM_ARCH="gfx950" python3 setup.py --variant rocm --rocm-explicit-ctx --rocm-gfx942-fp8-fnuz-max 224 --nic cx7 bdist_wheel --dist-dir /wheels/deepep \
+ && touch /tmp/epbuild-ccache.log \
+ && echo "epbuild: compile cache: $(grep -cx cache_miss /tmp/epbuild-ccache.log || true) compiled," \
+      "$(grep -cx remote_storage_hit /tmp/epbuild-ccache.log || true) from the shared cache," \
+      "$(grep -cxE 'remote_storage_(error|timeout)' /tmp/epbuild-ccache.log || true) unreachable" \
+ && rm /tmp/epbuild-ccache.log
 
 FROM base AS mori-requirements
 # mori's build requirements, installed before any of its source, in a stage of their own: it reads no
@@ -157,10 +181,16 @@ RUN --mount=type=bind,from=src-mori,target=/src/mori,rw \
       CMAKE_HIP_COMPILER_LAUNCHER=ccache \
  && CCACHE_REMOTE_STORAGE="$(cat /run/secrets/epbuild-compile-cache 2>/dev/null || true)" \
  && export CCACHE_REMOTE_STORAGE CCACHE_SECONDARY_STORAGE="$CCACHE_REMOTE_STORAGE" \
+      CCACHE_STATSLOG=/tmp/epbuild-ccache.log \
  && SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH_MORI}" \
     SETUPTOOLS_SCM_PRETEND_VERSION_FOR_MORI="$(cat /epbuild/scm/version)" \
     MORI_GPU_ARCHS="gfx950" \
-    python3 setup.py bdist_wheel --dist-dir /wheels/mori
+    python3 setup.py bdist_wheel --dist-dir /wheels/mori \
+ && touch /tmp/epbuild-ccache.log \
+ && echo "epbuild: compile cache: $(grep -cx cache_miss /tmp/epbuild-ccache.log || true) compiled," \
+      "$(grep -cx remote_storage_hit /tmp/epbuild-ccache.log || true) from the shared cache," \
+      "$(grep -cxE 'remote_storage_(error|timeout)' /tmp/epbuild-ccache.log || true) unreachable" \
+ && rm /tmp/epbuild-ccache.log
 
 FROM base AS vllm-requirements
 # vllm's build requirements, installed before any of its source, in a stage of their own: it reads no
@@ -207,10 +237,12 @@ RUN --mount=type=cache,id=epbuild-ccache,target=/root/.cache/ccache \
  && VLLM_TARGET_DEVICE=rocm PYTORCH_ROCM_ARCH="gfx950" MAX_JOBS="${MAX_JOBS:-$(nproc)}" \
     python3 setup.py bdist_wheel --dist-dir /build/dist \
  && echo "epbuild: ccache results of the vLLM native step" \
- && for key in cache_miss direct_cache_hit preprocessed_cache_hit remote_storage_read_hit remote_storage_error \
-      remote_storage_timeout; do \
+ && for key in cache_miss direct_cache_hit preprocessed_cache_hit; do \
       printf '%s\t%s\n' "$key" "$(grep -cx "$key" /tmp/epbuild-ccache.log || true)"; \
     done \
+ && echo "epbuild: compile cache: $(grep -cx cache_miss /tmp/epbuild-ccache.log || true) compiled," \
+      "$(grep -cx remote_storage_hit /tmp/epbuild-ccache.log || true) from the shared cache," \
+      "$(grep -cxE 'remote_storage_(error|timeout)' /tmp/epbuild-ccache.log || true) unreachable" \
  && rm /tmp/epbuild-ccache.log
 WORKDIR /
 # 2. The wheel, packaged around the extension step 1 built (VLLM_USE_PRECOMPILED=1, as the
@@ -285,7 +317,7 @@ LABEL org.opencontainers.image.title="rocm/vllm-ep gfx950-cx7" \
       io.epbuild.arch="gfx950" \
       io.epbuild.nic="cx7" \
       io.epbuild.base="rocm72" \
-      io.epbuild.recipe-key="c2951d80e8e005f90f862089641e9ce258e85d8be4d9476be6b61d99ff0f752b"
+      io.epbuild.recipe-key="bdf6f709df537c7136f0cef1cbcb643a74965eae7a24ea783ebe0464dfd62421"
 CMD ["/bin/bash"]
 
 # The serving image (`invoke build --serving`), as the target vllm-openai of vLLM's docker/Dockerfile.rocm:

@@ -39,6 +39,7 @@ RUN --mount=type=bind,from=src-rdma-core,target=/src/rdma-core,rw \
     export CCACHE_BASEDIR=/src/rdma-core \
  && CCACHE_REMOTE_STORAGE="$(cat /run/secrets/epbuild-compile-cache 2>/dev/null || true)" \
  && export CCACHE_REMOTE_STORAGE CCACHE_SECONDARY_STORAGE="$CCACHE_REMOTE_STORAGE" \
+      CCACHE_STATSLOG=/tmp/epbuild-ccache.log \
  && version="$(sed -n 's/^set(PACKAGE_VERSION "\([0-9.]*\)")$/\1/p' /src/rdma-core/CMakeLists.txt)" \
  && test -n "$version" \
  && purge="$(dpkg-query -W -f '${db:Status-Abbrev} ${Package} ${Provides}\n' \
@@ -62,7 +63,12 @@ RUN --mount=type=bind,from=src-rdma-core,target=/src/rdma-core,rw \
  && dpkg -i /tmp/epbuild-rdma-core.deb \
  && rm -rf /tmp/epbuild-rdma-core /tmp/epbuild-rdma-core.deb \
  && apt-get check \
- && rm -f /var/log/dpkg.log /var/cache/apt/*.bin /var/cache/ldconfig/aux-cache
+ && rm -f /var/log/dpkg.log /var/cache/apt/*.bin /var/cache/ldconfig/aux-cache \
+ && touch /tmp/epbuild-ccache.log \
+ && echo "epbuild: compile cache: $(grep -cx cache_miss /tmp/epbuild-ccache.log || true) compiled," \
+      "$(grep -cx remote_storage_hit /tmp/epbuild-ccache.log || true) from the shared cache," \
+      "$(grep -cxE 'remote_storage_(error|timeout)' /tmp/epbuild-ccache.log || true) unreachable" \
+ && rm /tmp/epbuild-ccache.log
 
 FROM rdma-core AS vendor
 # The NIC's vendor userspace from https://repo.radeon.com/amdainic/pensando/ubuntu/1.117.3-hydra (jammy/main),
@@ -117,10 +123,16 @@ RUN --mount=type=bind,from=src-aiter,target=/src/aiter,rw \
  && export CCACHE_BASEDIR=/src/aiter \
  && CCACHE_REMOTE_STORAGE="$(cat /run/secrets/epbuild-compile-cache 2>/dev/null || true)" \
  && export CCACHE_REMOTE_STORAGE CCACHE_SECONDARY_STORAGE="$CCACHE_REMOTE_STORAGE" \
+      CCACHE_STATSLOG=/tmp/epbuild-ccache.log \
  && SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH_AITER}" \
     SETUPTOOLS_SCM_PRETEND_VERSION_FOR_AMD_AITER="$(cat /epbuild/scm/version)" \
     PREBUILD_KERNELS=1 GPU_ARCHS="gfx950" \
-    python3 setup.py bdist_wheel --dist-dir /wheels/aiter
+    python3 setup.py bdist_wheel --dist-dir /wheels/aiter \
+ && touch /tmp/epbuild-ccache.log \
+ && echo "epbuild: compile cache: $(grep -cx cache_miss /tmp/epbuild-ccache.log || true) compiled," \
+      "$(grep -cx remote_storage_hit /tmp/epbuild-ccache.log || true) from the shared cache," \
+      "$(grep -cxE 'remote_storage_(error|timeout)' /tmp/epbuild-ccache.log || true) unreachable" \
+ && rm /tmp/epbuild-ccache.log
 
 FROM vendor AS rocshmem
 # all_backends finds the sources from its own location and refuses in-source builds, so it runs from a build
@@ -136,9 +148,15 @@ RUN --mount=type=bind,from=src-rocshmem,target=/src/rocshmem,rw \
  && export CCACHE_BASEDIR=/src/rocshmem \
  && CCACHE_REMOTE_STORAGE="$(cat /run/secrets/epbuild-compile-cache 2>/dev/null || true)" \
  && export CCACHE_REMOTE_STORAGE CCACHE_SECONDARY_STORAGE="$CCACHE_REMOTE_STORAGE" \
+      CCACHE_STATSLOG=/tmp/epbuild-ccache.log \
  && INSTALL_PREFIX=/opt/rocshmem bash ../scripts/build_configs/all_backends \
       -DROCM_PATH="${ROCM_PATH}" -DGPU_TARGETS="gfx950" -DUSE_EXTERNAL_MPI=OFF \
-      -DCMAKE_CXX_COMPILER_LAUNCHER=ccache
+      -DCMAKE_CXX_COMPILER_LAUNCHER=ccache \
+ && touch /tmp/epbuild-ccache.log \
+ && echo "epbuild: compile cache: $(grep -cx cache_miss /tmp/epbuild-ccache.log || true) compiled," \
+      "$(grep -cx remote_storage_hit /tmp/epbuild-ccache.log || true) from the shared cache," \
+      "$(grep -cxE 'remote_storage_(error|timeout)' /tmp/epbuild-ccache.log || true) unreachable" \
+ && rm /tmp/epbuild-ccache.log
 
 FROM rocshmem AS deepep
 # Every flag here was checked against DeepEP's setup.py at the pin before the build started (epbuild.preflight):
@@ -155,8 +173,14 @@ RUN --mount=type=bind,from=src-deepep,target=/src/deepep,rw \
  && export CCACHE_BASEDIR=/src/deepep GIT_DIR=/epbuild/git \
  && CCACHE_REMOTE_STORAGE="$(cat /run/secrets/epbuild-compile-cache 2>/dev/null || true)" \
  && export CCACHE_REMOTE_STORAGE CCACHE_SECONDARY_STORAGE="$CCACHE_REMOTE_STORAGE" \
+      CCACHE_STATSLOG=/tmp/epbuild-ccache.log \
  && SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH_DEEPEP}" ROCSHMEM_DIR=/opt/rocshmem ROCM_HOME="${ROCM_PATH}" \
-    PYTORCH_ROCM_ARCH="gfx950" python3 setup.py --variant rocm --rocm-explicit-ctx --rocm-gfx942-fp8-fnuz-max 224 --nic io bdist_wheel --dist-dir /wheels/deepep
+    PYTORCH_ROCM_ARCH="gfx950" python3 setup.py --variant rocm --rocm-explicit-ctx --rocm-gfx942-fp8-fnuz-max 224 --nic io bdist_wheel --dist-dir /wheels/deepep \
+ && touch /tmp/epbuild-ccache.log \
+ && echo "epbuild: compile cache: $(grep -cx cache_miss /tmp/epbuild-ccache.log || true) compiled," \
+      "$(grep -cx remote_storage_hit /tmp/epbuild-ccache.log || true) from the shared cache," \
+      "$(grep -cxE 'remote_storage_(error|timeout)' /tmp/epbuild-ccache.log || true) unreachable" \
+ && rm /tmp/epbuild-ccache.log
 
 FROM base AS mori-requirements
 # mori's build requirements, installed before any of its source, in a stage of their own: it reads no
@@ -185,10 +209,16 @@ RUN --mount=type=bind,from=src-mori,target=/src/mori,rw \
       CMAKE_HIP_COMPILER_LAUNCHER=ccache \
  && CCACHE_REMOTE_STORAGE="$(cat /run/secrets/epbuild-compile-cache 2>/dev/null || true)" \
  && export CCACHE_REMOTE_STORAGE CCACHE_SECONDARY_STORAGE="$CCACHE_REMOTE_STORAGE" \
+      CCACHE_STATSLOG=/tmp/epbuild-ccache.log \
  && SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH_MORI}" \
     SETUPTOOLS_SCM_PRETEND_VERSION_FOR_MORI="$(cat /epbuild/scm/version)" \
     MORI_GPU_ARCHS="gfx950" \
-    python3 setup.py bdist_wheel --dist-dir /wheels/mori
+    python3 setup.py bdist_wheel --dist-dir /wheels/mori \
+ && touch /tmp/epbuild-ccache.log \
+ && echo "epbuild: compile cache: $(grep -cx cache_miss /tmp/epbuild-ccache.log || true) compiled," \
+      "$(grep -cx remote_storage_hit /tmp/epbuild-ccache.log || true) from the shared cache," \
+      "$(grep -cxE 'remote_storage_(error|timeout)' /tmp/epbuild-ccache.log || true) unreachable" \
+ && rm /tmp/epbuild-ccache.log
 
 FROM base AS vllm-requirements
 # vllm's build requirements, installed before any of its source, in a stage of their own: it reads no
@@ -235,10 +265,12 @@ RUN --mount=type=cache,id=epbuild-ccache,target=/root/.cache/ccache \
  && VLLM_TARGET_DEVICE=rocm PYTORCH_ROCM_ARCH="gfx950" MAX_JOBS="${MAX_JOBS:-$(nproc)}" \
     python3 setup.py bdist_wheel --dist-dir /build/dist \
  && echo "epbuild: ccache results of the vLLM native step" \
- && for key in cache_miss direct_cache_hit preprocessed_cache_hit remote_storage_read_hit remote_storage_error \
-      remote_storage_timeout; do \
+ && for key in cache_miss direct_cache_hit preprocessed_cache_hit; do \
       printf '%s\t%s\n' "$key" "$(grep -cx "$key" /tmp/epbuild-ccache.log || true)"; \
     done \
+ && echo "epbuild: compile cache: $(grep -cx cache_miss /tmp/epbuild-ccache.log || true) compiled," \
+      "$(grep -cx remote_storage_hit /tmp/epbuild-ccache.log || true) from the shared cache," \
+      "$(grep -cxE 'remote_storage_(error|timeout)' /tmp/epbuild-ccache.log || true) unreachable" \
  && rm /tmp/epbuild-ccache.log
 WORKDIR /
 # 2. The wheel, packaged around the extension step 1 built (VLLM_USE_PRECOMPILED=1, as the
@@ -313,7 +345,7 @@ LABEL org.opencontainers.image.title="rocm/vllm-ep gfx950-io" \
       io.epbuild.arch="gfx950" \
       io.epbuild.nic="io" \
       io.epbuild.base="rocm72" \
-      io.epbuild.recipe-key="cf6b5ddc0b4a5d0bb70577cd9d5ee51a4f90d4825e16fded1afb373d781d1a41"
+      io.epbuild.recipe-key="877831e6fe02b0aa7baf7f79b25fc1f115d38c8c3f9c10ccd1eacbb7c7840b49"
 CMD ["/bin/bash"]
 
 # The serving image (`invoke build --serving`), as the target vllm-openai of vLLM's docker/Dockerfile.rocm:

@@ -161,10 +161,32 @@ def vllm_native() -> None:
     record("Locality: vLLM native step", lines, figures)
 
 
+def shared_compile_cache() -> None:
+    """A one-source rocSHMEM move on a fresh engine, with the compile cache another fresh engine filled."""
+    from bench.shared_compile_cache import measure
+
+    with scratch("compile-cache-") as tmp:
+        figures = measure(Path(tmp))
+    b = figures["engine_b_one_source_move"]
+    lines = [f"Shared compile cache (Redis on 127.0.0.1), rocSHMEM stand-in on {figures['cell']}: engine A, fresh, "
+             f"built a new commit: {figures['engine_a_start']['compiled']} objects compiled, "  # type: ignore[index]
+             f"{figures['engine_a_start']['shared']} from the shared cache.",  # type: ignore[index]
+             f"Engine B, fresh (empty ccache mount), built the commit that changes one source: {b['compiled']} of "  # type: ignore[index]
+             f"{figures['engine_b_objects']} objects compiled, {b['shared']} from the shared cache "  # type: ignore[index]
+             f"(device objects included: hipcc for gfx950), {b['unreachable']} unreachable."]  # type: ignore[index]
+    record("Locality: shared compile cache", lines, figures)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python3 -m bench.locality", description=__doc__.split("\n")[0])
     parser.add_argument("--vllm-native", action="store_true", help="measure only the vLLM native step (one cell)")
-    if parser.parse_args().vllm_native:
+    parser.add_argument("--shared-compile-cache", action="store_true",
+                        help="a rocSHMEM move on a fresh engine with the compile cache another engine filled")
+    args = parser.parse_args()
+    if args.shared_compile_cache:
+        shared_compile_cache()
+        return
+    if args.vllm_native:
         vllm_native()
         return
     invoke("sources", "--matrix", OFFLINE, "--all")

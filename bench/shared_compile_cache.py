@@ -1,0 +1,107 @@
+"""`python3 -m bench.locality --shared-compile-cache`: the fleet's compile cache (epbuild/build/compile_cache.py)
+across engines. Engine A, fresh, builds the rocSHMEM stage at a fresh stand-in commit with the shared cache (a
+Redis on 127.0.0.1); engine B, another fresh engine whose ccache mount is empty, builds the commit that changes one
+source of it. What each step compiled and took from the shared store is read from the line every compiled step
+prints (`epbuild: compile cache: N compiled, M from the shared cache, K unreachable`).
+
+Only the rocshmem stage and the stages it starts from are built (`--stage rocshmem`, into a registry stage cache
+of each engine's own, so nothing is imported across engines but the compile cache)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from bench.engines import private_engine
+from bench.results import OFFLINE, ROOT, build_summary, invoke
+from epbuild.build.compile_cache import StepStats
+from epbuild.offline import REPOS_DIR, matrix_variant
+
+CELL = "gfx950-cx7-sid"
+SOURCES = ("projects/rocshmem/src/rocshmem_device.cpp", "projects/rocshmem/src/rocshmem_host.cpp")
+"""The start commit changes the device source (new to every cache); the move then changes the host source."""
+
+
+@contextmanager
+def redis_on_loopback(folder: Path) -> Iterator[str]:
+    """A throw-away Redis bound to 127.0.0.1 (no persistence), as the compile cache's URL."""
+    sys.path.insert(0, str(ROOT / "tests" / "integration"))
+    from registry import free_port
+
+    port = free_port()
+    binary = shutil.which("redis-server")
+    assert binary, "Debian's redis-server is missing (ci/setup.sh installs it)"
+    proc = subprocess.Popen([binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",
+                             "--dir", str(folder)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            if subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True, text=True).stdout == "PONG\n":
+                break
+            time.sleep(0.1)
+        yield f"redis://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
+def fresh_rocshmem_commits(folder: Path) -> tuple[str, str, str]:
+    """(repository URL, start, move): start is the stand-in's pinned commit with a new line in the device source,
+    move is start with a new line in the host source."""
+    pinned = json.loads((REPOS_DIR / "commits.json").read_text())["rocshmem"]["commits"]["pinned"]
+    work = folder / "rocshmem-work"
+    env = {"GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@localhost", "GIT_COMMITTER_NAME": "bench",
+           "GIT_COMMITTER_EMAIL": "bench@localhost", "PATH": "/usr/bin:/bin"}
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(work), *args], check=True, env=env, capture_output=True,
+                              text=True).stdout.strip()
+
+    subprocess.run(["git", "clone", "-q", str(REPOS_DIR / "rocshmem.git"), str(work)], check=True, env=env)
+    git("checkout", "-q", pinned)
+    commits = []
+    for n, source in enumerate(SOURCES):
+        path = work / source
+        path.write_text(path.read_text() + f'\nextern "C" const char epbuild_bench_{n}[] = "{time.time_ns()}";\n')
+        git("commit", "-qam", f"bench: a change to {source}")
+        git("tag", f"bench-{n}")  # keeps the commit reachable for the fetch
+        commits.append(git("rev-parse", "HEAD"))
+    return work.as_uri(), commits[0], commits[1]
+
+
+def stage_build(folder: Path, name: str, repo: str, commit: str, cache_url: str, registry: str) -> StepStats:
+    """The rocshmem stage of CELL at `commit`, on the engine DOCKER_HOST names; the rocshmem step's statistics."""
+    matrix = matrix_variant(folder / name, image_name="epbuild-offline/compile-cache-bench",
+                            options={"rocshmem": {"repo": repo, "commit": commit}})
+    invoke("render", "--matrix", str(matrix))
+    summary = build_summary("--matrix", str(matrix), "--cell", CELL, "--stage", "rocshmem", "--cache",
+                            f"{registry}/{name}", "--compile-cache", cache_url)
+    found = [s for s in summary["compile_steps"] if s["stage"] == "rocshmem"]  # type: ignore[union-attr]
+    assert found, f"the rocshmem step did not run in {summary['run_dir']}"
+    return StepStats(**found[0])
+
+
+def measure(folder: Path) -> dict[str, object]:
+    sys.path.insert(0, str(ROOT / "tests" / "integration"))
+    from registry import Registry
+
+    invoke("sources", "--matrix", OFFLINE, "--cell", CELL)  # the stand-ins and the base image
+    repo, start, move = fresh_rocshmem_commits(folder)
+    (folder / "registry").mkdir()
+    registry = Registry(folder / "registry")
+    try:
+        with redis_on_loopback(folder) as url:
+            with private_engine(OFFLINE, folder / "a", [CELL]):
+                a = stage_build(folder, "engine-a", repo, start, url, f"127.0.0.1:{registry.port}")
+            with private_engine(OFFLINE, folder / "b", [CELL]):
+                b = stage_build(folder, "engine-b", repo, move, url, f"127.0.0.1:{registry.port}")
+    finally:
+        registry.stop()
+    objects = b.compiled + b.shared
+    return {"cell": CELL, "engine_a_start": a.__dict__, "engine_b_one_source_move": b.__dict__,
+            "engine_b_objects": objects, "engine_b_recompiled_share": round(b.compiled / (objects or 1), 3)}

@@ -17,6 +17,7 @@ Nothing here needs GitHub or Docker Hub, only Debian's package mirror:
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -61,7 +62,7 @@ def prepared(matrix: Any, plans: Sequence[Any], runner: Runner, *, base_images: 
             print(f"# when the engine has no {image}:")
         if runner.dry_run or not _image_exists(image):
             steps.append((["python3", "-m", "epbuild.offline", "base", "--image", image, "--archs", *archs],
-                          lambda image=image, archs=archs: ensure_base_image(image, archs=archs)))
+                          functools.partial(ensure_base_image, image, archs=archs)))
     steps.append((["python3", "-m", "epbuild.offline", "fixtures", str(REPOS_DIR)],
                   lambda: ensure_fixture_repos(REPOS_DIR, fixtures_dir=FIXTURES_DIR, registry=matrix.model.registry)))
     steps.append((["python3", "-m", "epbuild.offline", "python-wheels"], ensure_wheels))

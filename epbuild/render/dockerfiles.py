@@ -63,7 +63,7 @@ def _render(template: jinja2.Template, context: dict[str, Any]) -> str:
     stage, and a 1,000-cell render renders 5,000 templates)."""
     try:
         ctx = template.new_context({**_globals(template), **context}, shared=True)
-        return template.environment.concat(template.root_render_func(ctx))  # type: ignore[attr-defined,no-any-return]
+        return template.environment.concat(template.root_render_func(ctx))
     except Exception:
         template.environment.handle_exception()  # raises it, its traceback pointing into the template
         raise
@@ -99,7 +99,7 @@ def _stage_text(stage: stagegraph.Stage, plan: CellPlan, key: str) -> str:
     component = stage.component.name if stage.component is not None else None
     memo_key = ("stage-text", stage.name, above, *(plan.fact(component, name) for name in stage.uses))
     try:
-        return plan.shared[memo_key]  # type: ignore[no-any-return]
+        return plan.shared[memo_key]
     except KeyError:
         text = plan.shared[memo_key] = _render_stage(stage, plan, key, above)
         return text

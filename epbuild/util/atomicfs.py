@@ -95,7 +95,7 @@ def filled_dir(dest: Path, prefix: str) -> Iterator[Path]:
 def remove_leftovers(parent: Path, prefix: str) -> list[Path]:
     """Deletes what killed runs left under `parent` named `<prefix>...`. Call it only while holding the lock every
     writer of those names holds, so nothing deleted belongs to a live run."""
-    removed = []
+    removed: list[Path] = []
     if not parent.is_dir():
         return removed
     for path in sorted(parent.iterdir()):

@@ -177,11 +177,10 @@ class Runner:
         if not capture and proc.stderr:
             sys.stderr.write(_text(proc.stderr))
         if check and proc.returncode != 0:
-            out = (proc.stdout or b"") + (proc.stderr or b"") if binary else (proc.stdout or "") + (proc.stderr or "")
-            raise CommandFailed(argv, proc.returncode, out.decode(errors="replace") if binary else out)
+            raise CommandFailed(argv, proc.returncode, _text(proc.stdout) + _text(proc.stderr))
         return proc
 
-    def stream(self, argv: Sequence[str], *, cwd: Path | None = None, on_line: Callable[[str], None],
+    def stream(self, argv: Sequence[str], *, cwd: Path | None = None, on_line: Callable[[str], object],
                silence: float | None = None, silence_setting: str = "") -> int:
         """Runs argv, recorded, handing each line of its output (stdout and stderr together) to `on_line` as it
         comes; returns the exit code. A command that prints nothing for `silence` seconds is interrupted (as

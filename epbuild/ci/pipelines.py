@@ -137,7 +137,8 @@ def publishes(rendering: Rendering) -> bool:
     return True
 
 
-BUILDKITE_LOST_AGENT = {"automatic": [{"exit_status": -1, "limit": 2}, {"signal_reason": "agent_stop", "limit": 2}]}
+BUILDKITE_LOST_AGENT: dict[str, list[dict[str, int | str]]] = {
+    "automatic": [{"exit_status": -1, "limit": 2}, {"signal_reason": "agent_stop", "limit": 2}]}
 """A step whose agent was lost or stopped runs again; one that failed does not."""
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from functools import cache
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, BeforeValidator, Field, ValidationError, create_model
 
@@ -130,13 +130,13 @@ DEFAULT_RUNTIME_ENV = {
 
 class CiSettings(Strict):
     build_pool: PoolName = Field(
-        "build",
+        default="build",
         description="CI agent pool that builds: the shared-stage, cell and publish steps (a Buildkite queue; the "
         "label of GitHub self-hosted runners, since hosted runners cannot build this stack). Its agents need Docker "
         "with a builder that exports caches (ci/setup.sh) and push access to the staging registry.",
     )
     publish: bool = Field(
-        True,
+        default=True,
         description="Whether the pipelines publish each cell to image.registry on main. Publishing needs every "
         "base pinned by digest (bases.<name>.digest), so that every step works out one content key: `invoke ci` "
         "refuses an unpinned base while this is on.",
@@ -184,6 +184,9 @@ class MatrixBase(Strict):
     """matrix.yaml: the axes, the facts about each arch, NIC and base, and the pinned components."""
 
     registry: ClassVar[Registry]
+    if TYPE_CHECKING:
+        # matrix_model() adds the field, typed by the registry's pin models.
+        components: ComponentsBase
     component_dirs: list[str] = Field(
         default_factory=list, description="Extra component folders (relative to the matrix file), each holding "
         "one folder per component as epbuild/components/ does.")
@@ -221,11 +224,11 @@ def matrix_model(registry: Registry) -> type[MatrixBase]:
         default = ... if c.required else None
         annotation = c.pin if c.required else (c.pin | None)
         fields[c.field_name] = (annotation, Field(default, alias=c.name))
-    components = create_model("Components", __base__=ComponentsBase, **fields)  # type: ignore[call-overload]
+    components = create_model("Components", __base__=ComponentsBase, **fields)
     components.registry = registry
-    model = create_model("Matrix", __base__=MatrixBase, components=(components, ...))  # type: ignore[call-overload]
+    model = create_model("Matrix", __base__=MatrixBase, components=(components, ...))
     model.registry = registry
-    return model  # type: ignore[no-any-return]
+    return model
 
 
 Matrix = matrix_model(discover())

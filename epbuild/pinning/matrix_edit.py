@@ -7,10 +7,10 @@ import difflib
 import io
 from pathlib import Path
 
-import yaml
 from ruamel.yaml import YAML
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
+from epbuild.model.yamlfile import is_plain_string
 from epbuild.util import atomicfs
 from epbuild.util.errors import EpbuildError
 
@@ -29,7 +29,7 @@ def _yaml() -> YAML:
 
 def _scalar(value: str) -> str:
     """The value as a YAML string: quoted where a plain scalar would read as something else (an all-digit commit)."""
-    return value if isinstance(yaml.safe_load(value), str) else DoubleQuotedScalarString(value)
+    return value if is_plain_string(value) else DoubleQuotedScalarString(value)
 
 
 def with_pin(text: str, path: Path, component: str, commit: str, tag: str | None) -> str:

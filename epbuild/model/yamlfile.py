@@ -1,5 +1,6 @@
 """Reads a YAML file into plain data plus the line of every key, so errors can point at the line. ruamel.yaml is
-epbuild's one YAML library: this module reads, matrix_edit round-trips, the pipelines are dumped with it."""
+epbuild's one YAML reader: every read goes through this module (matrix_edit round-trips with it too); only the
+committed pipelines are written by PyYAML's emitter (epbuild/ci/pipelines.py says why)."""
 
 from __future__ import annotations
 

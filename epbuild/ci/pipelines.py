@@ -57,6 +57,8 @@ def _header(matrix_label: str, build: policy.Pool, runs: list[policy.GpuRun], ho
 
 
 def _dump(header: str, doc: dict[str, Any]) -> str:
+    # PyYAML's emitter, the committed pipelines' format: ruamel.yaml (epbuild's one YAML reader) would fold long
+    # commands elsewhere with a space before each break and leave GitHub's `on` unquoted.
     return header + str(yaml.safe_dump(doc, sort_keys=False, width=120))
 
 

@@ -9,8 +9,9 @@ from typing import Any
 
 from epbuild.model.cells import Cell
 from epbuild.model.component import Registry
-from epbuild.model.matrix import ArchInfo, BaseSettings, MatrixBase, NicInfo
+from epbuild.model.matrix import MatrixBase
 from epbuild.model.pins import SourcePin
+from epbuild.model.sections import ArchInfo, BaseSettings, NicInfo
 from epbuild.model.vendor import VendorUserspace
 
 

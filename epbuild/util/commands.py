@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from epbuild.util import atomicfs
 from epbuild.util.errors import EpbuildError
 
 log = logging.getLogger(__name__)
@@ -119,9 +120,9 @@ class Runner:
             return
         path.parent.mkdir(parents=True, exist_ok=True)
         if not path.exists():
-            path.write_text("#!/usr/bin/env bash\n# Replays the commands of this epbuild run, from the project "
-                            f"root.\nset -euxo pipefail\ncd {shlex.quote(str(root or Path.cwd()))}\n")
-            path.chmod(0o755)
+            atomicfs.write_text(path, "#!/usr/bin/env bash\n# Replays the commands of this epbuild run, from the "
+                                f"project root.\nset -euxo pipefail\ncd {shlex.quote(str(root or Path.cwd()))}\n",
+                                mode=0o755)
 
     def record(self, line: str) -> None:
         if self.dry_run:

@@ -1,5 +1,5 @@
 """pyproject.toml declares everything epbuild imports at run time: every third-party module imported by epbuild/
-and by the in-image checks it ships (tests/image, tests/gpu: package data) comes from a distribution that
+and by the in-image checks it ships (epbuild/checks/image, epbuild/checks/gpu) comes from a distribution that
 [project].dependencies names, and nothing is declared that epbuild neither imports nor runs. Which distribution
 provides a module is the installed environment's answer (importlib.metadata), not a list kept here."""
 
@@ -17,7 +17,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parents[2]
-SHIPPED_CHECKS = [ROOT / "tests" / "image", ROOT / "tests" / "gpu"]
+SHIPPED_CHECKS = [ROOT / "epbuild" / "checks" / "image", ROOT / "epbuild" / "checks" / "gpu"]
 # Declared, but run rather than imported.
 RUN_NOT_IMPORTED = {"pip": "epbuild/inputs/wheelhouse.py runs `python -m pip --python ENV install --dry-run`"}
 
@@ -27,7 +27,8 @@ def sources() -> list[Path]:
     model upstream code that runs inside the images, never in epbuild."""
     own = [p for p in (ROOT / "epbuild").rglob("*.py")
            if not any(part.startswith("fixture") for part in p.relative_to(ROOT / "epbuild").parts)]
-    return sorted([*own, *(p for folder in SHIPPED_CHECKS for p in folder.glob("*.py"))])
+    assert all(folder.is_dir() for folder in SHIPPED_CHECKS), SHIPPED_CHECKS
+    return sorted(own)  # the shipped checks are under epbuild/ too
 
 
 def imported_modules(files: Iterable[Path], local: set[str]) -> dict[str, set[str]]:

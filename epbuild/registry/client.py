@@ -235,12 +235,19 @@ class Session:
             answer = self._send(method, url, body, sent)
             if answer.status != 401 or self._authorization:
                 break
-            self._authorize(answer.headers.get("WWW-Authenticate", "Basic"))
+            challenge = answer.headers.get("WWW-Authenticate", "Basic")
+            if _challenge(challenge)[0] == "basic" and self.login is None:
+                break  # nothing to answer it with: the refusal below says so, with the registry's reason
+            self._authorize(challenge)
+        if answer.status in (401, 403) and method == "HEAD":
+            answer = self._send("GET", url, None, sent)  # a HEAD answer has no body: ask for the registry's reason
         if answer.status in (401, 403):
             may = "write" if self.push else "read"
+            how = (f"docker has no login for {self.host}: log in" if self.login is None and not self._authorization
+                   else f"log in with an account that may {may} it")
             raise RegistryUnauthorised(f"the registry refused access to {self.host}/v2/{path.split('?')[0]} "
-                                       f"({method}: {reason_of(answer.body, answer.status)}); log in with an account "
-                                       f"that may {may} it (docker login, or EPBUILD_REGISTRY_USER/_PASSWORD)")
+                                       f"({method}: {reason_of(answer.body, answer.status)}); {how} (docker login, "
+                                       "or EPBUILD_REGISTRY_USER/_PASSWORD)")
         return answer
 
 
@@ -271,6 +278,8 @@ def read_manifest(session: Session, reference: str, *, body: bool = True) -> Man
     if answer.status == 404 and _error_codes(answer.body) <= ABSENT_CODES:
         said = f" ({reason_of(answer.body, 404)})" if answer.body else ""
         raise RegistryAbsent(f"the registry has no {where}{said}")
+    if answer.status != 200 and not body:
+        return read_manifest(session, reference)  # a HEAD answer has no body: ask for the registry's reason
     if answer.status != 200:
         raise RegistryUnreadable(f"the registry did not give {where}: {reason_of(answer.body, answer.status)}")
     digest = answer.headers.get("Docker-Content-Digest", "")

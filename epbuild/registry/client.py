@@ -32,7 +32,7 @@ from typing import IO, BinaryIO
 from epbuild.registry.credentials import docker_config_dir
 from epbuild.registry.errors import RegistryAbsent, RegistryUnauthorised, RegistryUnreachable, RegistryUnreadable
 from epbuild.util import timeouts
-from epbuild.util.commands import query
+from epbuild.util.commands import ToolMissing, query
 
 MANIFEST_TYPES = (
     "application/vnd.oci.image.index.v1+json",
@@ -83,9 +83,13 @@ def _is_loopback(host: str) -> bool:
 
 
 def _insecure_in_engine(host: str) -> bool:
-    """Whether the engine was configured with `host` as an insecure registry (daemon.json insecure-registries)."""
-    proc = query(["docker", "info", "--format", "{{json .RegistryConfig.IndexConfigs}}"],
-                 timeout=timeouts.REGISTRY.seconds(), setting=timeouts.REGISTRY.env)
+    """Whether the engine was configured with `host` as an insecure registry (daemon.json insecure-registries);
+    without docker on this machine, no registry is (a read needs no engine)."""
+    try:
+        proc = query(["docker", "info", "--format", "{{json .RegistryConfig.IndexConfigs}}"],
+                     timeout=timeouts.REGISTRY.seconds(), setting=timeouts.REGISTRY.env)
+    except ToolMissing:
+        return False
     if proc.returncode != 0:
         return False
     configs = json.loads(proc.stdout or "{}") or {}

@@ -191,7 +191,8 @@ class Session:
             if isinstance(reason, TimeoutError) or isinstance(exc, TimeoutError):
                 raise RegistryUnreachable(f"`{method} {url.split('?')[0]}` did not finish within {limit:g} s and was "
                                           f"stopped (raise it with {timeouts.REGISTRY.env})") from None
-            raise RegistryUnreachable(f"cannot reach the registry {self.host} ({url.split('?')[0]}): {reason}") from None
+            where = url.split("?")[0]
+            raise RegistryUnreachable(f"cannot reach the registry {self.host} ({where}): {reason}") from None
 
     def _basic(self) -> str:
         if self.login is None:
@@ -272,18 +273,18 @@ def _error_codes(body: bytes) -> set[str]:
 
 def read_manifest(session: Session, reference: str, *, body: bool = True) -> Manifest:
     """The manifest under `reference` (a tag or digest of the session's repository); RegistryAbsent when the
-    registry says it has none (404: MANIFEST_UNKNOWN, NAME_UNKNOWN, or a bodiless HEAD answer). Without `body`, a HEAD
-    request (Docker Hub counts no pull for it), falling back to GET when the registry names no digest. The
-    digest is the registry's Docker-Content-Digest, else the sha256 of the bytes; bytes asked for by digest must
-    hash to it."""
+    registry says it has none (404 with MANIFEST_UNKNOWN, NAME_UNKNOWN or no body). Without `body`, a HEAD request
+    (Docker Hub counts no pull for it), asking again by GET when the registry names no digest, or for the
+    registry's reason when it has no such manifest or fails (a HEAD answer has no body). The digest is the
+    registry's Docker-Content-Digest, else the sha256 of the bytes; bytes asked for by digest must hash to it."""
     accept = {"Accept": ", ".join(MANIFEST_TYPES)}
     answer = session.request("GET" if body else "HEAD", f"manifests/{reference}", headers=accept)
     where = f"{session.host}/{session.repository}{'@' if reference.startswith('sha256:') else ':'}{reference}"
+    if answer.status != 200 and not body:
+        return read_manifest(session, reference)
     if answer.status == 404 and _error_codes(answer.body) <= ABSENT_CODES:
         said = f" ({reason_of(answer.body, 404)})" if answer.body else ""
         raise RegistryAbsent(f"the registry has no {where}{said}")
-    if answer.status != 200 and not body:
-        return read_manifest(session, reference)  # a HEAD answer has no body: ask for the registry's reason
     if answer.status != 200:
         raise RegistryUnreadable(f"the registry did not give {where}: {reason_of(answer.body, answer.status)}")
     digest = answer.headers.get("Docker-Content-Digest", "")

@@ -1,5 +1,5 @@
 """How the registry client reads an answer: only a 404 that says MANIFEST_UNKNOWN or NAME_UNKNOWN (or a bodiless
-HEAD 404) is "absent"; a refusal, an unreachable or silent registry and any other error are each one line naming
+GET 404) is "absent"; a refusal, an unreachable or silent registry and any other error are each one line naming
 the reference and the registry's own reason. The answers come from a small server on 127.0.0.1 speaking the
 distribution spec's error format (docs/spec/api.md, "Errors"); tests/integration/test_registry_reads.py reads
 the real docker-registry, and provokes the same cases there. Also: names read as docker reads them, Docker Hub's
@@ -108,10 +108,11 @@ def test_only_the_registry_s_manifest_unknown_is_absent(canned: CannedRegistry, 
 
 def test_a_404_that_is_not_the_registry_s_is_unreadable(canned: CannedRegistry) -> None:
     ref = f"{canned.host}/t/small:nope"
-    with pytest.raises(RegistryUnreadable) as raised:
-        reads.remote_image(ref)
-    assert str(raised.value) == (f"cannot read {ref} from its registry: the registry did not give "
-                                 f"{canned.host}/t/small:nope: NOT_FOUND: no route")
+    for read in (reads.remote_image, reads.remote_digest, reads.has_manifest):
+        with pytest.raises(RegistryUnreadable) as raised:
+            read(ref)
+        assert str(raised.value) == (f"cannot read {ref} from its registry: the registry did not give "
+                                     f"{canned.host}/t/small:nope: NOT_FOUND: no route")
 
 
 def test_a_registry_error_is_unreadable_with_its_reason(canned: CannedRegistry) -> None:

@@ -41,8 +41,7 @@ MANIFEST_TYPES = (
     "application/vnd.docker.distribution.manifest.v2+json",
 )
 DOCKER_HUB, DOCKER_HUB_API, DOCKER_HUB_AUTH_KEY = "docker.io", "registry-1.docker.io", "https://index.docker.io/v1/"
-# What a registry answers 404 with when it holds no such manifest (or no such repository at all): "absent". A HEAD
-# answer has no body, so a bare 404 is absent too.
+# What a registry's 404 says when it holds no such manifest (or no such repository at all): "absent".
 ABSENT_CODES = {"MANIFEST_UNKNOWN", "NAME_UNKNOWN"}
 
 

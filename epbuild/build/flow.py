@@ -30,7 +30,7 @@ from epbuild.build.run_dir import new_run_dir
 from epbuild.build.source_trees import local_contexts
 from epbuild.build.stage_cache import CachePlan
 from epbuild.inputs.source_requests import mirror_overrides
-from epbuild.registry import api as registry_http
+from epbuild.registry.reads import has_manifest
 from epbuild.render import dockerfiles as render
 from epbuild.render.bakefile import serving_target
 from epbuild.render.dockerfiles import RenderedCell, Rendering
@@ -231,7 +231,7 @@ def _cache_plan(rendering: Rendering, cells: list[RenderedCell], root: Path, opt
         if runner.dry_run:
             runner.record("# the fleet guard: every shared stage's ref must be in the cache, else the build stops")
         else:
-            stage_cache.require_shared_refs(plan, rendering.cells, registry_http.has_manifest)
+            stage_cache.require_shared_refs(plan, rendering.cells, has_manifest)
     # With --push, the immutable tag comes with the content key, from the run's resolved bake file.
     outputs = {rc.cell.name: ({"output": ["type=registry"]} if options.push else {"output": ["type=docker"]})
                for rc in cells}

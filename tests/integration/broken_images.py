@@ -130,6 +130,10 @@ BREAKAGES = [
              "RUN $BREAK file-bytes /opt/rocshmem/lib/librocshmem.a gfx950 gfx942"),
     Breakage("test_rocshmem::test_carries_the_gda_backend_for_the_nic", CX7, "d",
              "RUN $BREAK file-bytes /opt/rocshmem/lib/librocshmem.a backends= backendz="),
+    # A functional tester built against another rocSHMEM (its compiled-in revision differs from the library's).
+    Breakage("test_rocshmem::test_functional_tester_is_installed_and_built_with_the_images_library", CX7, "a",
+             "RUN $BREAK file-bytes /opt/rocshmem/share/rocshmem/rocshmem_functional_tests "
+             "rocshmem-fixture-rev- rocshmem-fixture-rez-"),
     # epbuild/components/vllm/test_vllm.py
     Breakage("test_vllm::test_imports", CX7, "c",
              "RUN $BREAK append vllm vllm/__init__.py 'raise ImportError(\"broken on purpose\")'", also=VLLM_CLI),

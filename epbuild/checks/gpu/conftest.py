@@ -22,7 +22,9 @@ from epbuild.checks.expectations import EXPECTED_ENV
 from epbuild.checks.imagetest import GPU_DRY_RUN_ENV, amd_gpus
 from epbuild.util import atomicfs
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path.cwd()
+"""The checkout whose build/ the tier reads and writes: `invoke test --gpu` runs it from there
+(imagetest.run_checks). Not this file's folder: the package may be installed, and its parents are no checkout."""
 GPU_COUNT_ENV = "EPBUILD_NUM_GPUS"
 """GPUs per agent of the pool the test runs on: the generated pipelines set it from archs.<arch>.gpu_count."""
 NODES_ENV, NODE_RANK_ENV, MASTER_ENV = "EPBUILD_GPU_NODES", "EPBUILD_GPU_NODE_RANK", "EPBUILD_GPU_MASTER"

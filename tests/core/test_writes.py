@@ -192,6 +192,7 @@ DIRECT_WRITES = {
     ("offline/vendor_apt_repo.py", "_make", "write_bytes"): "fills the mkdtemp folder ensure_vendor_repo renames",
     ("offline/vendor_apt_repo.py", "_make", "write_text"): "fills the mkdtemp folder ensure_vendor_repo renames",
     ("offline/vendor_apt_repo.py", "ensure_vendor_repo", "write_text"): "the stamp, in that mkdtemp folder",
+    ("registry/client.py", "_send", "open"): "urllib's OpenerDirector.open: an HTTP request, no file is opened",
     ("registry/credentials.py", "_throwaway_config", "write_text"): "a new private DOCKER_CONFIG (mkdtemp) for one "
     "command, filled before the command runs",
     ("render/dockerfiles.py", "write", "shutil.copy2"): "the atomicfs.temp_dir staging folder, swapped in whole",

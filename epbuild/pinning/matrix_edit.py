@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import difflib
 import io
+import tempfile
 from pathlib import Path
 
 from ruamel.yaml import YAML
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
+from epbuild.model.matrix import LoadedMatrix, load_matrix
 from epbuild.model.yamlfile import is_plain_string
 from epbuild.util import atomicfs
 from epbuild.util.errors import EpbuildError
@@ -98,3 +100,13 @@ def with_edits(text: str, path: Path, edits: list[tuple[tuple[str, ...], object]
         raise MatrixEditError(f"{path}: the edit would also change other lines "
                               f"({'; '.join(s.strip() for s in stray[:3])}); edit the matrix by hand")
     return new
+
+
+def validated(path: Path, text: str) -> LoadedMatrix:
+    """The rewritten matrix `text`, loaded (and so checked) before anything is written: from a file beside the
+    original `path`, so its relative URLs hold. Raises MatrixError as loading `path` would."""
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.stem}.", suffix=".yaml") as tmp:
+        tmp.write(text)
+        tmp.flush()
+        checked = load_matrix(Path(tmp.name))
+    return LoadedMatrix(path, checked.model)

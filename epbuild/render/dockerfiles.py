@@ -140,7 +140,7 @@ def _render_stage(stage: stagegraph.Stage, plan: CellPlan, key: str, above: str)
         context: dict[str, Any] = {"component": stage.requirements_of.name}
     elif stage.component is None:
         template = _template_in(STAGE_TEMPLATES, f"{stage.name}.Dockerfile.j2")
-        context = {stagegraph.FINAL: _final_context, stagegraph.VENDOR: vendor_stage.context}.get(
+        context = {stagegraph.VENDOR: vendor_stage.context}.get(
             stage.name, _base_context)(plan, key)
     else:
         c = stage.component

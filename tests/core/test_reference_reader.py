@@ -121,3 +121,38 @@ def test_shell_words_split_like_a_shell() -> None:
 def test_no_from_is_no_dockerfile() -> None:
     with pytest.raises(DockerfileError, match="no FROM"):
         parse("ARG A=1\n", "x/Dockerfile")
+
+
+# Substitution shapes of Dockerfile.rocm@00305ee5's `base` stage: an ARG declared without a default, `:+` and a
+# nested `:-` default. BuildKit substitutes an ARG with no default and no --build-arg as empty, `${X:+word}` as word
+# only when X is set and non-empty, and expands the word of either form; a name the file never declares (set by the
+# base image) stays for the image to fill.
+SUBSTITUTIONS = r'''ARG USE_CACHE
+ARG CACHE_BUCKET=bucket-a
+FROM scratch AS base
+ARG USE_CACHE
+ARG CACHE_BUCKET
+ARG jobs
+ARG ARCH_OVERRIDE
+ENV JOBS=${jobs}
+ENV BUCKET=${USE_CACHE:+${CACHE_BUCKET}}
+ENV ARCH=${ARCH_OVERRIDE:-${FROM_BASE_IMAGE}}
+ENV BUCKET_ALWAYS=${CACHE_BUCKET:+s3://${CACHE_BUCKET}/x}
+FROM base AS build
+RUN python3 -c "1" --cache=$USE_CACHE --bucket=$CACHE_BUCKET
+ARG USE_CACHE
+RUN JOBS="${JOBS:-$(nproc)}" python3 setup.py --cache=$USE_CACHE bdist_wheel
+'''
+
+
+def test_substitution_follows_buildkit_for_empty_args_plus_and_nested_defaults() -> None:
+    dockerfile = parse(SUBSTITUTIONS, "Dockerfile")
+    base = dockerfile.stage("base")
+    assert base is not None
+    assert base.env == {"JOBS": "", "BUCKET": "", "ARCH": "${FROM_BASE_IMAGE}",
+                        "BUCKET_ALWAYS": "s3://bucket-a/x"}
+    build = dockerfile.stage("build")
+    assert build is not None
+    # An ARG is in scope only where the stage declares it; the shell sees JOBS empty, so its own default applies.
+    assert build.commands == [["python3", "-c", "1", "--cache=$USE_CACHE", "--bucket=$CACHE_BUCKET"],
+                              ["JOBS=$(nproc)", "python3", "setup.py", "--cache=", "bdist_wheel"]]

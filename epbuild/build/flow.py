@@ -224,6 +224,15 @@ def _cache_plan(rendering: Rendering, cells: list[RenderedCell], root: Path, opt
         raise EpbuildError("--stage builds a stage into the stage cache only; name the cache with --cache REGISTRY/REPO")
     if not options.cache:
         return None
+    # The stage cache's refs are named by the stages' identities, which the pins give: a stage built from a local
+    # tree under them would replace the pinned stage's cache for every reader (and --stage's target is laid out
+    # from the pinned trees, so it would not even build the local one). A local build may only read the cache.
+    if options.local_sources and (options.stage or options.cache_export != "none"):
+        given = " ".join(f"--source {s}" for s in options.local_sources)
+        doing = f"--stage {options.stage}" if options.stage else f"--cache-export {options.cache_export}"
+        raise EpbuildError(f"{given}: a build from a local tree does not write the stage cache ({doing} writes "
+                           "refs named by the pins' stage identities); drop --stage and pass --cache-export none "
+                           "to read the cache only")
     plan = stage_cache.plan(options.cache, cells, rendering.cells, export=options.cache_export,
                             only_stage=options.stage)
     require_cache_export(options.builder)

@@ -105,6 +105,12 @@ class StageInput:
     cell: CellFacts
 
 
+def apt_update(valid_until: bool) -> str:
+    """The `apt-get update` command of a stage that installs build packages (bases.<name>.apt_valid_until; a
+    component stage reads the cell fact `base.apt_valid_until`)."""
+    return "apt-get update" if valid_until else "apt-get -o Acquire::Check-Valid-Until=false update"
+
+
 def _no_preflight(pin: SourcePin, cell: Mapping[str, Any]) -> list[str]:
     return []
 

@@ -1,5 +1,6 @@
 """What a component's stage passes to the component's source (flags, environment variables, CMake or meson
-options, files), each with the matrix key that asked for it: declared by the component, checked by preflight at the pin."""
+options, files), each with the matrix key that asked for it: declared by the component, checked by preflight at
+the pin."""
 
 from __future__ import annotations
 

@@ -181,7 +181,8 @@ class Component:
     directory from the named context `git-<name>` (epbuild.inputs.git_head)."""
     build_requirements: tuple[str, ...] = ()
     """Requirement files in the source, resolved on the host against the base (with the source's own
-    `[build-system] requires` and `setup_requires`) into the wheelhouse context `wheels-<name>`."""
+    `[build-system] requires` and `setup_requires`) into the wheelhouse context `wheels-<name>`; `pyproject.toml`
+    alone: only its `[build-system] requires`."""
     runtime_requirements: Callable[[Path], tuple[str, ...]] | None = None
     """The requirement files the component's wheel installs with it, found in the exported source (vLLM: what its
     setup.py passes to install_requires): resolved on the host against the base into the final stage's

@@ -100,6 +100,7 @@ COMPONENT = Component(
     required=False,
     record=record,
     interface=interface,
-    build_requirements=("requirements-build.txt",),
+    # NIXL has no requirements file: its wheelhouse is pyproject.toml's [build-system] requires.
+    build_requirements=("pyproject.toml",),
     folder=Path(__file__).resolve().parent,
 )

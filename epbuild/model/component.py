@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -89,7 +89,7 @@ class CellFacts(Mapping[str, Any]):
                                  f"`uses` ({', '.join(sorted(self._allowed)) or 'none'})")
         return self._facts[key]
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[str]:
         return iter(k for k in self._facts if k in self._allowed)
 
     def __len__(self) -> int:

@@ -9,8 +9,9 @@ from typing import Any
 
 from epbuild.model.cells import Cell
 from epbuild.model.component import Registry
-from epbuild.model.matrix import ArchInfo, BaseSettings, MatrixBase, NicInfo
+from epbuild.model.matrix import MatrixBase
 from epbuild.model.pins import SourcePin
+from epbuild.model.sections import ArchInfo, BaseSettings, NicInfo
 from epbuild.model.vendor import VendorUserspace
 
 
@@ -47,7 +48,7 @@ class CellPlan:
     def pins(self) -> dict[str, SourcePin]:
         if "pins" not in self.shared:  # every cell of a matrix has its pins (read-only)
             self.shared["pins"] = self.matrix.components.pins()
-        return self.shared["pins"]  # type: ignore[no-any-return]
+        return self.shared["pins"]
 
     @property
     def local_tag(self) -> str:
@@ -82,7 +83,7 @@ class CellPlan:
         key = ("vendor-digest", self.cell.nic)
         if key not in self.shared:
             self.shared[key] = self.vendor.digest() if self.vendor else None
-        return self.shared[key]  # type: ignore[no-any-return]
+        return self.shared[key]
 
     @property
     def vendor(self) -> VendorUserspace | None:
@@ -98,7 +99,7 @@ class CellPlan:
             if component in self.pins and self.vendor is not None:
                 found = self.registry[component].vendor_build(self.pins[component], self.facts)
             self.memo[key] = found
-        return self.memo[key]  # type: ignore[no-any-return]
+        return self.memo[key]
 
     def fact(self, component: str | None, name: str) -> Any:
         """facts_for(component).get(name) (facts.get(name) without a component), without building the dict."""

@@ -134,7 +134,7 @@ def stages_for(plan: CellPlan) -> list[Stage]:
 def applied_names(plan: CellPlan) -> frozenset[str]:
     """The names of the stages that apply to the cell (stages_for's, as a set)."""
     stages_for(plan)
-    return plan.memo["applied"]  # type: ignore[no-any-return]
+    return plan.memo["applied"]
 
 
 def parent(stage: Stage, plan: CellPlan) -> str | None:
@@ -149,7 +149,7 @@ def parent(stage: Stage, plan: CellPlan) -> str | None:
     key = ("parent", stage.name, applied)
     if key not in plan.shared:
         plan.shared[key] = _nearest_applied(stage, applied, _by_name(plan.registry))
-    return plan.shared[key]  # type: ignore[no-any-return]
+    return plan.shared[key]
 
 
 def _nearest_applied(stage: Stage, applied: frozenset[str], by_name: dict[str, Stage]) -> str | None:
@@ -168,7 +168,7 @@ def _per_stage_set(plan: CellPlan, name: str, derive: Callable[[list[Stage]], T]
     key = (name, applied_names(plan))
     if key not in plan.shared:
         plan.shared[key] = derive(stages_for(plan))
-    return plan.shared[key]  # type: ignore[no-any-return]
+    return plan.shared[key]
 
 
 def built_pins(plan: CellPlan) -> dict[str, SourcePin]:
@@ -210,8 +210,12 @@ def inputs(stage: Stage, plan: CellPlan) -> list[str]:
 
 
 class Rendered(Protocol):
-    plan: CellPlan
-    stages: dict[str, str]
+    # Read-only members, so a frozen dataclass (epbuild/render/dockerfiles.py's RenderedCell) meets the protocol.
+    @property
+    def plan(self) -> CellPlan: ...
+
+    @property
+    def stages(self) -> dict[str, str]: ...
 
 
 def stage_identities(rc: Rendered) -> dict[str, str]:

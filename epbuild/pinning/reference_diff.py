@@ -114,14 +114,19 @@ def _flag_value(value: Any) -> Any:
     return int(number) if number.is_integer() else number
 
 
+def _shown(value: str | None) -> str:
+    """A flag's value as the table shows it: a flag without a value is "on"."""
+    return "on" if value is None else value
+
+
 def deepep_rows(pin: DeepepPin, ref: Reference) -> list[Row]:
     ours = _deepep_options(pin)
     theirs = {k: v for k, v in _option_values(ref.flags.get("deepep", [])).items() if k not in DEEPEP_PER_CELL}
     rows = []
     for flag in sorted(set(ours) | set(theirs)):
         field = ours[flag][1] if flag in ours else _field_for_flag(flag)
-        have = ("on" if ours[flag][0] is None else ours[flag][0]) if flag in ours else "-"
-        want = ("on" if theirs[flag] is None else theirs[flag]) if flag in theirs else "-"
+        have = _shown(ours[flag][0]) if flag in ours else "-"
+        want = _shown(theirs[flag]) if flag in theirs else "-"
         status, reason = _status(have != want, pin.reference_differs, field or flag)
         edits: tuple[Edit, ...] = ()
         if field is not None and have != want:

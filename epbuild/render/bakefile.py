@@ -4,7 +4,8 @@ NIC's verified vendor packages as `vendor-debs`)."""
 from __future__ import annotations
 
 import json
-from json.encoder import encode_basestring_ascii  # type: ignore[attr-defined]
+from collections.abc import Sequence
+from json.encoder import encode_basestring_ascii
 from typing import Any
 
 from epbuild.inputs import cargo_vendor
@@ -92,7 +93,7 @@ def _source_contexts(plan: CellPlan) -> dict[str, str]:
     return contexts
 
 
-def bake_json(cells: list[stagegraph.Rendered], *, context_root: str) -> str:
+def bake_json(cells: Sequence[stagegraph.Rendered], *, context_root: str) -> str:
     targets = {rc.plan.cell.name: cell_target(rc, context_root=context_root) for rc in cells}
     names = list(targets)
     for rc in cells:

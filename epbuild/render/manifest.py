@@ -70,7 +70,7 @@ def _json_string(plan: CellPlan, text: str) -> str:
     key = ("json-string", text)
     if key not in plan.shared:
         plan.shared[key] = json.dumps(text)
-    return plan.shared[key]  # type: ignore[no-any-return]
+    return plan.shared[key]
 
 
 def pins_record(plan: CellPlan, resolved: Resolved) -> dict[str, dict[str, Any]]:

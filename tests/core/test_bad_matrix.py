@@ -143,8 +143,12 @@ def test_yaml_syntax_error(write_matrix) -> None:  # type: ignore[no-untyped-def
 
 def test_duplicate_yaml_key(write_matrix) -> None:  # type: ignore[no-untyped-def]
     text = (ROOT / "matrix.yaml").read_text().replace("  mori:\n", "  vllm:\n    repo: https://x.org/a/b\n  mori:\n", 1)
-    message = error_for(write_matrix(text=text))
+    path = write_matrix(text=text)
+    message = error_for(path)
     assert "components.vllm" in message and "duplicate key" in message
+    # Both places are named: the second key's line leads the problem, the first one's is in its text.
+    first, second = [i for i, line in enumerate(text.splitlines(), 1) if line == "  vllm:"]
+    assert f"{path}:{second}: components.vllm: duplicate key: also on line {first}" in message
 
 
 def test_cli_error_is_one_paragraph_without_traceback_and_writes_nothing(write_matrix, tmp_path) -> None:  # type: ignore[no-untyped-def]

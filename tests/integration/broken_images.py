@@ -29,6 +29,10 @@ class Breakage:
     """Checks that cannot hold without the broken property and so fail with it (said why where listed)."""
 
 
+# The functional tester carries the build record of the librocshmem it was linked with (revision, targets,
+# backends): a library edited after the build no longer matches it.
+TESTER = ("test_rocshmem::test_functional_tester_is_installed_and_built_with_the_images_library",)
+
 # vLLM's console script imports vllm (vllm.entrypoints.cli.main): an image where vllm does not import cannot run it.
 VLLM_CLI = ("test_vllm::test_the_vllm_command_runs_and_prints_the_pin_s_version",
             "test_vllm::test_the_server_starts_far_enough_to_print_its_help")
@@ -78,7 +82,8 @@ BREAKAGES = [
              "RUN echo 'export VLLM_ROCM_USE_AITER=0' > /etc/profile.d/zz-epbuild-broken.sh"),
     # epbuild/checks/image/test_built_from_pins.py: the revision string each stand-in compiles in, and each version.
     Breakage("test_built_from_pins::test_built_files_carry_the_revision_of_the_pin[rocshmem]", CX7, "b",
-             "RUN $BREAK file-bytes /opt/rocshmem/lib/librocshmem.a rocshmem-fixture-rev- rocshmem-fixture-rez-"),
+             "RUN $BREAK file-bytes /opt/rocshmem/lib/librocshmem.a rocshmem-fixture-rev- rocshmem-fixture-rez-",
+             also=TESTER),
     *(Breakage(f"test_built_from_pins::test_built_files_carry_the_revision_of_the_pin[{component}]", CX7, "b",
                f"RUN $BREAK bytes {dist} .so {component}-fixture-rev- {component}-fixture-rez-")
       for component, dist in (("deepep", "deep_ep"), ("mori", "mori"), ("aiter", "amd-aiter"), ("vllm", "vllm"))),
@@ -127,9 +132,13 @@ BREAKAGES = [
     # epbuild/components/rocshmem/test_rocshmem.py
     Breakage("test_rocshmem::test_install_layout", CX7, "a", "RUN rm /opt/rocshmem/include/rocshmem/rocshmem.hpp"),
     Breakage("test_rocshmem::test_device_code_for_exactly_the_cell_archs", CX7, "c",
-             "RUN $BREAK file-bytes /opt/rocshmem/lib/librocshmem.a gfx950 gfx942"),
+             "RUN $BREAK file-bytes /opt/rocshmem/lib/librocshmem.a gfx950 gfx942", also=TESTER),
     Breakage("test_rocshmem::test_carries_the_gda_backend_for_the_nic", CX7, "d",
-             "RUN $BREAK file-bytes /opt/rocshmem/lib/librocshmem.a backends= backendz="),
+             "RUN $BREAK file-bytes /opt/rocshmem/lib/librocshmem.a backends= backendz=", also=TESTER),
+    # A functional tester built against another rocSHMEM (its compiled-in revision differs from the library's).
+    Breakage("test_rocshmem::test_functional_tester_is_installed_and_built_with_the_images_library", CX7, "a",
+             "RUN $BREAK file-bytes /opt/rocshmem/share/rocshmem/rocshmem_functional_tests "
+             "rocshmem-fixture-rev- rocshmem-fixture-rez-"),
     # epbuild/components/vllm/test_vllm.py
     Breakage("test_vllm::test_imports", CX7, "c",
              "RUN $BREAK append vllm vllm/__init__.py 'raise ImportError(\"broken on purpose\")'", also=VLLM_CLI),

@@ -111,7 +111,7 @@ def source_problems(where: str, folder: Path, interface: Interface) -> list[str]
             if not (folder / use.name).is_file():
                 problems.append(f"{where}: {use.name} does not exist ({asked})")
         elif use.name not in readers:
-            what = "environment variable" if use.kind == "env" else "CMake option"
+            what = {"env": "environment variable", "cmake": "CMake option", "meson": "meson option"}[use.kind]
             problems.append(f"{where}: no file of {', '.join(interface.readers)} reads the {what} {use.name} "
                             f"({asked}); the build would ignore it")
     return problems

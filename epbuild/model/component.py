@@ -105,6 +105,12 @@ class StageInput:
     cell: CellFacts
 
 
+def apt_update(valid_until: bool) -> str:
+    """The `apt-get update` command of a stage that installs build packages (bases.<name>.apt_valid_until; a
+    component stage reads the cell fact `base.apt_valid_until`)."""
+    return "apt-get update" if valid_until else "apt-get -o Acquire::Check-Valid-Until=false update"
+
+
 def _no_preflight(pin: SourcePin, cell: Mapping[str, Any]) -> list[str]:
     return []
 
@@ -175,7 +181,8 @@ class Component:
     directory from the named context `git-<name>` (epbuild.inputs.git_head)."""
     build_requirements: tuple[str, ...] = ()
     """Requirement files in the source, resolved on the host against the base (with the source's own
-    `[build-system] requires` and `setup_requires`) into the wheelhouse context `wheels-<name>`."""
+    `[build-system] requires` and `setup_requires`) into the wheelhouse context `wheels-<name>`; `pyproject.toml`
+    alone: only its `[build-system] requires`."""
     runtime_requirements: Callable[[Path], tuple[str, ...]] | None = None
     """The requirement files the component's wheel installs with it, found in the exported source (vLLM: what its
     setup.py passes to install_requires): resolved on the host against the base into the final stage's

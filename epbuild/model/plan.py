@@ -74,6 +74,7 @@ class CellPlan:
             "base.image": base.image,
             "base.rocm_path": base.rocm_path,
             "base.build_packages": tuple(base.build_packages),
+            "base.apt_valid_until": base.apt_valid_until,
         }
 
     @property

@@ -59,6 +59,10 @@ class BaseSettings(Strict):
     build_packages: list[AptPackage] = Field(
         default_factory=list, description="apt packages the `base` stage installs for every build stage."
     )
+    apt_valid_until: bool = Field(
+        True, description="Whether apt checks the Valid-Until date of the base's Release files when a stage installs "
+        "build packages. false: a base whose suite is a frozen snapshot (the offline example's Debian sid, older "
+        "than its validity window) can still install them; the packages stay checked against the signed Release.")
     rustc_version: RustChannel | None = Field(
         None, description="The Rust toolchain the image carries with its build packages (Debian's rustc: its "
         "release, e.g. 1.85), for stages that compile Rust; preflight compares it with the pin's "

@@ -23,7 +23,7 @@ from epbuild.model.plan import CellPlan
 
 BASE, VENDOR, FINAL = "base", "vendor", "final"
 REQUIREMENTS = "-requirements"
-BASE_USES = ("base.image", "base.rocm_path", "base.build_packages")
+BASE_USES = ("base.image", "base.rocm_path", "base.build_packages", "base.apt_valid_until")
 VENDOR_USES = ("nic.vendor",)
 WHEELS_DIR = "/wheels"
 T = TypeVar("T")

@@ -38,7 +38,8 @@ def repin() -> list[str]:
     text = path.read_text()
     pinned = parse_yaml(text)["components"]
     moved = []
-    for name in ("rocshmem", "deepep", "mori", "aiter", "vllm"):
+    # Every component with a stand-in of its own (rdma-core's repository is Debian's source, pinned by its tag).
+    for name in (n for n in repos if n in pinned and n != "rdma-core"):
         commit = repos[name].commits[names.get(pinned[name]["commit"], "pinned")]
         new = matrix_edit.with_pin(text, path, name, commit, repos[name].tag)
         if new != text:

@@ -19,7 +19,7 @@ import jinja2
 
 from epbuild.model import stagegraph
 from epbuild.model.cells import Cell, expand
-from epbuild.model.component import TEMPLATE, CellFacts, StageInput, Wheel
+from epbuild.model.component import TEMPLATE, CellFacts, StageInput, Wheel, apt_update
 from epbuild.model.matrix import LoadedMatrix
 from epbuild.model.plan import CellPlan
 from epbuild.render import bakefile, manifest, vendor_stage
@@ -71,7 +71,8 @@ def _render(template: jinja2.Template, context: dict[str, Any]) -> str:
 
 def _base_context(plan: CellPlan, key: str) -> dict[str, Any]:
     cell = CellFacts(plan.facts, stagegraph.BASE_USES, stagegraph.BASE)
-    return {"rocm_path": cell["base.rocm_path"], "packages": cell["base.build_packages"]}
+    return {"rocm_path": cell["base.rocm_path"], "packages": cell["base.build_packages"],
+            "apt_update": apt_update(cell["base.apt_valid_until"])}
 
 
 def _final_context(plan: CellPlan, key: str) -> dict[str, Any]:

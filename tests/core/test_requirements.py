@@ -68,7 +68,7 @@ def test_the_build_checks_requires_when_it_fetches(tmp_path: Path, history: tupl
     root = Path(__file__).resolve().parents[2]
     data = yaml.safe_load((root / "examples" / "offline" / "matrix.yaml").read_text())
     del data["prepare"]
-    for name in ("rocshmem", "deepep", "mori", "vllm"):
+    for name in ("rocshmem", "deepep", "mori", "vllm", "ucx", "nixl"):
         files = {"projects/rocshmem/CMakeLists.txt": "x"} if name == "rocshmem" else {"setup.py": name}
         data["components"][name].pop("tag", None)
         data["components"][name].update(repo=(tmp_path / name).as_uri(), commit=make_repo(tmp_path / name, files))

@@ -16,6 +16,8 @@ CX7 = "gfx950-cx7-sid"  # rdma-core from source, no vendor userspace
 THOR2 = "gfx950-thor2-sid"  # the distribution's rdma-core, Broadcom's userspace
 IO = "gfx950-io-sid"  # rdma-core from source, AMD's userspace as the ionic provider (vendor.provides_provider)
 LIBDIR = "/usr/lib/x86_64-linux-gnu"
+UCX = "/usr/local/ucx"  # components.ucx.install_prefix of the offline example
+UCX_ELSEWHERE = "/usr/local/ucy"  # same length: a RUNPATH is edited in place
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,25 @@ BREAKAGES = [
     *(Breakage(f"test_built_from_pins::test_installed_version_is_what_setuptools_scm_gives_the_pin[{component}]",
                CX7, "c", f"RUN $BREAK version {dist} 9.9.9")
       for component, dist in (("mori", "mori"), ("aiter", "amd-aiter"), ("vllm", "vllm"))),
+    # epbuild/components/ucx/test_ucx.py: UCX under components.ucx.install_prefix (/usr/local/ucx in the example).
+    Breakage("test_ucx::test_lists_the_rocm_transports", CX7, "a", f"RUN rm {UCX}/lib/ucx/libuct_rocm.*"),
+    Breakage("test_ucx::test_lists_the_verbs_transports", CX7, "b",
+             f"RUN $BREAK file-bytes {UCX}/lib/ucx/libuct_ib.so.0.0.0 rc_verbs rc_verbz"),
+    Breakage("test_ucx::test_configured_with_the_matrix_options", CX7, "c",
+             f"RUN $BREAK file-bytes {UCX}/bin/ucx_info --enable-mt --enable-mz"),
+    # A libibverbs in UCX's own RUNPATH folder shadows the rdma-core build the cell pinned.
+    Breakage("test_ucx::test_verbs_module_links_the_pinned_libibverbs", CX7, "d",
+             f"RUN cp -L {LIBDIR}/libibverbs.so.1 {UCX}/lib/libibverbs.so.1"),
+    # epbuild/components/nixl/test_nixl.py
+    Breakage("test_nixl::test_carries_the_variant_package", CX7, "a", "RUN $BREAK unrecord nixl-rocm nixl_rocm/",
+             # The native bindings are files of the variant package: unlisted with it, the wheel lists none.
+             also=("test_nixl::test_links_the_cells_ucx",)),
+    Breakage("test_nixl::test_imports_and_loads_its_ucx_plugins", CX7, "c",
+             "RUN rm \"$(python3 -c 'import nixl; print(nixl.ucx_plugin_dir())')\"/libuct_ib.*"),
+    # The bindings' RUNPATH moved to a copy of UCX's libraries: NIXL still imports, linking another UCX.
+    Breakage("test_nixl::test_links_the_cells_ucx", CX7, "d",
+             f"RUN mkdir -p {UCX_ELSEWHERE}/lib && cp -a {UCX}/lib/*.so* {UCX_ELSEWHERE}/lib/ && "
+             f"$BREAK bytes nixl-rocm .so {UCX}/lib {UCX_ELSEWHERE}/lib"),
     # epbuild/components/aiter/test_aiter.py
     Breakage("test_aiter::test_imports", CX7, "a",
              "RUN $BREAK append amd-aiter aiter/__init__.py 'raise ImportError(\"broken on purpose\")'"),
@@ -116,7 +137,9 @@ BREAKAGES = [
              "RUN $BREAK rename-needed mori libbnxt_re libepbx_re"),
     # epbuild/components/rdma_core/test_rdma_core.py
     Breakage("test_rdma_core::test_source_built_library_at_the_pinned_version[libibverbs]", CX7, "a",
-             repoint("libibverbs", "99")),
+             repoint("libibverbs", "99"),
+             # UCX's verbs module links libibverbs.so.1, which now names the other release.
+             also=("test_ucx::test_verbs_module_links_the_pinned_libibverbs",)),
     Breakage("test_rdma_core::test_source_built_library_at_the_pinned_version[librdmacm]", CX7, "c",
              repoint("librdmacm", "99")),
     Breakage("test_rdma_core::test_source_built_provider_library_at_the_pinned_version", CX7, "d",

@@ -295,7 +295,9 @@ ENV HSA_NO_SCRATCH_RECLAIM=1 \
     SAFETENSORS_FAST_GPU=1 \
     VLLM_ROCM_USE_AITER=1 \
     HSA_ENABLE_IPC_MODE_LEGACY=1 \
-    PYTORCH_NVML_BASED_CUDA_CHECK=1
+    PYTORCH_NVML_BASED_CUDA_CHECK=1 \
+    UCX_RMA_PPLN_ENABLE=y \
+    UCX_ROCM_COPY_SIGPOOL_MAX_ELEMS=inf
 LABEL org.opencontainers.image.title="rocm/vllm-ep gfx942-thor2" \
       org.opencontainers.image.description="ROCm expert-parallel inference stack (aiter, rocshmem, deepep, mori, ucx, nixl, vllm) built by epbuild" \
       org.opencontainers.image.source="https://github.com/vllm-project/vllm.git" \
@@ -304,7 +306,7 @@ LABEL org.opencontainers.image.title="rocm/vllm-ep gfx942-thor2" \
       io.epbuild.arch="gfx942" \
       io.epbuild.nic="thor2" \
       io.epbuild.base="rocm72" \
-      io.epbuild.recipe-key="f6876e8e3726f40093f171b7661b58bb770630fa65dc49dbc63b7815f7601e3a"
+      io.epbuild.recipe-key="b9bcfc6692369565ae85a12fbf1270e242efc75769f3859652bb0f3db4368fb0"
 CMD ["/bin/bash"]
 
 # The serving image (`invoke build --serving`), as the target vllm-openai of vLLM's docker/Dockerfile.rocm:

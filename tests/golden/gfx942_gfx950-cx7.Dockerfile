@@ -316,7 +316,9 @@ ENV HSA_NO_SCRATCH_RECLAIM=1 \
     SAFETENSORS_FAST_GPU=1 \
     VLLM_ROCM_USE_AITER=1 \
     HSA_ENABLE_IPC_MODE_LEGACY=1 \
-    PYTORCH_NVML_BASED_CUDA_CHECK=1
+    PYTORCH_NVML_BASED_CUDA_CHECK=1 \
+    UCX_RMA_PPLN_ENABLE=y \
+    UCX_ROCM_COPY_SIGPOOL_MAX_ELEMS=inf
 LABEL org.opencontainers.image.title="rocm/vllm-ep gfx942_gfx950-cx7" \
       org.opencontainers.image.description="ROCm expert-parallel inference stack (rdma-core, aiter, rocshmem, deepep, mori, ucx, nixl, vllm) built by epbuild" \
       org.opencontainers.image.source="https://github.com/vllm-project/vllm.git" \
@@ -325,7 +327,7 @@ LABEL org.opencontainers.image.title="rocm/vllm-ep gfx942_gfx950-cx7" \
       io.epbuild.arch="gfx942+gfx950" \
       io.epbuild.nic="cx7" \
       io.epbuild.base="rocm72" \
-      io.epbuild.recipe-key="4ba92376144398b68cf4752d4b6835204aa36cf3ad0e86333145479ca1f6ba76"
+      io.epbuild.recipe-key="3e76a7a8ddf73e67cbafe46bd687803d8e95ec157fdacd099b06037c00336a4d"
 CMD ["/bin/bash"]
 
 # The serving image (`invoke build --serving`), as the target vllm-openai of vLLM's docker/Dockerfile.rocm:

@@ -344,7 +344,9 @@ ENV HSA_NO_SCRATCH_RECLAIM=1 \
     SAFETENSORS_FAST_GPU=1 \
     VLLM_ROCM_USE_AITER=1 \
     HSA_ENABLE_IPC_MODE_LEGACY=1 \
-    PYTORCH_NVML_BASED_CUDA_CHECK=1
+    PYTORCH_NVML_BASED_CUDA_CHECK=1 \
+    UCX_RMA_PPLN_ENABLE=y \
+    UCX_ROCM_COPY_SIGPOOL_MAX_ELEMS=inf
 LABEL org.opencontainers.image.title="rocm/vllm-ep gfx950-io" \
       org.opencontainers.image.description="ROCm expert-parallel inference stack (rdma-core, aiter, rocshmem, deepep, mori, ucx, nixl, vllm) built by epbuild" \
       org.opencontainers.image.source="https://github.com/vllm-project/vllm.git" \
@@ -353,7 +355,7 @@ LABEL org.opencontainers.image.title="rocm/vllm-ep gfx950-io" \
       io.epbuild.arch="gfx950" \
       io.epbuild.nic="io" \
       io.epbuild.base="rocm72" \
-      io.epbuild.recipe-key="9a5629b3ebd7f94caea61bea0bb99ad62d0eba4f4988ee1fc1156328fc629a6b"
+      io.epbuild.recipe-key="6883bd3d32045cb435b1cfdbd712e33afc5db074384aed356231ddc31ea19dc8"
 CMD ["/bin/bash"]
 
 # The serving image (`invoke build --serving`), as the target vllm-openai of vLLM's docker/Dockerfile.rocm:

@@ -151,7 +151,10 @@ BREAKAGES = [
     Breakage("test_rdma_core::test_unversioned_libibverbs_link_for_rocshmem_dlopen", CX7, "c",
              f"RUN rm {LIBDIR}/libibverbs.so"),
     Breakage("test_rdma_core::test_distribution_libibverbs_and_no_source_built_copy", THOR2, "t1",
-             f"RUN cp $(readlink -f {LIBDIR}/libibverbs.so.1) {LIBDIR}/libibverbs.so.1.99.0"),
+             f"RUN cp $(readlink -f {LIBDIR}/libibverbs.so.1) {LIBDIR}/libibverbs.so.1.99.0",
+             # ldconfig (run by this group) points libibverbs.so.1 at the unowned copy, which UCX's verbs module
+             # then links in place of the distribution's.
+             also=("test_ucx::test_verbs_module_links_the_pinned_libibverbs",)),
     # epbuild/components/rocshmem/test_rocshmem.py
     Breakage("test_rocshmem::test_install_layout", CX7, "a", "RUN rm /opt/rocshmem/include/rocshmem/rocshmem.hpp"),
     Breakage("test_rocshmem::test_device_code_for_exactly_the_cell_archs", CX7, "c",

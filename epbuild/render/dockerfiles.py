@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -109,19 +108,22 @@ def output_dir(matrix: LoadedMatrix) -> Path:
 
 def render_cell(plan: CellPlan, matrix_label: str) -> RenderedCell:
     texts: dict[str, str] = {}
-    final: Callable[[str], str] | None = None
+    encoded: list[bytes] = []  # each keyless text as the recipe key hashes it
+    final: final_stage.FinalText | None = None
     for stage in stagegraph.stages_for(plan):
         above = stagegraph.parent(stage, plan) or base_reference(plan)
         if stage.name == stagegraph.FINAL:
-            final = final_stage.final_text(plan, above)
-            texts[stage.name] = final("")
+            final = final_stage.FinalText(plan, above)
+            texts[stage.name] = final.text("")
+            encoded.append(final.json(""))
         else:
             texts[stage.name] = _stage_text(stage, plan, above)
+            encoded.append(manifest.stage_json(plan, texts[stage.name]))
     if final is None:
         raise AssertionError("the stage graph always ends in `final`")
     # The header names the matrix's path: it is left out, so the key does not depend on where the matrix is.
-    key = manifest.recipe_key(plan, list(texts.values()))
-    texts[stagegraph.FINAL] = final(key)
+    key = manifest.recipe_key(plan, encoded)
+    texts[stagegraph.FINAL] = final.text(key)
     dockerfile = render(template_in(TEMPLATES, "Dockerfile.j2"),
                         {"matrix_file": matrix_label, "cell": plan.cell.name, "stages": list(texts.values())})
     return RenderedCell(plan=plan, stages=texts, dockerfile=dockerfile, key=key)

@@ -137,17 +137,19 @@ def indented_json(value: Any, indent: str = "", memo: dict[tuple[int, str], str]
 
 def _container(value: dict[Any, Any] | list[Any] | tuple[Any, ...], indent: str, inner: str,
                memo: dict[tuple[int, str], str] | None) -> str:
+    # Most values of a bake file are strings: each is escaped here, without a call of its own.
     if isinstance(value, dict):
         if not value:
             return "{}"
-        if all(type(item) is str for item in value.values()):  # named contexts: no call per entry
-            items = (f"{inner}{_string(key)}: {encode_basestring_ascii(item)}" for key, item in value.items())
-        else:
-            items = (f"{inner}{_string(key)}: {indented_json(item, inner, memo)}" for key, item in value.items())
+        items = (f"{inner}{_string(key)}: "
+                 f"{encode_basestring_ascii(item) if type(item) is str else indented_json(item, inner, memo)}"
+                 for key, item in value.items())
         return "{\n" + ",\n".join(items) + f"\n{indent}}}"
     if not value:
         return "[]"
-    return "[\n" + ",\n".join(inner + indented_json(item, inner, memo) for item in value) + f"\n{indent}]"
+    items = (inner + (encode_basestring_ascii(item) if type(item) is str else indented_json(item, inner, memo))
+             for item in value)
+    return "[\n" + ",\n".join(items) + f"\n{indent}]"
 
 
 def _string(value: Any) -> str:

@@ -18,7 +18,8 @@ from epbuild.model.cells import Cell, expand
 from epbuild.model.component import TEMPLATE, CellFacts, StageInput, Wheel
 from epbuild.model.matrix import LoadedMatrix
 from epbuild.model.plan import CellPlan
-from epbuild.render import bakefile, final_stage, manifest, vendor_stage
+from epbuild.render import bakefile, final_stage, manifest, pieces, vendor_stage
+from epbuild.render.pieces import Pieces
 from epbuild.render.templating import STAGE_TEMPLATES, TEMPLATES, render, template_in
 from epbuild.util import atomicfs
 
@@ -124,9 +125,25 @@ def render_cell(plan: CellPlan, matrix_label: str) -> RenderedCell:
     # The header names the matrix's path: it is left out, so the key does not depend on where the matrix is.
     key = manifest.recipe_key(plan, encoded)
     texts[stagegraph.FINAL] = final.text(key)
-    dockerfile = render(template_in(TEMPLATES, "Dockerfile.j2"),
-                        {"matrix_file": matrix_label, "cell": plan.cell.name, "stages": list(texts.values())})
-    return RenderedCell(plan=plan, stages=texts, dockerfile=dockerfile, key=key)
+    return RenderedCell(plan=plan, stages=texts, dockerfile=_dockerfile(plan, matrix_label, texts), key=key)
+
+
+def _dockerfile(plan: CellPlan, matrix_label: str, texts: dict[str, str]) -> str:
+    """The cell's Dockerfile: its stages' texts in the outer template. What that writes around them and the cell's
+    name depends only on the matrix's label and how many stages there are: rendered once per matrix for each."""
+    values = [plan.cell.name, *texts.values()]
+    memo_key = ("dockerfile-pieces", matrix_label, len(texts))
+    try:
+        cut: Pieces | None = plan.shared[memo_key]
+    except KeyError:
+        holders = pieces.holders(len(values))
+        cut = plan.shared[memo_key] = Pieces.of(_outer(matrix_label, holders[0], holders[1:]), len(values))
+    return cut.join(values) if cut is not None else _outer(matrix_label, plan.cell.name, list(texts.values()))
+
+
+def _outer(matrix_label: str, cell: str, stages: list[str]) -> str:
+    return render(template_in(TEMPLATES, "Dockerfile.j2"), {"matrix_file": matrix_label, "cell": cell,
+                                                            "stages": stages})
 
 
 def render_matrix(matrix: LoadedMatrix, root: Path) -> Rendering:

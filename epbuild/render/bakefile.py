@@ -122,12 +122,15 @@ def indented_json(value: Any, indent: str = "", memo: dict[tuple[int, str], str]
     does no indenting before Python 3.14), which took a fifth of a 1,000-cell render; this builds the same text
     from the C-accelerated string escaping. With `memo`, a dict or list met again (the same object: a serving
     target's named contexts are its cell's) is written once; the objects must not change during the call."""
+    if type(value) is str:
+        return encode_basestring_ascii(value)
     inner = indent + "  "
     if isinstance(value, (dict, list, tuple)) and memo is not None:
         key = (id(value), indent)
-        if key not in memo:
-            memo[key] = _container(value, indent, inner, memo)
-        return memo[key]
+        found = memo.get(key)
+        if found is None:
+            found = memo[key] = _container(value, indent, inner, memo)
+        return found
     if isinstance(value, (dict, list, tuple)):
         return _container(value, indent, inner, memo)
     if isinstance(value, str):
@@ -141,14 +144,14 @@ def _container(value: dict[Any, Any] | list[Any] | tuple[Any, ...], indent: str,
     if isinstance(value, dict):
         if not value:
             return "{}"
-        items = (f"{inner}{_string(key)}: "
+        items = [f"{inner}{_string(key)}: "
                  f"{encode_basestring_ascii(item) if type(item) is str else indented_json(item, inner, memo)}"
-                 for key, item in value.items())
+                 for key, item in value.items()]
         return "{\n" + ",\n".join(items) + f"\n{indent}}}"
     if not value:
         return "[]"
-    items = (inner + (encode_basestring_ascii(item) if type(item) is str else indented_json(item, inner, memo))
-             for item in value)
+    items = [inner + (encode_basestring_ascii(item) if type(item) is str else indented_json(item, inner, memo))
+             for item in value]
     return "[\n" + ",\n".join(items) + f"\n{indent}]"
 
 

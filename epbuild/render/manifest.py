@@ -62,7 +62,10 @@ def recipe_key(plan: CellPlan, keyless_stages: Sequence[bytes]) -> str:
     # here in that (sorted) order with the default separators, so that the pins and each stage text are encoded
     # once per matrix: cells share most of them, and escaping their kilobytes for every cell was a fifth of a
     # 1,000-cell render. The stages are fed to the hash one by one, not joined first.
-    digest = hashlib.sha256(f'{{"base_digest": {json.dumps(pinned_digest(plan.base))}, '
+    base_key = ("recipe-base-digest", plan.cell.base)  # the base's pinned digest, or null: one per base
+    if base_key not in plan.shared:
+        plan.shared[base_key] = json.dumps(pinned_digest(plan.base))
+    digest = hashlib.sha256(f'{{"base_digest": {plan.shared[base_key]}, '
                             f'"facts": {_SORTED_JSON.encode(facts(plan))}, "pins": {plan.shared[pins_key]}, '
                             f'"stages": ['.encode())
     for i, stage in enumerate(keyless_stages):

@@ -97,6 +97,17 @@ def test_cells_with_the_same_stage_above_final_but_not_the_same_copies_render_as
     assert stagegraph.copies(thor2) == [c for c in stagegraph.copies(io) if c != ("gadget", "/opt/gadget")]
 
 
+def test_cells_on_two_bases_one_pinned_by_digest_render_as_alone(write_matrix: Callable[..., Path]) -> None:
+    """The recipe key takes the base's pinned digest (null where none is pinned), kept once per base."""
+    def edit(data: dict[str, Any]) -> None:
+        pinned = {**data["bases"]["rocm72"], "digest": "sha256:" + "5" * 64}
+        data["bases"] = {"rocm72": data["bases"]["rocm72"], "pinned": pinned}
+        data["axes"]["base"] = ["rocm72", "pinned"]
+
+    plans = renders_beside_as_alone(write_matrix(edit))
+    assert {p.base.digest for p in plans} == {None, "sha256:" + "5" * 64}
+
+
 def from_vendor(plan: CellPlan) -> frozenset[str]:
     return frozenset(name for name, above in stagegraph.parents(plan).items() if above == stagegraph.VENDOR)
 

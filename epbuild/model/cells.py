@@ -4,12 +4,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
 from itertools import product
 from typing import Any, Protocol
 
 from epbuild.model.patterns import split_arch
 from epbuild.util.errors import EpbuildError
+from epbuild.util.memo import memoized
 
 
 @dataclass(frozen=True, order=True)
@@ -24,22 +24,22 @@ class Cell:
 
     # Cached (in the instance's __dict__, which the frozen dataclass's fields, equality and hash leave out): a
     # render asks a cell for its name and archs a dozen times.
-    @cached_property
+    @memoized
     def archs(self) -> tuple[str, ...]:
         return split_arch(self.arch)
 
-    @cached_property
+    @memoized
     def arch_slug(self) -> str:
         # '+' is not valid in docker tags, bake target names or portable folder names.
         return "_".join(self.archs)
 
-    @cached_property
+    @memoized
     def name(self) -> str:
         """`<arch>-<nic>` (`<arch>-<nic>-<base>` with several bases): a docker tag, a bake target and a folder
         name at once."""
         return f"{self.arch_slug}-{self.nic}" + (f"-{self.base}" if self.base_in_name else "")
 
-    @cached_property
+    @memoized
     def gpu_targets(self) -> str:
         """The arch list as CMake's GPU_TARGETS and PYTORCH_ROCM_ARCH spell it."""
         return ";".join(self.archs)

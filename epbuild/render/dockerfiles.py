@@ -111,8 +111,9 @@ def render_cell(plan: CellPlan, matrix_label: str) -> RenderedCell:
     texts: dict[str, str] = {}
     encoded: list[bytes] = []  # each keyless text as the recipe key hashes it
     final: final_stage.FinalText | None = None
+    parents = stagegraph.parents(plan)
     for stage in stagegraph.stages_for(plan):
-        above = stagegraph.parent(stage, plan) or base_reference(plan)
+        above = parents[stage.name] or base_reference(plan)
         if stage.name == stagegraph.FINAL:
             final = final_stage.FinalText(plan, above)
             texts[stage.name] = final.text("")

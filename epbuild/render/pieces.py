@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cached_property
 from json.encoder import encode_basestring_ascii
+
+from epbuild.util.memo import memoized
 
 
 def holders(count: int) -> list[str]:
@@ -42,7 +43,7 @@ class Pieces:
         """The text with `values` in place of the placeholders."""
         return _join(self.texts, self.order, values)
 
-    @cached_property
+    @memoized
     def _escaped(self) -> tuple[str, ...]:
         return tuple(encode_basestring_ascii(text)[1:-1] for text in self.texts)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import weakref
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import Any
 
 from epbuild.model.cells import Cell
@@ -13,6 +12,7 @@ from epbuild.model.matrix import MatrixBase
 from epbuild.model.pins import SourcePin
 from epbuild.model.sections import ArchInfo, BaseSettings, NicInfo
 from epbuild.model.vendor import VendorUserspace
+from epbuild.util.memo import memoized
 
 
 @dataclass(frozen=True)
@@ -23,7 +23,7 @@ class CellPlan:
     """What other modules derive from the plan once (the stage graph's stages for the cell): a 1,000-cell render
     asks for them thousands of times."""
 
-    @cached_property
+    @memoized
     def shared(self) -> dict[Any, Any]:
         """What the cells of one matrix derive once between them (epbuild.render.dockerfiles's stage texts): see matrix_memo."""
         return matrix_memo(self.matrix)
@@ -44,7 +44,7 @@ class CellPlan:
     def archs(self) -> dict[str, ArchInfo]:
         return {arch: self.matrix.archs[arch] for arch in self.cell.archs}
 
-    @cached_property
+    @memoized
     def pins(self) -> dict[str, SourcePin]:
         if "pins" not in self.shared:  # every cell of a matrix has its pins (read-only)
             self.shared["pins"] = self.matrix.components.pins()
@@ -54,7 +54,7 @@ class CellPlan:
     def local_tag(self) -> str:
         return f"{self.matrix.image.name}:{self.cell.name}"
 
-    @cached_property
+    @memoized
     def facts(self) -> dict[str, Any]:
         """Everything about the cell a stage's text may depend on, by the name a stage spec's `uses` and `when`
         give it. (`nic.flag` is filled per component from nics.<nic>.flags.)"""

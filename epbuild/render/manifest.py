@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from epbuild.inputs.resolve import Resolved, pinned_digest
@@ -47,7 +48,9 @@ def facts(plan: CellPlan) -> dict[str, Any]:
     }
 
 
-def recipe_key(plan: CellPlan, keyless_stages: list[str]) -> str:
+def recipe_key(plan: CellPlan, keyless_stages: Sequence[bytes]) -> str:
+    """The recipe key of the cell whose keyless stage texts, each as json.dumps(text).encode() (stage_json), are
+    `keyless_stages`."""
     # Commits are left to the content key, which takes them in full: an abbreviated and a full spelling of one
     # commit must give one key. `requires` only checks a pin; it changes nothing in the image.
     built = stagegraph.built_pins(plan)
@@ -58,19 +61,33 @@ def recipe_key(plan: CellPlan, keyless_stages: list[str]) -> str:
     # The key hashes json.dumps(payload, sort_keys=True) of {"base_digest", "facts", "pins", "stages"}, written out
     # here in that (sorted) order with the default separators, so that the pins and each stage text are encoded
     # once per matrix: cells share most of them, and escaping their kilobytes for every cell was a fifth of a
-    # 1,000-cell render.
-    stages = ", ".join(_json_string(plan, text) for text in keyless_stages)
-    payload = (f'{{"base_digest": {json.dumps(pinned_digest(plan.base))}, '
-               f'"facts": {json.dumps(facts(plan), sort_keys=True)}, "pins": {plan.shared[pins_key]}, '
-               f'"stages": [{stages}]}}')
-    return hashlib.sha256(payload.encode()).hexdigest()
+    # 1,000-cell render. The stages are fed to the hash one by one, not joined first.
+    base_key = ("recipe-base-digest", plan.cell.base)  # the base's pinned digest, or null: one per base
+    if base_key not in plan.shared:
+        plan.shared[base_key] = json.dumps(pinned_digest(plan.base))
+    digest = hashlib.sha256(f'{{"base_digest": {plan.shared[base_key]}, '
+                            f'"facts": {_SORTED_JSON.encode(facts(plan))}, "pins": {plan.shared[pins_key]}, '
+                            f'"stages": ['.encode())
+    for i, stage in enumerate(keyless_stages):
+        if i:
+            digest.update(b", ")
+        digest.update(stage)
+    digest.update(b"]}")
+    return digest.hexdigest()
 
 
-def _json_string(plan: CellPlan, text: str) -> str:
-    key = ("json-string", text)
-    if key not in plan.shared:
-        plan.shared[key] = json.dumps(text)
-    return plan.shared[key]
+_SORTED_JSON = json.JSONEncoder(sort_keys=True)
+"""json.dumps(value, sort_keys=True)'s encoder, made once (json.dumps makes one on every call given any option)."""
+
+
+def stage_json(plan: CellPlan, text: str) -> bytes:
+    """json.dumps(text).encode(), once per matrix for each stage text (cells share most of them)."""
+    key = ("json-bytes", text)
+    try:
+        return plan.shared[key]
+    except KeyError:
+        encoded = plan.shared[key] = json.dumps(text).encode()
+        return encoded
 
 
 def pins_record(plan: CellPlan, resolved: Resolved) -> dict[str, dict[str, Any]]:

@@ -15,6 +15,7 @@ import pytest
 
 from epbuild.model.cells import excluded, expand, select
 from epbuild.model.matrix import load_matrix
+from epbuild.model.yamlfile import dump_yaml
 from epbuild.util.errors import EpbuildError, MatrixError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -93,7 +94,7 @@ def test_fat_arch_spellings_are_one_cell(tmp_path: Path) -> None:
     data["exclude"] = []
     data["include"] = [{"arch": "gfx942+gfx950", "nic": "thor2", "base": "sid"}]
     path = tmp_path / "matrix.yaml"
-    path.write_text(yaml.safe_dump(data))
+    path.write_text(dump_yaml(data))
     cells = expand(load_matrix(path).model)
     assert [c.name for c in cells] == ["gfx942_gfx950-cx7", "gfx942_gfx950-thor2"]
     assert [c.name for c in select(cells, ["gfx950+gfx942"], ["cx7"], everything=False)] == ["gfx942_gfx950-cx7"]

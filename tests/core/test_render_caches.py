@@ -17,6 +17,7 @@ from epbuild.cli import project
 from epbuild.model import stagegraph
 from epbuild.model.matrix import load_matrix
 from epbuild.model.plan import CellPlan
+from epbuild.model.yamlfile import dump_yaml
 from epbuild.render import bakefile, dockerfiles, final_stage
 from epbuild.render.pieces import Pieces, holders
 
@@ -57,7 +58,7 @@ def test_cells_with_the_same_stages_but_not_the_same_vendor_render_as_alone(tmp_
     data["nics"]["thor2"]["rdma_core"] = "source"
     data["components"]["mori"]["nic_build_flags"] = {"bnxt_re": "USE_BNXT"}
     path = tmp_path / "matrix.yaml"
-    path.write_text(yaml.safe_dump(data))
+    path.write_text(dump_yaml(data))
     plans = {(p.cell.arch, p.cell.nic, p.cell.base): p for p in renders_beside_as_alone(path)}
     io, thor2 = plans["gfx942", "io", "sid"], plans["gfx942", "thor2", "sid"]
     assert stagegraph.applied_names(io) == stagegraph.applied_names(thor2)

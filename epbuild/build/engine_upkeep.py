@@ -115,9 +115,9 @@ def prune_age(records: Sequence[CacheRecord], target: int, now: datetime) -> str
     """The `until` age that prunes the least recently used records until the start costs at most `target`, or
     None when it already does. A kept record keeps its ancestors (BuildKit prunes only what nothing depends on),
     and a record in use is never pruned, so both count as kept whatever their age."""
-    if start_cost(records) <= target:
-        return None
     chains = _lineages(records)
+    if sum(len(chain) for chain in chains.values()) <= target:
+        return None
     kept: set[str] = set()
     for record in records:
         if record.in_use:

@@ -92,10 +92,10 @@ start_dockerd() {
 
 # dockerd gives its builder ten seconds to come up (moby v26 cmd/dockerd/daemon.go: the API routers start under
 # context.WithTimeout(..., 10*time.Second)), and BuildKit loads every build cache record in them (moby/buildkit
-# cache/manager.go init). With thousands of records the daemon logs "Daemon has completed initialization", never
-# listens, and exits with "context deadline exceeded": it cannot start again until the cache is smaller, and it
-# cannot prune while it is down. epbuild/build/engine_upkeep.py keeps the count under that; this is the way out
-# when something else grew it.
+# cache/manager.go init: one Stat per record and ancestor). Past that the daemon logs "Daemon has completed
+# initialization", never listens, and exits with "context deadline exceeded": it cannot start again until the cache
+# is smaller, and it cannot prune while it is down. epbuild/build/engine_upkeep.py keeps the start well inside the
+# 10 s; this is the way out when something else grew the cache.
 builder_start_timed_out() {
   grep -q 'Daemon has completed initialization' "$DOCKERD_LOG" 2>/dev/null &&
     ! grep -q 'API listen on' "$DOCKERD_LOG" &&
@@ -107,7 +107,7 @@ builder_start_timed_out() {
 # their image records, not by leases, and stay. Nothing else runs on the engine while it is being started.
 drop_build_cache() {
   local root metadata sock=/var/run/docker/containerd/containerd.sock
-  root=$($SUDO python3 -c 'import json,sys
+  root=$($SUDO python3 -c 'import json
 try: print(json.load(open("/etc/docker/daemon.json")).get("data-root") or "/var/lib/docker")
 except (OSError, ValueError): print("/var/lib/docker")')
   metadata=$($SUDO find "$root/buildkit" -maxdepth 2 -name metadata_v2.db 2>/dev/null | head -n 1)

@@ -36,5 +36,5 @@ venv="${EPBUILD_VENV:-build/ci-venv}"
 "$venv/bin/python" -m pip install -qq --disable-pip-version-check --no-deps --no-build-isolation -e .
 # The tests run `python -m invoke`, pytest and the linters from the environment that runs them: the venv's.
 bash ci/setup-docker.sh
-# dockerd cannot start with thousands of build cache records (epbuild/build/engine_upkeep.py): keep them few.
+# dockerd cannot start once loading its build cache takes over 10 s (epbuild/build/engine_upkeep.py): trim it.
 "$venv/bin/python" -m epbuild.build.engine_upkeep

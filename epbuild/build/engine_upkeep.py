@@ -141,14 +141,14 @@ def prune_age(records: Sequence[CacheRecord], target: int, now: datetime) -> str
     return f"{seconds}s"
 
 
-def records(runner: Runner) -> list[CacheRecord]:
+def list_records(runner: Runner) -> list[CacheRecord]:
     proc = runner.run(["docker", "system", "df", "--verbose", "--format", "{{json .BuildCache}}"],
                       capture=True, mutating=False, record=False, timeout=300)
     return parse_records(proc.stdout.strip())
 
 
 def trim(runner: Runner, limit: int = START_LIMIT, target: int = START_TARGET) -> Trim:
-    found = records(runner)
+    found = list_records(runner)
     before = cost = start_cost(found)
     until = None
     if before <= limit:
@@ -162,7 +162,7 @@ def trim(runner: Runner, limit: int = START_LIMIT, target: int = START_TARGET) -
         until = age
         runner.run(["docker", "builder", "prune", "--all", "--force", "--filter", f"until={age}"], capture=True,
                    timeout=1800)
-        found = records(runner)
+        found = list_records(runner)
         left = start_cost(found)
         if left >= cost:
             break

@@ -24,8 +24,8 @@ def docker_engine() -> Iterator[None]:
     proc = subprocess.run(["docker", "buildx", "version"], capture_output=True, text=True)
     assert proc.returncode == 0, "docker buildx is missing (run ci/setup-docker.sh)"
     yield
-    # The builds of this session added build cache records; past a few thousand dockerd cannot start again
-    # (epbuild/build/engine_upkeep.py), so the engine is left with few enough for its next start.
+    # The builds of this session added build cache records, and one cold run's alone take dockerd close to the 10 s
+    # it gives its builder to start (epbuild/build/engine_upkeep.py): the engine is left able to start again.
     print(f"\n{engine_upkeep.trim(Runner()).summary()}")
 
 

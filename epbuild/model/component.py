@@ -197,6 +197,11 @@ class Component:
     folder: Path = Path()
 
     @property
+    def has_vendor_build(self) -> bool:
+        """Whether the spec gives a vendor_build (without one it is None in every cell)."""
+        return self.vendor_build is not _no_vendor_build
+
+    @property
     def field_name(self) -> str:
         return self.name.replace("-", "_")
 

@@ -112,8 +112,29 @@ def bake_json(cells: Sequence[stagegraph.Rendered], *, context_root: str) -> str
         name = rc.plan.cell.name
         targets[serving_target(name)] = {**targets[name], "target": SERVING_STAGE,
                                          "tags": [serving_target(rc.plan.local_tag)]}
-    doc = {"group": {"default": {"targets": names}}, "target": targets}
-    return indented_json(doc, memo={}) + "\n"
+    memo: dict[tuple[int, str], str] = {}
+    group = indented_json({"default": {"targets": names}}, "  ", memo)
+    written = [f"    {encode_basestring_ascii(name)}: {_target_json(target, '    ', memo)}"
+               for name, target in targets.items()]
+    body = "{\n" + ",\n".join(written) + "\n  }" if written else "{}"
+    return '{\n  "group": ' + group + ',\n  "target": ' + body + "\n}\n"
+
+
+_TARGET_KEYS = ("context", "dockerfile", "contexts", "target", "tags")
+
+
+def _target_json(target: dict[str, Any], indent: str, memo: dict[tuple[int, str], str]) -> str:
+    """indented_json(target, indent, memo) for a target as _target makes it, written from one format: the generic
+    walk over 2,000 targets' fields took a sixth of a 1,000-cell render."""
+    if tuple(target) != _TARGET_KEYS or not all(type(tag) is str for tag in target["tags"]) or not target["tags"]:
+        return indented_json(target, indent, memo)
+    inner = indent + "  "
+    tags = f",\n{inner}  ".join(map(encode_basestring_ascii, target["tags"]))
+    return (f'{{\n{inner}"context": {_string(target["context"])},\n'
+            f'{inner}"dockerfile": {_string(target["dockerfile"])},\n'
+            f'{inner}"contexts": {indented_json(target["contexts"], inner, memo)},\n'
+            f'{inner}"target": {_string(target["target"])},\n'
+            f'{inner}"tags": [\n{inner}  {tags}\n{inner}]\n{indent}}}')
 
 
 def indented_json(value: Any, indent: str = "", memo: dict[tuple[int, str], str] | None = None) -> str:

@@ -32,21 +32,23 @@ def _base_context(plan: CellPlan) -> dict[str, Any]:
             "apt_update": apt_update(cell["base.apt_valid_until"])}
 
 
-def _stage_text(stage: stagegraph.Stage, plan: CellPlan, above: str) -> str:
-    """The text of a stage other than `final` (final_stage renders that). Every such stage is a function of the
-    matrix's pins, the cell facts its spec declares in `uses` (CellFacts refuses any other) and its parent: cells
-    that agree on those get the text rendered once per matrix, which is most of a render's work
-    (bench.render_speed's 1,002 cells hold about 3,000 distinct stage texts among their 11,000 stages besides
-    `final`)."""
+def _stage_text(stage: stagegraph.Stage, plan: CellPlan, above: str) -> tuple[str, str]:
+    """The text of a stage other than `final` (final_stage renders that), with its digest as the recipe key takes
+    it (manifest.stage_digest). Every such stage is a function of the matrix's pins, the cell facts its spec
+    declares in `uses` (CellFacts refuses any other) and its parent: cells that agree on those get both made once
+    per matrix, which is most of a render's work (bench.render_speed's 1,002 cells hold about 3,000 distinct stage
+    texts among their 11,000 stages besides `final`)."""
     component = stage.component.name if stage.component is not None else None
     memo_key = ("stage-text", stage.name, above, *(plan.fact(component, name) for name in stage.uses))
     try:
         return plan.shared[memo_key]
     except KeyError:
-        text = plan.shared[memo_key] = _render_stage(stage, plan, above)
-        return text
+        text = _render_stage(stage, plan, above)
+        made = plan.shared[memo_key] = (text, manifest.stage_digest(text))
+        return made
     except TypeError:  # an unhashable fact value (none today): rendered for this cell alone
-        return _render_stage(stage, plan, above)
+        text = _render_stage(stage, plan, above)
+        return text, manifest.stage_digest(text)
 
 
 def _render_stage(stage: stagegraph.Stage, plan: CellPlan, above: str) -> str:
@@ -110,7 +112,7 @@ def output_dir(matrix: LoadedMatrix) -> Path:
 
 def render_cell(plan: CellPlan, matrix_label: str) -> RenderedCell:
     texts: dict[str, str] = {}
-    encoded: list[bytes] = []  # each keyless text as the recipe key hashes it
+    digests: list[str] = []  # each keyless text's, as the recipe key takes it
     final: final_stage.FinalText | None = None
     parents = stagegraph.parents(plan)
     for stage in stagegraph.stages_for(plan):
@@ -118,14 +120,14 @@ def render_cell(plan: CellPlan, matrix_label: str) -> RenderedCell:
         if stage.name == stagegraph.FINAL:
             final = final_stage.FinalText(plan, above)
             texts[stage.name] = final.text("")
-            encoded.append(final.json(""))
+            digests.append(manifest.stage_digest(texts[stage.name]))
         else:
-            texts[stage.name] = _stage_text(stage, plan, above)
-            encoded.append(manifest.stage_json(plan, texts[stage.name]))
+            texts[stage.name], digest = _stage_text(stage, plan, above)
+            digests.append(digest)
     if final is None:
         raise AssertionError("the stage graph always ends in `final`")
     # The header names the matrix's path: it is left out, so the key does not depend on where the matrix is.
-    key = manifest.recipe_key(plan, encoded)
+    key = manifest.recipe_key(plan, digests)
     texts[stagegraph.FINAL] = final.text(key)
     return RenderedCell(plan=plan, stages=texts, dockerfile=_dockerfile(plan, matrix_label, texts), key=key)
 

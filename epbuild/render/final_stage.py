@@ -6,7 +6,6 @@ rendering `final` once per cell, and then again with its recipe key)."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from epbuild.model import stagegraph
@@ -31,8 +30,8 @@ def context(plan: CellPlan, recipe: str) -> dict[str, Any]:
 
 
 class FinalText:
-    """The cell's `final` text, and its JSON string (what the recipe key hashes), as functions of its recipe key
-    (manifest.static_labels: the key reaches the text only as the value of the recipe label)."""
+    """The cell's `final` text as a function of its recipe key (manifest.static_labels: the key reaches the text
+    only as the value of the recipe label)."""
 
     def __init__(self, plan: CellPlan, above: str) -> None:
         self._plan, self._above = plan, above
@@ -55,13 +54,6 @@ class FinalText:
             return _render(context(self._plan, recipe), self._above)
         self._values[self._recipe_at] = recipe
         return self._pieces.join(self._values)
-
-    def json(self, recipe: str) -> bytes:
-        """json.dumps(self.text(recipe)).encode()."""
-        if self._pieces is None:
-            return json.dumps(self.text(recipe)).encode()
-        self._values[self._recipe_at] = recipe
-        return self._pieces.json(self._values).encode()
 
 
 def _render(context: dict[str, Any], above: str) -> str:

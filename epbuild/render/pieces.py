@@ -6,9 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from json.encoder import encode_basestring_ascii
 
-from epbuild.util.memo import memoized
 
 
 def holders(count: int) -> list[str]:
@@ -42,15 +40,6 @@ class Pieces:
     def join(self, values: Sequence[str]) -> str:
         """The text with `values` in place of the placeholders."""
         return _join(self.texts, self.order, values)
-
-    @memoized
-    def _escaped(self) -> tuple[str, ...]:
-        return tuple(encode_basestring_ascii(text)[1:-1] for text in self.texts)
-
-    def json(self, values: Sequence[str]) -> str:
-        """json.dumps(self.join(values)): JSON escapes character by character, so this joins the pieces, escaped
-        once, with the escaped values."""
-        return f'"{_join(self._escaped, self.order, [encode_basestring_ascii(v)[1:-1] for v in values])}"'
 
 
 def _join(texts: tuple[str, ...], order: tuple[int, ...], values: Sequence[str]) -> str:

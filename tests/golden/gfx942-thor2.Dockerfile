@@ -306,7 +306,7 @@ LABEL org.opencontainers.image.title="rocm/vllm-ep gfx942-thor2" \
       io.epbuild.arch="gfx942" \
       io.epbuild.nic="thor2" \
       io.epbuild.base="rocm72" \
-      io.epbuild.recipe-key="b9bcfc6692369565ae85a12fbf1270e242efc75769f3859652bb0f3db4368fb0"
+      io.epbuild.recipe-key="7fdd89a779f8679391f47b791df8e79de364f96fd12d9d5cf7b66c21664fe066"
 CMD ["/bin/bash"]
 
 # The serving image (`invoke build --serving`), as the target vllm-openai of vLLM's docker/Dockerfile.rocm:

@@ -327,7 +327,7 @@ LABEL org.opencontainers.image.title="rocm/vllm-ep gfx942_gfx950-cx7" \
       io.epbuild.arch="gfx942+gfx950" \
       io.epbuild.nic="cx7" \
       io.epbuild.base="rocm72" \
-      io.epbuild.recipe-key="3e76a7a8ddf73e67cbafe46bd687803d8e95ec157fdacd099b06037c00336a4d"
+      io.epbuild.recipe-key="2996b21733be54e838197aea8c762e2c4cc12f1537c125d687ac8d27af729b9b"
 CMD ["/bin/bash"]
 
 # The serving image (`invoke build --serving`), as the target vllm-openai of vLLM's docker/Dockerfile.rocm:

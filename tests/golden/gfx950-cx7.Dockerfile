@@ -327,7 +327,7 @@ LABEL org.opencontainers.image.title="rocm/vllm-ep gfx950-cx7" \
       io.epbuild.arch="gfx950" \
       io.epbuild.nic="cx7" \
       io.epbuild.base="rocm72" \
-      io.epbuild.recipe-key="392cc0b5b100482f63b6278d8958257ac1556c831aabee27d4fbd7dd36943987"
+      io.epbuild.recipe-key="9311d8f1e83ee3edd0a6e89a1b35890521c8acd2e6f024d6b0b65c430da2733e"
 CMD ["/bin/bash"]
 
 # The serving image (`invoke build --serving`), as the target vllm-openai of vLLM's docker/Dockerfile.rocm:

@@ -355,7 +355,7 @@ LABEL org.opencontainers.image.title="rocm/vllm-ep gfx950-io" \
       io.epbuild.arch="gfx950" \
       io.epbuild.nic="io" \
       io.epbuild.base="rocm72" \
-      io.epbuild.recipe-key="6883bd3d32045cb435b1cfdbd712e33afc5db074384aed356231ddc31ea19dc8"
+      io.epbuild.recipe-key="2cbb9744497b29937520c5f772a8218bb4ac2fefc5d2fc8528f9b3188c559b11"
 CMD ["/bin/bash"]
 
 # The serving image (`invoke build --serving`), as the target vllm-openai of vLLM's docker/Dockerfile.rocm:

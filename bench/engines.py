@@ -70,6 +70,11 @@ class FreshEngine:
                   "ip-masq": False}
         if self.containerd_store:
             config["features"] = {"containerd-snapshotter": True}
+        # A benchmark measures which steps a build re-ran, so the builder must not drop records on its own: with
+        # GC on, dockerd's default policy (moby builder-next DefaultGCPolicy) prunes the least recently used
+        # records once the cache passes its cap, and 9 cells' stages take over 20 GB, so a later cell can re-run
+        # stages an earlier one built. The engine's data root is removed when it stops: nothing outlives it.
+        config["builder"] = {"gc": {"enabled": False}}
         (self.root / "daemon.json").write_text(json.dumps(config))
         log = open(self.root / "dockerd.log", "wb")
         self.process = subprocess.Popen(

@@ -1,5 +1,6 @@
 """Locality: move one pin to the stand-in's other commit and rebuild every cell; list the stages that ran.
-Targets: vLLM moved -> only `vllm` and `final`; rocSHMEM moved -> only `rocshmem`, `deepep` and `final`.
+Targets: vLLM moved -> only `vllm` and `final`; rocSHMEM moved -> only `rocshmem`, `deepep` and `final`; UCX moved ->
+only `ucx`, `nixl` (its requirements stage included) and `final` (issue 23).
 
 `--vllm-native` measures the vLLM native step alone, on one cell: a pin move that changes only Python recompiles
 no HIP object (the step is cached), and a move to a fresh commit that changes one native source recompiles at
@@ -19,7 +20,7 @@ from bench.scratch import scratch
 from epbuild.model.stagegraph import component_of
 from epbuild.offline import matrix_variant
 
-EXPECTED = {"vllm": {"vllm", "final"}, "rocshmem": {"rocshmem", "deepep", "final"}}
+EXPECTED = {"vllm": {"vllm", "final"}, "rocshmem": {"rocshmem", "deepep", "final"}, "ucx": {"ucx", "nixl", "final"}}
 NATIVE_CELL = "gfx950-cx7-sid"
 HELD = re.compile(r"^#(?P<vertex>\d+) [\d.]+ epbuild: ccache holds (?P<n>\d+) entries before the native step$")
 STAT = re.compile(r"^#(?P<vertex>\d+) [\d.]+ (?P<key>direct_cache_hit|preprocessed_cache_hit|cache_miss)\s+(?P<n>\d+)$")

@@ -71,11 +71,18 @@ def timed_renders(cells: int = CELLS, runs: int = RUNS) -> tuple[int, list[Timin
 ONE_RUN = """
 import copy, sys, time, yaml
 from pathlib import Path
-from epbuild.render.bakefile import bake_json
-from epbuild.model.cells import expand
-from epbuild.model.matrix import Matrix
-from epbuild.model.plan import CellPlan
-from epbuild.render.dockerfiles import render_cell
+try:
+    from epbuild.render.bakefile import bake_json
+    from epbuild.model.cells import expand
+    from epbuild.model.matrix import Matrix
+    from epbuild.model.plan import CellPlan
+    from epbuild.render.dockerfiles import render_cell
+except ImportError:  # a commit before epbuild's subpackages (b983ae6)
+    from epbuild.bakefile import bake_json
+    from epbuild.cells import expand
+    from epbuild.matrix import Matrix
+    from epbuild.plan import CellPlan
+    from epbuild.render import render_cell
 def matrix():
     data = copy.deepcopy(yaml.safe_load(Path("matrix.yaml").read_text()))
     archs = [f"gfx9{i // 16:02d}{i % 16:x}" for i in range(-(-int(sys.argv[1]) // 3))]

@@ -72,20 +72,65 @@ PY
   log "enabled the containerd image store in $conf (BuildKit cache export)"
 }
 
-if ! docker info >/dev/null 2>&1; then
-  enable_containerd_store
+DOCKERD_LOG=/var/log/epbuild/dockerd.log
+
+start_dockerd() {
   $SUDO mkdir -p /var/log/epbuild
-  log "starting dockerd (log: /var/log/epbuild/dockerd.log)"
-  $SUDO sh -c 'setsid dockerd >/var/log/epbuild/dockerd.log 2>&1 </dev/null &'
-  for _ in $(seq 1 60); do
-    docker info >/dev/null 2>&1 && break
+  log "starting dockerd (log: $DOCKERD_LOG)"
+  $SUDO sh -c "setsid dockerd >$DOCKERD_LOG 2>&1 </dev/null &"
+  for second in $(seq 1 60); do
+    docker info >/dev/null 2>&1 && return 0
+    # dockerd exits on its own when it cannot start; waiting on would only delay the reason.
+    if [ "$second" -gt 3 ] && ! pgrep -x dockerd >/dev/null 2>&1; then
+      docker info >/dev/null 2>&1
+      return
+    fi
     sleep 1
   done
+  return 1
+}
+
+# dockerd gives its builder ten seconds to come up (moby v26 cmd/dockerd/daemon.go: the API routers start under
+# context.WithTimeout(..., 10*time.Second)), and BuildKit loads every build cache record in them (moby/buildkit
+# cache/manager.go init: one Stat per record and ancestor). Past that the daemon logs "Daemon has completed
+# initialization", never listens, and exits with "context deadline exceeded": it cannot start again until the cache
+# is smaller, and it cannot prune while it is down. epbuild/build/engine_upkeep.py keeps the start well inside the
+# 10 s; this is the way out when something else grew the cache.
+builder_start_timed_out() {
+  grep -q 'Daemon has completed initialization' "$DOCKERD_LOG" 2>/dev/null &&
+    ! grep -q 'API listen on' "$DOCKERD_LOG" &&
+    tail -n 1 "$DOCKERD_LOG" | grep -q 'context deadline exceeded'
+}
+
+# The cache is only a cache. Its records' metadata goes (the builder then starts with none), and so do the leases
+# by which the builder held their snapshots in containerd, so that containerd's GC frees them; images are held by
+# their image records, not by leases, and stay. Nothing else runs on the engine while it is being started.
+drop_build_cache() {
+  local root metadata sock=/var/run/docker/containerd/containerd.sock
+  root=$($SUDO python3 -c 'import json
+try: print(json.load(open("/etc/docker/daemon.json")).get("data-root") or "/var/lib/docker")
+except (OSError, ValueError): print("/var/lib/docker")')
+  metadata=$($SUDO find "$root/buildkit" -maxdepth 2 -name metadata_v2.db 2>/dev/null | head -n 1)
+  [ -n "$metadata" ] || { log "no build cache metadata under $root/buildkit to drop"; return 1; }
+  log "dockerd could not load its build cache in the 10 s it gives the builder; dropping the cache" \
+      "($metadata and the builder's containerd leases; images stay)"
+  $SUDO rm -f "$metadata"
+  start_dockerd || return 1
+  if command -v ctr >/dev/null 2>&1; then
+    # shellcheck disable=SC2086 # $SUDO is empty or "sudo -n", two words
+    $SUDO ctr -a "$sock" -n moby leases ls -q | xargs -r -n 200 $SUDO ctr -a "$sock" -n moby leases rm >/dev/null
+  fi
+  log "build cache dropped; $(docker system df --format '{{.Type}}: {{.TotalCount}} ({{.Size}})' | tr '\n' ' ')"
+}
+
+if ! docker info >/dev/null 2>&1; then
+  enable_containerd_store
+  start_dockerd || { builder_start_timed_out && drop_build_cache; } || true
 fi
 
 if ! engine_ready; then
   log "the engine did not come up; last lines of its log:"
-  tail -n 20 /var/log/epbuild/dockerd.log >&2 || true
+  tail -n 20 "$DOCKERD_LOG" >&2 || true
   exit 1
 fi
 log "engine $(docker version --format '{{.Server.Version}}'), $(docker buildx version)"

@@ -4,8 +4,10 @@
 # The Python packages go into a virtual environment, build/ci-venv (EPBUILD_VENV moves it), from the hashed lock
 # ci/requirements.lock: PEP 668 agents (Debian 12, Ubuntu 24.04) refuse installs into the system Python, and a
 # hash pins each file pip may install. Activate it with `. build/ci-venv/bin/activate`.
-# Refresh the lock after editing ci/requirements.txt:
-#   uv pip compile --universal --python-version 3.10 --generate-hashes --no-header ci/requirements.txt -o ci/requirements.lock
+# ci/requirements.txt is the project with its test extra (the lists are in pyproject.toml). Refresh the lock after
+# editing either (uv: `pip install uv` into any venv; the existing lock's pins are kept where they still fit):
+#   uv pip compile --universal --python-version 3.11 --generate-hashes --no-header --no-emit-package epbuild \
+#     ci/requirements.txt -o ci/requirements.lock
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # The tests publish to Debian's docker-registry on 127.0.0.1 (root, or a CI runner's passwordless sudo).
@@ -31,5 +33,10 @@ venv="${EPBUILD_VENV:-build/ci-venv}"
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --require-hashes \
   -r ci/requirements.lock
+# Then epbuild itself, editable (the checkout is what runs), without its dependencies: the lock holds them, hashed.
+# -qq: setuptools' warnings about the package data folders are noise here.
+"$venv/bin/python" -m pip install -qq --disable-pip-version-check --no-deps --no-build-isolation -e .
 # The tests run `python -m invoke`, pytest and the linters from the environment that runs them: the venv's.
 bash ci/setup-docker.sh
+# dockerd cannot start once loading its build cache takes over 10 s (epbuild/build/engine_upkeep.py): trim it.
+"$venv/bin/python" -m epbuild.build.engine_upkeep

@@ -8,6 +8,8 @@ from typing import Any
 import pytest
 import yaml
 
+from epbuild.model.yamlfile import dump_yaml
+
 from loopback import ensure_loopback_up
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,7 +43,7 @@ def write_matrix(tmp_path: Path, default_matrix_data: dict[str, Any]) -> Callabl
             data = copy.deepcopy(default_matrix_data)
             if edit:
                 edit(data)
-            text = yaml.safe_dump(data, sort_keys=False)
+            text = dump_yaml(data)
         path.write_text(text)
         return path
 

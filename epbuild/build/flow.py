@@ -30,10 +30,11 @@ from epbuild.build.run_dir import new_run_dir
 from epbuild.build.source_trees import local_contexts
 from epbuild.build.stage_cache import CachePlan
 from epbuild.inputs.source_requests import mirror_overrides
-from epbuild.registry import api as registry_http
+from epbuild.registry.reads import has_manifest
 from epbuild.render import dockerfiles as render
 from epbuild.render.bakefile import serving_target
 from epbuild.render.dockerfiles import RenderedCell, Rendering
+from epbuild.util import atomicfs
 from epbuild.util.commands import Runner, shell_line
 from epbuild.util.errors import EpbuildError
 
@@ -111,12 +112,14 @@ def _build(rendering: Rendering, cells: list[RenderedCell], root: Path, options:
         pushed_refs = reproducible.immutable_tags(cells, keys, options.push)
     for base, digest in resolved.base_digests.items():
         log.info("base image %s is %s", rendering.matrix.model.bases[base].image, digest)
-    network.write_text(compile_cache.network_overlay([*expanded(names), *(serving_target(n) for n in names)]))
-    override.write_text(reproducible.bake_override(cells, {e.component: e.commit_time for e in exported}, root,
-                                                   {t: s.cell for t, s in cache[0].stage_targets.items()}
-                                                   if cache else None))
+    atomicfs.write_text(network, compile_cache.network_overlay([*expanded(names),
+                                                                *(serving_target(n) for n in names)]))
+    atomicfs.write_text(override, reproducible.bake_override(
+        cells, {e.component: e.commit_time for e in exported}, root,
+        {t: s.cell for t, s in cache[0].stage_targets.items()} if cache else None))
     for name in names:
-        (run_dir / f"{name}.sh").write_text(
+        atomicfs.write_text(
+            run_dir / f"{name}.sh",
             "#!/usr/bin/env bash\n# Rebuilds this cell alone, from the project root.\nset -euxo pipefail\n"
             f"cd {shlex.quote(str(root))}\n{shell_line(command([name]))}\n"
             + "".join(f"{shell_line(argv)}\n"
@@ -162,9 +165,9 @@ def _build(rendering: Rendering, cells: list[RenderedCell], root: Path, options:
         result.log = str(run_dir / f"{result.cell}.log")
         if result.ok and result.image_id is None:
             result.image_id = bakes.image_ids.get(result.cell)
-        (run_dir / f"{result.cell}.log").write_text("".join(bakes.cell_log(result.cell, results)))
-    (run_dir / "summary.txt").write_text(report.table() + "\n")
-    (run_dir / "summary.json").write_text(json.dumps(report.summary(), indent=2) + "\n")
+        atomicfs.write_text(run_dir / f"{result.cell}.log", "".join(bakes.cell_log(result.cell, results)))
+    atomicfs.write_text(run_dir / "summary.txt", report.table() + "\n")
+    atomicfs.write_text(run_dir / "summary.json", json.dumps(report.summary(), indent=2) + "\n")
     return report
 
 
@@ -226,6 +229,15 @@ def _cache_plan(rendering: Rendering, cells: list[RenderedCell], root: Path, opt
         raise EpbuildError("--stage builds a stage into the stage cache only; name the cache with --cache REGISTRY/REPO")
     if not options.cache:
         return None
+    # The stage cache's refs are named by the stages' identities, which the pins give: a stage built from a local
+    # tree under them would replace the pinned stage's cache for every reader (and --stage's target is laid out
+    # from the pinned trees, so it would not even build the local one). A local build may only read the cache.
+    if options.local_sources and (options.stage or options.cache_export != "none"):
+        given = " ".join(f"--source {s}" for s in options.local_sources)
+        doing = f"--stage {options.stage}" if options.stage else f"--cache-export {options.cache_export}"
+        raise EpbuildError(f"{given}: a build from a local tree does not write the stage cache ({doing} writes "
+                           "refs named by the pins' stage identities); drop --stage and pass --cache-export none "
+                           "to read the cache only")
     plan = stage_cache.plan(options.cache, cells, rendering.cells, export=options.cache_export,
                             only_stage=options.stage)
     require_cache_export(options.builder)
@@ -233,7 +245,7 @@ def _cache_plan(rendering: Rendering, cells: list[RenderedCell], root: Path, opt
         if runner.dry_run:
             runner.record("# the fleet guard: every shared stage's ref must be in the cache, else the build stops")
         else:
-            stage_cache.require_shared_refs(plan, rendering.cells, registry_http.has_manifest)
+            stage_cache.require_shared_refs(plan, rendering.cells, has_manifest)
     # With --push, the immutable tag comes with the content key, from the run's resolved bake file.
     outputs = {rc.cell.name: ({"output": ["type=registry"]} if options.push else {"output": ["type=docker"]})
                for rc in cells}
@@ -242,9 +254,7 @@ def _cache_plan(rendering: Rendering, cells: list[RenderedCell], root: Path, opt
     if runner.dry_run:
         print(f"# {os.path.relpath(path, root)}:\n{text}", file=runner.out)
     else:
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(text)
-        tmp.replace(path)
+        atomicfs.write_text(path, text)
     return plan, path
 
 

@@ -13,6 +13,7 @@ from epbuild.render.bakefile import serving_target
 from epbuild.render.content_key import content_key
 from epbuild.render.dockerfiles import RenderedCell
 from epbuild.render.tags import cell_tags
+from epbuild.util import atomicfs
 
 OVERRIDE_FILE = "docker-bake.resolved.json"
 
@@ -32,8 +33,8 @@ def write(run_dir: Path, cells: list[RenderedCell], resolved: Resolved,
         folder = run_dir / "records" / rc.cell.name
         folder.mkdir(parents=True, exist_ok=True)
         record = manifest.manifest(rc.plan, rc.key, key, resolved)
-        (folder / "manifest.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
-        (folder / "versions.txt").write_text(manifest.versions_txt(rc.plan, key, resolved))
+        atomicfs.write_text(folder / "manifest.json", json.dumps(record, indent=2, sort_keys=True) + "\n")
+        atomicfs.write_text(folder / "versions.txt", manifest.versions_txt(rc.plan, key, resolved))
         contexts = {"epbuild-record": str(folder.resolve())}
         contexts.update((local_contexts or {}).get(rc.cell.name, {}))
         # The base is not re-pinned here to the resolved digest through a `docker-image://` context: BuildKit would
@@ -46,5 +47,5 @@ def write(run_dir: Path, cells: list[RenderedCell], resolved: Resolved,
             target["tags"] = [cell_tags(rc, key, push).immutable]
         targets[rc.cell.name] = target
     override = run_dir / OVERRIDE_FILE
-    override.write_text(json.dumps({"target": targets}, indent=2) + "\n")
+    atomicfs.write_text(override, json.dumps({"target": targets}, indent=2) + "\n")
     return override, keys

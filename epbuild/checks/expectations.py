@@ -17,6 +17,7 @@ from epbuild.model.stagegraph import built_pins
 from epbuild.render import manifest
 from epbuild.render.content_key import content_key
 from epbuild.render.dockerfiles import RenderedCell
+from epbuild.util import atomicfs
 from epbuild.util.commands import Runner
 
 EXPECTED_ENV = "EPBUILD_EXPECTED"
@@ -75,8 +76,5 @@ def nic_userspace(plan: CellPlan) -> dict[str, Any]:
 
 
 def write(expect: dict[str, Any], path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(expect, indent=2, sort_keys=True) + "\n")
-    tmp.replace(path)
+    atomicfs.write_text(path, json.dumps(expect, indent=2, sort_keys=True) + "\n")
     return path

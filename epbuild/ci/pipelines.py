@@ -58,6 +58,8 @@ def _header(matrix_label: str, build: policy.Pool, runs: list[policy.GpuRun], ho
 
 
 def _dump(header: str, doc: dict[str, Any]) -> str:
+    # PyYAML's emitter, the committed pipelines' format: ruamel.yaml (epbuild's one YAML reader) would fold long
+    # commands elsewhere with a space before each break and leave GitHub's `on` unquoted.
     return header + str(yaml.safe_dump(doc, sort_keys=False, width=120))
 
 
@@ -138,7 +140,8 @@ def publishes(rendering: Rendering) -> bool:
     return True
 
 
-BUILDKITE_LOST_AGENT = {"automatic": [{"exit_status": -1, "limit": 2}, {"signal_reason": "agent_stop", "limit": 2}]}
+BUILDKITE_LOST_AGENT: dict[str, list[dict[str, int | str]]] = {
+    "automatic": [{"exit_status": -1, "limit": 2}, {"signal_reason": "agent_stop", "limit": 2}]}
 """A step whose agent was lost or stopped runs again; one that failed does not."""
 
 

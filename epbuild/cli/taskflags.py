@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 SHORT_FLAGS = {"matrix": "m", "arch": "a", "nic": "n", "cell": "c", "json": "j", "quiet": "q"}
 
 
-class EpbuildTask(invoke.Task):  # type: ignore[misc]
+class EpbuildTask(invoke.Task):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs["auto_shortflags"] = False
         super().__init__(*args, **kwargs)

@@ -38,9 +38,10 @@ def _named_list(tree: ast.Module, name: str, where: str) -> list[str]:
     builds setup_requires so, appending under a condition: both branches' entries are taken)."""
     found: list[str] = []
     assigned = False
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == name for t in node.targets):
-            found += _literal_strings(node.value, where)
+    for statement in tree.body:
+        if isinstance(statement, ast.Assign) and \
+                any(isinstance(t, ast.Name) and t.id == name for t in statement.targets):
+            found += _literal_strings(statement.value, where)
             assigned = True
     if not assigned:
         raise UnreadableBuildRequires(f"{where}: setup_requires={name} is not a module-level list")

@@ -1,73 +1,58 @@
-"""Reading Debian repository metadata: deb822 stanzas (Release, Packages), Release's SHA256 list, picking a
-package at a version, and gpg's colon listing of a key's fingerprints."""
+"""Reading Debian repository metadata with python-debian (deb822: Release, Packages, Depends), picking a package at a
+version, and gpg's colon listing of a key's fingerprints."""
 
 from __future__ import annotations
 
-import re
+from debian.deb822 import Packages, PkgRelation, Release
 
-DEPENDENCY_NAME = re.compile(r"^\s*([a-z0-9][a-z0-9+.-]*)")
-
-
-def parse_stanza(text: str) -> dict[str, str]:
-    """One deb822 paragraph: `Field: value` lines, continuation lines (leading space) appended with a newline."""
-    fields: dict[str, str] = {}
-    last = None
-    for line in text.splitlines():
-        if not line.strip():
-            if fields:
-                break
-            continue
-        if line[0] in " \t" and last is not None:
-            fields[last] += "\n" + line.strip()
-        elif ":" in line:
-            last, _, value = line.partition(":")
-            fields[last] = value.strip()
-    return fields
+Entry = dict[str, str]
 
 
-def parse_index(text: str) -> list[dict[str, str]]:
+def parse_stanza(text: str) -> Entry:
+    """The first deb822 paragraph of `text` (a Release file, clear-signed or not), field -> value as written (a
+    multi-line value keeps its lines)."""
+    release = Release(text)
+    return {field: release.get_as_string(field) for field in release}
+
+
+def parse_index(text: str) -> list[Entry]:
     """Every paragraph of a Packages index."""
-    return [parse_stanza(block) for block in re.split(r"\n\s*\n", text) if block.strip()]
+    return [dict(paragraph) for paragraph in Packages.iter_paragraphs(text, use_apt_pkg=False)]
 
 
 def release_sha256(release: str) -> dict[str, tuple[str, int]]:
     """Release's `SHA256:` list: path -> (sha256, size)."""
     out: dict[str, tuple[str, int]] = {}
-    for line in parse_stanza(release).get("SHA256", "").splitlines():
-        parts = line.split()
-        if len(parts) == 3 and parts[1].isdigit():
-            out[parts[2]] = (parts[0].lower(), int(parts[1]))
+    for item in Release(release).get("SHA256", []):
+        if str(item.get("size", "")).isdigit():
+            out[item["name"]] = (item["sha256"].lower(), int(item["size"]))
     return out
 
 
-def _matches(entry: dict[str, str], name: str, arches: tuple[str, ...]) -> bool:
+def _matches(entry: Entry, name: str, arches: tuple[str, ...]) -> bool:
     return entry.get("Package") == name and entry.get("Architecture") in arches
 
 
-def versions(index: list[dict[str, str]], name: str, arches: tuple[str, ...]) -> list[str]:
+def versions(index: list[Entry], name: str, arches: tuple[str, ...]) -> list[str]:
     return sorted({e.get("Version", "?") for e in index if _matches(e, name, arches)})
 
 
-def pick(index: list[dict[str, str]], name: str, version: str, arches: tuple[str, ...]) -> dict[str, str] | None:
+def pick(index: list[Entry], name: str, version: str, arches: tuple[str, ...]) -> Entry | None:
     """The index entry of `name` at exactly `version` (amd64 preferred over all), or None."""
     found = [e for e in index if _matches(e, name, arches) and e.get("Version") == version]
     found.sort(key=lambda e: arches.index(e["Architecture"]))
     return found[0] if found else None
 
 
-def dependency_names(entry: dict[str, str]) -> list[str]:
-    """Every package name in Depends and Pre-Depends (each alternative of an `a | b` group)."""
-    names = []
-    for field in ("Pre-Depends", "Depends"):
-        for group in entry.get(field, "").split(","):
-            for alternative in group.split("|"):
-                match = DEPENDENCY_NAME.match(alternative.split(":", 1)[0])
-                if match:
-                    names.append(match.group(1))
-    return names
+def dependency_names(entry: Entry) -> list[str]:
+    """Every package name in Pre-Depends and Depends (each alternative of an `a | b` group, `name:any` as name)."""
+    return [alternative["name"]
+            for field in ("Pre-Depends", "Depends") if entry.get(field, "").strip()
+            for group in PkgRelation.parse_relations(entry[field])
+            for alternative in group]
 
 
-def unpinned_dependencies(index: list[dict[str, str]], entry: dict[str, str], pinned: set[str]) -> list[str]:
+def unpinned_dependencies(index: list[Entry], entry: Entry, pinned: set[str]) -> list[str]:
     """Dependencies of `entry` that the vendor's own repository carries but the matrix does not pin: the build
     installs only pinned .debs, so those would be missing (or come from elsewhere at another version)."""
     carried = {e.get("Package") for e in index}

@@ -136,6 +136,7 @@ class GitMirrors:
         failed), so a wrong URL leaves no empty mirror behind."""
         try:
             commit = self._fetch_commit(mirror, request)
+            _clear_stale_git_locks(mirror)
             self._git(["-C", str(mirror), "update-ref", f"{PIN_REFS}{commit}", commit], record=False)
             return commit
         except BaseException:
@@ -170,6 +171,7 @@ class GitMirrors:
     def _fetch_with_retries(self, mirror: Path, args: list[str], request: SourceRequest, wants: list[str]) -> None:
         """Fetches, retrying what a network hiccup explains (git://, ssh:// and https:// alike) with backoff; the
         error keeps every line of git's reason that is not boilerplate."""
+        _clear_stale_git_locks(mirror)
         for attempt in range(1, self.retries + 1):
             try:
                 self.runner.run(["git", "-C", str(mirror), *args, request.url, *wants], env=network_env(),
@@ -208,3 +210,12 @@ class GitMirrors:
     def _git(self, args: list[str], *, capture: bool = False, check: bool = True,
              record: bool = True) -> subprocess.CompletedProcess[str]:
         return self.runner.run(["git", *args], env=GIT_ENV, capture=capture, check=check, record=record)
+
+
+def _clear_stale_git_locks(mirror: Path) -> None:
+    """Removes the `*.lock` files a git process killed inside `mirror` left (packed-refs.lock, shallow.lock, a
+    ref's lock): git refuses to run while one exists ("remove the file manually to continue"). Called only with
+    the mirror's own file lock held, so no other run's git is working in it."""
+    for stale in mirror.rglob("*.lock"):
+        log.info("%s: removing %s, left by a git process that was stopped", mirror.name, stale.relative_to(mirror))
+        stale.unlink(missing_ok=True)

@@ -73,14 +73,17 @@ def _files(tree: Path) -> list[Path]:
     return sorted(out)
 
 
-def _digest(tree: Path, files: list[Path]) -> str:
+def _digest(component: str, tree: Path, files: list[Path]) -> str:
     h = hashlib.sha256()
     for rel in files:
         full = tree / rel
-        if full.is_symlink():
-            kind, data = "link", os.readlink(full).encode()
-        else:
-            kind, data = oct(full.stat().st_mode & 0o111), full.read_bytes()
+        try:
+            if full.is_symlink():
+                kind, data = "link", os.readlink(full).encode()
+            else:
+                kind, data = oct(full.stat().st_mode & 0o111), full.read_bytes()
+        except OSError as exc:  # unreadable, vanished while read, or a file the kernel serves (EINVAL on read)
+            raise LocalSourceError(f"--source {component}={tree}: cannot read {rel}: {exc.strerror or exc}") from None
         h.update(f"{rel.as_posix()}\0{kind}\0".encode() + hashlib.sha256(data).digest())
     return "sha256:" + h.hexdigest()
 
@@ -94,10 +97,13 @@ def local_ref(digest: str, head: str | None = None) -> str:
 
 def export(component: str, tree: Path, root: Path, *, copy: bool = True) -> LocalTree:
     """The tree, copied into build/sources/ (unless `copy` is false: a dry run names the folder it would fill)."""
-    files = _files(tree)
+    try:
+        files = _files(tree)
+    except OSError as exc:  # a folder removed, or unreadable, while it is walked
+        raise LocalSourceError(f"--source {component}={tree}: cannot list {exc.filename}: {exc.strerror}") from None
     if not files:
         raise LocalSourceError(f"--source {component}={tree}: the folder has no files")
-    digest = _digest(tree, files)
+    digest = _digest(component, tree, files)
     dest = root / SOURCES_DIR / f"{component}-{local_ref(digest)}"
     if copy and not dest.is_dir():
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -106,7 +112,11 @@ def export(component: str, tree: Path, root: Path, *, copy: bool = True) -> Loca
             for rel in files:
                 target = tmp / rel
                 target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(tree / rel, target, follow_symlinks=False)
+                try:
+                    shutil.copy2(tree / rel, target, follow_symlinks=False)
+                except OSError as exc:
+                    raise LocalSourceError(f"--source {component}={tree}: cannot copy {rel}: {exc.strerror or exc}"
+                                           ) from None
             tmp.rename(dest)
         finally:
             if tmp.exists():

@@ -90,9 +90,9 @@ def source_problems(where: str, folder: Path, interface: Interface) -> list[str]
         script = folder / interface.parser
         if not script.is_file():
             return [f"{where}: {interface.parser} does not exist, but the stage runs it"]
-        for option in argparse_options(script.read_text(errors="replace")):
-            for name in option.names:
-                options[name] = option
+        for parsed in argparse_options(script.read_text(errors="replace")):
+            for name in parsed.names:
+                options[name] = parsed
     readers = _read_all(folder, interface.readers)
     for use in interface.uses:
         asked = f"asked for by {use.key}"
@@ -111,7 +111,7 @@ def source_problems(where: str, folder: Path, interface: Interface) -> list[str]
             if not (folder / use.name).is_file():
                 problems.append(f"{where}: {use.name} does not exist ({asked})")
         elif use.name not in readers:
-            what = "environment variable" if use.kind == "env" else "CMake option"
+            what = {"env": "environment variable", "cmake": "CMake option", "meson": "meson option"}[use.kind]
             problems.append(f"{where}: no file of {', '.join(interface.readers)} reads the {what} {use.name} "
                             f"({asked}); the build would ignore it")
     return problems

@@ -45,6 +45,10 @@ def _read(source: Path, files: Iterable[str], where: str) -> tuple[list[Requirem
         origin = str(path.relative_to(source))
         if origin not in read_files:
             read_files.append(origin)
+        if path.name == "pyproject.toml":
+            # Named where a source has no requirements file of its own (NIXL): what it needs to build is its
+            # `[build-system] requires`, which build_requires reads with every component's.
+            return
         for raw in path.read_text().splitlines():
             line = raw.split(" #", 1)[0].strip()
             if not line or line.startswith("#"):

@@ -128,12 +128,16 @@ def history_record(root: Path, component: str, commit: str) -> Path:
     return root / (scm_dir(component, commit) + HISTORY_SUFFIX)
 
 
-def write(root: Path, component: str, commit: str, version: str, *, history: Path, url: str) -> Path:
+def write(root: Path, component: str, commit: str, version: str, *, history: Path | None,
+          url: str | None) -> Path:
     """Writes the version where the stage's named context `scm-<component>` reads it (temp + rename), after the
-    record of the history (`history`, the bare mirror of `url`) it was computed from: a version on disk always
-    has its record."""
-    record = {"component": component, "commit": commit, "version": version, "git_dir": str(history), "url": url}
-    atomicfs.write_text(history_record(root, component, commit), json.dumps(record, indent=2, sort_keys=True) + "\n")
+    record of the history (`history`, the bare mirror of `url`) it was computed from: a pin's version on disk
+    always has its record. A local tree's version (`history` None) was computed from its own checkout, which the
+    image check cannot read again: it gets no record, and the check says it cannot check it."""
+    if history is not None:
+        record = {"component": component, "commit": commit, "version": version, "git_dir": str(history), "url": url}
+        atomicfs.write_text(history_record(root, component, commit),
+                            json.dumps(record, indent=2, sort_keys=True) + "\n")
     path = root / scm_dir(component, commit) / VERSION_FILE
     atomicfs.write_text(path, version + "\n")
     return path

@@ -128,7 +128,7 @@ def _is_version(text: str) -> bool:
 
 
 def _marker_environment(target: PythonTarget) -> dict[str, str]:
-    env = dict(default_environment())
+    env = {key: str(value) for key, value in default_environment().items()}
     env.update(python_version=target.version, python_full_version=f"{target.version}.0", extra="")
     return env
 

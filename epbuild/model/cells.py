@@ -9,6 +9,7 @@ from typing import Any, Protocol
 
 from epbuild.model.patterns import split_arch
 from epbuild.util.errors import EpbuildError
+from epbuild.util.memo import memoized
 
 
 @dataclass(frozen=True, order=True)
@@ -21,22 +22,24 @@ class Cell:
     base: str
     base_in_name: bool = False
 
-    @property
+    # Cached (in the instance's __dict__, which the frozen dataclass's fields, equality and hash leave out): a
+    # render asks a cell for its name and archs a dozen times.
+    @memoized
     def archs(self) -> tuple[str, ...]:
         return split_arch(self.arch)
 
-    @property
+    @memoized
     def arch_slug(self) -> str:
         # '+' is not valid in docker tags, bake target names or portable folder names.
         return "_".join(self.archs)
 
-    @property
+    @memoized
     def name(self) -> str:
         """`<arch>-<nic>` (`<arch>-<nic>-<base>` with several bases): a docker tag, a bake target and a folder
         name at once."""
         return f"{self.arch_slug}-{self.nic}" + (f"-{self.base}" if self.base_in_name else "")
 
-    @property
+    @memoized
     def gpu_targets(self) -> str:
         """The arch list as CMake's GPU_TARGETS and PYTORCH_ROCM_ARCH spell it."""
         return ";".join(self.archs)

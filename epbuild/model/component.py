@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -89,7 +89,7 @@ class CellFacts(Mapping[str, Any]):
                                  f"`uses` ({', '.join(sorted(self._allowed)) or 'none'})")
         return self._facts[key]
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[str]:
         return iter(k for k in self._facts if k in self._allowed)
 
     def __len__(self) -> int:
@@ -103,6 +103,12 @@ class StageInput:
     pin: Any
     pins: Mapping[str, SourcePin]
     cell: CellFacts
+
+
+def apt_update(valid_until: bool) -> str:
+    """The `apt-get update` command of a stage that installs build packages (bases.<name>.apt_valid_until; a
+    component stage reads the cell fact `base.apt_valid_until`)."""
+    return "apt-get update" if valid_until else "apt-get -o Acquire::Check-Valid-Until=false update"
 
 
 def _no_preflight(pin: SourcePin, cell: Mapping[str, Any]) -> list[str]:
@@ -175,7 +181,8 @@ class Component:
     directory from the named context `git-<name>` (epbuild.inputs.git_head)."""
     build_requirements: tuple[str, ...] = ()
     """Requirement files in the source, resolved on the host against the base (with the source's own
-    `[build-system] requires` and `setup_requires`) into the wheelhouse context `wheels-<name>`."""
+    `[build-system] requires` and `setup_requires`) into the wheelhouse context `wheels-<name>`; `pyproject.toml`
+    alone: only its `[build-system] requires`."""
     runtime_requirements: Callable[[Path], tuple[str, ...]] | None = None
     """The requirement files the component's wheel installs with it, found in the exported source (vLLM: what its
     setup.py passes to install_requires): resolved on the host against the base into the final stage's
@@ -188,6 +195,11 @@ class Component:
     settings): vendored on the host into the context `crates-<name>` (epbuild.inputs.cargo_vendor), and the base's
     rustc_version checked against the pin's rust-toolchain.toml before any build."""
     folder: Path = Path()
+
+    @property
+    def has_vendor_build(self) -> bool:
+        """Whether the spec gives a vendor_build (without one it is None in every cell)."""
+        return self.vendor_build is not _no_vendor_build
 
     @property
     def field_name(self) -> str:

@@ -1,12 +1,13 @@
-"""What a component's stage passes to the component's source (flags, environment variables, CMake options,
-files), each with the matrix key that asked for it: declared by the component, checked by preflight at the pin."""
+"""What a component's stage passes to the component's source (flags, environment variables, CMake or meson
+options, files), each with the matrix key that asked for it: declared by the component, checked by preflight at
+the pin."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Literal
 
-Kind = Literal["flag", "env", "cmake", "file"]
+Kind = Literal["flag", "env", "cmake", "meson", "file"]
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,6 @@ class Interface:
     parser: str | None = None
     """The script whose argparse options the flags must be (DeepEP's setup.py)."""
     readers: tuple[str, ...] = ()
-    """Files (globs) of which at least one must name each environment variable and CMake option."""
+    """Files (globs) of which at least one must name each environment variable, CMake and meson option."""
     forwards_unknown: bool = True
     """The script hands unknown flags on to setuptools, which rejects them (so an unknown flag is an error)."""

@@ -9,6 +9,7 @@ listings, never a Dockerfile or a command.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Annotated
 
 from pydantic import AfterValidator
@@ -61,7 +62,7 @@ PLAIN_TEXT = re.compile(r"^[A-Za-z0-9 _.,:()/+-]{0,200}$")
 REASON = re.compile(r"^[^\x00-\x1f\x7f`$\\]{1,300}$")
 
 
-def _checker(pattern: re.Pattern[str], what: str):  # type: ignore[no-untyped-def]
+def _checker(pattern: re.Pattern[str], what: str) -> Callable[[str], str]:
     def check(value: str) -> str:
         if not pattern.fullmatch(value):
             raise ValueError(f"{value!r} is not {what}")

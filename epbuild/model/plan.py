@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import weakref
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import Any
 
 from epbuild.model.cells import Cell
 from epbuild.model.component import Registry
-from epbuild.model.matrix import ArchInfo, BaseSettings, MatrixBase, NicInfo
+from epbuild.model.matrix import MatrixBase
 from epbuild.model.pins import SourcePin
+from epbuild.model.sections import ArchInfo, BaseSettings, NicInfo
 from epbuild.model.vendor import VendorUserspace
+from epbuild.util.memo import memoized
 
 
 @dataclass(frozen=True)
@@ -22,7 +23,7 @@ class CellPlan:
     """What other modules derive from the plan once (the stage graph's stages for the cell): a 1,000-cell render
     asks for them thousands of times."""
 
-    @cached_property
+    @memoized
     def shared(self) -> dict[Any, Any]:
         """What the cells of one matrix derive once between them (epbuild.render.dockerfiles's stage texts): see matrix_memo."""
         return matrix_memo(self.matrix)
@@ -43,17 +44,17 @@ class CellPlan:
     def archs(self) -> dict[str, ArchInfo]:
         return {arch: self.matrix.archs[arch] for arch in self.cell.archs}
 
-    @cached_property
+    @memoized
     def pins(self) -> dict[str, SourcePin]:
         if "pins" not in self.shared:  # every cell of a matrix has its pins (read-only)
             self.shared["pins"] = self.matrix.components.pins()
-        return self.shared["pins"]  # type: ignore[no-any-return]
+        return self.shared["pins"]
 
     @property
     def local_tag(self) -> str:
         return f"{self.matrix.image.name}:{self.cell.name}"
 
-    @cached_property
+    @memoized
     def facts(self) -> dict[str, Any]:
         """Everything about the cell a stage's text may depend on, by the name a stage spec's `uses` and `when`
         give it. (`nic.flag` is filled per component from nics.<nic>.flags.)"""
@@ -73,6 +74,7 @@ class CellPlan:
             "base.image": base.image,
             "base.rocm_path": base.rocm_path,
             "base.build_packages": tuple(base.build_packages),
+            "base.apt_valid_until": base.apt_valid_until,
         }
 
     @property
@@ -81,7 +83,7 @@ class CellPlan:
         key = ("vendor-digest", self.cell.nic)
         if key not in self.shared:
             self.shared[key] = self.vendor.digest() if self.vendor else None
-        return self.shared[key]  # type: ignore[no-any-return]
+        return self.shared[key]
 
     @property
     def vendor(self) -> VendorUserspace | None:
@@ -97,7 +99,7 @@ class CellPlan:
             if component in self.pins and self.vendor is not None:
                 found = self.registry[component].vendor_build(self.pins[component], self.facts)
             self.memo[key] = found
-        return self.memo[key]  # type: ignore[no-any-return]
+        return self.memo[key]
 
     def fact(self, component: str | None, name: str) -> Any:
         """facts_for(component).get(name) (facts.get(name) without a component), without building the dict."""

@@ -23,7 +23,7 @@ from epbuild.model.plan import CellPlan
 
 BASE, VENDOR, FINAL = "base", "vendor", "final"
 REQUIREMENTS = "-requirements"
-BASE_USES = ("base.image", "base.rocm_path", "base.build_packages")
+BASE_USES = ("base.image", "base.rocm_path", "base.build_packages", "base.apt_valid_until")
 VENDOR_USES = ("nic.vendor",)
 WHEELS_DIR = "/wheels"
 T = TypeVar("T")
@@ -133,23 +133,58 @@ def stages_for(plan: CellPlan) -> list[Stage]:
 
 def applied_names(plan: CellPlan) -> frozenset[str]:
     """The names of the stages that apply to the cell (stages_for's, as a set)."""
-    stages_for(plan)
-    return plan.memo["applied"]  # type: ignore[no-any-return]
+    try:
+        return plan.memo["applied"]
+    except KeyError:
+        stages_for(plan)
+        return plan.memo["applied"]
 
 
 def parent(stage: Stage, plan: CellPlan) -> str | None:
     """The stage it builds FROM in this cell: its parent, or, where that does not apply, the parent's own parent
     (None for base, which starts from the base image)."""
-    # A component built against the NIC vendor's library starts from `vendor`: its first stage does.
-    owner = stage.owner
-    if owner is not None and stage.name == first_stage(owner) and plan.vendor_build(owner.name) is not None:
-        return VENDOR
-    # Otherwise the parent follows from the stages that apply alone: found once per matrix for each set of them.
-    applied = applied_names(plan)
-    key = ("parent", stage.name, applied)
+    if stage.name in applied_names(plan):
+        return parents(plan)[stage.name]
+    return _parent(stage, applied_names(plan), _from_vendor(plan, [stage]), _by_name(plan.registry))
+
+
+def parents(plan: CellPlan) -> dict[str, str | None]:
+    """parent() of each stage that applies to the cell, by name."""
+    try:
+        return plan.memo["parents"]
+    except KeyError:
+        pass
+    # They follow from the stages that apply and which of them start from `vendor`: found once per matrix for each.
+    applied, from_vendor = applied_names(plan), _from_vendor(plan, stages_for(plan))
+    key = ("parents", applied, from_vendor)
     if key not in plan.shared:
-        plan.shared[key] = _nearest_applied(stage, applied, _by_name(plan.registry))
-    return plan.shared[key]  # type: ignore[no-any-return]
+        by_name = _by_name(plan.registry)
+        plan.shared[key] = {name: _parent(by_name[name], applied, from_vendor, by_name) for name in applied}
+    found: dict[str, str | None] = plan.shared[key]
+    plan.memo["parents"] = found
+    return found
+
+
+def _from_vendor(plan: CellPlan, stages: list[Stage]) -> frozenset[str]:
+    """Those of `stages` that start from `vendor`: a component built against the NIC vendor's library starts from
+    it (its first stage does)."""
+    if plan.vendor is None:  # no vendor userspace: vendor_build is None for every component
+        return frozenset()
+    firsts = _vendor_first_stages(plan.registry)
+    return frozenset(s.name for s in stages if (owner := firsts.get(s.name)) is not None
+                     and plan.vendor_build(owner) is not None)
+
+
+@cache
+def _vendor_first_stages(registry: Registry) -> dict[str, str]:
+    """{first stage: component} of the components that declare a vendor_build (the others' is always None):
+    asking every stage of every cell took a twentieth of a 1,000-cell render."""
+    return {first_stage(c): c.name for c in registry.components if c.has_vendor_build}
+
+
+def _parent(stage: Stage, applied: frozenset[str], from_vendor: frozenset[str],
+            by_name: dict[str, Stage]) -> str | None:
+    return VENDOR if stage.name in from_vendor else _nearest_applied(stage, applied, by_name)
 
 
 def _nearest_applied(stage: Stage, applied: frozenset[str], by_name: dict[str, Stage]) -> str | None:
@@ -168,7 +203,7 @@ def _per_stage_set(plan: CellPlan, name: str, derive: Callable[[list[Stage]], T]
     key = (name, applied_names(plan))
     if key not in plan.shared:
         plan.shared[key] = derive(stages_for(plan))
-    return plan.shared[key]  # type: ignore[no-any-return]
+    return plan.shared[key]
 
 
 def built_pins(plan: CellPlan) -> dict[str, SourcePin]:
@@ -210,8 +245,12 @@ def inputs(stage: Stage, plan: CellPlan) -> list[str]:
 
 
 class Rendered(Protocol):
-    plan: CellPlan
-    stages: dict[str, str]
+    # Read-only members, so a frozen dataclass (epbuild/render/dockerfiles.py's RenderedCell) meets the protocol.
+    @property
+    def plan(self) -> CellPlan: ...
+
+    @property
+    def stages(self) -> dict[str, str]: ...
 
 
 def stage_identities(rc: Rendered) -> dict[str, str]:

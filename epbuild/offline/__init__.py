@@ -17,6 +17,7 @@ Nothing here needs GitHub or Docker Hub, only Debian's package mirror:
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -61,7 +62,7 @@ def prepared(matrix: Any, plans: Sequence[Any], runner: Runner, *, base_images: 
             print(f"# when the engine has no {image}:")
         if runner.dry_run or not _image_exists(image):
             steps.append((["python3", "-m", "epbuild.offline", "base", "--image", image, "--archs", *archs],
-                          lambda image=image, archs=archs: ensure_base_image(image, archs=archs)))
+                          functools.partial(ensure_base_image, image, archs=archs)))
     steps.append((["python3", "-m", "epbuild.offline", "fixtures", str(REPOS_DIR)],
                   lambda: ensure_fixture_repos(REPOS_DIR, fixtures_dir=FIXTURES_DIR, registry=matrix.model.registry)))
     steps.append((["python3", "-m", "epbuild.offline", "python-wheels"], ensure_wheels))
@@ -87,11 +88,12 @@ def matrix_variant(dest: Path, *, moved: Sequence[str] = (), broken: Sequence[st
     `moved` (or `broken`) commit, or `at` any named commit of theirs (`{"deepep": "fnuz-max"}`), with `options`
     merged into the components' settings, its repository paths made absolute so the copy works from anywhere.
     Benchmarks and tests move pins with it; the stand-in repositories must exist (prepare makes them)."""
-    import yaml
+    from epbuild.model.yamlfile import dump_yaml, parse_yaml
+    from epbuild.util import atomicfs
 
     commits = json.loads((REPOS_DIR / "commits.json").read_text())
     source = resource("examples/offline/matrix.yaml")
-    data = yaml.safe_load(source.read_text())
+    data = parse_yaml(source.read_text())
     for kind, names in (("moved", moved), ("broken", broken)):
         for name in names:
             data["components"][name]["commit"] = commits[name]["commits"][kind]
@@ -111,5 +113,5 @@ def matrix_variant(dest: Path, *, moved: Sequence[str] = (), broken: Sequence[st
             archive["url"] = (source.parent / archive["url"]).resolve().as_uri()
     dest.mkdir(parents=True, exist_ok=True)
     path = dest / "matrix.yaml"
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    atomicfs.write_text(path, dump_yaml(data))
     return path

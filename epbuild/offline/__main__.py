@@ -22,8 +22,7 @@ log = logging.getLogger(__name__)
 def repin() -> list[str]:
     """Rewrites the example matrix's stand-in commits (tags kept) to what the stand-in folders now give, each
     component on the commit of the same name as before."""
-    import yaml
-
+    from epbuild.model.yamlfile import parse_yaml
     from epbuild.offline import REPOS_DIR
     from epbuild.pinning import matrix_edit
     from epbuild.util import atomicfs
@@ -37,9 +36,10 @@ def repin() -> list[str]:
     repos = ensure_fixture_repos(REPOS_DIR, fixtures_dir=FIXTURES_DIR)
     path = resource("examples/offline/matrix.yaml")
     text = path.read_text()
-    pinned = yaml.safe_load(text)["components"]
+    pinned = parse_yaml(text)["components"]
     moved = []
-    for name in ("rocshmem", "deepep", "mori", "aiter", "vllm"):
+    # Every component with a stand-in of its own (rdma-core's repository is Debian's source, pinned by its tag).
+    for name in (n for n in repos if n in pinned and n != "rdma-core"):
         commit = repos[name].commits[names.get(pinned[name]["commit"], "pinned")]
         new = matrix_edit.with_pin(text, path, name, commit, repos[name].tag)
         if new != text:

@@ -64,7 +64,7 @@ def _ensure_minbase(image: str = MINBASE_IMAGE, *, rebuild: bool = False) -> Non
 
 
 def suite_of(image: str) -> str:
-    """The Debian suite an offline base image is made from: epbuild-offline/base:<suite>-hip-ref-mpi-torchhip-rust."""
+    """The Debian suite an offline base image is made from: epbuild-offline/base:<suite>-hip-ref-mpi-torchhip-rust-autotools."""
     repository, _, tag = image.partition(":")
     suite = tag.removesuffix(BASE_TAG_SUFFIX)
     if repository != OFFLINE_BASE_REPOSITORY or not tag.endswith(BASE_TAG_SUFFIX) or suite not in SUITE_LLVM:

@@ -6,10 +6,8 @@ from __future__ import annotations
 import io
 import json
 import logging
-import os
 import shutil
 import tarfile
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -35,6 +33,7 @@ from epbuild.offline.settings import (
     _locked,
     _sha256,
 )
+from epbuild.util import atomicfs
 
 log = logging.getLogger(__name__)
 
@@ -122,11 +121,7 @@ def _fixture_archive(dest: Path, name: str, src: Path) -> Path:
                 info.size, info.mode = len(data), 0o644
                 tar.addfile(info, io.BytesIO(data))
     if not out.is_file() or out.read_bytes() != buf.getvalue():
-        fd, tmp = tempfile.mkstemp(dir=dest, prefix=f".{out.name}.")
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(buf.getvalue())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, out)
+        atomicfs.write_bytes(out, buf.getvalue())
     return out
 
 
@@ -152,12 +147,7 @@ def ensure_fixture_repos(dest: Path, *, fixtures_dir: Path, registry: Registry |
             name: {"repo": repo.path.name, "commits": repo.commits, "tag": repo.tag}
             for name, repo in sorted(repos.items())
         }
-        fd, tmp = tempfile.mkstemp(dir=dest, prefix=".commits.json.")
-        with os.fdopen(fd, "w") as fh:
-            json.dump(summary, fh, indent=2, sort_keys=True)
-            fh.write("\n")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, dest / "commits.json")
+        atomicfs.write_text(dest / "commits.json", json.dumps(summary, indent=2, sort_keys=True) + "\n")
     return repos
 
 

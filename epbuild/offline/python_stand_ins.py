@@ -50,8 +50,8 @@ def wheel_bytes(folder: Path) -> tuple[str, bytes]:
     dist = re.sub(r"[-_.]+", "_", name)
     info = f"{dist}-{version}.dist-info"
     files: dict[str, bytes] = {}
-    for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix == ".py"):
-        files[path.relative_to(folder).as_posix()] = path.read_bytes()
+    for source in sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix == ".py"):
+        files[source.relative_to(folder).as_posix()] = source.read_bytes()
     files[f"{info}/METADATA"] = _metadata(project).encode()
     files[f"{info}/WHEEL"] = b"Wheel-Version: 1.0\nGenerator: epbuild\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
     scripts = project.get("scripts", {})

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import io
 import logging
-import os
 import tarfile
-import tempfile
 from pathlib import Path
 
 from epbuild.offline.base_image import _ensure_minbase
@@ -23,6 +21,7 @@ from epbuild.offline.settings import (
     _run,
     _sha256,
 )
+from epbuild.util import atomicfs
 
 log = logging.getLogger(__name__)
 
@@ -85,11 +84,7 @@ def _fetch_rdma_core_tarball(downloads: Path) -> Path:
         data = member.read()
     if _sha256(data) != RDMA_CORE_ORIG_SHA256:
         raise OfflineError(f"{RDMA_CORE_ORIG}: sha256 {_sha256(data)} != expected {RDMA_CORE_ORIG_SHA256}")
-    fd, tmp = tempfile.mkstemp(dir=downloads, prefix=f".{RDMA_CORE_ORIG}.")
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, target)
+    atomicfs.write_bytes(target, data)
     return target
 
 

@@ -29,10 +29,11 @@ OFFLINE_BASE_REPOSITORY = "epbuild-offline/base"
 # does (-ref: the image models the reference base's perftest, AITER/MoRI copies and /app/versions.txt; -mpi-torch:
 # its libopenmpi-dev and a stand-in torch for MoRI's build, and ROCm's .info/version for rocSHMEM's; -torchhip:
 # that torch says which HIP it was built with (torch.version.hip, which vLLM's setup.py reads); -rust: it
-# carries Debian's cargo and rustc for vLLM's Rust frontend).
-BASE_TAG_SUFFIX = "-hip-ref-mpi-torchhip-rust"
+# carries Debian's cargo and rustc for vLLM's Rust frontend; -autotools: autoconf, automake, libtool and libaio's
+# headers, which UCX's autogen.sh and NIXL's POSIX backend build with, so no stage of the example runs apt).
+BASE_TAG_SUFFIX = "-hip-ref-mpi-torchhip-rust-autotools"
 OFFLINE_BASE_IMAGE = f"{OFFLINE_BASE_REPOSITORY}:sid{BASE_TAG_SUFFIX}"
-# The Debian suites a base image can be made from (image `epbuild-offline/base:<suite>-hip-ref-mpi-torchhip-rust`), each with the
+# The Debian suites a base image can be made from (image `epbuild-offline/base:<suite>-hip-ref-mpi-torchhip-rust-autotools`), each with the
 # LLVM its hipcc is built on: trixie's HIP 5.7 is on LLVM 17, sid's on LLVM 21.
 SUITE_LLVM = {"sid": "21", "trixie": "17"}
 MINBASE_IMAGE = "epbuild-offline/bookworm-minbase:latest"

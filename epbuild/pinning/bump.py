@@ -12,7 +12,6 @@ fetch into the sources cache and prepare inputs under build/).
 from __future__ import annotations
 
 import dataclasses
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from epbuild.ci import pipelines
 from epbuild.inputs import requirements, sources
 from epbuild.inputs.git_mirrors import GIT_ENV
 from epbuild.inputs.source_requests import requests_for
-from epbuild.model.matrix import LoadedMatrix, load_matrix
+from epbuild.model.matrix import LoadedMatrix
 from epbuild.model.patterns import COMMIT
 from epbuild.model.stagegraph import built_pins
 from epbuild.pinning import follow_reference, matrix_edit
@@ -146,7 +145,7 @@ def _bump(loaded: LoadedMatrix, old_rendering: render.Rendering, component: str,
     checks += [f"contains {r.commit[:12]} ({r.reason})" for r in pin.requires] or ["no `requires` to check"]
 
     new_text = matrix_edit.with_pin(loaded.path.read_text(), loaded.path, component, new, tag)
-    new_loaded = _load_text(loaded.path, new_text)
+    new_loaded = matrix_edit.validated(loaded.path, new_text)
     new_rendering = render.render_matrix(new_loaded, root)
     cells = _reached(new_rendering, component)
     # The very steps a build runs before bake, on the new pin's tree, for this component in every cell it reaches.
@@ -173,15 +172,6 @@ def _resolve(cache: sources.SourceCache, mirror: Path, ref: str, url: str) -> tu
         if found:
             return found, kind
     raise BumpError(f"{ref!r} is not a branch, tag or commit of {url}")
-
-
-def _load_text(path: Path, text: str) -> LoadedMatrix:
-    """Validates the rewritten matrix before anything is written; beside the original, so relative URLs hold."""
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.stem}.", suffix=".yaml") as tmp:
-        tmp.write(text)
-        tmp.flush()
-        checked = load_matrix(Path(tmp.name))
-    return LoadedMatrix(path, checked.model)
 
 
 def _log(mirror: Path, old: str, new: str) -> UpstreamLog:

@@ -20,7 +20,7 @@ SEPARATORS = {"&&", "||", ";", "|", "&", ";;", "(", ")", "()", "{", "}"}
 SHELLS = {"bash", "/bin/bash", "sh", "/bin/sh"}
 KEYWORDS = {"then", "do", "else", "!"}
 """Words that start a compound command's body: the simple command is what follows them."""
-_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}|\$([A-Za-z_][A-Za-z0-9_]*)")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 class DockerfileError(EpbuildError):
@@ -57,13 +57,63 @@ class Dockerfile:
 
 
 def expand(text: str, values: dict[str, str]) -> str:
-    """`${X}`, `${X:-default}` and `$X` from `values`; unknown names stay as they are (a shell would see them)."""
-    def one(m: re.Match[str]) -> str:
-        name = m.group(1) or m.group(3)
-        if name in values and values[name] != "":
-            return values[name]
-        return m.group(2) if m.group(2) is not None else m.group(0)
-    return _VAR.sub(one, text)
+    """`${X}`, `$X`, `${X:-word}` and `${X:+word}` from `values`, the word itself expanded (Dockerfile variable
+    substitution, which vLLM's docker/Dockerfile.rocm@00305ee5 uses as `ENV MAX_JOBS=${max_jobs}` after an ARG with no
+    default, `${USE_SCCACHE:+${SCCACHE_BUCKET_NAME}}` and `${ARG_PYTORCH_ROCM_ARCH:-${PYTORCH_ROCM_ARCH}}`). A name
+    declared without a value is empty, as BuildKit makes it; unknown names stay as they are (a shell would see them)."""
+    out: list[str] = []
+    i = 0
+    while i < len(text):
+        if text[i] != "$":
+            out.append(text[i])
+            i += 1
+            continue
+        if text.startswith("${", i):
+            close = _closing_brace(text, i + 2)
+            if close is None:
+                out.append(text[i:])
+                break
+            out.append(_substitute(text[i:close + 1], text[i + 2:close], values))
+            i = close + 1
+            continue
+        name = _NAME.match(text, i + 1)
+        if name is None:
+            out.append("$")
+            i += 1
+            continue
+        out.append(values[name.group(0)] if name.group(0) in values else text[i:name.end()])
+        i = name.end()
+    return "".join(out)
+
+
+def _closing_brace(text: str, start: int) -> int | None:
+    """The index of the `}` that closes a `${` whose body starts at `start` (nested `${...}` counted)."""
+    depth = 1
+    for i in range(start, len(text)):
+        if text[i] == "{":
+            depth += 1
+        elif text[i] == "}":
+            depth -= 1
+            if depth == 0:
+                return i
+    return None
+
+
+def _substitute(whole: str, body: str, values: dict[str, str]) -> str:
+    name = _NAME.match(body)
+    if name is None:
+        return whole
+    rest = body[name.end():]
+    value = values.get(name.group(0))
+    if rest == "":
+        return whole if value is None else value
+    if rest.startswith(":-"):
+        return value if value else expand(rest[2:], values)
+    if rest.startswith(":+"):
+        if value is None:
+            return whole
+        return expand(rest[2:], values) if value else ""
+    return whole
 
 
 def shell_commands(script: str) -> list[list[str]]:

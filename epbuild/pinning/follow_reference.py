@@ -5,13 +5,12 @@ matrix to the reference through the round-trip editor and re-renders."""
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from epbuild.inputs import sources
 from epbuild.inputs.source_requests import requests_for
-from epbuild.model.matrix import LoadedMatrix, load_matrix
+from epbuild.model.matrix import LoadedMatrix
 from epbuild.model.patterns import COMMIT
 from epbuild.pinning import matrix_edit
 from epbuild.pinning.dockerfile_model import parse
@@ -106,7 +105,7 @@ def pins(loaded: LoadedMatrix, root: Path, mirrors: dict[str, str], *, write: bo
         return report
     text = loaded.path.read_text()
     new_text = matrix_edit.with_edits(text, loaded.path, edits)
-    new_loaded = _validated(loaded.path, new_text)
+    new_loaded = matrix_edit.validated(loaded.path, new_text)
     matrix_edit.write_atomically(loaded.path, new_text)
     rendering = render.render_matrix(new_loaded, root)
     render.write(rendering)
@@ -121,12 +120,3 @@ def beside_bump(loaded: LoadedMatrix, tree: Path, where: str, root: Path, mirror
     ref = reference_at(tree, list(loaded.model.reference.files), where)
     rows = compare(loaded.model, ref, resolve_refs(loaded, ref, root, mirrors))
     return [row.line() for row in rows]
-
-
-def _validated(path: Path, text: str) -> LoadedMatrix:
-    """The rewritten matrix, loaded beside the original (relative URLs hold) before anything is written."""
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.stem}.", suffix=".yaml") as tmp:
-        tmp.write(text)
-        tmp.flush()
-        checked = load_matrix(Path(tmp.name))
-    return LoadedMatrix(path, checked.model)

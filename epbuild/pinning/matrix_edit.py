@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import difflib
 import io
-import os
 import tempfile
 from pathlib import Path
 
-import yaml
 from ruamel.yaml import YAML
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
+from epbuild.model.matrix import LoadedMatrix, load_matrix
+from epbuild.model.yamlfile import is_plain_string
+from epbuild.util import atomicfs
 from epbuild.util.errors import EpbuildError
 
 
@@ -30,7 +31,7 @@ def _yaml() -> YAML:
 
 def _scalar(value: str) -> str:
     """The value as a YAML string: quoted where a plain scalar would read as something else (an all-digit commit)."""
-    return value if isinstance(yaml.safe_load(value), str) else DoubleQuotedScalarString(value)
+    return value if is_plain_string(value) else DoubleQuotedScalarString(value)
 
 
 def with_pin(text: str, path: Path, component: str, commit: str, tag: str | None) -> str:
@@ -64,15 +65,8 @@ def _check_only_pin_lines_changed(old: str, new: str, path: Path, component: str
 
 
 def write_atomically(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.chmod(tmp, path.stat().st_mode & 0o777)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    """Replaces the matrix file in one rename, keeping its mode (a user's 0600 matrix stays private)."""
+    atomicfs.write_text(path, text, mode=path.stat().st_mode & 0o777)
 
 
 def with_edits(text: str, path: Path, edits: list[tuple[tuple[str, ...], object]]) -> str:
@@ -106,3 +100,13 @@ def with_edits(text: str, path: Path, edits: list[tuple[tuple[str, ...], object]
         raise MatrixEditError(f"{path}: the edit would also change other lines "
                               f"({'; '.join(s.strip() for s in stray[:3])}); edit the matrix by hand")
     return new
+
+
+def validated(path: Path, text: str) -> LoadedMatrix:
+    """The rewritten matrix `text`, loaded (and so checked) before anything is written: from a file beside the
+    original `path`, so its relative URLs hold. Raises MatrixError as loading `path` would."""
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.stem}.", suffix=".yaml") as tmp:
+        tmp.write(text)
+        tmp.flush()
+        checked = load_matrix(Path(tmp.name))
+    return LoadedMatrix(path, checked.model)

@@ -4,7 +4,8 @@ package versions of MoRI's NIC userspace, and the final image's environment.
 
 Where each fact sits is the reference's own shape, read at vllm-project/vllm@00305ee5 (Dockerfile.rocm) and
 @00256d59 (Dockerfile.rocm_base): `ARG ROCSHMEM_BRANCH` / `DEEPEP_BRANCH` (stages build_rocshmem, build_deepep),
-`ARG MORI_BRANCH` / `AITER_BRANCH` (Dockerfile.rocm_base's global ARGs), `git clone --branch v62.0 ...rdma-core.git`
+`ARG MORI_BRANCH` / `AITER_BRANCH` (Dockerfile.rocm_base's global ARGs), `ARG UCX_BRANCH` / `NIXL_BRANCH` with
+UCX's `../configure` and NIXL's `meson setup` lines (stage build_nixl), `git clone --branch v62.0 ...rdma-core.git`
 (stage ci_base), `python3 setup.py --variant rocm ... bdist_wheel` (DeepEP), `bash ../scripts/build_configs/
 all_backends -D...` (rocSHMEM), `PREBUILD_KERNELS=1 GPU_ARCHS=... python3 setup.py bdist_wheel` (AITER), the
 `echo "deb ..."` and `apt-get install pkg=version` lines of stage mori_base's `bash -lc` script, and the ENV of
@@ -16,8 +17,10 @@ from dataclasses import dataclass, field
 
 from epbuild.pinning.dockerfile_model import Dockerfile, DockerfileError
 
-PIN_ARGS = {"rocshmem": "ROCSHMEM_BRANCH", "deepep": "DEEPEP_BRANCH", "mori": "MORI_BRANCH", "aiter": "AITER_BRANCH"}
-REPO_ARGS = {"rocshmem": "ROCSHMEM_REPO", "deepep": "DEEPEP_REPO", "mori": "MORI_REPO", "aiter": "AITER_REPO"}
+PIN_ARGS = {"rocshmem": "ROCSHMEM_BRANCH", "deepep": "DEEPEP_BRANCH", "mori": "MORI_BRANCH", "aiter": "AITER_BRANCH",
+            "ucx": "UCX_BRANCH", "nixl": "NIXL_BRANCH"}
+REPO_ARGS = {"rocshmem": "ROCSHMEM_REPO", "deepep": "DEEPEP_REPO", "mori": "MORI_REPO", "aiter": "AITER_REPO",
+             "ucx": "UCX_REPO", "nixl": "NIXL_REPO"}
 FINAL_STAGE = "final"
 
 
@@ -79,6 +82,12 @@ def read(dockerfiles: list[Dockerfile]) -> Reference:
     return ref
 
 
+def _program(command: list[str]) -> list[str]:
+    """The command without the environment assignments before it (`CC="ccache gcc" meson setup ...`)."""
+    at = next((i for i, w in enumerate(command) if "=" not in w.split("/")[0]), len(command))
+    return command[at:]
+
+
 def _read_command(ref: Reference, stage: str, command: list[str]) -> None:
     if "setup.py" in command and "--variant" in command:
         ref.build_lines["deepep"] = command
@@ -93,6 +102,16 @@ def _read_command(ref: Reference, stage: str, command: list[str]) -> None:
         # What these builds take is their environment: the assignments before the command.
         ref.flags[component] = [w for w in command[:command.index("python3") if "python3" in command else 0]
                                 if "=" in w]
+    elif stage == "build_nixl" and any(w.endswith("/configure") for w in command) and "ucx" not in ref.flags:
+        # UCX's `../configure --prefix=... --with-rocm=${ROCM_PATH} --with-verbs ...` (after CC="ccache gcc").
+        at = next(i for i, w in enumerate(command) if w.endswith("/configure"))
+        ref.build_lines["ucx"] = command
+        ref.flags["ucx"] = [w for w in command[at + 1:] if w.startswith("--")]
+    elif stage == "build_nixl" and _program(command)[:2] == ["meson", "setup"] and "nixl" not in ref.flags:
+        # NIXL's `meson setup build --prefix=... -Ducx_path=... -Dwheel_variant=rocm ...`; the wheel build after it
+        # repeats the same -D options as -Csetup-args.
+        ref.build_lines["nixl"] = command
+        ref.flags["nixl"] = [w for w in _program(command)[2:] if w.startswith("-D")]
     elif command[:2] == ["git", "clone"] and any(w.endswith("rdma-core.git") for w in command):
         if "--branch" in command:
             ref.pins["rdma-core"] = command[command.index("--branch") + 1]

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from epbuild.components.deepep import DeepepPin, flag_uses
+from epbuild.components.nixl import NixlPin
+from epbuild.components.ucx import SET_BY_THE_STAGE, UcxPin
 from epbuild.model.matrix import MatrixBase
 from epbuild.model.patterns import COMMIT
 from epbuild.pinning.reference import Reference
@@ -49,7 +51,8 @@ class Row:
         if self.status == EXPLAINED:
             text += f"\n    reference_differs: {self.reason}"
         elif self.status == DIFFERS:
-            text += "   <- differs"
+            # A list or mapping option (UCX's configure flags, NIXL's meson options) is not rewritten by --write.
+            text += "   <- differs" if self.edits else "   <- differs (edit by hand)"
         return text
 
 
@@ -114,14 +117,19 @@ def _flag_value(value: Any) -> Any:
     return int(number) if number.is_integer() else number
 
 
+def _shown(value: str | None) -> str:
+    """A flag's value as the table shows it: a flag without a value is "on"."""
+    return "on" if value is None else value
+
+
 def deepep_rows(pin: DeepepPin, ref: Reference) -> list[Row]:
     ours = _deepep_options(pin)
     theirs = {k: v for k, v in _option_values(ref.flags.get("deepep", [])).items() if k not in DEEPEP_PER_CELL}
     rows = []
     for flag in sorted(set(ours) | set(theirs)):
         field = ours[flag][1] if flag in ours else _field_for_flag(flag)
-        have = ("on" if ours[flag][0] is None else ours[flag][0]) if flag in ours else "-"
-        want = ("on" if theirs[flag] is None else theirs[flag]) if flag in theirs else "-"
+        have = _shown(ours[flag][0]) if flag in ours else "-"
+        want = _shown(theirs[flag]) if flag in theirs else "-"
         status, reason = _status(have != want, pin.reference_differs, field or flag)
         edits: tuple[Edit, ...] = ()
         if field is not None and have != want:
@@ -157,11 +165,48 @@ def compare(model: MatrixBase, ref: Reference, resolved: dict[str, Resolved] | N
         rows.append(Row(component, f"{component} pin", ours, shown, status, reason, edits))
         if component == "deepep" and isinstance(pin, DeepepPin):
             rows += deepep_rows(pin, ref)
+        elif component == "ucx" and isinstance(pin, UcxPin):
+            rows += ucx_rows(pin, ref)
+        elif component == "nixl" and isinstance(pin, NixlPin):
+            rows += nixl_rows(pin, ref)
         elif ref.flags.get(component):
             rows.append(Row(component, f"{component} build", "(the stage's own line)",
                             " ".join(ref.flags[component]), INFO))
     rows += vendor_rows(model, ref)
     rows += env_rows(model, ref)
+    return rows
+
+
+def ucx_rows(pin: UcxPin, ref: Reference) -> list[Row]:
+    """UCX's configure line: the install prefix, and each flag on or off. `--with-rocm` is the base's ROCm path,
+    which the stage passes itself (the reference's ${ROCM_PATH}), so it is no pin's to compare."""
+    flags = ref.flags.get("ucx", [])
+    if not flags:
+        return []
+    prefix = next((f.split("=", 1)[1] for f in flags if f.startswith("--prefix=")), None)
+    rows = []
+    if prefix is not None:
+        status, reason = _status(prefix != pin.install_prefix, pin.reference_differs, "install_prefix")
+        rows.append(Row("ucx", "ucx --prefix", pin.install_prefix, prefix, status, reason,
+                        (Edit(("components", "ucx", "install_prefix"), prefix),) if status != SAME else ()))
+    theirs = [f for f in flags if f.split("=", 1)[0] not in SET_BY_THE_STAGE]
+    ours = list(pin.configure_flags)
+    for flag in theirs + [f for f in ours if f not in theirs]:
+        have, want = ("on" if flag in ours else "-"), ("on" if flag in theirs else "-")
+        status, reason = _status(have != want, pin.reference_differs, "configure_flags")
+        rows.append(Row("ucx", f"ucx {flag}", have, want, status, reason))
+    return rows
+
+
+def nixl_rows(pin: NixlPin, ref: Reference) -> list[Row]:
+    """NIXL's meson -D options; `ucx_path` is the ucx component's install_prefix, compared on UCX's row."""
+    theirs = dict(f.removeprefix("-D").split("=", 1) for f in ref.flags.get("nixl", []) if "=" in f)
+    theirs.pop("ucx_path", None)
+    rows = []
+    for option in list(theirs) + [o for o in pin.meson_options if o not in theirs]:
+        have, want = pin.meson_options.get(option, "-"), theirs.get(option, "-")
+        status, reason = _status(have != want, pin.reference_differs, "meson_options")
+        rows.append(Row("nixl", f"nixl -D{option}", have, want, status, reason))
     return rows
 
 

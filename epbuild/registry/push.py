@@ -16,8 +16,8 @@ import json
 import sys
 from pathlib import Path
 
-from epbuild.registry.api import Reference, Session, base_url, reason_of, stored_login
-from epbuild.registry.reads import RegistryUnreadable
+from epbuild.registry.client import Reference, Session, base_url, reason_of, stored_login
+from epbuild.registry.errors import RegistryUnreadable
 from epbuild.util.errors import EpbuildError
 
 
@@ -66,7 +66,7 @@ def push_layout(layout: Path, tag: str) -> str:
     children = document.get("manifests", [])
     if children:
         raise EpbuildError(f"{layout} names an index, not one image; push_layout pushes a single image")
-    session = Session(ref.host, ref.repository, stored_login(ref.host))
+    session = Session(ref.host, ref.repository, stored_login(ref.host), push=True)
     for blob in [document["config"], *document["layers"]]:
         _upload(session, layout, str(blob["digest"]))
     put = session.request("PUT", f"manifests/{ref.reference}", manifest, {"Content-Type": media_type})

@@ -90,6 +90,9 @@ def _checked_remote(rc: RenderedCell, ref: str, held: registry.RemoteImage, key:
 
 
 def _push_immutable(rc: RenderedCell, image: registry.LocalImage, tags: CellTags, runner: Runner, key: str) -> str:
+    # The one registry write left to docker, on purpose: the image's blobs live only in the engine's store, and
+    # `docker push` sends them from there; through our client they would first have to be exported whole
+    # (`docker save`, many GB for a vLLM image) to disk. What it wrote is then read back through our client.
     runner.run(["docker", "tag", image.id, tags.immutable])
     runner.run(["docker", "push", "--quiet", tags.immutable], capture=True, timeout=timeouts.PUSH.seconds(),
                timeout_setting=timeouts.PUSH.env)

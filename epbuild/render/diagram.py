@@ -34,7 +34,9 @@ def _note(stage: stagegraph.Stage, by_name: dict[str, stagegraph.Stage]) -> str:
     elif isinstance(output, System):
         parts.append("installs into the system")
     if stage.requirements_of is not None:
-        parts.append(f"installs {stage.requirements_of.name}'s build requirements (no cell fact: shared per base)")
+        # It reads no cell fact itself, so it is shared exactly as widely as the stage it starts from.
+        shared = "per base" if stage.after[0] == stagegraph.BASE else f"as {stage.after[0]} is"
+        parts.append(f"installs {stage.requirements_of.name}'s build requirements (no cell fact: shared {shared})")
     if stage.name == stagegraph.FINAL:
         parts.append("installs the wheels and copies what the stages leave")
     return "; ".join(parts)

@@ -9,120 +9,63 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 from typing import Any
 
-import jinja2
-
 from epbuild.model import stagegraph
 from epbuild.model.cells import Cell, expand
-from epbuild.model.component import TEMPLATE, CellFacts, StageInput, Wheel
+from epbuild.model.component import TEMPLATE, CellFacts, StageInput, Wheel, apt_update
 from epbuild.model.matrix import LoadedMatrix
 from epbuild.model.plan import CellPlan
-from epbuild.render import bakefile, manifest, vendor_stage
+from epbuild.render import bakefile, final_stage, manifest, pieces, vendor_stage
+from epbuild.render.pieces import Pieces
+from epbuild.render.templating import STAGE_TEMPLATES, TEMPLATES, render, template_in
 from epbuild.util import atomicfs
-from epbuild.util.resources import resource
 
-TEMPLATES = resource("templates")
-STAGE_TEMPLATES = TEMPLATES / "stages"
 GENERATED_FILES = ("Dockerfile",)
 
 
-@cache
-def _environment(folder: Path) -> jinja2.Environment:
-    return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(folder),
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-        autoescape=False,
-        # Templates are read once per process: checking each one's mtime on every render (jinja's default) cost a
-        # stat per stage per cell.
-        auto_reload=False,
-    )
-
-
-@cache
-def _template_in(folder: Path, name: str) -> jinja2.Template:
-    """The compiled template, by folder and name: looked up without joining a path for each stage of each cell."""
-    return _environment(folder).get_template(name)
-
-
-@cache
-def _globals(template: jinja2.Template) -> dict[str, Any]:
-    return dict(template.globals)
-
-
-def _render(template: jinja2.Template, context: dict[str, Any]) -> str:
-    """template.render(**context), with the template's globals merged into the context once per template instead
-    of on every call (jinja merges them into a new dict each time: more than half the cost of rendering a small
-    stage, and a 1,000-cell render renders 5,000 templates)."""
-    try:
-        ctx = template.new_context({**_globals(template), **context}, shared=True)
-        return template.environment.concat(template.root_render_func(ctx))  # type: ignore[attr-defined,no-any-return]
-    except Exception:
-        template.environment.handle_exception()  # raises it, its traceback pointing into the template
-        raise
-
-
-def _base_context(plan: CellPlan, key: str) -> dict[str, Any]:
+def _base_context(plan: CellPlan) -> dict[str, Any]:
     cell = CellFacts(plan.facts, stagegraph.BASE_USES, stagegraph.BASE)
-    return {"rocm_path": cell["base.rocm_path"], "packages": cell["base.build_packages"]}
+    return {"rocm_path": cell["base.rocm_path"], "packages": cell["base.build_packages"],
+            "apt_update": apt_update(cell["base.apt_valid_until"])}
 
 
-def _final_context(plan: CellPlan, key: str) -> dict[str, Any]:
-    """With key="" this renders the keyless text the recipe key is computed from."""
-    return {
-        "copies": stagegraph.copies(plan),
-        "wheels_dir": stagegraph.WHEELS_DIR,
-        "wheel_stages": stagegraph.wheel_stages(plan),
-        "runtime_requirements_of": [name for name in stagegraph.built_pins(plan)
-                                    if plan.registry[name].runtime_requirements is not None],
-        "runtime_wheels": bakefile.RUNTIME_WHEELS_CONTEXT,
-        "env": plan.matrix.runtime_env,
-        "labels": manifest.static_labels(plan, key),
-    }
-
-
-def _stage_text(stage: stagegraph.Stage, plan: CellPlan, key: str) -> str:
-    """The stage's text. Every stage but `final` is a function of the matrix's pins, the cell facts its spec
-    declares in `uses` (CellFacts refuses any other) and its parent: cells that agree on those get the text
-    rendered once per matrix, which is most of a render's work (bench.render_speed's 1,002 cells hold about
-    3,000 distinct stage texts among their 11,000 stages besides `final`)."""
-    above = stagegraph.parent(stage, plan) or base_reference(plan)
-    if stage.name == stagegraph.FINAL:
-        return _render_stage(stage, plan, key, above)
+def _stage_text(stage: stagegraph.Stage, plan: CellPlan, above: str) -> tuple[str, str]:
+    """The text of a stage other than `final` (final_stage renders that), with its digest as the recipe key takes
+    it (manifest.stage_digest). Every such stage is a function of the matrix's pins, the cell facts its spec
+    declares in `uses` (CellFacts refuses any other) and its parent: cells that agree on those get both made once
+    per matrix, which is most of a render's work (bench.render_speed's 1,002 cells hold about 3,000 distinct stage
+    texts among their 11,000 stages besides `final`)."""
     component = stage.component.name if stage.component is not None else None
     memo_key = ("stage-text", stage.name, above, *(plan.fact(component, name) for name in stage.uses))
     try:
-        return plan.shared[memo_key]  # type: ignore[no-any-return]
+        return plan.shared[memo_key]
     except KeyError:
-        text = plan.shared[memo_key] = _render_stage(stage, plan, key, above)
-        return text
+        text = _render_stage(stage, plan, above)
+        made = plan.shared[memo_key] = (text, manifest.stage_digest(text))
+        return made
     except TypeError:  # an unhashable fact value (none today): rendered for this cell alone
-        return _render_stage(stage, plan, key, above)
+        text = _render_stage(stage, plan, above)
+        return text, manifest.stage_digest(text)
 
 
-def _render_stage(stage: stagegraph.Stage, plan: CellPlan, key: str, above: str) -> str:
+def _render_stage(stage: stagegraph.Stage, plan: CellPlan, above: str) -> str:
     if stage.requirements_of is not None:
-        template = _template_in(STAGE_TEMPLATES, "requirements.Dockerfile.j2")
+        template = template_in(STAGE_TEMPLATES, "requirements.Dockerfile.j2")
         context: dict[str, Any] = {"component": stage.requirements_of.name}
     elif stage.component is None:
-        template = _template_in(STAGE_TEMPLATES, f"{stage.name}.Dockerfile.j2")
-        context = {stagegraph.FINAL: _final_context, stagegraph.VENDOR: vendor_stage.context}.get(
-            stage.name, _base_context)(plan, key)
+        template = template_in(STAGE_TEMPLATES, f"{stage.name}.Dockerfile.j2")
+        context = vendor_stage.context(plan) if stage.name == stagegraph.VENDOR else _base_context(plan)
     else:
         c = stage.component
         facts = CellFacts(plan.facts_for(c.name), c.uses, c.name)
         context = c.context(StageInput(plan.pins[c.name], plan.pins, facts))
         if isinstance(c.output, Wheel):
             context["wheel_dir"] = stagegraph.wheel_dir(c.name)
-        template = _template_in(c.folder, TEMPLATE)
-    body = _render(template, context).rstrip("\n")
+        template = template_in(c.folder, TEMPLATE)
+    body = render(template, context).rstrip("\n")
     return f"FROM {above} AS {stage.name}\n{body}\n"
 
 
@@ -168,28 +111,43 @@ def output_dir(matrix: LoadedMatrix) -> Path:
 
 
 def render_cell(plan: CellPlan, matrix_label: str) -> RenderedCell:
-    texts = {stage.name: _stage_text(stage, plan, "") for stage in stagegraph.stages_for(plan)}
-    outer = _template_in(TEMPLATES, "Dockerfile.j2")
-
-    def assemble(stage_texts: dict[str, str]) -> str:
-        return _render(outer, {"matrix_file": matrix_label, "cell": plan.cell.name,
-                               "stages": list(stage_texts.values())})
-
+    texts: dict[str, str] = {}
+    digests: list[str] = []  # each keyless text's, as the recipe key takes it
+    final: final_stage.FinalText | None = None
+    parents = stagegraph.parents(plan)
+    for stage in stagegraph.stages_for(plan):
+        above = parents[stage.name] or base_reference(plan)
+        if stage.name == stagegraph.FINAL:
+            final = final_stage.FinalText(plan, above)
+            texts[stage.name] = final.text("")
+            digests.append(manifest.stage_digest(texts[stage.name]))
+        else:
+            texts[stage.name], digest = _stage_text(stage, plan, above)
+            digests.append(digest)
+    if final is None:
+        raise AssertionError("the stage graph always ends in `final`")
     # The header names the matrix's path: it is left out, so the key does not depend on where the matrix is.
-    key = manifest.recipe_key(plan, list(texts.values()))
-    final = next(s for s in stagegraph.stages_for(plan) if s.name == stagegraph.FINAL)
-    texts[final.name] = _keyed_final(texts[final.name], key, lambda: _stage_text(final, plan, key))
-    return RenderedCell(plan=plan, stages=texts, dockerfile=assemble(texts), key=key)
+    key = manifest.recipe_key(plan, digests)
+    texts[stagegraph.FINAL] = final.text(key)
+    return RenderedCell(plan=plan, stages=texts, dockerfile=_dockerfile(plan, matrix_label, texts), key=key)
 
 
-def _keyed_final(keyless: str, key: str, render: Callable[[], str]) -> str:
-    """`final` with the recipe key: the key reaches its text only as the value of the recipe label
-    (manifest.static_labels), so the keyless text with that value filled in is the keyed render, without
-    rendering `final` a second time (half of its cost in a render). Rendered again if the label is not there once."""
-    empty = f'{manifest.RECIPE_LABEL}=""'
-    if keyless.count(empty) != 1:
-        return render()
-    return keyless.replace(empty, f'{manifest.RECIPE_LABEL}="{key}"')
+def _dockerfile(plan: CellPlan, matrix_label: str, texts: dict[str, str]) -> str:
+    """The cell's Dockerfile: its stages' texts in the outer template. What that writes around them and the cell's
+    name depends only on the matrix's label and how many stages there are: rendered once per matrix for each."""
+    values = [plan.cell.name, *texts.values()]
+    memo_key = ("dockerfile-pieces", matrix_label, len(texts))
+    try:
+        cut: Pieces | None = plan.shared[memo_key]
+    except KeyError:
+        holders = pieces.holders(len(values))
+        cut = plan.shared[memo_key] = Pieces.of(_outer(matrix_label, holders[0], holders[1:]), len(values))
+    return cut.join(values) if cut is not None else _outer(matrix_label, plan.cell.name, list(texts.values()))
+
+
+def _outer(matrix_label: str, cell: str, stages: list[str]) -> str:
+    return render(template_in(TEMPLATES, "Dockerfile.j2"), {"matrix_file": matrix_label, "cell": cell,
+                                                            "stages": stages})
 
 
 def render_matrix(matrix: LoadedMatrix, root: Path) -> Rendering:

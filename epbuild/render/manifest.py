@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from epbuild.inputs.resolve import Resolved, pinned_digest
@@ -28,26 +29,58 @@ DIRTY_LABEL = f"{LABEL_PREFIX}.dirty"
 
 def facts(plan: CellPlan) -> dict[str, Any]:
     """What the matrix says about the cell (its record without the resolved inputs and keys)."""
+    values = {**_own_facts(plan), **_shared_facts(plan)}
+    return {name: values[name] for name in _FACT_ORDER}
+
+
+_FACT_ORDER = ("cell", "arch", "archs", "nic", "base", "provider", "provider_library", "rdma_core", "base_image",
+               "rocm_path", "image", "stages", "distributions", "runtime_env")
+
+
+def _own_facts(plan: CellPlan) -> dict[str, Any]:
+    """The facts that name the cell itself."""
     cell = plan.cell
+    return {"cell": cell.name, "arch": cell.arch, "archs": list(cell.archs), "image": plan.local_tag}
+
+
+def _shared_facts(plan: CellPlan) -> dict[str, Any]:
+    """The facts that follow from the cell's NIC, its base and the stages that apply (and the matrix): the same
+    for every cell that agrees on those (_shared_facts_key)."""
     return {
-        "cell": cell.name,
-        "arch": cell.arch,
-        "archs": list(cell.archs),
-        "nic": cell.nic,
-        "base": cell.base,
+        "nic": plan.cell.nic,
+        "base": plan.cell.base,
         "provider": plan.nic.provider,
         "provider_library": plan.nic.provider_library,
         "rdma_core": plan.nic.rdma_core,
         "base_image": plan.base.image,
         "rocm_path": plan.base.rocm_path,
-        "image": plan.local_tag,
         "stages": [s.name for s in stagegraph.stages_for(plan)],
         "distributions": stagegraph.distributions(plan),
         "runtime_env": dict(plan.matrix.runtime_env),
     }
 
 
-def recipe_key(plan: CellPlan, keyless_stages: list[str]) -> str:
+def _sorted_facts_json(plan: CellPlan) -> str:
+    """json.dumps(facts(plan), sort_keys=True), the shared facts' items encoded once per matrix for the cells that
+    share them (encoding every cell's whole record was a tenth of a 1,000-cell render)."""
+    key = ("recipe-facts", plan.cell.nic, plan.cell.base, stagegraph.applied_names(plan))
+    shared = plan.shared.get(key)
+    if shared is None:
+        shared = plan.shared[key] = {name: _item_json(name, value) for name, value in _shared_facts(plan).items()}
+    items = {**shared, **{name: _item_json(name, value) for name, value in _own_facts(plan).items()}}
+    return "{" + ", ".join(items[name] for name in sorted(items)) + "}"
+
+
+def _item_json(name: str, value: Any) -> str:
+    return f"{_SORTED_JSON.encode(name)}: {_SORTED_JSON.encode(value)}"
+
+
+def recipe_key(plan: CellPlan, stage_digests: Sequence[str]) -> str:
+    """The recipe key of the cell whose keyless stage texts have the sha256 hex digests `stage_digests`
+    (stage_digest), in the cell's stage order: the sha256 of json.dumps({"base_digest", "facts", "pins",
+    "stages"}, sort_keys=True), its "stages" the digests. Hashing each distinct stage text once per matrix, not
+    every cell's 20 kB of them escaped as JSON, took a seventh off a 1,000-cell render; a digest names a text as
+    surely as the text."""
     # Commits are left to the content key, which takes them in full: an abbreviated and a full spelling of one
     # commit must give one key. `requires` only checks a pin; it changes nothing in the image.
     built = stagegraph.built_pins(plan)
@@ -55,22 +88,23 @@ def recipe_key(plan: CellPlan, keyless_stages: list[str]) -> str:
     if pins_key not in plan.shared:
         plan.shared[pins_key] = json.dumps({name: pin.model_dump(mode="json", exclude={"commit", "requires"})
                                             for name, pin in built.items()}, sort_keys=True)
-    # The key hashes json.dumps(payload, sort_keys=True) of {"base_digest", "facts", "pins", "stages"}, written out
-    # here in that (sorted) order with the default separators, so that the pins and each stage text are encoded
-    # once per matrix: cells share most of them, and escaping their kilobytes for every cell was a fifth of a
-    # 1,000-cell render.
-    stages = ", ".join(_json_string(plan, text) for text in keyless_stages)
-    payload = (f'{{"base_digest": {json.dumps(pinned_digest(plan.base))}, '
-               f'"facts": {json.dumps(facts(plan), sort_keys=True)}, "pins": {plan.shared[pins_key]}, '
-               f'"stages": [{stages}]}}')
-    return hashlib.sha256(payload.encode()).hexdigest()
+    # The payload is written out here in its (sorted) order with json.dumps's default separators, so that the
+    # pins and the shared facts are encoded once per matrix.
+    base_key = ("recipe-base-digest", plan.cell.base)  # the base's pinned digest, or null: one per base
+    if base_key not in plan.shared:
+        plan.shared[base_key] = json.dumps(pinned_digest(plan.base))
+    stages = ", ".join(f'"{digest}"' for digest in stage_digests)
+    return hashlib.sha256(f'{{"base_digest": {plan.shared[base_key]}, "facts": {_sorted_facts_json(plan)}, '
+                          f'"pins": {plan.shared[pins_key]}, "stages": [{stages}]}}'.encode()).hexdigest()
 
 
-def _json_string(plan: CellPlan, text: str) -> str:
-    key = ("json-string", text)
-    if key not in plan.shared:
-        plan.shared[key] = json.dumps(text)
-    return plan.shared[key]  # type: ignore[no-any-return]
+_SORTED_JSON = json.JSONEncoder(sort_keys=True)
+"""json.dumps(value, sort_keys=True)'s encoder, made once (json.dumps makes one on every call given any option)."""
+
+
+def stage_digest(text: str) -> str:
+    """A keyless stage text's sha256 hex digest, as the recipe key takes it."""
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def pins_record(plan: CellPlan, resolved: Resolved) -> dict[str, dict[str, Any]]:

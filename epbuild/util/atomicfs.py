@@ -26,19 +26,20 @@ _RENAME_EXCHANGE = 2
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
-def write_text(path: Path, text: str) -> None:
-    """Replaces `path` with `text` in one rename (mode 0644)."""
-    write_bytes(path, text.encode("utf-8"))
+def write_text(path: Path, text: str, mode: int = FILE_MODE) -> None:
+    """Replaces `path` with `text` in one rename (mode 0644 unless given)."""
+    write_bytes(path, text.encode("utf-8"), mode)
 
 
-def write_bytes(path: Path, data: bytes) -> None:
-    """Replaces `path` with `data` in one rename (mode 0644): a reader sees the old file or the whole new one."""
+def write_bytes(path: Path, data: bytes, mode: int = FILE_MODE) -> None:
+    """Replaces `path` with `data` in one rename (mode 0644 unless given): a reader sees the old file or the whole
+    new one."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
-        os.chmod(tmp, FILE_MODE)
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -95,7 +96,7 @@ def filled_dir(dest: Path, prefix: str) -> Iterator[Path]:
 def remove_leftovers(parent: Path, prefix: str) -> list[Path]:
     """Deletes what killed runs left under `parent` named `<prefix>...`. Call it only while holding the lock every
     writer of those names holds, so nothing deleted belongs to a live run."""
-    removed = []
+    removed: list[Path] = []
     if not parent.is_dir():
         return removed
     for path in sorted(parent.iterdir()):

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from epbuild.util import atomicfs
 from epbuild.util.errors import EpbuildError
 
 log = logging.getLogger(__name__)
@@ -119,9 +120,9 @@ class Runner:
             return
         path.parent.mkdir(parents=True, exist_ok=True)
         if not path.exists():
-            path.write_text("#!/usr/bin/env bash\n# Replays the commands of this epbuild run, from the project "
-                            f"root.\nset -euxo pipefail\ncd {shlex.quote(str(root or Path.cwd()))}\n")
-            path.chmod(0o755)
+            atomicfs.write_text(path, "#!/usr/bin/env bash\n# Replays the commands of this epbuild run, from the "
+                                f"project root.\nset -euxo pipefail\ncd {shlex.quote(str(root or Path.cwd()))}\n",
+                                mode=0o755)
 
     def record(self, line: str) -> None:
         if self.dry_run:
@@ -177,11 +178,10 @@ class Runner:
         if not capture and proc.stderr:
             sys.stderr.write(_text(proc.stderr))
         if check and proc.returncode != 0:
-            out = (proc.stdout or b"") + (proc.stderr or b"") if binary else (proc.stdout or "") + (proc.stderr or "")
-            raise CommandFailed(argv, proc.returncode, out.decode(errors="replace") if binary else out)
+            raise CommandFailed(argv, proc.returncode, _text(proc.stdout) + _text(proc.stderr))
         return proc
 
-    def stream(self, argv: Sequence[str], *, cwd: Path | None = None, on_line: Callable[[str], None],
+    def stream(self, argv: Sequence[str], *, cwd: Path | None = None, on_line: Callable[[str], object],
                silence: float | None = None, silence_setting: str = "") -> int:
         """Runs argv, recorded, handing each line of its output (stdout and stderr together) to `on_line` as it
         comes; returns the exit code. A command that prints nothing for `silence` seconds is interrupted (as

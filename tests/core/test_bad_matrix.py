@@ -101,6 +101,21 @@ CASES: list[tuple[str, Callable[[dict[str, Any]], None], list[str]]] = [
      ["nics.thor2.vendor.dlopen_fallback[0]", "'libbnxt_re.so'"]),
     ("MoRI flag for an unknown provider", lambda d: d["components"]["mori"].update(nic_build_flags={"cxi": "USE_CXI"}),
      ["components.mori.nic_build_flags.cxi", "no NIC of the matrix has provider 'cxi'", "bnxt_re, ionic, mlx5"]),
+    ("UCX configure option with a shell word",
+     lambda d: d["components"]["ucx"].update(configure_flags=["--with-verbs", "--enable-mt;id"]),
+     ["components.ucx.configure_flags[1]", "'--enable-mt;id' is not a configure option", "--name=value"]),
+    ("UCX configure option the stage sets",
+     lambda d: d["components"]["ucx"].update(configure_flags=["--with-verbs", "--prefix=/opt/ucx"]),
+     ["components.ucx.configure_flags[1]", "the stage sets --prefix, --with-rocm itself"]),
+    ("UCX without its verbs transports", lambda d: d["components"]["ucx"].update(configure_flags=["--enable-mt"]),
+     ["components.ucx.configure_flags", "must hold --with-verbs"]),
+    ("NIXL meson option the stage sets", lambda d: d["components"]["nixl"].update(meson_options={"ucx_path": "/x"}),
+     ["components.nixl.meson_options", "ucx_path is set by the stage"]),
+    ("NIXL meson value with a shell word",
+     lambda d: d["components"]["nixl"].update(meson_options={"wheel_variant": "rocm $(id)"}),
+     ["components.nixl.meson_options", "'rocm $(id)' is not a meson option value"]),
+    ("build package that is no apt name", lambda d: d["components"]["nixl"].update(build_packages=["libaio-dev;id"]),
+     ["components.nixl.build_packages[0]", "'libaio-dev;id'", "an apt package name"]),
 ]
 
 
@@ -128,8 +143,12 @@ def test_yaml_syntax_error(write_matrix) -> None:  # type: ignore[no-untyped-def
 
 def test_duplicate_yaml_key(write_matrix) -> None:  # type: ignore[no-untyped-def]
     text = (ROOT / "matrix.yaml").read_text().replace("  mori:\n", "  vllm:\n    repo: https://x.org/a/b\n  mori:\n", 1)
-    message = error_for(write_matrix(text=text))
+    path = write_matrix(text=text)
+    message = error_for(path)
     assert "components.vllm" in message and "duplicate key" in message
+    # Both places are named: the second key's line leads the problem, the first one's is in its text.
+    first, second = [i for i, line in enumerate(text.splitlines(), 1) if line == "  vllm:"]
+    assert f"{path}:{second}: components.vllm: duplicate key: also on line {first}" in message
 
 
 def test_cli_error_is_one_paragraph_without_traceback_and_writes_nothing(write_matrix, tmp_path) -> None:  # type: ignore[no-untyped-def]

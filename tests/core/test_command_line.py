@@ -15,6 +15,7 @@ import pytest
 
 from epbuild.model.cells import excluded, expand, select
 from epbuild.model.matrix import load_matrix
+from epbuild.model.yamlfile import dump_yaml
 from epbuild.util.errors import EpbuildError, MatrixError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -93,7 +94,7 @@ def test_fat_arch_spellings_are_one_cell(tmp_path: Path) -> None:
     data["exclude"] = []
     data["include"] = [{"arch": "gfx942+gfx950", "nic": "thor2", "base": "sid"}]
     path = tmp_path / "matrix.yaml"
-    path.write_text(yaml.safe_dump(data))
+    path.write_text(dump_yaml(data))
     cells = expand(load_matrix(path).model)
     assert [c.name for c in cells] == ["gfx942_gfx950-cx7", "gfx942_gfx950-thor2"]
     assert [c.name for c in select(cells, ["gfx950+gfx942"], ["cx7"], everything=False)] == ["gfx942_gfx950-cx7"]
@@ -106,3 +107,27 @@ def test_a_numeric_commit_says_to_quote_it(tmp_path: Path) -> None:
     with pytest.raises(MatrixError) as info:
         load_matrix(path)
     assert "components.deepep.commit" in str(info.value) and "quote it" in str(info.value)
+
+
+@pytest.mark.parametrize("cache_args,doing", [
+    (["--stage", "vllm"], "--stage vllm"),
+    ([], "--cache-export all"),
+    (["--cache-export", "own"], "--cache-export own"),
+])
+def test_a_local_tree_never_writes_the_stage_cache(tmp_path: Path, cache_args: list[str], doing: str) -> None:
+    """The stage cache's refs carry the pins' stage identities: a build from a local tree is refused before any
+    fetch when it would write them (a --stage target would also be laid out from the pinned tree, not the local
+    one), with one line naming the local tree and the flag that writes."""
+    proc = run("build", "--dry-run", "--cell", "gfx950-cx7", "--cache", "registry.example.com/stages",
+               *cache_args, "--source", f"vllm={tmp_path}")
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert f"--source vllm={tmp_path}: a build from a local tree does not write the stage cache ({doing}" \
+        in proc.stderr, proc.stderr
+    assert "--cache-export none" in proc.stderr
+
+
+def test_a_local_tree_may_read_the_stage_cache(tmp_path: Path) -> None:
+    proc = run("build", "--dry-run", "--cell", "gfx950-cx7", "--cache", "registry.example.com/stages",
+               "--cache-export", "none", "--source", f"vllm={tmp_path}")
+    assert "does not write the stage cache" not in proc.stderr, proc.stderr

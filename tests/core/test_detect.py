@@ -11,6 +11,7 @@ import yaml
 
 from epbuild.checks.detect import detect, gfx_name
 from epbuild.model.matrix import Matrix
+from epbuild.model.yamlfile import dump_yaml
 from epbuild.util.errors import EpbuildError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -88,7 +89,7 @@ def test_pull_detect_reports_what_it_found(tmp_path: Path) -> None:
     for pin in data["components"].values():
         pin["commit"] = pin["commit"].ljust(40, "0")
     matrix = tmp_path / "matrix.yaml"
-    matrix.write_text(yaml.safe_dump(data))
+    matrix.write_text(dump_yaml(data))
     proc = subprocess.run([sys.executable, "-m", "invoke", "pull", "--detect", "--sysfs-root", str(root),
                            "--rocm-version-file", str(NO_ROCM), "--matrix", str(matrix),
                            "--registry", "127.0.0.1:9/epbuild"], cwd=ROOT, capture_output=True, text=True)

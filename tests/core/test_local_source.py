@@ -47,3 +47,26 @@ def test_bad_source_arguments_are_errors(tmp_path: Path) -> None:
         parse([f"DeepEP={tmp_path}"], ["deepep"])
     with pytest.raises(LocalSourceError, match="is not a folder"):
         parse([f"deepep={tmp_path / 'missing'}"], ["deepep"])
+
+
+def test_a_file_that_vanishes_or_a_folder_that_cannot_be_walked_is_one_clear_error(tmp_path: Path,
+                                                                                      monkeypatch: pytest.MonkeyPatch
+                                                                                      ) -> None:
+    """A working tree changes under a build (an editor's swap file, a tool's temporary folder): what cannot be read
+    is named, never a traceback."""
+    import epbuild.inputs.local_source as local_source
+
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "setup.py").write_text("print()\n")
+    listed = local_source._files(tree)
+    monkeypatch.setattr(local_source, "_files", lambda _: [*listed, Path("gone.swp")])
+    with pytest.raises(LocalSourceError, match=r"--source vllm=.*: cannot read gone\.swp: No such file or directory"):
+        export("vllm", tree, tmp_path / "root")
+
+    def walk_fails(_: Path) -> list[Path]:
+        raise FileNotFoundError(2, "No such file or directory", str(tree / "tmp-1234"))
+
+    monkeypatch.setattr(local_source, "_files", walk_fails)
+    with pytest.raises(LocalSourceError, match=r"cannot list .*tmp-1234: No such file or directory"):
+        export("vllm", tree, tmp_path / "root")

@@ -44,7 +44,7 @@ def test_a_wheelhouse_for_a_base_the_engine_lacks_is_not_checked_and_never_ok(tm
     """bump does not pull bases: with a base image the engine has not got (asked of the real engine), the
     wheelhouse step says so, and a build would refuse to go on without it."""
     text = (ROOT / "examples" / "offline" / "matrix.yaml").read_text()
-    text = text.replace("image: epbuild-offline/base:sid-hip-ref-mpi-torchhip-rust", f"image: {ABSENT_BASE}")
+    text = text.replace("image: epbuild-offline/base:sid-hip-ref-mpi-torchhip-rust-autotools", f"image: {ABSENT_BASE}")
     assert ABSENT_BASE in text
     scope = scope_of(tmp_path, text, pull_bases=False)
     report = prebake.run(scope, [s for s in prebake.STEPS if s.name == "wheelhouse"])

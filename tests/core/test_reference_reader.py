@@ -57,6 +57,30 @@ RUN /bin/bash -lc 'set -euo pipefail; \
  }; \
  case "${NIC_BACKEND}" in all) install_ainic; install_bnxt ;; esac'
 
+FROM base AS build_nixl
+ARG NIXL_BRANCH="231d5675"
+ARG NIXL_REPO="https://example.invalid/nixl.git"
+ARG UCX_BRANCH="96e58a16"
+ARG UCX_REPO="https://example.invalid/ucx.git"
+ENV UCX_HOME=/usr/local/ucx
+RUN cd ucx && git checkout ${UCX_BRANCH} && ./autogen.sh && mkdir build && cd build && \
+    CC="ccache gcc" CXX="ccache g++" \
+    ../configure \
+        --prefix=/usr/local/ucx \
+        --enable-shared \
+        --with-rocm=${ROCM_PATH} \
+        --with-verbs \
+        --enable-mt && \
+    make -j$(nproc) && make install
+RUN cd /opt/nixl && \
+    CC="ccache gcc" CXX="ccache g++" \
+    meson setup build --prefix=/usr/local/nixl \
+                     -Ducx_path=${UCX_HOME} \
+                     -Dwheel_variant=rocm \
+                     -Dbuild_tests=false && \
+    cd build && ninja
+RUN CC="ccache gcc" uv build --wheel -Csetup-args=-Ducx_path=${UCX_HOME} -Csetup-args=-Dwheel_variant=cuda
+
 FROM mori_base AS ci_base
 ARG DEEPEP_NIC
 RUN if [ "${DEEPEP_NIC}" = "cx7" ]; then \
@@ -90,7 +114,7 @@ def reference():  # type: ignore[no-untyped-def]
 
 def test_pins_come_from_the_branch_args_and_the_rdma_core_clone(reference) -> None:  # type: ignore[no-untyped-def]
     assert reference.pins == {"rocshmem": "f0acb0c6", "deepep": "0f63d3e9", "mori": "2d02c6a9",
-                              "aiter": "v0.1.10.post3", "rdma-core": "v62.0"}
+                              "aiter": "v0.1.10.post3", "rdma-core": "v62.0", "ucx": "96e58a16", "nixl": "231d5675"}
 
 
 def test_build_line_flags_with_args_and_env_expanded(reference) -> None:  # type: ignore[no-untyped-def]
@@ -99,6 +123,11 @@ def test_build_line_flags_with_args_and_env_expanded(reference) -> None:  # type
     assert reference.flags["rocshmem"] == ["-DROCM_PATH=/opt/rocm", "-DGPU_TARGETS=gfx942;gfx950",
                                            "-DUSE_EXTERNAL_MPI=OFF"]
     assert reference.flags["aiter"] == ["PREBUILD_KERNELS=1", "GPU_ARCHS=gfx942;gfx950"]
+    # UCX's configure options after the compiler assignments; NIXL's from `meson setup`, not from the wheel build
+    # that repeats them as -Csetup-args. ROCM_PATH is no ARG or ENV of that stage's file: it stays as written.
+    assert reference.flags["ucx"] == ["--prefix=/usr/local/ucx", "--enable-shared", "--with-rocm=${ROCM_PATH}",
+                                      "--with-verbs", "--enable-mt"]
+    assert reference.flags["nixl"] == ["-Ducx_path=/usr/local/ucx", "-Dwheel_variant=rocm", "-Dbuild_tests=false"]
 
 
 def test_vendor_repositories_and_versions_from_the_bash_script(reference) -> None:  # type: ignore[no-untyped-def]
@@ -121,3 +150,69 @@ def test_shell_words_split_like_a_shell() -> None:
 def test_no_from_is_no_dockerfile() -> None:
     with pytest.raises(DockerfileError, match="no FROM"):
         parse("ARG A=1\n", "x/Dockerfile")
+
+
+# Substitution shapes of Dockerfile.rocm@00305ee5's `base` stage: an ARG declared without a default, `:+` and a
+# nested `:-` default. BuildKit substitutes an ARG with no default and no --build-arg as empty, `${X:+word}` as word
+# only when X is set and non-empty, and expands the word of either form; a name the file never declares (set by the
+# base image) stays for the image to fill.
+SUBSTITUTIONS = r'''ARG USE_CACHE
+ARG CACHE_BUCKET=bucket-a
+FROM scratch AS base
+ARG USE_CACHE
+ARG CACHE_BUCKET
+ARG jobs
+ARG ARCH_OVERRIDE
+ENV JOBS=${jobs}
+ENV BUCKET=${USE_CACHE:+${CACHE_BUCKET}}
+ENV ARCH=${ARCH_OVERRIDE:-${FROM_BASE_IMAGE}}
+ENV BUCKET_ALWAYS=${CACHE_BUCKET:+s3://${CACHE_BUCKET}/x}
+FROM base AS build
+RUN python3 -c "1" --cache=$USE_CACHE --bucket=$CACHE_BUCKET
+ARG USE_CACHE
+RUN JOBS="${JOBS:-$(nproc)}" python3 setup.py --cache=$USE_CACHE bdist_wheel
+'''
+
+
+def test_substitution_follows_buildkit_for_empty_args_plus_and_nested_defaults() -> None:
+    dockerfile = parse(SUBSTITUTIONS, "Dockerfile")
+    base = dockerfile.stage("base")
+    assert base is not None
+    assert base.env == {"JOBS": "", "BUCKET": "", "ARCH": "${FROM_BASE_IMAGE}",
+                        "BUCKET_ALWAYS": "s3://bucket-a/x"}
+    build = dockerfile.stage("build")
+    assert build is not None
+    # An ARG is in scope only where the stage declares it; the shell sees JOBS empty, so its own default applies.
+    assert build.commands == [["python3", "-c", "1", "--cache=$USE_CACHE", "--bucket=$CACHE_BUCKET"],
+                              ["JOBS=$(nproc)", "python3", "setup.py", "--cache=", "bdist_wheel"]]
+
+
+def test_ucx_and_nixl_options_are_compared_flag_by_flag(reference) -> None:  # type: ignore[no-untyped-def]
+    from epbuild.components.nixl import NixlPin
+    from epbuild.components.ucx import UcxPin
+    from epbuild.pinning.reference_diff import DIFFERS, EXPLAINED, SAME, nixl_rows, ucx_rows
+
+    ucx = UcxPin(repo="https://example.invalid/ucx.git", commit="96e58a16",
+                 configure_flags=["--enable-shared", "--with-verbs", "--with-dm"])
+    rows = {r.key: r for r in ucx_rows(ucx, reference)}
+    assert rows["ucx --prefix"].status == SAME
+    assert "ucx --with-rocm=${ROCM_PATH}" not in rows  # the base's ROCm path, which the stage passes itself
+    assert (rows["ucx --enable-mt"].ours, rows["ucx --enable-mt"].reference, rows["ucx --enable-mt"].status) == \
+        ("-", "on", DIFFERS)
+    assert (rows["ucx --with-dm"].ours, rows["ucx --with-dm"].reference) == ("on", "-")
+    assert rows["ucx --with-verbs"].status == SAME
+    assert rows["ucx --enable-mt"].line().endswith("<- differs (edit by hand)")
+    explained = ucx.model_copy(update={"reference_differs": {"configure_flags": "device memory on purpose"}})
+    assert {r.status for r in ucx_rows(explained, reference) if r.key != "ucx --prefix"} <= {SAME, EXPLAINED}
+    moved = UcxPin(repo="https://example.invalid/ucx.git", commit="96e58a16", install_prefix="/opt/ucx")
+    [prefix] = [r for r in ucx_rows(moved, reference) if r.key == "ucx --prefix"]
+    assert prefix.status == DIFFERS and prefix.edits[0].path == ("components", "ucx", "install_prefix")
+
+    nixl = NixlPin(repo="https://example.invalid/nixl.git", commit="231d5675",
+                   meson_options={"wheel_variant": "rocm", "build_tests": "true", "build_examples": "false"})
+    rows = {r.key: r for r in nixl_rows(nixl, reference)}
+    assert "nixl -Ducx_path" not in rows  # the ucx component's install_prefix, compared on UCX's row
+    assert rows["nixl -Dwheel_variant"].status == SAME
+    assert (rows["nixl -Dbuild_tests"].ours, rows["nixl -Dbuild_tests"].reference,
+            rows["nixl -Dbuild_tests"].status) == ("true", "false", DIFFERS)
+    assert (rows["nixl -Dbuild_examples"].ours, rows["nixl -Dbuild_examples"].reference) == ("false", "-")

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from epbuild.registry.api import copy_manifest, main
-from epbuild.registry.reads import RegistryAbsent, RegistryUnauthorised, RegistryUnreachable
+from epbuild.registry.errors import RegistryAbsent, RegistryUnauthorised, RegistryUnreachable
 
 from netservers import closed_port
 

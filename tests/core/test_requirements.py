@@ -12,6 +12,7 @@ from epbuild.inputs.requirements import MissingRequirement, check
 from epbuild.inputs.source_requests import SourceRequest
 from epbuild.inputs.sources import SourceCache
 from epbuild.model.pins import Requirement, SourcePin
+from epbuild.model.yamlfile import dump_yaml
 from epbuild.util.commands import Runner
 
 REASON = "MHC accuracy fix (first released in v0.1.14)"
@@ -68,7 +69,7 @@ def test_the_build_checks_requires_when_it_fetches(tmp_path: Path, history: tupl
     root = Path(__file__).resolve().parents[2]
     data = yaml.safe_load((root / "examples" / "offline" / "matrix.yaml").read_text())
     del data["prepare"]
-    for name in ("rocshmem", "deepep", "mori", "vllm"):
+    for name in ("rocshmem", "deepep", "mori", "vllm", "ucx", "nixl"):
         files = {"projects/rocshmem/CMakeLists.txt": "x"} if name == "rocshmem" else {"setup.py": name}
         data["components"][name].pop("tag", None)
         data["components"][name].update(repo=(tmp_path / name).as_uri(), commit=make_repo(tmp_path / name, files))
@@ -76,7 +77,7 @@ def test_the_build_checks_requires_when_it_fetches(tmp_path: Path, history: tupl
     data["components"]["aiter"].update(repo=repo.as_uri(), commit=c["old"],
                                        requires=[{"commit": c["fix"], "reason": REASON}])
     path = tmp_path / "matrix.yaml"
-    path.write_text(yaml.safe_dump(data))
+    path.write_text(dump_yaml(data))
     proc = subprocess.run(["python3", "-m", "invoke", "sources", "--matrix", str(path), "--cell", "gfx950-thor2-sid"],
                           cwd=root, capture_output=True, text=True)
     assert proc.returncode == 2, proc.stdout + proc.stderr

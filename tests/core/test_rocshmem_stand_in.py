@@ -17,7 +17,7 @@ PROJECT = BUILTIN_DIR / "rocshmem" / "fixture" / "projects" / "rocshmem"
 # The options scripts/build_configs/all_backends@0a1aa2a9 configures with (it then appends the caller's).
 ALL_BACKENDS = ["-DBUILD_FUNCTIONAL_TESTS=ON", "-DBUILD_UNIT_TESTS=ON", "-DBUILD_EXAMPLES=ON", "-DUSE_GDA=ON",
                 "-DGDA_MLX5=ON", "-DGDA_BNXT=ON", "-DGDA_IONIC=ON", "-DUSE_RO=ON", "-DUSE_IPC=ON"]
-TEST_PROGRAMS = {"rocshmem_functional_test", "rocshmem_unit_test", "rocshmem_hello"}
+TEST_PROGRAMS = {"rocshmem_functional_tests", "rocshmem_unit_test", "rocshmem_hello"}
 
 
 @pytest.fixture
@@ -72,7 +72,7 @@ def test_without_an_mpi_only_the_functional_tests_are_built(rocm: Path, tmp_path
     # BUILD_EXAMPLES OFF, whatever all_backends asked for; the functional tests stay.
     done = configure(rocm, tmp_path / "build", f"-DUSE_EXTERNAL_MPI={mpi}")
     assert done.returncode == 0, done.stderr
-    assert targets(tmp_path / "build") & TEST_PROGRAMS == {"rocshmem_functional_test"}
+    assert targets(tmp_path / "build") & TEST_PROGRAMS == {"rocshmem_functional_tests"}
 
 
 def test_an_external_mpi_asked_for_and_missing_aborts(rocm: Path, tmp_path: Path) -> None:
@@ -123,3 +123,18 @@ def test_a_rocm_without_its_version_file_is_refused_unless_the_version_is_given(
     done = configure(rocm, tmp_path / "explicit", "-DEXPLICIT_ROCM_VERSION=6.4.0")
     assert done.returncode == 0, done.stderr
     assert "ROCm version: 6.4.0" in done.stdout
+
+
+def test_the_install_keeps_the_functional_tester_and_its_driver(rocm: Path, tmp_path: Path) -> None:
+    # tests/functional_tests/CMakeLists.txt@f45ffe99: install(TARGETS rocshmem_functional_tests COMPONENT tests
+    # RUNTIME DESTINATION ${CMAKE_INSTALL_DATADIR}/rocshmem) beside scripts/functional_tests/driver.sh copied as
+    # rocshmem_functional_driver.sh; all_backends' `cmake --install .` names no component, so it installs them.
+    done = configure(rocm, tmp_path / "build", "-DUSE_EXTERNAL_MPI=OFF", f"-DCMAKE_INSTALL_PREFIX={tmp_path / 'p'}")
+    assert done.returncode == 0, done.stderr
+    script = (tmp_path / "build" / "tests" / "functional_tests" / "cmake_install.cmake").read_text()
+    assert 'CMAKE_INSTALL_COMPONENT STREQUAL "tests"' in script, script
+    for installed in ("share/rocshmem\" TYPE EXECUTABLE FILES \"" , "rocshmem_functional_tests\"",
+                      "rocshmem_functional_driver.sh\""):
+        assert installed in script, (installed, script)
+    copied = tmp_path / "build" / "tests" / "functional_tests" / "rocshmem_functional_driver.sh"
+    assert copied.read_bytes() == (PROJECT / "scripts" / "functional_tests" / "driver.sh").read_bytes()

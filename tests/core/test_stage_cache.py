@@ -68,6 +68,17 @@ def test_a_moved_vllm_pin_gives_new_refs_to_vllms_stages_and_final_only(write_ma
     assert changed == {"vllm-requirements", "vllm", "final"}
 
 
+def test_a_moved_ucx_pin_gives_new_refs_to_ucx_nixl_and_final_only(write_matrix: Callable[..., Path]) -> None:
+    # Issue 23: "A UCX pin move rebuilds only ucx, nixl and final". NIXL builds FROM ucx, so its requirements stage
+    # (the wheelhouse installed on top of UCX) moves with it.
+    def move(data: dict[str, Any]) -> None:
+        data["components"]["ucx"]["commit"] = "0" * 40
+
+    before, after = set(writes(overlay(rendering()))), set(writes(overlay(rendering(write_matrix(move)))))
+    changed = {ref.split(":")[-1].rsplit("-", 1)[0] for ref in before ^ after}
+    assert changed == {"ucx", "nixl-requirements", "nixl", "final"}
+
+
 def test_cell_steps_export_only_what_no_other_cell_shares() -> None:
     r = rendering()
     holders = shared({rc.cell.name: rc.dockerfile for rc in r.cells})

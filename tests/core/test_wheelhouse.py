@@ -56,6 +56,15 @@ def test_requirements_follow_includes_and_drop_index_options(tmp_path: Path) -> 
         Requirement("setuptools-scm>=8", "requirements/build/rocm.txt")]
 
 
+def test_pyproject_toml_as_the_requirements_gives_no_lines_of_its_own(tmp_path: Path) -> None:
+    # NIXL names pyproject.toml: what it needs comes from [build-system] requires (build_requires), not from lines
+    # of the TOML read as a requirements file (which would be "[build-system]", "requires = [...]").
+    (tmp_path / "pyproject.toml").write_text('[build-system]\nrequires = ["meson-python"]\n')
+    assert requirements(tmp_path, ("pyproject.toml",), "nixl") == []
+    with pytest.raises(WheelhouseError, match="pyproject.toml does not exist"):
+        requirements(tmp_path / "nowhere", ("pyproject.toml",), "nixl at abc")
+
+
 def test_a_missing_requirements_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(WheelhouseError, match="requirements-build.txt does not exist"):
         requirements(tmp_path, ("requirements-build.txt",), "mori at abc")

@@ -220,6 +220,65 @@ RUN --mount=type=bind,from=src-mori,target=/src/mori,rw \
       "$(grep -cxE 'remote_storage_(error|timeout)' /tmp/epbuild-ccache.log || true) unreachable" \
  && rm /tmp/epbuild-ccache.log
 
+FROM vendor AS ucx
+# UCX as vLLM's reference builds it (docker/Dockerfile.rocm@00305ee5, build_nixl): autogen.sh, then configure with
+# the matrix's options, ROCm from the base's ROCM_PATH, and make install into its prefix, which `final` copies.
+# It builds on the NIC's userspace, so configure finds the pinned verbs headers and the verbs transport links the
+# pinned libibverbs. Its build packages are its own stage's (the stages the cells share keep the base's).
+# hadolint ignore=DL3008
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+      autoconf automake libtool pkg-config \
+ && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/apt/*.log /var/log/dpkg.log \
+      /var/log/alternatives.log /var/cache/ldconfig/aux-cache
+# hadolint ignore=DL3003
+RUN --mount=type=bind,from=src-ucx,target=/src/ucx,rw \
+    cd /src/ucx \
+ && ./autogen.sh \
+ && mkdir build \
+ && cd build \
+ && ../configure --prefix=/usr/local/ucx --with-rocm="${ROCM_PATH}" \
+      --enable-shared --disable-static --disable-doxygen-doc --enable-optimizations --enable-devel-headers --with-verbs --with-dm --enable-mt \
+ && make -j"$(nproc)" \
+ && make install
+
+FROM ucx AS nixl-requirements
+# nixl's build requirements, installed before any of its source, in a stage of their own: it reads no
+# cell fact, so every arch of one base shares it, and one agent builds it for the fleet. Resolved and hash-pinned
+# on the host against the base's own distributions (epbuild.wheelhouse): the lock names only what the base lacks,
+# so nothing of the base (its PyTorch for ROCm above all) is installed over or replaced; no index here.
+RUN --mount=type=bind,from=wheels-nixl,target=/wheelhouse \
+    if grep -q . /wheelhouse/requirements.lock; then \
+      python3 -m pip install --no-cache-dir --no-index --find-links /wheelhouse \
+        --require-hashes -r /wheelhouse/requirements.lock; \
+    fi
+
+FROM nixl-requirements AS nixl
+# NIXL's wheel as vLLM's reference builds it (docker/Dockerfile.rocm@00305ee5, build_nixl): renamed to its variant's
+# distribution (contrib/tomlutil.py --wheel-name), built with meson against the ucx stage's prefix, then given UCX's
+# transport modules (contrib/wheel_add_ucx_plugins.py). The build backend (meson-python, meson, ninja) comes from
+# the wheelhouse stage below; --no-build-isolation --no-index: nothing is fetched here. Its apt packages are its
+# own stage's (the stages the cells share keep the base's).
+# hadolint ignore=DL3008
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+      libgrpc-dev libgrpc++-dev libprotobuf-dev protobuf-compiler-grpc libcpprest-dev libaio-dev \
+ && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/apt/*.log /var/log/dpkg.log \
+      /var/log/alternatives.log /var/cache/ldconfig/aux-cache
+# SOURCE_DATE_EPOCH (the pin's commit time) stamps the wheel's zip entries, so its bytes repeat.
+ARG SOURCE_DATE_EPOCH_NIXL=315532800
+# hadolint ignore=DL3003
+RUN --mount=type=bind,from=src-nixl,target=/src/nixl,rw \
+    cd /src/nixl \
+ && python3 contrib/tomlutil.py --wheel-name nixl-rocm pyproject.toml \
+ && SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH_NIXL}" python3 -m pip wheel --no-build-isolation --no-index --no-deps \
+      --wheel-dir /tmp/nixl-dist -Csetup-args=-Ducx_path=/usr/local/ucx \
+      -Csetup-args=-Dwheel_variant=rocm -Csetup-args=-Dbuild_tests=false -Csetup-args=-Dbuild_examples=false . \
+ && python3 contrib/wheel_add_ucx_plugins.py --ucx-plugins-dir /usr/local/ucx/lib/ucx /tmp/nixl-dist/*.whl \
+ && mkdir -p /wheels/nixl \
+ && mv /tmp/nixl-dist/*.whl /wheels/nixl/ \
+ && rm -rf /tmp/nixl-dist
+
 FROM base AS vllm-requirements
 # vllm's build requirements, installed before any of its source, in a stage of their own: it reads no
 # cell fact, so every arch of one base shares it, and one agent builds it for the fleet. Resolved and hash-pinned
@@ -292,6 +351,7 @@ RUN --mount=type=bind,from=src-vllm,target=/src/vllm,rw \
 
 FROM vendor AS final
 COPY --from=rocshmem /opt/rocshmem /opt/rocshmem
+COPY --from=ucx /usr/local/ucx /usr/local/ucx
 # What vllm installs with its wheel (vLLM: requirements/rocm.txt, what its setup.py passes to
 # install_requires), first and in a layer of its own, as docker/Dockerfile.rocm@00305ee5's final stage does: resolved
 # on the host against this base's own distributions (epbuild/wheelhouse.py), so the base's PyTorch for ROCm is kept
@@ -315,6 +375,7 @@ ARG SOURCE_DATE_EPOCH
 RUN --mount=type=bind,from=aiter,source=/wheels/aiter,target=/install/aiter \
 --mount=type=bind,from=deepep,source=/wheels/deepep,target=/install/deepep \
 --mount=type=bind,from=mori,source=/wheels/mori,target=/install/mori \
+--mount=type=bind,from=nixl,source=/wheels/nixl,target=/install/nixl \
 --mount=type=bind,from=vllm,source=/wheels/vllm,target=/install/vllm \
 --mount=type=bind,from=epbuild-record,source=versions.txt,target=/tmp/epbuild-versions.txt \
     ldconfig \
@@ -336,16 +397,18 @@ ENV HSA_NO_SCRATCH_RECLAIM=1 \
     SAFETENSORS_FAST_GPU=1 \
     VLLM_ROCM_USE_AITER=1 \
     HSA_ENABLE_IPC_MODE_LEGACY=1 \
-    PYTORCH_NVML_BASED_CUDA_CHECK=1
+    PYTORCH_NVML_BASED_CUDA_CHECK=1 \
+    UCX_RMA_PPLN_ENABLE=y \
+    UCX_ROCM_COPY_SIGPOOL_MAX_ELEMS=inf
 LABEL org.opencontainers.image.title="rocm/vllm-ep gfx950-io" \
-      org.opencontainers.image.description="ROCm expert-parallel inference stack (rdma-core, aiter, rocshmem, deepep, mori, vllm) built by epbuild" \
+      org.opencontainers.image.description="ROCm expert-parallel inference stack (rdma-core, aiter, rocshmem, deepep, mori, ucx, nixl, vllm) built by epbuild" \
       org.opencontainers.image.source="https://github.com/vllm-project/vllm.git" \
       org.opencontainers.image.base.name="docker.io/rocm/vllm-dev:base" \
       io.epbuild.cell="gfx950-io" \
       io.epbuild.arch="gfx950" \
       io.epbuild.nic="io" \
       io.epbuild.base="rocm72" \
-      io.epbuild.recipe-key="877831e6fe02b0aa7baf7f79b25fc1f115d38c8c3f9c10ccd1eacbb7c7840b49"
+      io.epbuild.recipe-key="da3ea366021e85fa7c3ab2a2c103650c035cf69e36d93e51e32f3ead5ed2c0b1"
 CMD ["/bin/bash"]
 
 # The serving image (`invoke build --serving`), as the target vllm-openai of vLLM's docker/Dockerfile.rocm:

@@ -16,6 +16,8 @@ CX7 = "gfx950-cx7-sid"  # rdma-core from source, no vendor userspace
 THOR2 = "gfx950-thor2-sid"  # the distribution's rdma-core, Broadcom's userspace
 IO = "gfx950-io-sid"  # rdma-core from source, AMD's userspace as the ionic provider (vendor.provides_provider)
 LIBDIR = "/usr/lib/x86_64-linux-gnu"
+UCX = "/usr/local/ucx"  # components.ucx.install_prefix of the offline example
+UCX_ELSEWHERE = "/usr/local/ucy"  # same length: a RUNPATH is edited in place
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,10 @@ class Breakage:
     also: tuple[str, ...] = ()
     """Checks that cannot hold without the broken property and so fail with it (said why where listed)."""
 
+
+# The functional tester carries the build record of the librocshmem it was linked with (revision, targets,
+# backends): a library edited after the build no longer matches it.
+TESTER = ("test_rocshmem::test_functional_tester_is_installed_and_built_with_the_images_library",)
 
 # vLLM's console script imports vllm (vllm.entrypoints.cli.main): an image where vllm does not import cannot run it.
 VLLM_CLI = ("test_vllm::test_the_vllm_command_runs_and_prints_the_pin_s_version",
@@ -78,13 +84,33 @@ BREAKAGES = [
              "RUN echo 'export VLLM_ROCM_USE_AITER=0' > /etc/profile.d/zz-epbuild-broken.sh"),
     # epbuild/checks/image/test_built_from_pins.py: the revision string each stand-in compiles in, and each version.
     Breakage("test_built_from_pins::test_built_files_carry_the_revision_of_the_pin[rocshmem]", CX7, "b",
-             "RUN $BREAK file-bytes /opt/rocshmem/lib/librocshmem.a rocshmem-fixture-rev- rocshmem-fixture-rez-"),
+             "RUN $BREAK file-bytes /opt/rocshmem/lib/librocshmem.a rocshmem-fixture-rev- rocshmem-fixture-rez-",
+             also=TESTER),
     *(Breakage(f"test_built_from_pins::test_built_files_carry_the_revision_of_the_pin[{component}]", CX7, "b",
                f"RUN $BREAK bytes {dist} .so {component}-fixture-rev- {component}-fixture-rez-")
       for component, dist in (("deepep", "deep_ep"), ("mori", "mori"), ("aiter", "amd-aiter"), ("vllm", "vllm"))),
     *(Breakage(f"test_built_from_pins::test_installed_version_is_what_setuptools_scm_gives_the_pin[{component}]",
                CX7, "c", f"RUN $BREAK version {dist} 9.9.9")
       for component, dist in (("mori", "mori"), ("aiter", "amd-aiter"), ("vllm", "vllm"))),
+    # epbuild/components/ucx/test_ucx.py: UCX under components.ucx.install_prefix (/usr/local/ucx in the example).
+    Breakage("test_ucx::test_lists_the_rocm_transports", CX7, "a", f"RUN rm {UCX}/lib/ucx/libuct_rocm.*"),
+    Breakage("test_ucx::test_lists_the_verbs_transports", CX7, "b",
+             f"RUN $BREAK file-bytes {UCX}/lib/ucx/libuct_ib.so.0.0.0 rc_verbs rc_verbz"),
+    Breakage("test_ucx::test_configured_with_the_matrix_options", CX7, "c",
+             f"RUN $BREAK file-bytes {UCX}/bin/ucx_info --enable-mt --enable-mz"),
+    # A libibverbs in UCX's own RUNPATH folder shadows the rdma-core build the cell pinned.
+    Breakage("test_ucx::test_verbs_module_links_the_pinned_libibverbs", CX7, "d",
+             f"RUN cp -L {LIBDIR}/libibverbs.so.1 {UCX}/lib/libibverbs.so.1"),
+    # epbuild/components/nixl/test_nixl.py
+    Breakage("test_nixl::test_carries_the_variant_package", CX7, "a", "RUN $BREAK unrecord nixl-rocm nixl_rocm/",
+             # The native bindings are files of the variant package: unlisted with it, the wheel lists none.
+             also=("test_nixl::test_links_the_cells_ucx",)),
+    Breakage("test_nixl::test_imports_and_loads_its_ucx_plugins", CX7, "c",
+             "RUN rm \"$(python3 -c 'import nixl; print(nixl.ucx_plugin_dir())')\"/libuct_ib.*"),
+    # The bindings' RUNPATH moved to a copy of UCX's libraries: NIXL still imports, linking another UCX.
+    Breakage("test_nixl::test_links_the_cells_ucx", CX7, "d",
+             f"RUN mkdir -p {UCX_ELSEWHERE}/lib && cp -a {UCX}/lib/*.so* {UCX_ELSEWHERE}/lib/ && "
+             f"$BREAK bytes nixl-rocm .so {UCX}/lib {UCX_ELSEWHERE}/lib"),
     # epbuild/components/aiter/test_aiter.py
     Breakage("test_aiter::test_imports", CX7, "a",
              "RUN $BREAK append amd-aiter aiter/__init__.py 'raise ImportError(\"broken on purpose\")'"),
@@ -111,7 +137,9 @@ BREAKAGES = [
              "RUN $BREAK rename-needed mori libbnxt_re libepbx_re"),
     # epbuild/components/rdma_core/test_rdma_core.py
     Breakage("test_rdma_core::test_source_built_library_at_the_pinned_version[libibverbs]", CX7, "a",
-             repoint("libibverbs", "99")),
+             repoint("libibverbs", "99"),
+             # UCX's verbs module links libibverbs.so.1, which now names the other release.
+             also=("test_ucx::test_verbs_module_links_the_pinned_libibverbs",)),
     Breakage("test_rdma_core::test_source_built_library_at_the_pinned_version[librdmacm]", CX7, "c",
              repoint("librdmacm", "99")),
     Breakage("test_rdma_core::test_source_built_provider_library_at_the_pinned_version", CX7, "d",
@@ -123,13 +151,20 @@ BREAKAGES = [
     Breakage("test_rdma_core::test_unversioned_libibverbs_link_for_rocshmem_dlopen", CX7, "c",
              f"RUN rm {LIBDIR}/libibverbs.so"),
     Breakage("test_rdma_core::test_distribution_libibverbs_and_no_source_built_copy", THOR2, "t1",
-             f"RUN cp $(readlink -f {LIBDIR}/libibverbs.so.1) {LIBDIR}/libibverbs.so.1.99.0"),
+             f"RUN cp $(readlink -f {LIBDIR}/libibverbs.so.1) {LIBDIR}/libibverbs.so.1.99.0",
+             # ldconfig (run by this group) points libibverbs.so.1 at the unowned copy, which UCX's verbs module
+             # then links in place of the distribution's.
+             also=("test_ucx::test_verbs_module_links_the_pinned_libibverbs",)),
     # epbuild/components/rocshmem/test_rocshmem.py
     Breakage("test_rocshmem::test_install_layout", CX7, "a", "RUN rm /opt/rocshmem/include/rocshmem/rocshmem.hpp"),
     Breakage("test_rocshmem::test_device_code_for_exactly_the_cell_archs", CX7, "c",
-             "RUN $BREAK file-bytes /opt/rocshmem/lib/librocshmem.a gfx950 gfx942"),
+             "RUN $BREAK file-bytes /opt/rocshmem/lib/librocshmem.a gfx950 gfx942", also=TESTER),
     Breakage("test_rocshmem::test_carries_the_gda_backend_for_the_nic", CX7, "d",
-             "RUN $BREAK file-bytes /opt/rocshmem/lib/librocshmem.a backends= backendz="),
+             "RUN $BREAK file-bytes /opt/rocshmem/lib/librocshmem.a backends= backendz=", also=TESTER),
+    # A functional tester built against another rocSHMEM (its compiled-in revision differs from the library's).
+    Breakage("test_rocshmem::test_functional_tester_is_installed_and_built_with_the_images_library", CX7, "a",
+             "RUN $BREAK file-bytes /opt/rocshmem/share/rocshmem/rocshmem_functional_tests "
+             "rocshmem-fixture-rev- rocshmem-fixture-rez-"),
     # epbuild/components/vllm/test_vllm.py
     Breakage("test_vllm::test_imports", CX7, "c",
              "RUN $BREAK append vllm vllm/__init__.py 'raise ImportError(\"broken on purpose\")'", also=VLLM_CLI),

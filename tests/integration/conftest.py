@@ -4,22 +4,29 @@ have one (.ci/run installs it), and a skipped build test would hide exactly that
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from epbuild.build import engine_upkeep
 from epbuild.offline import REPOS_DIR, ensure_fixture_repos
 from epbuild.offline.settings import FIXTURES_DIR
+from epbuild.util.commands import Runner
 
 from harness import OFFLINE, ROOT, InvokeResult, invoke
 
 
 @pytest.fixture(scope="session")
-def docker_engine() -> None:
+def docker_engine() -> Iterator[None]:
     proc = subprocess.run(["docker", "info"], capture_output=True, text=True)
     assert proc.returncode == 0, f"no working Docker engine (run ci/setup-docker.sh): {proc.stderr[-500:]}"
     proc = subprocess.run(["docker", "buildx", "version"], capture_output=True, text=True)
     assert proc.returncode == 0, "docker buildx is missing (run ci/setup-docker.sh)"
+    yield
+    # The builds of this session added build cache records, and one cold run's alone take dockerd close to the 10 s
+    # it gives its builder to start (epbuild/build/engine_upkeep.py): the engine is left able to start again.
+    print(f"\n{engine_upkeep.trim(Runner()).summary()}")
 
 
 @pytest.fixture(scope="session")

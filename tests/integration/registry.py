@@ -88,14 +88,17 @@ class HoldingRelay:
 
 
 class Registry:
-    def __init__(self, folder: Path, login: tuple[str, str] | None = None, *, read_only: bool = False) -> None:
+    def __init__(self, folder: Path, login: tuple[str, str] | None = None, *, read_only: bool = False,
+                 storage: Path | None = None, token_auth: str = "") -> None:
         """With `login` (user, password), the registry answers only that account (HTTP basic auth); `read_only`
-        puts it in maintenance mode, in which it serves pulls and refuses every upload."""
+        puts it in maintenance mode, in which it serves pulls and refuses every upload. `storage`: serve another
+        registry's storage folder (a second door to the same content); `token_auth`: the registry's `auth: token`
+        settings (YAML flow mapping), see tests/integration/token_service.py."""
         self.login = login
         binary = shutil.which("docker-registry")
         assert binary, "Debian's docker-registry is missing (ci/setup.sh installs it)"
         self.port = free_port()
-        self.storage = folder / "data"
+        self.storage = storage or folder / "data"
         config = folder / "config.yml"
         auth = ""
         if login:
@@ -103,6 +106,8 @@ class Registry:
             hashed = bcrypt.hashpw(login[1].encode(), bcrypt.gensalt()).decode()
             (folder / "htpasswd").write_text(f"{login[0]}:{hashed}\n")
             auth = f"auth: {{htpasswd: {{realm: epbuild-test, path: {folder / 'htpasswd'}}}}}\n"
+        if token_auth:
+            auth = f"auth: {{token: {token_auth}}}\n"
         config.write_text(
             "version: 0.1\nlog: {level: warn}\n"
             f"storage: {{filesystem: {{rootdirectory: {self.storage}}}, delete: {{enabled: true}}"
@@ -187,7 +192,7 @@ class Registry:
     def stop(self) -> None:
         """Stops the registry and removes the local tags that name it (the images stay under their other tags)."""
         listed = subprocess.run(["docker", "image", "ls", "--format", "{{.Repository}}:{{.Tag}}"],
-                                capture_output=True, text=True).stdout.split()
+                                capture_output=True, text=True).stdout.split() if shutil.which("docker") else []
         ours = [ref for ref in listed if ref.startswith(f"{self.address}/")]
         if ours:
             subprocess.run(["docker", "image", "rm", *ours], capture_output=True)

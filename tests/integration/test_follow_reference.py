@@ -55,6 +55,13 @@ def test_the_offline_example_has_no_unexplained_difference(commits: dict[str, di
     # The MoRI pin differs from the stand-in reference's on purpose, and says why.
     mori = next(line for line in proc.stdout.splitlines() if line.lstrip("~ ").startswith("mori pin"))
     assert mori.startswith("~") and commits["mori"]["pinned"][:12] in mori
+    # UCX and NIXL (issue 23): their pins from stage build_nixl, resolved through the stand-in repositories, and
+    # their build options flag by flag.
+    lines = {line.split()[0] + " " + line.split()[1]: line for line in proc.stdout.splitlines()
+             if line.startswith(("  ucx ", "  nixl "))}
+    for component in ("ucx", "nixl"):
+        assert f"fixture/pinned = {commits[component]['pinned'][:12]}" in lines[f"{component} pin"], proc.stdout
+    assert "ucx --with-verbs" in lines and "nixl -Dwheel_variant" in lines, proc.stdout
 
 
 def test_a_moved_reference_is_reported_and_written_with_comments_kept(

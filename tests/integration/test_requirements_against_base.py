@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from epbuild.model.yamlfile import dump_yaml
 from epbuild.offline import matrix_variant
 from epbuild.offline.python_stand_ins import ensure_wheels
 
@@ -56,7 +57,7 @@ def test_a_requirement_that_would_replace_the_base_torch_fails_before_bake_namin
         if wheel.name.startswith("vllm_stand_in_vision-1."):
             wheel.unlink()
     data["python"]["find_links"] = [wheels.as_uri()]
-    matrix.write_text(yaml.safe_dump(data, sort_keys=False))
+    matrix.write_text(dump_yaml(data))
     invoke("render", "--matrix", str(matrix), check=True)
     # The host's own pip configuration may cap torch (a constraints file): that is not what is tested here.
     result = invoke("build", "--matrix", str(matrix), "--cell", CELL, env={"PIP_CONFIG_FILE": os.devnull})

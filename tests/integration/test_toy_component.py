@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from epbuild.checks.offload import file_gpu_archs
+from epbuild.model.yamlfile import dump_yaml
 from epbuild.offline import matrix_variant
 
 from harness import ROOT, InvokeResult, docker_run, invoke
@@ -58,7 +59,7 @@ def test_a_toy_component_from_a_folder_builds_and_is_checked(offline_build: Invo
     data = yaml.safe_load(path.read_text())
     data["component_dirs"] = [str(components)]
     data["components"]["toy"] = {"repo": repo.as_uri(), "commit": commit}
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    path.write_text(dump_yaml(data))
 
     invoke("render", "--matrix", str(path), check=True)
     dockerfile = (path.parent / "images" / CELL / "Dockerfile").read_text()

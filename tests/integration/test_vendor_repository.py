@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from epbuild.model.vendor import VendorUserspace
+from epbuild.model.yamlfile import dump_yaml
 from epbuild.offline import matrix_variant
 from epbuild.offline.vendor_apt_repo import REPO_DIR, serve
 from epbuild.util.paths import vendor_dir
@@ -48,7 +49,7 @@ def variant(tmp_path: Path, sources_fetched: str) -> Callable[[Callable[[dict[st
         path = matrix_variant(tmp_path / "variant", image_name=IMAGE)
         data = yaml.safe_load(path.read_text())
         edit(data["nics"]["thor2"]["vendor"])
-        path.write_text(yaml.safe_dump(data, sort_keys=False))
+        path.write_text(dump_yaml(data))
         invoke("render", "--matrix", str(path), check=True)
         return path
 

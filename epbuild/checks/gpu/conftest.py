@@ -20,8 +20,11 @@ from topology import Topology
 
 from epbuild.checks.expectations import EXPECTED_ENV
 from epbuild.checks.imagetest import GPU_DRY_RUN_ENV, amd_gpus
+from epbuild.util import atomicfs
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path.cwd()
+"""The checkout whose build/ the tier reads and writes: `invoke test --gpu` runs it from there
+(imagetest.run_checks). Not this file's folder: the package may be installed, and its parents are no checkout."""
 GPU_COUNT_ENV = "EPBUILD_NUM_GPUS"
 """GPUs per agent of the pool the test runs on: the generated pipelines set it from archs.<arch>.gpu_count."""
 NODES_ENV, NODE_RANK_ENV, MASTER_ENV = "EPBUILD_GPU_NODES", "EPBUILD_GPU_NODE_RANK", "EPBUILD_GPU_MASTER"
@@ -80,8 +83,7 @@ def run_in_image(expected: dict[str, Any]) -> Callable[..., str]:
             print(f"\n[{case}] {shlex.join(docker)}" + (f"\n[{case}] asserts: {expect}" if expect else ""))
             pytest.skip(f"not run: dry run ({case})")
         proc = subprocess.run(docker, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=3600)
-        logs.mkdir(parents=True, exist_ok=True)
-        (logs / f"{expected['cell']}-{case}.log").write_text(proc.stdout)
+        atomicfs.write_text(logs / f"{expected['cell']}-{case}.log", proc.stdout)
         assert proc.returncode == 0, f"{case} exited {proc.returncode}:\n{proc.stdout[-4000:]}"
         return proc.stdout
 

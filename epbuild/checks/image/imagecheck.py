@@ -38,7 +38,8 @@ def load_expected() -> dict[str, Any]:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     expected = load_expected()
-    keep, drop = [], []
+    keep: list[pytest.Item] = []
+    drop: list[pytest.Item] = []
     for item in items:
         applies = all(m.args[0] in expected["components"] for m in item.iter_markers("component")) and all(
             expected.get(k) == v for m in item.iter_markers("cell") for k, v in m.kwargs.items())

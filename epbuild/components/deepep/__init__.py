@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from pydantic import Field
 
@@ -11,6 +11,9 @@ from epbuild.model.component import Component, StageInput, Wheel
 from epbuild.model.interface import Interface, Use
 from epbuild.model.nic_offer import NicOffer, argparse_choices
 from epbuild.model.pins import SourcePin
+
+if TYPE_CHECKING:
+    from epbuild.components.rocshmem import RocshmemPin
 
 
 class DeepepPin(SourcePin):
@@ -60,7 +63,8 @@ def interface(stage: StageInput) -> Interface:
 def context(stage: StageInput) -> dict[str, Any]:
     return {
         "flags": " ".join(setup_flags(stage.pin, stage.cell["nic.flag"])),
-        "rocshmem_prefix": stage.pins["rocshmem"].install_prefix,  # type: ignore[attr-defined]
+        # The registry holds epbuild's own rocshmem component (a name defined twice is refused), so its pin model.
+        "rocshmem_prefix": cast("RocshmemPin", stage.pins["rocshmem"]).install_prefix,
         "gpu_targets": stage.cell["gpu_targets"],
     }
 

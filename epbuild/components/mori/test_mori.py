@@ -62,7 +62,7 @@ def test_links_the_mpi_it_requires(host: Any) -> None:
     # so its libraries need libmpi and the image must resolve it (the base's openmpi, as in rocm/vllm-dev:base).
     dist = distribution(host, "mori")
     assert dist is not None, "mori is not installed"
-    resolved = {}
+    resolved: dict[str, str] = {}
     for lib in shared_libraries(dist):
         resolved.update(re.findall(r"^\s*(libmpi\S*\.so\S*) => (\S+)", host.check_output("ldd %s", lib), re.M))
     assert resolved, f"no MoRI library links an MPI: {shared_libraries(dist)}"

@@ -42,13 +42,19 @@ def check_source_built(host: Any, expected: dict[str, Any], lib: str) -> None:
     assert not owned_by_package(host, target), f"{target} belongs to a distribution package, not the source build"
 
 
+def _provider_abi(plugin: str) -> str:
+    match = re.fullmatch(r"lib.*-rdmav(\d+)\.so", plugin)
+    assert match, f"{LIBDIR}/libibverbs/{plugin} is not named lib<provider>-rdmav<ABI>.so"
+    return match.group(1)
+
+
 @pytest.mark.cell(rdma_core="source")
 def test_provider_plugins_and_driver_files(host: Any, expected: dict[str, Any]) -> None:
     provider = expected["provider"]
     found = host.run("ls %s", f"{LIBDIR}/libibverbs/").stdout.split()
     plugins = [f for f in found if re.fullmatch(rf"lib{provider}-rdmav\d+\.so", f)]
     assert plugins, f"no provider plugin lib{provider}-rdmav<ABI>.so in {LIBDIR}/libibverbs"
-    abis = {re.fullmatch(r"lib.*-rdmav(\d+)\.so", f).group(1) for f in found if f.endswith(".so")}  # type: ignore[union-attr]
+    abis = {_provider_abi(f) for f in found if f.endswith(".so")}
     assert len(abis) == 1, f"provider plugins disagree on the provider ABI: rdmav{', rdmav'.join(sorted(abis))}"
     # Where the NIC's vendor packages are its provider, the plugin is theirs (epbuild/checks/image/test_nic_userspace.py).
     for plugin in ([] if expected.get("vendor_provider") else plugins):

@@ -22,6 +22,14 @@ class RocshmemPin(SourcePin):
 
 
 SCRIPT = "scripts/build_configs/all_backends"
+FUNCTIONAL_TESTER = "rocshmem_functional_tests"
+"""The functional tests all_backends builds (BUILD_FUNCTIONAL_TESTS): one program, installed under the prefix."""
+FUNCTIONAL_TESTER_DIRS = ("share/rocshmem", "bin")
+"""Where the pin's `cmake --install` puts the tester: ${CMAKE_INSTALL_DATADIR}/rocshmem at rocm-systems f45ffe99,
+${CMAKE_INSTALL_BINDIR} at 03111e1c (projects/rocshmem/tests/functional_tests/CMakeLists.txt)."""
+FUNCTIONAL_DRIVER = "share/rocshmem/rocshmem_functional_driver.sh"
+"""scripts/functional_tests/driver.sh as the pin installs it (same file, @f45ffe99 and @03111e1c): how upstream
+runs the functional tests, `<driver> <tester> <suite> <log dir>`."""
 
 
 def interface(stage: StageInput) -> Interface:

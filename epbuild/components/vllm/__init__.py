@@ -8,7 +8,7 @@ the wheel packaged around that extension (VLLM_USE_PRECOMPILED=1).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from pydantic import Field
 
@@ -40,8 +40,13 @@ class VllmPin(SourcePin):
 TRITON_KERNELS_CONTEXT = "triton-kernels"
 
 
+def _own(pin: SourcePin) -> VllmPin:
+    # The hooks below get the matrix's vllm pin, which the matrix model validates as this component's pin=VllmPin.
+    return cast(VllmPin, pin)
+
+
 def archives(pin: SourcePin) -> tuple[PinnedArchive, ...]:
-    tk = pin.triton_kernels  # type: ignore[attr-defined]
+    tk = _own(pin).triton_kernels
     return (PinnedArchive(TRITON_KERNELS_CONTEXT, tk.url, tk.sha256, tk.member, "components.vllm.triton_kernels"),)
 
 
@@ -67,7 +72,7 @@ RUST_INPUTS = (RUST_WORKSPACE, "tools/build_rust.py", "rust-toolchain.toml")
 
 
 def cargo_workspace(pin: SourcePin) -> str | None:
-    return RUST_WORKSPACE if pin.rust_frontend else None  # type: ignore[attr-defined]
+    return RUST_WORKSPACE if _own(pin).rust_frontend else None
 
 
 def context(stage: StageInput) -> dict[str, Any]:
@@ -104,6 +109,6 @@ COMPONENT = Component(
     runtime_requirements=setup_reads.rocm_requirements,
     native_inputs=native_inputs,
     cargo_workspace=cargo_workspace,
-    record=lambda pin: {"rust_frontend": pin.rust_frontend},  # type: ignore[attr-defined]
+    record=lambda pin: {"rust_frontend": _own(pin).rust_frontend},
     folder=Path(__file__).resolve().parent,
 )

@@ -51,7 +51,9 @@ def test_triton_kernels_are_the_pinned_archive(dist: dict[str, Any], copy_out: C
         for info in tar.getmembers():
             path = PurePosixPath(info.name)
             if info.isfile() and member in path.parents and path.suffix == ".py":
-                wanted[path.relative_to(member).as_posix()] = tar.extractfile(info).read()  # type: ignore[union-attr]
+                extracted = tar.extractfile(info)
+                assert extracted is not None, f"{info.name}: a regular file, yet tarfile cannot read it"
+                wanted[path.relative_to(member).as_posix()] = extracted.read()
     assert wanted, f"the archive holds no *.py under {member}"
     marker = "/vllm/third_party/triton_kernels/"
     installed_files = {f.split(marker, 1)[1]: f for f in dist["files"] if marker in f and f.endswith(".py")}

@@ -19,15 +19,27 @@ command -v docker-registry >/dev/null 2>&1 || missing="$missing docker-registry"
 command -v dpkg-deb >/dev/null 2>&1 || missing="$missing dpkg"
 command -v cmake >/dev/null 2>&1 || missing="$missing cmake"  # tests/core/test_archives.py configures the vLLM stand-in's CMake
 command -v cargo >/dev/null 2>&1 || missing="$missing cargo rustc"  # epbuild/inputs/cargo_vendor.py vendors crates on the host
-# The shared compile cache's tests and benchmark run a Redis server on 127.0.0.1 (epbuild/build/compile_cache.py)
+# The shared compile cache's tests and benchmark run a Redis server and nginx (WebDAV, ccache's HTTP back-end) on
+# 127.0.0.1 (epbuild/build/compile_cache.py)
 command -v redis-server >/dev/null 2>&1 || missing="$missing redis-server"
+[ -x /usr/sbin/nginx ] || missing="$missing nginx"
 # tests/core/test_rocshmem_stand_in.py configures the rocSHMEM stand-in's CMake with the host's C++ compiler
 { command -v g++ && command -v make; } >/dev/null 2>&1 || missing="$missing g++ make"
 if [ -n "$missing" ]; then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo -n"
   $SUDO env DEBIAN_FRONTEND=noninteractive apt-get -o Acquire::Check-Valid-Until=false update -qq
+  # The packages' services stay stopped (policy-rc.d, exit 101: "action forbidden"): nginx's default site would
+  # listen on every address, and the tests start their own servers on 127.0.0.1.
+  policy=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    policy=/usr/sbin/policy-rc.d
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$policy" >/dev/null
+    $SUDO chmod 755 "$policy"
+  fi
   # shellcheck disable=SC2086 # one word per package
-  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null || install_failed=1
+  [ -z "$policy" ] || $SUDO rm -f "$policy"
+  [ -z "${install_failed:-}" ] || { echo "setup: apt-get install$missing failed" >&2; exit 1; }
 fi
 venv="${EPBUILD_VENV:-build/ci-venv}"
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"

@@ -46,10 +46,9 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from epbuild.render.compile_cache_lines import SECRET_ID
 from epbuild.util.errors import EpbuildError
 
-SECRET_ID = "epbuild-compile-cache"
-"""The BuildKit secret every compiled step mounts (required=false) at /run/secrets/<id>."""
 ENV_VAR = "EPBUILD_COMPILE_CACHE"
 """Where the URL waits for buildx: the secret's source, and the variable `invoke build` reads by default."""
 NETWORK_OVERLAY = "host-network.compose.yaml"
@@ -115,7 +114,7 @@ def network_overlay(targets: Iterable[str]) -> str:
 
 STEP_LINE = re.compile(r"epbuild: compile cache: (?P<compiled>\d+) compiled, (?P<shared>\d+) from the shared cache, "
                        r"(?P<unreachable>\d+) unreachable$")
-"""What each compiled step prints last (its own ccache statistics log: CCACHE_STATSLOG, one line per counter and
+"""What each compiled step prints last (epbuild/render/compile_cache_lines.REPORT, from its own ccache statistics log: CCACHE_STATSLOG, one line per counter and
 compile, since `ccache --print-stats` would count every stage that shares the local cache mount)."""
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import jinja2
 
+from epbuild.render.compile_cache_lines import GLOBALS
 from epbuild.util.resources import resource
 
 TEMPLATES = resource("templates")
@@ -17,7 +18,7 @@ STAGE_TEMPLATES = TEMPLATES / "stages"
 
 @cache
 def _environment(folder: Path) -> jinja2.Environment:
-    return jinja2.Environment(
+    environment = jinja2.Environment(
         loader=jinja2.FileSystemLoader(folder),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
@@ -28,6 +29,8 @@ def _environment(folder: Path) -> jinja2.Environment:
         # stat per stage per cell.
         auto_reload=False,
     )
+    environment.globals.update(GLOBALS)  # what every compiled step writes for the shared compile cache
+    return environment
 
 
 @cache

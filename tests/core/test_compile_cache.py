@@ -109,9 +109,10 @@ def test_every_compile_step_mounts_the_secret_optionally_and_hands_it_to_ccache(
         assert 'CCACHE_REMOTE_STORAGE="$(cat /run/secrets/epbuild-compile-cache 2>/dev/null || true)"' in step
         assert 'CCACHE_SECONDARY_STORAGE="$CCACHE_REMOTE_STORAGE"' in step  # ccache 4.5's name (Ubuntu 22.04)
         assert "--network" not in step  # the run's compose overlay sets the mode, the same with or without cache
-    # rdma-core, rocSHMEM, DeepEP, MoRI and vLLM's native step all compile in the offline example.
+    # rdma-core, rocSHMEM, DeepEP, MoRI, AITER, UCX, NIXL and vLLM's native step all compile in the offline example.
     names = " ".join(compiling)
-    for source in ("/src/rdma-core", "/src/rocshmem", "/src/deepep", "/src/mori", "/build/vllm"):
+    for source in ("/src/rdma-core", "/src/rocshmem", "/src/deepep", "/src/mori", "/src/aiter", "/src/ucx",
+                   "/src/nixl", "/build/vllm"):
         assert f"CCACHE_BASEDIR={source}" in names
 
 

@@ -64,7 +64,7 @@ RUN --mount=type=bind,from=src-aiter,target=/src/aiter,rw \
     cd /src/aiter \
  && export CCACHE_BASEDIR=/src/aiter \
  && CCACHE_REMOTE_STORAGE="$(cat /run/secrets/epbuild-compile-cache 2>/dev/null || true)" \
- && export CCACHE_REMOTE_STORAGE CCACHE_SECONDARY_STORAGE="$CCACHE_REMOTE_STORAGE" \
+ && export CCACHE_REMOTE_STORAGE CCACHE_SECONDARY_STORAGE="$CCACHE_REMOTE_STORAGE" CCACHE_RESHARE=true \
       CCACHE_STATSLOG=/tmp/epbuild-ccache.log \
  && SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH_AITER}" \
     SETUPTOOLS_SCM_PRETEND_VERSION_FOR_AMD_AITER="$(cat /epbuild/scm/version)" \
@@ -89,7 +89,7 @@ RUN --mount=type=bind,from=src-rocshmem,target=/src/rocshmem,rw \
  && cd /src/rocshmem/projects/rocshmem/build \
  && export CCACHE_BASEDIR=/src/rocshmem \
  && CCACHE_REMOTE_STORAGE="$(cat /run/secrets/epbuild-compile-cache 2>/dev/null || true)" \
- && export CCACHE_REMOTE_STORAGE CCACHE_SECONDARY_STORAGE="$CCACHE_REMOTE_STORAGE" \
+ && export CCACHE_REMOTE_STORAGE CCACHE_SECONDARY_STORAGE="$CCACHE_REMOTE_STORAGE" CCACHE_RESHARE=true \
       CCACHE_STATSLOG=/tmp/epbuild-ccache.log \
  && INSTALL_PREFIX=/opt/rocshmem bash ../scripts/build_configs/all_backends \
       -DROCM_PATH="${ROCM_PATH}" -DGPU_TARGETS="gfx942" -DUSE_EXTERNAL_MPI=OFF \
@@ -114,7 +114,7 @@ RUN --mount=type=bind,from=src-deepep,target=/src/deepep,rw \
     cd /src/deepep \
  && export CCACHE_BASEDIR=/src/deepep GIT_DIR=/epbuild/git \
  && CCACHE_REMOTE_STORAGE="$(cat /run/secrets/epbuild-compile-cache 2>/dev/null || true)" \
- && export CCACHE_REMOTE_STORAGE CCACHE_SECONDARY_STORAGE="$CCACHE_REMOTE_STORAGE" \
+ && export CCACHE_REMOTE_STORAGE CCACHE_SECONDARY_STORAGE="$CCACHE_REMOTE_STORAGE" CCACHE_RESHARE=true \
       CCACHE_STATSLOG=/tmp/epbuild-ccache.log \
  && SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH_DEEPEP}" ROCSHMEM_DIR=/opt/rocshmem ROCM_HOME="${ROCM_PATH}" \
     PYTORCH_ROCM_ARCH="gfx942" python3 setup.py --variant rocm --rocm-explicit-ctx --rocm-gfx942-fp8-fnuz-max 224 --nic thor2 bdist_wheel --dist-dir /wheels/deepep \
@@ -150,7 +150,7 @@ RUN --mount=type=bind,from=src-mori,target=/src/mori,rw \
  && export CCACHE_BASEDIR=/src/mori CMAKE_C_COMPILER_LAUNCHER=ccache CMAKE_CXX_COMPILER_LAUNCHER=ccache \
       CMAKE_HIP_COMPILER_LAUNCHER=ccache \
  && CCACHE_REMOTE_STORAGE="$(cat /run/secrets/epbuild-compile-cache 2>/dev/null || true)" \
- && export CCACHE_REMOTE_STORAGE CCACHE_SECONDARY_STORAGE="$CCACHE_REMOTE_STORAGE" \
+ && export CCACHE_REMOTE_STORAGE CCACHE_SECONDARY_STORAGE="$CCACHE_REMOTE_STORAGE" CCACHE_RESHARE=true \
       CCACHE_STATSLOG=/tmp/epbuild-ccache.log \
  && SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH_MORI}" \
     SETUPTOOLS_SCM_PRETEND_VERSION_FOR_MORI="$(cat /epbuild/scm/version)" \
@@ -173,16 +173,29 @@ RUN apt-get update \
       autoconf automake libtool pkg-config \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/apt/*.log /var/log/dpkg.log \
       /var/log/alternatives.log /var/cache/ldconfig/aux-cache
+# ccache wraps the compilers configure finds (CC/CXX), so the shared compile cache serves UCX's objects too; the
+# configure cache and libtool see the same compilers either way.
 # hadolint ignore=DL3003
 RUN --mount=type=bind,from=src-ucx,target=/src/ucx,rw \
-    cd /src/ucx \
+    --mount=type=cache,id=epbuild-ccache,target=/root/.cache/ccache \
+    --mount=type=secret,id=epbuild-compile-cache,required=false \
+    export CCACHE_BASEDIR=/src/ucx \
+ && CCACHE_REMOTE_STORAGE="$(cat /run/secrets/epbuild-compile-cache 2>/dev/null || true)" \
+ && export CCACHE_REMOTE_STORAGE CCACHE_SECONDARY_STORAGE="$CCACHE_REMOTE_STORAGE" CCACHE_RESHARE=true \
+      CCACHE_STATSLOG=/tmp/epbuild-ccache.log \
+ && cd /src/ucx \
  && ./autogen.sh \
  && mkdir build \
  && cd build \
- && ../configure --prefix=/usr/local/ucx --with-rocm="${ROCM_PATH}" \
+ && ../configure --prefix=/usr/local/ucx --with-rocm="${ROCM_PATH}" CC="ccache gcc" CXX="ccache g++" \
       --enable-shared --disable-static --disable-doxygen-doc --enable-optimizations --enable-devel-headers --with-verbs --with-dm --enable-mt \
  && make -j"$(nproc)" \
- && make install
+ && make install \
+ && touch /tmp/epbuild-ccache.log \
+ && echo "epbuild: compile cache: $(grep -cx cache_miss /tmp/epbuild-ccache.log || true) compiled," \
+      "$(grep -cx remote_storage_hit /tmp/epbuild-ccache.log || true) from the shared cache," \
+      "$(grep -cxE 'remote_storage_(error|timeout)' /tmp/epbuild-ccache.log || true) unreachable" \
+ && rm /tmp/epbuild-ccache.log
 
 FROM ucx AS nixl-requirements
 # nixl's build requirements, installed before any of its source, in a stage of their own: it reads no
@@ -209,9 +222,18 @@ RUN apt-get update \
       /var/log/alternatives.log /var/cache/ldconfig/aux-cache
 # SOURCE_DATE_EPOCH (the pin's commit time) stamps the wheel's zip entries, so its bytes repeat.
 ARG SOURCE_DATE_EPOCH_NIXL=315532800
+# Meson wraps its compilers in ccache whenever ccache is on PATH (mesonbuild/envconfig.py, detect_ccache), as it
+# is in every base: its cache is the shared mount, not a folder of this layer, and the shared compile cache serves
+# it too.
 # hadolint ignore=DL3003
 RUN --mount=type=bind,from=src-nixl,target=/src/nixl,rw \
-    cd /src/nixl \
+    --mount=type=cache,id=epbuild-ccache,target=/root/.cache/ccache \
+    --mount=type=secret,id=epbuild-compile-cache,required=false \
+    export CCACHE_BASEDIR=/src/nixl \
+ && CCACHE_REMOTE_STORAGE="$(cat /run/secrets/epbuild-compile-cache 2>/dev/null || true)" \
+ && export CCACHE_REMOTE_STORAGE CCACHE_SECONDARY_STORAGE="$CCACHE_REMOTE_STORAGE" CCACHE_RESHARE=true \
+      CCACHE_STATSLOG=/tmp/epbuild-ccache.log \
+ && cd /src/nixl \
  && python3 contrib/tomlutil.py --wheel-name nixl-rocm pyproject.toml \
  && SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH_NIXL}" python3 -m pip wheel --no-build-isolation --no-index --no-deps \
       --wheel-dir /tmp/nixl-dist -Csetup-args=-Ducx_path=/usr/local/ucx \
@@ -219,7 +241,12 @@ RUN --mount=type=bind,from=src-nixl,target=/src/nixl,rw \
  && python3 contrib/wheel_add_ucx_plugins.py --ucx-plugins-dir /usr/local/ucx/lib/ucx /tmp/nixl-dist/*.whl \
  && mkdir -p /wheels/nixl \
  && mv /tmp/nixl-dist/*.whl /wheels/nixl/ \
- && rm -rf /tmp/nixl-dist
+ && rm -rf /tmp/nixl-dist \
+ && touch /tmp/epbuild-ccache.log \
+ && echo "epbuild: compile cache: $(grep -cx cache_miss /tmp/epbuild-ccache.log || true) compiled," \
+      "$(grep -cx remote_storage_hit /tmp/epbuild-ccache.log || true) from the shared cache," \
+      "$(grep -cxE 'remote_storage_(error|timeout)' /tmp/epbuild-ccache.log || true) unreachable" \
+ && rm /tmp/epbuild-ccache.log
 
 FROM base AS vllm-requirements
 # vllm's build requirements, installed before any of its source, in a stage of their own: it reads no
@@ -258,10 +285,11 @@ ARG MAX_JOBS
 RUN --mount=type=cache,id=epbuild-ccache,target=/root/.cache/ccache \
     --mount=type=secret,id=epbuild-compile-cache,required=false \
     --mount=type=bind,from=triton-kernels,target=/opt/rocm-triton-kernels \
-    export CCACHE_BASEDIR=/build/vllm CCACHE_STATSLOG=/tmp/epbuild-ccache.log \
+    export CCACHE_BASEDIR=/build/vllm \
       SETUPTOOLS_SCM_PRETEND_VERSION=0.0.0+rocm.csrc.build TRITON_KERNELS_SRC_DIR=/opt/rocm-triton-kernels \
  && CCACHE_REMOTE_STORAGE="$(cat /run/secrets/epbuild-compile-cache 2>/dev/null || true)" \
- && export CCACHE_REMOTE_STORAGE CCACHE_SECONDARY_STORAGE="$CCACHE_REMOTE_STORAGE" \
+ && export CCACHE_REMOTE_STORAGE CCACHE_SECONDARY_STORAGE="$CCACHE_REMOTE_STORAGE" CCACHE_RESHARE=true \
+      CCACHE_STATSLOG=/tmp/epbuild-ccache.log \
  && echo "epbuild: ccache holds $(find /root/.cache/ccache -type f ! -name stats ! -name CACHEDIR.TAG ! -path '*/tmp/*' | wc -l) entries before the native step" \
  && VLLM_TARGET_DEVICE=rocm PYTORCH_ROCM_ARCH="gfx942" MAX_JOBS="${MAX_JOBS:-$(nproc)}" \
     python3 setup.py bdist_wheel --dist-dir /build/dist \
@@ -269,6 +297,7 @@ RUN --mount=type=cache,id=epbuild-ccache,target=/root/.cache/ccache \
  && for key in cache_miss direct_cache_hit preprocessed_cache_hit; do \
       printf '%s\t%s\n' "$key" "$(grep -cx "$key" /tmp/epbuild-ccache.log || true)"; \
     done \
+ && touch /tmp/epbuild-ccache.log \
  && echo "epbuild: compile cache: $(grep -cx cache_miss /tmp/epbuild-ccache.log || true) compiled," \
       "$(grep -cx remote_storage_hit /tmp/epbuild-ccache.log || true) from the shared cache," \
       "$(grep -cxE 'remote_storage_(error|timeout)' /tmp/epbuild-ccache.log || true) unreachable" \
@@ -350,7 +379,7 @@ LABEL org.opencontainers.image.title="rocm/vllm-ep gfx942-thor2" \
       io.epbuild.arch="gfx942" \
       io.epbuild.nic="thor2" \
       io.epbuild.base="rocm72" \
-      io.epbuild.recipe-key="ea3b3373e66970bfd0092c3b1e623cb00bb266b9d85339cae423081b523148ff"
+      io.epbuild.recipe-key="45b63cee69d418719da264e914d4273d4e80b4fb90d16954f8453803bb8287ce"
 CMD ["/bin/bash"]
 
 # The serving image (`invoke build --serving`), as the target vllm-openai of vLLM's docker/Dockerfile.rocm:

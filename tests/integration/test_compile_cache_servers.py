@@ -1,0 +1,201 @@
+"""The fleet's shared compile cache (epbuild/build/compile_cache.py) on real servers bound to 127.0.0.1: Debian's
+redis-server, and nginx's WebDAV module as the HTTP back-end (GET/PUT, the setup ccache's manual gives for HTTP
+storage). The build steps reach them through BuildKit's network.host entitlement (the run's compose overlay).
+
+What each compiled step did is read from the line it prints (`epbuild: compile cache: N compiled, M from the
+shared cache, K unreachable`, ccache's own statistics log); what it should have done is known independently: the
+objects its CMake built (ninja's `Building CXX object` lines), what the servers hold (redis-cli, nginx's folder),
+and which source each fresh commit changed.
+
+The rocSHMEM stand-in is the compiled stage used throughout: four objects, its device source compiled by hipcc
+for the cell's GPU arch, about 40 s a build. Each test makes fresh commits, so no engine's cache has them."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from harness import OFFLINE, ROOT, invoke
+from registry import Registry, free_port
+
+sys.path.insert(0, str(ROOT))
+from bench.engines import private_engine  # noqa: E402
+from bench.results import build_summary  # noqa: E402
+from bench.shared_compile_cache import CELL, fresh_rocshmem_commits, redis_on_loopback  # noqa: E402
+from epbuild.build.compile_cache import StepStats  # noqa: E402
+from epbuild.offline import matrix_variant  # noqa: E402
+
+pytestmark = pytest.mark.docker
+
+DEVICE_SOURCE = "rocshmem_device.cpp"
+
+
+@pytest.fixture(scope="module")
+def work() -> Iterator[Path]:
+    (ROOT / "build").mkdir(exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=ROOT / "build") as tmp:
+        yield Path(tmp)
+
+
+@pytest.fixture(scope="module")
+def stage_cache(work: Path, docker_engine: None) -> Iterator[str]:
+    (work / "registry").mkdir()
+    registry = Registry(work / "registry")
+    try:
+        yield f"127.0.0.1:{registry.port}"
+    finally:
+        registry.stop()
+
+
+@pytest.fixture(scope="module")
+def redis(work: Path) -> Iterator[str]:
+    (work / "redis").mkdir()
+    with redis_on_loopback(work / "redis") as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def nginx(work: Path) -> Iterator[tuple[str, Path]]:
+    """nginx serving a WebDAV folder on 127.0.0.1: ccache's HTTP storage GETs, PUTs and HEADs its entries there."""
+    binary = shutil.which("nginx") or "/usr/sbin/nginx"
+    assert Path(binary).exists(), "nginx is missing (ci/setup.sh installs nginx-light)"
+    folder, store = work / "nginx", work / "nginx" / "store"
+    (folder / "tmp").mkdir(parents=True)
+    store.mkdir()
+    port = free_port()
+    (folder / "nginx.conf").write_text(f"""
+daemon off;
+pid {folder}/nginx.pid;
+error_log {folder}/error.log;
+events {{}}
+http {{
+    access_log {folder}/access.log;
+    client_body_temp_path {folder}/tmp;
+    proxy_temp_path {folder}/tmp;
+    fastcgi_temp_path {folder}/tmp;
+    uwsgi_temp_path {folder}/tmp;
+    scgi_temp_path {folder}/tmp;
+    server {{
+        listen 127.0.0.1:{port};
+        location /ccache/ {{
+            alias {store}/;
+            dav_methods PUT DELETE;
+            create_full_put_path on;
+            client_max_body_size 100m;
+        }}
+    }}
+}}
+""")
+    proc = subprocess.Popen([binary, "-c", str(folder / "nginx.conf"), "-p", str(folder)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        _wait_for(port)
+        yield f"http://127.0.0.1:{port}/ccache", store
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
+def _wait_for(port: int) -> None:
+    for _ in range(100):
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise AssertionError(f"nothing listens on 127.0.0.1:{port}")
+
+
+def _redis_keys(url: str) -> int:
+    port = url.rsplit(":", 1)[1]
+    return int(subprocess.run(["redis-cli", "-p", port, "dbsize"], capture_output=True, text=True,
+                              check=True).stdout)
+
+
+def _build(work: Path, name: str, repo: str, commit: str, registry: str, *extra: str,
+           stage: bool = True) -> dict[str, object]:
+    """`invoke build` of CELL (its rocshmem stage alone with `stage`) with rocSHMEM at `commit`."""
+    matrix = work / name / "matrix.yaml"
+    if not matrix.exists():
+        matrix = matrix_variant(work / name, image_name=f"epbuild-offline/compile-cache-{name}",
+                                options={"rocshmem": {"repo": repo, "commit": commit}})
+        invoke("render", "--matrix", str(matrix), check=True)
+    args = ["--matrix", str(matrix), "--cell", CELL, "--cache", f"{registry}/{name}", *extra]
+    return build_summary(*args, *(("--stage", "rocshmem") if stage else ()))
+
+
+def _rocshmem_step(summary: dict[str, object]) -> StepStats:
+    found = [s for s in summary["compile_steps"] if s["stage"] == "rocshmem"]  # type: ignore[union-attr]
+    assert len(found) == 1, f"the rocshmem step did not run once in {summary['run_dir']}: {found}"
+    return StepStats(**found[0])
+
+
+def _objects_built(summary: dict[str, object]) -> list[str]:
+    """The objects CMake built in the rocshmem step, from its own output (not ccache's)."""
+    log = (Path(str(summary["run_dir"])) / "bake.log").read_text()
+    step = re.search(r"^#(\d+) \[rocshmem \d+/\d+\] RUN ", log, re.M)
+    assert step, "no rocshmem step in the bake log"
+    return re.findall(rf"^#{step[1]} [\d.]+ \[\s*\d+%\] Building CXX object (\S+)", log, re.M)
+
+
+def test_a_fresh_engine_takes_what_another_compiled_from_redis_device_objects_included(
+        work: Path, stage_cache: str, redis: str) -> None:
+    invoke("sources", "--matrix", OFFLINE, "--cell", CELL, check=True)
+    repo, start, move = fresh_rocshmem_commits(work / "redis-commits")
+    # Engine A, the shared one: `start` changed the device source, new to every cache.
+    a = _rocshmem_step(_build(work, "engine-a", repo, start, stage_cache, "--compile-cache", redis))
+    assert a.unreachable == 0 and a.compiled >= 1, a
+    assert _redis_keys(redis) >= 4, "engine A wrote fewer results than rocSHMEM's four objects to Redis"
+    # Engine B, fresh (its ccache mount empty): `move` changes the host source on top of `start`.
+    with private_engine(OFFLINE, work / "b", [CELL]):
+        summary = _build(work, "engine-b", repo, move, stage_cache + "-b", "--compile-cache", redis)
+    b, objects = _rocshmem_step(summary), _objects_built(summary)
+    assert len(objects) == 4 and any(DEVICE_SOURCE in o for o in objects), objects
+    # Only the moved host source compiles; everything else, the hipcc device object among it, comes from Redis
+    # (B's own cache is empty, so nothing else could have answered).
+    assert (b.compiled, b.shared, b.unreachable) == (1, len(objects) - 1, 0), b
+
+
+def test_one_image_with_and_without_the_http_cache_and_a_dead_server_only_slows(
+        work: Path, stage_cache: str, nginx: tuple[str, Path]) -> None:
+    url, store = nginx
+    invoke("sources", "--matrix", OFFLINE, "--cell", CELL, check=True)
+    repo, start, move = fresh_rocshmem_commits(work / "http-commits")
+    # The whole cell, cold for rocSHMEM and what builds on it, with the HTTP store.
+    with_cache = _build(work, "http", repo, start, stage_cache, "--compile-cache", url, stage=False)
+    step = _rocshmem_step(with_cache)
+    assert step.unreachable == 0 and step.compiled >= 1, step
+    assert len([p for p in store.rglob("*") if p.is_file()]) >= 4, "nginx holds none of the step's results"
+    # The same cell without the cache: every step is the one just built (the secret is no part of a step's key,
+    # and the network mode is the same), so BuildKit runs nothing and the image is the same.
+    without = _build(work, "http", repo, start, stage_cache, stage=False)
+    assert without["executed_run_steps"] == [], without["executed_run_steps"]
+    # Each build's image as the engine held it right after that build (the tag moves to the second).
+    digests = [_image_id(summary) for summary in (with_cache, without)]
+    assert digests[0] == digests[1], digests
+    # A dead server (nothing listens on the port): the step compiles locally, the image is built, the summary
+    # says so.
+    dead = f"redis://127.0.0.1:{free_port()}"
+    summary = _build(work, "dead", repo, move, stage_cache, "--compile-cache", dead)
+    step = _rocshmem_step(summary)
+    assert step.unreachable >= 1 and step.compiled >= 1, step
+    assert summary["ok"], summary
+    table = (Path(str(summary["run_dir"])) / "summary.txt").read_text()
+    assert "compile cache unreachable" in table, table
+    for path in Path(str(summary["run_dir"])).rglob("*"):
+        if path.is_file():
+            assert dead not in path.read_text(errors="replace"), f"{path} holds the cache's URL"
+
+
+def _image_id(summary: dict[str, object]) -> str:
+    [cell] = [c for c in summary["cells"] if c["cell"] == CELL]  # type: ignore[union-attr]
+    assert cell["ok"] and cell["image_id"], cell
+    return str(cell["image_id"])

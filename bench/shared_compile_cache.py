@@ -1,11 +1,11 @@
 """`python3 -m bench.locality --shared-compile-cache`: the fleet's compile cache (epbuild/build/compile_cache.py)
-across engines. Engine A, fresh, builds the rocSHMEM stage at a fresh stand-in commit with the shared cache (a
-Redis on 127.0.0.1); engine B, another fresh engine whose ccache mount is empty, builds the commit that changes one
-source of it. What each step compiled and took from the shared store is read from the line every compiled step
+across engines. Engine A, fresh, builds the rocSHMEM stage and the vLLM stage (its native step) at fresh stand-in
+commits with the shared cache (a Redis on 127.0.0.1); engine B, another fresh engine whose ccache mount is empty,
+builds for each the commit that changes one native source. Target: B recompiles at most 10% of the objects. What each step compiled and took from the shared store is read from the line every compiled step
 prints (`epbuild: compile cache: N compiled, M from the shared cache, K unreachable`).
 
-Only the rocshmem stage and the stages it starts from are built (`--stage rocshmem`, into a registry stage cache
-of each engine's own, so nothing is imported across engines but the compile cache)."""
+Only those stages and the stages they start from are built (`--stage`, into a registry stage cache repository of
+each engine's own, so nothing is imported across engines but the compile cache)."""
 
 from __future__ import annotations
 
@@ -74,34 +74,49 @@ def fresh_rocshmem_commits(folder: Path) -> tuple[str, str, str]:
     return work.as_uri(), commits[0], commits[1]
 
 
-def stage_build(folder: Path, name: str, repo: str, commit: str, cache_url: str, registry: str) -> StepStats:
-    """The rocshmem stage of CELL at `commit`, on the engine DOCKER_HOST names; the rocshmem step's statistics."""
-    matrix = matrix_variant(folder / name, image_name="epbuild-offline/compile-cache-bench",
-                            options={"rocshmem": {"repo": repo, "commit": commit}})
+def stage_build(folder: Path, name: str, stage: str, pin: dict[str, str], cache_url: str, registry: str) -> StepStats:
+    """`stage` of CELL with its component at `pin` (repo, commit), on the engine DOCKER_HOST names; that step's
+    statistics."""
+    matrix = matrix_variant(folder / name, image_name="epbuild-offline/compile-cache-bench", options={stage: pin})
     invoke("render", "--matrix", str(matrix))
-    summary = build_summary("--matrix", str(matrix), "--cell", CELL, "--stage", "rocshmem", "--cache",
+    summary = build_summary("--matrix", str(matrix), "--cell", CELL, "--stage", stage, "--cache",
                             f"{registry}/{name}", "--compile-cache", cache_url)
-    found = [s for s in summary["compile_steps"] if s["stage"] == "rocshmem"]  # type: ignore[union-attr]
-    assert found, f"the rocshmem step did not run in {summary['run_dir']}"
+    found = [s for s in summary["compile_steps"] if s["stage"] == stage]  # type: ignore[union-attr]
+    assert found, f"the {stage} step did not run in {summary['run_dir']}"
     return StepStats(**found[0])
 
 
 def measure(folder: Path) -> dict[str, object]:
+    """Engine A, fresh, builds rocSHMEM's and vLLM's stages at fresh commits with the shared cache; engine B, fresh,
+    builds for each the commit that changes one native source."""
+    from bench.locality import fresh_vllm_commits
+
     sys.path.insert(0, str(ROOT / "tests" / "integration"))
     from registry import Registry
 
     invoke("sources", "--matrix", OFFLINE, "--cell", CELL)  # the stand-ins and the base image
     repo, start, move = fresh_rocshmem_commits(folder)
+    vllm_repo, (vllm_start, vllm_move), _ = fresh_vllm_commits(folder, native_moves=2)
     (folder / "registry").mkdir()
     registry = Registry(folder / "registry")
+    cache = f"127.0.0.1:{registry.port}"
+    steps: dict[str, dict[str, StepStats]] = {"rocshmem": {}, "vllm": {}}
     try:
         with redis_on_loopback(folder) as url:
-            with private_engine(OFFLINE, folder / "a", [CELL]):
-                a = stage_build(folder, "engine-a", repo, start, url, f"127.0.0.1:{registry.port}")
-            with private_engine(OFFLINE, folder / "b", [CELL]):
-                b = stage_build(folder, "engine-b", repo, move, url, f"127.0.0.1:{registry.port}")
+            for engine, (rocshmem, vllm) in (("a", (start, vllm_start)), ("b", (move, vllm_move))):
+                (folder / engine).mkdir()
+                with private_engine(OFFLINE, folder / engine, [CELL]):
+                    steps["rocshmem"][engine] = stage_build(folder, f"rocshmem-{engine}", "rocshmem",
+                                                            {"repo": repo, "commit": rocshmem}, url, cache)
+                    steps["vllm"][engine] = stage_build(folder, f"vllm-{engine}", "vllm",
+                                                        {"repo": vllm_repo, "commit": vllm}, url, cache)
     finally:
         registry.stop()
-    objects = b.compiled + b.shared
-    return {"cell": CELL, "engine_a_start": a.__dict__, "engine_b_one_source_move": b.__dict__,
-            "engine_b_objects": objects, "engine_b_recompiled_share": round(b.compiled / (objects or 1), 3)}
+    figures: dict[str, object] = {"cell": CELL}
+    for stage, by_engine in steps.items():
+        b = by_engine["b"]
+        objects = b.compiled + b.shared  # B's own cache is empty: every object was compiled or came from the store
+        figures[stage] = {"engine_a_start": by_engine["a"].__dict__, "engine_b_one_source_move": b.__dict__,
+                          "engine_b_objects": objects, "engine_b_recompiled_share": round(b.compiled / (objects or 1), 3),
+                          "met": objects > 0 and b.compiled / objects <= 0.10 and b.unreachable == 0}
+    return figures

@@ -155,8 +155,9 @@ def test_a_fresh_engine_takes_what_another_compiled_from_redis_device_objects_in
     assert a.unreachable == 0 and a.compiled >= 1, a
     assert _redis_keys(redis) >= 4, "engine A wrote fewer results than rocSHMEM's four objects to Redis"
     # Engine B, fresh (its ccache mount empty): `move` changes the host source on top of `start`.
+    (work / "b").mkdir()
     with private_engine(OFFLINE, work / "b", [CELL]):
-        summary = _build(work, "engine-b", repo, move, stage_cache + "-b", "--compile-cache", redis)
+        summary = _build(work, "engine-b", repo, move, stage_cache, "--compile-cache", redis)
     b, objects = _rocshmem_step(summary), _objects_built(summary)
     assert len(objects) == 4 and any(DEVICE_SOURCE in o for o in objects), objects
     # Only the moved host source compiles; everything else, the hipcc device object among it, comes from Redis
@@ -165,7 +166,7 @@ def test_a_fresh_engine_takes_what_another_compiled_from_redis_device_objects_in
 
 
 def test_one_image_with_and_without_the_http_cache_and_a_dead_server_only_slows(
-        work: Path, stage_cache: str, nginx: tuple[str, Path]) -> None:
+        work: Path, stage_cache: str, nginx: tuple[str, Path], offline_build: object) -> None:
     url, store = nginx
     invoke("sources", "--matrix", OFFLINE, "--cell", CELL, check=True)
     repo, start, move = fresh_rocshmem_commits(work / "http-commits")

@@ -12,6 +12,7 @@ for the cell's GPU arch, about 40 s a build. Each test makes fresh commits, so n
 
 from __future__ import annotations
 
+import getpass
 import re
 import shutil
 import socket
@@ -72,7 +73,10 @@ def nginx(work: Path) -> Iterator[tuple[str, Path]]:
     (folder / "tmp").mkdir(parents=True)
     store.mkdir()
     port = free_port()
+    # `user`: nginx's workers run as nobody under a root master, and could not write into this test's folder; as
+    # any other user the master ignores the line.
     (folder / "nginx.conf").write_text(f"""
+user {getpass.getuser()};
 daemon off;
 pid {folder}/nginx.pid;
 error_log {folder}/error.log;

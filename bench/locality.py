@@ -77,48 +77,27 @@ def fresh_vllm_commits(folder: Path, native_moves: int) -> tuple[str, list[str],
     stand-in branches off `pinned`, whose csrc/fixture_rev.h differs from the fresh commits': a build of it after
     them moves a native input too (revision.cpp, the one object that includes it, recompiled; measured on a fresh
     engine, whose cache holds no build of `pinned`)."""
-    import json
-    import subprocess
     import time
 
+    from bench.standin_work import StandInWork
     from epbuild.model.component import discover
-    from epbuild.offline import REPOS_DIR
     from epbuild.offline.gitrepo import _read_tree
     from epbuild.offline.overlays import overlays
 
-    pinned = json.loads((REPOS_DIR / "commits.json").read_text())["vllm"]["commits"]["pinned"]
-    work = folder / "vllm-work"
-    env = {"GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@localhost", "GIT_COMMITTER_NAME": "bench",
-           "GIT_COMMITTER_EMAIL": "bench@localhost", "PATH": "/usr/bin:/bin"}
-
-    def git(*args: str) -> str:
-        return subprocess.run(["git", "-C", str(work), *args], check=True, env=env, capture_output=True,
-                              text=True).stdout.strip()
-
-    def commit(message: str, n: int) -> str:
-        # Distinct commit times: the export carries them as mtimes, and BuildKit's sync of a local context skips
-        # a file whose size and mtime did not change.
-        stamp = f"{int(time.time()) + 10 * n} +0000"
-        subprocess.run(["git", "-C", str(work), "commit", "-qam", message], check=True,
-                       env={**env, "GIT_AUTHOR_DATE": stamp, "GIT_COMMITTER_DATE": stamp})
-        git("tag", f"bench-{n}")  # keeps the commit reachable for the fetch
-        return git("rev-parse", "HEAD")
-
-    subprocess.run(["git", "clone", "-q", str(REPOS_DIR / "vllm.git"), str(work)], check=True, env=env)
+    work = StandInWork("vllm", folder)
     natives = []
-    for n in range(native_moves):
-        git("checkout", "-q", pinned)
-        rev = work / "csrc" / "fixture_rev.h"
+    for _ in range(native_moves):
+        work.git("checkout", "-q", work.pinned)
+        rev = work.path / "csrc" / "fixture_rev.h"
         rev.write_text(rev.read_text().replace('-fixture-rev-A"', f'-fixture-rev-T{time.time_ns()}"'))
-        natives.append(commit("bench: a native change", n))
+        natives.append(work.commit("bench: a native change"))
     fixture = discover()["vllm"].fixture
     changes = dict(overlays(fixture, _read_tree(fixture)))[PYTHON_ONLY]
     for entry in changes:
-        (work / entry.path).parent.mkdir(parents=True, exist_ok=True)
-        (work / entry.path).write_bytes(entry.data)
-    git("add", "-A")
-    python_only = commit("bench: a Python-only change (the stand-in's python-only overlay)", native_moves)
-    return work.as_uri(), natives, python_only
+        (work.path / entry.path).parent.mkdir(parents=True, exist_ok=True)
+        (work.path / entry.path).write_bytes(entry.data)
+    python_only = work.commit("bench: a Python-only change (the stand-in's python-only overlay)")
+    return work.url, natives, python_only
 
 
 def vllm_native_builds(folder: Path, commits: dict[str, str], repo: str,

@@ -9,7 +9,6 @@ each engine's own, so nothing is imported across engines but the compile cache).
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 import sys
@@ -20,8 +19,9 @@ from pathlib import Path
 
 from bench.engines import private_engine
 from bench.results import OFFLINE, ROOT, build_summary, invoke
+from bench.standin_work import StandInWork
 from epbuild.build.compile_cache import StepStats
-from epbuild.offline import REPOS_DIR, matrix_variant
+from epbuild.offline import matrix_variant
 
 CELL = "gfx950-cx7-sid"
 SOURCES = ("projects/rocshmem/src/rocshmem_device.cpp", "projects/rocshmem/src/rocshmem_host.cpp")
@@ -53,25 +53,13 @@ def redis_on_loopback(folder: Path) -> Iterator[str]:
 def fresh_rocshmem_commits(folder: Path) -> tuple[str, str, str]:
     """(repository URL, start, move): start is the stand-in's pinned commit with a new line in the device source,
     move is start with a new line in the host source."""
-    pinned = json.loads((REPOS_DIR / "commits.json").read_text())["rocshmem"]["commits"]["pinned"]
-    work = folder / "rocshmem-work"
-    env = {"GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@localhost", "GIT_COMMITTER_NAME": "bench",
-           "GIT_COMMITTER_EMAIL": "bench@localhost", "PATH": "/usr/bin:/bin"}
-
-    def git(*args: str) -> str:
-        return subprocess.run(["git", "-C", str(work), *args], check=True, env=env, capture_output=True,
-                              text=True).stdout.strip()
-
-    subprocess.run(["git", "clone", "-q", str(REPOS_DIR / "rocshmem.git"), str(work)], check=True, env=env)
-    git("checkout", "-q", pinned)
+    work = StandInWork("rocshmem", folder)
     commits = []
     for n, source in enumerate(SOURCES):
-        path = work / source
+        path = work.path / source
         path.write_text(path.read_text() + f'\nextern "C" const char epbuild_bench_{n}[] = "{time.time_ns()}";\n')
-        git("commit", "-qam", f"bench: a change to {source}")
-        git("tag", f"bench-{n}")  # keeps the commit reachable for the fetch
-        commits.append(git("rev-parse", "HEAD"))
-    return work.as_uri(), commits[0], commits[1]
+        commits.append(work.commit(f"bench: a change to {source}"))
+    return work.url, commits[0], commits[1]
 
 
 def stage_build(folder: Path, name: str, stage: str, pin: dict[str, str], cache_url: str, registry: str) -> StepStats:

@@ -33,9 +33,10 @@ from bench.engines import FreshEngine, base_images, save_images
 from bench.results import OFFLINE, ROOT, invoke, record
 from bench.scratch import new_scratch
 from epbuild.build.run_steps import distinct_run_steps
+from epbuild.build.stage_cache import shared_identities
 from epbuild.ci import pipelines
 from epbuild.cli import project
-from epbuild.model.stagegraph import component_of
+from epbuild.model.stagegraph import component_of, stage_identities
 from epbuild.offline import matrix_variant
 
 CACHE = re.compile(r"\"\$\$\{EPBUILD_CI_CACHE:\?[^}]*\}\"")
@@ -163,6 +164,7 @@ class ColdRun:
     steps: list[Step]
     wall: float
     distinct: int
+    shared: dict[str, set[str]]
 
     @property
     def executed(self) -> int:
@@ -175,17 +177,28 @@ class ColdRun:
     def figures(self) -> dict[str, object]:
         return {"run_steps_executed": self.executed, "executed_over_distinct": self.ratio,
                 "executed_by_stage": executed_by_stage(self.steps), "wall_seconds": round(self.wall, 1),
-                "steps_that_executed_a_shared_stage": shared_stage_runs(self.steps)}
+                "steps_that_executed_a_shared_stage": shared_stage_runs(self.steps, self.shared)}
 
 
-def shared_stage_runs(steps: list[Step]) -> dict[str, list[str]]:
-    """Cell steps (`--cache-export own`) that executed a RUN step of a stage: which stages. With the fleet guard
-    (epbuild/build/stage_cache.py require_shared_refs) a cell step stops rather than compile a shared stage whose ref
-    is missing; what shows here ran although the ref was there (its cache key differed from the stage step's)."""
+def shared_stages(matrix: str) -> dict[str, set[str]]:
+    """{cell: the stages it shares with another cell}: what the pipeline gives to stage steps, so its cell step
+    only imports them (epbuild/build/stage_cache.py shared_identities)."""
+    cells = project.rendering(matrix).cells
+    shared = shared_identities(cells)
+    return {rc.cell.name: {name for name, identity in stage_identities(rc).items() if identity in shared}
+            for rc in cells}
+
+
+def shared_stage_runs(steps: list[Step], shared: dict[str, set[str]]) -> dict[str, list[str]]:
+    """Cell steps (`--cache-export own`) that executed a RUN step of a stage their cell shares (`shared`, from
+    shared_stages): which stages. With the fleet guard (epbuild/build/stage_cache.py require_shared_refs) a cell
+    step stops rather than compile a shared stage whose ref is missing; what shows here ran although the ref was
+    there (its cache key differed from the stage step's). A cell's own stages are its step's to run."""
     out: dict[str, list[str]] = {}
     for step in steps:
         if step.key.startswith("build-"):
-            stages = sorted({stage_of(run) for run in step.executed} - {"final"})
+            cell = step.key.removeprefix("build-")
+            stages = sorted({stage_of(run) for run in step.executed} & shared.get(cell, set()))
             if stages:
                 out[step.key] = stages
     return out
@@ -205,7 +218,7 @@ def cold_fleet(engines: list[FreshEngine], bases: tuple[str, ...], work: Path, i
     finally:
         registry.stop()
         shutil.rmtree(folder, ignore_errors=True)
-    return ColdRun(steps, wall, distinct)
+    return ColdRun(steps, wall, distinct, shared_stages(OFFLINE))
 
 
 def main() -> None:
@@ -241,7 +254,7 @@ def main() -> None:
 
         # The first cold run fills `registry`, which the vLLM move then builds on; the others get their own.
         first = pipeline_steps(OFFLINE, cache)
-        runs = [ColdRun(first, run_fleet(first, engines), distinct)]
+        runs = [ColdRun(first, run_fleet(first, engines), distinct, shared_stages(OFFLINE))]
         for index in range(1, args.runs):
             runs.append(cold_fleet(engines, bases, work, index, distinct, Registry))
 

@@ -118,6 +118,8 @@ def vllm_native_builds(folder: Path, commits: dict[str, str], repo: str,
 def vllm_native() -> None:
     """The native step's locality for a Python-only and a one-source vLLM pin move, on one cell."""
     figures: dict[str, object] = {"cell": NATIVE_CELL}
+    # The stand-in repositories (and the base image) first: on a fresh clone nothing has made them yet.
+    invoke("sources", "--matrix", OFFLINE, "--cell", NATIVE_CELL)
     with scratch("locality-") as tmp, private_engine(OFFLINE, Path(tmp), [NATIVE_CELL]):
         repo, (start, moved), python_only = fresh_vllm_commits(Path(tmp), native_moves=2)
         figures.update(vllm_native_builds(Path(tmp), {"start": start, "one_native_source_move": moved,

@@ -42,7 +42,16 @@ __all__ = ["BasePython", "IndexUnreachable", "PythonTarget", "Requirement", "Whe
 log = logging.getLogger(__name__)
 
 LOCK_FILE = "requirements.lock"
-STAMP_FILE = ".epbuild-wheelhouse.json"
+STAMP_SUFFIX = ".stamp.json"
+
+
+def stamp_path(dest: Path) -> Path:
+    """Where the wheelhouse `dest` records what it was resolved from: beside the folder, not in it. The folder is a
+    stage's named context, and BuildKit keys the stage by all its content: a stamp inside, whose inputs digest
+    holds the spelling of python.find_links (an absolute path, a file:// URI, another checkout's path), gave the
+    same wheels a new context and re-ran the requirements stage and every stage after it (bench.fleet's vLLM
+    move at 2825cdd re-ran AITER, MoRI and NIXL). `invoke gc` removes it with its folder (same stem)."""
+    return dest.parent / f"{dest.name}{STAMP_SUFFIX}"
 
 
 class IndexUnreachable(WheelhouseError):
@@ -70,7 +79,7 @@ def _unusable(dest: Path, digest: str) -> str | None:
     a wheel or lock that no longer has the hashes recorded when it was downloaded: an edited or truncated file),
     or None. Every wheel is hashed on each reuse: they are small."""
     try:
-        stamp = json.loads((dest / STAMP_FILE).read_text())
+        stamp = json.loads(stamp_path(dest).read_text())
     except (OSError, ValueError):
         return UNRESOLVED
     if stamp.get("inputs") != digest:
@@ -245,6 +254,8 @@ def ensure(root: Path, dest_name: str, where: str, lines: Sequence[Requirement],
         log.warning("%s: %s; downloading the wheelhouse again", where, unusable)
     with tempfile.TemporaryDirectory(prefix="epbuild-resolve-") as scratch:
         pins = resolve(lines, base, find_links, runner, where, Path(scratch)) if lines else []
+    # The old stamp goes first: a run killed before the new one is written resolves again.
+    stamp_path(dest).unlink(missing_ok=True)
     # filled_dir swaps the new folder in whole: dest is the old wheelhouse or the new one, never a partial one.
     with atomicfs.filled_dir(dest, f".{dest.name}.") as tmp:
         (tmp / "requirements.in").write_text("".join(r.line + "\n" for r in lines))
@@ -260,7 +271,7 @@ def ensure(root: Path, dest_name: str, where: str, lines: Sequence[Requirement],
                                     f"{base.target.version}") from None
         wheels = {p.name: _sha256(p) for p in sorted(tmp.glob("*.whl"))}
         (tmp / LOCK_FILE).write_text("".join(_lock_line(tmp / n, s) + "\n" for n, s in wheels.items()))
-        (tmp / STAMP_FILE).write_text(json.dumps({"inputs": digest, "wheels": wheels}, indent=2) + "\n")
         for path in tmp.iterdir():
             os.chmod(path, 0o644)
+    atomicfs.write_text(stamp_path(dest), json.dumps({"inputs": digest, "wheels": wheels}, indent=2) + "\n")
     return dest

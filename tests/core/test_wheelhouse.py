@@ -89,6 +89,28 @@ def test_resolves_with_pip_into_a_hash_pinned_lock_and_reuses_it_offline(tmp_pat
     assert again == dest and "pip download" not in replay.read_text()
 
 
+def _folder_bytes(folder: Path) -> dict[str, bytes]:
+    """What a stage's named context holds: every file of the folder, by name."""
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def test_the_folder_a_stage_reads_is_the_same_however_find_links_is_spelled(tmp_path: Path,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    # bench.fleet at 2825cdd: the example's matrix names its wheels folder by path, its variants by file:// URI, and
+    # each spelling rewrote the wheelhouse with a stamp of its own; BuildKit saw a new `wheels-<name>` context and
+    # ran AITER's, MoRI's and NIXL's stages again after a vLLM move.
+    index = tmp_path / "index"
+    make_wheel(index, "demo", "1.0")
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    found = []
+    for spelling in (str(index), index.as_uri(), f"{tmp_path}/./index"):
+        dest = ensure(tmp_path / "root", "aiter-sid", "aiter at cccccccccccc", lines("demo"), EMPTY_BASE, Runner(),
+                      find_links=[spelling])
+        found.append(_folder_bytes(dest))
+    assert found[0] == found[1] == found[2]
+    assert set(found[0]) == {"demo-1.0-py3-none-any.whl", "requirements.lock", "requirements.in", "resolved.txt"}
+
+
 @pytest.mark.parametrize("damage", ["edited", "truncated", "lock edited"])
 def test_a_damaged_cached_wheel_or_lock_is_noticed_and_downloaded_again(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, damage: str) -> None:

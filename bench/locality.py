@@ -152,7 +152,8 @@ def shared_compile_cache() -> None:
         figures = measure(Path(tmp))
     lines = [f"Shared compile cache (Redis on 127.0.0.1), stand-ins on {figures['cell']}: engine A, fresh, built new "
              "commits; engine B, fresh (empty ccache mount), built for each the commit that changes one native "
-             "source. Target: B recompiles at most 10% of the objects."]
+             "source. Target: B compiles only that source's object, the rest from the shared store (vLLM: at most 10% of "
+             "its objects)."]
     for stage in ("rocshmem", "vllm"):
         f = figures[stage]
         a, b = f["engine_a_start"], f["engine_b_one_source_move"]  # type: ignore[index]

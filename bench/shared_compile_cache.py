@@ -1,7 +1,8 @@
 """`python3 -m bench.locality --shared-compile-cache`: the fleet's compile cache (epbuild/build/compile_cache.py)
 across engines. Engine A, fresh, builds the rocSHMEM stage and the vLLM stage (its native step) at fresh stand-in
 commits with the shared cache (a Redis on 127.0.0.1); engine B, another fresh engine whose ccache mount is empty,
-builds for each the commit that changes one native source. Target: B recompiles at most 10% of the objects. What each step compiled and took from the shared store is read from the line every compiled step
+builds for each the commit that changes one native source. Target: B compiles that one object and takes every other
+from the store (for vLLM's 20 native objects that is the issue's "at most 10%"). What each step compiled and took from the shared store is read from the line every compiled step
 prints (`epbuild: compile cache: N compiled, M from the shared cache, K unreachable`).
 
 Only those stages and the stages they start from are built (`--stage`, into a registry stage cache repository of
@@ -106,5 +107,9 @@ def measure(folder: Path) -> dict[str, object]:
         objects = b.compiled + b.shared  # B's own cache is empty: every object was compiled or came from the store
         figures[stage] = {"engine_a_start": by_engine["a"].__dict__, "engine_b_one_source_move": b.__dict__,
                           "engine_b_objects": objects, "engine_b_recompiled_share": round(b.compiled / (objects or 1), 3),
-                          "met": objects > 0 and b.compiled / objects <= 0.10 and b.unreachable == 0}
+                          # Each move changes one native source: B must compile that one object and take the
+                          # rest from the store. The 10% target (#22) is vLLM's; the rocSHMEM stand-in has 4 objects,
+                          # so its one moved source is 25% of them.
+                          "met": b.compiled == 1 and b.unreachable == 0 and objects > 1
+                          and (stage != "vllm" or b.compiled / objects <= 0.10)}
     return figures

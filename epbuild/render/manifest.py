@@ -45,7 +45,7 @@ def _own_facts(plan: CellPlan) -> dict[str, Any]:
 
 def _shared_facts(plan: CellPlan) -> dict[str, Any]:
     """The facts that follow from the cell's NIC, its base and the stages that apply (and the matrix): the same
-    for every cell that agrees on those (_shared_facts_key)."""
+    for every cell with the same _shared_facts_key."""
     return {
         "nic": plan.cell.nic,
         "base": plan.cell.base,
@@ -60,10 +60,15 @@ def _shared_facts(plan: CellPlan) -> dict[str, Any]:
     }
 
 
+def _shared_facts_key(plan: CellPlan) -> tuple[Any, ...]:
+    """What _shared_facts reads of the cell: its NIC, its base and the stages that apply."""
+    return ("recipe-facts", plan.cell.nic, plan.cell.base, stagegraph.applied_names(plan))
+
+
 def _sorted_facts_json(plan: CellPlan) -> str:
     """json.dumps(facts(plan), sort_keys=True), the shared facts' items encoded once per matrix for the cells that
     share them (encoding every cell's whole record was a tenth of a 1,000-cell render)."""
-    key = ("recipe-facts", plan.cell.nic, plan.cell.base, stagegraph.applied_names(plan))
+    key = _shared_facts_key(plan)
     shared = plan.shared.get(key)
     if shared is None:
         shared = plan.shared[key] = {name: _item_json(name, value) for name, value in _shared_facts(plan).items()}

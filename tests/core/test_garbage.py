@@ -94,6 +94,7 @@ def checkout(tmp_path: Path, rendering) -> dict[str, set[Path]]:  # type: ignore
         gone.add(put(tmp_path / rel / "f") .parent if not rel.endswith(".tar") else put(tmp_path / rel))
     for suffix in (".export.json", ".lock"):
         gone.add(put(tmp_path / f"build/sources/deepep-{OLD}{suffix}", 100))
+    gone.add(put(tmp_path / f"build/wheelhouse/vllm-{OLD}-sid.stamp.json", 100))  # beside its folder (wheelhouse.py)
     # Not named after a pin: not gc's to judge.
     put(tmp_path / "build" / "sources" / "NOTES")
     put(tmp_path / "build" / "logs" / "run-1" / "bake.log")
@@ -134,10 +135,11 @@ def test_the_plan_lists_what_nothing_current_needs(tmp_path: Path, checkout, ren
     planned = garbage.plan(tmp_path, garbage.needed([rendering], tmp_path))
     main_paths = listed(planned)
     # The export's record and lock go with it (sidecars), not as items of their own.
-    expected = {p for p in checkout["gone"] if not p.name.endswith((".export.json", ".lock"))}
+    expected = {p for p in checkout["gone"] if not p.name.endswith((".export.json", ".lock", ".stamp.json"))}
     assert main_paths == expected
     sidecars = {s for item in planned.items for s in item.sidecars}
     assert {tmp_path / f"build/sources/deepep-{OLD}{x}" for x in (".export.json", ".lock")} <= sidecars
+    assert tmp_path / f"build/wheelhouse/vllm-{OLD}-sid.stamp.json" in sidecars
     # The dropped cell's own layer goes from the store; the base layer the kept cell still names stays.
     store_items = {item.path.name for item in planned.items if "oci-store" in str(item.path)}
     dropped = reproducible.oci_layout(tmp_path, "gfx999-cx7-sid")

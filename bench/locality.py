@@ -161,6 +161,14 @@ def shared_compile_cache() -> None:
                      f"{b['compiled']} of {f['engine_b_objects']} objects ({f['engine_b_recompiled_share']:.0%}), "  # type: ignore[index]
                      f"{b['shared']} from the shared cache (device objects included: hipcc for gfx950), "
                      f"{b['unreachable']} unreachable: {'met' if f['met'] else 'MISSED'}.")  # type: ignore[index]
+    if "vllm_rust" in figures:
+        f = figures["vllm_rust"]
+        a, b = f["engine_a_start"], f["engine_b_one_source_move"]  # type: ignore[index]
+        lines.append(f"vLLM's Rust frontend (sccache): A compiled {a['compiled']}, {a['shared']} from the shared cache; "
+                     f"B compiled {b['compiled']}, {b['shared']} from the shared cache, {b['unreachable']} unreachable "
+                     f"(target: B compiles nothing it could cache): {'met' if f['met'] else 'MISSED'}.")  # type: ignore[index]
+    else:
+        lines.append("vLLM's Rust frontend: its step did not run on both engines (MISSED: no figure).")
     record("Locality: shared compile cache", lines, figures)
 
 

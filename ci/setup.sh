@@ -19,10 +19,11 @@ command -v docker-registry >/dev/null 2>&1 || missing="$missing docker-registry"
 command -v dpkg-deb >/dev/null 2>&1 || missing="$missing dpkg"
 command -v cmake >/dev/null 2>&1 || missing="$missing cmake"  # tests/core/test_archives.py configures the vLLM stand-in's CMake
 command -v cargo >/dev/null 2>&1 || missing="$missing cargo rustc"  # epbuild/inputs/cargo_vendor.py vendors crates on the host
-# The shared compile cache's tests and benchmark run a Redis server and nginx (WebDAV, ccache's HTTP back-end) on
-# 127.0.0.1 (epbuild/build/compile_cache.py)
+# The shared compile cache's tests and benchmark run a Redis server and nginx (WebDAV, ccache's HTTP back-end and
+# sccache's WebDAV one, whose PROPFIND needs the dav-ext module) on 127.0.0.1 (epbuild/build/compile_cache.py)
 command -v redis-server >/dev/null 2>&1 || missing="$missing redis-server"
 [ -x /usr/sbin/nginx ] || missing="$missing nginx"
+[ -e /usr/lib/nginx/modules/ngx_http_dav_ext_module.so ] || missing="$missing libnginx-mod-http-dav-ext"
 # tests/core/test_rocshmem_stand_in.py configures the rocSHMEM stand-in's CMake with the host's C++ compiler
 { command -v g++ && command -v make; } >/dev/null 2>&1 || missing="$missing g++ make"
 if [ -n "$missing" ]; then

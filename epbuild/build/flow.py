@@ -89,9 +89,13 @@ def _build(rendering: Rendering, cells: list[RenderedCell], root: Path, options:
     def command(targets: list[str]) -> list[str]:
         return bake_command(rendering, root, expanded(targets), options, overlay, resolved_file, override, network)
 
+    # With the compile cache, buildx reads the secrets from the environment: replays derive sccache's from the URL.
+    secrets = compile_cache.REPLAY_LINE + "\n" if options.compile_cache else ""
     if runner.dry_run:
         print("# then each base image's digest is resolved, and each cell's record and content key written to "
               f"build/logs/<run>/records/ and {resolved_file}")
+        if secrets:
+            runner.record(secrets.rstrip("\n"))
         runner.run(command(names), cwd=root)
         if layouts and not options.push:
             for name in names:
@@ -121,11 +125,13 @@ def _build(rendering: Rendering, cells: list[RenderedCell], root: Path, options:
         atomicfs.write_text(
             run_dir / f"{name}.sh",
             "#!/usr/bin/env bash\n# Rebuilds this cell alone, from the project root.\nset -euxo pipefail\n"
-            f"cd {shlex.quote(str(root))}\n{shell_line(command([name]))}\n"
+            f"cd {shlex.quote(str(root))}\n{secrets}{shell_line(command([name]))}\n"
             + "".join(f"{shell_line(argv)}\n"
                       for argv in (reproducible.load_commands(root, run_dir, name) if layouts and not options.push
                                    else []))
         )
+    if secrets:
+        runner.record(secrets.rstrip("\n"))
     bakes = Bakes(command, expanded, _stage_target_cells(cache[0] if cache else None), root, options.quiet,
                    run_dir, report.progress, runner, names)
     start = time.monotonic()

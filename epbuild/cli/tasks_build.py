@@ -60,8 +60,8 @@ def build(c: Context, matrix: str = "matrix.yaml", arch: list[str] | None = None
         checked_repo(cache)  # an empty --cache (an unset CI variable) is refused, never read as "no cache"
     cache_url = shared_ccache.chosen_url(compile_cache)
     if cache_url is not None:
-        # buildx reads the secret from this variable: the command line and replay.sh name only the variable.
-        os.environ[shared_ccache.ENV_VAR] = cache_url
+        # buildx reads the secrets from these variables: the command line and replay.sh name only the variables.
+        os.environ.update(shared_ccache.environment(cache_url))
     r, cells = selected_cells(matrix, arch, nic, all, cell, base)
     options = BuildOptions(builder=builder, cache_from=tuple(cache_from or ()),
                                        cache_to=tuple(cache_to or ()), keep_going=keep_going,

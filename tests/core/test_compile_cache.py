@@ -71,8 +71,21 @@ def test_the_build_command_names_the_variable_never_the_url() -> None:
     assert proc.returncode == 0, proc.stderr
     [bake] = [line for line in proc.stdout.splitlines() if "docker buildx bake" in line]
     assert "'*.secrets=id=epbuild-compile-cache,env=EPBUILD_COMPILE_CACHE'" in bake
+    assert "'*.secrets=id=epbuild-compile-cache-sccache,env=EPBUILD_COMPILE_CACHE_SCCACHE'" in bake
     assert "host-network.compose.yaml" in bake
     assert "hunter2" not in proc.stdout + proc.stderr
+    # The replay derives sccache's settings from the URL again, before the bake, and stops if it cannot.
+    lines = proc.stdout.splitlines()
+    derive = next(i for i, line in enumerate(lines) if "EPBUILD_COMPILE_CACHE_SCCACHE=" in line)
+    assert derive < lines.index(bake)
+    script = f"set -euo pipefail\ncd {ROOT}\n{lines[derive]}\nprintf '%s' \"$EPBUILD_COMPILE_CACHE_SCCACHE\"\n"
+    ran = subprocess.run(["bash", "-c", script], capture_output=True, text=True,
+                         env={**os.environ, "EPBUILD_COMPILE_CACHE": "redis://:hunter2@127.0.0.1:6379"})
+    assert ran.returncode == 0, ran.stderr
+    assert "SCCACHE_REDIS_ENDPOINT=redis://:hunter2@127.0.0.1:6379\n" in ran.stdout
+    unset = subprocess.run(["bash", "-c", script + "echo went-on"], capture_output=True, text=True,
+                           env={k: v for k, v in os.environ.items() if k != "EPBUILD_COMPILE_CACHE"})
+    assert unset.returncode != 0 and "went-on" not in unset.stdout and "EPBUILD_COMPILE_CACHE is empty" in unset.stderr
 
 
 def test_without_the_cache_only_the_secret_is_missing_from_the_command() -> None:
@@ -149,7 +162,8 @@ def test_a_dead_server_is_named_in_the_summary_and_a_live_one_is_not() -> None:
     for line in DEAD_SERVER.splitlines(keepends=True):
         report.progress.feed(line, invocation)
     assert report.compile_steps() == [StepStats("rocshmem", 1, 0, 1)]  # the cached rdma-core step printed nothing
-    assert report.summary()["compile_steps"] == [{"stage": "rocshmem", "compiled": 1, "shared": 0, "unreachable": 1}]
+    assert report.summary()["compile_steps"] == [{"stage": "rocshmem", "compiled": 1, "shared": 0, "unreachable": 1,
+                                                  "tool": "ccache"}]
     [notice] = [line for line in report.table().splitlines() if "compile cache" in line]
     assert notice.startswith("compile cache unreachable: 1 compile of rocshmem went without the shared cache")
 
@@ -170,3 +184,87 @@ def test_every_compile_step_reports_its_own_statistics_and_leaves_no_log_in_its_
                 assert "CCACHE_STATSLOG=/tmp/epbuild-ccache.log" in step, step
                 assert "epbuild: compile cache: $(grep -cx cache_miss /tmp/epbuild-ccache.log" in step, step
                 assert step.rstrip().endswith("&& rm /tmp/epbuild-ccache.log"), step
+
+
+def _sourced(settings: str, tmp_path: Path) -> dict[str, str]:
+    """What the Rust step's `set -a && . SECRET` puts in sccache's environment, read back by a real shell."""
+    (tmp_path / "secret").write_text(settings)
+    out = subprocess.run(["sh", "-c", f"set -a && . {tmp_path / 'secret'} && env -0"], capture_output=True,
+                         check=True, env={"PATH": os.environ["PATH"]}).stdout.decode()
+    return {k: v for k, _, v in (e.partition("=") for e in out.split("\0") if e.startswith("SCCACHE_"))}
+
+
+@pytest.mark.parametrize("url, expected", [
+    ("redis://127.0.0.1:6379", {"SCCACHE_REDIS_ENDPOINT": "redis://127.0.0.1:6379"}),
+    # ccache's lone PASSWORD@ is a password (its manual: redis://[[USERNAME:]PASSWORD@]HOST); sccache's URL wants :PW@.
+    ("redis://s3cr3t@cache.example:6380|connect-timeout=50", {"SCCACHE_REDIS_ENDPOINT": "redis://:s3cr3t@cache.example:6380"}),
+    ("redis://me:s3cr3t@[::1]:6379", {"SCCACHE_REDIS_ENDPOINT": "redis://me:s3cr3t@[::1]:6379"}),
+    ("http://127.0.0.1:8080/ccache", {"SCCACHE_WEBDAV_ENDPOINT": "http://127.0.0.1:8080/ccache"}),
+    ("https://me:p%40ss@cache.example/c|bearer-token=tok|layout=flat",
+     {"SCCACHE_WEBDAV_ENDPOINT": "https://cache.example/c", "SCCACHE_WEBDAV_USERNAME": "me",
+      "SCCACHE_WEBDAV_PASSWORD": "p@ss", "SCCACHE_WEBDAV_TOKEN": "tok"}),
+    ("http://h.example/it's $HOME", None),
+])
+def test_sccache_gets_the_same_store_under_its_own_names(url: str, expected: dict[str, str] | None,
+                                                         tmp_path: Path) -> None:
+    from epbuild.build.compile_cache import sccache_settings
+
+    if expected is None:  # a URL with a space is no URL; with a quote it must still be one shell word
+        with pytest.raises(CompileCacheError):
+            sccache_settings(url)
+        got = _sourced(sccache_settings("http://h.example/it's$HOME"), tmp_path)
+        assert got["SCCACHE_WEBDAV_ENDPOINT"] == "http://h.example/it's$HOME"
+        return
+    prefix = "SCCACHE_REDIS_KEY_PREFIX" if url.startswith("redis") else "SCCACHE_WEBDAV_KEY_PREFIX"
+    assert _sourced(sccache_settings(url), tmp_path) == {**expected, prefix: "sccache"}
+
+
+def _rust_steps(folder: str) -> list[str]:
+    return [step for path in sorted((ROOT / folder).glob("*/Dockerfile")) for step in _run_steps(path.read_text())
+            if "tools/build_rust.py --release" in step]
+
+
+def test_the_rust_step_compiles_through_sccache_with_the_store_optional() -> None:
+    assert _rust_steps("images") == []  # the reference matrix builds no Rust frontend (rust_frontend: false)
+    steps = _rust_steps("examples/offline/images")
+    assert steps
+    for step in steps:
+        assert "--mount=type=secret,id=epbuild-compile-cache-sccache,required=false" in step
+        assert "--mount=type=bind,from=sccache,target=/opt/epbuild-sccache" in step
+        assert "RUSTC_WRAPPER=/opt/epbuild-sccache/sccache" in step
+        # The server's socket in a tmpfs mount: never in the layer, never a port shared on the host network.
+        assert "--mount=type=tmpfs,target=/run/epbuild-sccache" in step and "SCCACHE_SERVER_UDS=/run/epbuild-sccache/" in step
+        assert step.index("--start-server") < step.index("tools/build_rust.py") < step.index("--show-stats")
+        assert "--stop-server" in step
+
+
+# sccache 0.16.0's `--show-stats --stats-format json`, as it printed it for a crate compiled once (one cache
+# miss) and then taken from a Redis store (one hit); the fields the report reads, others left out.
+def _stats(hits: int, misses: int, errors: int = 0) -> str:
+    import json
+
+    return json.dumps({"stats": {"cache_hits": {"counts": {"Rust": hits} if hits else {}, "adv_counts": {}},
+                                 "cache_misses": {"counts": {"Rust": misses} if misses else {}, "adv_counts": {}},
+                                 "cache_errors": {"counts": {"Rust": errors} if errors else {}, "adv_counts": {}},
+                                 "cache_timeouts": 0, "cache_read_errors": 0, "cache_write_errors": 0,
+                                 "compile_requests": 6, "requests_not_cacheable": 5}})
+
+
+@pytest.mark.parametrize("store, stats, line", [
+    ("shared", _stats(1, 0), "0 compiled, 1 from the shared cache, 0 unreachable"),
+    ("shared", _stats(0, 2, errors=1), "2 compiled, 0 from the shared cache, 1 unreachable"),
+    ("local", _stats(1, 1), "1 compiled, 0 from the shared cache, 0 unreachable"),
+    # The store did not answer when the step started: every compile went without it.
+    ("unreachable", _stats(1, 2), "2 compiled, 0 from the shared cache, 3 unreachable"),
+])
+def test_the_rust_step_reports_sccache_counts_as_the_summary_reads_them(store: str, stats: str, line: str) -> None:
+    from epbuild.build.compile_cache import StepStats, step_stats
+
+    [step] = _rust_steps("examples/offline/images")[:1]
+    program = re.search(r"python3 -c '([^']*)' \"\$sccache_store\"", step)
+    assert program, step
+    printed = subprocess.run([sys.executable, "-c", program[1], store], input=stats, capture_output=True,
+                             text=True, check=True).stdout
+    assert printed == f"epbuild: compile cache (sccache): {line}\n"
+    compiled, shared, unreachable = (int(w) for w in re.findall(r"\d+", line))
+    assert step_stats("vllm", [f"#41 12.5 {printed}"]) == StepStats("vllm", compiled, shared, unreachable, "sccache")

@@ -379,7 +379,7 @@ LABEL org.opencontainers.image.title="rocm/vllm-ep gfx942-thor2" \
       io.epbuild.arch="gfx942" \
       io.epbuild.nic="thor2" \
       io.epbuild.base="rocm72" \
-      io.epbuild.recipe-key="45b63cee69d418719da264e914d4273d4e80b4fb90d16954f8453803bb8287ce"
+      io.epbuild.recipe-key="45f797fb61ba379d79ef9840f8a9a84f60d3a80330fdeba50b329d154cf59f65"
 CMD ["/bin/bash"]
 
 # The serving image (`invoke build --serving`), as the target vllm-openai of vLLM's docker/Dockerfile.rocm:

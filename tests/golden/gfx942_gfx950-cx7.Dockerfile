@@ -409,7 +409,7 @@ LABEL org.opencontainers.image.title="rocm/vllm-ep gfx942_gfx950-cx7" \
       io.epbuild.arch="gfx942+gfx950" \
       io.epbuild.nic="cx7" \
       io.epbuild.base="rocm72" \
-      io.epbuild.recipe-key="6b7e799b767c087ea4f2e4a28f9db6693acacdf02ba64a2c9745776039fcd39e"
+      io.epbuild.recipe-key="8cd84bdc99e42ce2aae2a8fcbb9a9cd0ef5e8d237b87eaf458ca70159833296a"
 CMD ["/bin/bash"]
 
 # The serving image (`invoke build --serving`), as the target vllm-openai of vLLM's docker/Dockerfile.rocm:

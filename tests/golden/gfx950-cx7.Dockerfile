@@ -409,7 +409,7 @@ LABEL org.opencontainers.image.title="rocm/vllm-ep gfx950-cx7" \
       io.epbuild.arch="gfx950" \
       io.epbuild.nic="cx7" \
       io.epbuild.base="rocm72" \
-      io.epbuild.recipe-key="b98695950107a23019fc378be63051c6d22a671f7777f9dd932922c22da7d434"
+      io.epbuild.recipe-key="473e214fceecf54b40fb5274a9f199a84a5e4431da6991e83180bd64f703f707"
 CMD ["/bin/bash"]
 
 # The serving image (`invoke build --serving`), as the target vllm-openai of vLLM's docker/Dockerfile.rocm:

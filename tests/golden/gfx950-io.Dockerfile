@@ -437,7 +437,7 @@ LABEL org.opencontainers.image.title="rocm/vllm-ep gfx950-io" \
       io.epbuild.arch="gfx950" \
       io.epbuild.nic="io" \
       io.epbuild.base="rocm72" \
-      io.epbuild.recipe-key="cd2958b5987fa61825387abe6617eeba3f5a89486cc4cf8dd5acbdd4229b45fc"
+      io.epbuild.recipe-key="ab5583ec08f7d6506d82c251dd4668ab602c21374af7272cd093595078b68ae1"
 CMD ["/bin/bash"]
 
 # The serving image (`invoke build --serving`), as the target vllm-openai of vLLM's docker/Dockerfile.rocm:

@@ -7,8 +7,9 @@ shared cache, K unreachable`, ccache's own statistics log); what it should have 
 objects its CMake built (ninja's `Building CXX object` lines), what the servers hold (redis-cli, nginx's folder),
 and which source each fresh commit changed.
 
-The rocSHMEM stand-in is the compiled stage used throughout: four objects, its device source compiled by hipcc
-for the cell's GPU arch, about 40 s a build. Each test makes fresh commits, so no engine's cache has them."""
+The rocSHMEM stand-in is the compiled stage used for C++ and HIP: four objects, its device source compiled by hipcc
+for the cell's GPU arch, about 40 s a build. vLLM's Rust frontend goes through sccache (`epbuild: compile cache
+(sccache): ...`, from sccache's own statistics). Each test makes fresh commits, so no engine's cache has them."""
 
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ sys.path.insert(0, str(ROOT))
 from bench.engines import private_engine  # noqa: E402
 from bench.results import build_summary  # noqa: E402
 from bench.shared_compile_cache import CELL, fresh_rocshmem_commits, redis_on_loopback  # noqa: E402
+from bench.standin_work import StandInWork  # noqa: E402
 from epbuild.build.compile_cache import StepStats  # noqa: E402
 from epbuild.offline import matrix_variant  # noqa: E402
 
@@ -66,7 +68,8 @@ def redis(work: Path) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def nginx(work: Path) -> Iterator[tuple[str, Path]]:
-    """nginx serving a WebDAV folder on 127.0.0.1: ccache's HTTP storage GETs, PUTs and HEADs its entries there."""
+    """nginx serving a WebDAV folder on 127.0.0.1: ccache's HTTP storage GETs, PUTs and HEADs its entries there,
+    sccache's WebDAV storage also PROPFINDs and MKCOLs."""
     binary = shutil.which("nginx") or "/usr/sbin/nginx"
     assert Path(binary).exists(), "nginx is missing (ci/setup.sh installs nginx-light)"
     folder, store = work / "nginx", work / "nginx" / "store"
@@ -75,7 +78,12 @@ def nginx(work: Path) -> Iterator[tuple[str, Path]]:
     port = free_port()
     # `user`: nginx's workers run as nobody under a root master, and could not write into this test's folder; as
     # any other user the master ignores the line.
+    # sccache's WebDAV client checks the store with PROPFIND and makes folders with MKCOL: nginx's own dav module
+    # has MKCOL, the dav-ext module (Debian's libnginx-mod-http-dav-ext) PROPFIND.
+    dav_ext = Path("/usr/lib/nginx/modules/ngx_http_dav_ext_module.so")
+    assert dav_ext.exists(), "nginx's dav-ext module is missing (ci/setup.sh installs libnginx-mod-http-dav-ext)"
     (folder / "nginx.conf").write_text(f"""
+load_module {dav_ext};
 user {getpass.getuser()};
 daemon off;
 pid {folder}/nginx.pid;
@@ -92,7 +100,8 @@ http {{
         listen 127.0.0.1:{port};
         location /ccache/ {{
             alias {store}/;
-            dav_methods PUT DELETE;
+            dav_methods PUT DELETE MKCOL;
+            dav_ext_methods PROPFIND OPTIONS;
             create_full_put_path on;
             client_max_body_size 100m;
         }}
@@ -137,7 +146,7 @@ def _build(work: Path, name: str, repo: str, commit: str, registry: str, *extra:
 
 
 def _rocshmem_step(summary: dict[str, object]) -> StepStats:
-    found = [s for s in summary["compile_steps"] if s["stage"] == "rocshmem"]  # type: ignore[union-attr]
+    found = [s for s in summary["compile_steps"] if s["stage"] == "rocshmem" and s["tool"] == "ccache"]  # type: ignore[union-attr]
     assert len(found) == 1, f"the rocshmem step did not run once in {summary['run_dir']}: {found}"
     return StepStats(**found[0])
 
@@ -204,3 +213,72 @@ def _image_id(summary: dict[str, object]) -> str:
     [cell] = [c for c in summary["cells"] if c["cell"] == CELL]  # type: ignore[union-attr]
     assert cell["ok"] and cell["image_id"], cell
     return str(cell["image_id"])
+
+
+RUST_SOURCES = ("rust/src/pyo3/src/lib.rs", "rust/src/cmd/src/main.rs", "rust/src/pyo3/src/lib.rs",
+                "rust/src/cmd/src/main.rs")
+"""What each fresh vLLM commit changes: the library crate (the one result sccache can keep: rustc's rlib; linking
+the vllm-rs binary and the tool parser's cdylib always runs), the binary, the library again, the binary again."""
+
+
+def _fresh_rust_commits(folder: Path) -> tuple[str, list[str]]:
+    work = StandInWork("vllm", folder)
+    commits = []
+    for n, source in enumerate(RUST_SOURCES):
+        path = work.path / source
+        path.write_text(path.read_text() + f'\n#[allow(dead_code)]\nconst EPBUILD_TEST_{n}: &str = "{time.time_ns()}";\n')
+        commits.append(work.commit(f"test: a change to {source}"))
+    return work.url, commits
+
+
+def _rust_step(work: Path, name: str, repo: str, commit: str, registry: str, cache_url: str
+               ) -> tuple[StepStats, dict[str, object]]:
+    """The vLLM stage of CELL at `commit`, with the compile cache at `cache_url`; its Rust step's statistics."""
+    matrix = matrix_variant(work / name, image_name=f"epbuild-offline/compile-cache-{name}",
+                            options={"vllm": {"repo": repo, "commit": commit}})
+    invoke("render", "--matrix", str(matrix), check=True)
+    summary = build_summary("--matrix", str(matrix), "--cell", CELL, "--stage", "vllm", "--cache",
+                            f"{registry}/{name}", "--compile-cache", cache_url)
+    found = [s for s in summary["compile_steps"] if s["stage"] == "vllm" and s["tool"] == "sccache"]  # type: ignore[union-attr]
+    assert len(found) == 1, f"the Rust step did not run once in {summary['run_dir']}: {found}"
+    return StepStats(**found[0]), summary
+
+
+def _redis_sccache_keys(url: str) -> int:
+    port = url.rsplit(":", 1)[1]
+    out = subprocess.run(["redis-cli", "-p", port, "--scan", "--pattern", "sccache*"], capture_output=True,
+                         text=True, check=True).stdout
+    return len(out.split())
+
+
+def test_the_rust_frontend_takes_from_the_shared_store_what_another_build_compiled(
+        work: Path, stage_cache: str, redis: str, nginx: tuple[str, Path]) -> None:
+    invoke("sources", "--matrix", OFFLINE, "--cell", CELL, check=True)
+    repo, (start, move, webdav, later) = _fresh_rust_commits(work / "rust-commits")
+    # `start` changed the library crate: new to every cache, so the step compiles it and writes it to Redis.
+    a, _ = _rust_step(work, "rust-a", repo, start, stage_cache, redis)
+    assert a.compiled >= 1 and (a.shared, a.unreachable) == (0, 0), a
+    held = _redis_sccache_keys(redis)
+    assert held >= a.compiled, f"Redis holds {held} sccache entries for {a.compiled} compiles"
+    # `move` changed only the binary, which sccache never caches: every result it can keep is the one `start`
+    # compiled. With a store, sccache's server uses that store alone (compile_cache_lines: no local level), so
+    # each of these hits was answered by Redis.
+    b, _ = _rust_step(work, "rust-b", repo, move, stage_cache, redis)
+    assert (b.compiled, b.shared, b.unreachable) == (0, a.compiled, 0), b
+    assert _redis_sccache_keys(redis) == held
+    # The HTTP back-end, WebDAV for sccache: `webdav` changed the library again, so it compiles and lands there,
+    # under sccache's own prefix.
+    url, store = nginx
+    w, _ = _rust_step(work, "rust-webdav", repo, webdav, stage_cache, url)
+    assert w.compiled >= 1 and (w.shared, w.unreachable) == (0, 0), w
+    assert len([p for p in (store / "sccache").rglob("*") if p.is_file()]) >= w.compiled, "nginx holds no sccache entry"
+    # A dead store: sccache's server refuses it, the step falls back to its local cache, the image stage is built
+    # and the summary names the Rust step's compiles.
+    dead = f"redis://127.0.0.1:{free_port()}"
+    c, summary = _rust_step(work, "rust-dead", repo, later, stage_cache, dead)
+    assert summary["ok"] and c.shared == 0 and c.unreachable >= 1, (c, summary)
+    table = (Path(str(summary["run_dir"])) / "summary.txt").read_text()
+    assert "compile cache unreachable" in table and "vllm" in table, table
+    for path in Path(str(summary["run_dir"])).rglob("*"):
+        if path.is_file():
+            assert dead not in path.read_text(errors="replace"), f"{path} holds the cache's URL"

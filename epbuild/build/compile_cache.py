@@ -54,6 +54,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import sys
 import urllib.parse
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -212,8 +213,6 @@ def notice(steps: Iterable[StepStats]) -> str:
 def main(environ: Mapping[str, str] = os.environ) -> int:
     """`python3 -m epbuild.build.compile_cache`: sccache's settings for the URL in EPBUILD_COMPILE_CACHE (REPLAY_LINE),
     or one line saying what is wrong with it."""
-    import sys
-
     try:
         url = environ.get(ENV_VAR, "")
         sys.stdout.write(sccache_settings(checked_url(url, ENV_VAR)))

@@ -90,12 +90,12 @@ def _build(rendering: Rendering, cells: list[RenderedCell], root: Path, options:
         return bake_command(rendering, root, expanded(targets), options, overlay, resolved_file, override, network)
 
     # With the compile cache, buildx reads the secrets from the environment: replays derive sccache's from the URL.
-    secrets = compile_cache.REPLAY_LINE + "\n" if options.compile_cache else ""
+    secrets = f"{compile_cache.REPLAY_LINE}\n" if options.compile_cache else ""
     if runner.dry_run:
         print("# then each base image's digest is resolved, and each cell's record and content key written to "
               f"build/logs/<run>/records/ and {resolved_file}")
         if secrets:
-            runner.record(secrets.rstrip("\n"))
+            runner.record(compile_cache.REPLAY_LINE)
         runner.run(command(names), cwd=root)
         if layouts and not options.push:
             for name in names:
@@ -131,7 +131,7 @@ def _build(rendering: Rendering, cells: list[RenderedCell], root: Path, options:
                                    else []))
         )
     if secrets:
-        runner.record(secrets.rstrip("\n"))
+        runner.record(compile_cache.REPLAY_LINE)
     bakes = Bakes(command, expanded, _stage_target_cells(cache[0] if cache else None), root, options.quiet,
                    run_dir, report.progress, runner, names)
     start = time.monotonic()

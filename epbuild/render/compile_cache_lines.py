@@ -46,11 +46,13 @@ REPORT = (f"touch {STATS_LOG} \\\n"
 # and counts the step's compiles as unreachable. Its socket lives in a tmpfs mount, not /tmp: the layer must not
 # hold it, and on the host network a TCP port (sccache's default 127.0.0.1:4226) would be shared with any other
 # Rust step running at the same time.
-SCCACHE_MOUNTS = ("--mount=type=bind,from=sccache,target=/opt/epbuild-sccache \\\n"
-                  "    --mount=type=cache,id=epbuild-sccache,target=/root/.cache/sccache \\\n"
+SCCACHE_DIR = "/opt/epbuild-sccache"
+"""Where the Rust step mounts the wheel's scripts folder (the component names the context: its template writes
+`--mount=type=bind,from=<context>,target={{ sccache.dir }}`)."""
+SCCACHE_MOUNTS = ("--mount=type=cache,id=epbuild-sccache,target=/root/.cache/sccache \\\n"
                   "    --mount=type=tmpfs,target=/run/epbuild-sccache \\\n"
                   f"    --mount=type=secret,id={SCCACHE_SECRET_ID},required=false")
-SCCACHE_START = ("export RUSTC_WRAPPER=/opt/epbuild-sccache/sccache SCCACHE_DIR=/root/.cache/sccache \\\n"
+SCCACHE_START = (f"export RUSTC_WRAPPER={SCCACHE_DIR}/sccache SCCACHE_DIR=/root/.cache/sccache \\\n"
                  "      SCCACHE_SERVER_UDS=/run/epbuild-sccache/shared.sock SCCACHE_IDLE_TIMEOUT=0 \\\n"
                  " && sccache_store=local \\\n"
                  f" && if [ -s /run/secrets/{SCCACHE_SECRET_ID} ]; then \\\n"
@@ -72,5 +74,6 @@ SCCACHE_REPORT = ('"$RUSTC_WRAPPER" --show-stats --stats-format json \\\n'
                   ' && "$RUSTC_WRAPPER" --stop-server > /dev/null')
 
 GLOBALS = {"ccache": {"mounts": MOUNTS, "env": ENV, "report": REPORT},
-           "sccache": {"mounts": SCCACHE_MOUNTS, "start": SCCACHE_START, "report": SCCACHE_REPORT}}
+           "sccache": {"dir": SCCACHE_DIR, "mounts": SCCACHE_MOUNTS, "start": SCCACHE_START,
+                       "report": SCCACHE_REPORT}}
 """The stage templates' Jinja globals (epbuild/render/templating.py)."""
